@@ -1,0 +1,78 @@
+"""The learner and facilitator web interface: server-rendered pages first.
+
+Design
+------
+- Jinja templates rendered by the server; small hand-written JavaScript only
+  as progressive enhancement, written for old Android WebViews; no build step.
+- Nothing is ever loaded from outside the box (the CSP in ``server.security``
+  enforces it): no CDN, no web font, no analytics.
+- Static files are served under a content fingerprint
+  (``/static/<hash>/<path>``) with a one-year immutable cache, so tablets on a
+  crowded Wi-Fi fetch each asset once per release.
+- Every user-visible string goes through gettext (``_()``); catalogues live in
+  ``translations/`` (French, Dutch, English, Arabic, right-to-left).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Blueprint, Flask, abort, redirect, request, send_from_directory, url_for
+
+from passerelle.server.i18n import LANG_COOKIE
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+ONE_YEAR = 365 * 24 * 3600
+
+bp = Blueprint("kiosk", __name__, template_folder="templates")
+
+
+@lru_cache(maxsize=256)
+def fingerprint(filename: str) -> str:
+    """First 10 hex digits of the file's SHA-256: changes exactly when the file does."""
+    return hashlib.sha256((STATIC / filename).read_bytes()).hexdigest()[:10]
+
+
+def static_url(filename: str) -> str:
+    return url_for("kiosk.static_file", digest=fingerprint(filename), filename=filename)
+
+
+@bp.get("/static/<digest>/<path:filename>")
+def static_file(digest: str, filename: str):
+    response = send_from_directory(STATIC, filename, max_age=ONE_YEAR)
+    if digest == fingerprint(filename):
+        response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
+    else:
+        # An old page asking for an old fingerprint gets today's file, uncached.
+        response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/")
+def home():
+    from flask import render_template
+
+    return render_template("home.html")
+
+
+@bp.get("/language/<code>")
+def choose_language(code: str):
+    """Remember the learner's language on this tablet (a cookie that outlives sign-out)."""
+    from flask import current_app
+
+    if code not in current_app.config["SETTINGS"]["languages"]:
+        abort(404)
+    target = request.args.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"  # never redirect off the box
+    response = redirect(target)
+    response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.jinja_env.globals["static_url"] = static_url

@@ -1,0 +1,139 @@
+"""Errors: the domain exceptions of the server, and the one JSON error shape.
+
+Every API error, whatever raised it, leaves through :func:`api_error` as::
+
+    {"error": {"code": "not_found", "message": "…", "details": {…}}}
+
+with the matching HTTP status. ``PasserelleError`` subclasses carry their own
+``code``, HTTP ``status`` and CLI ``exit_code`` so that one exception reads
+right at both edges: the API and the command line.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+
+class ExitStatus(IntEnum):
+    """Named exit codes of the ``passerelle`` command (documented in ``passerelle --help``)."""
+
+    SUCCESS = 0
+    ERROR = 1
+    USAGE = 2
+    CONFIG = 3
+    DATABASE = 4
+    NOT_FOUND = 5
+    CONFLICT = 6
+    INVALID_INPUT = 7
+    INTERRUPTED = 130
+
+
+class PasserelleError(Exception):
+    code = "error"
+    status = 500
+    exit_code = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(PasserelleError):
+    code = "config_error"
+    exit_code = ExitStatus.CONFIG
+
+
+class DatabaseProblem(PasserelleError):
+    code = "database_error"
+    status = 503
+    exit_code = ExitStatus.DATABASE
+
+
+class NotFound(PasserelleError):
+    code = "not_found"
+    status = 404
+    exit_code = ExitStatus.NOT_FOUND
+
+
+class InvalidInput(PasserelleError):
+    code = "invalid"
+    status = 400
+    exit_code = ExitStatus.INVALID_INPUT
+
+
+# HTTP statuses mapped to stable, documented error codes.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def api_error(status: int, message: str, code: str | None = None,
+              details: dict[str, Any] | None = None) -> Response:
+    """The only function that builds an API error response."""
+    body: dict[str, Any] = {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _http_message(exc: HTTPException) -> str:
+    # Werkzeug's descriptions are written for HTML pages ("<p>…"); keep the words.
+    return (exc.description or exc.name or "").replace("<p>", "").replace("</p>", "").strip()
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):
+        status = exc.code or 500
+        if wants_json():
+            response = api_error(status, _http_message(exc))
+        else:
+            response = _html_error(status)
+        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
+
+    @app.errorhandler(PasserelleError)
+    def handle_domain(exc: PasserelleError):
+        if wants_json():
+            return api_error(exc.status, exc.message, exc.code, exc.details)
+        return _html_error(exc.status)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        # The traceback goes to the log, never to the learner or the API client.
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return api_error(500, "Something went wrong on the box; the error was logged.")
+        return _html_error(500)
+
+
+def _html_error(status: int):
+    """A friendly page in the learner's language (the kiosk's base template)."""
+    try:
+        body = render_template("error.html", status=status)
+    except Exception:  # never let the error page itself fail
+        body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
+    return body, status

@@ -1,0 +1,130 @@
+"""Running the app under Waitress: access log, LAN addresses, clean shutdown."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+import socket
+import struct
+import sys
+import time
+from logging.handlers import RotatingFileHandler
+
+from flask import Flask
+from waitress.server import create_server
+
+from .settings import Settings
+
+access_logger = logging.getLogger("passerelle.access")
+
+
+class AccessLog:
+    """WSGI middleware writing one Common Log Format line per request, with its duration."""
+
+    def __init__(self, app, logger: logging.Logger):
+        self.app = app
+        self.logger = logger
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        status_holder: list[str] = []
+        size = 0
+
+        def recording_start_response(status, headers, exc_info=None):
+            status_holder.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, recording_start_response)
+        try:
+            for chunk in body:
+                size += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+            path = environ.get("PATH_INFO", "")
+            if environ.get("QUERY_STRING"):
+                path += "?" + environ["QUERY_STRING"]
+            self.logger.info(
+                '%s - - [%s] "%s %s %s" %s %d %.1fms',
+                environ.get("REMOTE_ADDR", "-"),
+                time.strftime("%d/%b/%Y:%H:%M:%S %z"),
+                environ.get("REQUEST_METHOD", "-"), path, environ.get("SERVER_PROTOCOL", "-"),
+                status_holder[0] if status_holder else "-", size,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def lan_addresses() -> list[str]:
+    """IPv4 addresses of this box's interfaces, read from the kernel (no packet is sent)."""
+    addresses = []
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return addresses
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for name in names:
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915,  # SIOCGIFADDR
+                                     struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+            address = socket.inet_ntoa(packed[20:24])
+            if not address.startswith("127."):
+                addresses.append(address)
+    return addresses
+
+
+def urls_for(host: str, port: int) -> list[str]:
+    if host in ("0.0.0.0", "", "::"):
+        hosts = lan_addresses() or ["127.0.0.1"]
+    else:
+        hosts = [host]
+    return [f"http://{h}:{port}/" for h in hosts]
+
+
+def build_wsgi(app: Flask, settings: Settings):
+    if not settings["access_log"]:
+        return app
+    access_logger.setLevel(logging.INFO)
+    access_logger.propagate = False
+    if not access_logger.handlers:
+        handler = RotatingFileHandler(app.config["HOME"].logs / "access.log",
+                                      maxBytes=5 * 2**20, backupCount=5, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(handler)
+    return AccessLog(app, access_logger)
+
+
+def run(app: Flask, settings: Settings) -> None:
+    server = create_server(
+        build_wsgi(app, settings),
+        host=settings["host"],
+        port=settings["port"],
+        threads=settings["threads"],
+        max_request_body_size=settings["max_request_mb"] * 1024 * 1024,
+        ident="passerelle",
+        clear_untrusted_proxy_headers=True,
+    )
+
+    def stop(signum, _frame):
+        # Waitress' loop turns SystemExit into a graceful shutdown: requests in
+        # flight finish (a learner's answer being saved is not cut off).
+        print(f"passerelle: {signal.Signals(signum).name} received, stopping", file=sys.stderr,
+              flush=True)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    port = server.effective_port
+    print(f"Passerelle {app.config['HOME'].root} is serving. Tablets on the LAN can open:",
+          flush=True)
+    for url in urls_for(settings["host"], port):
+        print(f"  {url}", flush=True)
+    try:
+        server.run()
+    finally:
+        server.close()
+        app.logger.info("server stopped")
+        print("passerelle: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,213 @@
+"""Settings: one declarative table, four sources, every value knows its origin.
+
+The table ``SETTINGS`` is the single place a setting is defined: it feeds the
+resolver, ``passerelle config show``, the ``serve`` flags' help and
+``docs/settings.md`` (a test keeps that page true to the table).
+
+Sources, later ones winning: the defaults in the table, ``HOME/passerelle.toml``,
+``PASSERELLE_<NAME>`` environment variables, command-line flags (or the
+mapping given to ``create_app``). A name that is not in the table, or a value
+of the wrong type, is a :class:`SettingsError` naming the setting and its
+source, raised before the server starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "PASSERELLE_"
+# Environment variables with the prefix that are not settings: they choose the
+# data home or switch on tracebacks, before any setting can be read.
+RESERVED_ENV = {"PASSERELLE_HOME", "PASSERELLE_DEBUG"}
+LANGUAGES = ("fr", "nl", "en", "ar")
+
+
+class SettingsError(Exception):
+    """A setting is unknown, mistyped or out of range; the message names it and its source."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple = ()
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def coerce(self, raw: Any, source: str) -> Any:
+        """Turn ``raw`` (a TOML value, or a string from the environment) into a checked value."""
+        where = f"setting {self.name!r} from {source}"
+        value = self._convert(raw, where)
+        items = value if isinstance(value, list) else [value]
+        if self.choices:
+            bad = [v for v in items if v not in self.choices]
+            if bad:
+                raise SettingsError(
+                    f"{where}: {bad[0]!r} is not one of {', '.join(map(str, self.choices))}"
+                )
+        if self.minimum is not None and value < self.minimum:
+            raise SettingsError(f"{where}: {value} is below the minimum {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise SettingsError(f"{where}: {value} is above the maximum {self.maximum}")
+        return value
+
+    def _convert(self, raw: Any, where: str) -> Any:
+        if self.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[raw.strip().lower()]
+            raise SettingsError(f"{where}: expected true or false, got {raw!r}")
+        if self.type is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str):
+                try:
+                    return int(raw.strip())
+                except ValueError:
+                    pass
+            raise SettingsError(f"{where}: expected a whole number, got {raw!r}")
+        if self.type is list:
+            if isinstance(raw, str):
+                raw = [part.strip() for part in raw.split(",") if part.strip()]
+            if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+                return list(raw)
+            raise SettingsError(f"{where}: expected a list of words, got {raw!r}")
+        if isinstance(raw, str):
+            return raw
+        raise SettingsError(f"{where}: expected text, got {raw!r}")
+
+
+_BOOL_WORDS = {
+    "1": True, "true": True, "yes": True, "on": True,
+    "0": False, "false": False, "no": False, "off": False,
+}
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "0.0.0.0",
+            "Address the server listens on; 0.0.0.0 serves every network of the box."),
+    Setting("port", int, 8080, "TCP port the server listens on.", minimum=1, maximum=65535),
+    Setting("threads", int, 8,
+            "Worker threads serving requests; 8 keeps 30+ tablets fluid on a 4-core Pi.",
+            minimum=1, maximum=128),
+    Setting("max_request_mb", int, 16,
+            "Largest request body the server accepts, in MiB; larger ones get 413.",
+            minimum=1, maximum=65536),
+    Setting("session_lifetime_minutes", int, 480,
+            "Signed-in sessions expire after this many minutes.", minimum=5, maximum=43200),
+    Setting("default_language", str, "fr",
+            "Interface language when neither the learner nor the browser chooses one.",
+            choices=LANGUAGES),
+    Setting("languages", list, list(LANGUAGES),
+            "Interface languages offered on this box.", choices=LANGUAGES),
+    Setting("access_log", bool, True,
+            "Write one line per request to HOME/logs/access.log (rotated, 5 x 5 MiB)."),
+    Setting("log_level", str, "info", "Detail of HOME/logs/passerelle.log.",
+            choices=("debug", "info", "warning", "error")),
+    Setting("db_busy_timeout_ms", int, 5000,
+            "How long a database write waits for another writer before failing, in ms.",
+            minimum=100, maximum=600000),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+DEFAULT_HOME = "~/.passerelle"
+TOML_NAME = "passerelle.toml"
+
+
+@dataclass
+class Settings:
+    """Effective settings: ``values[name]`` and ``sources[name]`` (where each came from)."""
+
+    home: Path
+    home_source: str
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def rows(self) -> list[tuple[str, Any, str]]:
+        """(name, value, source) for the home and every setting, in table order."""
+        rows = [("home", str(self.home), self.home_source)]
+        rows += [(s.name, self.values[s.name], self.sources[s.name]) for s in SETTINGS]
+        return rows
+
+
+def resolve_home(flag: str | os.PathLike | None = None,
+                 env: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The data home and where it was chosen: the flag, then PASSERELLE_HOME, then the default."""
+    env = os.environ if env is None else env
+    if flag:
+        return Path(flag).expanduser().absolute(), "command line"
+    if env.get("PASSERELLE_HOME"):
+        return Path(env["PASSERELLE_HOME"]).expanduser().absolute(), "environment PASSERELLE_HOME"
+    return Path(DEFAULT_HOME).expanduser().absolute(), "default"
+
+
+def resolve(home: Path, home_source: str = "command line", *,
+            env: Mapping[str, str] | None = None,
+            flags: Mapping[str, Any] | None = None,
+            flags_source: str = "command line") -> Settings:
+    """Merge defaults, the home's TOML file, the environment and flags into :class:`Settings`."""
+    env = os.environ if env is None else env
+    settings = Settings(home=Path(home), home_source=home_source)
+    for s in SETTINGS:
+        settings.values[s.name] = s.default
+        settings.sources[s.name] = "default"
+
+    toml_path = Path(home) / TOML_NAME
+    if toml_path.exists():
+        source = str(toml_path)
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{source} is not valid TOML: {exc}") from None
+        for name, raw in data.items():
+            _apply(settings, _lookup(name, source), raw, source)
+
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in RESERVED_ENV:
+            continue
+        source = f"environment {var}"
+        name = var[len(ENV_PREFIX):].lower()
+        _apply(settings, _lookup(name, source, env_var=var), env[var], source)
+
+    for name, raw in (flags or {}).items():
+        if raw is None:  # a flag that was not given
+            continue
+        _apply(settings, _lookup(name, flags_source), raw, flags_source)
+    return settings
+
+
+def _lookup(name: str, source: str, env_var: str | None = None) -> Setting:
+    if name in BY_NAME:
+        return BY_NAME[name]
+    shown = env_var or name
+    candidates = [s.env_var for s in SETTINGS] if env_var else list(BY_NAME)
+    close = difflib.get_close_matches(shown, candidates, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise SettingsError(f"unknown setting {shown!r} in {source}{hint}")
+
+
+def _apply(settings: Settings, setting: Setting, raw: Any, source: str) -> None:
+    settings.values[setting.name] = setting.coerce(raw, source)
+    settings.sources[setting.name] = source
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
