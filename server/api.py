@@ -17,8 +17,11 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def health():
     """Whether the box is up and its database sound (no sign-in: tablets and monitors poll it)."""
     database = {"status": "ok"}
+    device_id = current_app.config["DEVICE_ID"]
     try:
         conn = dbmod.get_db()
+        # Read each time: a restore while serving gives the box a new device id.
+        device_id = dbmod.get_meta(conn, "device_id")
         conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
         database["schema_version"] = dbmod.schema_version(conn)
         database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -27,7 +30,7 @@ def health():
     body = {
         "status": "ok" if database["status"] == "ok" else "degraded",
         "version": __version__,
-        "device_id": current_app.config["DEVICE_ID"],
+        "device_id": device_id,
         "database": database,
     }
     return jsonify(body), 200 if body["status"] == "ok" else 503

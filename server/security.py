@@ -9,7 +9,7 @@ this hook leaves it alone.
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, current_app, request
 
 CSP = "; ".join([
     "default-src 'self'",
@@ -46,5 +46,17 @@ def add_headers(response: Response) -> Response:
     return response
 
 
+def refuse_large_bodies() -> None:
+    """Refuse an oversized body from its Content-Length, before any view reads it.
+
+    Flask's MAX_CONTENT_LENGTH only acts when a view reads the body; this answers
+    413 on every route, and Waitress' max_request_body_size bounds chunked bodies.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and request.content_length and request.content_length > limit:
+        abort(413)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_large_bodies)
     app.after_request(add_headers)

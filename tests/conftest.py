@@ -1,0 +1,143 @@
+"""Shared fixtures: a real app on a real data home, a CLI runner, a live server over loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from passerelle.server.app import create_app
+from passerelle.server.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PASSERELLE = str(Path(sys.executable).with_name("passerelle"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """No test sees the developer's PASSERELLE_* variables or ~/.passerelle."""
+    for var in list(os.environ):
+        if var.startswith("PASSERELLE_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "box"
+
+
+@pytest.fixture
+def app(home):
+    return create_app({"home": home, "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Runs `passerelle --home HOME ...` in-process through the real entry point `main()`."""
+
+    def __init__(self, home: Path):
+        self.home = home
+
+    def __call__(self, *args: str, input: str | None = None, home: bool = True) -> Result:
+        argv = (["--home", str(self.home)] if home else []) + list(args)
+        with CliRunner().isolation(input=input) as streams:
+            code = main(argv)
+        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+        return Result(int(code), out, err)
+
+
+@pytest.fixture
+def runner(home) -> Runner:
+    return Runner(home)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`passerelle serve` in its own process, on 127.0.0.1 only."""
+
+    def __init__(self, home: Path, env: dict | None = None):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20) -> "LiveServer":
+        self.proc = subprocess.Popen(
+            [PASSERELLE, "--home", str(self.home), "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--threads", "4"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def get(self, path: str, headers: dict | None = None):
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        return urllib.request.urlopen(request, timeout=10)
+
+    def stop(self, sig: int | None = None) -> tuple[int, str, str]:
+        import signal
+
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def server_factory(home):
+    """Start more servers, or start them with a particular environment; all stopped at the end."""
+    started = []
+
+    def start(env: dict | None = None, home_dir: Path | None = None) -> LiveServer:
+        server = LiveServer(home_dir or home, env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(server_factory):
+    return server_factory()
