@@ -1,0 +1,54 @@
+# Passerelle: the two commands of the quick start are `make run` and `make test`.
+# Everything else here is a helper for developers.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+# Root installs system packages directly; anyone else goes through sudo.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint docs translations browser clean
+
+## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
+run: $(VENV)/.installed
+	$(BIN)/passerelle content import --bundled
+	$(BIN)/passerelle serve --port $(PORT)
+
+## test: the whole suite, lint included (installs Debian's chromium for the browser tests if missing)
+test: $(VENV)/.installed-test browser
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The browser tests drive Debian's Chromium through Playwright's executable_path:
+# no browser is ever downloaded by a test tool.
+browser:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+## docs: regenerate docs/settings.md and server/schema.sql from the code
+docs: $(VENV)/.installed
+	$(BIN)/python -m passerelle.server.docs
+
+## translations: extract strings, update the catalogues, compile them
+translations: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F kiosk/translations/babel.cfg -k _l -k lazy_gettext --no-location \
+		--sort-output --project=Passerelle -o kiosk/translations/messages.pot server kiosk
+	$(BIN)/pybabel -q update -i kiosk/translations/messages.pot -d kiosk/translations --no-fuzzy-matching
+	$(BIN)/pybabel -q compile -d kiosk/translations
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache test-artifacts
