@@ -50,13 +50,13 @@ def start(home: str, port: int) -> tuple[subprocess.Popen, float]:
                 return proc, time.perf_counter() - t0
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("server exited during start")
+                raise SystemExit("server exited during start") from None
             time.sleep(0.01)
 
 
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def load(port: int, path: str, requests: int, clients: int) -> tuple[list[float], int]:
@@ -88,7 +88,7 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     starts = []
-    for run in range(args.runs):
+    for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as home:
             proc, seconds = start(home, free_port())
             starts.append(seconds)

@@ -19,8 +19,15 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, redirect, request, send_from_directory, url_for
-
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    redirect,
+    request,
+    send_from_directory,
+    url_for,
+)
 from passerelle.server.i18n import LANG_COOKIE
 
 HERE = Path(__file__).parent

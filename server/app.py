@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from logging.handlers import RotatingFileHandler
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask
 

@@ -22,7 +22,14 @@ from . import __version__
 from . import db as dbmod
 from .errors import ConfigError, ExitStatus, InvalidInput, NotFound, PasserelleError
 from .home import Home
-from .settings import SETTINGS, Settings, SettingsError, format_value, resolve, resolve_home
+from .settings import (
+    SETTINGS,
+    Settings,
+    SettingsError,
+    format_value,
+    resolve,
+    resolve_home,
+)
 
 # How `passerelle --help` groups its commands. Groups that later work fills in
 # (`content`, `pack`, `users`, `search`, `index`, `sync`) take their place here.

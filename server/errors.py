@@ -134,6 +134,6 @@ def _html_error(status: int):
     """A friendly page in the learner's language (the kiosk's base template)."""
     try:
         body = render_template("error.html", status=status)
-    except Exception:  # never let the error page itself fail
+    except Exception:  # noqa: BLE001 - never let the error page itself fail
         body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
     return body, status

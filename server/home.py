@@ -48,7 +48,7 @@ class Home:
     def secret_key_path(self) -> Path:
         return self.root / "secret_key"
 
-    def ensure(self) -> "Home":
+    def ensure(self) -> Home:
         """Create the home and its folders (owner-only: it holds learners' data)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o750)
         for folder in (self.storage, self.index, self.logs, self.backups, self.tmp):

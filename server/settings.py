@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "PASSERELLE_"
 # Environment variables with the prefix that are not settings: they choose the

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from passerelle.server.app import create_app
 from passerelle.server.cli import main
 
@@ -87,7 +86,7 @@ class LiveServer:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20) -> "LiveServer":
+    def start(self, timeout: float = 20) -> LiveServer:
         self.proc = subprocess.Popen(
             [PASSERELLE, "--home", str(self.home), "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--threads", "4"],

@@ -1,7 +1,6 @@
 """The command line: layout, examples in every help, named exit codes, one-line failures."""
 
 import click
-
 from passerelle.server import __version__
 from passerelle.server.cli import cli
 from passerelle.server.errors import ExitStatus
@@ -30,7 +29,7 @@ def test_help_shows_the_command_layout_and_exit_codes(runner):
 
 
 def test_every_command_help_ends_with_an_example(runner):
-    for path, command in all_commands():
+    for path, _command in all_commands():
         result = runner(*path, "--help", home=False)
         assert result.exit_code == 0, path
         assert "Example: passerelle" in result.stdout or "Example: PASSERELLE_" in result.stdout, path

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from passerelle.server import db as dbmod
 from passerelle.server.docs import schema_sql
 from passerelle.server.errors import DatabaseProblem, ExitStatus
@@ -184,7 +183,7 @@ def test_backup_while_serving_and_writing_is_consistent(live_server, home, tmp_p
         dest = tmp_path / f"while-serving-{i}.db"
         result = subprocess.run(
             [str(Path(os.sys.executable).with_name("passerelle")), "--home", str(home), "backup", str(dest)],
-            capture_output=True, text=True, timeout=60)
+            check=False, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         backups.append(dest)
         time.sleep(0.2)
@@ -207,7 +206,7 @@ def test_restore_while_serving(live_server, home, tmp_path):
     subprocess.run([exe, "--home", str(home), "backup", str(tmp_path / "snap.db")], check=True,
                    env=runner_env, capture_output=True)
     result = subprocess.run([exe, "--home", str(home), "restore", str(tmp_path / "snap.db"), "--yes"],
-                            env=runner_env, capture_output=True, text=True, timeout=60)
+                            check=False, env=runner_env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     after = json.load(live_server.get("/api/v1/health"))
     assert after["status"] == "ok"

@@ -2,7 +2,6 @@
 
 import pytest
 from flask import Blueprint, abort
-
 from passerelle.server.errors import InvalidInput
 
 

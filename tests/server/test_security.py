@@ -1,7 +1,6 @@
 """Security headers on every response; the box never points a browser elsewhere."""
 
 import pytest
-
 from passerelle.server.security import CSP
 
 

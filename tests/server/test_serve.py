@@ -5,7 +5,6 @@ import signal
 import urllib.error
 
 import pytest
-
 from passerelle.server import __version__
 from passerelle.server.serve import urls_for
 

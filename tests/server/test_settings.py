@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from passerelle.server.errors import ExitStatus
 from passerelle.server.settings import SETTINGS, SettingsError, resolve
 
