@@ -30,3 +30,86 @@ def m0001_meta(db: Database) -> None:
             reason TEXT NOT NULL
         )
     """)
+
+
+@MIGRATIONS()
+def m0002_accounts(db: Database) -> None:
+    # The operation log (see records.py): the source of truth for everything that syncs.
+    db.execute("""
+        CREATE TABLE ops (
+            origin TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('put', 'delete', 'event')),
+            entity TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            event_id TEXT,
+            PRIMARY KEY (origin, seq)
+        ) WITHOUT ROWID
+    """)
+    db.execute("CREATE INDEX ops_subject ON ops (entity, subject, version)")
+    db.execute("CREATE INDEX ops_event_id ON ops (event_id) WHERE event_id IS NOT NULL")
+
+    # Tables folded from the log. Every one: uuid, version (HLC + device), deleted (tombstone).
+    versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
+    db.execute(f"""
+        CREATE TABLE organisations ({versioned},
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT)
+    """)
+    db.execute(f"""
+        CREATE TABLE users ({versioned},
+            role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
+            picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
+            created_at TEXT)
+    """)
+    db.execute("CREATE INDEX users_username ON users (username) WHERE deleted = 0")
+    db.execute("CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0")
+    db.execute(f"""
+        CREATE TABLE classes ({versioned}, name TEXT, description TEXT, created_at TEXT)
+    """)
+    db.execute(f"""
+        CREATE TABLE memberships ({versioned}, class_uuid TEXT, user_uuid TEXT, role TEXT)
+    """)
+    db.execute("CREATE INDEX memberships_class ON memberships (class_uuid) WHERE deleted = 0")
+    db.execute("CREATE INDEX memberships_user ON memberships (user_uuid) WHERE deleted = 0")
+    db.execute(f"""
+        CREATE TABLE class_sessions ({versioned},
+            class_uuid TEXT, date TEXT, place TEXT, partner TEXT, topic TEXT,
+            opened_by TEXT, closed INTEGER)
+    """)
+    db.execute("CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date)")
+    db.execute(f"""
+        CREATE TABLE attendance ({versioned}, session_uuid TEXT, learner_uuid TEXT, present INTEGER)
+    """)
+    db.execute("CREATE INDEX attendance_session ON attendance (session_uuid)")
+    db.execute("CREATE INDEX attendance_learner ON attendance (learner_uuid)")
+
+    # Per learner and resource, merged from progress events (commutative rules).
+    db.execute("""
+        CREATE TABLE progress (
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            completed_version TEXT,
+            seconds INTEGER NOT NULL DEFAULT 0,
+            answers INTEGER NOT NULL DEFAULT 0,
+            correct INTEGER NOT NULL DEFAULT 0,
+            position TEXT,
+            position_version TEXT,
+            first_version TEXT NOT NULL,
+            last_version TEXT NOT NULL,
+            PRIMARY KEY (learner_uuid, pack_id, node_id)
+        ) WITHOUT ROWID
+    """)
+    db.execute("CREATE INDEX progress_node ON progress (pack_id, node_id)")
+
+    # Local only, never synced: failed sign-ins, for rate limiting and lockout.
+    db.execute("""
+        CREATE TABLE signin_failures (
+            key TEXT NOT NULL,
+            at REAL NOT NULL
+        )
+    """)
+    db.execute("CREATE INDEX signin_failures_key ON signin_failures (key, at)")

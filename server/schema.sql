@@ -7,16 +7,89 @@ CREATE TABLE "_sqlite_migrations" (
    "applied_at" TEXT
 );
 
+CREATE TABLE attendance (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, session_uuid TEXT, learner_uuid TEXT, present INTEGER);
+
+CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+            class_uuid TEXT, date TEXT, place TEXT, partner TEXT, topic TEXT,
+            opened_by TEXT, closed INTEGER);
+
+CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT);
+
 CREATE TABLE device_history (
             device_id TEXT NOT NULL,
             retired_at TEXT NOT NULL,
             reason TEXT NOT NULL
         );
 
+CREATE TABLE memberships (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, user_uuid TEXT, role TEXT);
+
 CREATE TABLE meta (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
 
+CREATE TABLE ops (
+            origin TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('put', 'delete', 'event')),
+            entity TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            event_id TEXT,
+            PRIMARY KEY (origin, seq)
+        ) WITHOUT ROWID;
+
+CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT);
+
+CREATE TABLE progress (
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            completed_version TEXT,
+            seconds INTEGER NOT NULL DEFAULT 0,
+            answers INTEGER NOT NULL DEFAULT 0,
+            correct INTEGER NOT NULL DEFAULT 0,
+            position TEXT,
+            position_version TEXT,
+            first_version TEXT NOT NULL,
+            last_version TEXT NOT NULL,
+            PRIMARY KEY (learner_uuid, pack_id, node_id)
+        ) WITHOUT ROWID;
+
+CREATE TABLE signin_failures (
+            key TEXT NOT NULL,
+            at REAL NOT NULL
+        );
+
+CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+            role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
+            picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
+            created_at TEXT);
+
+CREATE INDEX attendance_learner ON attendance (learner_uuid);
+
+CREATE INDEX attendance_session ON attendance (session_uuid);
+
+CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
+
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
+
+CREATE INDEX memberships_class ON memberships (class_uuid) WHERE deleted = 0;
+
+CREATE INDEX memberships_user ON memberships (user_uuid) WHERE deleted = 0;
+
+CREATE INDEX ops_event_id ON ops (event_id) WHERE event_id IS NOT NULL;
+
+CREATE INDEX ops_subject ON ops (entity, subject, version);
+
+CREATE INDEX progress_node ON progress (pack_id, node_id);
+
+CREATE INDEX signin_failures_key ON signin_failures (key, at);
+
+CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
+
+CREATE INDEX users_username ON users (username) WHERE deleted = 0;

@@ -1,0 +1,285 @@
+"""The operation log: everything that may leave the box, as append-only operations.
+
+Every change to data that syncs (people, classes, memberships, sessions,
+attendance, progress) is written as an *operation* in ``ops``, identified by
+``(origin device id, sequence number)``, and then *folded* into the tables the
+pages read. The fold is deterministic, so applying the same set of operations
+in any order, any number of times, yields the same tables. The sync issue
+exchanges these operations between boxes; nothing else needs to travel.
+
+Three kinds of operation:
+
+- ``put``: the full new state of a mutable record (a user, a class...). The
+  record keeps the state of the operation with the highest version — a hybrid
+  logical clock string followed by the device id, so the order is total and a
+  box whose clock is wrong by days still orders its own writes correctly.
+  The versions that lose stay in the log: :func:`history` lists them, so
+  nothing is silently dropped.
+- ``delete``: a tombstone, versioned like a put (a delete older than a later
+  put loses).
+- ``event``: an append-only learning event (progress). Events are merged into
+  ``progress`` by commutative rules: maximum progress, sum of time spent,
+  counts of answers, completed once any completion exists.
+
+Writes go through :func:`write_tx`, a ``BEGIN IMMEDIATE`` transaction: under
+WAL a deferred transaction that later tries to write fails at once with
+SQLITE_BUSY when another writer got there first, which would lose a
+learner's answer under load; an immediate one waits its turn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import sqlite_utils
+
+# Tables that hold mutable, syncing records, and the columns of each that a put
+# may set (besides uuid, version and deleted). Anything else in a payload is
+# kept in the op but not in the table, so a newer box can add fields.
+ENTITIES: dict[str, tuple[str, ...]] = {
+    "organisation": ("name", "languages", "signin_mode", "profile_fields"),
+    "user": ("role", "display_name", "username", "password_hash", "pin_hash",
+             "picture_hash", "avatar", "language", "profile", "consent", "created_at"),
+    "class": ("name", "description", "created_at"),
+    "membership": ("class_uuid", "user_uuid", "role"),
+    "class_session": ("class_uuid", "date", "place", "partner", "topic", "opened_by",
+                      "closed"),
+    "attendance": ("session_uuid", "learner_uuid", "present"),
+}
+TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
+          "membership": "memberships", "class_session": "class_sessions",
+          "attendance": "attendance"}
+JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent"}
+
+
+@dataclass(frozen=True)
+class Op:
+    origin: str
+    seq: int
+    version: str
+    kind: str      # put | delete | event
+    entity: str
+    subject: str   # the record's uuid, or the learner's uuid for a progress event
+    payload: dict
+
+    def row(self) -> tuple:
+        return (self.origin, self.seq, self.version, self.kind, self.entity, self.subject,
+                json.dumps(self.payload, separators=(",", ":"), sort_keys=True),
+                self.payload.get("event_id"))
+
+
+@contextmanager
+def write_tx(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction that takes the write lock up front (see the module docstring)."""
+    conn = db.conn
+    if conn.in_transaction:  # nested: the outer transaction already holds the lock
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+# --- Hybrid logical clock ------------------------------------------------------------
+
+def _format_version(ms: int, counter: int, device: str) -> str:
+    # Fixed widths make the string order the clock order.
+    return f"{ms:013d}.{counter:05d}.{device}"
+
+
+def parse_version(version: str) -> tuple[int, int, str]:
+    ms, counter, device = version.split(".", 2)
+    return int(ms), int(counter), device
+
+
+def next_version(db: sqlite_utils.Database, device: str, now_ms: int | None = None) -> str:
+    """A new version, later than every version this box has issued or seen (call in write_tx)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    row = db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
+    last_ms, last_counter = (0, 0) if row is None else map(int, row[0].split("."))
+    if now_ms > last_ms:
+        ms, counter = now_ms, 0
+    else:  # the wall clock went back, or two writes in one millisecond
+        ms, counter = last_ms, last_counter + 1
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('hlc', ?)", [f"{ms}.{counter}"])
+    return _format_version(ms, counter, device)
+
+
+def observe_version(db: sqlite_utils.Database, version: str) -> None:
+    """Move this box's clock past a version received from elsewhere (sync calls this)."""
+    ms, counter, _ = parse_version(version)
+    row = db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
+    last = (0, 0) if row is None else tuple(map(int, row[0].split(".")))
+    if (ms, counter) > last:
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('hlc', ?)", [f"{ms}.{counter}"])
+
+
+# --- Writing operations ------------------------------------------------------------
+
+def device_id(db: sqlite_utils.Database) -> str:
+    return db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()[0]
+
+
+def _new_op(db, kind: str, entity: str, subject: str, payload: dict) -> Op:
+    origin = device_id(db)
+    seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops WHERE origin = ?",
+                     [origin]).fetchone()[0]
+    return Op(origin, seq, next_version(db, origin), kind, entity, subject, payload)
+
+
+def put(db: sqlite_utils.Database, entity: str, uuid: str, fields: dict) -> Op:
+    """Write the full new state of a mutable record."""
+    if entity not in ENTITIES:
+        raise ValueError(f"unknown entity {entity!r}")
+    with write_tx(db):
+        op = _new_op(db, "put", entity, uuid, fields)
+        apply(db, op)
+    return op
+
+
+def delete(db: sqlite_utils.Database, entity: str, uuid: str) -> Op:
+    """Leave a tombstone: the record disappears everywhere, its history stays."""
+    with write_tx(db):
+        op = _new_op(db, "delete", entity, uuid, {})
+        apply(db, op)
+    return op
+
+
+def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict) -> Op | None:
+    """Record a learning event; None when its ``event_id`` was already recorded here.
+
+    Tablets queue events while the box is unreachable and send them again: the
+    ``event_id`` they make keeps a resent event from counting twice.
+    """
+    with write_tx(db):
+        event_id = payload.get("event_id")
+        if event_id and db.execute("SELECT 1 FROM ops WHERE event_id = ?", [event_id]).fetchone():
+            return None
+        op = _new_op(db, "event", "progress", learner_uuid, payload)
+        apply(db, op)
+    return op
+
+
+# --- Folding operations into tables ---------------------------------------------------
+
+def apply(db: sqlite_utils.Database, op: Op) -> bool:
+    """Fold one operation into the tables; False when it was already applied (idempotent)."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", op.row())
+    if cursor.rowcount == 0:
+        return False
+    if op.kind == "event":
+        _fold_event(db, op)
+    else:
+        _fold_record(db, op)
+    return True
+
+
+def _fold_record(db, op: Op) -> None:
+    table = TABLES.get(op.entity)
+    if table is None:  # an entity from a newer Passerelle: kept in the log, folded once upgraded
+        return
+    columns = ENTITIES[op.entity]
+    current = db.execute(f"SELECT version FROM {table} WHERE uuid = ?", [op.subject]).fetchone()
+    if current is not None and current[0] >= op.version:
+        return  # a later version already won; this one stays in the log as history
+    values = {c: None for c in columns}
+    if op.kind == "put":
+        for c in columns:
+            if c in op.payload:
+                value = op.payload[c]
+                values[c] = json.dumps(value) if c in JSON_COLUMNS and value is not None else value
+    names = ["uuid", "version", "deleted", *columns]
+    db.execute(
+        f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [op.subject, op.version, 1 if op.kind == "delete" else 0, *(values[c] for c in columns)],
+    )
+
+
+def history(db: sqlite_utils.Database, entity: str, uuid: str) -> list[Op]:
+    """Every version a record ever had, oldest first, including the ones that lost."""
+    rows = db.execute(
+        "SELECT origin, seq, version, kind, entity, subject, payload FROM ops"
+        " WHERE entity = ? AND subject = ? ORDER BY version", [entity, uuid]).fetchall()
+    return [Op(*r[:6], json.loads(r[6])) for r in rows]
+
+
+def _fold_event(db, op: Op) -> None:
+    """Commutative merge of one event into the learner's summary for that resource."""
+    p = op.payload
+    progress = max(0.0, min(1.0, float(p.get("progress") or 0)))
+    completed = op.version if p.get("type") == "completed" or progress >= 1.0 else None
+    answered = 1 if p.get("type") == "answer" else 0
+    correct = 1 if answered and p.get("correct") else 0
+    seconds = max(0, min(4 * 3600, int(p.get("seconds") or 0)))
+    # position: the latest one by version wins (resume where the learner last was).
+    db.execute(
+        """
+        INSERT INTO progress (learner_uuid, pack_id, node_id, progress, completed_version,
+                              seconds, answers, correct, position, position_version,
+                              first_version, last_version)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (learner_uuid, pack_id, node_id) DO UPDATE SET
+            progress = max(progress, excluded.progress),
+            completed_version = CASE
+                WHEN completed_version IS NULL THEN excluded.completed_version
+                WHEN excluded.completed_version IS NULL THEN completed_version
+                ELSE min(completed_version, excluded.completed_version) END,
+            seconds = seconds + excluded.seconds,
+            answers = answers + excluded.answers,
+            correct = correct + excluded.correct,
+            position = CASE WHEN excluded.position IS NOT NULL
+                             AND (position_version IS NULL OR excluded.position_version > position_version)
+                            THEN excluded.position ELSE position END,
+            position_version = CASE WHEN excluded.position IS NOT NULL
+                             AND (position_version IS NULL OR excluded.position_version > position_version)
+                            THEN excluded.position_version ELSE position_version END,
+            first_version = min(first_version, excluded.first_version),
+            last_version = max(last_version, excluded.last_version)
+        """,
+        [op.subject, p.get("pack_id"), p.get("node_id"), progress, completed, seconds, answered,
+         correct, p.get("position"), op.version if p.get("position") is not None else None,
+         op.version, op.version],
+    )
+
+
+def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:
+    rows = db.execute(
+        "SELECT origin, seq, version, kind, entity, subject, payload FROM ops"
+        " WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?", [origin, after_seq, limit]).fetchall()
+    return [Op(*r[:6], json.loads(r[6])) for r in rows]
+
+
+def version_vector(db: sqlite_utils.Database) -> dict[str, int]:
+    """Highest sequence number held per origin device (what sync compares)."""
+    return dict(db.execute("SELECT origin, max(seq) FROM ops GROUP BY origin").fetchall())
+
+
+def load(db: sqlite_utils.Database, entity: str, uuid: str, include_deleted: bool = False
+         ) -> dict[str, Any] | None:
+    table = TABLES[entity]
+    cursor = db.execute(f"SELECT * FROM {table} WHERE uuid = ?", [uuid])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    record = dict(zip([d[0] for d in cursor.description], row))
+    if record["deleted"] and not include_deleted:
+        return None
+    for column in JSON_COLUMNS & record.keys():
+        if record[column] is not None:
+            record[column] = json.loads(record[column])
+    return record
+
+
+__all__ = ["Op", "write_tx", "put", "delete", "event", "apply", "load", "history", "ops_since",
+           "version_vector", "next_version", "observe_version", "parse_version"]
