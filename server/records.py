@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -272,7 +273,7 @@ def load(db: sqlite_utils.Database, entity: str, uuid: str, include_deleted: boo
     row = cursor.fetchone()
     if row is None:
         return None
-    record = dict(zip([d[0] for d in cursor.description], row))
+    record = dict(zip([d[0] for d in cursor.description], row, strict=True))
     if record["deleted"] and not include_deleted:
         return None
     for column in JSON_COLUMNS & record.keys():

@@ -6,7 +6,6 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from passerelle.server import db as dbmod
 from passerelle.server import records
 

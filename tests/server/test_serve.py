@@ -6,6 +6,7 @@ import urllib.error
 
 import pytest
 from passerelle.server import __version__
+from passerelle.server.migrations import MIGRATIONS
 from passerelle.server.serve import urls_for
 
 
@@ -16,7 +17,8 @@ def test_health_over_http(live_server):
         assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert body["status"] == "ok"
     assert body["version"] == __version__
-    assert body["database"] == {"status": "ok", "schema_version": "m0001_meta", "journal_mode": "wal"}
+    latest = MIGRATIONS._migrations[-1].name
+    assert body["database"] == {"status": "ok", "schema_version": latest, "journal_mode": "wal"}
 
 
 def test_home_page_over_http_in_french(live_server):
