@@ -19,16 +19,9 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from flask import (
-    Blueprint,
-    Flask,
-    abort,
-    redirect,
-    request,
-    send_from_directory,
-    url_for,
-)
-from passerelle.server.i18n import LANG_COOKIE
+from flask import Blueprint, Flask, send_from_directory, url_for
+
+from passerelle.server.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -48,6 +41,7 @@ def static_url(filename: str) -> str:
 
 
 @bp.get("/static/<digest>/<path:filename>")
+@allow(ANYONE)
 def static_file(digest: str, filename: str):
     response = send_from_directory(STATIC, filename, max_age=ONE_YEAR)
     if digest == fingerprint(filename):
@@ -58,28 +52,9 @@ def static_file(digest: str, filename: str):
     return response
 
 
-@bp.get("/")
-def home():
-    from flask import render_template
-
-    return render_template("home.html")
-
-
-@bp.get("/language/<code>")
-def choose_language(code: str):
-    """Remember the learner's language on this tablet (a cookie that outlives sign-out)."""
-    from flask import current_app
-
-    if code not in current_app.config["SETTINGS"]["languages"]:
-        abort(404)
-    target = request.args.get("next", "/")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"  # never redirect off the box
-    response = redirect(target)
-    response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
-    return response
-
-
 def init_app(app: Flask) -> None:
+    # The view modules register their routes on `bp` when imported.
+    from . import manage, pages, people  # noqa: F401
+
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import api, db, errors, i18n, security
+from . import api, auth, db, errors, i18n, security
 from .errors import ConfigError
 from .home import Home
 from .settings import Settings, SettingsError, resolve, resolve_home
@@ -52,6 +52,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    auth.init_app(app)
     i18n.init_app(app)
     api.init_app(app)
     kiosk.init_app(app)

@@ -315,5 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     return ExitStatus.SUCCESS
 
 
+# Command groups of the subsystems, each with the translator of its library's exceptions.
+from .cli_content import content, pack, translate_content_error  # noqa: E402
+
+cli.add_command(content)
+cli.add_command(pack)
+_TRANSLATORS.append(translate_content_error)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

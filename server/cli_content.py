@@ -20,21 +20,7 @@ from passerelle.content.errors import human_size
 
 from . import db as dbmod
 from .cli import Env, pass_env
-from .errors import ExitStatus, InvalidInput, NotFound, PasserelleError
-
-
-class ContentConflict(PasserelleError):
-    """A version conflict or a busy library (exit 6). To move into errors.py as ``Conflict``."""
-
-    code = "conflict"
-    status = 409
-    exit_code = ExitStatus.CONFLICT
-
-
-class InsufficientStorage(PasserelleError):
-    code = "insufficient_storage"
-    status = 507
-    exit_code = ExitStatus.ERROR
+from .errors import Conflict, InsufficientStorage, InvalidInput, NotFound, PasserelleError
 
 
 def translate_content_error(exc: BaseException) -> PasserelleError | None:
@@ -47,7 +33,7 @@ def translate_content_error(exc: BaseException) -> PasserelleError | None:
     if isinstance(exc, lib.PackNotFound):
         return NotFound(exc.message)
     if isinstance(exc, (lib.VersionConflict, lib.LibraryBusy)):
-        return ContentConflict(exc.message)
+        return Conflict(exc.message)
     if isinstance(exc, lib.NotEnoughSpace):
         return InsufficientStorage(exc.message, details={"needed": exc.needed, "free": exc.free})
     if isinstance(exc, lib.ExpressionError):
@@ -61,12 +47,7 @@ def translate_content_error(exc: BaseException) -> PasserelleError | None:
 
 def _library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.Library:
     home = env.home.ensure()
-    db = env.open_db()
-    try:
-        # Until the server's prepare() applies this set next to its own (idempotent).
-        lib.MIGRATIONS.apply(db)
-    finally:
-        db.close()
+    env.prepare()  # migrations of every set, the content library's included
     timeout = env.settings()["db_busy_timeout_ms"]
     return lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
                        trusted_keys=list(trusted_keys), require_signature=require_signature)

@@ -25,7 +25,7 @@ import sqlite_utils
 from flask import Flask, current_app, g
 
 from .errors import DatabaseProblem, NotFound
-from .migrations import MIGRATIONS
+from .migrations import MIGRATIONS, all_sets, apply_all
 
 
 def new_uuid() -> str:
@@ -78,7 +78,7 @@ def prepare(db_path: Path, busy_timeout_ms: int = 5000) -> dict:
         )
     try:
         db.execute("PRAGMA journal_mode = WAL")
-        MIGRATIONS.apply(db)
+        apply_all(db)
         device_id = ensure_device_id(db)
         return {"device_id": device_id, "schema_version": schema_version(db)}
     finally:
@@ -162,8 +162,8 @@ def validate_backup(path: Path) -> None:
             raise DatabaseProblem(f"{path} is damaged ({found[0]}); it was not restored")
         if not db["meta"].exists() or not MIGRATIONS.applied(db):
             raise DatabaseProblem(f"{path} is not a Passerelle database; it was not restored")
-        known = {m.name for m in MIGRATIONS._migrations}
-        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+        unknown = [m.name for s in all_sets() for m in s.applied(db)
+                   if m.name not in {k.name for k in s._migrations}]
         if unknown:
             raise DatabaseProblem(
                 f"{path} comes from a newer Passerelle (migration {unknown[-1]}); "
@@ -196,7 +196,7 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
     db = connect(db_path)
     try:
         db.execute("PRAGMA journal_mode = WAL")
-        MIGRATIONS.apply(db)
+        apply_all(db)
         old = get_meta(db, "device_id")
         new = new_uuid()
         with db.atomic():

@@ -11,6 +11,7 @@ right at both edges: the API and the command line.
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
 from typing import Any
 
@@ -66,6 +67,20 @@ class InvalidInput(PasserelleError):
     exit_code = ExitStatus.INVALID_INPUT
 
 
+class Conflict(PasserelleError):
+    """The request clashes with the box's state (a version conflict, a busy library...)."""
+
+    code = "conflict"
+    status = 409
+    exit_code = ExitStatus.CONFLICT
+
+
+class InsufficientStorage(PasserelleError):
+    code = "insufficient_storage"
+    status = 507
+    exit_code = ExitStatus.ERROR
+
+
 # HTTP statuses mapped to stable, documented error codes.
 _HTTP_CODES = {
     400: "bad_request",
@@ -79,6 +94,7 @@ _HTTP_CODES = {
     422: "invalid",
     429: "too_many_requests",
     500: "internal_error",
+    507: "insufficient_storage",
     503: "unavailable",
 }
 
@@ -86,9 +102,11 @@ _HTTP_CODES = {
 def api_error(status: int, message: str, code: str | None = None,
               details: dict[str, Any] | None = None) -> Response:
     """The only function that builds an API error response."""
-    body: dict[str, Any] = {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
+    body: dict[str, Any] = {"code": code or _HTTP_CODES.get(status, "error"),
+                            "message": str(message)}
     if details:
-        body["details"] = details
+        # Messages may be lazy translations: render them in the request's language.
+        body["details"] = json.loads(json.dumps(details, default=str))
     response = jsonify({"error": body})
     response.status_code = status
     return response

@@ -4,16 +4,17 @@ Flask-Babel was chosen over hand-written lookups because it brings Babel's
 extraction (``pybabel extract`` over Python and Jinja), plural rules for
 Arabic's six plural forms, and locale-aware number and date formatting.
 
-The language of a request is, in order: the one the learner chose (a cookie
-that outlives the session, so a shared tablet keeps its language), the
-browser's ``Accept-Language``, then the ``default_language`` setting.
+The language of a request is, in order: the signed-in person's own language
+(remembered in their account), the one chosen on this tablet (a cookie that
+outlives sign-out), the browser's ``Accept-Language``, then the
+``default_language`` setting.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale
 
 LANG_COOKIE = "passerelle_lang"
@@ -33,6 +34,9 @@ def offered() -> list[str]:
 
 def select_locale() -> str:
     languages = offered()
+    user = g.get("user")
+    if user and user.get("language") in languages:
+        return user["language"]
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in languages:
         return chosen

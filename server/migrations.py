@@ -13,6 +13,18 @@ from sqlite_utils.migrations import Migrations
 MIGRATIONS = Migrations("passerelle")
 
 
+def all_sets() -> list[Migrations]:
+    """The server's migrations and each library's, applied in this order on every start."""
+    from passerelle.content import MIGRATIONS as CONTENT
+
+    return [MIGRATIONS, CONTENT]
+
+
+def apply_all(db: Database) -> None:
+    for migrations in all_sets():
+        migrations.apply(db)
+
+
 @MIGRATIONS()
 def m0001_meta(db: Database) -> None:
     # Box-wide facts: device id, creation time, organisation settings later.

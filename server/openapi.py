@@ -59,7 +59,88 @@ PATHS: dict = {
     },
 }
 
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+SIGNED_IN = [{"session": []}]
+
+PATHS.update({
+    "/api/v1/me": {"get": {
+        "summary": "The signed-in person", "operationId": "me", "tags": ["people"],
+        "security": SIGNED_IN,
+        "responses": {"200": _json("Person", "Who is signed in.")}}},
+    "/api/v1/progress": {
+        "get": {
+            "summary": "My progress", "operationId": "progressGet", "tags": ["learning"],
+            "description": "The signed-in learner's own progress per resource (at most 1,000, "
+                           "most recent first).",
+            "security": SIGNED_IN,
+            "parameters": [{"name": "pack_id", "in": "query", "required": False,
+                            "schema": {"type": "string"}, "description": "Only this pack."}],
+            "responses": {"200": _json("ProgressList", "Progress per resource.")}},
+        "post": {
+            "summary": "Record learning events", "operationId": "progressPost", "tags": ["learning"],
+            "description": "A batch of at most 500 events queued by a tablet. Each carries an "
+                           "`event_id` made by the tablet: an event sent again (after a dropped "
+                           "connection) counts once. All events are checked first; when one is "
+                           "invalid, none is recorded. Needs the `X-CSRFToken` header.",
+            "security": SIGNED_IN,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
+            "responses": {"200": _json("EventReceipt", "How many were new, how many repeats.")}}},
+    "/api/v1/classes": {"get": {
+        "summary": "Classes I may manage", "operationId": "classes", "tags": ["classes"],
+        "description": "All classes for a coordinator; a facilitator's own classes.",
+        "security": SIGNED_IN,
+        "responses": {"200": {"description": "The classes."}}}},
+    "/api/v1/classes/{class_uuid}": {"get": {
+        "summary": "A class and its members", "operationId": "classDetail", "tags": ["classes"],
+        "security": SIGNED_IN, "parameters": [_param("class_uuid", "The class.")],
+        "responses": {"200": {"description": "The class, its learners and facilitators."}}}},
+    "/api/v1/sessions/{session_uuid}/attendance/{learner_uuid}": {"put": {
+        "summary": "Mark a learner present or absent", "operationId": "attendancePut",
+        "tags": ["classes"], "security": SIGNED_IN,
+        "parameters": [_param("session_uuid", "The session."), _param("learner_uuid", "The learner.")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["present"],
+            "properties": {"present": {"type": "boolean"}}}}}},
+        "responses": {"200": {"description": "The mark and the number present."}}}},
+})
+
 SCHEMAS: dict = {
+    "Person": {"type": "object", "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "role": {"type": "string", "enum": ["learner", "facilitator", "coordinator"]},
+        "display_name": {"type": "string"}, "username": {"type": ["string", "null"]},
+        "avatar": {"type": ["string", "null"]}, "language": {"type": ["string", "null"]}}},
+    "Event": {"type": "object", "required": ["event_id", "pack_id", "node_id", "type"],
+              "properties": {
+                  "event_id": {"type": "string", "description": "Unique id made by the tablet."},
+                  "pack_id": {"type": "string"}, "node_id": {"type": "string"},
+                  "type": {"type": "string",
+                           "enum": ["started", "progress", "answer", "completed", "time"]},
+                  "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                  "seconds": {"type": "integer", "minimum": 0, "maximum": 14400},
+                  "correct": {"type": "boolean"},
+                  "position": {"type": ["number", "string"]},
+                  "occurred_at": {"type": "string", "format": "date-time"}}},
+    "EventBatch": {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "maxItems": 500, "items": {"$ref": "#/components/schemas/Event"}}}},
+    "EventReceipt": {"type": "object", "properties": {
+        "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}}},
+    "ProgressList": {"type": "object", "properties": {"progress": {"type": "array", "items": {
+        "type": "object", "properties": {
+            "pack_id": {"type": "string"}, "node_id": {"type": "string"},
+            "progress": {"type": "number"}, "completed": {"type": "boolean"},
+            "seconds": {"type": "integer"}, "answers": {"type": "integer"},
+            "correct": {"type": "integer"}, "position": {"type": ["number", "string", "null"]}}}}}},
     "Error": ERROR_SCHEMA,
     "Health": {
         "type": "object",
@@ -84,6 +165,8 @@ SCHEMAS: dict = {
 # Responses every operation may give, documented once.
 COMMON_RESPONSES = {
     "400": _error("The request is malformed or fails validation."),
+    "401": _error("Sign in first."),
+    "403": _error("Signed in, but not allowed to do this."),
     "404": _error("No such resource."),
     "405": _error("The method is not allowed on this path."),
     "413": _error("The request body is larger than the box accepts."),
@@ -110,5 +193,7 @@ def spec() -> dict:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"session": {
+            "type": "apiKey", "in": "cookie", "name": "passerelle_session",
+            "description": "The session cookie set by signing in on the box's pages."}}},
     }

@@ -266,21 +266,37 @@ def version_vector(db: sqlite_utils.Database) -> dict[str, int]:
     return dict(db.execute("SELECT origin, max(seq) FROM ops GROUP BY origin").fetchall())
 
 
+def query(db: sqlite_utils.Database, entity: str, where: str = "", params=(),
+          order: str = "", alias: str = "t", join: str = "") -> list[dict[str, Any]]:
+    """Live (not deleted) records of one entity, in one query, JSON columns decoded."""
+    sql = f"SELECT {alias}.* FROM {TABLES[entity]} {alias} {join} WHERE {alias}.deleted = 0"
+    if where:
+        sql += f" AND ({where})"
+    if order:
+        sql += f" ORDER BY {order}"
+    cursor = db.execute(sql, list(params))
+    names = [d[0] for d in cursor.description]
+    return [_decode(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+
 def load(db: sqlite_utils.Database, entity: str, uuid: str, include_deleted: bool = False
          ) -> dict[str, Any] | None:
-    table = TABLES[entity]
-    cursor = db.execute(f"SELECT * FROM {table} WHERE uuid = ?", [uuid])
+    cursor = db.execute(f"SELECT * FROM {TABLES[entity]} WHERE uuid = ?", [uuid])
     row = cursor.fetchone()
     if row is None:
         return None
-    record = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    record = _decode(dict(zip([d[0] for d in cursor.description], row, strict=True)))
     if record["deleted"] and not include_deleted:
         return None
+    return record
+
+
+def _decode(record: dict[str, Any]) -> dict[str, Any]:
     for column in JSON_COLUMNS & record.keys():
         if record[column] is not None:
             record[column] = json.loads(record[column])
     return record
 
 
-__all__ = ["Op", "write_tx", "put", "delete", "event", "apply", "load", "history", "ops_since",
+__all__ = ["Op", "write_tx", "put", "delete", "event", "apply", "load", "query", "history", "ops_since",
            "version_vector", "next_version", "observe_version", "parse_version"]

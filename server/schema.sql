@@ -15,6 +15,56 @@ CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delet
 
 CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT);
 
+CREATE TABLE content_blobs (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            added_at TEXT NOT NULL
+        );
+
+CREATE TABLE content_node_files (
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mime TEXT NOT NULL,
+            role TEXT NOT NULL,
+            lang TEXT,
+            PRIMARY KEY (pack_id, node_id, position),
+            FOREIGN KEY (pack_id, node_id) REFERENCES content_nodes(pack_id, node_id) ON DELETE CASCADE
+        );
+
+CREATE TABLE content_nodes (
+            pack_id TEXT NOT NULL REFERENCES content_packs(id) ON DELETE CASCADE,
+            node_id TEXT NOT NULL,
+            parent_id TEXT,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            language TEXT,
+            position INTEGER NOT NULL,
+            sort_order INTEGER,
+            data TEXT NOT NULL,
+            PRIMARY KEY (pack_id, node_id)
+        );
+
+CREATE TABLE content_packs (
+            id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            language TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            license TEXT NOT NULL,
+            created TEXT NOT NULL,
+            manifest BLOB NOT NULL,
+            manifest_sha256 TEXT NOT NULL,
+            signature BLOB,
+            signer TEXT,
+            node_count INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            installed_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
 CREATE TABLE device_history (
             device_id TEXT NOT NULL,
             retired_at TEXT NOT NULL,
@@ -74,6 +124,10 @@ CREATE INDEX attendance_learner ON attendance (learner_uuid);
 CREATE INDEX attendance_session ON attendance (session_uuid);
 
 CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
+
+CREATE INDEX content_node_files_sha256 ON content_node_files (sha256);
+
+CREATE INDEX content_nodes_parent ON content_nodes (pack_id, parent_id);
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");

@@ -35,13 +35,25 @@ def home(tmp_path) -> Path:
 
 
 @pytest.fixture
-def app(home):
-    return create_app({"home": home, "TESTING": True})
+def app(box):
+    """The app of a set-up box (see `box`), as learners and staff meet it."""
+    return create_app({"home": box.home, "TESTING": True})
 
 
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def fresh_app(tmp_path):
+    """The app of a brand-new box, before its setup page has been filled in."""
+    return create_app({"home": tmp_path / "new-box", "TESTING": True})
+
+
+@pytest.fixture
+def fresh_client(fresh_app):
+    return fresh_app.test_client()
 
 
 @dataclass
@@ -123,12 +135,12 @@ class LiveServer:
 
 
 @pytest.fixture
-def server_factory(home):
+def server_factory(box):
     """Start more servers, or start them with a particular environment; all stopped at the end."""
     started = []
 
     def start(env: dict | None = None, home_dir: Path | None = None) -> LiveServer:
-        server = LiveServer(home_dir or home, env).start()
+        server = LiveServer(home_dir or box.home, env).start()
         started.append(server)
         return server
 
@@ -140,3 +152,98 @@ def server_factory(home):
 @pytest.fixture
 def live_server(server_factory):
     return server_factory()
+
+
+# --- A box that is set up, with people in it --------------------------------------------
+
+PASSWORDS = {"cora": "coordinator passphrase", "fatou": "facilitator passphrase",
+             "farid": "other facilitator pass"}
+PINS = {"amina": "1234", "bart": "2345", "chloe": "3456"}
+
+
+@dataclass
+class Box:
+    home: Path
+    ids: dict
+
+
+def _build_box(home: Path) -> dict:
+    from passerelle.server import accounts
+    from passerelle.server.db import get_db
+
+    app = create_app({"home": home, "TESTING": True})
+    with app.app_context():
+        db = get_db()
+        ids = {"cora": accounts.setup(
+            db, org_name="Espace Numérique Test", languages=["fr", "nl", "en", "ar"],
+            signin_mode="pin", profile_fields={"gender": "impact reports for our funder",
+                                               "age_band": "impact reports"},
+            display_name="Cora Coordinator", username="cora", password=PASSWORDS["cora"])}
+        for name in ("fatou", "farid"):
+            ids[name] = accounts.create_user(db, role="facilitator", display_name=name.title(),
+                                             username=name, password=PASSWORDS[name])
+        for name, pin in PINS.items():
+            ids[name] = accounts.create_user(db, role="learner", display_name=name.title(),
+                                             pin=pin, avatar="fox")
+        ids["class_a"] = accounts.create_class(db, "Groupe A", facilitator_uuid=ids["fatou"])
+        ids["class_b"] = accounts.create_class(db, "Groupe B", facilitator_uuid=ids["farid"])
+        for name in ("amina", "bart"):
+            accounts.add_member(db, ids["class_a"], ids[name])
+        accounts.add_member(db, ids["class_b"], ids["chloe"])
+        ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return ids
+
+
+@pytest.fixture(scope="session")
+def box_template(tmp_path_factory):
+    home = tmp_path_factory.mktemp("box-template") / "box"
+    return home, _build_box(home)
+
+
+@pytest.fixture
+def box(box_template, tmp_path) -> Box:
+    """A set-up box (organisation, coordinator, 2 facilitators, 3 learners, 2 classes)."""
+    import shutil
+
+    template, ids = box_template
+    home = tmp_path / "box"
+    shutil.copytree(template, home)
+    return Box(home, ids)
+
+
+@pytest.fixture
+def box_app(app):
+    return app
+
+
+def csrf_token(client) -> str:
+    import re
+
+    html = client.get("/signin", follow_redirects=True).get_data(as_text=True)
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def sign_in(client, box: Box, who: str) -> None:
+    """Sign in through the real forms, as a person would."""
+    token = csrf_token(client)
+    if who in PASSWORDS:
+        response = client.post("/signin/staff", data={"csrf_token": token, "username": who,
+                                                      "password": PASSWORDS[who]})
+    else:
+        response = client.post(f"/signin/learner/{box.ids[who]}",
+                               data={"csrf_token": token, "secret": PINS[who]})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+@pytest.fixture
+def as_user(box_app, box):
+    """`as_user("fatou")` gives a test client signed in as that person (None: a guest)."""
+
+    def make(who: str | None):
+        client = box_app.test_client()
+        if who:
+            sign_in(client, box, who)
+        return client
+
+    return make

@@ -12,7 +12,7 @@ import pytest
 from passerelle.server import db as dbmod
 from passerelle.server.docs import schema_sql
 from passerelle.server.errors import DatabaseProblem, ExitStatus
-from passerelle.server.migrations import MIGRATIONS
+from passerelle.server.migrations import MIGRATIONS, all_sets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_migrate_command_is_idempotent(runner, home):
     assert f"schema {latest}" in second.stdout
     conn = sqlite3.connect(home / "passerelle.db")
     count = conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
-    assert count == len(MIGRATIONS._migrations)
+    assert count == sum(len(s._migrations) for s in all_sets())
 
 
 def test_connections_use_wal_foreign_keys_and_a_busy_timeout(app):

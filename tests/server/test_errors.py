@@ -1,48 +1,52 @@
 """One JSON error shape for every API error, made by one function."""
 
 import pytest
-from flask import Blueprint, abort
-from passerelle.server.errors import InvalidInput
+from flask import Blueprint
+
+from passerelle.server.auth import ANYONE, allow
+from tests.conftest import csrf_token
 
 
 @pytest.fixture
-def app_with_failing_routes(app):
-    # Routes that fail the ways later subsystems will (sign-in, roles, bugs),
-    # registered on this test app only, so every status goes through the real handlers.
-    bp = Blueprint("failing", __name__, url_prefix="/api/v1/test-failures")
+def app_with_a_bug(box_app):
+    # The only route made up for this test: a real bug has no real route to show it.
+    bp = Blueprint("buggy", __name__, url_prefix="/api/v1/test-bug")
 
-    @bp.get("/unauthorized")
-    def unauthorized():
-        abort(401)
-
-    @bp.get("/forbidden")
-    def forbidden():
-        abort(403)
-
-    @bp.post("/validation")
-    def validation():
-        raise InvalidInput("name: must not be empty", details={"field": "name"})
-
-    @bp.get("/bug")
+    @bp.get("/")
+    @allow(ANYONE)
     def bug():
         raise RuntimeError("a bug with a secret inside")
 
-    app.register_blueprint(bp)
-    return app
+    box_app.register_blueprint(bp)
+    return box_app
 
 
-@pytest.mark.parametrize("method, path, kwargs, status, code", [
-    ("get", "/api/v1/no-such-thing", {}, 404, "not_found"),
-    ("post", "/api/v1/health", {}, 405, "method_not_allowed"),
-    ("post", "/api/v1/test-failures/validation", {}, 400, "invalid"),
-    ("get", "/api/v1/test-failures/unauthorized", {}, 401, "unauthorized"),
-    ("get", "/api/v1/test-failures/forbidden", {}, 403, "forbidden"),
-    ("post", "/api/v1/health", {"data": b"x" * (17 * 1024 * 1024)}, 413, "too_large"),
-    ("get", "/api/v1/test-failures/bug", {}, 500, "internal_error"),
+def call(app, who, method, path, **kwargs):
+    from tests.conftest import sign_in
+
+    client = app.test_client()
+    if who:
+        sign_in(client, app.config["TEST_BOX"], who)
+    if method in ("post", "put"):
+        kwargs.setdefault("headers", {})["X-CSRFToken"] = csrf_token(client)
+    return getattr(client, method)(path, **kwargs)
+
+
+@pytest.mark.parametrize("who, method, path, kwargs, status, code", [
+    (None, "get", "/api/v1/no-such-thing", {}, 404, "not_found"),
+    (None, "post", "/api/v1/health", {}, 405, "method_not_allowed"),
+    ("amina", "post", "/api/v1/progress", {"json": {"events": [{"type": "jump"}]}}, 400, "invalid"),
+    (None, "post", "/api/v1/progress", {"json": {"events": []}}, 401, "unauthorized"),
+    ("amina", "get", "/api/v1/classes", {}, 403, "forbidden"),
+    ("fatou", "get", "/api/v1/classes/{class_b}", {}, 403, "forbidden"),
+    (None, "post", "/api/v1/health", {"data": b"x" * (17 * 1024 * 1024)}, 413, "too_large"),
+    (None, "get", "/api/v1/test-bug/", {}, 500, "internal_error"),
+    ("fatou", "get", "/api/v1/classes/no-such-class", {}, 404, "not_found"),
 ])
-def test_every_api_error_has_the_one_shape(app_with_failing_routes, method, path, kwargs, status, code):
-    client = app_with_failing_routes.test_client()
-    response = getattr(client, method)(path, **kwargs)
+def test_every_api_error_has_the_one_shape(app_with_a_bug, box, who, method, path, kwargs, status,
+                                           code):
+    app_with_a_bug.config["TEST_BOX"] = box
+    response = call(app_with_a_bug, who, method, path.format(**box.ids), **kwargs)
     assert response.status_code == status
     assert response.mimetype == "application/json"
     body = response.get_json()
@@ -54,12 +58,30 @@ def test_every_api_error_has_the_one_shape(app_with_failing_routes, method, path
     assert "<p>" not in body["error"]["message"]
 
 
-def test_validation_errors_carry_details(app_with_failing_routes):
-    body = app_with_failing_routes.test_client().post("/api/v1/test-failures/validation").get_json()
-    assert body["error"]["details"] == {"field": "name"}
+def test_validation_errors_say_where(box_app, box):
+    box_app.config["TEST_BOX"] = box
+    response = call(box_app, "amina", "post", "/api/v1/progress",
+                    json={"events": [{"event_id": "e1", "pack_id": "p", "node_id": "n",
+                                      "type": "answer", "progress": 2}]})
+    assert response.get_json()["error"]["details"] == {"events[0].progress": "a number from 0 to 1"}
 
 
-def test_kiosk_errors_are_friendly_pages_in_the_learners_language(client):
+def test_csrf_failures_have_the_shape_too(as_user):
+    response = as_user("amina").post("/api/v1/progress", json={"events": []})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "csrf_failed"
+
+
+def test_a_new_box_asks_for_setup_first(fresh_client):
+    response = fresh_client.get("/api/v1/me")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "setup_required"
+    assert fresh_client.get("/").headers["Location"].endswith("/setup")
+    assert fresh_client.get("/api/v1/health").status_code == 200
+
+
+def test_kiosk_errors_are_friendly_pages_in_the_learners_language(box_app):
+    client = box_app.test_client()
     response = client.get("/no-such-page", headers={"Accept-Language": "fr"})
     assert response.status_code == 404
     assert response.mimetype == "text/html"

@@ -1,0 +1,200 @@
+"""Facilitators' and coordinators' pages: people, classes, sessions and attendance."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from passerelle.server import accounts
+from passerelle.server.auth import allow, current_user, require
+from passerelle.server.db import get_db
+from passerelle.server.errors import InvalidInput
+
+from . import bp
+
+STAFF = ("facilitator", "coordinator")
+
+
+def _person_from_form(form, mode: str) -> dict:
+    """The fields of a new person, as the organisation's sign-in mode needs them."""
+    role = form.get("role", "learner")
+    fields = {
+        "role": role,
+        "display_name": form.get("display_name", ""),
+        "username": form.get("username") or None,
+        "avatar": form.get("avatar") or None,
+        "language": form.get("language") or None,
+        "profile": {k[len("profile_"):]: (form.getlist(k) if k == "profile_languages_spoken"
+                                          else form.get(k))
+                    for k in form if k.startswith("profile_")},
+    }
+    if fields["profile"].get("languages_spoken") is not None:
+        fields["profile"]["languages_spoken"] = [
+            v.strip() for v in ",".join(fields["profile"]["languages_spoken"]).split(",") if v.strip()]
+    if role in STAFF or mode == "password":
+        fields["password"] = form.get("password", "")
+    elif mode == "pin":
+        fields["pin"] = form.get("pin", "")
+    elif mode == "picture":
+        fields["picture"] = [form.get(f"picture_{i}", "") for i in range(3)]
+    if form.get("consent"):
+        fields["consent"] = {"given_at": accounts.now_iso(), "recorded_by": current_user()["uuid"]}
+    return fields
+
+
+def _people_context(db):
+    org = accounts.organisation(db) or {}
+    return {
+        "mode": org.get("signin_mode", "pin"),
+        "profile_fields": org.get("profile_fields") or {},
+        "avatars": accounts.AVATARS, "pictures": accounts.PICTURES,
+        "choices": {"age_band": accounts.AGE_BANDS, "gender": accounts.GENDERS,
+                    "employment": accounts.EMPLOYMENT, "newcomer": ("yes", "no")},
+    }
+
+
+@bp.get("/manage")
+@allow(*STAFF)
+def manage_home():
+    db = get_db()
+    return render_template("manage/home.html", classes=accounts.classes_of(db, current_user()),
+                           org=accounts.organisation(db))
+
+
+@bp.route("/manage/people", methods=["GET", "POST"])
+@allow("coordinator")
+def manage_people():
+    db = get_db()
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            accounts.create_user(db, **_person_from_form(request.form, _people_context(db)["mode"]))
+        except InvalidInput as exc:
+            errors, status = exc.details or {}, 400
+        else:
+            flash(_("%(name)s was added.", name=request.form.get("display_name")))
+            return redirect(url_for("kiosk.manage_people"))
+    return render_template("manage/people.html", people=accounts.list_users(db), errors=errors,
+                           form=request.form, roles=accounts.ROLES, **_people_context(db)), status
+
+
+@bp.post("/manage/people/<user_uuid>/delete")
+@allow("coordinator")
+def manage_person_delete(user_uuid: str):
+    db = get_db()
+    person = accounts.get_user(db, user_uuid)
+    try:
+        accounts.delete_user(db, user_uuid)
+    except accounts.Conflict:
+        flash(_("The last coordinator cannot be removed; name another one first."))
+    else:
+        flash(_("%(name)s was removed.", name=person["display_name"]))
+    return redirect(url_for("kiosk.manage_people"))
+
+
+@bp.route("/manage/classes", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_classes():
+    db = get_db()
+    errors, status = {}, 200
+    if request.method == "POST":
+        user = current_user()
+        try:
+            class_uuid = accounts.create_class(
+                db, request.form.get("name", ""), request.form.get("description", ""),
+                facilitator_uuid=user["uuid"] if user["role"] == "facilitator" else None)
+        except InvalidInput as exc:
+            errors, status = exc.details or {}, 400
+        else:
+            return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+    return render_template("manage/classes.html", classes=accounts.classes_of(db, current_user()),
+                           errors=errors, form=request.form), status
+
+
+def _managed_class(db, class_uuid: str) -> dict:
+    group = accounts.get_class(db, class_uuid)
+    require(accounts.can_manage_class(db, current_user(), class_uuid))
+    return group
+
+
+@bp.route("/manage/classes/<class_uuid>", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_class(class_uuid: str):
+    db = get_db()
+    group = _managed_class(db, class_uuid)
+    errors, status = {}, 200
+    if request.method == "POST":  # a new learner, straight into this class
+        form = request.form.copy()
+        form["role"] = "learner"
+        try:
+            learner = accounts.create_user(db, **_person_from_form(form, _people_context(db)["mode"]))
+            accounts.add_member(db, class_uuid, learner)
+        except InvalidInput as exc:
+            errors, status = exc.details or {}, 400
+        else:
+            flash(_("%(name)s was added.", name=request.form.get("display_name")))
+            return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+    learners = accounts.members(db, class_uuid)
+    in_class = {learner["uuid"] for learner in learners}
+    others = [p for p in accounts.list_users(db, "learner") if p["uuid"] not in in_class]
+    return render_template("manage/class.html", group=group, learners=learners, others=others,
+                           facilitators=accounts.members(db, class_uuid, "facilitator"),
+                           sessions=accounts.sessions_of_class(db, class_uuid),
+                           errors=errors, form=request.form, **_people_context(db)), status
+
+
+@bp.post("/manage/classes/<class_uuid>/members")
+@allow(*STAFF)
+def manage_class_add(class_uuid: str):
+    db = get_db()
+    _managed_class(db, class_uuid)
+    person = accounts.get_user(db, request.form.get("user_uuid", ""))
+    require(person["role"] == "learner" or current_user()["role"] == "coordinator")
+    accounts.add_member(db, class_uuid, person["uuid"])
+    return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+
+
+@bp.post("/manage/classes/<class_uuid>/members/<user_uuid>/remove")
+@allow(*STAFF)
+def manage_class_remove(class_uuid: str, user_uuid: str):
+    db = get_db()
+    _managed_class(db, class_uuid)
+    accounts.remove_member(db, class_uuid, user_uuid)
+    return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+
+
+@bp.post("/manage/classes/<class_uuid>/sessions")
+@allow(*STAFF)
+def manage_session_open(class_uuid: str):
+    db = get_db()
+    _managed_class(db, class_uuid)
+    form = request.form
+    try:
+        session_uuid = accounts.open_session(
+            db, class_uuid, current_user()["uuid"], date=form.get("date") or None,
+            place=form.get("place", ""), partner=form.get("partner", ""), topic=form.get("topic", ""))
+    except InvalidInput:
+        flash(_("Please give the date as year-month-day, for example 2026-11-22."))
+        return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+    return redirect(url_for("kiosk.manage_session", session_uuid=session_uuid))
+
+
+@bp.get("/manage/sessions/<session_uuid>")
+@allow(*STAFF)
+def manage_session(session_uuid: str):
+    db = get_db()
+    meeting = accounts.get_session(db, session_uuid)
+    group = _managed_class(db, meeting["class_uuid"])
+    return render_template("manage/session.html", meeting=meeting, group=group,
+                           learners=accounts.members(db, group["uuid"]),
+                           present=accounts.attendance(db, session_uuid))
+
+
+@bp.post("/manage/sessions/<session_uuid>/attendance/<learner_uuid>")
+@allow(*STAFF)
+def manage_attendance(session_uuid: str, learner_uuid: str):
+    db = get_db()
+    meeting = accounts.get_session(db, session_uuid)
+    _managed_class(db, meeting["class_uuid"])
+    accounts.mark_attendance(db, session_uuid, learner_uuid, request.form.get("present") == "1")
+    return redirect(url_for("kiosk.manage_session", session_uuid=session_uuid) + f"#p-{learner_uuid}")

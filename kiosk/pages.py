@@ -1,0 +1,42 @@
+"""Pages every visitor sees: the home page and the language choice."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, redirect, render_template, request
+
+from passerelle.server import accounts
+from passerelle.server.auth import ANYONE, allow, current_user
+from passerelle.server.db import get_db
+from passerelle.server.i18n import LANG_COOKIE
+
+from . import ONE_YEAR, bp
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only paths on this box: a link can never send a learner elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
+        return default
+    return target
+
+
+@bp.get("/")
+@allow(ANYONE)
+def home():
+    return render_template("home.html")
+
+
+@bp.get("/language/<code>")
+@allow(ANYONE)
+def choose_language(code: str):
+    """Remember the language on this tablet (a cookie) and in the signed-in person's account."""
+    if code not in current_app.config["SETTINGS"]["languages"]:
+        abort(404)
+    user = current_user()
+    if user and user.get("language") != code:
+        db = get_db()
+        accounts.update_user(db, user["uuid"], language=code)
+        user["language"] = code
+    response = redirect(safe_next(request.args.get("next")))
+    response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
+    return response
+

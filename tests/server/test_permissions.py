@@ -1,0 +1,87 @@
+"""Who may do what: every route for every role, deny by default, no peeking at others' data."""
+
+import pytest
+
+from passerelle.server.auth import ANYONE, SIGNED_IN
+from tests.conftest import csrf_token
+
+ROLES = [None, "amina", "fatou", "cora"]  # guest, learner, facilitator, coordinator
+ROLE_OF = {None: ANYONE, "amina": "learner", "fatou": "facilitator", "cora": "coordinator"}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method, view
+
+
+def test_every_route_declares_who_may_call_it(app):
+    undeclared = [f"{m} {r.rule}" for r, m, v in routes(app) if not hasattr(v, "allowed")]
+    assert not undeclared
+
+
+def fill(rule, ids):
+    values = {"class_uuid": ids["class_a"], "session_uuid": ids["session_a"],
+              "learner_uuid": ids["amina"], "user_uuid": ids["bart"], "code": "nl",
+              "digest": "0000000000", "filename": "style.css"}
+    return rule.build(values, append_unknown=False)[1]
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_permission_matrix(app, box, as_user, who):
+    """Each route answers each role as its declaration says: allowed roles are never refused
+    (401/403), others always are, and a guest is sent to sign in."""
+    client = as_user(who)
+    token = csrf_token(client)
+    role = ROLE_OF[who]
+    for rule, method, view in routes(app):
+        if rule.endpoint == "kiosk.signout" or (
+                method == "POST" and rule.endpoint.startswith("kiosk.signin")):
+            continue  # sign-out ends this client's session; wrong credentials rightly give 401
+        path = fill(rule, box.ids)
+        kwargs = {"headers": {"X-CSRFToken": token}}
+        if method in ("POST", "PUT"):
+            kwargs["data"] = {"csrf_token": token}
+        response = client.open(path, method=method, **kwargs)
+        allowed = view.allowed
+        permitted = ANYONE in allowed or (who and (SIGNED_IN in allowed or role in allowed))
+        status = response.status_code
+        if permitted:
+            assert status not in (401, 403), f"{who} refused on {method} {path}: {status}"
+        elif who is None:
+            assert status == 401 or (status == 302 and "/signin" in response.headers["Location"]), \
+                f"guest let through on {method} {path}: {status}"
+        else:
+            assert status == 403, f"{who} let through on {method} {path}: {status}"
+
+
+def test_a_facilitator_sees_only_their_own_classes(as_user, box):
+    fatou = as_user("fatou")
+    names = [c["name"] for c in fatou.get("/api/v1/classes").get_json()["classes"]]
+    assert names == ["Groupe A"]
+    assert fatou.get(f"/api/v1/classes/{box.ids['class_b']}").status_code == 403
+    assert fatou.get(f"/manage/classes/{box.ids['class_b']}").status_code == 403
+    page = fatou.get("/manage").get_data(as_text=True)
+    assert "Groupe A" in page and "Groupe B" not in page
+
+
+def test_a_coordinator_sees_every_class(as_user):
+    names = [c["name"] for c in as_user("cora").get("/api/v1/classes").get_json()["classes"]]
+    assert names == ["Groupe A", "Groupe B"]
+
+
+def test_a_learner_reads_only_their_own_progress(as_user, box):
+    amina, bart = as_user("amina"), as_user("bart")
+    event = {"event_id": "amina-1", "pack_id": "p", "node_id": "n", "type": "completed"}
+    response = amina.post("/api/v1/progress", json={"events": [event]},
+                          headers={"X-CSRFToken": csrf_token(amina)})
+    assert response.get_json() == {"accepted": 1, "duplicates": 0}
+    assert len(amina.get("/api/v1/progress").get_json()["progress"]) == 1
+    assert bart.get("/api/v1/progress").get_json()["progress"] == []
+    assert bart.get(f"/api/v1/classes/{box.ids['class_a']}").status_code == 403
+
+
+def test_the_api_never_shows_secrets(as_user, box):
+    body = as_user("cora").get(f"/api/v1/classes/{box.ids['class_a']}").get_data(as_text=True)
+    assert "argon2" not in body and "pin_hash" not in body and "Amina" in body
