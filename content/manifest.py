@@ -1,0 +1,273 @@
+"""The manifest: parsing, schema validation and the rules JSON Schema cannot express.
+
+Validation never stops at the first problem: a publisher fixing a pack wants
+the whole list, each with where it is (``nodes[12].files[0].sha256``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ._schema import compile_schema
+from .errors import Problem
+from .exercise import ExpressionError, expression_names
+
+FORMAT = 1
+KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
+# The main file's MIME type each kind must have (None: any).
+MAIN_MIME = {
+    "article": ("text/markdown",),
+    "document": ("application/pdf",),
+    "html5": ("application/zip",),
+}
+SHA256_IMAGE_LINK = r"sha256:([0-9a-f]{64})"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big a pack may be before it is treated as hostile; generous for real content."""
+
+    max_manifest_bytes: int = 128 * 1024 * 1024
+    max_nodes: int = 200_000
+    max_depth: int = 32
+    max_files_per_node: int = 64
+    max_blob_size: int = 64 * 1024**3
+    max_total_size: int = 2 * 1024**4
+    max_zip_members: int = 2_000_000
+    # A member that inflates more than this many times is a zip bomb (real media
+    # barely compresses; a Markdown file reaches 5-10x).
+    max_zip_ratio: int = 200
+    html5_max_members: int = 20_000
+    html5_max_total: int = 2 * 1024**3
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The JSON Schema of manifest format 1 (``content/schema/pack-v1.json``)."""
+    text = resources.files(__package__).joinpath("schema/pack-v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    return compile_schema(schema())
+
+
+def location(path) -> str:
+    """``["nodes", 12, "files", 0, "sha256"]`` → ``nodes[12].files[0].sha256``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "manifest.json"
+
+
+def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[dict | None, list[Problem]]:
+    """Decode manifest bytes; returns (manifest or None, problems)."""
+    if len(data) > limits.max_manifest_bytes:
+        return None, [Problem("manifest.json", f"larger than {limits.max_manifest_bytes} bytes")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem("manifest.json", f"not UTF-8 (byte {exc.start})")]
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [Problem("manifest.json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+    except RecursionError:
+        return None, [Problem("manifest.json", "nested too deeply")]
+    if not isinstance(manifest, dict):
+        return None, [Problem("manifest.json", "must be a JSON object")]
+    return manifest, []
+
+
+def validate_manifest(manifest: dict, limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
+    """Every problem of a parsed manifest: schema first, then structure and per-kind rules."""
+    problems: list[Problem] = []
+    if manifest.get("format") != FORMAT:
+        return [Problem("format", f"unsupported pack format {manifest.get('format')!r}; "
+                                  f"this box reads format {FORMAT}")]
+    nodes = manifest.get("nodes")
+    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+        return [Problem("nodes", f"{len(nodes)} nodes; the limit is {limits.max_nodes}")]
+    found: list = []
+    _validator()(manifest, (), found)
+    for path, message in found[:1000]:
+        problems.append(Problem(location(path), message))
+    if len(found) > 1000:
+        problems.append(Problem("manifest.json", f"{len(found)} problems; only the first 1000 are listed"))
+    if not isinstance(nodes, list):
+        return problems
+    problems.extend(_check_tree(nodes, limits))
+    return problems
+
+
+def _check_tree(nodes: list, limits: Limits) -> list[Problem]:
+    problems: list[Problem] = []
+    index: dict[str, int] = {}
+    depth: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    all_ids = {n.get("id"): i for i, n in enumerate(nodes) if isinstance(n, dict)}
+    blob_sizes: dict[str, tuple[int, str]] = {}
+    roots = 0
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        where = f"nodes[{i}]"
+        node_id = node.get("id")
+        if not isinstance(node_id, str):
+            continue
+        parent = node.get("parent")
+        if node_id in index:
+            problems.append(Problem(f"{where}.id", f"duplicate node id {node_id!r} (first at nodes[{index[node_id]}])"))
+            continue
+        if parent is None:
+            roots += 1
+            if i != 0:
+                problems.append(Problem(f"{where}.parent", "only the first node may be the root (parent: null)"))
+            if node.get("kind") != "topic":
+                problems.append(Problem(f"{where}.kind", "the root node must be a topic"))
+            depth[node_id] = 0
+        elif parent == node_id:
+            problems.append(Problem(f"{where}.parent", f"node {node_id!r} is its own parent (a cycle)"))
+        elif parent not in index:
+            if parent in all_ids:
+                cycle = _find_cycle(nodes, all_ids, node_id)
+                if cycle:
+                    problems.append(Problem(f"{where}.parent", "cycle: " + " → ".join(cycle)))
+                else:
+                    problems.append(Problem(f"{where}.parent", f"parent {parent!r} is defined after "
+                                            f"this node (at nodes[{all_ids[parent]}]); parents come first"))
+            else:
+                problems.append(Problem(f"{where}.parent", f"orphan: parent {parent!r} is not in the pack"))
+        else:
+            if kinds.get(parent) != "topic":
+                problems.append(Problem(f"{where}.parent", f"parent {parent!r} is a {kinds.get(parent)}, not a topic"))
+            depth[node_id] = depth.get(parent, 0) + 1
+            if depth[node_id] > limits.max_depth:
+                problems.append(Problem(where, f"deeper than {limits.max_depth} levels"))
+        index[node_id] = i
+        kinds[node_id] = node.get("kind")
+        problems.extend(_check_node(node, where, limits, blob_sizes))
+    if roots == 0 and nodes:
+        problems.append(Problem("nodes", "no root node (a topic with parent: null)"))
+    elif roots > 1:
+        problems.append(Problem("nodes", f"{roots} root nodes; a pack has exactly one"))
+    return problems
+
+
+def _find_cycle(nodes: list, all_ids: dict, start: str) -> list[str] | None:
+    seen: list[str] = []
+    current: Any = start
+    while isinstance(current, str) and current in all_ids and len(seen) <= len(nodes):
+        if current in seen:
+            return seen[seen.index(current):] + [current]
+        seen.append(current)
+        current = nodes[all_ids[current]].get("parent")
+    return None
+
+
+def _check_node(node: dict, where: str, limits: Limits, blob_sizes: dict) -> list[Problem]:
+    problems: list[Problem] = []
+    kind = node.get("kind")
+    files = node.get("files") if isinstance(node.get("files"), list) else []
+    if len(files) > limits.max_files_per_node:
+        problems.append(Problem(f"{where}.files", f"{len(files)} files; the limit is {limits.max_files_per_node}"))
+    mains = []
+    for j, f in enumerate(files):
+        if not isinstance(f, dict):
+            continue
+        sha, size = f.get("sha256"), f.get("size")
+        if isinstance(sha, str) and isinstance(size, int):
+            if size > limits.max_blob_size:
+                problems.append(Problem(f"{where}.files[{j}].size", f"{size} bytes is over the limit of {limits.max_blob_size}"))
+            seen = blob_sizes.setdefault(sha, (size, f"{where}.files[{j}]"))
+            if seen[0] != size:
+                problems.append(Problem(f"{where}.files[{j}].size", f"{size} differs from the size {seen[0]} "
+                                        f"declared for the same sha256 at {seen[1]}"))
+        if f.get("role") == "main":
+            mains.append((j, f))
+        if f.get("role") == "subtitles" and f.get("mime") not in (None, "text/vtt"):
+            problems.append(Problem(f"{where}.files[{j}].mime", "subtitles must be text/vtt (WebVTT)"))
+    if kind == "topic":
+        if mains:
+            problems.append(Problem(f"{where}.files", "a topic has no main file"))
+    elif kind in KINDS and kind != "exercise":
+        if len(mains) != 1:
+            problems.append(Problem(f"{where}.files", f"a {kind} needs exactly one file with role main, found {len(mains)}"))
+        elif kind in MAIN_MIME and mains[0][1].get("mime") not in MAIN_MIME[kind]:
+            problems.append(Problem(f"{where}.files[{mains[0][0]}].mime",
+                                    f"a {kind}'s main file must be {' or '.join(MAIN_MIME[kind])}"))
+    if kind in ("video", "audio") and "duration" not in node:
+        problems.append(Problem(f"{where}.duration", f"a {kind} needs its duration in seconds"))
+    if kind == "exercise":
+        if not isinstance(node.get("exercise"), dict):
+            problems.append(Problem(f"{where}.exercise", "an exercise node needs an exercise object"))
+        else:
+            problems.extend(_check_exercise(node["exercise"], f"{where}.exercise"))
+    return problems
+
+
+def _check_exercise(ex: dict, where: str) -> list[Problem]:
+    problems: list[Problem] = []
+    mastery = ex.get("mastery")
+    if isinstance(mastery, dict) and mastery.get("model") == "m_of_n":
+        m, n = mastery.get("m"), mastery.get("n")
+        if isinstance(m, int) and isinstance(n, int) and m > n:
+            problems.append(Problem(f"{where}.mastery", f"m ({m}) cannot exceed n ({n})"))
+    ids: dict[str, int] = {}
+    questions = ex.get("questions") if isinstance(ex.get("questions"), list) else []
+    for k, q in enumerate(questions):
+        if not isinstance(q, dict):
+            continue
+        qwhere = f"{where}.questions[{k}]"
+        qid = q.get("id")
+        if isinstance(qid, str):
+            if qid in ids:
+                problems.append(Problem(f"{qwhere}.id", f"duplicate question id {qid!r} (first at questions[{ids[qid]}])"))
+            ids.setdefault(qid, k)
+        choices = q.get("choices") if isinstance(q.get("choices"), list) else []
+        kind = q.get("type")
+        if kind == "single_choice" and isinstance(q.get("answer"), int) and q["answer"] >= len(choices):
+            problems.append(Problem(f"{qwhere}.answer", f"answer {q['answer']} is not one of the {len(choices)} choices"))
+        if kind == "multiple_choice" and isinstance(q.get("answers"), list):
+            for a in q["answers"]:
+                if isinstance(a, int) and a >= len(choices):
+                    problems.append(Problem(f"{qwhere}.answers", f"answer {a} is not one of the {len(choices)} choices"))
+        if kind == "generated" and isinstance(q.get("answer"), str) and isinstance(q.get("variables"), dict):
+            for name, bounds in q["variables"].items():
+                if isinstance(bounds, dict) and isinstance(bounds.get("min"), int) \
+                        and isinstance(bounds.get("max"), int) and bounds["min"] > bounds["max"]:
+                    problems.append(Problem(f"{qwhere}.variables.{name}", "min is greater than max"))
+            try:
+                unknown = expression_names(q["answer"]) - set(q["variables"])
+            except ExpressionError as exc:
+                problems.append(Problem(f"{qwhere}.answer", str(exc)))
+            else:
+                if unknown:
+                    problems.append(Problem(f"{qwhere}.answer", f"unknown variable(s) {', '.join(sorted(unknown))}"))
+    return problems
+
+
+def blob_table(manifest: dict) -> dict[str, int]:
+    """Every blob the manifest references: sha256 → size (validated manifests only)."""
+    out: dict[str, int] = {}
+    for node in manifest["nodes"]:
+        for f in node.get("files", ()):
+            out[f["sha256"]] = f["size"]
+    return out
+
+
+def html5_blobs(manifest: dict) -> set[str]:
+    """The blobs that are html5 apps (validated as zips before they are stored)."""
+    return {f["sha256"] for n in manifest["nodes"] if n.get("kind") == "html5"
+            for f in n.get("files", ()) if f.get("role") == "main"}
