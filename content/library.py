@@ -391,7 +391,7 @@ class Library:
         if info.is_dir():
             blob.close()
             raise PackNotFound(f"{member_path} is a folder")
-        return _Member(zf.open(info), zf, blob)
+        return _Member(zf.open(info), zf, blob, info.file_size)
 
     # -- import --
 
@@ -778,8 +778,9 @@ class Library:
 class _Member:
     """A member stream of an html5 zip that closes the zip and the blob with it."""
 
-    def __init__(self, stream: BinaryIO, zf: zipfile.ZipFile, blob: BinaryIO):
+    def __init__(self, stream: BinaryIO, zf: zipfile.ZipFile, blob: BinaryIO, size: int):
         self._stream, self._zf, self._blob = stream, zf, blob
+        self.size = size  # uncompressed, for Content-Length and Range
 
     def read(self, n: int = -1) -> bytes:
         return self._stream.read(n)

@@ -54,7 +54,7 @@ def static_file(digest: str, filename: str):
 
 def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported.
-    from . import manage, pages, people  # noqa: F401
+    from . import learn, manage, pages, people, practice  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, render_template, request
+from flask import abort, current_app, redirect, request
 
 from passerelle.server import accounts
 from passerelle.server.auth import ANYONE, allow, current_user
@@ -17,12 +17,6 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
         return default
     return target
-
-
-@bp.get("/")
-@allow(ANYONE)
-def home():
-    return render_template("home.html")
 
 
 @bp.get("/language/<code>")

@@ -130,7 +130,10 @@ def progress_get():
         "SELECT pack_id, node_id, progress, completed_version IS NOT NULL, seconds, answers, correct,"
         f" position FROM progress WHERE {where} ORDER BY last_version DESC LIMIT 1000", params)
     keys = ("pack_id", "node_id", "progress", "completed", "seconds", "answers", "correct", "position")
-    return jsonify({"progress": [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]})
+    rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["completed"] = bool(row["completed"])
+    return jsonify({"progress": rows})
 
 
 @bp.get("/v1/classes")

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import api, auth, db, errors, i18n, security
+from . import api, auth, content_web, db, errors, i18n, security
 from .errors import ConfigError
 from .home import Home
 from .settings import Settings, SettingsError, resolve, resolve_home
@@ -55,6 +55,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     i18n.init_app(app)
     api.init_app(app)
+    content_web.init_app(app)
     kiosk.init_app(app)
     return app
 

@@ -192,6 +192,12 @@ def _build_box(home: Path) -> dict:
         accounts.add_member(db, ids["class_b"], ids["chloe"])
         ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # A small pack (article with an image, clip with subtitles, html5 app, exercise).
+    from passerelle.content import build_pack
+
+    built = build_pack(REPO / "tests" / "fixtures" / "demo-pack", home.parent / "demo-fr.zip",
+                       created="2026-11-01T00:00:00Z")
+    app.extensions["passerelle.library"].import_pack(built.path)
     return ids
 
 

@@ -1,0 +1,124 @@
+"""Browsing and viewing content: the home page, topics, and a page per kind of resource."""
+
+from __future__ import annotations
+
+from flask import abort, redirect, render_template, url_for
+from flask_babel import get_locale
+
+from passerelle.server import records
+from passerelle.server import content_web as cw
+from passerelle.server.auth import ANYONE, allow, current_user
+from passerelle.server.db import get_db
+
+from . import bp
+from .markdown import render_markdown
+
+KIND_ICONS = {"topic": "📁", "video": "🎬", "audio": "🎧", "document": "📄", "article": "📰",
+              "html5": "🎮", "exercise": "✏️"}
+
+
+def learner() -> dict | None:
+    user = current_user()
+    return user if user and user["role"] == "learner" else None
+
+
+def statuses(db, pack_id: str) -> dict[str, str]:
+    """node id -> 'completed' | 'in-progress' for the signed-in learner (empty for guests)."""
+    who = learner()
+    if who is None:
+        return {}
+    rows = db.execute("SELECT node_id, completed_version IS NOT NULL, progress FROM progress"
+                      " WHERE learner_uuid = ? AND pack_id = ?", [who["uuid"], pack_id]).fetchall()
+    return {node: "completed" if done else "in-progress" for node, done, _ in rows}
+
+
+def record_start(db, pack_id: str, node_id: str) -> None:
+    """Opening a resource starts it, once: the event id makes a second opening a repeat."""
+    who = learner()
+    if who is not None:
+        records.event(db, who["uuid"], {"event_id": f"start:{who['uuid']}:{pack_id}:{node_id}",
+                                        "pack_id": pack_id, "node_id": node_id, "type": "started"})
+
+
+@bp.get("/")
+@allow(ANYONE)
+def home():
+    db = get_db()
+    lang = str(get_locale())
+    packs = sorted(cw.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
+    resume = []
+    who = learner()
+    if who is not None:
+        rows = db.execute(
+            "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
+            " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
+            " WHERE p.learner_uuid = ? AND p.completed_version IS NULL AND n.kind != 'topic'"
+            " ORDER BY p.last_version DESC LIMIT 4", [who["uuid"]]).fetchall()
+        resume = [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
+                  for r in rows]
+    return render_template("home.html", packs=packs, resume=resume, icons=KIND_ICONS)
+
+
+@bp.get("/learn/<pack_id>")
+@allow(ANYONE)
+def pack_home(pack_id: str):
+    pack = next((p for p in cw.packs(get_db()) if p["id"] == pack_id), None)
+    if pack is None or not pack["root"]:
+        abort(404)
+    return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=pack["root"]))
+
+
+@bp.get("/learn/<pack_id>/<path:node_id>")
+@allow(ANYONE)
+def learn(pack_id: str, node_id: str):
+    db = get_db()
+    found = cw.node(db, pack_id, node_id)
+    if found is None:
+        abort(404)
+    trail = cw.ancestors(db, pack_id, found)
+    pack_title = (trail[0] if trail else found).get("title")
+    context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
+               "icons": KIND_ICONS, "status": statuses(db, pack_id)}
+    kind = found["kind"]
+    if kind == "topic":
+        return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
+    if kind == "exercise":
+        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id))
+    record_start(db, pack_id, node_id)
+    main = cw.main_file(found)
+    context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
+                   poster=cw._file_of(found, "poster") or cw._file_of(found, "thumbnail"),
+                   transcript=cw._file_of(found, "transcript"), resume_at=_resume_at(db, found))
+    if kind == "article" and main:
+        with cw.library().open_blob(main["sha256"]) as f:
+            context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))
+    return render_template("resource.html", **context)
+
+
+def _resume_at(db, found: dict) -> float:
+    who = learner()
+    if who is None:
+        return 0.0
+    row = db.execute("SELECT position FROM progress WHERE learner_uuid = ? AND pack_id = ?"
+                     " AND node_id = ?", [who["uuid"], found["pack_id"], found["id"]]).fetchone()
+    try:
+        return float(row[0]) if row and row[0] is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+@bp.post("/learn/<pack_id>/<path:node_id>/done")
+@allow("learner")
+def learn_done(pack_id: str, node_id: str):
+    """'I have finished': the no-JavaScript way to complete an article, document or app."""
+    db = get_db()
+    found = cw.node(db, pack_id, node_id)
+    if found is None or found["kind"] in ("topic", "exercise"):
+        abort(404)
+    who = learner()
+    records.event(db, who["uuid"], {"event_id": f"done:{who['uuid']}:{pack_id}:{node_id}",
+                                    "pack_id": pack_id, "node_id": node_id, "type": "completed",
+                                    "progress": 1.0})
+    parent = found.get("parent")
+    target = url_for("kiosk.learn", pack_id=pack_id, node_id=parent) if parent else url_for("kiosk.home")
+    return redirect(target)
