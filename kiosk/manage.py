@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from passerelle.server import accounts
 from passerelle.server.auth import allow, current_user, require
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
+from passerelle.server.security import body_limit
 
 from . import bp
 
@@ -198,3 +199,75 @@ def manage_attendance(session_uuid: str, learner_uuid: str):
     _managed_class(db, meeting["class_uuid"])
     accounts.mark_attendance(db, session_uuid, learner_uuid, request.form.get("present") == "1")
     return redirect(url_for("kiosk.manage_session", session_uuid=session_uuid) + f"#p-{learner_uuid}")
+
+
+# --- Content: installed packs, uploads, USB drives, imports in the background ---------------
+
+@bp.get("/manage/content")
+@allow("coordinator")
+def manage_content():
+    from passerelle.server import content_admin
+    from passerelle.server.content_web import library
+
+    settings = current_app.config["SETTINGS"]
+    jobs = content_admin.runner()
+    return render_template("manage/content.html", packs=library().list(),
+                           drives=content_admin.find_packs(settings["usb_roots"]),
+                           jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
+                           max_upload_mb=settings["max_upload_mb"])
+
+
+@bp.post("/manage/content/upload")
+@allow("coordinator")
+@body_limit("max_upload_mb")
+def manage_content_upload():
+    import uuid
+
+    from passerelle.server import content_admin
+
+    upload = request.files.get("pack")
+    if upload is None or not upload.filename:
+        flash(_("Choose a pack file (.zip) first."))
+        return redirect(url_for("kiosk.manage_content"))
+    folder = current_app.config["HOME"].tmp / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    # Never the name the browser sent: a random one, in the box's own folder.
+    target = folder / f"{uuid.uuid4().hex}.zip"
+    upload.save(target)
+    content_admin.runner().submit(str(target), upload.filename[:100], remove_after=True)
+    flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.post("/manage/content/import")
+@allow("coordinator")
+def manage_content_import():
+    from passerelle.server import content_admin
+
+    wanted = request.form.get("path", "")
+    # Only a pack that this page found on a drive: a path is never taken on trust.
+    drives = content_admin.find_packs(current_app.config["SETTINGS"]["usb_roots"])
+    found = next((d for d in drives if d["path"] == wanted), None)
+    if found is None:
+        flash(_("That pack is no longer on the drive. Is the USB stick still plugged in?"))
+    else:
+        content_admin.runner().submit(found["path"], f"{found['title']} (v{found['version']})")
+        flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.post("/manage/content/<pack_id>/remove")
+@allow("coordinator")
+def manage_content_remove(pack_id: str):
+    from passerelle import content as lib
+    from passerelle.server.content_web import library
+
+    try:
+        library().remove(pack_id)
+    except lib.LibraryBusy:
+        flash(_("An import is running; remove the pack when it has finished."))
+    except lib.PackNotFound:
+        abort(404)
+    else:
+        flash(_("The pack %(id)s was removed.", id=pack_id))
+    return redirect(url_for("kiosk.manage_content"))

@@ -114,6 +114,29 @@ PATHS.update({
         "responses": {"200": {"description": "The mark and the number present."}}}},
 })
 
+PATHS.update({
+    "/api/v1/packs": {"get": {
+        "summary": "Installed packs", "operationId": "packs", "tags": ["content"],
+        "description": "The packs this box can give to another box or hub.",
+        "responses": {"200": {"description": "id, version, title, language, size, nodes."}}}},
+    "/api/v1/packs/{pack_id}/manifest.json": {"get": {
+        "summary": "A pack's manifest", "operationId": "packManifest", "tags": ["content"],
+        "description": "The exact bytes imported (so a publisher's signature stays valid). With "
+                       "`signature.json` and `files/{sha256}` this is the pack folder layout: "
+                       "`passerelle content import http://BOX:8080/api/v1/packs/ID` copies the pack.",
+        "parameters": [_param("pack_id", "The pack.")],
+        "responses": {"200": {"description": "manifest.json"}}}},
+    "/api/v1/packs/{pack_id}/signature.json": {"get": {
+        "summary": "A pack's publisher signature", "operationId": "packSignature",
+        "tags": ["content"], "parameters": [_param("pack_id", "The pack.")],
+        "responses": {"200": {"description": "signature.json"}}}},
+    "/api/v1/packs/{pack_id}/files/{sha256}": {"get": {
+        "summary": "One blob of a pack", "operationId": "packFile", "tags": ["content"],
+        "description": "Supports Range, so a transfer cut mid-blob resumes.",
+        "parameters": [_param("pack_id", "The pack."), _param("sha256", "The blob's SHA-256.")],
+        "responses": {"200": {"description": "The bytes."}, "206": {"description": "A range."}}}},
+})
+
 SCHEMAS: dict = {
     "Person": {"type": "object", "properties": {
         "uuid": {"type": "string", "format": "uuid"},

@@ -53,8 +53,23 @@ def refuse_large_bodies() -> None:
     413 on every route, and Waitress' max_request_body_size bounds chunked bodies.
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    setting = getattr(view, "body_limit_setting", None)
+    if setting:  # an upload route with its own, larger limit
+        limit = current_app.config["SETTINGS"][setting] * 1024 * 1024
+        request.max_content_length = limit
     if limit and request.content_length and request.content_length > limit:
         abort(413)
+
+
+def body_limit(setting: str):
+    """Give a view the request-size limit of another setting (e.g. pack uploads)."""
+
+    def decorate(view):
+        view.body_limit_setting = setting
+        return view
+
+    return decorate
 
 
 def init_app(app: Flask) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 from logging.handlers import RotatingFileHandler
 
@@ -98,12 +99,15 @@ def build_wsgi(app: Flask, settings: Settings):
 
 
 def run(app: Flask, settings: Settings) -> None:
+    # Waitress and Werkzeug spool large request bodies (pack uploads) to temporary
+    # files: keep them in the data home, on the disk, not in a RAM-backed /tmp.
+    tempfile.tempdir = str(app.config["HOME"].tmp)
     server = create_server(
         build_wsgi(app, settings),
         host=settings["host"],
         port=settings["port"],
         threads=settings["threads"],
-        max_request_body_size=settings["max_request_mb"] * 1024 * 1024,
+        max_request_body_size=max(settings["max_request_mb"], settings["max_upload_mb"]) * 1024 * 1024,
         ident="passerelle",
         clear_untrusted_proxy_headers=True,
     )
