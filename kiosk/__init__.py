@@ -20,7 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, Flask, send_from_directory, url_for
-
 from passerelle.server.auth import ANYONE, allow
 
 HERE = Path(__file__).parent

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, url_for
 from flask_babel import get_locale
-
-from passerelle.server import records
 from passerelle.server import content_web as cw
+from passerelle.server import records
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from passerelle.server import accounts
 from passerelle.server.auth import allow, current_user, require
 from passerelle.server.db import get_db

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import abort, current_app, redirect, request
-
 from passerelle.server import accounts
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from passerelle.server import accounts
 from passerelle.server.auth import ANYONE, allow, current_user, sign_in, sign_out
 from passerelle.server.db import get_db

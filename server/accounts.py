@@ -19,7 +19,7 @@ import re
 import time
 import unicodedata
 import uuid as uuidlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import argon2
 import sqlite_utils
@@ -73,7 +73,7 @@ def joined_uuid(*parts: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def fold(text: str) -> str:
@@ -436,7 +436,7 @@ def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
 def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None,
                  place: str = "", partner: str = "", topic: str = "") -> str:
     get_class(db, class_uuid)
-    date = date or datetime.now(timezone.utc).date().isoformat()
+    date = date or datetime.now(UTC).date().isoformat()
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
         raise InvalidInput("the session is not valid", details={"date": "a date like 2026-11-22"})
     session_uuid = new_uuid()

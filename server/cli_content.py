@@ -20,7 +20,13 @@ from passerelle.content.errors import human_size
 
 from . import db as dbmod
 from .cli import Env, pass_env
-from .errors import Conflict, InsufficientStorage, InvalidInput, NotFound, PasserelleError
+from .errors import (
+    Conflict,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+    PasserelleError,
+)
 
 
 def translate_content_error(exc: BaseException) -> PasserelleError | None:

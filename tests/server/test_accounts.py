@@ -5,8 +5,8 @@ import sqlite3
 import time
 
 import pytest
-
 from passerelle.server import accounts
+
 from tests.conftest import PASSWORDS, PINS, csrf_token
 
 

@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from passerelle.server.app import create_app
+
 from tests.conftest import PASSERELLE, REPO, csrf_token, sign_in
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 from flask import Blueprint
-
 from passerelle.server.auth import ANYONE, allow
+
 from tests.conftest import csrf_token
 
 

@@ -1,8 +1,8 @@
 """Who may do what: every route for every role, deny by default, no peeking at others' data."""
 
 import pytest
-
 from passerelle.server.auth import ANYONE, SIGNED_IN
+
 from tests.conftest import csrf_token
 
 ROLES = [None, "amina", "fatou", "cora"]  # guest, learner, facilitator, coordinator
