@@ -56,7 +56,8 @@ def _library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.
     env.prepare()  # migrations of every set, the content library's included
     timeout = env.settings()["db_busy_timeout_ms"]
     return lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
-                       trusted_keys=list(trusted_keys), require_signature=require_signature)
+                       trusted_keys=[*env.settings()["trusted_publisher_keys"], *trusted_keys],
+                       require_signature=require_signature or env.settings()["require_signed_packs"])
 
 
 class _Progress:

@@ -208,7 +208,10 @@ class IndexingListener:
 def init_app(app: Flask) -> None:
     home = app.config["HOME"]
     timeout = app.config["DB_BUSY_TIMEOUT_MS"]
+    settings = app.config["SETTINGS"]
     app.extensions["passerelle.library"] = lib.Library(
         lambda: connect(home.db_path, timeout), home.storage, home.tmp,
-        listeners=[IndexingListener(app)])
+        listeners=[IndexingListener(app)],
+        trusted_keys=settings["trusted_publisher_keys"],
+        require_signature=settings["require_signed_packs"])
     app.register_blueprint(bp)

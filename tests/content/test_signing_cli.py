@@ -110,14 +110,29 @@ def test_cli_keygen_sign_and_require(tmp_path, run):
     assert code == 0 and "installed" in out
 
 
+def test_the_box_can_trust_only_its_publishers_keys(tmp_path, run):
+    key = tmp_path / "keys" / "publisher.key"
+    run("pack", "keygen", key)
+    public = (key.parent / "publisher.key.pub").read_text().strip()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "passerelle.toml").write_text(
+        f'require_signed_packs = true\ntrusted_publisher_keys = ["{public}"]\n')
+    pack = hand_pack(tmp_path, "p")
+    code, _, err = run("content", "import", pack)
+    assert code == 7 and "not signed" in err
+    run("pack", "sign", pack, "--key", key)
+    code, out, _ = run("content", "import", pack)
+    assert code == 0 and "installed" in out
+
+
 def test_cli_import_bundled(tmp_path, run):
     from pathlib import Path
 
     from passerelle import content
 
     bundled = Path(content.__file__).parent / "bundled"
-    if not any(bundled.glob("*/pack.yaml")):
-        pytest.skip("no bundled content yet")
+    assert len(list(bundled.glob("*/pack.yaml"))) == 5
     code, out, err = run("content", "import", "--bundled")
     assert code == 0, err
     code, out, _ = run("content", "import", "--bundled")
