@@ -270,3 +270,41 @@ def manage_content_remove(pack_id: str):
     else:
         flash(_("The pack %(id)s was removed.", id=pack_id))
     return redirect(url_for("kiosk.manage_content"))
+
+
+# --- Roster import: preview with per-row errors, then all or nothing ---------------------------
+
+@bp.route("/manage/people/import", methods=["GET", "POST"])
+@allow("coordinator")
+def manage_roster():
+    from passerelle.server import roster
+
+    db = get_db()
+    text, checked, error = "", None, None
+    if request.method == "POST":
+        upload = request.files.get("roster")
+        if upload and upload.filename:
+            raw = upload.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                error = _("This file is not UTF-8 text. In your spreadsheet, save it as \"CSV UTF-8\".")
+        else:
+            text = request.form.get("text", "")
+        if text and error is None:
+            try:
+                if request.form.get("confirm") == "1":
+                    result = roster.import_roster(db, text, request.form.get("class") or None)
+                    flash(_("%(count)s people were imported.", count=result["created"]))
+                    return redirect(url_for("kiosk.manage_people"))
+                checked = roster.check(db, text, request.form.get("class") or None)
+            except InvalidInput as exc:
+                error = str(exc.message)
+                details = exc.details or {}
+                if "rows" not in details:
+                    error += " — " + "; ".join(f"{k}: {v}" for k, v in details.items())
+                else:
+                    checked = roster.check(db, text, request.form.get("class") or None)
+    return render_template("manage/roster.html", text=text, checked=checked, error=error,
+                           columns=roster.COLUMNS,
+                           class_name=request.form.get("class", "")), 400 if error else 200

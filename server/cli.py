@@ -317,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
 
 # Command groups of the subsystems, each with the translator of its library's exceptions.
 from .cli_content import content, pack, translate_content_error  # noqa: E402
+from .cli_users import users  # noqa: E402
 
 cli.add_command(content)
 cli.add_command(pack)
+cli.add_command(users)
 _TRANSLATORS.append(translate_content_error)
 
 

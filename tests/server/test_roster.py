@@ -1,0 +1,60 @@
+"""Rosters: all or nothing, every problem with its row, spreadsheet quirks accepted."""
+
+import io
+import sqlite3
+
+from tests.conftest import csrf_token
+
+GOOD = "\ufeffdisplay_name;pin;class;gender\nSara;1111;Groupe C;woman\nTom;2222;;\n"
+BAD = ("display_name,pin,role,username\n"
+       "Lina,12,learner,\n"          # PIN too short
+       ",3333,learner,\n"            # no name
+       "Omar,4444,learner,fatou\n"   # username taken
+       "Rita,5555,pilot,\n")         # unknown role
+
+
+def people(app) -> int:
+    return sqlite3.connect(app.config["DB_PATH"]).execute(
+        "SELECT count(*) FROM users WHERE deleted = 0").fetchone()[0]
+
+
+def test_cli_imports_all_rows_with_semicolons_and_a_bom(runner, box, tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text(GOOD, encoding="utf-8")
+    assert runner("users", "import", str(roster), "--dry-run").stdout.endswith("2 people are ready to import\n")
+    result = runner("users", "import", str(roster), "--class", "Groupe D")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "imported 2 people\n"
+    listing = runner("users", "export").stdout
+    assert "Sara" in listing and "Groupe C" in listing and "Tom" in listing and "Groupe D" in listing
+    assert "argon2" not in listing and "1111" not in listing
+
+
+def test_cli_reports_every_bad_row_and_imports_nothing(runner, box, app, tmp_path):
+    before = people(app)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(BAD, encoding="utf-8")
+    result = runner("users", "import", str(roster))
+    assert result.exit_code == 7
+    for row, field in ((2, "pin"), (3, "display_name"), (4, "username"), (5, "role")):
+        assert f"row {row}: {field}:" in result.stderr
+    assert people(app) == before
+
+
+def test_web_preview_then_import(as_user, app):
+    cora = as_user("cora")
+    token = csrf_token(cora)
+    page = cora.post("/manage/people/import", content_type="multipart/form-data",
+                     data={"csrf_token": token, "roster": (io.BytesIO(BAD.encode()), "r.csv")})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Nothing will be imported" in html and "this username is already taken" in html
+    before = people(app)
+    page = cora.post("/manage/people/import", content_type="multipart/form-data",
+                     data={"csrf_token": token, "roster": (io.BytesIO(GOOD.encode()), "r.csv")})
+    html = page.get_data(as_text=True)
+    assert "Import these 2 people" in html
+    response = cora.post("/manage/people/import", data={"csrf_token": token, "text": GOOD,
+                                                        "confirm": "1"})
+    assert response.status_code == 302
+    assert people(app) == before + 2
