@@ -39,14 +39,18 @@ import secrets
 
 from flask import abort, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from werkzeug.routing import BuildError
-
-from passerelle.content import ExpressionError, check_answer, draw_variables, render_generated
+from passerelle.content import (
+    ExpressionError,
+    check_answer,
+    draw_variables,
+    render_generated,
+)
 from passerelle.server import content_web as cw
 from passerelle.server import mastery as mastery_rules
 from passerelle.server import records
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
+from werkzeug.routing import BuildError
 
 from . import bp
 from .markdown import render_markdown
@@ -58,7 +62,7 @@ SHOWN_ANSWER_CHARS = 40  # what the feedback repeats of a typed answer (kept in 
 GUEST_HISTORY = mastery_rules.MAX_N
 DRAW_TRIES = 10
 # Arabic-Indic digits are read by float(); their decimal and thousands marks are not.
-_NUMBER_MARKS = str.maketrans({"\u066b": ".", "\u066c": None, "\u2212": "-"})
+_NUMBER_MARKS = str.maketrans({"\u066b": ".", "\u066c": None, "\u060c": ",", "\u2212": "-"})
 
 
 # --- the run kept in the session -------------------------------------------------------
@@ -404,7 +408,9 @@ def practice(pack_id: str, node_id: str):
     values = _values(run, question, index)
     correct = check_answer(question, given, values)
     just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct)
-    shown_given = given if isinstance(given, (int, list)) else given[:SHOWN_ANSWER_CHARS]
+    # The feedback repeats what the learner typed, as typed (not the number read from it).
+    shown_given = (given if isinstance(given, (int, list))
+                   else request.form.get("answer", "").strip()[:SHOWN_ANSWER_CHARS])
     run["f"] = [1 if correct else 0, shown_given, 1 if just_mastered else 0]
     _save_run(pack_id, node_id, run)
     return redirect(here + "#feedback")
