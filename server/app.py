@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import api, auth, content_admin, content_web, db, errors, i18n, security
+from . import api, auth, content_admin, content_web, db, errors, i18n, search, security
 from .errors import ConfigError
 from .home import Home
 from .settings import Settings, SettingsError, resolve, resolve_home
@@ -57,6 +57,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     content_web.init_app(app)
     content_admin.init_app(app)
+    search.init_app(app)
     kiosk.init_app(app)
     return app
 

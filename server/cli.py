@@ -317,11 +317,14 @@ def main(argv: list[str] | None = None) -> int:
 
 # Command groups of the subsystems, each with the translator of its library's exceptions.
 from .cli_content import content, pack, translate_content_error  # noqa: E402
+from .cli_search import index, search  # noqa: E402
 from .cli_users import users  # noqa: E402
 
 cli.add_command(content)
 cli.add_command(pack)
 cli.add_command(users)
+cli.add_command(search)
+cli.add_command(index)
 _TRANSLATORS.append(translate_content_error)
 
 

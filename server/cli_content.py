@@ -55,9 +55,13 @@ def _library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.
     home = env.home.ensure()
     env.prepare()  # migrations of every set, the content library's included
     timeout = env.settings()["db_busy_timeout_ms"]
-    return lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
-                       trusted_keys=[*env.settings()["trusted_publisher_keys"], *trusted_keys],
-                       require_signature=require_signature or env.settings()["require_signed_packs"])
+    from .search import attach
+
+    library = lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
+                          trusted_keys=[*env.settings()["trusted_publisher_keys"], *trusted_keys],
+                          require_signature=require_signature or env.settings()["require_signed_packs"])
+    attach(library, home)  # imports and removals keep the search index in step
+    return library
 
 
 class _Progress:

@@ -192,26 +192,13 @@ def main_file(data: dict) -> dict | None:
     return _file_of(data, "main")
 
 
-class IndexingListener:
-    """Keeps derived data in step with the library (the search index joins here)."""
-
-    def __init__(self, app: Flask):
-        self.app = app
-
-    def pack_installed(self, pack_id: str, version: int) -> None:
-        self.app.logger.info("pack %s v%s installed", pack_id, version)
-
-    def pack_removed(self, pack_id: str) -> None:
-        self.app.logger.info("pack %s removed", pack_id)
-
-
 def init_app(app: Flask) -> None:
     home = app.config["HOME"]
     timeout = app.config["DB_BUSY_TIMEOUT_MS"]
     settings = app.config["SETTINGS"]
     app.extensions["passerelle.library"] = lib.Library(
         lambda: connect(home.db_path, timeout), home.storage, home.tmp,
-        listeners=[IndexingListener(app)],
+        # Listeners (the search index) are added by the subsystems that need them.
         trusted_keys=settings["trusted_publisher_keys"],
         require_signature=settings["require_signed_packs"])
     app.register_blueprint(bp)

@@ -137,6 +137,35 @@ PATHS.update({
         "responses": {"200": {"description": "The bytes."}, "206": {"description": "A range."}}}},
 })
 
+_LIST = {"type": "array", "items": {"type": "string"}}
+PATHS.update({
+    "/api/v1/search": {"get": {
+        "summary": "Search the installed content", "operationId": "search", "tags": ["search"],
+        "description": "Full-text search over every installed pack, in any of the box's languages: "
+                       "all words first, then any word, then spelling corrections. Kind words in "
+                       "the query (\"vidéo\", \"oefening\"...) act as filters. Snippets are "
+                       "HTML-escaped text with `<mark>` around matches.",
+        "parameters": [
+            {"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 200}},
+            {"name": "kind", "in": "query", "required": False, "schema": _LIST,
+             "description": "topic, video, audio, document, article, html5, exercise"},
+            {"name": "language", "in": "query", "required": False, "schema": _LIST},
+            {"name": "pack", "in": "query", "required": False, "schema": _LIST},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "offset", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+        "responses": {"200": {"description": "hits, total, facets (kind, language, pack), "
+                                             "mode (all, any, fuzzy), did_you_mean."}}}},
+    "/api/v1/search/suggest": {"get": {
+        "summary": "Suggestions as you type", "operationId": "suggest", "tags": ["search"],
+        "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+                       {"name": "language", "in": "query", "required": False, "schema": _LIST},
+                       {"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8}}],
+        "responses": {"200": {"description": "{\"suggestions\": [...]}"}}}},
+})
+
 SCHEMAS: dict = {
     "Person": {"type": "object", "properties": {
         "uuid": {"type": "string", "format": "uuid"},

@@ -1,0 +1,227 @@
+"""Benchmark of passerelle.search_index on a synthetic multilingual corpus.
+
+    .venv/bin/python bench/search_bench.py [--nodes 50000] [--queries 200] [--keep DIR]
+
+Prints build time (analysis included), index size, incremental add of 1,000
+nodes, single-threaded query latency (p50/p95) per query type, and the RSS of
+the process. The corpus is deterministic (seeded): Zipf-distributed words,
+~2 KB of text per node, French/Dutch/English/Arabic with a shared vocabulary
+(internet, email, video...) as in real lesson packs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import itertools
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from passerelle.search_index import Document, SearchIndex
+
+KINDS = ["article", "article", "article", "video", "exercise", "document", "audio", "html5",
+         "topic"]
+LANGS = ["fr", "fr", "en", "nl", "ar"]
+
+SEED_WORDS = {
+    "fr": """mot passe sécurité ordinateur courriel message fraction addition soustraction
+             élève leçon vidéo appel téléphone réseau données compte connexion hameçonnage
+             curriculum lettre emploi nombre calcul multiplication division école internet
+             fichier dossier imprimer écran clavier souris navigateur recherche page""",
+    "en": """password security computer email message fraction addition subtraction student
+             lesson video call phone network data account login phishing resume letter job
+             number calculation multiplication division school internet file folder print
+             screen keyboard mouse browser search page algebra""",
+    "nl": """wachtwoord veiligheid computer bericht breuk optellen aftrekken leerling les
+             video gesprek telefoon netwerk gegevens account inloggen phishing cv brief baan
+             getal rekenen vermenigvuldigen delen school internet bestand map printen scherm
+             toetsenbord muis browser zoeken pagina""",
+    "ar": """كلمة المرور الأمان الحاسوب البريد رسالة كسر جمع طرح تلميذ درس فيديو مكالمة
+             هاتف شبكة بيانات حساب دخول تصيد سيرة رسالة عمل عدد حساب ضرب قسمة مدرسة
+             الإنترنت ملف مجلد طباعة شاشة لوحة فأرة متصفح بحث صفحة""",
+}
+SYLLABLES = {
+    "fr": "ba be bi bo bu ca ce ci co cu da de di do du fa fe fi la le li lo lu ma me mi "
+          "mo mu na ne ni no nu pa pe pi po pu ra re ri ro ru sa se si so su ta te ti to tu "
+          "é è on an in eu ou ai ion tion ment",
+    "en": "ba be bi bo ca co da de di do fa fe fo ga go ha he hi la le li lo ma me mi mo na "
+          "ne no pa pe pi po ra re ri ro sa se si so ta te ti to th sh ing er ly ed st",
+    "nl": "ba be bo da de di do ge go ha he ho ka ke ko la le lo ma me mo na ne no pa pe po "
+          "ra re ro sa se so ta te to va ve vo wa we ij ui oe aa ee oo en heid ing",
+    "ar": "با بي تا تي ثا جا حا خا دا را زا سا شا صا طا عا غا فا قا كا لا ما نا ها وا يا "
+          "ب ت ث ج ح خ د ر ز س ش ص ط ع غ ف ق ك ل م ن ه و ي",
+}
+
+
+def make_vocab(rng: random.Random, lang: str, size: int, shared: list[str]) -> list[str]:
+    syl = SYLLABLES[lang].split()
+    words = list(dict.fromkeys(SEED_WORDS[lang].split()))
+    seen = set(words)
+    while len(words) < size:
+        # A few shared words (internet, video...) sit among the frequent ones.
+        if shared and len(words) % 25 == 0 and rng.random() < 0.5:
+            w = rng.choice(shared)
+        else:
+            w = "".join(rng.choice(syl) for _ in range(rng.choice((2, 2, 3, 3, 3, 4))))
+            if lang == "ar" and rng.random() < 0.3:
+                w = "ال" + w
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words
+
+
+class Zipf:
+    def __init__(self, words: list[str], s: float = 1.05):
+        self.words = words
+        self.cum = list(itertools.accumulate(1.0 / (r ** s) for r in range(1, len(words) + 1)))
+
+    def sample(self, rng: random.Random, k: int) -> list[str]:
+        total = self.cum[-1]
+        return [self.words[bisect.bisect_left(self.cum, rng.random() * total)] for _ in range(k)]
+
+
+def make_corpus(n: int, seed: int = 42, start: int = 0, vocab_size: int = 30_000):
+    rng = random.Random(seed)
+    shared = [w for w in SEED_WORDS["en"].split() if w in SEED_WORDS["fr"] or w in SEED_WORDS["nl"]]
+    vocabs = {lang: Zipf(make_vocab(random.Random(f"{seed}-{lang}"), lang, vocab_size, shared))
+              for lang in SEED_WORDS}
+    docs = []
+    for i in range(start, start + n):
+        lang = rng.choice(LANGS)
+        z = vocabs[lang]
+        pack = f"pack-{lang}-{i % 40:02d}"
+        body_words = z.sample(rng, 300)  # about 2 KB of text
+        body = ". ".join(" ".join(body_words[j:j + 12]).capitalize()
+                         for j in range(0, len(body_words), 12))
+        docs.append(Document(
+            id=f"{pack}/node-{i}", pack_id=pack, kind=rng.choice(KINDS), language=lang,
+            title=" ".join(z.sample(rng, rng.randint(2, 6))).capitalize(),
+            description=" ".join(z.sample(rng, rng.randint(8, 20))),
+            tags=z.sample(rng, rng.randint(1, 4)),
+            body=body,
+            topic_path=[" ".join(z.sample(rng, 2)).capitalize()],
+            pack_title=f"Pack {pack}",
+        ))
+    return docs, vocabs
+
+
+def percentiles(samples: list[float]) -> str:
+    samples = sorted(samples)
+    p50 = statistics.median(samples)
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    return f"p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms"
+
+
+def typo(rng: random.Random, word: str) -> str:
+    i = rng.randrange(1, len(word) - 1)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:] if rng.random() < 0.5 \
+        else word[:i] + word[i + 1:]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=50_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--keep", help="directory for the index file (default: a temp dir)")
+    ap.add_argument("--optimize", action="store_true", help="merge FTS5 segments after the build")
+    args = ap.parse_args(argv)
+
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="search-bench-"))
+    path = tmp / "search.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+    t = time.perf_counter()
+    docs, vocabs = make_corpus(args.nodes, args.seed)
+    extra, _ = make_corpus(1000, args.seed + 1, start=args.nodes)
+    print(f"corpus: {args.nodes} nodes, {sum(len(d.body) for d in docs) / len(docs):.0f} "
+          f"chars of body per node (generated in {time.perf_counter() - t:.1f} s)")
+
+    idx = SearchIndex(path)
+    t = time.perf_counter()
+    idx.index(docs)
+    build = time.perf_counter() - t
+    print(f"full build:        {build:6.1f} s  ({args.nodes / build:.0f} nodes/s, stemming included)")
+    if args.optimize:
+        t = time.perf_counter()
+        idx.optimize()
+        print(f"optimize:          {time.perf_counter() - t:6.1f} s")
+    wal = Path(str(path) + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    print(f"index file size:   {path.stat().st_size / 1e6:6.1f} MB  "
+          f"(WAL left by the build: {wal_size / 1e6:.1f} MB, truncated at the next write)")
+
+    t = time.perf_counter()
+    idx.index(extra)
+    print(f"incremental 1,000: {time.perf_counter() - t:6.2f} s")
+
+    rng = random.Random(args.seed)
+    n = args.queries
+    mid = {lang: z.words[30:3000] for lang, z in vocabs.items()}
+
+    def word():
+        lang = rng.choice(LANGS)
+        return rng.choice(mid[lang]), lang
+
+    def from_doc(k):
+        d = rng.choice(docs)
+        ws = d.body.replace(".", "").lower().split()
+        i = rng.randrange(0, len(ws) - k)
+        return ws[i:i + k], d
+
+    def and_query():
+        # Two words of the same node (one of its title, one of its body): a real match.
+        d = rng.choice(docs)
+        return f"{rng.choice(d.title.lower().split())} {rng.choice(from_words(d.body))}"
+
+    def from_words(text):
+        return text.replace(".", "").lower().split()
+
+    queries = {
+        "word": [(word()[0], {}) for _ in range(n)],
+        "AND (2 words)": [(and_query(), {}) for _ in range(n)],
+        "phrase": [('"' + " ".join(from_doc(2)[0]) + '"', {}) for _ in range(n)],
+        "filtered": [(word()[0], {"kinds": ["video", "article"], "languages": ["fr"]})
+                     for _ in range(n)],
+    }
+    fuzzy = []
+    while len(fuzzy) < n:
+        w = rng.choice(mid[rng.choice(LANGS)])
+        if len(w) >= 6:
+            fuzzy.append((typo(rng, w), {}))
+    queries["fuzzy fallback"] = fuzzy
+
+    print(f"\nquery latency, single thread, {n} queries each, 20 hits with snippets:")
+    modes = {}
+    for name, qs in queries.items():
+        times = []
+        for q, kw in qs:
+            t = time.perf_counter()
+            r = idx.search(q, **kw)
+            times.append(time.perf_counter() - t)
+            modes[r.mode] = modes.get(r.mode, 0) + 1
+        print(f"  {name:18s} {percentiles(times)}")
+    for k in (1, 2):
+        prefixes = [rng.choice(rng.choice(list(mid.values())))[:k] for _ in range(n)]
+        times = []
+        for p in prefixes:
+            t = time.perf_counter()
+            idx.suggest(p)
+            times.append(time.perf_counter() - t)
+        print(f"  suggest {k}-letter   {percentiles(times)}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nmax RSS of this process: {rss:.0f} MB (includes the generated corpus)")
+    print(f"modes seen: {modes}")
+    idx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Plain text out of PDFs, HTML and WebVTT subtitles, for the ``body`` of a Document.
+
+These run when a pack is imported, on files made by many different tools:
+they return whatever text they can and never raise on bad input, because one
+broken PDF must not stop a whole pack from being searchable.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import os
+import re
+from html.parser import HTMLParser
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CHARS = 200_000
+_SPACES_RE = re.compile(r"[ \t\r\f\v]+")
+_BLANK_LINES_RE = re.compile(r"\n\s*\n+")
+
+
+def _tidy(text: str) -> str:
+    text = _SPACES_RE.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES_RE.sub("\n", text).strip()
+
+
+def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Text of a PDF (path, bytes or binary file object), up to ``max_chars``.
+
+    Pages that fail to parse are skipped; an unreadable file gives "".
+    """
+    try:
+        from pypdf import PdfReader
+    except ImportError:  # pragma: no cover - pypdf is a declared dependency
+        return ""
+    # pypdf logs every recoverable defect of a damaged PDF; they are expected here.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        elif isinstance(source, (str, os.PathLike)):
+            source = os.fspath(source)
+        reader = PdfReader(source, strict=False)
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception:  # noqa: BLE001 - any failure means "no text"
+                return ""
+        parts: list[str] = []
+        total = 0
+        for page in reader.pages:
+            try:
+                text = page.extract_text() or ""
+            except Exception:  # one bad page must not lose the others
+                log.debug("skipping an unreadable PDF page", exc_info=True)
+                continue
+            parts.append(text)
+            total += len(text)
+            if total >= max_chars:
+                break
+        return _tidy("\n".join(parts))[:max_chars]
+    except Exception:  # truncated, encrypted or not a PDF at all
+        log.debug("unreadable PDF", exc_info=True)
+        return ""
+
+
+class _TextParser(HTMLParser):
+    SKIP = frozenset({"script", "style", "template", "noscript", "svg", "head"})
+    BLOCK = frozenset({"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+             "tr", "td", "th", "section", "article", "header", "footer", "blockquote",
+             "pre", "title", "table", "dd", "dt", "figcaption", "button", "label", "option"})
+    VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "base", "col",
+                      "embed", "source", "track", "wbr"})
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.in_title = False
+        self.title = ""
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self.in_title = True
+        if tag in self.SKIP and tag not in self.VOID:
+            self.skipping += 1
+            return
+        if self.skipping:
+            return
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+        # Image descriptions and tooltips are text a learner may look for.
+        for name, value in attrs:
+            if name in ("alt", "title", "aria-label") and value:
+                self.parts.append(f" {value} ")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self.in_title = False
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCK and not self.skipping:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self.in_title:
+            self.title += data
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def extract_html_text(html_str: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Visible text of an HTML page (scripts and styles skipped, the <title> kept)."""
+    if not html_str:
+        return ""
+    if isinstance(html_str, (bytes, bytearray)):
+        html_str = html_str.decode("utf-8", "replace")
+    parser = _TextParser()
+    try:
+        parser.feed(html_str)
+        parser.close()
+    except Exception:  # whatever was parsed before the error is kept
+        log.debug("HTML parsing stopped early", exc_info=True)
+    text = "".join(parser.parts)
+    title = parser.title.strip()
+    if title:
+        text = title + "\n" + text
+    return _tidy(text)[:max_chars]
+
+
+_VTT_TIMING_RE = re.compile(r"-->")
+_VTT_TAG_RE = re.compile(r"<[^>]*>")
+
+
+def extract_vtt_text(vtt_str: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Spoken text of WebVTT subtitles: no header, cue ids, timings, notes or tags."""
+    if not vtt_str:
+        return ""
+    if isinstance(vtt_str, (bytes, bytearray)):
+        vtt_str = vtt_str.decode("utf-8-sig", "replace")
+    vtt_str = vtt_str.lstrip("\ufeff")
+    lines: list[str] = []
+    skipping_block = False
+    for block in re.split(r"\r?\n\s*\r?\n", vtt_str.replace("\r\n", "\n")):
+        block_lines = [ln.strip() for ln in block.split("\n") if ln.strip()]
+        if not block_lines:
+            continue
+        head = block_lines[0]
+        if head.startswith(("WEBVTT", "NOTE", "STYLE", "REGION")):
+            skipping_block = True
+            # A header block may still hold a cue when blank lines are missing.
+        else:
+            skipping_block = False
+        timing = next((i for i, ln in enumerate(block_lines) if _VTT_TIMING_RE.search(ln)), None)
+        if timing is None:
+            if skipping_block:
+                continue
+            text_lines = block_lines  # text without timing (sloppy files): keep it
+        else:
+            text_lines = block_lines[timing + 1:]
+        for ln in text_lines:
+            ln = html.unescape(_VTT_TAG_RE.sub("", ln)).strip()
+            # Auto-generated subtitles repeat the previous line as the next cue rolls up.
+            if ln and (not lines or lines[-1] != ln):
+                lines.append(ln)
+    return _tidy("\n".join(lines))[:max_chars]

@@ -1,0 +1,232 @@
+"""Learner input -> FTS5 MATCH expressions, without ever passing raw input to FTS5.
+
+The learner's text is reduced to words and quoted phrases; every token that
+reaches FTS5 is made of letters and digits only and is double-quoted, so FTS5
+operators typed by a learner (AND, NEAR, *, ^, :, -, parentheses, quotes) are
+plain words or separators, never syntax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from .analysis import (
+    STEMMED_LANGUAGES,
+    WORD_RE,
+    fold,
+    is_arabic,
+    normalize,
+    primary_language,
+    stem,
+    stem_arabic,
+    stop_words_for,
+    variants,
+)
+
+#: FTS5 columns that hold stemmed text (the ``words`` column is unstemmed and
+#: only reached by prefix terms; ``filt`` holds filter tokens).
+STEMMED_COLUMNS = "{title tags description body context}"
+PREFIX_COLUMNS = "{title tags description body context words}"
+
+MAX_QUERY_CHARS = 300
+MAX_TERMS = 12  # a pasted paragraph must not become a huge expression
+MIN_PREFIX = 2
+
+_QUOTES_RE = re.compile('["“”«»„]')
+
+# Words that name a kind of content, in folded form. A learner typing
+# "vidéo mot de passe" wants videos about passwords.
+_KIND_WORDS_RAW = {
+    "video": """video videos film films filmpje filmpjes clip clips
+                فيديو فيديوهات الفيديو مقطع""",
+    "audio": """audio audios podcast podcasts geluid enregistrement enregistrements
+                صوت صوتي تسجيل""",
+    "document": """pdf pdfs document documents doc docs fiche fiches
+                   وثيقة وثائق مستند ملف""",
+    "article": """article articles artikel artikelen lesson lecon lecons les lessen
+                  texte tekst مقال مقالة مقالات درس""",
+    "exercise": """exercise exercises exercice exercices oefening oefeningen quiz quizz
+                   quizzes toets toetsen test tests تمرين تمارين اختبار""",
+    "html5": """game games jeu jeux spel spelletje spelletjes activite activites
+                لعبة العاب""",
+}
+KIND_WORDS: dict[str, str] = {}
+for _kind, _words in _KIND_WORDS_RAW.items():
+    for _w in _words.split():
+        _f = fold(_w)
+        KIND_WORDS[_f] = _kind
+        if is_arabic(_f):
+            KIND_WORDS[stem_arabic(_f)] = _kind
+
+
+def kind_of_word(word: str) -> str | None:
+    f = fold(word)
+    kind = KIND_WORDS.get(f)
+    if kind is None and is_arabic(f):
+        kind = KIND_WORDS.get(stem_arabic(f))
+    return kind
+
+
+def filter_token(prefix: str, value: str) -> str:
+    """Token put in the ``filt`` column for a kind/language/pack value.
+
+    Simple lower-case ASCII values are kept readable; anything else (pack ids
+    with dashes, dots...) is hashed so it is always a single FTS5 token.
+    """
+    if value.isascii() and value.isalnum() and value.islower():
+        return prefix + value
+    return prefix + "h" + hashlib.sha1(value.encode("utf-8")).hexdigest()[:16]
+
+
+def quote(token: str) -> str:
+    # Tokens only contain letters and digits (WORD_RE), but quoting twice is
+    # cheap insurance: a double quote inside a FTS5 string is written "".
+    return '"' + token.replace('"', '""') + '"'
+
+
+@dataclass
+class Term:
+    """One word or quoted phrase of the query, lower-cased with accents kept."""
+
+    words: list[str]
+    phrase: bool = False
+    prefix: bool = False
+    # Filled by the fuzzy step: replacement folded words for a typo.
+    corrections: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        joined = " ".join(self.words)
+        return f'"{joined}"' if self.phrase else joined
+
+
+@dataclass
+class ParsedQuery:
+    terms: list[Term]
+    kind_terms: list[Term]
+    kinds: list[str]
+
+
+def parse(query: str, languages: tuple[str, ...] | None = None) -> ParsedQuery:
+    """Split a learner's query into words and phrases; spot kind words."""
+    query = (query or "")[:MAX_QUERY_CHARS]
+    text = normalize(query)
+    # Text between a pair of quote marks is a phrase; a lone quote is ignored.
+    parts = _QUOTES_RE.split(text)
+    if len(parts) % 2 == 0:  # unbalanced: the last quote opens nothing
+        parts[-2] = parts[-2] + " " + parts[-1]
+        parts.pop()
+    terms: list[Term] = []
+    for i, part in enumerate(parts):
+        ws = WORD_RE.findall(part)
+        if not ws:
+            continue
+        if i % 2 == 1 and len(ws) > 1:
+            terms.append(Term(ws, phrase=True))
+        else:
+            terms.extend(Term([w]) for w in ws)
+    terms = terms[:MAX_TERMS]
+    # Search-as-you-type: the last word is a prefix unless the learner already
+    # typed a space or closing quote after it.
+    if (terms and not terms[-1].phrase and query and not query[-1].isspace()
+            and not _QUOTES_RE.match(query[-1]) and len(fold(terms[-1].words[0])) >= MIN_PREFIX):
+        terms[-1].prefix = True
+
+    kind_terms = [t for t in terms if not t.phrase and kind_of_word(t.words[0])]
+    kinds = sorted({kind_of_word(t.words[0]) for t in kind_terms})
+    text_terms = [t for t in terms if t not in kind_terms]
+
+    # Stop words are dropped unless nothing else is left ("the who", "le").
+    stops = stop_words_for(languages)
+    content = [t for t in text_terms if t.phrase or fold(t.words[0]) not in stops]
+    if content:
+        text_terms = content
+    return ParsedQuery(terms=text_terms, kind_terms=kind_terms, kinds=kinds)
+
+
+def term_expression(term: Term, languages: tuple[str, ...] = STEMMED_LANGUAGES) -> str:
+    """FTS5 expression for one term: its variants in every language, OR-ed."""
+    if term.phrase:
+        phrases = []
+        for lang in ("", *languages):
+            toks = [stem(fold(w), lang) if lang else fold(w) for w in term.words]
+            p = quote(" ".join(toks))
+            if p not in phrases:
+                phrases.append(p)
+        return f"{STEMMED_COLUMNS} : ({' OR '.join(phrases)})"
+    forms: list[str] = []
+    for w in term.words + term.corrections:
+        for v in variants(w, languages):
+            if v not in forms:
+                forms.append(v)
+    expr = f"{STEMMED_COLUMNS} : ({' OR '.join(quote(v) for v in forms)})"
+    if term.prefix and not term.corrections:
+        expr = f"({expr} OR {PREFIX_COLUMNS} : {quote(fold(term.words[0]))} *)"
+    return expr
+
+
+def match_expression(terms: list[Term], operator: str = "AND",
+                     languages: tuple[str, ...] = STEMMED_LANGUAGES) -> str:
+    return f" {operator} ".join(f"({term_expression(t, languages)})" for t in terms)
+
+
+def filter_expression(kinds=None, languages=None, packs=None) -> str:
+    """``filt`` column clauses, AND-ed; empty string when nothing is filtered."""
+    clauses = []
+    for prefix, values in (("k", kinds), ("l", languages), ("p", packs)):
+        if not values:
+            continue
+        if prefix == "l":
+            values = {primary_language(v) for v in values}
+        toks = sorted({quote(filter_token(prefix, v)) for v in values if v})
+        if toks:
+            clauses.append(f"filt : ({' OR '.join(toks)})")
+    return " AND ".join(clauses)
+
+
+def stemming_languages(languages) -> tuple[str, ...]:
+    """Languages whose stems a query word is expanded to."""
+    if languages:
+        chosen = tuple(lang for lang in STEMMED_LANGUAGES
+                       if lang in {primary_language(x) for x in languages})
+        return chosen or STEMMED_LANGUAGES
+    return STEMMED_LANGUAGES
+
+
+# --- Edit distance --------------------------------------------------------------
+
+def damerau_levenshtein(a: str, b: str, max_dist: int) -> int:
+    """Optimal-string-alignment distance, giving up (returning max_dist+1) early."""
+    la, lb = len(a), len(b)
+    if abs(la - lb) > max_dist:
+        return max_dist + 1
+    if a == b:
+        return 0
+    prev2: list[int] | None = None
+    prev = list(range(lb + 1))
+    for i in range(1, la + 1):
+        cur = [i] + [0] * lb
+        ca = a[i - 1]
+        row_min = i
+        for j in range(1, lb + 1):
+            cost = 0 if ca == b[j - 1] else 1
+            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if prev2 is not None and j > 1 and ca == b[j - 2] and a[i - 2] == b[j - 1]:
+                v = min(v, prev2[j - 2] + 1)
+            cur[j] = v
+            row_min = min(row_min, v)
+        if row_min > max_dist:
+            return max_dist + 1
+        prev2, prev = prev, cur
+    return prev[lb]
+
+
+def max_typos(word: str) -> int:
+    n = len(word)
+    if n <= 3:
+        return 0
+    if n <= 5:
+        return 1
+    return 2

@@ -1,0 +1,108 @@
+"""Indexing, upserts, deletes and the index file itself."""
+
+import sqlite3
+
+import pytest
+from passerelle.search_index import Document, SearchError, SearchIndex
+from passerelle.search_index import index as index_module
+
+
+def ids(result):
+    return [h.id for h in result.hits]
+
+
+def test_index_and_find(index, make_doc):
+    assert index.index([make_doc("p/1", "Strong passwords", "Use a long passphrase."),
+                        make_doc("p/2", "Sending email", "Press compose.")]) == 2
+    assert ids(index.search("passphrase")) == ["p/1"]
+    assert index.count() == 2
+    assert index.ids() == {"p/1", "p/2"}
+
+
+def test_upsert_replaces_by_id(index, make_doc):
+    index.index([make_doc("p/1", "Old title about algebra")])
+    index.index([make_doc("p/1", "New title about fractions")])
+    assert index.count() == 1
+    assert index.search("algebra").total == 0
+    assert ids(index.search("fractions")) == ["p/1"]
+    # The vocabulary follows: the old word is no longer a correction candidate.
+    assert index.search("algebre").did_you_mean is None
+
+
+def test_repeated_id_in_one_batch_keeps_the_last(index, make_doc):
+    index.index([make_doc("p/1", "first"), make_doc("p/1", "second")])
+    assert index.count() == 1
+    assert ids(index.search("second")) == ["p/1"]
+
+
+def test_delete_and_delete_pack(index, make_doc):
+    index.index([make_doc("a/1", "fractions one", pack="a"), make_doc("a/2", "fractions two", pack="a"),
+                 make_doc("b/1", "fractions three", pack="b")])
+    assert index.delete(["a/1", "missing"]) == 1
+    assert set(ids(index.search("fractions"))) == {"a/2", "b/1"}
+    assert index.delete_pack("a") == 1
+    assert ids(index.search("fractions")) == ["b/1"]
+    assert index.ids(pack_id="b") == {"b/1"}
+    assert index.suggest("fr") == ["fractions", "fractions three"]
+
+
+def test_clear(index, make_doc):
+    index.index([make_doc("p/1", "fractions")])
+    index.clear()
+    assert index.count() == 0
+    assert index.search("fractions").total == 0
+    assert index.suggest("f") == []
+    index.index([make_doc("p/2", "fractions")])
+    assert ids(index.search("fractions")) == ["p/2"]
+
+
+def test_stats(index, make_doc):
+    index.index([make_doc("p/1", "fractions", kind="video", lang="fr"),
+                 make_doc("q/1", "addition", pack="q")])
+    s = index.stats()
+    assert s["documents"] == 2
+    assert s["packs"] == {"p": 1, "q": 1}
+    assert s["kinds"] == {"article": 1, "video": 1}
+    assert s["languages"] == {"en": 1, "fr": 1}
+    assert s["file_bytes"] > 0
+
+
+def test_index_file_is_wal_and_persistent(tmp_path, make_doc):
+    path = tmp_path / "search.db"
+    with SearchIndex(path) as idx:
+        idx.index([make_doc("p/1", "fractions")])
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    with SearchIndex(path) as idx:
+        assert ids(idx.search("fractions")) == ["p/1"]
+
+
+def test_other_schema_version_is_recreated_empty(tmp_path, make_doc, monkeypatch):
+    path = tmp_path / "search.db"
+    with SearchIndex(path) as idx:
+        idx.index([make_doc("p/1", "fractions")])
+    monkeypatch.setattr(index_module, "USER_VERSION", index_module.USER_VERSION + 1)
+    with SearchIndex(path) as idx:
+        assert idx.count() == 0  # a rebuild refills it
+        idx.index([make_doc("p/1", "fractions")])
+        assert idx.count() == 1
+
+
+def test_damaged_file_raises_search_error(tmp_path):
+    path = tmp_path / "search.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SearchError):
+        SearchIndex(path)
+
+
+def test_empty_id_is_refused(index):
+    with pytest.raises(SearchError):
+        index.index([Document(id="", pack_id="p", kind="article", language="en", title="x")])
+
+
+def test_failed_batch_leaves_index_unchanged(index, make_doc):
+    index.index([make_doc("p/1", "fractions")])
+    with pytest.raises(SearchError):
+        index.index([make_doc("p/2", "addition"), Document("", "p", "article", "en", "x")])
+    assert index.ids() == {"p/1"}

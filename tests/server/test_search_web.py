@@ -1,0 +1,73 @@
+"""Search through the box: indexed on import, found through the API, the page and the CLI."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+def test_imported_packs_are_searchable_at_once(client):
+    body = client.get("/api/v1/search?q=doigt").get_json()
+    assert body["total"] >= 1
+    hit = body["hits"][0]
+    assert hit["pack_id"] == "demo-fr" and hit["node_id"] == "basics/welcome"
+    assert "<mark>" in hit["snippet"]
+
+
+def test_kind_filters_and_facets(client):
+    body = client.get("/api/v1/search?q=touchez").get_json()
+    assert set(body["facets"]["kind"]) >= {"article", "video"}
+    only = client.get("/api/v1/search?q=touchez&kind=video").get_json()
+    assert {h["kind"] for h in only["hits"]} == {"video"}
+
+
+def test_typos_are_forgiven(client):
+    body = client.get("/api/v1/search?q=doigtt").get_json()
+    assert body["total"] >= 1 and body["hits"][0]["title"] == "Bienvenue"
+
+
+def test_suggestions(client):
+    assert "bienvenue" in [s.lower() for s in client.get("/api/v1/search/suggest?q=bie").get_json()["suggestions"]]
+    assert client.get("/api/v1/search/suggest?q=").get_json() == {"suggestions": []}
+
+
+def test_removing_a_pack_removes_it_from_search(client, app):
+    app.extensions["passerelle.library"].remove("demo-fr")
+    assert client.get("/api/v1/search?q=doigt").get_json()["total"] == 0
+
+
+def test_search_page_links_results_to_resources(client):
+    html = client.get("/search?q=bienvenue", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert 'href="/learn/demo-fr/basics/welcome"' in html
+    assert 'role="search"' in html
+
+
+@pytest.mark.parametrize("args, field", [("q=" + "x" * 201, "q"), ("q=a&kind=spaceship", "kind"),
+                                         ("q=a&limit=0", "limit")])
+def test_bad_search_parameters_are_explained(client, args, field):
+    response = client.get("/api/v1/search?" + args)
+    assert response.status_code == 400
+    assert field in response.get_json()["error"]["details"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=60))
+def test_no_query_breaks_the_engine(client, query):
+    response = client.get("/api/v1/search", query_string={"q": query})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_cli_search_and_index_drift(runner, box):
+    from passerelle import search_index as si
+
+    result = runner("search", "bienvenue")
+    assert result.exit_code == 0 and "demo-fr/basics/welcome" in result.stdout
+    assert runner("index", "check").exit_code == 0
+    # A crash between the catalogue commit and the index commit leaves drift:
+    index = si.SearchIndex(box.home / "index" / "search.db")
+    index.delete(["demo-fr/basics/welcome"])
+    index.close()
+    result = runner("index", "check")
+    assert result.exit_code != 0 and "missing: demo-fr/basics/welcome" in result.stdout
+    assert "passerelle index rebuild" in result.stderr
+    assert runner("index", "rebuild").exit_code == 0
+    assert runner("index", "check").exit_code == 0
