@@ -40,9 +40,16 @@ def app(box):
     return create_app({"home": box.home, "TESTING": True})
 
 
+def english_client(app):
+    """A test client whose browser asks for English (tests that read words set their language)."""
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return english_client(app)
 
 
 @pytest.fixture
@@ -53,7 +60,7 @@ def fresh_app(tmp_path):
 
 @pytest.fixture
 def fresh_client(fresh_app):
-    return fresh_app.test_client()
+    return english_client(fresh_app)
 
 
 @dataclass
@@ -247,7 +254,7 @@ def as_user(box_app, box):
     """`as_user("fatou")` gives a test client signed in as that person (None: a guest)."""
 
     def make(who: str | None):
-        client = box_app.test_client()
+        client = english_client(box_app)
         if who:
             sign_in(client, box, who)
         return client

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from passerelle.server.app import create_app
 
-from tests.conftest import PASSERELLE, REPO, csrf_token, sign_in
+from tests.conftest import PASSERELLE, REPO, csrf_token, english_client, sign_in
 
 
 def build_demo(tmp_path: Path) -> Path:
@@ -37,7 +37,7 @@ def wait_for_jobs(app, timeout=30):
 
 @pytest.fixture
 def cora(app, box):
-    client = app.test_client()
+    client = english_client(app)
     sign_in(client, box, "cora")
     client.get("/manage/content")  # remove the demo pack for a clean slate
     client.post("/manage/content/demo-fr/remove", data={"csrf_token": csrf_token(client)})
@@ -78,7 +78,7 @@ def test_packs_on_usb_drives_are_found_and_imported(box, tmp_path, monkeypatch):
     zipped = build_demo(drive / "course")
     monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "media"))
     app = create_app({"home": box.home, "TESTING": True})
-    client = app.test_client()
+    client = english_client(app)
     sign_in(client, box, "cora")
     token = csrf_token(client)
     client.post("/manage/content/demo-fr/remove", data={"csrf_token": token})
@@ -115,7 +115,7 @@ def test_another_box_imports_a_pack_over_http(live_server, tmp_path):
 
 def test_uploads_have_their_own_size_limit(box):
     app = create_app({"home": box.home, "TESTING": True, "max_request_mb": 1, "max_upload_mb": 3})
-    client = app.test_client()
+    client = english_client(app)
     sign_in(client, box, "cora")
     token = csrf_token(client)
     big = io.BytesIO(b"x" * (2 * 1024 * 1024))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from passerelle.server.cli import main
 
 JUDGED = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "judged-bundled.yaml")
