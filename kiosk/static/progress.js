@@ -104,8 +104,11 @@
   var end = page.querySelector(".end-of-article");
   if (end) {
     var started = new Date().getTime();
+    var MIN_MS = 5000;  // a glance at a short article is not reading it
     var finish = function () {
-      track("completed", { progress: 1, seconds: Math.min(14400, Math.round((new Date().getTime() - started) / 1000)) });
+      var elapsed = new Date().getTime() - started;
+      if (elapsed < MIN_MS) { setTimeout(finish, MIN_MS - elapsed); return; }
+      track("completed", { progress: 1, seconds: Math.min(14400, Math.round(elapsed / 1000)) });
     };
     if (window.IntersectionObserver) {
       var observer = new IntersectionObserver(function (entries) {
