@@ -137,9 +137,13 @@ def manage_class(class_uuid: str):
     learners = accounts.members(db, class_uuid)
     in_class = {learner["uuid"] for learner in learners}
     others = [p for p in accounts.list_users(db, "learner") if p["uuid"] not in in_class]
+    from passerelle.server import lessons
+
     return render_template("manage/class.html", group=group, learners=learners, others=others,
                            facilitators=accounts.members(db, class_uuid, "facilitator"),
                            sessions=accounts.sessions_of_class(db, class_uuid),
+                           assignments=lessons.assignments_of_class(db, class_uuid),
+                           lessons=lessons.lessons(db), groups=lessons.groups_of(db, class_uuid),
                            errors=errors, form=request.form, **_people_context(db)), status
 
 
@@ -308,3 +312,107 @@ def manage_roster():
     return render_template("manage/roster.html", text=text, checked=checked, error=error,
                            columns=roster.COLUMNS,
                            class_name=request.form.get("class", "")), 400 if error else 200
+
+
+# --- Lessons, assignments, groups; the class grid; one learner -------------------------------
+
+def _resources(db) -> list[dict]:
+    """Every installed resource, in pack order, for the lesson builder."""
+    rows = db.execute("SELECT n.pack_id, n.node_id, n.title, n.kind, p.title FROM content_nodes n"
+                      " JOIN content_packs p ON p.id = n.pack_id WHERE n.kind != 'topic'"
+                      " ORDER BY p.title COLLATE NOCASE, n.position").fetchall()
+    keys = ("pack_id", "node_id", "title", "kind", "pack_title")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+@bp.route("/manage/lessons", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_lessons():
+    from passerelle.server import lessons
+
+    db = get_db()
+    errors, status = {}, 200
+    if request.method == "POST":
+        items = []
+        for value in request.form.getlist("item"):
+            pack_id, _slash, node_id = value.partition("/")
+            items.append({"pack_id": pack_id, "node_id": node_id})
+        try:
+            lessons.create_lesson(db, request.form.get("title", ""), items, current_user()["uuid"],
+                                  request.form.get("description", ""))
+        except InvalidInput as exc:
+            errors, status = exc.details or {}, 400
+        else:
+            flash(_("The lesson was created. Assign it from a class page."))
+            return redirect(url_for("kiosk.manage_lessons"))
+    return render_template("manage/lessons.html", lessons=lessons.lessons(db), errors=errors,
+                           form=request.form, resources=_resources(db)), status
+
+
+@bp.post("/manage/classes/<class_uuid>/assignments")
+@allow(*STAFF)
+def manage_assign(class_uuid: str):
+    from passerelle.server import lessons
+
+    db = get_db()
+    _managed_class(db, class_uuid)
+    try:
+        lessons.assign(db, request.form.get("lesson_uuid", ""), class_uuid, current_user()["uuid"],
+                       group_uuid=request.form.get("group_uuid") or None)
+    except InvalidInput:
+        flash(_("Choose a lesson (and, if you like, a group of this class)."))
+    return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid) + "#assignments")
+
+
+@bp.post("/manage/assignments/<assignment_uuid>/<any(open, close):action>")
+@allow(*STAFF)
+def manage_assignment_open(assignment_uuid: str, action: str):
+    from passerelle.server import lessons
+
+    db = get_db()
+    assignment = lessons.get_assignment(db, assignment_uuid)
+    _managed_class(db, assignment["class_uuid"])
+    lessons.set_open(db, assignment_uuid, action == "open")
+    return redirect(url_for("kiosk.manage_class", class_uuid=assignment["class_uuid"]) + "#assignments")
+
+
+@bp.post("/manage/classes/<class_uuid>/groups")
+@allow(*STAFF)
+def manage_group_create(class_uuid: str):
+    from passerelle.server import lessons
+
+    db = get_db()
+    _managed_class(db, class_uuid)
+    try:
+        group = lessons.create_group(db, class_uuid, request.form.get("name", ""))
+        for learner in request.form.getlist("learner"):
+            lessons.set_group_member(db, group, learner, True)
+    except InvalidInput:
+        flash(_("Give the group a name."))
+    return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid) + "#groups")
+
+
+@bp.get("/manage/classes/<class_uuid>/grid")
+@allow(*STAFF)
+def manage_grid(class_uuid: str):
+    from passerelle.server import lessons
+
+    db = get_db()
+    group = _managed_class(db, class_uuid)
+    return render_template("manage/grid.html", group=group, grid=lessons.class_grid(db, class_uuid))
+
+
+@bp.get("/manage/learners/<user_uuid>")
+@allow(*STAFF)
+def manage_learner(user_uuid: str):
+    from passerelle.server import lessons
+
+    db = get_db()
+    person = accounts.get_user(db, user_uuid)
+    user = current_user()
+    visible = user["role"] == "coordinator" or any(
+        accounts.can_manage_class(db, user, m["class_uuid"])
+        for m in accounts.records.query(db, "membership", "t.user_uuid = ?", [user_uuid]))
+    require(visible and person["role"] == "learner")
+    return render_template("manage/learner.html", person=person,
+                           summary=lessons.learner_summary(db, user_uuid))

@@ -157,6 +157,29 @@ def class_detail(class_uuid: str):
                                      accounts.members(db, class_uuid, "facilitator")]})
 
 
+@bp.get("/v1/classes/<class_uuid>/grid")
+@allow("facilitator", "coordinator")
+def class_grid(class_uuid: str):
+    """Learners × resources of the open lessons, with statuses, and the most missed questions."""
+    from . import lessons
+
+    db = dbmod.get_db()
+    accounts.get_class(db, class_uuid)
+    require(accounts.can_manage_class(db, current_user(), class_uuid))
+    return jsonify(lessons.class_grid(db, class_uuid).as_dict())
+
+
+@bp.get("/v1/me/lessons")
+@allow("learner")
+def my_lessons():
+    """The open lessons assigned to the signed-in learner, with each resource's status."""
+    from . import lessons
+
+    found = lessons.assigned_to(dbmod.get_db(), current_user()["uuid"])
+    return jsonify({"lessons": [{"assignment": a["uuid"], "title": a["lesson"]["title"],
+                                 "items": a["items"]} for a in found]})
+
+
 @bp.put("/v1/sessions/<session_uuid>/attendance/<learner_uuid>")
 @allow("facilitator", "coordinator")
 def attendance_put(session_uuid: str, learner_uuid: str):

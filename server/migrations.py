@@ -125,3 +125,18 @@ def m0002_accounts(db: Database) -> None:
         )
     """)
     db.execute("CREATE INDEX signin_failures_key ON signin_failures (key, at)")
+
+
+@MIGRATIONS()
+def m0005_lessons(db: Database) -> None:
+    # Groups inside classes, lessons (ordered resources from any pack) and their assignment.
+    versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
+    db.execute(f"CREATE TABLE groups ({versioned}, class_uuid TEXT, name TEXT)")
+    db.execute("CREATE INDEX groups_class ON groups (class_uuid) WHERE deleted = 0")
+    db.execute(f"CREATE TABLE group_members ({versioned}, group_uuid TEXT, learner_uuid TEXT)")
+    db.execute("CREATE INDEX group_members_group ON group_members (group_uuid) WHERE deleted = 0")
+    db.execute(f"""CREATE TABLE lessons ({versioned}, title TEXT, description TEXT, items TEXT,
+                   created_by TEXT, created_at TEXT)""")
+    db.execute(f"""CREATE TABLE assignments ({versioned}, lesson_uuid TEXT, class_uuid TEXT,
+                   target TEXT, open INTEGER, created_by TEXT, created_at TEXT)""")
+    db.execute("CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0")

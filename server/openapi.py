@@ -104,6 +104,17 @@ PATHS.update({
         "summary": "A class and its members", "operationId": "classDetail", "tags": ["classes"],
         "security": SIGNED_IN, "parameters": [_param("class_uuid", "The class.")],
         "responses": {"200": {"description": "The class, its learners and facilitators."}}}},
+    "/api/v1/classes/{class_uuid}/grid": {"get": {
+        "summary": "The class grid", "operationId": "classGrid", "tags": ["classes"],
+        "description": "Learners × resources of the class's open lessons, each cell one of "
+                       "not_started, in_progress, completed, needs_help; and the questions most "
+                       "often missed. Polled by the facilitator's page during a session.",
+        "security": SIGNED_IN, "parameters": [_param("class_uuid", "The class.")],
+        "responses": {"200": {"description": "learners, columns, cells, most_missed"}}}},
+    "/api/v1/me/lessons": {"get": {
+        "summary": "My assigned lessons", "operationId": "myLessons", "tags": ["learning"],
+        "security": SIGNED_IN,
+        "responses": {"200": {"description": "Open lessons with each resource's status."}}}},
     "/api/v1/sessions/{session_uuid}/attendance/{learner_uuid}": {"put": {
         "summary": "Mark a learner present or absent", "operationId": "attendancePut",
         "tags": ["classes"], "security": SIGNED_IN,

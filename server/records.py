@@ -50,11 +50,16 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "class_session": ("class_uuid", "date", "place", "partner", "topic", "opened_by",
                       "closed"),
     "attendance": ("session_uuid", "learner_uuid", "present"),
+    "group": ("class_uuid", "name"),
+    "group_member": ("group_uuid", "learner_uuid"),
+    "lesson": ("title", "description", "items", "created_by", "created_at"),
+    "assignment": ("lesson_uuid", "class_uuid", "target", "open", "created_by", "created_at"),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
-          "attendance": "attendance"}
-JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent"}
+          "attendance": "attendance", "group": "groups", "group_member": "group_members",
+          "lesson": "lessons", "assignment": "assignments"}
+JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
 
 
 @dataclass(frozen=True)

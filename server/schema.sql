@@ -7,6 +7,9 @@ CREATE TABLE "_sqlite_migrations" (
    "applied_at" TEXT
 );
 
+CREATE TABLE assignments (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, lesson_uuid TEXT, class_uuid TEXT,
+                   target TEXT, open INTEGER, created_by TEXT, created_at TEXT);
+
 CREATE TABLE attendance (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, session_uuid TEXT, learner_uuid TEXT, present INTEGER);
 
 CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
@@ -71,6 +74,13 @@ CREATE TABLE device_history (
             reason TEXT NOT NULL
         );
 
+CREATE TABLE group_members (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, group_uuid TEXT, learner_uuid TEXT);
+
+CREATE TABLE groups (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, name TEXT);
+
+CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
+                   created_by TEXT, created_at TEXT);
+
 CREATE TABLE memberships (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, user_uuid TEXT, role TEXT);
 
 CREATE TABLE meta (
@@ -119,6 +129,8 @@ CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGE
             picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
             created_at TEXT);
 
+CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0;
+
 CREATE INDEX attendance_learner ON attendance (learner_uuid);
 
 CREATE INDEX attendance_session ON attendance (session_uuid);
@@ -128,6 +140,10 @@ CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
 CREATE INDEX content_node_files_sha256 ON content_node_files (sha256);
 
 CREATE INDEX content_nodes_parent ON content_nodes (pack_id, parent_id);
+
+CREATE INDEX group_members_group ON group_members (group_uuid) WHERE deleted = 0;
+
+CREATE INDEX groups_class ON groups (class_uuid) WHERE deleted = 0;
 
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");

@@ -1,0 +1,90 @@
+"""Lessons assigned to classes and groups, and the grid a facilitator watches."""
+
+import re
+
+from tests.conftest import csrf_token
+
+
+def make_lesson(client, title="Premiers pas", items=("basics/welcome", "basics/quiz")):
+    token = csrf_token(client)
+    response = client.post("/manage/lessons", data={
+        "csrf_token": token, "title": title, "item": [f"demo-fr/{i}" for i in items]})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    page = client.get("/manage/classes").get_data(as_text=True)
+    return token, page
+
+
+def lesson_uuid(client, box, title="Premiers pas"):
+    page = client.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    return re.search(rf'<option value="([0-9a-f-]+)">{title}</option>', page).group(1)
+
+
+def test_a_lesson_is_built_assigned_and_seen_by_learners(as_user, box):
+    fatou, amina, chloe = as_user("fatou"), as_user("amina"), as_user("chloe")
+    token, _ = make_lesson(fatou)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/assignments",
+               data={"csrf_token": token, "lesson_uuid": lesson_uuid(fatou, box)})
+    lessons = amina.get("/api/v1/me/lessons").get_json()["lessons"]
+    assert [lesson["title"] for lesson in lessons] == ["Premiers pas"]
+    assert [i["node_id"] for i in lessons[0]["items"]] == ["basics/welcome", "basics/quiz"]
+    assert chloe.get("/api/v1/me/lessons").get_json()["lessons"] == []  # another class
+
+
+def test_a_lesson_for_a_group_reaches_only_the_group(as_user, box):
+    fatou = as_user("fatou")
+    token, _ = make_lesson(fatou)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/groups",
+               data={"csrf_token": token, "name": "Débutants", "learner": [box.ids["amina"]]})
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    group = re.search(r'<option value="([0-9a-f-]+)">Débutants</option>', page).group(1)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/assignments",
+               data={"csrf_token": token, "lesson_uuid": lesson_uuid(fatou, box), "group_uuid": group})
+    assert len(as_user("amina").get("/api/v1/me/lessons").get_json()["lessons"]) == 1
+    assert as_user("bart").get("/api/v1/me/lessons").get_json()["lessons"] == []
+
+
+def test_the_grid_follows_learners_and_flags_who_needs_help(as_user, box):
+    fatou, amina, bart = as_user("fatou"), as_user("amina"), as_user("bart")
+    token, _ = make_lesson(fatou)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/assignments",
+               data={"csrf_token": token, "lesson_uuid": lesson_uuid(fatou, box)})
+    amina.post("/learn/demo-fr/basics/welcome/done", data={"csrf_token": csrf_token(amina)})
+    wrong = [{"event_id": f"w{i}", "pack_id": "demo-fr", "node_id": "basics/quiz", "type": "answer",
+              "correct": False, "question_id": "q1"} for i in range(3)]
+    bart.post("/api/v1/progress", json={"events": wrong}, headers={"X-CSRFToken": csrf_token(bart)})
+    grid = fatou.get(f"/api/v1/classes/{box.ids['class_a']}/grid").get_json()
+    cells = {learner["display_name"]: grid["cells"][learner["uuid"]] for learner in grid["learners"]}
+    assert cells["Amina"] == {"demo-fr/basics/welcome": "completed", "demo-fr/basics/quiz": "not_started"}
+    assert cells["Bart"]["demo-fr/basics/quiz"] == "needs_help"
+    assert grid["most_missed"][0]["question_id"] == "q1" and grid["most_missed"][0]["wrong"] == 3
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
+    assert "Needs help" in page and "Combien de doigts" in page
+    assert as_user("farid").get(f"/manage/classes/{box.ids['class_a']}/grid").status_code == 403
+
+
+def test_closing_an_assignment_removes_it_from_learners(as_user, box):
+    fatou = as_user("fatou")
+    token, _ = make_lesson(fatou)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/assignments",
+               data={"csrf_token": token, "lesson_uuid": lesson_uuid(fatou, box)})
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    close = re.search(r'action="(/manage/assignments/[0-9a-f-]+/close)"', page).group(1)
+    fatou.post(close, data={"csrf_token": token})
+    assert as_user("amina").get("/api/v1/me/lessons").get_json()["lessons"] == []
+
+
+def test_a_lesson_needs_installed_resources(as_user):
+    fatou = as_user("fatou")
+    response = fatou.post("/manage/lessons", data={"csrf_token": csrf_token(fatou), "title": "X",
+                                                   "item": ["demo-fr/nope", "other/thing"]})
+    assert response.status_code == 400
+    assert "not installed resources" in response.get_data(as_text=True)
+
+
+def test_a_learners_page_for_their_facilitators_only(as_user, box):
+    amina = as_user("amina")
+    amina.post("/learn/demo-fr/basics/welcome/done", data={"csrf_token": csrf_token(amina)})
+    page = as_user("fatou").get(f"/manage/learners/{box.ids['amina']}").get_data(as_text=True)
+    assert "Bienvenue" in page and "Resources completed: 1" in page
+    assert as_user("farid").get(f"/manage/learners/{box.ids['amina']}").status_code == 403
+    assert as_user("cora").get(f"/manage/learners/{box.ids['amina']}").status_code == 200
