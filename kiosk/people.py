@@ -17,6 +17,14 @@ def client_key() -> str:
     return request.remote_addr or "unknown"
 
 
+def signin_problem(exc: Exception, wrong: str) -> tuple[str, int]:
+    """The words and status for a refused sign-in: locked out, or simply wrong."""
+    if isinstance(exc, accounts.LockedOut):
+        return _("Too many attempts. Try again in %(minutes)s minutes.",
+                 minutes=max(1, round(exc.retry_after / 60))), 429
+    return wrong, 401
+
+
 @bp.route("/setup", methods=["GET", "POST"])
 @allow(ANYONE)
 def setup():
@@ -67,13 +75,8 @@ def signin_staff():
         try:
             user = accounts.authenticate_staff(get_db(), request.form.get("username", ""),
                                                request.form.get("password", ""), client_key())
-        except accounts.LockedOut as exc:
-            error = _("Too many attempts. Try again in %(minutes)s minutes.",
-                      minutes=max(1, round(exc.retry_after / 60)))
-            status = 429
-        except accounts.SigninFailed:
-            error = _("Wrong username or password.")
-            status = 401
+        except (accounts.LockedOut, accounts.SigninFailed) as exc:
+            error, status = signin_problem(exc, _("Wrong username or password."))
         else:
             sign_in(user)
             return redirect(safe_next(request.args.get("next"), url_for("kiosk.manage_home")))
@@ -103,13 +106,8 @@ def signin_learner(user_uuid: str):
         secret = request.form.getlist("picture") if mode == "picture" else request.form.get("secret", "")
         try:
             user = accounts.authenticate_learner(db, user_uuid, secret, client_key())
-        except accounts.LockedOut as exc:
-            error = _("Too many attempts. Try again in %(minutes)s minutes.",
-                      minutes=max(1, round(exc.retry_after / 60)))
-            status = 429
-        except accounts.SigninFailed:
-            error = _("That is not right. Try again.")
-            status = 401
+        except (accounts.LockedOut, accounts.SigninFailed) as exc:
+            error, status = signin_problem(exc, _("That is not right. Try again."))
         else:
             sign_in(user)
             return redirect(url_for("kiosk.home"))

@@ -268,10 +268,7 @@ def username_taken(db, username: str, except_uuid: str | None = None) -> bool:
 
 
 def get_user(db, user_uuid: str) -> dict:
-    user = records.load(db, "user", user_uuid)
-    if user is None:
-        raise NotFound("no such person")
-    return user
+    return records.require(db, "user", user_uuid, "no such person")
 
 
 def update_user(db, user_uuid: str, **changes) -> dict:
@@ -397,10 +394,7 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
 
 
 def get_class(db, class_uuid: str) -> dict:
-    found = records.load(db, "class", class_uuid)
-    if found is None:
-        raise NotFound("no such class")
-    return found
+    return records.require(db, "class", class_uuid, "no such class")
 
 
 def add_member(db, class_uuid: str, user_uuid: str) -> str:
@@ -460,10 +454,7 @@ def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None
 
 
 def get_session(db, session_uuid: str) -> dict:
-    found = records.load(db, "class_session", session_uuid)
-    if found is None:
-        raise NotFound("no such session")
-    return found
+    return records.require(db, "class_session", session_uuid, "no such session")
 
 
 def mark_attendance(db, session_uuid: str, learner_uuid: str, present: bool) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from . import accounts, records
 from .db import new_uuid
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput
 
 MAX_ITEMS = 100
 NEEDS_HELP_MIN_ANSWERS = 3
@@ -46,9 +46,7 @@ def groups_of(db, class_uuid: str) -> list[dict]:
 
 
 def set_group_member(db, group_uuid: str, learner_uuid: str, member: bool) -> None:
-    group = records.load(db, "group", group_uuid)
-    if group is None:
-        raise NotFound("no such group")
+    group = records.require(db, "group", group_uuid, "no such group")
     if learner_uuid not in {m["uuid"] for m in accounts.members(db, group["class_uuid"])}:
         raise InvalidInput("this learner is not in the group's class", details={"learner": learner_uuid})
     uuid = accounts.joined_uuid("group_member", group_uuid, learner_uuid)
@@ -91,10 +89,7 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:
-    lesson = records.load(db, "lesson", lesson_uuid)
-    if lesson is None:
-        raise NotFound("no such lesson")
-    return lesson
+    return records.require(db, "lesson", lesson_uuid, "no such lesson")
 
 
 def lessons(db) -> list[dict]:
@@ -128,10 +123,7 @@ def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
 
 
 def get_assignment(db, assignment_uuid: str) -> dict:
-    found = records.load(db, "assignment", assignment_uuid)
-    if found is None:
-        raise NotFound("no such assignment")
-    return found
+    return records.require(db, "assignment", assignment_uuid, "no such assignment")
 
 
 def set_open(db, assignment_uuid: str, is_open: bool) -> None:

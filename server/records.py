@@ -296,6 +296,16 @@ def load(db: sqlite_utils.Database, entity: str, uuid: str, include_deleted: boo
     return record
 
 
+def require(db: sqlite_utils.Database, entity: str, uuid: str, missing: str) -> dict[str, Any]:
+    """A live record, or NotFound with the message a person would understand."""
+    from .errors import NotFound
+
+    record = load(db, entity, uuid)
+    if record is None:
+        raise NotFound(missing)
+    return record
+
+
 def _decode(record: dict[str, Any]) -> dict[str, Any]:
     for column in JSON_COLUMNS & record.keys():
         if record[column] is not None:
@@ -303,5 +313,5 @@ def _decode(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-__all__ = ["Op", "write_tx", "put", "delete", "event", "apply", "load", "query", "history", "ops_since",
+__all__ = ["Op", "write_tx", "put", "delete", "event", "apply", "load", "query", "require", "history", "ops_since",
            "version_vector", "next_version", "observe_version", "parse_version"]
