@@ -416,3 +416,26 @@ def manage_learner(user_uuid: str):
     require(visible and person["role"] == "learner")
     return render_template("manage/learner.html", person=person,
                            summary=lessons.learner_summary(db, user_uuid))
+
+
+@bp.get("/manage/content/<pack_id>/export.zip")
+@allow("coordinator")
+def manage_content_export(pack_id: str):
+    """Any installed pack as a zip, to carry to another box on a USB stick."""
+    import uuid
+
+    from flask import send_file
+    from passerelle import content as lib
+    from passerelle.server.content_web import library
+
+    work = current_app.config["HOME"].tmp / "exports"
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"{uuid.uuid4().hex}.zip"
+    try:
+        library().export(pack_id, target, format="zip")
+    except lib.PackNotFound:
+        abort(404)
+    response = send_file(target, mimetype="application/zip", as_attachment=True,
+                         download_name=f"{pack_id}.zip")
+    response.call_on_close(lambda: target.unlink(missing_ok=True))
+    return response

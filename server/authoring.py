@@ -1,0 +1,170 @@
+"""Facilitators' own material: a local pack, written on the box, shared like any other.
+
+Each box keeps one *local pack* (``local-<device>``) as an authoring folder
+under ``HOME/authoring/`` in the same format publishers use
+(docs/authoring-format.md). Every addition writes a file there, then the
+folder is built into a pack with the next version number and imported by
+the content library — so an addition is atomic like any import, is indexed
+for search, keeps learners' progress (node ids are fixed when an item is
+made), and the pack can be exported from the content page and imported on
+another box.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+import uuid
+from pathlib import Path
+
+import yaml
+from passerelle import content as lib
+
+from .errors import InvalidInput
+
+UPLOAD_KINDS = {".pdf": "document", ".mp4": "video", ".webm": "video", ".mp3": "audio",
+                ".ogg": "audio", ".m4a": "audio", ".png": "image", ".jpg": "image",
+                ".jpeg": "image", ".svg": "image", ".webp": "image"}
+TOPIC = "01-material"
+
+
+def pack_id(device_id: str) -> str:
+    return f"local-{device_id.replace('-', '')[:8]}"
+
+
+def folder(home, device_id: str) -> Path:
+    return Path(home.root) / "authoring" / pack_id(device_id)
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40] or "item"
+
+
+def ensure(home, device_id: str, org_name: str, language: str) -> Path:
+    root = folder(home, device_id)
+    if not (root / "pack.yaml").exists():
+        (root / TOPIC / "img").mkdir(parents=True, exist_ok=True)
+        (root / "pack.yaml").write_text(yaml.safe_dump({
+            "id": pack_id(device_id), "version": 0, "title": f"{org_name}: our material",
+            "description": "Lessons and quizzes written by the facilitators of this space.",
+            "language": language, "license": "CC-BY-SA-4.0", "publisher": org_name,
+        }, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (root / TOPIC / "_topic.yaml").write_text(yaml.safe_dump(
+            {"id": "material", "title": "Our material"}), encoding="utf-8")
+    return root
+
+
+def items(home, device_id: str) -> list[dict]:
+    root = folder(home, device_id) / TOPIC
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.suffix == ".md":
+            meta = yaml.safe_load(path.read_text(encoding="utf-8").split("---")[1])
+            found.append({"id": meta["id"], "title": meta["title"], "kind": "article"})
+        elif path.name.endswith(".exercise.yaml"):
+            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+            found.append({"id": meta["id"], "title": meta["title"], "kind": "exercise"})
+        elif path.suffix == ".yaml" and not path.name.startswith("_"):
+            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+            found.append({"id": meta["id"], "title": meta["title"], "kind": meta.get("kind", "file")})
+    return found
+
+
+def _next_name(root: Path, title: str) -> tuple[str, str]:
+    """A file stem keeping the order of additions, and a node id fixed forever."""
+    number = len([p for p in (root / TOPIC).iterdir() if not p.name.startswith(("_", "img"))]) + 1
+    return f"{number:03d}-{_slug(title)}", f"material/{uuid.uuid4().hex[:10]}"
+
+
+def _title(title: str) -> str:
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidInput("the title is not valid", details={"title": "1 to 120 characters"})
+    return title
+
+
+def _front_matter(meta: dict) -> str:
+    return "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n"
+
+
+def add_article(root: Path, title: str, body: str) -> str:
+    title = _title(title)
+    if not (body or "").strip() or len(body) > 100_000:
+        raise InvalidInput("the article is not valid", details={"body": "some text (100,000 characters at most)"})
+    stem, node_id = _next_name(root, title)
+    (root / TOPIC / f"{stem}.md").write_text(_front_matter({"id": node_id, "title": title}) + body,
+                                              encoding="utf-8")
+    return node_id
+
+
+def add_file(root: Path, title: str, filename: str, source: Path, duration: float | None = None) -> str:
+    """A PDF, video or audio file becomes its own resource; an image, an article showing it.
+
+    Videos and audio need their duration; the upload page reads it in the browser
+    (the box may have no media tools), and 1 second stands in when it is unknown.
+    """
+    title = _title(title)
+    suffix = Path(filename or "").suffix.lower()
+    kind = UPLOAD_KINDS.get(suffix)
+    if kind is None:
+        raise InvalidInput("this kind of file is not supported",
+                           details={"file": ", ".join(sorted(UPLOAD_KINDS))})
+    stem, node_id = _next_name(root, title)
+    if kind == "image":
+        image = f"{stem}{suffix}"
+        shutil.move(str(source), root / TOPIC / "img" / image)
+        body = f"![{title}](img/{image})\n"
+        (root / TOPIC / f"{stem}.md").write_text(
+            _front_matter({"id": node_id, "title": title}) + body, encoding="utf-8")
+    else:
+        shutil.move(str(source), root / TOPIC / f"{stem}{suffix}")
+        sidecar = {"id": node_id, "title": title, "kind": kind}
+        if kind in ("video", "audio"):
+            sidecar["duration"] = round(duration, 1) if duration and duration > 0 else 1
+        (root / TOPIC / f"{stem}.yaml").write_text(yaml.safe_dump(sidecar, allow_unicode=True),
+                                                    encoding="utf-8")
+    return node_id
+
+
+def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
+    """A quiz of single-choice questions: {prompt, choices: [..], answer: index}."""
+    title = _title(title)
+    clean, problems = [], {}
+    for i, q in enumerate(questions):
+        prompt = (q.get("prompt") or "").strip()
+        choices = [c.strip() for c in q.get("choices", []) if c and c.strip()]
+        if not prompt and not choices:
+            continue
+        answer = q.get("answer")
+        if not prompt or len(choices) < 2 or not isinstance(answer, int) or not 0 <= answer < len(choices):
+            problems[f"questions[{i}]"] = "a question, at least two answers, and which one is right"
+            continue
+        clean.append({"id": f"q{i + 1}", "type": "single_choice", "prompt": prompt,
+                      "choices": choices, "answer": answer})
+    if problems or not clean:
+        raise InvalidInput("the quiz is not valid", details=problems or {"questions": "at least one question"})
+    stem, node_id = _next_name(root, title)
+    (root / TOPIC / f"{stem}.exercise.yaml").write_text(yaml.safe_dump({
+        "id": node_id, "title": title, "mastery": {"model": "do_all"}, "randomize": False,
+        "questions": clean}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return node_id
+
+
+def publish(root: Path, library: lib.Library, work: Path) -> lib.ImportResult:
+    """Build the folder as the next version and import it (atomic, indexed, progress kept)."""
+    meta_path = root / "pack.yaml"
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    installed = next((p.version for p in library.list() if p.id == meta["id"]), 0)
+    meta["version"] = max(int(meta.get("version", 0)), installed) + 1
+    meta_path.write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"{meta['id']}-v{meta['version']}.zip"
+    try:
+        built = lib.build_pack(root, target)
+        return library.import_pack(built.path)
+    finally:
+        target.unlink(missing_ok=True)
