@@ -114,3 +114,25 @@ def _again(exc: InvalidInput):
                            items=authoring.items(current_app.config["HOME"], device),
                            pack_id=authoring.pack_id(device), errors=exc.details or {},
                            form=request.form, questions=range(MAX_QUESTIONS)), 400
+
+
+@bp.route("/manage/material/quiz-from-exercises", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_material_quiz_from():
+    """A quiz made of questions chosen from the installed exercises, fixed or shuffled."""
+    available = authoring.exercise_questions(get_db())
+    errors, status = {}, 200
+    if request.method == "POST":
+        by_key = {q["key"]: q["question"] for q in available}
+        chosen = [by_key[k] for k in request.form.getlist("question") if k in by_key]
+        root = _root()
+        try:
+            authoring.add_quiz_from(root, request.form.get("title", ""), chosen,
+                                    request.form.get("shuffle") == "1")
+        except InvalidInput as exc:
+            errors, status = exc.details or {}, 400
+        else:
+            _publish(root, _("The quiz was added."))
+            return redirect(url_for("kiosk.manage_material"))
+    return render_template("manage/quiz_from.html", available=available, errors=errors,
+                           form=request.form), status

@@ -154,6 +154,40 @@ def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
     return node_id
 
 
+def exercise_questions(db) -> list[dict]:
+    """Questions of installed exercises a quiz can reuse (those showing no pack image)."""
+    import json
+
+    found = []
+    for pack_id_, node_id, title, data in db.execute(
+            "SELECT n.pack_id, n.node_id, n.title, n.data FROM content_nodes n"
+            " WHERE n.kind = 'exercise' ORDER BY n.pack_id, n.position").fetchall():
+        for q in (json.loads(data).get("exercise") or {}).get("questions", []):
+            text = json.dumps(q)
+            if "sha256:" in text:  # its image belongs to another pack: not copied
+                continue
+            found.append({"key": f"{pack_id_}/{node_id}#{q.get('id')}", "exercise": title,
+                          "prompt": str(q.get("prompt", ""))[:160], "question": q})
+    return found
+
+
+def add_quiz_from(root: Path, title: str, questions: list[dict], shuffle: bool) -> str:
+    """A quiz of questions taken from installed exercises, in the order chosen or shuffled."""
+    title = _title(title)
+    if not questions or len(questions) > 50:
+        raise InvalidInput("the quiz is not valid", details={"questions": "choose 1 to 50 questions"})
+    copied = []
+    for i, q in enumerate(questions):
+        q = dict(q)
+        q["id"] = f"q{i + 1}"  # ids unique inside the new exercise
+        copied.append(q)
+    stem, node_id = _next_name(root, title)
+    (root / TOPIC / f"{stem}.exercise.yaml").write_text(yaml.safe_dump({
+        "id": node_id, "title": title, "mastery": {"model": "do_all"}, "randomize": bool(shuffle),
+        "questions": copied}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return node_id
+
+
 def publish(root: Path, library: lib.Library, work: Path) -> lib.ImportResult:
     """Build the folder as the next version and import it (atomic, indexed, progress kept)."""
     meta_path = root / "pack.yaml"

@@ -72,3 +72,23 @@ def test_the_local_pack_exports_and_imports_on_another_box(as_user, app, tmp_pat
     result = other("content", "import", str(exported))
     assert result.exit_code == 0 and f"{pack_id} v1: installed" in result.stdout
     assert as_user("fatou").get(f"/manage/content/{pack_id}/export.zip").status_code == 403
+
+
+def test_a_quiz_from_questions_of_installed_exercises(as_user, app):
+    fatou = as_user("fatou")
+    page = fatou.get("/manage/material/quiz-from-exercises").get_data(as_text=True)
+    assert "Combien de doigts" in page
+    response = fatou.post("/manage/material/quiz-from-exercises", data={
+        "csrf_token": csrf_token(fatou), "title": "Révision", "shuffle": "1",
+        "question": ["demo-fr/basics/quiz#q2", "demo-fr/basics/quiz#q1"]})
+    assert response.status_code == 302
+    db = sqlite3.connect(app.config["DB_PATH"])
+    import json
+
+    data = json.loads(db.execute("SELECT data FROM content_nodes WHERE pack_id LIKE 'local-%'"
+                                 " AND kind = 'exercise'").fetchone()[0])
+    exercise = data["exercise"]
+    assert exercise["randomize"] is True
+    assert [q["type"] for q in exercise["questions"]] == ["generated", "single_choice"]
+    player = as_user("amina").get(f"/practice/{local_pack(app)[0]}/{data['id']}")
+    assert player.status_code == 200
