@@ -149,6 +149,10 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
     if bundled:
         _import_bundled(library, dry_run, force, as_json)
         return
+    folder = Path(source)
+    if folder.is_dir() and (folder / "pack.yaml").exists() and not (folder / "manifest.json").exists():
+        raise InvalidInput(f"{source} is an authoring folder, not a pack: build it first with "
+                           f"`passerelle pack build {source} -o pack.zip`")
     _import_one(library, source, dry_run, force, as_json)
 
 

@@ -146,3 +146,11 @@ def test_every_command_help_ends_with_example():
         assert "Example:" in group.help
         for cmd in group.commands.values():
             assert cmd.help.strip().splitlines()[-1].strip().startswith("Example:"), cmd.name
+
+
+def test_importing_an_authoring_folder_says_to_build_it(tmp_path, run):
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "demo-pack"
+    code, _, err = run("content", "import", source)
+    assert code == 7 and "pack build" in err
