@@ -24,9 +24,8 @@ def _root():
     db = get_db()
     org = accounts.organisation(db) or {}
     languages = org.get("languages") or [current_app.config["SETTINGS"]["default_language"]]
-    device = current_app.config["DEVICE_ID"]
-    return authoring.ensure(current_app.config["HOME"], device, org.get("name", "Passerelle"),
-                            languages[0])
+    return authoring.ensure(current_app.config["HOME"], authoring.pack_id(db),
+                            org.get("name", "Passerelle"), languages[0])
 
 
 def _publish(root, what: str):
@@ -44,10 +43,10 @@ def _publish(root, what: str):
 @bp.get("/manage/material")
 @allow(*STAFF)
 def manage_material():
-    device = current_app.config["DEVICE_ID"]
+    local = authoring.pack_id(get_db())
     return render_template("manage/material.html",
-                           items=authoring.items(current_app.config["HOME"], device),
-                           pack_id=authoring.pack_id(device), errors={}, form={},
+                           items=authoring.items(current_app.config["HOME"], local),
+                           pack_id=local, errors={}, form={},
                            questions=range(MAX_QUESTIONS))
 
 
@@ -109,10 +108,10 @@ def manage_material_quiz():
 
 
 def _again(exc: InvalidInput):
-    device = current_app.config["DEVICE_ID"]
+    local = authoring.pack_id(get_db())
     return render_template("manage/material.html",
-                           items=authoring.items(current_app.config["HOME"], device),
-                           pack_id=authoring.pack_id(device), errors=exc.details or {},
+                           items=authoring.items(current_app.config["HOME"], local),
+                           pack_id=local, errors=exc.details or {},
                            form=request.form, questions=range(MAX_QUESTIONS)), 400
 
 

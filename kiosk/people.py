@@ -103,7 +103,10 @@ def signin_learner(user_uuid: str):
     mode = (accounts.organisation(db) or {}).get("signin_mode", "pin")
     error, status = None, 200
     if request.method == "POST":
-        secret = request.form.getlist("picture") if mode == "picture" else request.form.get("secret", "")
+        if mode == "picture":  # three rows of pictures, one choice each, in order
+            secret = [request.form.get(f"picture_{i}", "") for i in range(3)]
+        else:
+            secret = request.form.get("secret", "")
         try:
             user = accounts.authenticate_learner(db, user_uuid, secret, client_key())
         except (accounts.LockedOut, accounts.SigninFailed) as exc:

@@ -29,12 +29,24 @@ UPLOAD_KINDS = {".pdf": "document", ".mp4": "video", ".webm": "video", ".mp3": "
 TOPIC = "01-material"
 
 
-def pack_id(device_id: str) -> str:
-    return f"local-{device_id.replace('-', '')[:8]}"
+def pack_id(db) -> str:
+    """This box's local pack id, chosen once and kept in ``meta``.
+
+    Not derived from the device id at each call: a restore gives the box a new
+    device id, and the facilitators' pack must stay the same pack.
+    """
+    row = db.execute("SELECT value FROM meta WHERE key = 'local_pack_id'").fetchone()
+    if row:
+        return row[0]
+    device = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()[0]
+    chosen = f"local-{device.replace('-', '')[:8]}"
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('local_pack_id', ?)", [chosen])
+    db.conn.commit()
+    return db.execute("SELECT value FROM meta WHERE key = 'local_pack_id'").fetchone()[0]
 
 
-def folder(home, device_id: str) -> Path:
-    return Path(home.root) / "authoring" / pack_id(device_id)
+def folder(home, local_pack: str) -> Path:
+    return Path(home.root) / "authoring" / local_pack
 
 
 def _slug(text: str) -> str:
@@ -42,12 +54,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40] or "item"
 
 
-def ensure(home, device_id: str, org_name: str, language: str) -> Path:
-    root = folder(home, device_id)
+def ensure(home, local_pack: str, org_name: str, language: str) -> Path:
+    root = folder(home, local_pack)
     if not (root / "pack.yaml").exists():
         (root / TOPIC / "img").mkdir(parents=True, exist_ok=True)
         (root / "pack.yaml").write_text(yaml.safe_dump({
-            "id": pack_id(device_id), "version": 0, "title": f"{org_name}: our material",
+            "id": local_pack, "version": 0, "title": f"{org_name}: our material",
             "description": "Lessons and quizzes written by the facilitators of this space.",
             "language": language, "license": "CC-BY-SA-4.0", "publisher": org_name,
         }, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -56,8 +68,8 @@ def ensure(home, device_id: str, org_name: str, language: str) -> Path:
     return root
 
 
-def items(home, device_id: str) -> list[dict]:
-    root = folder(home, device_id) / TOPIC
+def items(home, local_pack: str) -> list[dict]:
+    root = folder(home, local_pack) / TOPIC
     if not root.is_dir():
         return []
     found = []

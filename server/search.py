@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -102,11 +103,14 @@ def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
 class SearchService:
     """The index plus the suggestion cache, shared by the server's threads."""
 
-    def __init__(self, index: si.SearchIndex, library: lib.Library, cache_size: int = 2048):
+    def __init__(self, index: si.SearchIndex, library: lib.Library, cache_size: int = 2048,
+                 cache_seconds: float = 60.0):
         self.index = index
         self.library = library
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_size
+        # Entries also expire: a pack imported by the CLI (another process) shows within a minute.
+        self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
 
     def reindex_pack(self, pack_id: str) -> int:
@@ -137,13 +141,15 @@ class SearchService:
 
     def suggest(self, prefix: str, languages: list[str] | None, limit: int = 8) -> list[str]:
         key = (prefix.casefold().strip(), tuple(languages or ()), limit)
+        now = time.monotonic()
         with self._lock:
-            if key in self._cache:
+            cached = self._cache.get(key)
+            if cached and now - cached[0] < self._cache_seconds:
                 self._cache.move_to_end(key)
-                return self._cache[key]
+                return cached[1]
         found = self.index.suggest(prefix, limit=limit, languages=languages)
         with self._lock:
-            self._cache[key] = found
+            self._cache[key] = (now, found)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return found

@@ -190,3 +190,26 @@ def test_a_facilitator_adds_a_learner_to_their_class(as_user, box):
     assert response.status_code == 302
     detail = fatou.get(f"/api/v1/classes/{box.ids['class_a']}").get_json()
     assert "Youssef" in [learner["display_name"] for learner in detail["learners"]]
+
+
+def test_picture_password_sign_in(fresh_client, fresh_app):
+    from passerelle.server.db import get_db
+
+    with fresh_app.app_context():
+        db = get_db()
+        accounts.setup(db, org_name="Bibliothèque", languages=["fr"], signin_mode="picture",
+                       profile_fields={}, display_name="Nadia", username="nadia",
+                       password="a long enough pass")
+        kid = accounts.create_user(db, role="learner", display_name="Léo",
+                                   picture=["cat", "sun", "boat"])
+    page = fresh_client.get(f"/signin/learner/{kid}").get_data(as_text=True)
+    assert page.count('name="picture_0"') == len(accounts.PICTURES)
+    assert 'name="picture_2"' in page
+    token = csrf_token(fresh_client)
+    wrong = fresh_client.post(f"/signin/learner/{kid}", data={
+        "csrf_token": token, "picture_0": "sun", "picture_1": "cat", "picture_2": "boat"})
+    assert wrong.status_code == 401  # the right pictures in the wrong order
+    right = fresh_client.post(f"/signin/learner/{kid}", data={
+        "csrf_token": token, "picture_0": "cat", "picture_1": "sun", "picture_2": "boat"})
+    assert right.status_code == 302
+    assert fresh_client.get("/api/v1/me").get_json()["display_name"] == "Léo"
