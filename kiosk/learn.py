@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, url_for
 from flask_babel import get_locale
 from passerelle.server import content_web as cw
-from passerelle.server import records
+from passerelle.server import lessons, records
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
 
-from . import bp
+from . import bookmarks, bp
 from .markdown import render_markdown
 
 KIND_ICONS = {"topic": "📁", "video": "🎬", "audio": "🎧", "document": "📄", "article": "📰",
@@ -45,9 +45,11 @@ def home():
     db = get_db()
     lang = str(get_locale())
     packs = sorted(cw.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
-    resume = []
+    resume, marked, assigned = [], [], []
     who = learner()
     if who is not None:
+        assigned = lessons.assigned_to(db, who["uuid"])
+        marked = bookmarks.of_learner(db, who["uuid"])
         rows = db.execute(
             "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
             " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
@@ -55,7 +57,8 @@ def home():
             " ORDER BY p.last_version DESC LIMIT 4", [who["uuid"]]).fetchall()
         resume = [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
                   for r in rows]
-    return render_template("home.html", packs=packs, resume=resume, icons=KIND_ICONS)
+    return render_template("home.html", packs=packs, resume=resume, bookmarks=marked,
+                           assigned=assigned, icons=KIND_ICONS)
 
 
 @bp.get("/learn/<pack_id>")
@@ -88,6 +91,9 @@ def learn(pack_id: str, node_id: str):
     context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
                    poster=cw._file_of(found, "poster") or cw._file_of(found, "thumbnail"),
                    transcript=cw._file_of(found, "transcript"), resume_at=_resume_at(db, found))
+    who = learner()
+    context["bookmarked"] = who is not None and bookmarks.is_bookmarked(db, who["uuid"], pack_id,
+                                                                         node_id)
     if kind == "article" and main:
         with cw.library().open_blob(main["sha256"]) as f:
             context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))

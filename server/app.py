@@ -52,6 +52,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    from . import compress  # gzip for text answers (server/compress.py)
+    compress.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
     api.init_app(app)

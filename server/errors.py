@@ -15,7 +15,7 @@ import json
 from enum import IntEnum
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -148,10 +148,10 @@ def init_app(app: Flask) -> None:
         return _html_error(500)
 
 
-def _html_error(status: int):
+def _html_error(status: int) -> Response:
     """A friendly page in the learner's language (the kiosk's base template)."""
     try:
         body = render_template("error.html", status=status)
     except Exception:  # noqa: BLE001 - never let the error page itself fail
         body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
-    return body, status
+    return make_response(body, status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import signal
@@ -98,7 +99,25 @@ def build_wsgi(app: Flask, settings: Settings):
     return AccessLog(app, access_logger)
 
 
+def return_freed_memory() -> None:
+    """Keep glibc from hoarding the memory of large, short-lived allocations.
+
+    Each PIN or password check allocates 8-19 MiB (Argon2). glibc raises its
+    mmap threshold after the first such block is freed, so later ones come from
+    the heap and are never returned: 30 children signing in left the server
+    at ~120 MB for good. Pinning the threshold at 1 MiB returns them at once
+    (measured: 77 MB -> 13 MB after 96 parallel checks).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, macOS): nothing to do
+        return
+    M_MMAP_THRESHOLD = -3
+    libc.mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
+
+
 def run(app: Flask, settings: Settings) -> None:
+    return_freed_memory()
     # Waitress and Werkzeug spool large request bodies (pack uploads) to temporary
     # files: keep them in the data home, on the disk, not in a RAM-backed /tmp.
     tempfile.tempdir = str(app.config["HOME"].tmp)

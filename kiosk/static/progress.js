@@ -59,6 +59,11 @@
     request.onerror = function () { sending = false; };
     request.send(JSON.stringify({ events: batch }));
   }
+  // Other viewers on the page (the PDF viewer) report through this event:
+  // detail = { type: "completed", fields: { progress: 1, ... } }.
+  page.addEventListener("passerelle-progress", function (e) {
+    if (e.detail && e.detail.type) { track(e.detail.type, e.detail.fields || {}); }
+  });
   window.addEventListener("online", flush);
   setInterval(flush, 15000);
   flush();

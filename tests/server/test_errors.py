@@ -92,3 +92,10 @@ def test_kiosk_errors_are_friendly_pages_in_the_learners_language(box_app):
     response = client.get("/no-such-page", headers={"Accept-Language": "ar"})
     assert 'dir="rtl"' in response.get_data(as_text=True)
     assert "هذه الصفحة غير موجودة هنا" in response.get_data(as_text=True)
+
+
+def test_a_wrong_method_on_a_page_is_a_friendly_405(client):
+    response = client.delete("/")  # the home page does not take DELETE
+    assert response.status_code == 405
+    assert response.mimetype == "text/html"
+    assert "GET" in response.headers["Allow"]

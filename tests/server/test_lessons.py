@@ -88,3 +88,14 @@ def test_a_learners_page_for_their_facilitators_only(as_user, box):
     assert "Bienvenue" in page and "Resources completed: 1" in page
     assert as_user("farid").get(f"/manage/learners/{box.ids['amina']}").status_code == 403
     assert as_user("cora").get(f"/manage/learners/{box.ids['amina']}").status_code == 200
+
+
+def test_open_lessons_come_first_on_the_learners_home(as_user, box):
+    fatou = as_user("fatou")
+    token, _ = make_lesson(fatou)
+    fatou.post(f"/manage/classes/{box.ids['class_a']}/assignments",
+               data={"csrf_token": token, "lesson_uuid": lesson_uuid(fatou, box)})
+    home = as_user("amina").get("/").get_data(as_text=True)
+    assert home.index("Your lessons") < home.index("Learning packs")
+    assert home.index("Premiers pas") < home.index("Démo Passerelle")
+    assert "Your lessons" not in as_user("chloe").get("/").get_data(as_text=True)

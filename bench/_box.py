@@ -1,0 +1,123 @@
+"""A box for the learner-page benchmarks: bundled library, a coordinator, learners, a server.
+
+Shared by bench/page_weight.py and bench/load_bench.py. Everything runs on
+127.0.0.1 in a temporary data home.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PASSERELLE = str(Path(sys.executable).with_name("passerelle"))
+PIN = "2468"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def prepare(home: Path, learners: int = 0, demo_pack: bool = False) -> dict:
+    """Import the bundled packs, set the box up, add learners in one class; their uuids."""
+    subprocess.run([PASSERELLE, "--home", str(home), "content", "import", "--bundled"], check=True,
+                   stdout=subprocess.DEVNULL)
+    from passerelle.server import accounts
+    from passerelle.server.app import create_app
+    from passerelle.server.db import get_db
+
+    app = create_app({"home": home})
+    ids: dict = {"learners": []}
+    with app.app_context():
+        db = get_db()
+        ids["coordinator"] = accounts.setup(
+            db, org_name="Bench", languages=["fr", "nl", "en", "ar"], signin_mode="pin",
+            profile_fields=None, display_name="Coordinator", username="coordinator",
+            password="bench coordinator passphrase")
+        if learners:
+            ids["class"] = accounts.create_class(db, "Bench class")
+            for i in range(learners):
+                uuid = accounts.create_user(db, role="learner", display_name=f"Learner {i:03d}",
+                                            pin=PIN, avatar="fox")
+                accounts.add_member(db, ids["class"], uuid)
+                ids["learners"].append(uuid)
+        if demo_pack:  # the test fixture: a video with subtitles, a PDF, an exercise
+            from passerelle.content import build_pack
+
+            built = build_pack(REPO / "tests" / "fixtures" / "demo-pack", home.parent / "demo-fr.zip",
+                               created="2026-11-01T00:00:00Z")
+            app.extensions["passerelle.library"].import_pack(built.path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return ids
+
+
+def nodes(home: Path) -> dict[str, str]:
+    """One URL path per kind of learner page, from the installed catalogue."""
+    import sqlite3
+
+    db = sqlite3.connect(home / "passerelle.db")
+    found = {}
+    for kind in ("topic", "article", "video", "exercise", "document"):
+        row = db.execute("SELECT pack_id, node_id FROM content_nodes WHERE kind = ?"
+                         " AND parent_id IS NOT NULL ORDER BY pack_id = 'demo-fr', pack_id, sort_order,"
+                         " position LIMIT 1", [kind]).fetchone()
+        if row:
+            prefix = "/practice" if kind == "exercise" else "/learn"
+            found[kind] = f"{prefix}/{row[0]}/{row[1]}"
+    return found
+
+
+class Server:
+    def __init__(self, home: Path, threads: int = 8):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [PASSERELLE, "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit("the server exited during start") from None
+                time.sleep(0.1)
+        raise SystemExit("the server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
+def sign_in(base: str, learner_uuid: str) -> tuple[str, str]:
+    """Sign a learner in through the real form; (session cookie value, CSRF token)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    path = f"/signin/learner/{learner_uuid}"
+    html = opener.open(base + path, timeout=30).read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    body = urllib.parse.urlencode({"csrf_token": token, "secret": PIN}).encode()
+    opener.open(base + path, data=body, timeout=30).read()
+    html = opener.open(base + "/", timeout=30).read().decode()
+    if "signout" not in html:
+        raise SystemExit(f"sign-in failed for {learner_uuid}")
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+    cookie = next(c.value for c in jar if c.name == "passerelle_session")
+    return cookie, token
