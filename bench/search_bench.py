@@ -3,8 +3,10 @@
     .venv/bin/python bench/search_bench.py [--nodes 50000] [--queries 200] [--keep DIR]
 
 Prints build time (analysis included), index size, incremental add of 1,000
-nodes, single-threaded query latency (p50/p95) per query type, and the RSS of
-the process. The corpus is deterministic (seeded): Zipf-distributed words,
+nodes, single-threaded query latency (p50/p95) per query type, the RSS of
+the process, then latency under 20 concurrent searchers through Waitress (a
+tiny WSGI app in a subprocess on 127.0.0.1, a bounded number of requests) and
+the serving process's memory. The corpus is deterministic (seeded): Zipf-distributed words,
 ~2 KB of text per node, French/Dutch/English/Arabic with a shared vocabulary
 (internet, email, video...) as in real lesson packs.
 """
@@ -13,13 +15,19 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import http.client
 import itertools
+import json
 import random
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from passerelle.search_index import Document, SearchIndex
@@ -118,6 +126,117 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms"
 
 
+# The serving side of the concurrency test: a few lines of WSGI over one
+# SearchIndex (one SQLite connection per Waitress thread), as the server does.
+SERVER_CODE = r"""
+import json, logging, sys, urllib.parse, waitress
+logging.getLogger("waitress").setLevel(logging.ERROR)  # no "Task queue depth" lines
+from passerelle.search_index import SearchIndex
+idx = SearchIndex(sys.argv[1])
+def app(environ, start_response):
+    qs = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if environ.get("PATH_INFO") != "/search":
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    r = idx.search(qs.get("q", [""])[0], kinds=qs.get("kind"), languages=qs.get("language"))
+    body = json.dumps({"total": r.total, "mode": r.mode, "facets": r.facets,
+                       "hits": [h.__dict__ for h in r.hits]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
+               _quiet=True)
+"""
+
+
+def rss_of(pid: int) -> str:
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return f"RSS {fields.get('VmRSS', '?')} (peak {fields.get('VmHWM', '?')})"
+
+
+def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, requests: int,
+                     threads: int, time_limit: float = 180.0) -> None:
+    """20 client threads against a Waitress subprocess on 127.0.0.1, bounded in count and time."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(path), str(port),
+                               str(threads)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # wait for the port
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the Waitress test server did not start") from None
+                time.sleep(0.2)
+        urls = []
+        for q, kw in queries:
+            params = [("q", q)] + [(k.rstrip("s") if k != "languages" else "language", v)
+                                   for k, vs in kw.items() for v in vs]
+            urls.append("/search?" + urllib.parse.urlencode(params))
+        counter = itertools.count()
+        lock = threading.Lock()
+        times: list[float] = []
+        errors = [0]
+        stop_at = time.monotonic() + time_limit
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            while True:
+                i = next(counter)
+                if i >= requests or time.monotonic() > stop_at:
+                    break
+                t = time.perf_counter()
+                try:
+                    conn.request("GET", urls[i % len(urls)])
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    ok = resp.status == 200 and "total" in json.loads(body)
+                except (OSError, http.client.HTTPException, ValueError):
+                    ok = False
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                elapsed = time.perf_counter() - t
+                with lock:
+                    times.append(elapsed)
+                    if not ok:
+                        errors[0] += 1
+            conn.close()
+
+        # Warm-up: one request per thread of the server (connections, page cache).
+        for url in urls[:threads]:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", url)
+            c.getresponse().read()
+            c.close()
+        t0 = time.perf_counter()
+        workers = [threading.Thread(target=client) for _ in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        wall = time.perf_counter() - t0
+        print(f"\n{clients} concurrent searchers through Waitress ({threads} threads, "
+              f"{len(times)} requests, mixed queries):")
+        print(f"  {'all':18s} {percentiles(times)}   errors {errors[0]}   "
+              f"{len(times) / wall:.1f} requests/s")
+        print(f"  serving process: {rss_of(server.pid)}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def typo(rng: random.Random, word: str) -> str:
     i = rng.randrange(1, len(word) - 1)
     return word[:i] + word[i + 1] + word[i] + word[i + 2:] if rng.random() < 0.5 \
@@ -131,6 +250,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keep", help="directory for the index file (default: a temp dir)")
     ap.add_argument("--optimize", action="store_true", help="merge FTS5 segments after the build")
+    ap.add_argument("--clients", type=int, default=20, help="concurrent searchers (0: skip)")
+    ap.add_argument("--requests", type=int, default=2000,
+                    help="requests of the concurrency test, in all")
+    ap.add_argument("--threads", type=int, default=4, help="Waitress threads")
     args = ap.parse_args(argv)
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="search-bench-"))
@@ -144,7 +267,7 @@ def main(argv=None) -> int:
     print(f"corpus: {args.nodes} nodes, {sum(len(d.body) for d in docs) / len(docs):.0f} "
           f"chars of body per node (generated in {time.perf_counter() - t:.1f} s)")
 
-    idx = SearchIndex(path)
+    idx = SearchIndex(path, parallel=True)  # a single-threaded build, as the CLI does
     t = time.perf_counter()
     idx.index(docs)
     build = time.perf_counter() - t
@@ -220,6 +343,10 @@ def main(argv=None) -> int:
     print(f"\nmax RSS of this process: {rss:.0f} MB (includes the generated corpus)")
     print(f"modes seen: {modes}")
     idx.close()
+    if args.clients:
+        mixed = [q for qs in queries.values() for q in qs]
+        random.Random(args.seed).shuffle(mixed)
+        concurrent_bench(path, mixed, args.clients, args.requests, args.threads)
     return 0
 
 

@@ -146,6 +146,15 @@ def stem(folded: str, lang: str) -> str:
     return out
 
 
+def reset_after_fork() -> None:
+    """In a forked worker: fresh stemmer lock and stemmers (another thread of the
+    parent may have held them when it forked)."""
+    global _stem_lock
+    _stem_lock = threading.Lock()
+    for lang, name in _SNOWBALL.items():
+        _stemmers[lang] = snowballstemmer.stemmer(name)
+
+
 def normalize(text: str) -> str:
     """NFC, elisions removed, lower case: the text words are taken from."""
     if not text:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import multiprocessing
 import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from .analysis import fold, primary_language, terms_of, words
 from .errors import QuerySyntaxError, SearchError
 from .query import (
     STEMMED_LANGUAGES,
+    TIER_COLUMNS,
     WORD_RE,
     ParsedQuery,
     Term,
@@ -26,15 +32,17 @@ from .query import (
     match_expression,
     max_typos,
     parse,
+    quote,
     stemming_languages,
     term_expression,
+    term_forms,
     variants,
 )
 from .snippets import Matcher, highlight
 
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -50,6 +58,16 @@ BATCH = 500                 # documents per executemany round
 SUGGEST_MIN_WORD = 3
 VOCAB_MAX_WORD = 30
 FUZZY_CANDIDATES = 3        # corrections OR-ed into the fuzzy query per typo
+PREFIX_COMPLETIONS = 8      # known words a search-as-you-type prefix expands to
+# A match set larger than this (a very common word) is not ranked in full:
+# bm25 over ~40,000 rows costs 100+ ms. Hits are ranked among the documents
+# whose title or tags hold a query word (then the rest, for deep pages); the
+# total stays exact and the facets count the best FACET_SAMPLE of that tier.
+RANK_CAP = 2000
+FACET_SAMPLE = 1000
+# index() analyses batches at least this large in worker processes.
+PARALLEL_MIN_DOCS = 4000
+ZLIB_LEVEL = 1
 
 
 @dataclass
@@ -85,6 +103,9 @@ class SearchResult:
     did_you_mean: str | None = None
     mode: str = "all"
     query_filters: dict[str, list[str]] = field(default_factory=dict)
+    #: True when the match set was too large to count facets over all of it:
+    #: they then count the best-ranked documents only (``total`` stays exact).
+    approximate: bool = False
 
 
 def _empty_result(query_filters=None) -> SearchResult:
@@ -94,8 +115,8 @@ def _empty_result(query_filters=None) -> SearchResult:
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
--- Original text, for snippets and display; the short columns come first so
--- that facet counting reads as little of each row as possible.
+-- Original fields, for display, facets and deletes; small rows, so facet
+-- counting reads few pages. The body lives in `bodies`.
 CREATE TABLE IF NOT EXISTS nodes (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -106,10 +127,15 @@ CREATE TABLE IF NOT EXISTS nodes (
     description TEXT NOT NULL,
     tags TEXT NOT NULL,
     topic_path TEXT NOT NULL,
-    pack_title TEXT NOT NULL,
-    body TEXT NOT NULL
+    pack_title TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
+-- Original body text, zlib-compressed (snippets read 20 hits; deletes
+-- re-analyse it).
+CREATE TABLE IF NOT EXISTS bodies (
+    rowid INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
 -- Analysed (folded + stemmed) text; FTS5 only splits it on spaces.
 -- Contentless: the analysed text is not stored a second time (half the FTS
 -- size); a delete re-analyses the original from `nodes`, which the analyzer
@@ -117,8 +143,7 @@ CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     {", ".join(RANK_WEIGHTS)},
     content = '',
-    tokenize = 'unicode61 remove_diacritics 0',
-    prefix = '2 3'
+    tokenize = 'unicode61 remove_diacritics 0'
 );
 -- Every word of the corpus (lower case, accents kept) with its document
 -- frequency: the dictionary for "did you mean" and the fuzzy fallback.
@@ -144,11 +169,11 @@ CREATE INDEX IF NOT EXISTS suggestions_h1 ON suggestions(h1, df DESC);
 CREATE INDEX IF NOT EXISTS suggestions_h2 ON suggestions(h2, df DESC);
 """
 
-_NODE_COLUMNS = ("id, pack_id, kind, language, title, description, tags, topic_path, "
-                 "pack_title, body")
+_NODE_COLUMNS = "id, pack_id, kind, language, title, description, tags, topic_path, pack_title"
 
 
-def _chunks(items: list, n: int = BATCH):
+def _chunks(items: list, n: int | None = None):
+    n = n or BATCH
     for i in range(0, len(items), n):
         yield items[i:i + n]
 
@@ -208,6 +233,56 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
     return values, doc_words
 
 
+def _fields(d: Document) -> tuple:
+    """A document's fields, normalised, in ``_prepare_doc`` order (plus the body)."""
+    return (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
+            d.description or "", [str(t) for t in (d.tags or [])],
+            [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "")
+
+
+def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
+    """Analyse documents' fields (``_fields``): ([(FTS values, compressed body)],
+    vocab delta, suggestions delta). Pure: runs in the writer or in a worker process."""
+    delta = _Contributions()
+    out = []
+    for f in rows:
+        values, doc_words = _prepare_doc(*f)
+        delta.add(f[0], f[3], f[5], doc_words)
+        out.append((values, zlib.compress(f[8].encode("utf-8"), ZLIB_LEVEL)))
+    return out, delta.vocab, delta.suggest
+
+
+def _body_text(blob) -> str:
+    return zlib.decompress(blob).decode("utf-8") if blob else ""
+
+
+def _analysed(chunks: list[list[tuple]], workers: int):
+    """Yield ``_analyse_chunk`` of each chunk, in order; in worker processes when
+    ``workers`` > 1 (a bounded window of chunks in flight keeps memory flat).
+
+    Workers are forked (spawn would re-run an unguarded ``__main__``) and only
+    analyse; the parent writes everything in its one transaction. A forked
+    child never touches the parent's SQLite connections, and it replaces the
+    one lock analysis uses, which another thread may have held at fork time."""
+    if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for c in chunks:
+            yield _analyse_chunk(c)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                             initializer=analysis.reset_after_fork) as pool:
+        pending = []
+        it = iter(chunks)
+        for c in itertools.islice(it, 2 * workers):
+            pending.append(pool.submit(_analyse_chunk, c))
+        while pending:
+            out = pending.pop(0).result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_analyse_chunk, nxt))
+            yield out
+
+
 class SearchIndex:
     """A search index in its own SQLite file; safe to share between threads.
 
@@ -215,9 +290,14 @@ class SearchIndex:
     threads); WAL lets searches run while a pack is being indexed.
     """
 
-    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000):
+    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000,
+                 parallel: bool = False):
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
+        # Forked analysis workers are only safe in a single-threaded process (a
+        # command-line build): in a threaded server a child could inherit a lock
+        # another thread held at fork time. Off unless the caller says so.
+        self.parallel = parallel
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -299,7 +379,7 @@ class SearchIndex:
 
     @staticmethod
     def _drop_all(conn: sqlite3.Connection) -> None:
-        for name in ("fts", "nodes", "vocab", "suggestions", "meta"):
+        for name in ("fts", "nodes", "bodies", "vocab", "suggestions", "meta"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _write(self, fn):
@@ -330,38 +410,51 @@ class SearchIndex:
         if not by_id:
             return 0
         batch = list(by_id.values())
+        workers = (min(os.cpu_count() or 1, 4)
+                   if self.parallel and len(batch) >= PARALLEL_MIN_DOCS else 1)
 
-        def run(conn):
+        def run(conn, workers):
             delta = _Contributions()
             next_rowid = (conn.execute("SELECT max(rowid) FROM nodes").fetchone()[0] or 0) + 1
-            for chunk in _chunks(batch):
+            chunks = list(_chunks(batch))
+            fields = [[_fields(d) for d in chunk] for chunk in chunks]
+            for chunk, f_chunk, (analysed, vocab, sugg) in zip(
+                    chunks, fields, _analysed(fields, workers), strict=True):
                 self._remove(conn, [d.id for d in chunk], delta)
-                node_rows, fts_rows = [], []
-                for d in chunk:
-                    f = (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
-                         d.description or "", [str(t) for t in (d.tags or [])],
-                         [str(t) for t in (d.topic_path or [])], d.pack_title or "",
-                         d.body or "")
-                    lang, kind, pack, title, desc, tags, topic_path, pack_title, body = f
-                    values, doc_words = _prepare_doc(*f)
+                node_rows, body_rows, fts_rows = [], [], []
+                for d, f, (values, body) in zip(chunk, f_chunk, analysed, strict=True):
+                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _ = f
                     node_rows.append((next_rowid, d.id, pack, kind, lang, title, desc,
                                       json.dumps(tags, ensure_ascii=False),
                                       json.dumps(topic_path, ensure_ascii=False),
-                                      pack_title, body))
+                                      pack_title))
+                    body_rows.append((next_rowid, body))
                     fts_rows.append((next_rowid, *values))
-                    delta.add(lang, title, tags, doc_words)
                     next_rowid += 1
+                delta.vocab.update(vocab)
+                delta.suggest.update(sugg)
                 conn.executemany(
-                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     node_rows)
+                conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
                 conn.executemany(
                     f"INSERT INTO fts(rowid, {', '.join(RANK_WEIGHTS)}) VALUES (?,?,?,?,?,?,?,?)",
                     fts_rows)
             self._apply(conn, delta)
             return len(batch)
 
-        n = self._write(run)
-        self._checkpoint()
+        try:
+            n = self._write(lambda conn: run(conn, workers))
+        except (OSError, BrokenProcessPool):
+            if workers <= 1:
+                raise
+            # No worker processes here (sandbox, no /dev/shm...): analyse in-process.
+            n = self._write(lambda conn: run(conn, 1))
+        if len(batch) >= PARALLEL_MIN_DOCS:
+            # A big build leaves a WAL the size of its transaction; give it back.
+            self._checkpoint(truncate=True)
+        else:
+            self._checkpoint()
         return n
 
     def _remove(self, conn, ids: list[str], delta: _Contributions) -> int:
@@ -370,11 +463,12 @@ class SearchIndex:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
-                "SELECT rowid, language, kind, pack_id, title, description, tags, topic_path, "
-                f"pack_title, body FROM nodes WHERE id IN ({marks})", chunk).fetchall()
+                "SELECT n.rowid, language, kind, pack_id, title, description, tags, topic_path, "
+                f"pack_title, b.body FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
+                f"WHERE id IN ({marks})", chunk).fetchall()
             fts_deletes = []
             for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body in rows:
-                tags, topic = json.loads(tags), json.loads(topic)
+                tags, topic, body = json.loads(tags), json.loads(topic), _body_text(body)
                 values, doc_words = _prepare_doc(lang, kind, pack, title, desc, tags, topic,
                                                  pack_title, body)
                 delta.add(lang, title, tags, doc_words, sign=-1)
@@ -383,6 +477,7 @@ class SearchIndex:
                 f"INSERT INTO fts(fts, rowid, {', '.join(RANK_WEIGHTS)}) "
                 "VALUES ('delete', ?,?,?,?,?,?,?,?)", fts_deletes)
             conn.executemany("DELETE FROM nodes WHERE rowid = ?", [(r[0],) for r in rows])
+            conn.executemany("DELETE FROM bodies WHERE rowid = ?", [(r[0],) for r in rows])
             removed += len(rows)
         return removed
 
@@ -425,7 +520,7 @@ class SearchIndex:
     def clear(self) -> None:
         """Empty the index (before a full rebuild)."""
         def run(conn):
-            for table in ("nodes", "vocab", "suggestions"):
+            for table in ("nodes", "bodies", "vocab", "suggestions"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO fts(fts) VALUES('delete-all')")
         self._write(run)
@@ -434,13 +529,15 @@ class SearchIndex:
     def optimize(self) -> None:
         """Merge FTS5's segments into one (after a full rebuild; takes a few seconds)."""
         self._write(lambda conn: conn.execute("INSERT INTO fts(fts) VALUES('optimize')"))
-        self._checkpoint()
+        self._checkpoint(truncate=True)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, truncate: bool = False) -> None:
         # PASSIVE never waits for readers; the WAL is truncated to
-        # journal_size_limit once a later checkpoint completes.
+        # journal_size_limit once a later checkpoint completes. TRUNCATE (after
+        # a full build or optimize) waits for readers, up to busy_timeout, and
+        # empties the WAL at once.
         try:
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._conn().execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
         except sqlite3.Error:
             pass
 
@@ -513,6 +610,9 @@ class SearchIndex:
                 terms = pq.kind_terms
         if not terms:
             return _empty_result(query_filters)
+        for t in (*terms, *pq.kind_terms):
+            if t.prefix:
+                t.completions = self._completions(t.words[0])
 
         def attempt(ts, operator, kinds_):
             expr = match_expression(ts, operator, langs)
@@ -555,13 +655,42 @@ class SearchIndex:
     def _run(self, expr: str, terms: list[Term], kinds, languages, packs,
              limit: int, offset: int) -> SearchResult:
         conn = self._conn()
-        # One grouped pass over the unfiltered match set gives the total and
-        # all three facets; each facet ignores its own filter (so the learner
-        # sees what switching it would give) but honours the others.
-        groups = conn.execute(
-            "SELECT n.kind, n.language, n.pack_id, count(*) FROM fts "
-            "JOIN nodes n ON n.rowid = fts.rowid WHERE fts MATCH ? GROUP BY 1, 2, 3",
-            [expr]).fetchall()
+        filt = filter_expression(kinds, languages, packs)
+        full = f"({expr}) AND {filt}" if filt else expr
+        # A read transaction: every statement below sees the same snapshot.
+        conn.execute("BEGIN")
+        try:
+            matched = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
+                                   [expr]).fetchone()[0]
+            if not matched:
+                return _empty_result()
+            if matched <= RANK_CAP:
+                result, rows = self._run_exact(conn, expr, full, kinds, languages, packs,
+                                               limit, offset)
+            else:
+                result, rows = self._run_capped(conn, expr, full, filt, terms, kinds,
+                                                languages, packs, limit, offset, matched)
+            bodies = dict(conn.execute(
+                f"SELECT rowid, body FROM bodies WHERE rowid IN ({','.join('?' * len(rows))})",
+                [r[0] for r in rows]).fetchall()) if rows else {}
+        finally:
+            conn.execute("COMMIT")
+        matcher = self._matcher(terms)
+        for rowid, id_, pack, kind, lang, title, desc, rank in rows:
+            plang = primary_language(lang)
+            snippet, marked = highlight(_body_text(bodies.get(rowid)), matcher, plang)
+            if not marked and desc:
+                d_snip, d_marked = highlight(desc, matcher, plang)
+                if d_marked or not snippet:
+                    snippet = d_snip
+            result.hits.append(Hit(id=id_, pack_id=pack, kind=kind, language=lang, title=title,
+                                   snippet=snippet, score=round(-rank, 4)))
+        return result
+
+    @staticmethod
+    def _facets(groups, kinds, languages, packs) -> tuple[dict[str, dict[str, int]], int]:
+        """Facets and total from (kind, language, pack, count) groups of the unfiltered
+        match set; each facet ignores its own filter but honours the others."""
         kind_set = set(kinds) if kinds else None
         lang_set = {primary_language(x) for x in languages} if languages else None
         pack_set = set(packs) if packs else None
@@ -579,28 +708,54 @@ class SearchIndex:
                 facets["pack"][pack] += n
             if ok_k and ok_l and ok_p:
                 total += n
-        result = SearchResult(hits=[], total=total,
-                              facets={k: dict(v.most_common()) for k, v in facets.items()})
+        return {k: dict(v.most_common()) for k, v in facets.items()}, total
+
+    _RANKED_SQL = (
+        "SELECT n.rowid, n.id, n.pack_id, n.kind, n.language, n.title, n.description, f.rank "
+        "FROM (SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?) f "
+        "JOIN nodes n ON n.rowid = f.rowid ORDER BY f.rank")
+
+    def _run_exact(self, conn, expr, full, kinds, languages, packs, limit, offset):
+        # One grouped pass over the unfiltered match set gives the total and
+        # all three facets exactly.
+        groups = conn.execute(
+            "SELECT n.kind, n.language, n.pack_id, count(*) FROM fts "
+            "JOIN nodes n ON n.rowid = fts.rowid WHERE fts MATCH ? GROUP BY 1, 2, 3",
+            [expr]).fetchall()
+        facets, total = self._facets(groups, kinds, languages, packs)
+        result = SearchResult(hits=[], total=total, facets=facets)
         if not total or not limit or offset >= total:
-            return result
-        filt = filter_expression(kinds, languages, packs)
-        full = f"({expr}) AND {filt}" if filt else expr
-        rows = conn.execute(
-            "SELECT n.id, n.pack_id, n.kind, n.language, n.title, n.description, n.body, "
-            "fts.rank FROM fts JOIN nodes n ON n.rowid = fts.rowid "
-            "WHERE fts MATCH ? ORDER BY fts.rank LIMIT ? OFFSET ?",
-            [full, limit, offset]).fetchall()
-        matcher = self._matcher(terms)
-        for id_, pack, kind, lang, title, desc, body, rank in rows:
-            plang = primary_language(lang)
-            snippet, marked = highlight(body, matcher, plang)
-            if not marked and desc:
-                d_snip, d_marked = highlight(desc, matcher, plang)
-                if d_marked or not snippet:
-                    snippet = d_snip
-            result.hits.append(Hit(id=id_, pack_id=pack, kind=kind, language=lang, title=title,
-                                   snippet=snippet, score=round(-rank, 4)))
-        return result
+            return result, []
+        # Rank first, then join only the page's rows.
+        return result, conn.execute(self._RANKED_SQL, [full, limit, offset]).fetchall()
+
+    def _run_capped(self, conn, expr, full, filt, terms, kinds, languages, packs, limit,
+                    offset, matched):
+        """A very large match set: exact total, hits ranked within the title/tag tier
+        (then the rest), facets over the tier's best FACET_SAMPLE documents."""
+        total = matched if not filt else conn.execute(
+            "SELECT count(*) FROM fts WHERE fts MATCH ?", [full]).fetchone()[0]
+        tier_clause = f"{TIER_COLUMNS} : ({' OR '.join(quote(v) for v in term_forms(terms))})"
+        tier = f"({expr}) AND ({tier_clause})"
+        sample = conn.execute(
+            "SELECT n.kind, n.language, n.pack_id, count(*) FROM "
+            "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?) f "
+            "JOIN nodes n ON n.rowid = f.rowid GROUP BY 1, 2, 3", [tier, FACET_SAMPLE]).fetchall()
+        facets, _ = self._facets(sample, kinds, languages, packs)
+        result = SearchResult(hits=[], total=total, facets=facets, approximate=True)
+        if not total or not limit or offset >= total:
+            return result, []
+        full_tier = f"({full}) AND ({tier_clause})"
+        rows = conn.execute(self._RANKED_SQL, [full_tier, limit, offset]).fetchall()
+        if len(rows) < limit:
+            # Past the end of the tier (deep pages, or few title/tag matches):
+            # the other documents follow, ranked among themselves.
+            in_tier = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
+                                   [full_tier]).fetchone()[0]
+            rest_offset = max(0, offset - in_tier)
+            rows += conn.execute(self._RANKED_SQL, [f"({full}) NOT ({tier_clause})",
+                                                    limit - len(rows), rest_offset]).fetchall()
+        return result, rows
 
     @staticmethod
     def _matcher(terms: list[Term]) -> Matcher:
@@ -668,6 +823,14 @@ class SearchIndex:
             return []
         best = scored[0][0]
         return [c for d, _, c in scored if d == best][:limit]
+
+    def _completions(self, word: str, limit: int = PREFIX_COMPLETIONS) -> list[str]:
+        """The most frequent known words (folded) that start with ``word`` and are longer."""
+        key = fold(word.lower())
+        rows = self._conn().execute(
+            "SELECT key FROM vocab WHERE key > ? AND key < ? GROUP BY key "
+            "ORDER BY max(df) DESC, key LIMIT ?", [key, key + "\U0010ffff", limit]).fetchall()
+        return [r[0] for r in rows]
 
     def _display(self, key: str) -> str:
         row = self._conn().execute(

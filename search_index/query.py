@@ -29,6 +29,9 @@ from .analysis import (
 #: only reached by prefix terms; ``filt`` holds filter tokens).
 STEMMED_COLUMNS = "{title tags description body context}"
 PREFIX_COLUMNS = "{title tags description body context words}"
+#: Columns whose matches put a document in the ranked tier of a very large
+#: match set (see ``SearchIndex._run``).
+TIER_COLUMNS = "{title tags}"
 
 MAX_QUERY_CHARS = 300
 MAX_TERMS = 12  # a pasted paragraph must not become a huge expression
@@ -95,6 +98,10 @@ class Term:
     prefix: bool = False
     # Filled by the fuzzy step: replacement folded words for a typo.
     corrections: list[str] = field(default_factory=list)
+    # Filled for a prefix term: the most frequent known words (folded) that
+    # start with it. FTS5 keeps no prefix index (it cost ~40% of the inserts);
+    # the vocabulary expands the word being typed instead.
+    completions: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -163,8 +170,26 @@ def term_expression(term: Term, languages: tuple[str, ...] = STEMMED_LANGUAGES) 
                 forms.append(v)
     expr = f"{STEMMED_COLUMNS} : ({' OR '.join(quote(v) for v in forms)})"
     if term.prefix and not term.corrections:
-        expr = f"({expr} OR {PREFIX_COLUMNS} : {quote(fold(term.words[0]))} *)"
+        # The word as typed (unstemmed, for the ``words`` column) and its
+        # completions, in stemmed and unstemmed columns alike.
+        extra = [fold(term.words[0])]
+        for c in term.completions:
+            for v in variants(c, languages):
+                if v not in extra:
+                    extra.append(v)
+        expr = f"({expr} OR {PREFIX_COLUMNS} : ({' OR '.join(quote(v) for v in extra)}))"
     return expr
+
+
+def term_forms(terms: list[Term], languages: tuple[str, ...] = STEMMED_LANGUAGES) -> list[str]:
+    """Every index form of every word of ``terms`` (phrases: their words' forms)."""
+    out: list[str] = []
+    for t in terms:
+        for w in t.words + t.corrections + t.completions:
+            for v in variants(w, languages):
+                if v not in out:
+                    out.append(v)
+    return out
 
 
 def match_expression(terms: list[Term], operator: str = "AND",

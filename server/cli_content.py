@@ -60,7 +60,7 @@ def _library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.
     library = lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
                           trusted_keys=[*env.settings()["trusted_publisher_keys"], *trusted_keys],
                           require_signature=require_signature or env.settings()["require_signed_packs"])
-    attach(library, home)  # imports and removals keep the search index in step
+    attach(library, home, parallel=True)  # imports and removals keep the search index in step
     return library
 
 

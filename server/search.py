@@ -219,6 +219,8 @@ def api_search():
         "query": query, "total": result.total, "mode": result.mode,
         "did_you_mean": result.did_you_mean, "query_filters": result.query_filters,
         "facets": result.facets,
+        # True when a very common word matched so much that facets count only the best matches.
+        "approximate": getattr(result, "approximate", False),
         "hits": [{"id": h.id, "pack_id": h.pack_id, "node_id": h.id[len(h.pack_id) + 1:],
                   "kind": h.kind, "language": h.language, "title": h.title,
                   "snippet": h.snippet, "score": h.score} for h in result.hits],
@@ -249,13 +251,14 @@ def page():
                            kinds=_list_arg("kind", KINDS) or [])
 
 
-def attach(library: lib.Library, home) -> SearchService:
+def attach(library: lib.Library, home, parallel: bool = False) -> SearchService:
     """The search service of a data home, listening to its content library.
 
     The CLI and the server both build the library through this, so a pack
-    imported either way is indexed the same way.
+    imported either way is indexed the same way. ``parallel`` (analysis in
+    worker processes) is for the single-threaded command line only.
     """
-    search = SearchService(si.SearchIndex(home.index / "search.db"), library)
+    search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library)
     library.listeners.append(IndexingListener(search))
     return search
 

@@ -106,3 +106,38 @@ def test_failed_batch_leaves_index_unchanged(index, make_doc):
     with pytest.raises(SearchError):
         index.index([make_doc("p/2", "addition"), Document("", "p", "article", "en", "x")])
     assert index.ids() == {"p/1"}
+
+
+def test_parallel_analysis_gives_the_same_index(tmp_path, corpus, monkeypatch):
+    # Large batches are analysed in worker processes; the result must not differ.
+    with SearchIndex(tmp_path / "serial.db") as serial:
+        serial.index(corpus)
+        expected = [(q, [h.id for h in serial.search(q).hits], serial.suggest(q[:2]))
+                    for q in ("password", "mot de passe", "wachtw", "الكسور", "fractions")]
+        expected_stats = {k: v for k, v in serial.stats().items() if k not in ("path", "file_bytes")}
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_DOCS", 2)
+    monkeypatch.setattr(index_module, "BATCH", 7)
+    with SearchIndex(tmp_path / "parallel.db", parallel=True) as par:
+        par.index(corpus)
+        got = [(q, [h.id for h in par.search(q).hits], par.suggest(q[:2]))
+               for q, _, _ in expected]
+        assert got == expected
+        assert {k: v for k, v in par.stats().items() if k not in ("path", "file_bytes")} == expected_stats
+        # Deletes re-analyse the stored (compressed) bodies: nothing is left behind.
+        par.delete(par.ids())
+        assert par.count() == 0 and par.stats()["vocabulary"] == 0
+        assert par.search("password").total == 0
+
+
+def test_large_match_sets_are_capped(index, make_doc, monkeypatch):
+    monkeypatch.setattr(index_module, "RANK_CAP", 5)
+    docs = [make_doc(f"p/{i}", f"lesson {i}", "common words " * (i % 3 + 1)) for i in range(12)]
+    docs.append(make_doc("p/t", "common title", "nothing else"))
+    index.index(docs)
+    r = index.search("common ")
+    assert r.approximate and r.total == 13
+    assert ids(r)[0] == "p/t"  # the title match is ranked first
+    assert sorted(ids(r)) == sorted(d.id for d in docs)  # then every other match
+    assert ids(index.search("common ", limit=3, offset=1)) == ids(r)[1:4]
+    small = index.search("nothing ")
+    assert not small.approximate and small.total == sum(small.facets["kind"].values()) == 1
