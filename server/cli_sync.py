@@ -1,0 +1,182 @@
+"""`passerelle sync`: this box's identity, the devices it trusts, USB bundles, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import sync as syncmod
+from .cli import Env, pass_env
+from .errors import NotFound
+
+
+@click.group()
+def sync() -> None:
+    """Carry data between boxes: identity, trusted devices, USB bundles, status.
+
+    Example: passerelle sync export /media/usb
+    """
+
+
+@sync.command("identity")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_identity(env: Env, as_json: bool) -> None:
+    """Print this box's device id and public key (give both to the boxes it syncs with).
+
+    The private key is made on first use in HOME/device.key (mode 0600); it is never
+    in the database, so a backup never carries it.
+
+    Example: passerelle sync identity
+    """
+    db = env.open_db()
+    try:
+        ident = syncmod.identity(db, env.home)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(ident, indent=2))
+        return
+    click.echo(f"device id:    {ident['device_id']}")
+    click.echo(f"public key:   {ident['public_key']}")
+    click.echo(f"organisation: {ident['organisation'] or '(not set up yet)'}")
+    click.echo(f"On another box: passerelle sync trust {ident['device_id']} {ident['public_key']}")
+
+
+@sync.command("trust")
+@click.argument("device_id")
+@click.argument("public_key")
+@click.option("--label", metavar="TEXT", help="A name people recognise, e.g. 'Box Molenbeek'.")
+@pass_env
+def sync_trust(env: Env, device_id: str, public_key: str, label: str | None) -> None:
+    """Accept the operations of another box, by its device id and public key.
+
+    Run `passerelle sync identity` on the other box to read both. Trusting a device again
+    replaces its key and lifts a revocation.
+
+    Example: passerelle sync trust 1f0c2a9e-5d4b-4c1e-9a57-0b7d3e2f6a10 ed25519:Jx3t...= --label "Box Molenbeek"
+    """
+    db = env.open_db()
+    try:
+        syncmod.device_key(db, env.home)
+        found = syncmod.trust(db, device_id, public_key, label=label)
+    finally:
+        db.close()
+    click.echo(f"this box now accepts the operations of {found['device_id']}"
+               + (f" ({label})" if label else ""))
+
+
+@sync.command("revoke")
+@click.argument("device_id")
+@pass_env
+def sync_revoke(env: Env, device_id: str) -> None:
+    """Stop accepting a device: its bundles and new operations are refused from now on.
+
+    The operations of that device already on this box stay (they are learners' data).
+
+    Example: passerelle sync revoke 1f0c2a9e-5d4b-4c1e-9a57-0b7d3e2f6a10
+    """
+    db = env.open_db()
+    try:
+        found = syncmod.revoke(db, device_id)
+    finally:
+        db.close()
+    click.echo(f"revoked {device_id}; its {found['ops_kept']} operations already here are kept")
+
+
+@sync.command("export")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--for", "for_device", metavar="DEVICE_ID",
+              help="Only what that device lacks, as it said in the last bundle imported from it.")
+@click.option("--passphrase", metavar="TEXT",
+              help="Encrypt the batches (AES-256-GCM, key from scrypt); the importer needs it too.")
+@pass_env
+def sync_export(env: Env, dest: Path, for_device: str | None, passphrase: str | None) -> None:
+    """Write a sync bundle: one file to carry to another box or the hub.
+
+    DEST is a folder (the file is named passerelle-<device>-<time>.bundle) or a file path.
+    The file is written under a temporary name and renamed when whole.
+
+    Example: passerelle sync export /media/usb
+    """
+    db = env.open_db()
+    try:
+        since = None
+        if for_device:
+            since = syncmod.peer_vector(db, for_device)
+            if since is None:
+                raise NotFound(f"no bundle from {for_device} was imported here yet, so what it "
+                               "lacks is unknown; export without --for")
+        info = syncmod.export_bundle(db, env.home, dest, since, passphrase=passphrase)
+    finally:
+        db.close()
+    click.echo(f"wrote {info.path}: {info.ops} operations in {info.batches} batches "
+               f"({info.bytes:,} bytes)")
+
+
+@sync.command("import")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--passphrase", metavar="TEXT", help="The passphrase of an encrypted bundle.")
+@pass_env
+def sync_import(env: Env, bundle: Path, passphrase: str | None) -> None:
+    """Apply a sync bundle from a trusted box; importing it twice changes nothing.
+
+    Refused, with nothing applied, when the bundle was altered, comes from a device that
+    is not trusted or was revoked, or belongs to another organisation.
+
+    Example: passerelle sync import /media/usb/passerelle-1f0c2a9e-20261122-101500.bundle
+    """
+    db = env.open_db()
+    try:
+        syncmod.device_key(db, env.home)
+        result = syncmod.import_bundle(db, bundle, passphrase=passphrase)
+    finally:
+        db.close()
+    click.echo(result.summary())
+
+
+@sync.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_status(env: Env, as_json: bool) -> None:
+    """Show this box's identity, the operations it holds per device, trusted devices and
+    the last export, import and error.
+
+    Example: passerelle sync status
+    """
+    db = env.open_db()
+    try:
+        info = syncmod.status(db, env.home)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    labels = {d["device_id"]: d["label"] for d in info["devices"]}
+    click.echo(f"This box: {info['device_id']}")
+    click.echo(f"Public key: {info['public_key']}")
+    click.echo(f"Organisation: {info['organisation'] or '(not set up yet)'}")
+    click.echo("Operations held, per device:")
+    if not info["vector"]:
+        click.echo("  none yet")
+    for origin, seq in sorted(info["vector"].items()):
+        who = "this box" if origin == info["device_id"] else (labels.get(origin) or "")
+        click.echo(f"  {origin}  {seq:>9,}  {who}".rstrip())
+    click.echo("Trusted devices:")
+    if not info["devices"]:
+        click.echo("  none yet (add one with: passerelle sync trust DEVICE_ID PUBLIC_KEY)")
+    for d in info["devices"]:
+        state = f"revoked {d['revoked_at'][:10]}" if d["revoked_at"] else f"since {d['paired_at'][:10]}"
+        click.echo(f"  {d['device_id']}  {d['label'] or '':<20} {state}")
+    for direction in ("export", "import"):
+        entry = info["last"][direction]
+        if entry is None:
+            click.echo(f"Last {direction}: never")
+        else:
+            outcome = "" if entry["ok"] else " (problem)"
+            click.echo(f"Last {direction}: {entry['at']}{outcome}: {entry['message']}")
+    error = info["last_error"]
+    if error:
+        click.echo(f"Last error: {error['at']}: {error['message']}")

@@ -1,0 +1,168 @@
+"""Any sequence of exchanges, however cut, duplicated or reordered, never loses or duplicates an op,
+and a final full exchange leaves every box identical."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from passerelle.server import records
+from passerelle.server import sync as syncmod
+
+UUIDS = {"user": [f"u{i}" for i in range(3)], "class": ["c0", "c1"],
+         "membership": ["m0", "m1", "m2"], "attendance": ["a0", "a1"]}
+NODES = [("pack-a", "n1"), ("pack-a", "n2"), ("pack-b", "n1")]
+
+write = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(sorted(UUIDS)), st.integers(0, 2), st.text(max_size=4)),
+    st.tuples(st.just("delete"), st.sampled_from(sorted(UUIDS)), st.integers(0, 2), st.none()),
+    st.tuples(st.just("event"), st.just("user"), st.integers(0, 2),
+              st.tuples(st.sampled_from(NODES), st.sampled_from(["progress", "answer", "completed"]),
+                        st.floats(0, 1), st.booleans(), st.integers(0, 600))),
+)
+exchange = st.tuples(
+    st.sampled_from(["direct", "bundle"]),
+    st.sampled_from(["whole", "prefix", "twice", "reversed", "crash", "cut", "stale"]),
+)
+step = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, 3), write),
+    st.tuples(st.just("sync"), st.integers(0, 3), st.integers(0, 3), exchange),
+)
+
+
+def perform(db, act) -> None:
+    kind, entity, index, arg = act
+    uuid = UUIDS[entity][index % len(UUIDS[entity])]
+    if kind == "put":
+        fields = {"user": {"role": "learner", "display_name": arg},
+                  "class": {"name": arg},
+                  "membership": {"class_uuid": "c0", "user_uuid": uuid, "role": "learner"},
+                  "attendance": {"session_uuid": "s0", "learner_uuid": "u0", "present": len(arg) % 2},
+                  }[entity]
+        records.put(db, entity, uuid, fields)
+    elif kind == "delete":
+        records.delete(db, entity, uuid)
+    else:
+        (pack, node), etype, progress, correct, seconds = arg
+        records.event(db, uuid, {"pack_id": pack, "node_id": node, "type": etype,
+                                 "progress": progress, "correct": correct, "seconds": seconds})
+
+
+class Crash(Exception):
+    pass
+
+
+def crashing_apply(after: int):
+    """records.apply that dies after `after` ops, as a power cut in the middle of a batch would."""
+    real = records.apply
+    calls = {"n": 0}
+
+    def apply(db, op):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise Crash()
+        return real(db, op)
+
+    return apply
+
+
+def exchange_direct(src, dst, how, rng, monkeypatch, kit, boxes):
+    keys = syncmod.trusted_keys(dst.db)
+    since = syncmod.vector(dst.db)
+    if how == "stale":  # the sender works from an older or foreign idea of what dst holds
+        since = syncmod.vector(rng.choice(boxes).db)
+    batches = [b.ops for b in syncmod.changes_for(src.db, since, max_ops=rng.randint(1, 4),
+                                                  home=src.home)]
+    if how == "prefix" or how == "cut":
+        order = batches[: rng.randint(0, len(batches))] + batches
+    elif how == "twice":
+        order = [b for b in batches for _ in (0, 1)]
+    elif how == "reversed":
+        order = batches[::-1] + batches
+    else:
+        order = batches
+    if how == "crash" and batches:
+        before = kit.dump(dst.db)
+        with monkeypatch.context() as m:
+            m.setattr(records, "apply", crashing_apply(rng.randint(0, len(batches[0]) - 1)))
+            with pytest.raises(Crash):
+                syncmod.apply_batch(dst.db, batches[0], keys)
+        assert kit.dump(dst.db) == before, "an interrupted batch left part of itself"
+    results = [syncmod.apply_batch(dst.db, ops, keys) for ops in order]
+    if how != "stale":  # a stale vector may leave gaps: those ops wait for the next exchange
+        assert all(r.held.get(o, (0, 0, ""))[2] != "untrusted" for r in results for o in r.held)
+    return results
+
+
+def exchange_bundle(src, dst, how, rng, tmp, kit, boxes):
+    since = None
+    if how == "stale":
+        since = syncmod.vector(rng.choice(boxes).db)
+    elif rng.random() < 0.5:
+        since = syncmod.vector(dst.db)
+    path = tmp / f"b{rng.getrandbits(48)}.bundle"
+    syncmod.export_bundle(src.db, src.home, path, since, max_ops=rng.randint(1, 4), log=False)
+    results = []
+    if how == "cut":  # the stick was pulled out while copying: a truncated file
+        data = path.read_bytes()
+        cut = tmp / "cut.bundle"
+        cut.write_bytes(data[: rng.randint(0, len(data) - 1)])
+        before = kit.dump(dst.db)
+        with pytest.raises(syncmod.SyncRefused):
+            syncmod.import_bundle(dst.db, cut, log=False)
+        assert kit.dump(dst.db) == before
+    times = 2 if how in ("twice", "prefix", "reversed") else 1
+    for _ in range(times):
+        results.append(syncmod.import_bundle(dst.db, path, log=False))
+    return results
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(n=st.integers(3, 4), script=st.lists(step, min_size=1, max_size=18), seed=st.integers(0, 2**32))
+def test_boxes_converge_and_never_lose_an_acknowledged_op(template_db, tmp_path_factory, monkeypatch,
+                                                          kit, n, script, seed):
+    tmp = tmp_path_factory.mktemp("net")
+    rng = random.Random(seed)
+    boxes = [kit.new_box(template_db, tmp, f"box{i}") for i in range(n)]
+    kit.trust_all(boxes)
+    acked = [dict() for _ in boxes]   # per receiver: origin → seq it acknowledged
+    seen = [set() for _ in boxes]     # every (origin, seq) a box ever held
+    try:
+        for item in script:
+            if item[0] == "write":
+                perform(boxes[item[1] % n].db, item[2])
+            else:
+                _, s, d, (mode, how) = item
+                src, dst = boxes[s % n], boxes[d % n]
+                if src is dst:
+                    continue
+                if mode == "direct":
+                    results = exchange_direct(src, dst, how, rng, monkeypatch, kit, boxes)
+                else:
+                    results = exchange_bundle(src, dst, how, rng, tmp, kit, boxes)
+                for r in results:
+                    for origin, seq in r.vector.items():
+                        acked[d % n][origin] = max(seq, acked[d % n].get(origin, 0))
+            for i, box in enumerate(boxes):
+                held = set(box.db.execute("SELECT origin, seq FROM ops").fetchall())
+                assert seen[i] <= held, "a box lost an operation it held"
+                seen[i] = held
+                for origin, seq in acked[i].items():
+                    count = box.db.execute("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?",
+                                           [origin, seq]).fetchone()[0]
+                    assert count == seq, f"{box.name} acknowledged {origin}:{seq} but holds {count}"
+        # A final full exchange: everyone to box0, then box0 to everyone.
+        for box in boxes[1:]:
+            kit.direct(box, boxes[0])
+        for box in boxes[1:]:
+            kit.direct(boxes[0], box)
+        states = [kit.dump(b.db) for b in boxes]
+        assert all(s == states[0] for s in states[1:])
+        total = sum(syncmod.vector(b.db).get(b.device, 0) for b in boxes)
+        assert len(states[0]["ops"]) == total == len(states[0]["op_signatures"])
+    finally:
+        for box in boxes:
+            box.close()
