@@ -16,6 +16,7 @@ Design
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from passerelle.server.auth import ANYONE, allow
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 ONE_YEAR = 365 * 24 * 3600
+# The web app manifest's registered type (some systems' mime.types lack it).
+mimetypes.add_type("application/manifest+json", ".webmanifest")
 
 bp = Blueprint("kiosk", __name__, template_folder="templates")
 
@@ -53,7 +56,7 @@ def static_file(digest: str, filename: str):
 
 def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported.
-    from . import learn, manage, pages, people, practice  # noqa: F401
+    from . import bookmarks, learn, manage, material, pages, people, practice, reports  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

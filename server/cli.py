@@ -37,7 +37,7 @@ SECTIONS = (
     ("Run the box", ("serve", "config", "migrate", "check")),
     ("Keep data safe", ("backup", "restore")),
     ("Content", ("content", "pack")),
-    ("People", ("users",)),
+    ("People", ("users", "report")),
     ("Search", ("search", "index")),
     ("Sync", ("sync",)),
 )
@@ -317,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
 
 # Command groups of the subsystems, each with the translator of its library's exceptions.
 from .cli_content import content, pack, translate_content_error  # noqa: E402
+from .cli_reports import report  # noqa: E402
 from .cli_search import index, search  # noqa: E402
+from .cli_sync import sync  # noqa: E402
 from .cli_users import users  # noqa: E402
 
 cli.add_command(content)
@@ -325,6 +327,8 @@ cli.add_command(pack)
 cli.add_command(users)
 cli.add_command(search)
 cli.add_command(index)
+cli.add_command(sync)
+cli.add_command(report)
 _TRANSLATORS.append(translate_content_error)
 
 

@@ -128,6 +128,15 @@ def m0002_accounts(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0003_bookmarks(db: Database) -> None:
+    # A learner's bookmarks (syncing records; uuid derived from learner, pack and node).
+    versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
+    db.execute(f"""CREATE TABLE bookmarks ({versioned}, learner_uuid TEXT, pack_id TEXT,
+                   node_id TEXT, created_at TEXT)""")
+    db.execute("CREATE INDEX bookmarks_learner ON bookmarks (learner_uuid, created_at) WHERE deleted = 0")
+
+
+@MIGRATIONS()
 def m0005_lessons(db: Database) -> None:
     # Groups inside classes, lessons (ordered resources from any pack) and their assignment.
     versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
@@ -140,3 +149,94 @@ def m0005_lessons(db: Database) -> None:
     db.execute(f"""CREATE TABLE assignments ({versioned}, lesson_uuid TEXT, class_uuid TEXT,
                    target TEXT, open INTEGER, created_by TEXT, created_at TEXT)""")
     db.execute("CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0")
+
+
+@MIGRATIONS()
+def m0006_sync(db: Database) -> None:
+    # Sync (see server/sync.py and docs/sync.md). Local to each box: none of these tables syncs.
+    # The devices whose operations this box accepts; a box always trusts itself.
+    db.execute("""
+        CREATE TABLE sync_devices (
+            device_id TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            organisation TEXT,
+            label TEXT,
+            paired_at TEXT NOT NULL,
+            revoked_at TEXT
+        )
+    """)
+    # The origin device's Ed25519 signature of each operation, kept so that relays can forward it.
+    db.execute("""
+        CREATE TABLE op_signatures (
+            origin TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            signature BLOB NOT NULL,
+            PRIMARY KEY (origin, seq)
+        ) WITHOUT ROWID
+    """)
+    # What each peer said it holds (the vector in its last bundle), to export only what it lacks.
+    db.execute("""
+        CREATE TABLE sync_peers (
+            device_id TEXT PRIMARY KEY,
+            vector TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )
+    """)
+    # One line per export or import, for `passerelle sync status` and the coordinator page.
+    db.execute("""
+        CREATE TABLE sync_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('export', 'import')),
+            peer TEXT,
+            path TEXT,
+            ops INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            held INTEGER NOT NULL DEFAULT 0,
+            ok INTEGER NOT NULL,
+            message TEXT NOT NULL
+        )
+    """)
+
+
+@MIGRATIONS()
+def m0004_report_indexes(db: Database) -> None:
+    # Reports (server/reports.py). Learning time per day, learner and pack, kept by a trigger on
+    # every event inserted in the log (local or synced; an event already there inserts nothing,
+    # so nothing counts twice): a year's report then reads this summary instead of parsing
+    # millions of events (15 s for 2,000,000 events on a small box; see docs/benchmarks.md).
+    # Days are UTC days of the event's version; seconds are clamped to 0..4 h, as the fold does.
+    db.execute("""
+        CREATE TABLE activity_days (
+            day TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, learner_uuid, pack_id)
+        ) WITHOUT ROWID
+    """)
+    day = "date(CAST(substr({v}, 1, 13) AS INTEGER) / 1000, 'unixepoch')"
+    seconds = "max(0, min(14400, coalesce(CAST(json_extract({p}, '$.seconds') AS INTEGER), 0)))"
+    pack = "coalesce(json_extract({p}, '$.pack_id'), '')"
+    db.execute(f"""
+        CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
+        BEGIN
+            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+            VALUES ({day.format(v="NEW.version")}, NEW.subject, {pack.format(p="NEW.payload")}, 1,
+                    {seconds.format(p="NEW.payload")})
+            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
+            SET events = events + 1, seconds = seconds + excluded.seconds;
+        END
+    """)
+    db.execute(f"""
+        INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+        SELECT {day.format(v="version")}, subject, {pack.format(p="payload")}, count(*),
+               sum({seconds.format(p="payload")})
+        FROM ops WHERE kind = 'event' AND entity = 'progress' GROUP BY 1, 2, 3
+    """)
+    # Resources completed in a range; sessions held in a range.
+    db.execute("CREATE INDEX progress_completed ON progress (completed_version)"
+               " WHERE completed_version IS NOT NULL")
+    db.execute("CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0")

@@ -1,7 +1,7 @@
 """The operation log: everything that may leave the box, as append-only operations.
 
 Every change to data that syncs (people, classes, memberships, sessions,
-attendance, progress) is written as an *operation* in ``ops``, identified by
+attendance, progress, bookmarks...) is written as an *operation* in ``ops``, identified by
 ``(origin device id, sequence number)``, and then *folded* into the tables the
 pages read. The fold is deterministic, so applying the same set of operations
 in any order, any number of times, yields the same tables. The sync issue
@@ -54,11 +54,13 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "group_member": ("group_uuid", "learner_uuid"),
     "lesson": ("title", "description", "items", "created_by", "created_at"),
     "assignment": ("lesson_uuid", "class_uuid", "target", "open", "created_by", "created_at"),
+    "bookmark": ("learner_uuid", "pack_id", "node_id", "created_at"),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
           "attendance": "attendance", "group": "groups", "group_member": "group_members",
-          "lesson": "lessons", "assignment": "assignments"}
+          "lesson": "lessons", "assignment": "assignments",
+          "bookmark": "bookmarks"}
 JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
 
 

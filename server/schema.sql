@@ -1,5 +1,15 @@
 -- Generated from the migrations by `make docs`; do not edit by hand.
 
+CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
+        BEGIN
+            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+            VALUES (date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch'), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1,
+                    max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
+            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
+            SET events = events + 1, seconds = seconds + excluded.seconds;
+        END;
+
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
    "migration_set" TEXT,
@@ -7,10 +17,22 @@ CREATE TABLE "_sqlite_migrations" (
    "applied_at" TEXT
 );
 
+CREATE TABLE activity_days (
+            day TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, learner_uuid, pack_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE assignments (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, lesson_uuid TEXT, class_uuid TEXT,
                    target TEXT, open INTEGER, created_by TEXT, created_at TEXT);
 
 CREATE TABLE attendance (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, session_uuid TEXT, learner_uuid TEXT, present INTEGER);
+
+CREATE TABLE bookmarks (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, learner_uuid TEXT, pack_id TEXT,
+                   node_id TEXT, created_at TEXT);
 
 CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             class_uuid TEXT, date TEXT, place TEXT, partner TEXT, topic TEXT,
@@ -88,6 +110,13 @@ CREATE TABLE meta (
             value TEXT NOT NULL
         );
 
+CREATE TABLE op_signatures (
+            origin TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            signature BLOB NOT NULL,
+            PRIMARY KEY (origin, seq)
+        ) WITHOUT ROWID;
+
 CREATE TABLE ops (
             origin TEXT NOT NULL,
             seq INTEGER NOT NULL,
@@ -124,6 +153,34 @@ CREATE TABLE signin_failures (
             at REAL NOT NULL
         );
 
+CREATE TABLE sync_devices (
+            device_id TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            organisation TEXT,
+            label TEXT,
+            paired_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+
+CREATE TABLE sync_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('export', 'import')),
+            peer TEXT,
+            path TEXT,
+            ops INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            held INTEGER NOT NULL DEFAULT 0,
+            ok INTEGER NOT NULL,
+            message TEXT NOT NULL
+        );
+
+CREATE TABLE sync_peers (
+            device_id TEXT PRIMARY KEY,
+            vector TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        );
+
 CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
             picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
@@ -135,7 +192,11 @@ CREATE INDEX attendance_learner ON attendance (learner_uuid);
 
 CREATE INDEX attendance_session ON attendance (session_uuid);
 
+CREATE INDEX bookmarks_learner ON bookmarks (learner_uuid, created_at) WHERE deleted = 0;
+
 CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
+
+CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0;
 
 CREATE INDEX content_node_files_sha256 ON content_node_files (sha256);
 
@@ -155,6 +216,8 @@ CREATE INDEX memberships_user ON memberships (user_uuid) WHERE deleted = 0;
 CREATE INDEX ops_event_id ON ops (event_id) WHERE event_id IS NOT NULL;
 
 CREATE INDEX ops_subject ON ops (entity, subject, version);
+
+CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_version IS NOT NULL;
 
 CREATE INDEX progress_node ON progress (pack_id, node_id);
 

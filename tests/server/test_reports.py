@@ -1,0 +1,269 @@
+"""The impact report: numbers, small-count suppression, the page and the CSV agreeing, the CLI,
+and certificates of completion."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+from passerelle.server import accounts, records, reports
+from passerelle.server.cli import cli
+from passerelle.server.cli_reports import report as report_group
+from passerelle.server.db import get_db
+
+from tests.conftest import Runner
+
+DAY = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+
+
+def add_event(db, learner: str, payload: dict, when: datetime = DAY) -> records.Op:
+    """An event with a chosen time (the HLC version carries it), folded as the server does."""
+    with records.write_tx(db):
+        origin = records.device_id(db)
+        seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops WHERE origin = ?",
+                         [origin]).fetchone()[0]
+        ms = int(when.timestamp() * 1000)
+        op = records.Op(origin, seq, f"{ms:013d}.{seq % 100000:05d}.{origin}", "event", "progress",
+                        learner, payload)
+        records.apply(db, op)
+    return op
+
+
+def complete_module(db, learner: str, when: datetime = DAY) -> None:
+    for node in ("basics/welcome", "basics/clip", "basics/game", "basics/quiz", "basics/guide"):
+        add_event(db, learner, {"pack_id": "demo-fr", "node_id": node, "type": "completed",
+                                "progress": 1, "seconds": 60}, when)
+
+
+def people(db, n: int, gender: str | None, prefix: str) -> list[str]:
+    made = []
+    for i in range(n):
+        made.append(accounts.create_user(db, role="learner", display_name=f"{prefix} {i}",
+                                         profile={"gender": gender} if gender else None))
+    return made
+
+
+@pytest.fixture
+def populated(app, box):
+    """Amina and Bart active in March 2026 (Amina attended the class A session), 12 women,
+    7 men and 3 non-binary learners active too; Chloé active only in 2025."""
+    with app.app_context():
+        db = get_db()
+        accounts.update_user(db, box.ids["amina"], profile={"gender": "woman", "age_band": "26-35"})
+        add_event(db, box.ids["amina"], {"pack_id": "demo-fr", "node_id": "basics/quiz",
+                                         "type": "answer", "correct": True, "seconds": 90})
+        add_event(db, box.ids["bart"], {"pack_id": "demo-fr", "node_id": "basics/welcome",
+                                        "type": "completed", "progress": 1, "seconds": 1800})
+        add_event(db, box.ids["bart"], {"pack_id": "other-pack", "node_id": "x",
+                                        "type": "time", "seconds": 5 * 3600})  # clamped to 4 h
+        add_event(db, box.ids["chloe"], {"pack_id": "demo-fr", "node_id": "basics/clip",
+                                         "type": "started"}, datetime(2025, 6, 1, tzinfo=UTC))
+        meeting = accounts.open_session(db, box.ids["class_a"], box.ids["fatou"], date="2026-03-11")
+        accounts.mark_attendance(db, meeting, box.ids["amina"], True)
+        accounts.mark_attendance(db, meeting, box.ids["bart"], False)
+        for gender, n in (("woman", 12), ("man", 7), ("non-binary", 3)):
+            for learner in people(db, n, gender, gender):
+                add_event(db, learner, {"pack_id": "demo-fr", "node_id": "basics/clip",
+                                        "type": "progress", "progress": 0.5, "seconds": 60})
+    return box
+
+
+# --- The rule --------------------------------------------------------------------------
+
+def cells(**counts) -> list[reports.Cell]:
+    return reports.suppress([reports.Cell(k, v) for k, v in counts.items()])
+
+
+def shown(result: list[reports.Cell]) -> dict[str, str]:
+    return {c.key: c.shown for c in result}
+
+
+def test_counts_under_five_are_never_shown():
+    result = shown(cells(woman=45, man=40, nonbinary=3, other=2, not_given=10))
+    assert result == {"woman": "45", "man": "40", "nonbinary": "< 5", "other": "< 5",
+                      "not_given": "10"}
+
+
+def test_a_lone_suppressed_cell_takes_the_smallest_other_with_it():
+    # Only "nonbinary" is small: the smallest other cell (here 0) is hidden too.
+    assert shown(cells(woman=45, man=40, nonbinary=3, other=0, not_given=10)) == {
+        "woman": "45", "man": "40", "nonbinary": "< 5", "other": "< 5", "not_given": "10"}
+    # No zero: the next smallest count is hidden, so 3 cannot be found as total - others.
+    assert shown(cells(woman=12, man=9, not_given=3)) == {
+        "woman": "12", "man": "< 5", "not_given": "< 5"}
+    # Nothing small: nothing hidden; zeros are shown.
+    assert shown(cells(woman=12, man=9, other=0)) == {"woman": "12", "man": "9", "other": "0"}
+
+
+def test_rare_free_text_values_are_merged_and_never_named():
+    profiles = [{"languages_spoken": ["arabic", "french"]}] * 6 + [{"languages_spoken": ["tigrinya"]}] * 2
+    result = reports._breakdown("languages_spoken", profiles + [None] * 5)
+    keys = {c.key: c.shown for c in result.cells}
+    assert "tigrinya" not in keys
+    assert keys["arabic"] == "6" and keys["french"] == "6"
+    # The merged rare values (2) are hidden, and the smallest other cell (5 not given) with them.
+    assert keys[reports.OTHER] == "< 5" and keys[reports.NOT_GIVEN] == "< 5"
+
+
+def test_the_default_range_is_the_last_twelve_months():
+    assert reports.date_range(None, None, today=date(2026, 11, 22)) == (date(2025, 11, 23),
+                                                                         date(2026, 11, 22))
+    assert reports.date_range(None, "2028-02-29") == (date(2027, 3, 1), date(2028, 2, 29))
+    with pytest.raises(reports.InvalidInput):
+        reports.date_range("2026-12-31", "2026-01-01")
+    with pytest.raises(reports.InvalidInput):
+        reports.date_range("31/12/2026", None)
+
+
+# --- The numbers -------------------------------------------------------------------------
+
+def test_the_report_counts_people_hours_sessions_and_completions(app, populated):
+    with app.app_context():
+        result = reports.impact(get_db(), date(2026, 1, 1), date(2026, 6, 30))
+    assert result.people == 2 + 12 + 7 + 3  # Chloé's activity was in 2025
+    assert result.sessions == 1
+    assert result.attendances == 1
+    assert result.seconds == 90 + 1800 + 4 * 3600 + 22 * 60
+    assert result.completed == 1
+    packs = {p.pack_id: p for p in result.packs}
+    assert packs["demo-fr"].learners == 24 and packs["demo-fr"].completed == 1
+    assert packs["demo-fr"].title == "Démo Passerelle" and packs["demo-fr"].language == "fr"
+    assert packs["other-pack"].language == reports.UNKNOWN_LANGUAGE
+    assert {lang.language: lang.learners for lang in result.languages} == {"fr": 24, "unknown": 1}
+    gender = {b.field: shown(b.cells) for b in result.breakdowns}["gender"]
+    # Two small cells (3 non-binary, Bart's 1 not given): no complement needed; 0 is shown.
+    assert gender == {"woman": "13", "man": "7", "non-binary": "< 5", "other": "0",
+                      "not-given": "< 5"}
+    ages = {b.field: shown(b.cells) for b in result.breakdowns}["age_band"]
+    # Amina alone in her band: hidden, with the smallest other band (an empty one).
+    assert ages["26-35"] == "< 5" and ages["under-18"] == "< 5" and ages["not-given"] == "23"
+    assert list(ages.values()).count("< 5") == 2
+
+
+def test_the_summary_follows_every_event(app, populated):
+    """activity_days (kept by a trigger) says the same as the events themselves."""
+    with app.app_context():
+        db = get_db()
+        from_events = db.execute(
+            "SELECT sum(max(0, min(14400, coalesce(json_extract(payload, '$.seconds'), 0))))"
+            " FROM ops WHERE kind = 'event'").fetchone()[0]
+        assert db.execute("SELECT sum(seconds) FROM activity_days").fetchone()[0] == from_events
+        op = records.ops_since(db, records.device_id(db), 0, 10**6)[-1]
+        assert records.apply(db, op) is False  # already there: nothing counted twice
+        assert db.execute("SELECT sum(seconds) FROM activity_days").fetchone()[0] == from_events
+
+
+def test_a_facilitator_sees_only_their_classes(app, populated, as_user):
+    page = as_user("fatou").get("/manage/reports?start=2026-01-01&end=2026-06-30")
+    assert page.status_code == 200
+    cells_ = dict(re.findall(r'data-cell="([^"]+)">([^<]*)<', page.get_data(as_text=True)))
+    assert cells_["summary|all|people_reached"] == "2"  # Amina and Bart, in Groupe A
+    assert cells_["summary|all|sessions"] == "1"
+    assert "Only the learners and sessions of your classes" in page.get_data(as_text=True)
+    everyone = as_user("cora").get("/manage/reports?start=2026-01-01&end=2026-06-30")
+    assert 'data-cell="summary|all|people_reached">24<' in everyone.get_data(as_text=True)
+
+
+def csv_rows(body: bytes) -> list[list[str]]:
+    assert body.startswith("\ufeff".encode())
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+def test_the_page_and_the_csv_show_the_same_numbers(populated, as_user):
+    cora = as_user("cora")
+    query = "?start=2026-01-01&end=2026-06-30"
+    page = cora.get("/manage/reports" + query).get_data(as_text=True)
+    download = cora.get("/manage/reports.csv" + query)
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    assert "attachment" in download.headers["Content-Disposition"]
+    rows = csv_rows(download.data)
+    assert rows[0] == ["section", "item", "measure", "value"]
+    from_csv = {f"{s}|{i}|{m}": v for s, i, m, v in rows[1:] if s != "period"}
+    import html
+
+    from_page = {k: html.unescape(v) for k, v in re.findall(r'data-cell="([^"]+)">([^<]*)<', page)}
+    assert from_csv == from_page
+    assert from_csv["profile:gender|non-binary|people_reached"] == "< 5"
+    assert from_csv["summary|all|people_reached"] == "24"
+    # Charts are drawn by the server, with a title and a description, and no script.
+    assert page.count("<svg") >= 3 and "<title id=" in page and "<desc id=" in page
+    assert "<script" not in page.split("<main")[1].split("</main>")[0]
+
+
+def test_bad_dates_are_explained(as_user):
+    cora = as_user("cora")
+    page = cora.get("/manage/reports?start=2026-13-01")
+    assert page.status_code == 400 and "year-month-day" in page.get_data(as_text=True)
+    assert cora.get("/manage/reports.csv?start=2026-12-01&end=2026-01-01").status_code == 400
+
+
+def test_learners_and_guests_cannot_see_reports(as_user):
+    assert as_user("amina").get("/manage/reports").status_code == 403
+    assert as_user(None).get("/manage/reports.csv").status_code == 302
+
+
+# --- The command line ----------------------------------------------------------------------
+
+@pytest.fixture
+def report_cli(box):
+    cli.add_command(report_group)
+    yield Runner(box.home)
+    cli.commands.pop("report", None)
+
+
+def test_the_cli_prints_and_writes_the_same_report(app, populated, report_cli, tmp_path):
+    out = report_cli("report", "impact", "--start", "2026-01-01", "--end", "2026-06-30")
+    assert out.exit_code == 0, out.stderr
+    assert re.search(r"summary all people_reached\s+24", out.stdout)
+    target = tmp_path / "impact.csv"
+    written = report_cli("report", "impact", "--start", "2026-01-01", "--end", "2026-06-30",
+                         "--csv", str(target))
+    assert written.exit_code == 0, written.stderr
+    rows = csv_rows(target.read_bytes())
+    with app.app_context():
+        expected = reports.impact(get_db(), date(2026, 1, 1), date(2026, 6, 30)).rows()
+    assert [tuple(r) for r in rows[1:]] == expected
+    bad = report_cli("report", "impact", "--start", "nope")
+    assert bad.exit_code == 7 and "not valid" in bad.stderr
+
+
+def test_every_report_command_has_an_example(report_cli):
+    for args in (["report"], ["report", "impact"], ["report", "progress"], ["report", "xapi"]):
+        result = report_cli(*args, "--help")
+        assert result.exit_code == 0 and "Example: passerelle report" in result.stdout
+
+
+# --- Certificates ------------------------------------------------------------------------------
+
+def test_a_certificate_for_a_completed_module(app, box, as_user):
+    with app.app_context():
+        complete_module(get_db(), box.ids["amina"], datetime(2026, 4, 2, 9, tzinfo=UTC))
+    url = f"/manage/certificates/{box.ids['amina']}/demo-fr/basics"
+    page = as_user("fatou").get(url)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for words in ("Espace Numérique Test", "Amina", "Les bases", "2026-04-02", "signature-line",
+                  "Certificate of completion"):
+        assert words in text
+    assert "fonts.googleapis" not in text and "<script" not in text
+    assert as_user("cora").get(url).status_code == 200
+    assert as_user("farid").get(url).status_code == 403  # not one of Amina's classes
+    assert as_user("amina").get(url).status_code == 403
+    # Listed for her class, linked from the report page.
+    listing = as_user("fatou").get(f"/manage/reports/certificates/{box.ids['class_a']}")
+    assert url in listing.get_data(as_text=True)
+    assert f"/manage/reports/certificates/{box.ids['class_a']}" in \
+        as_user("fatou").get("/manage/reports").get_data(as_text=True)
+
+
+def test_no_certificate_before_every_resource_is_completed(app, box, as_user):
+    with app.app_context():
+        add_event(get_db(), box.ids["bart"], {"pack_id": "demo-fr", "node_id": "basics/welcome",
+                                              "type": "completed"})
+    page = as_user("cora").get(f"/manage/certificates/{box.ids['bart']}/demo-fr/basics")
+    assert page.status_code == 404
+    assert "has completed 1 of the 5 resources" in page.get_data(as_text=True)
+    assert as_user("cora").get(f"/manage/certificates/{box.ids['bart']}/demo-fr/nope").status_code == 404
