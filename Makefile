@@ -8,6 +8,10 @@ PORT   ?= 8080
 # Root installs system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHROMIUM ?= /usr/bin/chromium
+# setuptools warns that data folders (templates, static, translations, bundled packs)
+# look like packages; they ship as package data (a test checks the wheel), so the
+# warning is noise in the quick start.
+PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # Lint rules are named here (ruff cannot read setup.cfg): pyflakes, errors, imports,
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
@@ -27,11 +31,11 @@ test: $(VENV)/.installed-test browser
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_QUIET) $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_QUIET) $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 # The browser tests drive Debian's Chromium through Playwright's executable_path:
