@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,15 @@ class Env:
         """A migrated database connection for one command; the caller closes it."""
         self.prepare()
         return dbmod.connect(self.home.db_path, self.settings()["db_busy_timeout_ms"])
+
+    @contextmanager
+    def db(self):
+        """``with env.db() as db:`` — a migrated connection, closed whatever happens."""
+        db = self.open_db()
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 pass_env = click.make_pass_decorator(Env)

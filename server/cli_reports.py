@@ -51,12 +51,9 @@ def report_impact(env: Env, start: str | None, end: str | None, csv_file: Path |
 
     Example: passerelle report impact --start 2026-01-01 --end 2026-12-31 --csv impact.csv
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         first, last = reports.date_range(start, end)
         result = reports.impact(db, first, last)
-    finally:
-        db.close()
     if csv_file:
         csv_file.write_text(reports.impact_csv(result), encoding="utf-8", newline="")
         click.echo(f"wrote {csv_file}")
@@ -77,11 +74,8 @@ def report_progress(env: Env, csv_file: Path | None) -> None:
 
     Example: passerelle report progress --csv progress.csv
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         lines = _write(reports.progress_csv(db), csv_file)
-    finally:
-        db.close()
     if csv_file:
         click.echo(f"wrote {lines - 1} rows to {csv_file}", err=True)
 
@@ -100,10 +94,7 @@ def report_xapi(env: Env, file: Path | None, with_names: bool) -> None:
 
     Example: passerelle report xapi statements.jsonl
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         lines = _write(reports.xapi_statements(db, with_names=with_names), file)
-    finally:
-        db.close()
     if file:
         click.echo(f"wrote {lines} statements to {file}", err=True)

@@ -31,11 +31,8 @@ def sync_identity(env: Env, as_json: bool) -> None:
 
     Example: passerelle sync identity
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         ident = syncmod.identity(db, env.home)
-    finally:
-        db.close()
     if as_json:
         click.echo(json.dumps(ident, indent=2))
         return
@@ -58,12 +55,9 @@ def sync_trust(env: Env, device_id: str, public_key: str, label: str | None) -> 
 
     Example: passerelle sync trust 1f0c2a9e-5d4b-4c1e-9a57-0b7d3e2f6a10 ed25519:Jx3t...= --label "Box Molenbeek"
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         syncmod.device_key(db, env.home)
         found = syncmod.trust(db, device_id, public_key, label=label)
-    finally:
-        db.close()
     click.echo(f"this box now accepts the operations of {found['device_id']}"
                + (f" ({label})" if label else ""))
 
@@ -78,11 +72,8 @@ def sync_revoke(env: Env, device_id: str) -> None:
 
     Example: passerelle sync revoke 1f0c2a9e-5d4b-4c1e-9a57-0b7d3e2f6a10
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         found = syncmod.revoke(db, device_id)
-    finally:
-        db.close()
     click.echo(f"revoked {device_id}; its {found['ops_kept']} operations already here are kept")
 
 
@@ -101,8 +92,7 @@ def sync_export(env: Env, dest: Path, for_device: str | None, passphrase: str | 
 
     Example: passerelle sync export /media/usb
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         since = None
         if for_device:
             since = syncmod.peer_vector(db, for_device)
@@ -110,8 +100,6 @@ def sync_export(env: Env, dest: Path, for_device: str | None, passphrase: str | 
                 raise NotFound(f"no bundle from {for_device} was imported here yet, so what it "
                                "lacks is unknown; export without --for")
         info = syncmod.export_bundle(db, env.home, dest, since, passphrase=passphrase)
-    finally:
-        db.close()
     click.echo(f"wrote {info.path}: {info.ops} operations in {info.batches} batches "
                f"({info.bytes:,} bytes)")
 
@@ -128,12 +116,9 @@ def sync_import(env: Env, bundle: Path, passphrase: str | None) -> None:
 
     Example: passerelle sync import /media/usb/passerelle-1f0c2a9e-20261122-101500.bundle
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         syncmod.device_key(db, env.home)
         result = syncmod.import_bundle(db, bundle, passphrase=passphrase)
-    finally:
-        db.close()
     click.echo(result.summary())
 
 
@@ -146,11 +131,8 @@ def sync_status(env: Env, as_json: bool) -> None:
 
     Example: passerelle sync status
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         info = syncmod.status(db, env.home)
-    finally:
-        db.close()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -35,8 +35,7 @@ def users_import(env: Env, file: Path, class_name: str | None, dry_run: bool) ->
 
     Example: passerelle users import roster.csv --class "Groupe A" --dry-run
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         if accounts.needs_setup(db):
             raise InvalidInput("set the box up first (open it in a browser): rosters need an "
                                "organisation and its sign-in mode")
@@ -59,8 +58,6 @@ def users_import(env: Env, file: Path, class_name: str | None, dry_run: bool) ->
                 click.echo(line, err=True)
             raise
         click.echo(f"imported {result['created']} people")
-    finally:
-        db.close()
 
 
 @users.command("export")
@@ -72,11 +69,8 @@ def users_export(env: Env, output: Path | None) -> None:
 
     Example: passerelle users export -o people.csv
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         text = roster.export(db)
-    finally:
-        db.close()
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -92,9 +86,6 @@ def users_list(env: Env, role: str | None) -> None:
 
     Example: passerelle users list --role facilitator
     """
-    db = env.open_db()
-    try:
+    with env.db() as db:
         for user in accounts.list_users(db, role):
             click.echo(f"{user['display_name']:<30} {user['role']:<12} {user['username'] or ''}")
-    finally:
-        db.close()

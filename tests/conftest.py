@@ -260,3 +260,17 @@ def as_user(box_app, box):
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    """One migrated database, copied for every simulated box: migrations once, not per example."""
+    from passerelle.server import db as dbmod
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    dbmod.prepare(path)
+    conn = dbmod.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to copy
+    conn.close()
+    return path

@@ -16,16 +16,9 @@ TABLES = ["organisations", "users", "classes", "memberships", "class_sessions", 
 _TEMPLATE = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def template(tmp_path_factory):
-    """One migrated database, copied for every box: migrations once, not per example."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    dbmod.prepare(path)
-    conn = dbmod.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("PRAGMA journal_mode = DELETE")
-    conn.close()
-    _TEMPLATE["path"] = path
+@pytest.fixture(autouse=True)
+def template(template_db):
+    _TEMPLATE["path"] = template_db
 
 
 def new_box(tmp_path, name, device):

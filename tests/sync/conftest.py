@@ -16,23 +16,6 @@ from passerelle.server import sync as syncmod
 SYNCED_TABLES = ["organisations", "users", "classes", "memberships", "class_sessions", "attendance",
                  "progress", "ops", "op_signatures"]
 
-_TEMPLATE: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory) -> Path:
-    """One migrated database, copied for every box: migrations once, not per example."""
-    if "path" not in _TEMPLATE:
-        path = tmp_path_factory.mktemp("sync-template") / "template.db"
-        dbmod.prepare(path)
-        conn = dbmod.connect(path)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode = DELETE")
-        conn.close()
-        _TEMPLATE["path"] = path
-    return _TEMPLATE["path"]
-
-
 @dataclass
 class Box:
     name: str
