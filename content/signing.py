@@ -41,10 +41,10 @@ def generate_keypair() -> KeyPair:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return KeyPair(pem, _public_text(key.public_key()))
+    return KeyPair(pem, public_key_text(key.public_key()))
 
 
-def _public_text(public_key) -> str:
+def public_key_text(public_key) -> str:
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -79,7 +79,7 @@ def parse_public_key(text: str) -> bytes:
 
 def signature_document(manifest: bytes, private_pem: bytes) -> bytes:
     key = load_private_key(private_pem)
-    doc = {"format": 1, "algorithm": "ed25519", "public_key": _public_text(key.public_key()),
+    doc = {"format": 1, "algorithm": "ed25519", "public_key": public_key_text(key.public_key()),
            "signature": base64.b64encode(key.sign(manifest)).decode()}
     return (json.dumps(doc, indent=1) + "\n").encode()
 

@@ -30,13 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
+from passerelle.content import signing
 
 from . import records
 from .errors import InvalidInput, NotFound
 from .records import Op
 
 KEY_FILE = "device.key"
-KEY_PREFIX = "ed25519:"
+KEY_PREFIX = signing.PREFIX
 OP_DOMAIN = "passerelle-op/1"
 BUNDLE_FORMAT = "passerelle-sync-bundle"
 BUNDLE_VERSION = 1
@@ -104,22 +105,16 @@ def device_key(db: sqlite_utils.Database, home):
 
 
 def public_key_text(public_key) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return KEY_PREFIX + base64.b64encode(raw).decode()
+    # Same text form as publishers' keys (content.signing): one format for every key.
+    return signing.public_key_text(public_key)
 
 
 def parse_public_key(text: str) -> bytes:
     """``ed25519:<base64>`` (or bare base64) → the 32 raw bytes."""
-    raw_text = text.strip().removeprefix(KEY_PREFIX)
     try:
-        raw = base64.b64decode(raw_text, validate=True)
-    except ValueError:
-        raise InvalidInput(f"not a public key: {text[:24]!r}") from None
-    if len(raw) != 32:
-        raise InvalidInput("not a public key: an Ed25519 public key has 32 bytes")
-    return raw
+        return signing.parse_public_key(text)
+    except signing.SignatureError as exc:
+        raise InvalidInput(f"not a public key: {exc}") from None
 
 
 def organisation_of(db: sqlite_utils.Database) -> str | None:
