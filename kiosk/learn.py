@@ -9,11 +9,8 @@ from passerelle.server import lessons, records
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
 
-from . import bookmarks, bp
+from . import bookmarks, bp, labels  # noqa: F401 - labels registers the `label` template global
 from .markdown import render_markdown
-
-KIND_ICONS = {"topic": "📁", "video": "🎬", "audio": "🎧", "document": "📄", "article": "📰",
-              "html5": "🎮", "exercise": "✏️"}
 
 
 def learner() -> dict | None:
@@ -58,7 +55,7 @@ def home():
         resume = [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
                   for r in rows]
     return render_template("home.html", packs=packs, resume=resume, bookmarks=marked,
-                           assigned=assigned, icons=KIND_ICONS)
+                           assigned=assigned)
 
 
 @bp.get("/learn/<pack_id>")
@@ -80,7 +77,7 @@ def learn(pack_id: str, node_id: str):
     trail = cw.ancestors(db, pack_id, found)
     pack_title = (trail[0] if trail else found).get("title")
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
-               "icons": KIND_ICONS, "status": statuses(db, pack_id)}
+               "status": statuses(db, pack_id)}
     kind = found["kind"]
     if kind == "topic":
         return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)

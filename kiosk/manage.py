@@ -305,8 +305,8 @@ def manage_roster():
             except InvalidInput as exc:
                 error = str(exc.message)
                 details = exc.details or {}
-                if "rows" not in details:
-                    error += " — " + "; ".join(f"{k}: {v}" for k, v in details.items())
+                if "rows" not in details:  # what is wrong with the file itself, in words
+                    error += " — " + "; ".join(str(v) for v in details.values())
                 else:
                     checked = roster.check(db, text, request.form.get("class") or None)
     return render_template("manage/roster.html", text=text, checked=checked, error=error,

@@ -9,6 +9,7 @@ the pack's own blobs, served at ``/files/<hex>``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -38,6 +39,17 @@ def _rewrite(tokens) -> None:
 
 
 def render_markdown(text: str) -> Markup:
+    # Articles are read again and again, and parsing one was half its page's time: keep
+    # the last ones (bounded: 64 texts of at most 64 KB, a few MB at worst).
+    return _cached(text) if len(text or "") <= 65536 else _render(text)
+
+
+@lru_cache(maxsize=64)
+def _cached(text: str) -> Markup:
+    return _render(text)
+
+
+def _render(text: str) -> Markup:
     tokens = _md.parse(text or "")
     _rewrite(tokens)
     return Markup(_md.renderer.render(tokens, _md.options, {}))  # noqa: S704 - html is off

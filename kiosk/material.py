@@ -69,7 +69,7 @@ def manage_material_file():
     root = _root()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _again(InvalidInput("choose a file", details={"file": "choose a file"}))
+        return _again(InvalidInput(_("Choose a file."), details={"file": _("Choose a file.")}))
     work = current_app.config["HOME"].tmp / "authoring"
     work.mkdir(parents=True, exist_ok=True)
     saved = work / uuid.uuid4().hex
@@ -107,11 +107,24 @@ def manage_material_quiz():
     return redirect(url_for("kiosk.manage_material"))
 
 
+def problems(details: dict | None) -> list[str]:
+    """"Field: what is wrong" lines, the field named as the form names it (not "questions[2]")."""
+    names = {"title": _("Title"), "body": _("Text"), "file": _("File"), "questions": _("Questions")}
+    lines = []
+    for key, message in (details or {}).items():
+        if key.startswith("questions[") and key.endswith("]") and key[10:-1].isdigit():
+            name = _("Question %(n)s", n=int(key[10:-1]) + 1)
+        else:
+            name = names.get(key, key)
+        lines.append(_("%(field)s: %(problem)s", field=name, problem=message))
+    return lines
+
+
 def _again(exc: InvalidInput):
     local = authoring.pack_id(get_db())
     return render_template("manage/material.html",
                            items=authoring.items(current_app.config["HOME"], local),
-                           pack_id=local, errors=exc.details or {},
+                           pack_id=local, errors=exc.details or {}, problems=problems(exc.details),
                            form=request.form, questions=range(MAX_QUESTIONS)), 400
 
 
@@ -134,4 +147,4 @@ def manage_material_quiz_from():
             _publish(root, _("The quiz was added."))
             return redirect(url_for("kiosk.manage_material"))
     return render_template("manage/quiz_from.html", available=available, errors=errors,
-                           form=request.form), status
+                           problems=problems(errors), form=request.form), status

@@ -2,24 +2,40 @@
 
 - ``/manage/reports`` and ``/manage/reports.csv``: the impact report of a date range. A
   coordinator sees the whole organisation; a facilitator sees the same report restricted to
-  their own classes (their current learners and those classes' sessions).
+  their own classes (the learners present at those classes' sessions in the range or members
+  now, and those sessions: ``reports.scope_learners``).
 - ``/manage/exports/progress.csv`` and ``/manage/exports/xapi.jsonl``: everything, for a
   coordinator who keeps a Learning Record Store; streamed from their own database connection.
-- ``/manage/certificates/...``: a printable certificate of completion of a module.
+- ``/manage/certificates/...``: a printable certificate of completion of a module, in the
+  language chosen (``?lang=``), by default the learner's own, then the page's. The report page
+  and the certificate have a print stylesheet (A4, no navigation nor buttons, right-to-left
+  for Arabic): ``static/report.css``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Response, current_app, render_template, request, stream_with_context
+from flask import (
+    Response,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import force_locale, format_date, get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from passerelle.server import accounts, reports
 from passerelle.server.auth import allow, current_user, require
 from passerelle.server.db import connect, get_db
 from passerelle.server.errors import InvalidInput, NotFound
+from passerelle.server.i18n import NAMES, offered
+from passerelle.server.i18n import direction as i18n_direction
 
 from . import bp
+from .labels import LABELS, label
 
 STAFF = ("facilitator", "coordinator")
 
@@ -33,24 +49,32 @@ def _scope(db) -> list[str] | None:
 
 
 def _field_labels() -> dict[str, str]:
-    return {"age_band": _("Age band"), "gender": _("Gender"), "languages_spoken": _("Languages spoken"),
-            "newcomer": _("Newcomer"), "employment": _("Employment situation")}
+    return {field: str(name) for field, name in LABELS["profile_field"].items()}
 
 
-def _value_label(key: str) -> str:
+def _value_label(key: str, field: str = "") -> str:
+    """A profile answer as people read it (the stored ids stay in the CSV)."""
     if key == reports.NOT_GIVEN:
         return _("not given")
     if key == reports.OTHER:
         return _("other languages (each fewer than 5 people)")
-    return key
+    return label(field, key)
+
+
+def language_name(code: str) -> str:
+    """A content language by its own name ("Français"), as the language menu shows it."""
+    if code == reports.UNKNOWN_LANGUAGE:
+        return _("unknown")
+    return NAMES.get(code.split("-")[0], code)
 
 
 def _charts(report: reports.Report) -> dict[str, list[tuple[str, int | None, str]]]:
     """Rows of each bar chart: (label, count or None when suppressed, text shown)."""
-    charts = {f"profile:{b.field}": [(_value_label(c.key), None if c.suppressed else c.count, c.shown)
-                                     for c in b.cells] for b in report.breakdowns}
+    charts = {f"profile:{b.field}": [(_value_label(c.key, b.field), None if c.suppressed else c.count,
+                                      c.shown) for c in b.cells] for b in report.breakdowns}
     charts["packs"] = [(p.title, p.learners, str(p.learners)) for p in report.packs]
-    charts["languages"] = [(lang.language, lang.learners, str(lang.learners)) for lang in report.languages]
+    charts["languages"] = [(language_name(lang.language), lang.learners, str(lang.learners))
+                           for lang in report.languages]
     return charts
 
 
@@ -71,7 +95,8 @@ def manage_reports():
     classes = accounts.classes_of(db, current_user())
     return render_template("manage/reports.html", report=report, error=error, classes=classes,
                            field_labels=_field_labels(), value_label=_value_label,
-                           charts=_charts(report), hours=reports.hours,
+                           language_name=language_name, charts=_charts(report), hours=reports.hours,
+                           long_date=_long_date,
                            query={"start": start.isoformat(), "end": end.isoformat()}), status
 
 
@@ -130,7 +155,8 @@ def manage_class_certificates(class_uuid: str):
     for row in done:
         row["display_name"] = learners[row["learner_uuid"]]["display_name"]
     done.sort(key=lambda r: (r["display_name"].casefold(), r["title"].casefold()))
-    return render_template("manage/report_certificates.html", group=group, done=done)
+    return render_template("manage/report_certificates.html", group=group, done=done,
+                           long_date=_long_date)
 
 
 def _may_see_learner(db, learner_uuid: str) -> bool:
@@ -141,6 +167,20 @@ def _may_see_learner(db, learner_uuid: str) -> bool:
         "SELECT 1 FROM memberships l JOIN memberships f ON f.class_uuid = l.class_uuid"
         " WHERE l.user_uuid = ? AND l.deleted = 0 AND f.user_uuid = ? AND f.deleted = 0"
         " AND f.role = 'facilitator' LIMIT 1", [learner_uuid, user["uuid"]]).fetchone() is not None
+
+
+def _long_date(day) -> str:
+    """A date as words in the page's language ("22 novembre 2026"), for printed pages."""
+    return format_date(day, format="long")
+
+
+def _certificate_language(learner: dict) -> str:
+    """``?lang=`` when the box offers it, else the learner's own language, else the page's."""
+    languages = offered()
+    for wanted in (request.args.get("lang"), learner.get("language")):
+        if wanted in languages:
+            return wanted
+    return str(get_locale())
 
 
 @bp.get("/manage/certificates/<learner_uuid>/<pack_id>/<path:node_id>")
@@ -161,4 +201,15 @@ def manage_certificate(learner_uuid: str, pack_id: str, node_id: str):
         else:
             message = _("There is no such module, so there is no certificate to print.")
         return render_template("manage/certificate.html", certificate=None, message=message), 404
-    return render_template("manage/certificate.html", certificate=found, message=None)
+    language = _certificate_language(learner)
+    # The certificate (words, date, direction) in its own language; the page around it (what
+    # the facilitator clicks, never printed) stays in the facilitator's.
+    with force_locale(language):
+        body = render_template("manage/certificate_body.html", certificate=found,
+                               completed_on=_long_date(found.completed_on))
+        direction = i18n_direction()
+    links = {code: url_for("kiosk.manage_certificate", learner_uuid=learner_uuid, pack_id=pack_id,
+                           node_id=node_id, lang=code) for code in offered()}
+    return render_template("manage/certificate.html", certificate=found, message=None,
+                           body=Markup(body), certificate_lang=language,  # noqa: S704 - our template
+                           certificate_dir=direction, language_links=links)

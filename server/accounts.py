@@ -11,6 +11,11 @@ limit, not by the hash's cost.
 Records that two boxes could create independently for the same thing (a
 membership, an attendance mark) get a UUID derived from what they join, so
 the two converge on one record instead of duplicating it.
+
+Messages are marked with ``_l`` (lazy gettext): a kiosk form shows them in the
+page's language, the command line in English (see ``server/i18n.py``). The
+stored values (roles, avatars, profile answers...) are stable English ids;
+their labels are the kiosk's (``kiosk/labels.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from datetime import UTC, datetime
 
 import argon2
 import sqlite_utils
+from flask_babel import lazy_gettext as _l
 
 from . import records
 from .db import new_uuid
@@ -63,7 +69,8 @@ class LockedOut(PasserelleError):
     status = 429
 
     def __init__(self, retry_after: int):
-        super().__init__(f"too many failed sign-ins; try again in {retry_after} seconds",
+        super().__init__(_l("too many failed sign-ins; try again in %(seconds)s seconds",
+                            seconds=retry_after),
                          details={"retry_after": retry_after})
         self.retry_after = retry_after
 
@@ -102,19 +109,19 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
           password: str) -> str:
     """Create the organisation and its first coordinator; refused once done."""
     if not needs_setup(db):
-        raise Conflict("this box is already set up")
+        raise Conflict(_l("this box is already set up"))
     errors = {}
     if not org_name.strip():
-        errors["org_name"] = "the organisation needs a name"
+        errors["org_name"] = _l("the organisation needs a name")
     if not languages or any(lang not in ("fr", "nl", "en", "ar") for lang in languages):
-        errors["languages"] = "choose at least one of fr, nl, en, ar"
+        errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
     if signin_mode not in SIGNIN_MODES:
-        errors["signin_mode"] = f"one of {', '.join(SIGNIN_MODES)}"
+        errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
     for field in profile_fields or {}:
         if field not in PROFILE_FIELDS:
-            errors["profile_fields"] = f"unknown profile field {field!r}"
+            errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
     if errors:
-        raise InvalidInput("the organisation is not valid", details=errors)
+        raise InvalidInput(_l("the organisation is not valid"), details=errors)
     existing = organisation(db)
     org_uuid = existing["uuid"] if existing else new_uuid()
     with records.write_tx(db):
@@ -129,7 +136,7 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
 def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
     org = organisation(db)
     if org is None:
-        raise NotFound("the box is not set up yet")
+        raise NotFound(_l("the box is not set up yet"))
     state = {k: org[k] for k in records.ENTITIES["organisation"]}
     state.update({k: v for k, v in changes.items() if k in state})
     records.put(db, "organisation", org["uuid"], state)
@@ -140,21 +147,21 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
 
 def check_password(password: str | None) -> str | None:
     if password is None or len(password) < 10:
-        return "at least 10 characters (a sentence of a few words is easy to remember)"
+        return _l("at least 10 characters (a sentence of a few words is easy to remember)")
     if len(set(password)) < 4:
-        return "use more different characters"
+        return _l("use more different characters")
     return None
 
 
 def check_pin(pin: str | None) -> str | None:
     if pin is None or not re.fullmatch(r"[0-9]{4}", pin):
-        return "exactly 4 digits"
+        return _l("exactly 4 digits")
     return None
 
 
 def check_picture(picture: list[str] | None) -> str | None:
     if not picture or len(picture) != 3 or any(p not in PICTURES for p in picture):
-        return f"three pictures among {', '.join(PICTURES)}"
+        return _l("three pictures among %(choices)s", choices=", ".join(PICTURES))
     return None
 
 
@@ -183,22 +190,22 @@ def validate_user(db, *, role, display_name, username=None, password=None, pin=N
     hasher_learner = LEARNER_HASHER if hash_secrets else _NoHash
     errors: dict[str, str] = {}
     if role not in ROLES:
-        errors["role"] = f"one of {', '.join(ROLES)}"
+        errors["role"] = _l("one of %(choices)s", choices=", ".join(ROLES))
     display_name = (display_name or "").strip()
     if not display_name or len(display_name) > 80:
-        errors["display_name"] = "a name of 1 to 80 characters"
+        errors["display_name"] = _l("a name of 1 to 80 characters")
     username = (username or "").strip() or None
     if role in STAFF and not username:
-        errors["username"] = "facilitators and coordinators need a username"
+        errors["username"] = _l("facilitators and coordinators need a username")
     if username:
         if not re.fullmatch(r"[\w.@-]{2,40}", username):
-            errors["username"] = "2 to 40 letters, digits, dots, dashes or underscores"
+            errors["username"] = _l("2 to 40 letters, digits, dots, dashes or underscores")
         elif username_taken(db, username, except_uuid=existing and existing["uuid"]):
-            errors["username"] = "this username is already taken"
+            errors["username"] = _l("this username is already taken")
     if avatar is not None and avatar not in AVATARS:
-        errors["avatar"] = f"one of {', '.join(AVATARS)}"
+        errors["avatar"] = _l("one of %(choices)s", choices=", ".join(AVATARS))
     if language is not None and language not in ("fr", "nl", "en", "ar"):
-        errors["language"] = "one of fr, nl, en, ar"
+        errors["language"] = _l("one of %(choices)s", choices="fr, nl, en, ar")
     hashes = {k: (existing or {}).get(k) for k in ("password_hash", "pin_hash", "picture_hash")}
     if role in STAFF or password is not None:
         if password is not None or not hashes["password_hash"]:
@@ -221,7 +228,7 @@ def validate_user(db, *, role, display_name, username=None, password=None, pin=N
             hashes["picture_hash"] = hasher_learner.hash("-".join(picture))
     profile = clean_profile(db, profile or {}, errors)
     if errors:
-        raise InvalidInput("the account is not valid", details=errors)
+        raise InvalidInput(_l("the account is not valid"), details=errors)
     return {
         "role": role, "display_name": display_name, "username": username, **hashes,
         "avatar": avatar, "language": language, "profile": profile,
@@ -249,12 +256,12 @@ def clean_profile(db, profile: dict, errors: dict) -> dict:
         if value in (None, "", []):
             continue
         if field not in enabled:
-            errors[f"profile.{field}"] = "this organisation does not collect this field"
+            errors[f"profile.{field}"] = _l("this organisation does not collect this field")
         elif field in allowed and value not in allowed[field]:
-            errors[f"profile.{field}"] = f"one of {', '.join(allowed[field])}"
+            errors[f"profile.{field}"] = _l("one of %(choices)s", choices=", ".join(allowed[field]))
         elif field == "languages_spoken" and not (
                 isinstance(value, list) and all(isinstance(v, str) and len(v) <= 40 for v in value)):
-            errors[f"profile.{field}"] = "a list of languages"
+            errors[f"profile.{field}"] = _l("a list of languages")
         else:
             cleaned[field] = value
     return cleaned
@@ -268,7 +275,7 @@ def username_taken(db, username: str, except_uuid: str | None = None) -> bool:
 
 
 def get_user(db, user_uuid: str) -> dict:
-    return records.require(db, "user", user_uuid, "no such person")
+    return records.require(db, "user", user_uuid, _l("no such person"))
 
 
 def update_user(db, user_uuid: str, **changes) -> dict:
@@ -286,7 +293,7 @@ def delete_user(db, user_uuid: str) -> None:
     if db.execute("SELECT count(*) FROM users WHERE role = 'coordinator' AND deleted = 0"
                   " AND uuid != ?", [user_uuid]).fetchone()[0] == 0 and \
             get_user(db, user_uuid)["role"] == "coordinator":
-        raise Conflict("this is the last coordinator; name another one first")
+        raise Conflict(_l("this is the last coordinator; name another one first"))
     records.delete(db, "user", user_uuid)
 
 
@@ -342,7 +349,7 @@ def authenticate_staff(db, username: str, password: str, client: str,
         if user is None:  # spend the same time as a real check: no username probing
             _verify(STAFF_HASHER, _DUMMY_HASH, password or "")
         _record_failure(db, keys, now)
-        raise SigninFailed("wrong username or password")
+        raise SigninFailed(_l("wrong username or password"))
     db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user['uuid']}"])
     db.conn.commit()
     return user
@@ -354,7 +361,7 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
     now = time.time() if now is None else now
     user = records.load(db, "user", user_uuid)
     if user is None or user["role"] != "learner":
-        raise SigninFailed("no such learner")
+        raise SigninFailed(_l("no such learner"))
     mode = (organisation(db) or {}).get("signin_mode", "pin")
     if mode == "none":
         return user
@@ -369,7 +376,7 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
         ok = _verify(LEARNER_HASHER, user["picture_hash"], given)
     if not ok:
         _record_failure(db, keys, now)
-        raise SigninFailed("that is not the right code")
+        raise SigninFailed(_l("that is not the right code"))
     db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user_uuid}"])
     db.conn.commit()
     return user
@@ -383,7 +390,8 @@ _DUMMY_HASH = STAFF_HASHER.hash("not a real password, used to spend equal time")
 def create_class(db, name: str, description: str = "", facilitator_uuid: str | None = None) -> str:
     name = (name or "").strip()
     if not name or len(name) > 80:
-        raise InvalidInput("the class is not valid", details={"name": "a name of 1 to 80 characters"})
+        raise InvalidInput(_l("the class is not valid"),
+                           details={"name": _l("a name of 1 to 80 characters")})
     class_uuid = new_uuid()
     with records.write_tx(db):
         records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
@@ -394,7 +402,7 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
 
 
 def get_class(db, class_uuid: str) -> dict:
-    return records.require(db, "class", class_uuid, "no such class")
+    return records.require(db, "class", class_uuid, _l("no such class"))
 
 
 def add_member(db, class_uuid: str, user_uuid: str) -> str:
@@ -410,7 +418,7 @@ def add_member(db, class_uuid: str, user_uuid: str) -> str:
 def remove_member(db, class_uuid: str, user_uuid: str) -> None:
     membership = joined_uuid("membership", class_uuid, user_uuid)
     if records.load(db, "membership", membership) is None:
-        raise NotFound("this person is not in this class")
+        raise NotFound(_l("this person is not in this class"))
     records.delete(db, "membership", membership)
 
 
@@ -443,7 +451,8 @@ def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None
     get_class(db, class_uuid)
     date = date or datetime.now(UTC).date().isoformat()
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-        raise InvalidInput("the session is not valid", details={"date": "a date like 2026-11-22"})
+        raise InvalidInput(_l("the session is not valid"),
+                           details={"date": _l("a date like %(example)s", example="2026-11-22")})
     session_uuid = new_uuid()
     records.put(db, "class_session", session_uuid, {
         "class_uuid": class_uuid, "date": date, "place": place.strip()[:120],
@@ -454,13 +463,13 @@ def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None
 
 
 def get_session(db, session_uuid: str) -> dict:
-    return records.require(db, "class_session", session_uuid, "no such session")
+    return records.require(db, "class_session", session_uuid, _l("no such session"))
 
 
 def mark_attendance(db, session_uuid: str, learner_uuid: str, present: bool) -> None:
     session = get_session(db, session_uuid)
     if learner_uuid not in {m["uuid"] for m in members(db, session["class_uuid"])}:
-        raise InvalidInput("this learner is not in the session's class",
+        raise InvalidInput(_l("this learner is not in the session's class"),
                            details={"learner": learner_uuid})
     records.put(db, "attendance", joined_uuid("attendance", session_uuid, learner_uuid),
                 {"session_uuid": session_uuid, "learner_uuid": learner_uuid,

@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import yaml
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
 from passerelle import content as lib
 
 from .errors import InvalidInput
@@ -55,16 +57,21 @@ def _slug(text: str) -> str:
 
 
 def ensure(home, local_pack: str, org_name: str, language: str) -> Path:
+    """The authoring folder, made on first use; its titles are written in the pack's language
+    (content learners read, so in the organisation's first language, not the facilitator's)."""
     root = folder(home, local_pack)
     if not (root / "pack.yaml").exists():
+        with force_locale(language):
+            title = gettext("%(org)s: our material", org=org_name)
+            description = gettext("Lessons and quizzes written by the facilitators of this space.")
+            topic = gettext("Our material")
         (root / TOPIC / "img").mkdir(parents=True, exist_ok=True)
         (root / "pack.yaml").write_text(yaml.safe_dump({
-            "id": local_pack, "version": 0, "title": f"{org_name}: our material",
-            "description": "Lessons and quizzes written by the facilitators of this space.",
+            "id": local_pack, "version": 0, "title": title, "description": description,
             "language": language, "license": "CC-BY-SA-4.0", "publisher": org_name,
         }, allow_unicode=True, sort_keys=False), encoding="utf-8")
         (root / TOPIC / "_topic.yaml").write_text(yaml.safe_dump(
-            {"id": "material", "title": "Our material"}), encoding="utf-8")
+            {"id": "material", "title": topic}, allow_unicode=True), encoding="utf-8")
     return root
 
 
@@ -95,7 +102,7 @@ def _next_name(root: Path, title: str) -> tuple[str, str]:
 def _title(title: str) -> str:
     title = (title or "").strip()
     if not title or len(title) > 120:
-        raise InvalidInput("the title is not valid", details={"title": "1 to 120 characters"})
+        raise InvalidInput(_l("the title is not valid"), details={"title": _l("1 to 120 characters")})
     return title
 
 
@@ -106,7 +113,8 @@ def _front_matter(meta: dict) -> str:
 def add_article(root: Path, title: str, body: str) -> str:
     title = _title(title)
     if not (body or "").strip() or len(body) > 100_000:
-        raise InvalidInput("the article is not valid", details={"body": "some text (100,000 characters at most)"})
+        raise InvalidInput(_l("the article is not valid"),
+                           details={"body": _l("some text (100,000 characters at most)")})
     stem, node_id = _next_name(root, title)
     (root / TOPIC / f"{stem}.md").write_text(_front_matter({"id": node_id, "title": title}) + body,
                                               encoding="utf-8")
@@ -123,8 +131,9 @@ def add_file(root: Path, title: str, filename: str, source: Path, duration: floa
     suffix = Path(filename or "").suffix.lower()
     kind = UPLOAD_KINDS.get(suffix)
     if kind is None:
-        raise InvalidInput("this kind of file is not supported",
-                           details={"file": ", ".join(sorted(UPLOAD_KINDS))})
+        raise InvalidInput(_l("this kind of file is not supported"),
+                           details={"file": _l("one of %(choices)s",
+                                               choices=", ".join(sorted(UPLOAD_KINDS)))})
     stem, node_id = _next_name(root, title)
     if kind == "image":
         image = f"{stem}{suffix}"
@@ -153,12 +162,13 @@ def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
             continue
         answer = q.get("answer")
         if not prompt or len(choices) < 2 or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            problems[f"questions[{i}]"] = "a question, at least two answers, and which one is right"
+            problems[f"questions[{i}]"] = _l("a question, at least two answers, and which one is right")
             continue
         clean.append({"id": f"q{i + 1}", "type": "single_choice", "prompt": prompt,
                       "choices": choices, "answer": answer})
     if problems or not clean:
-        raise InvalidInput("the quiz is not valid", details=problems or {"questions": "at least one question"})
+        raise InvalidInput(_l("the quiz is not valid"),
+                           details=problems or {"questions": _l("at least one question")})
     stem, node_id = _next_name(root, title)
     (root / TOPIC / f"{stem}.exercise.yaml").write_text(yaml.safe_dump({
         "id": node_id, "title": title, "mastery": {"model": "do_all"}, "randomize": False,
@@ -187,7 +197,8 @@ def add_quiz_from(root: Path, title: str, questions: list[dict], shuffle: bool) 
     """A quiz of questions taken from installed exercises, in the order chosen or shuffled."""
     title = _title(title)
     if not questions or len(questions) > 50:
-        raise InvalidInput("the quiz is not valid", details={"questions": "choose 1 to 50 questions"})
+        raise InvalidInput(_l("the quiz is not valid"),
+                           details={"questions": _l("choose 1 to 50 questions")})
     copied = []
     for i, q in enumerate(questions):
         q = dict(q)

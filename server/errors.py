@@ -7,6 +7,11 @@ Every API error, whatever raised it, leaves through :func:`api_error` as::
 with the matching HTTP status. ``PasserelleError`` subclasses carry their own
 ``code``, HTTP ``status`` and CLI ``exit_code`` so that one exception reads
 right at both edges: the API and the command line.
+
+Messages and ``details`` values may be lazy translations (``lazy_gettext``,
+see ``server/i18n.py``): ``str()`` reads them in the request's language on
+the API and the kiosk, in English on the command line. ``code`` never
+changes with the language: clients decide on it, people read the message.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
 
@@ -144,7 +150,7 @@ def init_app(app: Flask) -> None:
         # The traceback goes to the log, never to the learner or the API client.
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
-            return api_error(500, "Something went wrong on the box; the error was logged.")
+            return api_error(500, _l("Something went wrong on the box; the error was logged."))
         return _html_error(500)
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
+
 from . import accounts, records
 from .db import new_uuid
 from .errors import InvalidInput
@@ -31,7 +33,8 @@ def create_group(db, class_uuid: str, name: str) -> str:
     accounts.get_class(db, class_uuid)
     name = (name or "").strip()
     if not name or len(name) > 80:
-        raise InvalidInput("the group is not valid", details={"name": "a name of 1 to 80 characters"})
+        raise InvalidInput(_l("the group is not valid"),
+                           details={"name": _l("a name of 1 to 80 characters")})
     uuid = new_uuid()
     records.put(db, "group", uuid, {"class_uuid": class_uuid, "name": name})
     return uuid
@@ -46,9 +49,10 @@ def groups_of(db, class_uuid: str) -> list[dict]:
 
 
 def set_group_member(db, group_uuid: str, learner_uuid: str, member: bool) -> None:
-    group = records.require(db, "group", group_uuid, "no such group")
+    group = records.require(db, "group", group_uuid, _l("no such group"))
     if learner_uuid not in {m["uuid"] for m in accounts.members(db, group["class_uuid"])}:
-        raise InvalidInput("this learner is not in the group's class", details={"learner": learner_uuid})
+        raise InvalidInput(_l("this learner is not in the group's class"),
+                           details={"learner": learner_uuid})
     uuid = accounts.joined_uuid("group_member", group_uuid, learner_uuid)
     if member:
         records.put(db, "group_member", uuid, {"group_uuid": group_uuid, "learner_uuid": learner_uuid})
@@ -60,8 +64,8 @@ def set_group_member(db, group_uuid: str, learner_uuid: str, member: bool) -> No
 
 def _check_items(db, items) -> list[dict]:
     if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
-        raise InvalidInput("the lesson is not valid",
-                           details={"items": f"choose 1 to {MAX_ITEMS} resources"})
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"items": _l("choose 1 to %(max)s resources", max=MAX_ITEMS)})
     clean, missing = [], []
     for item in items:
         pack_id, node_id = str(item.get("pack_id", "")), str(item.get("node_id", ""))
@@ -72,15 +76,17 @@ def _check_items(db, items) -> list[dict]:
         elif {"pack_id": pack_id, "node_id": node_id} not in clean:
             clean.append({"pack_id": pack_id, "node_id": node_id})
     if missing:
-        raise InvalidInput("the lesson is not valid",
-                           details={"items": "not installed resources: " + ", ".join(missing[:5])})
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"items": _l("not installed resources: %(list)s",
+                                                list=", ".join(missing[:5]))})
     return clean
 
 
 def create_lesson(db, title: str, items: list[dict], created_by: str, description: str = "") -> str:
     title = (title or "").strip()
     if not title or len(title) > 120:
-        raise InvalidInput("the lesson is not valid", details={"title": "a title of 1 to 120 characters"})
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"title": _l("a title of 1 to 120 characters")})
     uuid = new_uuid()
     records.put(db, "lesson", uuid, {"title": title, "description": (description or "").strip()[:500],
                                      "items": _check_items(db, items), "created_by": created_by,
@@ -89,7 +95,7 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:
-    return records.require(db, "lesson", lesson_uuid, "no such lesson")
+    return records.require(db, "lesson", lesson_uuid, _l("no such lesson"))
 
 
 def lessons(db) -> list[dict]:
@@ -105,13 +111,14 @@ def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
     if group_uuid:
         group = records.load(db, "group", group_uuid)
         if group is None or group["class_uuid"] != class_uuid:
-            raise InvalidInput("the assignment is not valid", details={"group": "a group of this class"})
+            raise InvalidInput(_l("the assignment is not valid"),
+                               details={"group": _l("a group of this class")})
         target = {"type": "group", "group_uuid": group_uuid}
     elif learners:
         in_class = {m["uuid"] for m in accounts.members(db, class_uuid)}
         if not set(learners) <= in_class:
-            raise InvalidInput("the assignment is not valid",
-                               details={"learners": "learners of this class"})
+            raise InvalidInput(_l("the assignment is not valid"),
+                               details={"learners": _l("learners of this class")})
         target = {"type": "learners", "learners": sorted(set(learners))}
     else:
         target = {"type": "class"}
@@ -123,7 +130,7 @@ def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
 
 
 def get_assignment(db, assignment_uuid: str) -> dict:
-    return records.require(db, "assignment", assignment_uuid, "no such assignment")
+    return records.require(db, "assignment", assignment_uuid, _l("no such assignment"))
 
 
 def set_open(db, assignment_uuid: str, is_open: bool) -> None:

@@ -21,8 +21,11 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   pack, kept by a trigger on ``ops``: migration ``m0004_report_indexes``), not
   from the events themselves: scanning 2,000,000 events takes 15 s on a
   small box, the daily summary a fraction of a second.
-- A facilitator's report is restricted to the learners who are *now* members
-  of their classes and the sessions of those classes.
+- A facilitator's report is restricted to the sessions of their classes and
+  to *their* learners for the range: those marked present at one of those
+  sessions in the range (a learner who has since left the class still counts,
+  with what they did), and those who are members of the classes now. Their
+  hours and completions in the range count; other learners' never do.
 
 Small counts are suppressed (:func:`suppress`) in the breakdowns by profile
 field, so that no one can be singled out: see the rule there.
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
+from flask_babel import lazy_gettext as _l
 
 from . import accounts, records
 from .errors import InvalidInput, NotFound
@@ -64,8 +68,8 @@ def _parse_day(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise InvalidInput("the dates are not valid",
-                           details={name: "a date like 2026-01-31"}) from None
+        raise InvalidInput(_l("the dates are not valid"),
+                           details={name: _l("a date like %(example)s", example="2026-01-31")}) from None
 
 
 def date_range(start: str | None, end: str | None, today: date | None = None) -> tuple[date, date]:
@@ -80,7 +84,8 @@ def date_range(start: str | None, end: str | None, today: date | None = None) ->
         except ValueError:  # 29 February
             first = last.replace(year=last.year - 1, day=28) + timedelta(days=1)
     if first > last:
-        raise InvalidInput("the dates are not valid", details={"start": "on or before the end date"})
+        raise InvalidInput(_l("the dates are not valid"),
+                           details={"start": _l("on or before the end date")})
     return first, last
 
 
@@ -233,23 +238,38 @@ def _breakdown(field_name: str, profiles: Iterable[dict | None]) -> Breakdown:
     return Breakdown(field_name, suppress(cells))
 
 
-def scope_learners(db: sqlite_utils.Database, class_uuids: Collection[str]) -> set[str]:
+def scope_learners(db: sqlite_utils.Database, class_uuids: Collection[str], start: date,
+                   end: date) -> set[str]:
+    """The learners of these classes for ``start``..``end``: present at one of their sessions in
+    the range (membership may have ended since), or members now.
+
+    Attendance is the record of who was in a class on a given day; the membership table only
+    says who is in it today, and a learner who moved on keeps the history they made there.
+    """
     if not class_uuids:
         return set()
     marks = ",".join("?" * len(class_uuids))
-    return {r[0] for r in db.execute(
+    classes = list(class_uuids)
+    members = {r[0] for r in db.execute(
         f"SELECT user_uuid FROM memberships WHERE deleted = 0 AND role = 'learner'"
-        f" AND class_uuid IN ({marks})", list(class_uuids)).fetchall()}
+        f" AND class_uuid IN ({marks})", classes).fetchall()}
+    attended = {r[0] for r in db.execute(
+        f"SELECT DISTINCT a.learner_uuid FROM attendance a"
+        f" JOIN class_sessions s ON s.uuid = a.session_uuid"
+        f" WHERE a.deleted = 0 AND a.present = 1 AND s.deleted = 0 AND s.date BETWEEN ? AND ?"
+        f" AND s.class_uuid IN ({marks})", [start.isoformat(), end.isoformat(), *classes])}
+    return members | attended
 
 
 def impact(db: sqlite_utils.Database, start: date, end: date,
            class_uuids: Collection[str] | None = None) -> Report:
     """The impact report for ``start``..``end`` (both included): the whole organisation, or only
-    the given classes (their current learners and their sessions) when ``class_uuids`` is set."""
+    the given classes (their learners for the range, see :func:`scope_learners`, and their
+    sessions) when ``class_uuids`` is set."""
     org = accounts.organisation(db) or {}
     report = Report(start, end, org.get("name") or "", "organisation" if class_uuids is None
                     else "classes")
-    scope = None if class_uuids is None else scope_learners(db, class_uuids)
+    scope = None if class_uuids is None else scope_learners(db, class_uuids, start, end)
     first, last = start.isoformat(), end.isoformat()
     low, high = version_bounds(start, end)
 
@@ -520,24 +540,25 @@ def certificate(db: sqlite_utils.Database, learner_uuid: str, pack_id: str, node
     """What a certificate shows; NotFound unless the learner completed every resource of the module."""
     learner = records.load(db, "user", learner_uuid)
     if learner is None or learner["role"] != "learner":
-        raise NotFound("no such learner")
+        raise NotFound(_l("no such learner"))
     row = db.execute(
         "SELECT n.title, n.kind, coalesce(n.language, p.language) FROM content_nodes n"
         " JOIN content_packs p ON p.id = n.pack_id WHERE n.pack_id = ? AND n.node_id = ?",
         [pack_id, node_id]).fetchone()
     if row is None or row[1] != "topic":
-        raise NotFound("no such module")
+        raise NotFound(_l("no such module"))
     resources = module_resources(db, pack_id, node_id)
     if not resources:
-        raise NotFound("this module has no resources")
+        raise NotFound(_l("this module has no resources"))
     done = db.execute(
         f"SELECT count(*), max(completed_version) FROM progress WHERE learner_uuid = ?"
         f" AND pack_id = ? AND completed_version IS NOT NULL"
         f" AND node_id IN ({','.join('?' * len(resources))})",
         [learner_uuid, pack_id, *resources]).fetchone()
     if done[0] < len(resources):
-        raise NotFound(f"{learner['display_name']} has completed {done[0]} of the "
-                       f"{len(resources)} resources of this module, not all of them yet",
+        raise NotFound(_l("%(name)s has completed %(done)s of the %(total)s resources of this"
+                          " module, not all of them yet", name=learner["display_name"],
+                          done=done[0], total=len(resources)),
                        details={"completed": done[0], "resources": len(resources)})
     org = accounts.organisation(db) or {}
     return Certificate(org.get("name") or "", learner_uuid, learner["display_name"], pack_id,

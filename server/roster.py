@@ -13,6 +13,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
+
 from . import accounts, records
 from .errors import InvalidInput
 
@@ -39,29 +41,32 @@ class Roster:
         return bool(self.rows) and not any(r.errors for r in self.rows)
 
     def problems(self) -> list[str]:
-        return [f"row {r.number}: {name}: {message}"
+        return [str(_l("row %(row)s: %(column)s: %(problem)s", row=r.number, column=name,
+                       problem=message))
                 for r in self.rows for name, message in r.errors.items()]
 
 
 def read(text: str) -> list[tuple[int, dict]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise InvalidInput("the file is empty", details={"file": "a CSV file with a header row"})
+        raise InvalidInput(_l("the file is empty"),
+                           details={"file": _l("a CSV file with a header row")})
     first = text.splitlines()[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     unknown = [h for h in header if h and h not in COLUMNS]
     if "display_name" not in header or unknown:
-        raise InvalidInput(
-            "the header row is not right",
-            details={"header": f"columns: {', '.join(COLUMNS)} (display_name is required)"
-                     + (f"; unknown: {', '.join(unknown)}" if unknown else "")})
+        columns = ", ".join(COLUMNS)
+        problem = (_l("columns: %(columns)s (display_name is required); unknown: %(unknown)s",
+                      columns=columns, unknown=", ".join(unknown)) if unknown
+                   else _l("columns: %(columns)s (display_name is required)", columns=columns))
+        raise InvalidInput(_l("the header row is not right"), details={"header": problem})
     reader.fieldnames = header
     rows = []
     for i, raw in enumerate(reader, start=2):
         if i - 1 > MAX_ROWS:
-            raise InvalidInput(f"at most {MAX_ROWS} people per file")
+            raise InvalidInput(_l("at most %(max)s people per file", max=MAX_ROWS))
         values = {k: (v or "").strip() for k, v in raw.items() if k}
         if any(values.values()):
             rows.append((i, values))
@@ -92,11 +97,13 @@ def check(db, text: str, default_class: str | None = None) -> Roster:
         try:
             accounts.validate_user(db, hash_secrets=False, **fields)
         except InvalidInput as exc:
-            row.errors.update({k: str(v) for k, v in (exc.details or {}).items()})
+            # Keys name the file's columns ("gender", not the record's "profile.gender").
+            row.errors.update({k.removeprefix("profile."): str(v)
+                               for k, v in (exc.details or {}).items()})
         if fields["username"]:
             key = accounts.fold(fields["username"])
             if key in seen_usernames:
-                row.errors["username"] = f"also on row {seen_usernames[key]}"
+                row.errors["username"] = str(_l("also on row %(row)s", row=seen_usernames[key]))
             seen_usernames.setdefault(key, number)
         roster.rows.append(row)
     return roster
@@ -106,8 +113,8 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     """Create everyone, and their classes, in one transaction; nothing at all on any error."""
     roster = check(db, text, default_class)
     if not roster.ok:
-        raise InvalidInput("nothing was imported: fix these rows and try again",
-                           details={"rows": roster.problems() or ["the file has no people"]})
+        raise InvalidInput(_l("nothing was imported: fix these rows and try again"),
+                           details={"rows": roster.problems() or [str(_l("the file has no people"))]})
     # Hash first, outside the write lock: hashing is slow on purpose.
     prepared = [(accounts.validate_user(db, **row.fields), row.class_name) for row in roster.rows]
     classes = {c["name"].casefold(): c["uuid"] for c in records.query(db, "class")}

@@ -46,9 +46,14 @@ def test_bad_material_is_refused_and_nothing_changes(as_user, app):
     response = fatou.post("/manage/material/file", content_type="multipart/form-data", data={
         "csrf_token": token, "title": "Virus", "file": (io.BytesIO(b"MZ"), "setup.exe")})
     assert response.status_code == 400
+    assert "File: one of .jpeg" in response.get_data(as_text=True)
     response = fatou.post("/manage/material/quiz", data={
         "csrf_token": token, "title": "Vide", "q0_prompt": "Une question sans réponses"})
     assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    # The problem is named as the form names it, not by the field's internal name.
+    assert "Question 1: a question, at least two answers, and which one is right" in page
+    assert "questions[0]" not in page
     assert local_pack(app) is None
 
 

@@ -162,9 +162,51 @@ def test_a_facilitator_sees_only_their_classes(app, populated, as_user):
     cells_ = dict(re.findall(r'data-cell="([^"]+)">([^<]*)<', page.get_data(as_text=True)))
     assert cells_["summary|all|people_reached"] == "2"  # Amina and Bart, in Groupe A
     assert cells_["summary|all|sessions"] == "1"
-    assert "Only the learners and sessions of your classes" in page.get_data(as_text=True)
+    assert "Only your classes" in page.get_data(as_text=True)
     everyone = as_user("cora").get("/manage/reports?start=2026-01-01&end=2026-06-30")
     assert 'data-cell="summary|all|people_reached">24<' in everyone.get_data(as_text=True)
+
+
+def report_cells(client, start="2026-01-01", end="2026-06-30") -> dict[str, str]:
+    page = client.get(f"/manage/reports?start={start}&end={end}")
+    assert page.status_code == 200
+    return dict(re.findall(r'data-cell="([^"]+)">([^<]*)<', page.get_data(as_text=True)))
+
+
+def test_a_facilitators_report_follows_attendance_not_only_todays_members(app, populated,
+                                                                          as_user, box):
+    """Amina attended Groupe A's session in March, then left the class: Fatou's report for the
+    half-year still counts her and what she did; Dina, who was present only at a session before
+    the range and left too, is not counted; a newcomer of Groupe A is (a member now)."""
+    with app.app_context():
+        db = get_db()
+        complete_module(db, box.ids["amina"])  # 5 resources completed, 5 minutes, in March
+        dina, newcomer = people(db, 2, "woman", "later")
+        accounts.add_member(db, box.ids["class_a"], dina)
+        old = accounts.open_session(db, box.ids["class_a"], box.ids["fatou"], date="2025-12-01")
+        accounts.mark_attendance(db, old, dina, True)
+        add_event(db, dina, {"pack_id": "demo-fr", "node_id": "basics/clip", "type": "time",
+                             "seconds": 600})
+        accounts.remove_member(db, box.ids["class_a"], dina)
+        accounts.remove_member(db, box.ids["class_a"], box.ids["amina"])
+        accounts.add_member(db, box.ids["class_a"], newcomer)
+        add_event(db, newcomer, {"pack_id": "demo-fr", "node_id": "basics/guide", "type": "time",
+                                 "seconds": 120})
+        scope = reports.scope_learners(db, [box.ids["class_a"]], date(2026, 1, 1), date(2026, 6, 30))
+        assert scope == {box.ids["amina"], box.ids["bart"], newcomer}
+        # The session of December 2025 puts Dina in the scope of a range that includes it.
+        assert dina in reports.scope_learners(db, [box.ids["class_a"]], date(2025, 12, 1),
+                                              date(2026, 6, 30))
+
+    fatou = report_cells(as_user("fatou"))
+    assert fatou["summary|all|people_reached"] == "3"  # Amina, Bart and the newcomer
+    assert fatou["summary|all|attendances"] == "1"
+    assert fatou["pack|demo-fr|learners"] == "3"
+    assert fatou["summary|all|resources_completed"] == str(1 + 5)  # Bart's 1, Amina's module
+    # 90 s + 5 min (Amina), 30 min + 4 h (Bart), 2 min (newcomer); never Dina's 10 minutes.
+    assert fatou["summary|all|hours"] == reports.hours(90 + 300 + 1800 + 4 * 3600 + 120)
+    farid = report_cells(as_user("farid"))  # Groupe B: Chloé, active only in 2025
+    assert farid["summary|all|people_reached"] == "0"
 
 
 def csv_rows(body: bytes) -> list[list[str]]:
@@ -245,10 +287,24 @@ def test_a_certificate_for_a_completed_module(app, box, as_user):
     page = as_user("fatou").get(url)
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    for words in ("Espace Numérique Test", "Amina", "Les bases", "2026-04-02", "signature-line",
-                  "Certificate of completion"):
+    for words in ("Espace Numérique Test", "Amina", "Les bases", "April 2, 2026", "signature-line",
+                  "Certificate of completion", '<main class="certificate" lang="en" dir="ltr">'):
         assert words in text
-    assert "fonts.googleapis" not in text and "<script" not in text
+    # Nothing from outside the box: every address on the page is one of its own paths.
+    assert all(ref.startswith("/") for ref in re.findall(r'(?:src|href)="([^"]+)"', text))
+    # In another language of the box, chosen on the page, Arabic right to left; the page around
+    # it (links and buttons, never printed) stays in the facilitator's language.
+    arabic = as_user("fatou").get(url + "?lang=ar").get_data(as_text=True)
+    assert '<main class="certificate" lang="ar" dir="rtl">' in arabic
+    assert '<html lang="en" dir="ltr">' in arabic and "Back to the impact report" in arabic
+    assert "Amina" in arabic and "Les bases" in arabic
+    assert "أبريل" in arabic  # the date in words, in Arabic
+    unknown = as_user("fatou").get(url + "?lang=xx").get_data(as_text=True)
+    assert '<main class="certificate" lang="en" dir="ltr">' in unknown
+    # By default, the learner's own language.
+    with app.app_context():
+        accounts.update_user(get_db(), box.ids["amina"], language="nl")
+    assert '<main class="certificate" lang="nl" dir="ltr">' in as_user("fatou").get(url).get_data(as_text=True)
     assert as_user("cora").get(url).status_code == 200
     assert as_user("farid").get(url).status_code == 403  # not one of Amina's classes
     assert as_user("amina").get(url).status_code == 403

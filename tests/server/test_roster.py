@@ -58,3 +58,13 @@ def test_web_preview_then_import(as_user, app):
                                                         "confirm": "1"})
     assert response.status_code == 302
     assert people(app) == before + 2
+
+
+def test_problems_name_the_files_columns(app):
+    from passerelle.server import roster
+    from passerelle.server.db import get_db
+
+    with app.app_context():
+        checked = roster.check(get_db(), "display_name;pin;gender\nNoor;1111;robot\n")
+    assert checked.rows[0].errors == {"gender": "one of woman, man, non-binary, other"}
+    assert checked.problems() == ["row 2: gender: one of woman, man, non-binary, other"]
