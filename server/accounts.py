@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 
 import argon2
 import sqlite_utils
-from flask_babel import lazy_gettext as _l
 
 from . import records
 from .db import new_uuid
 from .errors import Conflict, InvalidInput, NotFound, PasserelleError
+from .i18n import lazy_text as _l
 
 ROLES = ("learner", "facilitator", "coordinator")
 STAFF = ("facilitator", "coordinator")

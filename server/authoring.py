@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 from flask_babel import force_locale, gettext
-from flask_babel import lazy_gettext as _l
 from passerelle import content as lib
 
 from .errors import InvalidInput
+from .i18n import lazy_text as _l
 
 UPLOAD_KINDS = {".pdf": "document", ".mp4": "video", ".webm": "video", ".mp3": "audio",
                 ".ogg": "audio", ".m4a": "audio", ".png": "image", ".jpg": "image",

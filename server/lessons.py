@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from flask_babel import lazy_gettext as _l
-
 from . import accounts, records
 from .db import new_uuid
 from .errors import InvalidInput
+from .i18n import lazy_text as _l
 
 MAX_ITEMS = 100
 NEEDS_HELP_MIN_ANSWERS = 3

@@ -50,10 +50,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
-from flask_babel import lazy_gettext as _l
 
 from . import accounts, records
 from .errors import InvalidInput, NotFound
+from .i18n import lazy_text as _l
 
 SUPPRESS_BELOW = 5
 NOT_GIVEN = "not-given"

@@ -13,10 +13,9 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from flask_babel import lazy_gettext as _l
-
 from . import accounts, records
 from .errors import InvalidInput
+from .i18n import lazy_text as _l
 
 COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
            "age_band", "gender", "languages_spoken", "newcomer", "employment")

@@ -34,3 +34,19 @@ def test_request_size_limit_follows_the_setting(home):
 def test_language_redirect_never_leaves_the_box(client):
     response = client.get("/language/nl?next=//evil.example/")
     assert response.headers["Location"] == "/"
+
+
+def test_a_message_naming_what_someone_typed_is_escaped_on_the_page(fresh_client):
+    """Translated domain messages are shown escaped, like any other text."""
+    from tests.conftest import csrf_token
+
+    hostile = '<img src=x onerror="alert(1)">'
+    page = fresh_client.post("/setup", data={
+        "csrf_token": csrf_token(fresh_client), "org_name": "Espace", "languages": ["fr"],
+        "signin_mode": "pin", "profile_fields": [hostile], "display_name": "Cora",
+        "username": "cora", "password": "a long passphrase", "password_again": "a long passphrase",
+    })
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert "unknown profile field" in html
+    assert hostile not in html and "&lt;img src=x" in html
