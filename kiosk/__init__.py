@@ -20,7 +20,14 @@ import mimetypes
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    has_request_context,
+    request,
+    send_from_directory,
+    url_for,
+)
 from passerelle.server.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
@@ -39,6 +46,14 @@ def fingerprint(filename: str) -> str:
 
 
 def static_url(filename: str) -> str:
+    # A page links 4-6 static files; building each URL through the URL map cost more
+    # than the rest of the page's header. The URL only depends on the file and on
+    # the prefix the app is served under.
+    return _static_url(request.script_root if has_request_context() else "", filename)
+
+
+@lru_cache(maxsize=512)
+def _static_url(_script_root: str, filename: str) -> str:
     return url_for("kiosk.static_file", digest=fingerprint(filename), filename=filename)
 
 
@@ -56,7 +71,17 @@ def static_file(digest: str, filename: str):
 
 def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported.
-    from . import bookmarks, learn, manage, material, pages, people, practice, reports  # noqa: F401
+    from . import (  # noqa: F401
+        bookmarks,
+        learn,
+        manage,
+        material,
+        pages,
+        people,
+        practice,
+        reports,
+        sync_pages,
+    )
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

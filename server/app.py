@@ -44,6 +44,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="passerelle_session",
+        # Expiry is checked on the server's clock (auth._load_user), and the session
+        # changes at least every 30 s of use (seen_at), which re-sends the cookie then:
+        # re-signing and re-sending it on every answer was about 5% of a page's time.
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.config.update(flask_overrides)
     app.json.sort_keys = False  # keep documented field order in API answers
@@ -60,6 +64,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     content_web.init_app(app)
     content_admin.init_app(app)
     search.init_app(app)
+    # Sync between boxes: device endpoints, and the background timer.
+    from . import sync_http, sync_schedule
+    sync_http.init_app(app)
+    sync_schedule.init_app(app)
     kiosk.init_app(app)
     return app
 

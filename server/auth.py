@@ -29,10 +29,12 @@ from .errors import api_error, wants_json
 
 ANYONE = "anyone"
 SIGNED_IN = "signed-in"
-LEVELS = {ANYONE, SIGNED_IN, *accounts.ROLES}
+# Another box, not a person: each request signed by a paired device key (server/sync_http.py).
+DEVICE = "device"
+LEVELS = {ANYONE, SIGNED_IN, DEVICE, *accounts.ROLES}
 # Endpoints reachable before the box is set up.
 SETUP_OPEN = {"kiosk.setup", "kiosk.static_file", "kiosk.choose_language", "api.health",
-              "api.openapi"}
+              "api.openapi", "kiosk.setup_join", "kiosk.setup_joining", "kiosk.setup_join_retry"}
 
 csrf = CSRFProtect()
 
@@ -119,6 +121,10 @@ def enforce() -> object | None:
         if wants_json():
             return api_error(503, "this box is not set up yet", "setup_required")
         return redirect(url_for("kiosk.setup"))
+    if DEVICE in allowed:
+        # A session cookie counts for nothing here; with no device check registered, refused.
+        check = current_app.extensions.get("passerelle.device_auth")
+        return check() if check else abort(401)
     _load_user()
     if ANYONE in allowed:
         return None

@@ -1,4 +1,4 @@
-"""`passerelle sync`: this box's identity, the devices it trusts, USB bundles, status."""
+"""`passerelle sync`: identity, pairing, syncing over HTTP, trusted devices, USB bundles, status."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from .errors import NotFound
 
 @click.group()
 def sync() -> None:
-    """Carry data between boxes: identity, trusted devices, USB bundles, status.
+    """Carry data between boxes: pairing, sync over the network, USB bundles, status.
 
-    Example: passerelle sync export /media/usb
+    Example: passerelle sync now
     """
 
 
@@ -74,7 +74,124 @@ def sync_revoke(env: Env, device_id: str) -> None:
     """
     with env.db() as db:
         found = syncmod.revoke(db, device_id)
-    click.echo(f"revoked {device_id}; its {found['ops_kept']} operations already here are kept")
+    click.echo(f"revoked {device_id}; its {found['ops_kept']} operations already here are kept; "
+               "it can no longer sync with this box, and boxes that sync here learn it")
+
+
+@sync.command("code")
+@click.option("--minutes", type=click.IntRange(1, 60), default=syncmod.PAIR_MINUTES, show_default=True,
+              help="How long the code stays valid.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_code(env: Env, minutes: int, as_json: bool) -> None:
+    """Make a one-time pairing code on the hub, for one box to pair with it.
+
+    The code works once, for a few minutes, and stops working after a few wrong tries.
+    On the box, run the command printed here.
+
+    Example: passerelle sync code
+    """
+    from .serve import urls_for
+
+    settings = env.settings()
+    with env.db() as db:
+        made = syncmod.make_pairing_code(db, env.home, minutes=minutes)
+    urls = [u.rstrip("/") for u in urls_for(settings["host"], settings["port"])]
+    if as_json:
+        click.echo(json.dumps({**made, "urls": urls}, indent=2))
+        return
+    click.echo(f"pairing code: {made['code']}  (valid {minutes} minutes, once)")
+    for url in urls:
+        click.echo(f"On the box: passerelle sync pair {url} {made['code']}")
+
+
+@sync.command("pair")
+@click.argument("hub_url")
+@click.argument("code")
+@click.option("--label", metavar="TEXT", help="This box's name on the hub [default: its host name].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_pair(env: Env, hub_url: str, code: str, label: str | None, as_json: bool) -> None:
+    """Pair this box with its organisation's hub, with a code from the hub's coordinator.
+
+    Both exchange their device keys, checked with the code both ways; the hub becomes
+    this box's peer for `passerelle sync now`. A box not set up yet joins the hub's
+    organisation at the first sync.
+
+    Example: passerelle sync pair http://192.168.1.10:8080 K7QMX-W3P2D --label "Box Molenbeek"
+    """
+    from . import sync_client
+
+    settings = env.settings()
+    with env.db() as db:
+        found = sync_client.pair(db, env.home, hub_url, code, label=label,
+                                 timeout=settings["sync_timeout_seconds"])
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(found["message"])
+    click.echo("Next: passerelle sync now")
+
+
+@sync.command("discover")
+@click.option("--timeout", type=click.FloatRange(0.5, 60), default=3.0, show_default=True,
+              help="Seconds to listen for answers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_discover(env: Env, timeout: float, as_json: bool) -> None:
+    """List the Passerelle boxes and hubs that announce themselves on this network (mDNS).
+
+    Listens on the interfaces of the `host` setting (127.0.0.1: this machine only).
+    Pair with one of them with `passerelle sync pair URL CODE`.
+
+    Example: passerelle sync discover
+    """
+    from . import discovery
+
+    found = discovery.browse(timeout=timeout, host=env.settings()["host"])
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in found], indent=2))
+        return
+    if not found:
+        click.echo("no Passerelle box or hub answered on this network")
+        return
+    for p in found:
+        org = f", organisation {p.organisation}" if p.organisation else ", not set up"
+        click.echo(f"{p.role:<4} {p.url:<28} {p.name} (device {p.device_id}{org}, version {p.version})")
+
+
+@sync.command("now")
+@click.option("--peer", "peer_url", metavar="URL",
+              help="Sync with this box or hub [default: the hub this box paired with].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_now(env: Env, peer_url: str | None, as_json: bool) -> None:
+    """Sync with the hub (or another paired box) now: receive, then send what is missing.
+
+    Safe to interrupt: the next sync resumes where this one stopped, and nothing is
+    counted twice.
+
+    Example: passerelle sync now --peer http://192.168.1.10:8080
+    """
+    from . import db as dbmod
+    from . import sync_client
+
+    settings = env.settings()
+    env.prepare()
+    path, timeout_ms = env.home.db_path, settings["db_busy_timeout_ms"]
+    result = sync_client.sync_once(lambda: dbmod.connect(path, timeout_ms), env.home, peer_url,
+                                   timeout=settings["sync_timeout_seconds"],
+                                   max_ops=settings["sync_batch_ops"])
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.ok:
+        click.echo(result.summary())
+    else:
+        moved = result.pulled.applied + result.pushed.applied
+        if moved:
+            click.echo(f"before the problem: received {result.pulled.applied} operations, sent "
+                       f"{result.pushed.applied}; the next sync goes on from there")
+    result.raise_for_error()
 
 
 @sync.command("export")
@@ -152,6 +269,20 @@ def sync_status(env: Env, as_json: bool) -> None:
     for d in info["devices"]:
         state = f"revoked {d['revoked_at'][:10]}" if d["revoked_at"] else f"since {d['paired_at'][:10]}"
         click.echo(f"  {d['device_id']}  {d['label'] or '':<20} {state}")
+    click.echo("Peers:")
+    if not info["peers"]:
+        click.echo("  none yet (pair with the hub: passerelle sync pair HUB_URL CODE)")
+    for p in info["peers"]:
+        name = p["label"] or p["device_id"]
+        default = " (default)" if p["device_id"] == info["default_peer"] else ""
+        click.echo(f"  {name}{default}  {p['url'] or '(no address: it calls this box, or uses bundles)'}")
+        click.echo(f"    last successful sync: {_when(p['last_ok_at'])}; last heard of: "
+                   f"{_when(p['seen_at'])}")
+        click.echo(f"    operations waiting for it: {p['ops_waiting']:,}")
+        if p["revoked_at"]:
+            click.echo(f"    revoked here on {p['revoked_at'][:10]}")
+        if p["last_error"]:
+            click.echo(f"    last error ({_when(p['last_error_at'])}): {p['last_error']}")
     for direction in ("export", "import"):
         entry = info["last"][direction]
         if entry is None:
@@ -162,3 +293,7 @@ def sync_status(env: Env, as_json: bool) -> None:
     error = info["last_error"]
     if error:
         click.echo(f"Last error: {error['at']}: {error['message']}")
+
+
+def _when(iso: str | None) -> str:
+    return iso.replace("T", " ")[:16] + " UTC" if iso else "never"

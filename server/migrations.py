@@ -240,3 +240,45 @@ def m0004_report_indexes(db: Database) -> None:
     db.execute("CREATE INDEX progress_completed ON progress (completed_version)"
                " WHERE completed_version IS NOT NULL")
     db.execute("CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0")
+
+
+@MIGRATIONS()
+def m0007_sync_http(db: Database) -> None:
+    # Sync over HTTP (server/sync_http.py, server/sync_client.py, docs/sync.md). Local, never synced.
+    # Per peer: its address (the hub a box paired with is its default peer), last success, last error,
+    # and the Passerelle version it runs (the hub's page of boxes shows which boxes need updating).
+    for column in ("url", "last_ok_at", "last_error", "last_error_at", "version"):
+        db.execute(f"ALTER TABLE sync_peers ADD COLUMN {column} TEXT")
+    # Trust learned from a hub: the device that vouched for this one (NULL: trusted here directly),
+    # and whether this box takes the device list a device sends (the hub it paired with).
+    db.execute("ALTER TABLE sync_devices ADD COLUMN vouched_by TEXT")
+    db.execute("ALTER TABLE sync_devices ADD COLUMN anchor INTEGER NOT NULL DEFAULT 0")
+    # One-time pairing codes, stored only as the scrypt key derived from the code.
+    db.execute("""
+        CREATE TABLE sync_pair_codes (
+            key BLOB PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            used_at TEXT,
+            used_by TEXT
+        )
+    """)
+    # sync_log gains the HTTP directions; SQLite cannot change a CHECK, so the table is rebuilt.
+    db.execute("""
+        CREATE TABLE sync_log_new (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('export', 'import', 'sync', 'pair')),
+            peer TEXT,
+            path TEXT,
+            ops INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            held INTEGER NOT NULL DEFAULT 0,
+            ok INTEGER NOT NULL,
+            message TEXT NOT NULL
+        )
+    """)
+    db.execute("INSERT INTO sync_log_new SELECT * FROM sync_log")
+    db.execute("DROP TABLE sync_log")
+    db.execute("ALTER TABLE sync_log_new RENAME TO sync_log")

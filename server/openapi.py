@@ -178,6 +178,63 @@ PATHS.update({
         "responses": {"200": {"description": "{\"suggestions\": [...]}"}}}},
 })
 
+# Sync between boxes (server/sync_http.py, docs/sync.md): for devices, not browsers.
+_SIGNED = ("Signed by the calling box: headers `X-Passerelle-Device`, `X-Passerelle-Nonce` (from "
+           "`hello` or the previous answer's `X-Passerelle-Next-Nonce`, single use) and "
+           "`X-Passerelle-Signature` (Ed25519 over method, path, SHA-256 of the body, nonce and "
+           "device id). Unknown device, bad signature or used nonce: 401; revoked device: 403. "
+           "JSON answers carry the server's signature in `X-Passerelle-Signature`.")
+_VECTOR = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+           "description": "Highest operation number held per origin device."}
+PATHS.update({
+    "/api/v1/sync/hello": {"get": {
+        "summary": "Who this box is, and a nonce", "operationId": "syncHello", "tags": ["sync"],
+        "description": "Device id, public key, organisation, clock (`now_ms`) and a single-use "
+                       "nonce for the next request. Needs no signature.",
+        "responses": {"200": {"description": "protocol, device_id, public_key, label, "
+                                             "organisation, now_ms, nonce"}}}},
+    "/api/v1/sync/pair": {"post": {
+        "summary": "Pair a box with a one-time code", "operationId": "syncPair", "tags": ["sync"],
+        "description": "The box sends its device id, public key, name, organisation, the nonce "
+                       "from `hello` and an HMAC keyed by the code (scrypt) over both devices' "
+                       "ids and keys; the answer carries this box's and the same kind of HMAC. "
+                       "A wrong, expired or used code: 403; another organisation: 409.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["device_id", "public_key", "nonce", "mac"]}}}},
+        "responses": {"200": {"description": "device_id, public_key, label, organisation, mac"},
+                      "409": _error("The box belongs to another organisation.")}}},
+    "/api/v1/sync/vector": {"post": {
+        "summary": "Exchange vectors and clocks", "operationId": "syncVector", "tags": ["sync"],
+        "description": _SIGNED + " The answer: this box's vector and clock, the difference of "
+                                 "the clocks, and the organisation's devices (with revocations).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["vector"], "properties": {
+                "vector": _VECTOR, "now_ms": {"type": "integer"},
+                "organisation": {"type": ["string", "null"]}}}}}},
+        "responses": {"200": {"description": "device_id, organisation, vector, now_ms, skew_ms, "
+                                             "devices, max_ops"}}}},
+    "/api/v1/sync/changes": {"post": {
+        "summary": "Stream what the caller lacks", "operationId": "syncChanges", "tags": ["sync"],
+        "description": _SIGNED + " The answer (`application/x-passerelle-batches`) is a stream of "
+                                 "frames: a 4-byte big-endian length, then a gzip batch of JSON "
+                                 "lines (signed operations); a frame of length 0 ends it.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["since"], "properties": {
+                "since": _VECTOR, "max_ops": {"type": "integer", "minimum": 1}}}}}},
+        "responses": {"200": {"description": "The stream of batches."}}}},
+    "/api/v1/sync/batches": {"post": {
+        "summary": "Apply one batch", "operationId": "syncBatch", "tags": ["sync"],
+        "description": _SIGNED + " The body (`application/x-passerelle-batch`) is one gzip batch "
+                                 "of JSON lines. Verified whole, then applied in one transaction; "
+                                 "a batch with one altered or forged operation is refused (400) "
+                                 "with nothing applied. Sending it again changes nothing.",
+        "requestBody": {"required": True, "content": {"application/x-passerelle-batch": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        "responses": {"200": {"description": "applied, duplicates, held, clock_ahead_ms, vector, "
+                                             "now_ms"},
+                      "503": _error("The server is busy writing; try again.")}}},
+})
+
 SCHEMAS: dict = {
     "Person": {"type": "object", "properties": {
         "uuid": {"type": "string", "format": "uuid"},

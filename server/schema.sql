@@ -160,12 +160,12 @@ CREATE TABLE sync_devices (
             label TEXT,
             paired_at TEXT NOT NULL,
             revoked_at TEXT
-        );
+        , vouched_by TEXT, anchor INTEGER NOT NULL DEFAULT 0);
 
-CREATE TABLE sync_log (
+CREATE TABLE "sync_log" (
             id INTEGER PRIMARY KEY,
             at TEXT NOT NULL,
-            direction TEXT NOT NULL CHECK (direction IN ('export', 'import')),
+            direction TEXT NOT NULL CHECK (direction IN ('export', 'import', 'sync', 'pair')),
             peer TEXT,
             path TEXT,
             ops INTEGER NOT NULL DEFAULT 0,
@@ -175,11 +175,20 @@ CREATE TABLE sync_log (
             message TEXT NOT NULL
         );
 
+CREATE TABLE sync_pair_codes (
+            key BLOB PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            used_at TEXT,
+            used_by TEXT
+        );
+
 CREATE TABLE sync_peers (
             device_id TEXT PRIMARY KEY,
             vector TEXT NOT NULL,
             seen_at TEXT NOT NULL
-        );
+        , url TEXT, last_ok_at TEXT, last_error TEXT, last_error_at TEXT, version TEXT);
 
 CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,

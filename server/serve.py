@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import logging
+import resource
 import signal
 import socket
 import struct
@@ -16,6 +17,8 @@ from logging.handlers import RotatingFileHandler
 from flask import Flask
 from waitress.server import create_server
 
+from . import db as dbmod
+from . import sync_schedule
 from .settings import Settings
 
 access_logger = logging.getLogger("passerelle.access")
@@ -116,8 +119,30 @@ def return_freed_memory() -> None:
     libc.mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
 
 
+# Waitress stops accepting at 100 open connections (the listening socket included). A
+# tablet's browser keeps several keep-alive connections open for minutes, so 100 tablets
+# would leave later ones waiting until idle connections time out (channel_timeout, 120 s).
+CONNECTION_LIMIT = 1000
+
+
+def allow_open_files(wanted: int) -> None:
+    """Raise this process's soft limit of open files (often 1024) towards ``wanted``.
+
+    Each connection is a file descriptor, and Waitress may add up to two more for
+    large bodies.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # not allowed here: keep the limit we have
+            pass
+
+
 def run(app: Flask, settings: Settings) -> None:
     return_freed_memory()
+    allow_open_files(4 * CONNECTION_LIMIT)
     # Waitress and Werkzeug spool large request bodies (pack uploads) to temporary
     # files: keep them in the data home, on the disk, not in a RAM-backed /tmp.
     tempfile.tempdir = str(app.config["HOME"].tmp)
@@ -129,6 +154,8 @@ def run(app: Flask, settings: Settings) -> None:
         max_request_body_size=max(settings["max_request_mb"], settings["max_upload_mb"]) * 1024 * 1024,
         ident="passerelle",
         clear_untrusted_proxy_headers=True,
+        connection_limit=CONNECTION_LIMIT,
+        asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
     )
 
     def stop(signum, _frame):
@@ -145,9 +172,17 @@ def run(app: Flask, settings: Settings) -> None:
           flush=True)
     for url in urls_for(settings["host"], port):
         print(f"  {url}", flush=True)
+    beside = sync_schedule.start_serving(app, port)  # background sync, LAN announcement
     try:
         server.run()
     finally:
+        sync_schedule.stop_serving(beside)
         server.close()
-        app.logger.info("server stopped")
+        dbmod.pool(app).close()  # the last connection to close merges the WAL into the database
+        writer = app.extensions.get("passerelle.progress_writer")
+        if writer is not None and writer.requests:
+            app.logger.info("server stopped; progress: %d requests written in %d transactions",
+                            writer.requests, writer.transactions)
+        else:
+            app.logger.info("server stopped")
         print("passerelle: stopped", file=sys.stderr, flush=True)

@@ -131,6 +131,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db_busy_timeout_ms", int, 5000,
             "How long a database write waits for another writer before failing, in ms.",
             minimum=100, maximum=600000),
+    Setting("hub_mode", bool, False,
+            "Run as the organisation's hub: accept many paired boxes, show them on the "
+            "coordinator's sync page and report over all of them."),
+    Setting("sync_interval_minutes", int, 15,
+            "While serving, sync with every paired peer this often (0: only when asked); "
+            "failures are retried sooner, backing off up to this interval.",
+            minimum=0, maximum=1440),
+    Setting("discovery", bool, True,
+            "Announce this box on the LAN with mDNS so that boxes and hubs find each other."),
+    Setting("sync_timeout_seconds", int, 30,
+            "A sync gives up on a peer that sends nothing for this many seconds.",
+            minimum=1, maximum=3600),
+    Setting("sync_batch_ops", int, 5000,
+            "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
+            minimum=10, maximum=50000),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -137,8 +137,13 @@ def _now_iso() -> str:
 
 
 def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: str | None = None,
-          organisation: str | None = None) -> dict:
-    """Accept a device's operations from now on (pairing will call this; by hand for now)."""
+          organisation: str | None = None, anchor: bool = False) -> dict:
+    """Accept a device's operations from now on (by hand, or by pairing with a code).
+
+    Trusting a device here makes it a direct trust (no longer only vouched for by a hub).
+    ``anchor``: this box also takes the list of devices that device sends (the hub this
+    box paired with); an existing anchor stays one.
+    """
     device_id = device_id.strip()
     if not device_id or any(c in device_id for c in ". \t\n"):
         raise InvalidInput(f"not a device id: {device_id!r}")
@@ -148,12 +153,12 @@ def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: 
     organisation = organisation or organisation_of(db)
     with records.write_tx(db):
         db.execute(
-            "INSERT INTO sync_devices (device_id, public_key, organisation, label, paired_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+            "INSERT INTO sync_devices (device_id, public_key, organisation, label, paired_at, anchor)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
             " public_key = excluded.public_key, organisation = excluded.organisation,"
             " label = coalesce(excluded.label, label), paired_at = excluded.paired_at,"
-            " revoked_at = NULL",
-            [device_id, text, organisation, label, _now_iso()])
+            " revoked_at = NULL, vouched_by = NULL, anchor = max(anchor, excluded.anchor)",
+            [device_id, text, organisation, label, _now_iso(), 1 if anchor else 0])
     return {"device_id": device_id, "public_key": text, "organisation": organisation}
 
 
@@ -458,6 +463,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
     result = ApplyResult()
     verifiers: dict[str, object] = {}
     hold_from: dict[str, tuple[int, str]] = {}
+    known: dict[str, int] = {}
     for op in ops:
         if op.kind not in KINDS:
             raise SyncRefused(f"operation {op.origin}:{op.seq} has an unknown kind {op.kind!r}")
@@ -467,6 +473,13 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             raise SyncRefused(f"operation {op.origin}:{op.seq} has a malformed version") from None
         if version_device != op.origin:
             raise SyncRefused(f"operation {op.origin}:{op.seq} carries another device's version")
+        if op.origin not in known:
+            known[op.origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?",
+                                          [op.origin]).fetchone()[0]
+        if op.seq <= known[op.origin]:
+            # Already here (contiguity): it will count as a duplicate and change nothing, so its
+            # signature is not worth checking again; a batch resent after a cut costs little.
+            continue
         key = trusted_keys.get(op.origin)
         if key is None:
             if op.origin not in hold_from:
@@ -788,9 +801,7 @@ def _member_hash(zf: zipfile.ZipFile, name: str) -> str:
 def _remember_peer(db: sqlite_utils.Database, device: str, have: Mapping[str, int]) -> None:
     if not isinstance(have, dict):
         return
-    with records.write_tx(db):
-        db.execute("INSERT OR REPLACE INTO sync_peers (device_id, vector, seen_at) VALUES (?, ?, ?)",
-                   [device, canonical_json(have), _now_iso()])
+    record_peer(db, device, vector=have)
 
 
 def peer_vector(db: sqlite_utils.Database, device: str) -> dict[str, int] | None:
@@ -799,6 +810,12 @@ def peer_vector(db: sqlite_utils.Database, device: str) -> dict[str, int] | None
 
 
 # --- The log ----------------------------------------------------------------------------
+
+def log_attempt(db: sqlite_utils.Database, direction: str, peer: str | None, path: str | None,
+                ok: bool, message: str, ops: int = 0, duplicates: int = 0, held: int = 0) -> None:
+    """One line of ``sync_log`` (export, import, sync or pair), the last 500 kept."""
+    _log(db, direction, peer, path, ok, message, ops, duplicates, held)
+
 
 def _log(db: sqlite_utils.Database, direction: str, peer: str | None, path: str | None, ok: bool,
          message: str, ops: int = 0, duplicates: int = 0, held: int = 0) -> None:
@@ -817,11 +834,310 @@ def status(db: sqlite_utils.Database, home) -> dict:
                             [direction])
         row = cursor.fetchone()
         last[direction] = dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+    cursor = db.execute("SELECT * FROM sync_log WHERE direction = 'sync' ORDER BY id DESC LIMIT 1")
+    row = cursor.fetchone()
+    last["sync"] = dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
     cursor = db.execute("SELECT * FROM sync_log WHERE ok = 0 ORDER BY id DESC LIMIT 1")
     row = cursor.fetchone()
     error = dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
-    return {**ident, "vector": vector(db), "devices": devices(db), "last": last,
-            "last_error": error}
+    ours = vector(db)
+    default = default_peer(db)
+    return {**ident, "vector": ours, "devices": devices(db), "last": last,
+            "last_error": error, "peers": peers(db, ours),
+            "default_peer": default["device_id"] if default else None}
+
+
+# --- Peers: where they are, what they hold, how the last sync went ----------------------
+
+def record_peer(db: sqlite_utils.Database, device: str, *, vector: Mapping[str, int] | None = None,
+                url: str | None = None, ok: bool | None = None, error: str | None = None,
+                version: str | None = None) -> None:
+    """Remember what a peer holds (``vector``), where it answers (``url``) and how the last
+    sync with it went (``ok``: last success now; ``error``: the last error, in words)."""
+    now = _now_iso()
+    with records.write_tx(db):
+        db.execute("INSERT INTO sync_peers (device_id, vector, seen_at) VALUES (?, '{}', ?)"
+                   " ON CONFLICT (device_id) DO NOTHING", [device, now])
+        if vector is not None:
+            db.execute("UPDATE sync_peers SET vector = ?, seen_at = ? WHERE device_id = ?",
+                       [canonical_json(dict(vector)), now, device])
+        if url is not None:
+            db.execute("UPDATE sync_peers SET url = ? WHERE device_id = ?", [url, device])
+        if version is not None:
+            db.execute("UPDATE sync_peers SET version = ? WHERE device_id = ?", [version, device])
+        if ok:
+            db.execute("UPDATE sync_peers SET last_ok_at = ?, last_error = NULL, last_error_at = NULL"
+                       " WHERE device_id = ?", [now, device])
+        if error is not None:
+            db.execute("UPDATE sync_peers SET last_error = ?, last_error_at = ? WHERE device_id = ?",
+                       [error, now, device])
+
+
+def peer_label(db: sqlite_utils.Database, device: str) -> str | None:
+    """The name people know a device by (its label here), if it has one."""
+    row = db.execute("SELECT label FROM sync_devices WHERE device_id = ?", [device]).fetchone()
+    return row[0] if row else None
+
+
+def set_default_peer(db: sqlite_utils.Database, device: str) -> None:
+    with records.write_tx(db):
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('sync_default_peer', ?)", [device])
+
+
+def default_peer(db: sqlite_utils.Database) -> dict | None:
+    """The peer ``sync now`` uses without ``--peer``: the hub this box paired with."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'sync_default_peer'").fetchone()
+    if row is None:
+        return None
+    found = db.execute("SELECT url FROM sync_peers WHERE device_id = ?", [row[0]]).fetchone()
+    return {"device_id": row[0], "url": found[0] if found else None}
+
+
+def peer_by_url(db: sqlite_utils.Database, url: str) -> str | None:
+    row = db.execute("SELECT device_id FROM sync_peers WHERE url = ? ORDER BY seen_at DESC LIMIT 1",
+                     [url]).fetchone()
+    return row[0] if row else None
+
+
+def ops_waiting(ours: Mapping[str, int], theirs: Mapping[str, int]) -> int:
+    """How many operations this box holds that a peer at ``theirs`` lacks."""
+    return sum(max(0, seq - theirs.get(origin, 0)) for origin, seq in ours.items())
+
+
+def peers(db: sqlite_utils.Database, ours: Mapping[str, int] | None = None) -> list[dict]:
+    """Every peer this box synced or exchanged bundles with, and what it is waiting for."""
+    ours = vector(db) if ours is None else ours
+    cursor = db.execute(
+        "SELECT p.*, d.label, d.revoked_at FROM sync_peers p"
+        " LEFT JOIN sync_devices d ON d.device_id = p.device_id ORDER BY coalesce(d.label, p.device_id)")
+    names = [d[0] for d in cursor.description]
+    found = []
+    for row in cursor.fetchall():
+        peer = dict(zip(names, row, strict=True))
+        theirs = json.loads(peer.pop("vector"))
+        peer["ops_waiting"] = ops_waiting(ours, theirs)
+        found.append(peer)
+    return found
+
+
+# --- Trust learned from the hub ---------------------------------------------------------
+
+def device_list(db: sqlite_utils.Database) -> list[dict]:
+    """The devices of this box's organisation it knows, revoked ones included (what a hub
+    tells the boxes that paired with it, so that they accept each other's operations)."""
+    org = organisation_of(db)
+    found = []
+    for device_id, key, label, device_org, revoked_at in db.execute(
+            "SELECT device_id, public_key, label, organisation, revoked_at FROM sync_devices"
+            " ORDER BY device_id"):
+        if org is None or device_org is None or device_org == org:
+            found.append({"device_id": device_id, "public_key": key, "label": label,
+                          "revoked_at": revoked_at})
+    return found
+
+
+def adopt_devices(db: sqlite_utils.Database, anchor: str, listed: Iterable[Mapping]) -> dict:
+    """Take the device list of the hub this box paired with (``anchor``).
+
+    Devices the hub vouched for mirror the hub's list (key, name, revocation); a
+    device trusted here directly only takes the hub's revocation, never a new key.
+    A device the hub revoked stays revoked here even before this box has seen it.
+    """
+    own = records.device_id(db)
+    row = db.execute("SELECT organisation, anchor, revoked_at FROM sync_devices WHERE device_id = ?",
+                     [anchor]).fetchone()
+    if row is None or not row[1] or row[2] is not None:
+        return {"added": 0, "revoked": 0}  # only a hub this box paired with may vouch
+    organisation = row[0]
+    added = revoked = 0
+    with records.write_tx(db):
+        for d in listed:
+            device, key = d.get("device_id"), d.get("public_key")
+            revoked_at, label = d.get("revoked_at"), d.get("label")
+            if (not isinstance(device, str) or not isinstance(key, str) or device in (own, anchor)
+                    or not device or any(c in device for c in ". \t\n")
+                    or not isinstance(revoked_at, str | None) or not isinstance(label, str | None)):
+                continue
+            try:
+                key = KEY_PREFIX + base64.b64encode(parse_public_key(key)).decode()
+            except InvalidInput:
+                continue
+            here = db.execute("SELECT public_key, vouched_by, revoked_at FROM sync_devices"
+                              " WHERE device_id = ?", [device]).fetchone()
+            if here is None:
+                db.execute("INSERT INTO sync_devices (device_id, public_key, organisation, label,"
+                           " paired_at, revoked_at, vouched_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [device, key, organisation, label, _now_iso(), revoked_at, anchor])
+                added += revoked_at is None
+                revoked += revoked_at is not None
+            elif here[1] == anchor:
+                if here[2] is None and revoked_at is not None:
+                    revoked += 1
+                db.execute("UPDATE sync_devices SET public_key = ?, label = ?, revoked_at = ?"
+                           " WHERE device_id = ?", [key, label, revoked_at, device])
+            elif revoked_at is not None and here[2] is None:
+                db.execute("UPDATE sync_devices SET revoked_at = ? WHERE device_id = ?",
+                           [revoked_at, device])
+                revoked += 1
+    return {"added": added, "revoked": revoked}
+
+
+# --- Pairing codes ----------------------------------------------------------------------
+
+PAIR_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud, typed without doubt
+PAIR_CODE_LENGTH = 10                               # 31^10 ≈ 2^49.5 codes
+PAIR_MINUTES = 10
+PAIR_MAX_FAILURES = 5                               # wrong tries before every open code is burnt
+PAIR_SCRYPT = {"n": 2**14, "r": 8, "p": 1}          # 16 MiB, ~50 ms: makes guessing offline costly
+PAIR_DOMAIN = "passerelle-pair/1"
+
+
+class PairingRefused(SyncRefused):
+    """A pairing attempt with a wrong, expired or used code (nothing was recorded)."""
+
+    code = "pairing_refused"
+    status = 403
+
+
+class OtherOrganisation(SyncRefused):
+    """A box of another organisation (a hub serves one organisation)."""
+
+    code = "other_organisation"
+    status = 409
+
+
+def format_code(raw: str) -> str:
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def normalise_code(text: str) -> str:
+    """What a person typed → the code's 10 symbols (case, spaces and dashes do not matter)."""
+    cleaned = "".join(c for c in str(text).upper() if c not in " -_.\t")
+    if len(cleaned) != PAIR_CODE_LENGTH or any(c not in PAIR_ALPHABET for c in cleaned):
+        raise InvalidInput("a pairing code is 10 letters and digits like K7QMX-W3P2D (never 0, 1, "
+                           "I, L or O); the hub's coordinator makes one with `passerelle sync code`")
+    return cleaned
+
+
+def pairing_key(code: str, hub_device: str) -> bytes:
+    """The secret both sides derive from the code (slow on purpose), salted by the hub's id."""
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=(PAIR_DOMAIN + ":" + hub_device).encode(), length=32,
+                  n=PAIR_SCRYPT["n"], r=PAIR_SCRYPT["r"], p=PAIR_SCRYPT["p"]).derive(
+        normalise_code(code).encode())
+
+
+def pair_transcript(hub_device: str, hub_key: str, box_device: str, box_key: str,
+                    label: str | None, organisation: str | None, nonce: str) -> bytes:
+    """What both MACs cover: both device ids and public keys, so no key can be swapped."""
+    return canonical_json([PAIR_DOMAIN, hub_device, hub_key, box_device, box_key, label,
+                           organisation, nonce]).encode()
+
+
+def pair_mac(key: bytes, role: str, transcript: bytes, extra: str = "") -> str:
+    import hmac
+
+    return hmac.new(key, role.encode() + b"\n" + transcript + b"\n" + extra.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def make_pairing_code(db: sqlite_utils.Database, home, *, minutes: int = PAIR_MINUTES,
+                      now_ms: int | None = None) -> dict:
+    """A one-time code a box uses to pair with this hub (valid ``minutes``, stored hashed).
+
+    The coordinator's page calls this too. Only the scrypt key derived from the code
+    is kept, and only for a day; a code is burnt by its first use or by
+    ``PAIR_MAX_FAILURES`` wrong attempts.
+    """
+    if organisation_of(db) is None:
+        raise InvalidInput("this box is not set up yet: set it up first (boxes that pair with it "
+                           "join its organisation)")
+    device_key(db, home)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    raw = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(PAIR_CODE_LENGTH))
+    key = pairing_key(raw, records.device_id(db))
+    expires_ms = now_ms + minutes * 60_000
+    with records.write_tx(db):
+        db.execute("DELETE FROM sync_pair_codes WHERE expires_ms < ?", [now_ms - 24 * 3600 * 1000])
+        db.execute("INSERT INTO sync_pair_codes (key, created_at, expires_ms) VALUES (?, ?, ?)",
+                   [key, _now_iso(), expires_ms])
+    expires = datetime.fromtimestamp(expires_ms / 1000, UTC)
+    return {"code": format_code(raw), "expires_ms": expires_ms,
+            "expires_at": expires.isoformat(timespec="seconds"), "minutes": minutes}
+
+
+def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str, *,
+                   hub_label: str | None = None, now_ms: int | None = None) -> dict:
+    """The hub's half of pairing: check the box's MAC, trust the box, answer with ours.
+
+    ``request`` holds the box's ``device_id``, ``public_key``, ``label``,
+    ``organisation`` (None for a box not set up yet, which joins this hub's) and
+    ``mac``; ``nonce`` is the single-use nonce it was made over.
+    """
+    box_device, box_key = request.get("device_id"), request.get("public_key")
+    label, box_org, mac = request.get("label"), request.get("organisation"), request.get("mac")
+    if not (isinstance(box_device, str) and isinstance(box_key, str) and isinstance(mac, str)
+            and isinstance(label, str | None) and isinstance(box_org, str | None)):
+        raise InvalidInput("a pairing request needs device_id, public_key, label, organisation "
+                           "and mac")
+    if label is not None:
+        label = label.strip()[:80] or None
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    hub_device = records.device_id(db)
+    hub_key = public_key_text(device_key(db, home).public_key())
+    org = organisation_of(db)
+    if org is None:
+        raise InvalidInput("this hub is not set up yet; set it up before pairing boxes with it")
+    transcript = pair_transcript(hub_device, hub_key, box_device, box_key, label, box_org, nonce)
+    import hmac
+
+    refusal: SyncRefused | None = None
+    with records.write_tx(db):
+        rows = db.execute("SELECT key, expires_ms, used_at, used_by FROM sync_pair_codes").fetchall()
+        match = next((r for r in rows if hmac.compare_digest(
+            pair_mac(bytes(r[0]), "box", transcript), mac)), None)
+        if match is None:
+            # A wrong code cannot be told apart from a guess at any open code: each counts
+            # against all of them, so a few wrong tries burn them.
+            db.execute("UPDATE sync_pair_codes SET failures = failures + 1"
+                       " WHERE used_at IS NULL AND expires_ms >= ?", [now_ms])
+            db.execute("DELETE FROM sync_pair_codes WHERE used_at IS NULL AND failures >= ?",
+                       [PAIR_MAX_FAILURES])
+            refusal = PairingRefused(
+                "the pairing code is wrong (or was made on another hub); check it, or ask the "
+                "hub's coordinator for a new one (`passerelle sync code`); after a few wrong tries "
+                "a code no longer works")
+        elif match[2] is not None:
+            refusal = PairingRefused(f"this pairing code was already used (at {match[2][:16]}); "
+                                     "ask the hub's coordinator for a new one")
+        elif match[1] < now_ms:
+            refusal = PairingRefused("this pairing code has expired (codes last "
+                                     f"{PAIR_MINUTES} minutes); ask the hub's coordinator for a "
+                                     "new one")
+        elif box_org is not None and box_org != org:
+            refusal = OtherOrganisation(
+                f"this box belongs to another organisation ({box_org}) than the hub "
+                f"({_organisation_name(db)}, {org}); a hub serves one organisation, so this box "
+                "cannot sync with it")
+        elif box_device == hub_device:
+            refusal = PairingRefused("a box cannot pair with itself")
+        else:
+            db.execute("UPDATE sync_pair_codes SET used_at = ?, used_by = ? WHERE key = ?",
+                       [_now_iso(), box_device, match[0]])
+            trust(db, box_device, box_key, label=label, organisation=org)
+    if refusal is not None:
+        raise refusal
+    reply = {"device_id": hub_device, "public_key": hub_key, "label": hub_label,
+             "organisation": {"uuid": org, "name": _organisation_name(db)}}
+    reply["mac"] = pair_mac(bytes(match[0]), "hub", transcript, canonical_json(reply))
+    return reply
+
+
+def _organisation_name(db: sqlite_utils.Database) -> str | None:
+    row = db.execute("SELECT name FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
+                     ).fetchone()
+    return row[0] if row else None
 
 
 def parse_vector(text: str) -> dict[str, int]:
@@ -838,4 +1154,6 @@ def parse_vector(text: str) -> dict[str, int]:
 __all__ = ["SignedOp", "Batch", "ApplyResult", "ImportResult", "BundleInfo", "SyncRefused",
            "device_key", "identity", "trust", "revoke", "trusted_keys", "revoked_devices", "vector",
            "sign_pending", "changes_for", "apply_batch", "export_bundle", "import_bundle", "status",
-           "op_message"]
+           "op_message", "record_peer", "default_peer", "set_default_peer", "peers", "device_list",
+           "adopt_devices", "make_pairing_code", "accept_pairing", "PairingRefused",
+           "OtherOrganisation", "log_attempt"]

@@ -102,7 +102,10 @@ class LiveServer:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        # No background sync or LAN announcement unless a test asks: a timer firing in the
+        # middle of a test would change what it asserts.
+        self.env = {**os.environ, "PASSERELLE_SYNC_INTERVAL_MINUTES": "0",
+                    "PASSERELLE_DISCOVERY": "false", **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20) -> LiveServer:

@@ -110,3 +110,143 @@ def kit():
 
     return SimpleNamespace(dump=dump, direct=direct, new_box=new_box, trust_all=trust_all,
                            tables=SYNCED_TABLES)
+
+
+# --- Sync over HTTP: a hub served by `passerelle serve`, boxes that pair and sync with it ---------
+
+class CuttingProxy:
+    """A tiny TCP proxy on 127.0.0.1 that cuts every connection once ``cut_after`` bytes went
+    one way ("down": peer → box, "up": box → peer), as a pulled cable would."""
+
+    def __init__(self, target_port: int, cut_after: int, direction: str = "down"):
+        import socket
+        import threading
+
+        self.target_port, self.cut_after, self.direction = target_port, cut_after, direction
+        self.passed = 0
+        self.cut = False
+        self._lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            pair = (client, upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, "up", pair), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, "down", pair), daemon=True).start()
+
+    def _pump(self, src, dst, direction: str, pair) -> None:
+        import socket
+
+        try:
+            while True:
+                data = src.recv(16384)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                if direction == self.direction:
+                    with self._lock:
+                        room = self.cut_after - self.passed
+                        self.passed += len(data)
+                    if room < len(data):
+                        if room > 0:
+                            dst.sendall(data[:room])
+                        self.cut = True
+                        self._close(pair)
+                        return
+                dst.sendall(data)
+        except OSError:
+            self._close(pair)
+
+    @staticmethod
+    def _close(pair) -> None:
+        import socket
+
+        for s in pair:  # shutdown first: it wakes the other pump's recv and sends the FIN
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def http_kit(box, server_factory, template_db, tmp_path):
+    """A set-up hub served over loopback (`kit.hub`), new boxes (`kit.new`), pairing and sync."""
+    from types import SimpleNamespace
+
+    from passerelle.server import sync_client
+
+    opened: list = []
+
+    def hub_db():
+        db = dbmod.connect(box.home / "passerelle.db")
+        opened.append(db)
+        return db
+
+    def code(home: Path | None = None, **kw) -> str:
+        db = dbmod.connect((home or box.home) / "passerelle.db")
+        try:
+            return syncmod.make_pairing_code(db, home or box.home, **kw)["code"]
+        finally:
+            db.close()
+
+    def new(name: str) -> Box:
+        made = new_box(template_db, tmp_path / "boxes", name)
+        opened.append(made.db)
+        return made
+
+    def factory(b: Box):
+        return lambda: dbmod.connect(b.home / "passerelle.db")
+
+    def pair(b: Box, url: str | None = None, **kw):
+        return sync_client.pair(b.db, b.home, url or kit.hub.url, code(), label=b.name, **kw)
+
+    def sync(b: Box, url: str | None = None, **kw):
+        kw.setdefault("timeout", 20)
+        return sync_client.sync_once(factory(b), b.home, url, **kw)
+
+    proxies: list[CuttingProxy] = []
+
+    def proxy(cut_after: int, direction: str = "down", port: int | None = None) -> CuttingProxy:
+        made = CuttingProxy(port or kit.hub.port, cut_after, direction)
+        proxies.append(made)
+        return made
+
+    kit = SimpleNamespace(hub=server_factory(), hub_home=box.home, hub_db=hub_db, code=code,
+                          new=new, factory=factory, pair=pair, sync=sync, proxy=proxy,
+                          start=server_factory, dump=dump)
+    yield kit
+    for p in proxies:
+        p.close()
+    for db in opened:
+        db.close()
+
+
+def many_ops(db, n: int, who: str = "learner-1", prefix: str = "e") -> None:
+    """``n`` progress events in one transaction, through records' own write path."""
+    with records.write_tx(db):
+        for i in range(n):
+            op = records._new_op(db, "event", "progress", who, {
+                "event_id": f"{prefix}-{i}", "pack_id": "pack", "node_id": f"n{i % 50}",
+                "type": "answer", "correct": i % 3 == 0, "seconds": 20})
+            records.apply(db, op)
+
+
+@pytest.fixture
+def write_many():
+    return many_ops
