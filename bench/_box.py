@@ -7,6 +7,7 @@ Shared by bench/page_weight.py and bench/load_bench.py. Everything runs on
 from __future__ import annotations
 
 import http.cookiejar
+import os
 import re
 import socket
 import subprocess
@@ -32,6 +33,25 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_split(pid: int) -> str:
+    """Resident memory by kind: anonymous (the heap: Python objects, caches, malloc'd
+    buffers) and file-backed (shared libraries, SQLite's mapped files)."""
+    kb = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].rstrip(":") in ("Rss", "Anonymous", "Shared_Clean",
+                                                          "Private_Clean"):
+            kb[parts[0].rstrip(":")] = int(parts[1])
+    anon = kb.get("Anonymous", 0)
+    return f"anonymous {anon / 1024:.1f} MB, file-backed {(kb.get('Rss', 0) - anon) / 1024:.1f} MB"
 
 
 def prepare(home: Path, learners: int = 0, demo_pack: bool = False) -> dict:

@@ -386,6 +386,8 @@ def measure_answers(home: Path, built: dict, answerers: int, answers: int, threa
                     pace: float) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    app_log = home / "logs" / "passerelle.log"
+    log_start = app_log.stat().st_size if app_log.exists() else 0
     # The server's output goes to a file: a pipe nobody reads fills up (64 KB of log lines)
     # and blocks the server's main loop, which looks exactly like a server that stops answering.
     log = open(home / "bench-server.log", "w")  # noqa: SIM115 - closed below
@@ -420,18 +422,32 @@ def measure_answers(home: Path, built: dict, answerers: int, answers: int, threa
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             sessions = list(pool.map(sign_in, people))
         print(f"{len(sessions)} learners signed in (PIN, Argon2) in {time.perf_counter() - t:.1f} s")
-        for label, spacing in (("at once", 0.0), (f"every {pace:g} s", pace)):
-            run_answers(url, home, sessions, answers, threads, label, spacing)
+        runs = [("at once", 0.0)] + ([(f"every {pace:g} s", pace)] if pace else [])
+        for label, spacing in runs:
+            run_answers(url, home, sessions, answers, threads, label, spacing, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+    # The server logs how its progress writes were grouped when it stops (records.GroupCommit).
+    with open(app_log, encoding="utf-8") as f:
+        f.seek(log_start)
+        grouped = [line.split("progress: ", 1)[1].strip() for line in f if "progress: " in line]
+    if grouped:
+        print(f"group commit over the whole run: {grouped[-1]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (robust to a busy machine, unlike latencies)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_answers(url: str, home: Path, sessions: list, answers: int, threads: int, label: str,
-                spacing: float) -> None:
+                spacing: float, server_pid: int) -> None:
     """Every learner POSTs `answers` answers: back to back after a common start (spacing 0), or
     one every `spacing` seconds from a random start (a class answering at its own pace)."""
+    cpu_before = cpu_seconds(server_pid)
     db = dbmod.connect(home / "passerelle.db")
     count = "SELECT count(*) FROM ops WHERE kind = 'event'"
     before = db.execute(count).fetchone()[0]
@@ -483,12 +499,13 @@ def run_answers(url: str, home: Path, sessions: list, answers: int, threads: int
         stable, after = (stable + 1, now) if now == after else (0, now)
     db.close()
     sent = len(sessions) * answers
+    cpu = cpu_seconds(server_pid) - cpu_before
     kinds = {k: failures.count(k) for k in set(failures)}
     print(f"{len(sessions)} learners answering {label} ({answers} POSTs each, server threads "
           f"{threads}): {ms_figures(latencies)}; {sent / wall:.0f} answers/s; {sent} sent,"
           f" {len(accepted)} accepted, {after - before} stored"
           f" ({'no accepted write lost' if after - before >= len(accepted) else 'ACCEPTED WRITES LOST'});"
-          f" failed requests: {kinds or 0}")
+          f" failed requests: {kinds or 0}; server CPU {cpu / sent * 1000:.2f} ms per answer")
 
 
 def main() -> None:
@@ -499,7 +516,7 @@ def main() -> None:
     parser.add_argument("--answerers", type=int, default=200)
     parser.add_argument("--answers", type=int, default=5)
     parser.add_argument("--pace", type=float, default=10.0,
-                        help="seconds between a learner's answers in the paced run")
+                        help="seconds between a learner's answers in the paced run (0: no paced run)")
     parser.add_argument("--threads", type=int, default=8, help="server threads (the default setting)")
     parser.add_argument("--fold", action="store_true", help="write everything through records.apply")
     parser.add_argument("--home", help="build here (default: a temporary folder)")

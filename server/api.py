@@ -105,16 +105,20 @@ def _validate_events(body) -> list[dict]:
 @bp.post("/v1/progress")
 @allow("learner")
 def progress_post():
-    """Record a batch of learning events from a tablet; resent events count once."""
+    """Record a batch of learning events from a tablet; resent events count once.
+
+    Validated first, then written with the batches of other tablets arriving at
+    the same time (one transaction, see ``records.GroupCommit``); the answer
+    leaves only once they are committed: the tablet may then forget them.
+    """
     events = _validate_events(request.get_json(silent=True))
-    db = dbmod.get_db()
     learner = current_user()["uuid"]
-    accepted = 0
-    with records.write_tx(db):
-        for e in events:
-            if records.event(db, learner, e) is not None:
-                accepted += 1
+    accepted = progress_writer(current_app).submit(dbmod.get_db(), learner, events)
     return jsonify({"accepted": accepted, "duplicates": len(events) - accepted})
+
+
+def progress_writer(app: Flask) -> records.GroupCommit:
+    return app.extensions["passerelle.progress_writer"]
 
 
 @bp.get("/v1/progress")
@@ -195,4 +199,5 @@ def attendance_put(session_uuid: str, learner_uuid: str):
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["passerelle.progress_writer"] = records.GroupCommit()
     app.register_blueprint(bp)

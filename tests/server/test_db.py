@@ -42,13 +42,75 @@ def test_connections_use_wal_foreign_keys_and_a_busy_timeout(app):
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_each_request_gets_its_own_connection_closed_at_the_end(app):
-    seen = []
+def test_requests_reuse_pooled_connections_one_request_at_a_time(app):
+    def meanwhile(found: list):
+        with app.test_request_context():
+            found.append(dbmod.get_db())
+
     with app.test_request_context():
-        seen.append(dbmod.get_db())
-        assert dbmod.get_db() is seen[0]
-    with pytest.raises(sqlite3.ProgrammingError):  # closed when the context ended
-        seen[0].execute("SELECT 1")
+        first = dbmod.get_db()
+        assert dbmod.get_db() is first
+        found: list = []
+        thread = threading.Thread(target=meanwhile, args=(found,))  # a request at the same time
+        thread.start()
+        thread.join()
+        assert found[0] is not first
+    with app.test_request_context():  # the next request reuses it, still open
+        assert dbmod.get_db() is first
+        assert first.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_outside_a_request_a_connection_is_closed_with_its_context(app):
+    with app.app_context():
+        db = dbmod.get_db()
+    with pytest.raises(sqlite3.ProgrammingError):
+        db.execute("SELECT 1")
+
+
+def test_a_request_never_inherits_a_half_done_transaction(app, home):
+    with app.test_request_context():
+        db = dbmod.get_db()
+        db.conn.execute("BEGIN IMMEDIATE")
+        db.conn.execute("INSERT INTO meta (key, value) VALUES ('half-done', 'x')")
+        # the request ends without committing (an exception, a forgotten commit)
+    with app.test_request_context():
+        again = dbmod.get_db()
+        assert again is db
+        assert not again.conn.in_transaction
+        assert again.execute("SELECT 1 FROM meta WHERE key = 'half-done'").fetchone() is None
+    other = sqlite3.connect(home / "passerelle.db", timeout=1)  # the write lock was released
+    with other:
+        other.execute("INSERT INTO meta (key, value) VALUES ('next-writer', 'y')")
+    other.close()
+
+
+def test_a_cursor_left_unread_does_not_show_the_next_request_old_data(app, home):
+    kept = []
+    with app.test_request_context():
+        db = dbmod.get_db()
+        cursor = db.execute("SELECT key FROM meta")  # several rows, only one read: a snapshot
+        cursor.fetchone()
+        kept.append(cursor)  # outlives the request (a traceback, a cache...)
+    other = sqlite3.connect(home / "passerelle.db", timeout=1)
+    with other:
+        other.execute("INSERT INTO meta (key, value) VALUES ('written-meanwhile', 'z')")
+    other.close()
+    with app.test_request_context():
+        assert dbmod.get_db() is db
+        assert db.execute("SELECT value FROM meta WHERE key = 'written-meanwhile'").fetchone() == ("z",)
+
+
+def test_two_boxes_in_one_process_never_share_a_connection(app, tmp_path):
+    from passerelle.server.app import create_app
+
+    other = create_app({"home": tmp_path / "other-box", "TESTING": True})
+    with app.test_request_context():
+        mine = dbmod.get_db()
+        mine_id = mine.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    with other.test_request_context():
+        theirs = dbmod.get_db()
+        assert theirs is not mine
+        assert theirs.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone() != mine_id
 
 
 def test_device_id_is_made_once_and_stays(client, home):
