@@ -56,6 +56,7 @@ def _context(**extra) -> dict:
     return {"org": accounts.organisation(db), "status": status, "peers": peers,
             "hub_mode": settings["hub_mode"], "interval": settings["sync_interval_minutes"],
             "running": schedule.running, "next_at": _when(next_at),
+            "encrypt_bundles": syncmod.bundles_encrypted(db),
             "has_peer_url": any(p.get("url") and not p.get("revoked_at") for p in peers),
             **extra}
 
@@ -108,6 +109,16 @@ def manage_sync_pair():
             exc.status if 400 <= exc.status < 500 else 400)  # a form's answer, not a gateway's
     flash(_("Paired with %(name)s. The first sync starts now.", name=done["label"] or done["url"]))
     sync_schedule.sync_soon(current_app)
+    return redirect(url_for("kiosk.manage_sync"))
+
+
+@bp.post("/manage/sync/bundles")
+@allow("coordinator")
+def manage_sync_bundles():
+    on = request.form.get("encrypt") == "1"
+    syncmod.set_bundles_encrypted(get_db(), on)
+    flash(_("USB bundles will be encrypted: a passphrase is asked when they are written and read.")
+          if on else _("USB bundles will be signed but not encrypted."))
     return redirect(url_for("kiosk.manage_sync"))
 
 

@@ -199,7 +199,8 @@ def sync_now(env: Env, peer_url: str | None, as_json: bool) -> None:
 @click.option("--for", "for_device", metavar="DEVICE_ID",
               help="Only what that device lacks, as it said in the last bundle imported from it.")
 @click.option("--passphrase", metavar="TEXT",
-              help="Encrypt the batches (AES-256-GCM, key from scrypt); the importer needs it too.")
+              help="Encrypt the batches (AES-256-GCM, key from scrypt); the importer needs it too. "
+                   "Required when the organisation asks for encrypted bundles (its sync page).")
 @pass_env
 def sync_export(env: Env, dest: Path, for_device: str | None, passphrase: str | None) -> None:
     """Write a sync bundle: one file to carry to another box or the hub.

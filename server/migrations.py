@@ -282,3 +282,10 @@ def m0007_sync_http(db: Database) -> None:
     db.execute("INSERT INTO sync_log_new SELECT * FROM sync_log")
     db.execute("DROP TABLE sync_log")
     db.execute("ALTER TABLE sync_log_new RENAME TO sync_log")
+
+
+@MIGRATIONS()
+def m0008_encrypted_bundles(db: Database) -> None:
+    # The organisation's choice that USB bundles be encrypted (1) or only signed (NULL/0). A
+    # field of the organisation record, so it syncs: every box of the organisation follows it.
+    db.execute("ALTER TABLE organisations ADD COLUMN encrypt_bundles INTEGER")

@@ -130,7 +130,7 @@ CREATE TABLE ops (
         ) WITHOUT ROWID;
 
 CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT);
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER);
 
 CREATE TABLE progress (
             learner_uuid TEXT NOT NULL,

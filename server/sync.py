@@ -124,6 +124,19 @@ def organisation_of(db: sqlite_utils.Database) -> str | None:
     return row[0] if row else None
 
 
+def bundles_encrypted(db: sqlite_utils.Database) -> bool:
+    """Whether the organisation asks that USB bundles be encrypted (its record says so)."""
+    row = db.execute("SELECT encrypt_bundles FROM organisations WHERE deleted = 0 LIMIT 1").fetchone()
+    return bool(row and row[0])
+
+
+def set_bundles_encrypted(db: sqlite_utils.Database, on: bool) -> None:
+    """Record the organisation's choice as an operation, so that every box follows it."""
+    from . import accounts
+
+    accounts.update_organisation(db, encrypt_bundles=1 if on else 0)
+
+
 def identity(db: sqlite_utils.Database, home) -> dict:
     key = device_key(db, home)
     return {"device_id": records.device_id(db), "public_key": public_key_text(key.public_key()),
@@ -568,6 +581,9 @@ def export_bundle(db: sqlite_utils.Database, home, dest_path, since_vector: Mapp
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    if passphrase is None and bundles_encrypted(db):
+        raise InvalidInput("your organisation asks for encrypted bundles: give a passphrase "
+                           "(--passphrase), and the same one when importing")
     key = device_key(db, home)
     device = records.device_id(db)
     dest = Path(dest_path)
@@ -734,6 +750,9 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
         if ours and theirs and ours != theirs:
             raise SyncRefused(f"the bundle belongs to organisation {theirs}, this box to {ours}; "
                               "nothing was imported")
+        if not manifest.get("encryption") and bundles_encrypted(db):
+            raise SyncRefused("your organisation asks for encrypted bundles and this one is not "
+                              "encrypted; export it again with a passphrase; nothing was imported")
         entries = manifest.get("batches") or []
         if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("name"), str)

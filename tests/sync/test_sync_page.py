@@ -121,3 +121,32 @@ def test_the_hubs_impact_report_counts_what_learners_did_on_every_box(http_kit, 
     assert after.people == before.people + 2
     assert after.seconds == before.seconds + 1200
     assert after.completed == before.completed + 2
+
+
+def test_the_organisation_asks_for_encrypted_bundles_and_every_box_follows(http_kit, as_user,
+                                                                          tmp_path):
+    import pytest
+    from passerelle.server.errors import InvalidInput
+
+    kit = http_kit
+    plain = syncmod.export_bundle(kit.hub_db(), kit.hub_home, tmp_path / "before.bundle")
+    cora = as_user("cora")
+    page = cora.post("/manage/sync/bundles", data={"csrf_token": csrf_token(cora), "encrypt": "1"},
+                     follow_redirects=True).get_data(as_text=True)
+    assert "will be encrypted" in page
+    hub = kit.hub_db()
+    with pytest.raises(InvalidInput, match="asks for encrypted bundles"):
+        syncmod.export_bundle(hub, kit.hub_home, tmp_path / "plain.bundle")
+    sealed = syncmod.export_bundle(hub, kit.hub_home, tmp_path / "sealed.bundle",
+                                   passphrase="correct horse")
+
+    a = kit.new("van")
+    kit.pair(a)
+    assert kit.sync(a).ok                       # the choice travels with the organisation
+    assert syncmod.bundles_encrypted(a.db)
+    with pytest.raises(InvalidInput, match="asks for encrypted bundles"):
+        syncmod.export_bundle(a.db, a.home, tmp_path / "from-a.bundle")
+    with pytest.raises(InvalidInput, match="this one is not encrypted"):
+        syncmod.import_bundle(a.db, plain.path)
+    taken = syncmod.import_bundle(a.db, sealed.path, passphrase="correct horse")
+    assert taken.applied == 0 and taken.duplicates > 0     # it had it all from the hub already
