@@ -104,12 +104,21 @@ def nodes(home: Path) -> dict[str, str]:
 
 
 class Server:
+    """`passerelle serve` on 127.0.0.1, its output in HOME/bench-server.log.
+
+    Never an unread pipe: a full pipe blocks the server and looks like overload.
+    No LAN announcement and no background sync: a benchmark measures one thing.
+    """
+
     def __init__(self, home: Path, threads: int = 8):
+        self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(home / "bench-server.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "PASSERELLE_DISCOVERY": "false", "PASSERELLE_SYNC_INTERVAL_MINUTES": "0"}
         self.proc = subprocess.Popen(
             [PASSERELLE, "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--threads", str(threads)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -117,13 +126,15 @@ class Server:
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise SystemExit("the server exited during start") from None
+                    raise SystemExit(f"the server exited during start; see {home}/bench-server.log"
+                                     ) from None
                 time.sleep(0.1)
-        raise SystemExit("the server did not start")
+        raise SystemExit(f"the server did not start; see {home}/bench-server.log")
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=15)
+        self.proc.wait(timeout=30)
+        self.log.close()
 
 
 def sign_in(base: str, learner_uuid: str) -> tuple[str, str]:

@@ -35,22 +35,22 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import resource
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from passerelle.server import db as dbmod
 from passerelle.server import records, sync
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _box import Server  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -295,9 +295,6 @@ def main() -> None:
 
 # --- over HTTP, with a real hub ------------------------------------------------------------
 
-PASSERELLE = str(Path(sys.executable).with_name("passerelle"))
-
-
 def vm_mb(pid: int, field: str) -> float:
     """VmRSS (now) or VmHWM (peak) of a process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -306,8 +303,8 @@ def vm_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
-class Hub:
-    """A set-up box served by `passerelle serve` on 127.0.0.1, its output in a file."""
+class Hub(Server):
+    """A set-up box served by `passerelle serve` on 127.0.0.1 (see bench/_box.py)."""
 
     def __init__(self, home: Path):
         from passerelle.server import accounts
@@ -318,29 +315,7 @@ class Hub:
                            profile_fields=None, display_name="Cora", username="cora",
                            password="coordinator passphrase")
         db.close()
-        self.home = home
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Output to a file, never an unread pipe (a full pipe blocks the server).
-        self.log = open(home / "bench-server.log", "wb")  # noqa: SIM115 - closed in stop()
-        from passerelle.server.settings import BY_NAME
-
-        env = dict(os.environ)
-        if "discovery" in BY_NAME:  # no mDNS announcements from a benchmark
-            env["PASSERELLE_DISCOVERY"] = "false"
-        self.proc = subprocess.Popen(
-            [PASSERELLE, "--home", str(home), "serve", "--host", "127.0.0.1", "--port",
-             str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit("the hub did not start; see " + str(home / "bench-server.log"))
+        super().__init__(home)
 
     def code(self) -> str:
         db = dbmod.connect(self.home / "passerelle.db")
@@ -349,10 +324,6 @@ class Hub:
         finally:
             db.close()
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
 
 
 def pair(home: Path, hub: Hub, name: str) -> None:
