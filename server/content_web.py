@@ -9,6 +9,8 @@
   allow-scripts ...`` so the app runs in an opaque origin even when opened
   directly: it cannot read the learner's cookies, call the API with the
   learner's session, or load anything from outside the box.
+- ``/pdf/<sha256>/<page>/<width>.webp``: one page of a PDF, rendered on the
+  box and cached (``server/pdfpages.py``), for the kiosk's document viewer.
 """
 
 from __future__ import annotations
@@ -17,9 +19,21 @@ import json
 import mimetypes
 import re
 
-from flask import Blueprint, Flask, Response, abort, current_app, request, send_file
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    send_file,
+)
+from flask_babel import gettext
 from passerelle import content as lib
 
+from . import pdfpages
 from .auth import ANYONE, allow
 from .db import connect, get_db
 
@@ -66,6 +80,39 @@ def blob(sha256: str, name: str | None = None):
         # Markup a pack carries is shown as data, never run with the box's origin.
         response.headers["Content-Security-Policy"] = APP_CSP
     return response
+
+
+@bp.get("/pdf/<sha256>/<int:page>/<int:width>.webp")
+@allow(ANYONE)
+def pdf_page(sha256: str, page: int, width: int):
+    """Page ``page`` of an installed PDF as an image ``width`` pixels wide (one of a few steps)."""
+    if not SHA256.match(sha256) or _referenced(sha256) != "application/pdf":
+        abort(404)
+    source = library().blob_path(sha256)
+    if not source.is_file():
+        abort(404)
+    try:
+        image = pdfpages.renderer(current_app).image(sha256, source, page, width)
+    except pdfpages.PageNotFound:
+        abort(404)
+    except pdfpages.DocumentError as exc:
+        current_app.logger.warning("PDF %s page %s not rendered: %s", sha256, page, exc)
+        body = render_template("error.html", status=422, message=gettext(
+            "This document cannot be shown as pages: it may be damaged."
+            " Download it to open it on the tablet."))
+        return make_response(body, 422)
+    response = send_file(image, mimetype="image/webp", conditional=True,
+                         etag=f"{sha256}-{page}-{width}", max_age=ONE_YEAR)
+    response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
+    return response
+
+
+def pdf_page_count(sha256: str) -> int:
+    """Pages of an installed PDF; pdfpages.DocumentError when it cannot be read."""
+    source = library().blob_path(sha256)
+    if not source.is_file():
+        raise pdfpages.DocumentError("the file is missing")
+    return pdfpages.renderer(current_app).page_count(sha256, source)
 
 
 @bp.get("/apps/<sha256>/")
@@ -201,4 +248,5 @@ def init_app(app: Flask) -> None:
         # Listeners (the search index) are added by the subsystems that need them.
         trusted_keys=settings["trusted_publisher_keys"],
         require_signature=settings["require_signed_packs"])
+    pdfpages.init_app(app)
     app.register_blueprint(bp)

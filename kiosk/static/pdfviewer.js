@@ -1,79 +1,67 @@
-/* PDF documents on tablets without a PDF viewer (Android Chrome has none), ES5.
+/* PDF documents: pages are images the box renders (server/pdfpages.py), ES5.
 
-   Uses the pdf.js legacy build shipped with the box (static/vendor/pdfjs). One
-   page is shown at a time and drawn into a canvas only when it is shown (the
-   next one is drawn ahead, quietly). Large buttons: previous, next, zoom.
-   Showing the last page completes the document: the viewer tells progress.js
-   with a "passerelle-progress" event, and progress.js queues it with the rest.
-   Without JavaScript (or if pdf.js fails) the "Open the document" link stays. */
+   The page works without this script: "Previous page" / "Next page" are links
+   (?page=N), and the box marks the document read when it serves the last page.
+   This script only makes turning pages quicker: it swaps the image in place,
+   fetches the next page ahead, and adds keyboard arrows and swipes. Showing the
+   last page in place completes the document through progress.js (the
+   "passerelle-progress" event). */
 (function () {
   var viewer = document.querySelector(".pdf-viewer");
-  var lib = window.pdfjsLib;
-  if (!viewer || !lib || !window.HTMLCanvasElement) { return; }
+  if (!viewer || !window.history || !history.replaceState) { return; }
   var resource = document.querySelector(".resource");
-  var stage = viewer.querySelector(".pdf-pages");
+  var img = viewer.querySelector(".pdf-page");
   var prev = viewer.querySelector(".pdf-prev");
   var next = viewer.querySelector(".pdf-next");
   var zoomIn = viewer.querySelector(".pdf-zoom-in");
   var zoomOut = viewer.querySelector(".pdf-zoom-out");
   var status = viewer.querySelector(".pdf-status");
+  var base = viewer.getAttribute("data-base");
+  var count = parseInt(viewer.getAttribute("data-count"), 10);
+  var current = parseInt(viewer.getAttribute("data-page"), 10);
+  var zoom = viewer.getAttribute("data-zoom");
+  var widths = viewer.getAttribute("data-widths").split(",");
   var label = viewer.getAttribute("data-label");  // "Page {page} of {total}", translated
-  var ZOOMS = [0.75, 1, 1.25, 1.5, 2, 3];
-  var zoom = 1;
-  var doc = null, current = 1, drawn = {}, completed = false;
+  var completed = current === count;  // served by the box as the last page: it recorded it
   var started = new Date().getTime();
 
-  lib.GlobalWorkerOptions.workerSrc = viewer.getAttribute("data-worker");
-
-  function say(text) { status.textContent = text; }
-
-  function announce() {
-    say(label.replace("{page}", String(current)).replace("{total}", String(doc.numPages)));
-    prev.disabled = current <= 1;
-    next.disabled = current >= doc.numPages;
-    zoomOut.disabled = zoom <= ZOOMS[0];
-    zoomIn.disabled = zoom >= ZOOMS[ZOOMS.length - 1];
+  function text(n) { return label.replace("{page}", String(n)).replace("{total}", String(count)); }
+  function srcset(n) {
+    var parts = [];
+    for (var i = 0; i < widths.length; i++) { parts.push(base + n + "/" + widths[i] + ".webp " + widths[i] + "w"); }
+    return parts.join(", ");
+  }
+  function query(n, z) { return "?page=" + n + (z !== "100" ? "&zoom=" + z : ""); }
+  function point(a, href) {
+    if (!a) { return; }
+    if (href) { a.setAttribute("href", href); a.removeAttribute("aria-disabled"); }
+    else { a.removeAttribute("href"); a.setAttribute("aria-disabled", "true"); }
+  }
+  function retarget(a, n) {  // zoom links keep their zoom and follow the page
+    if (a && a.getAttribute("href")) { a.setAttribute("href", a.getAttribute("href").replace(/page=\d+/, "page=" + n)); }
+  }
+  function ahead(n) {
+    if (n < 1 || n > count) { return; }
+    var image = new Image();
+    image.sizes = img.sizes;  // the browser picks the same width it will show
+    image.srcset = srcset(n);
+    image.src = base + n + "/" + widths[0] + ".webp";
   }
 
-  // One canvas per page and zoom, drawn once, kept while the zoom stays.
-  function canvasFor(number) {
-    var key = number + "@" + zoom;
-    if (drawn[key]) { return drawn[key]; }
-    var canvas = document.createElement("canvas");
-    canvas.className = "pdf-page";
-    canvas.setAttribute("data-page", String(number));
-    canvas.setAttribute("role", "img");
-    canvas.setAttribute("aria-label", label.replace("{page}", String(number))
-      .replace("{total}", String(doc.numPages)));
-    drawn[key] = canvas;
-    doc.getPage(number).then(function (page) {
-      var style = window.getComputedStyle(stage);
-      var inner = stage.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-      var width = Math.max(200, inner || 600);
-      var base = page.getViewport({ scale: 1 });
-      var scale = (width / base.width) * zoom;
-      var ratio = window.devicePixelRatio || 1;
-      var viewport = page.getViewport({ scale: scale * ratio });
-      canvas.width = Math.floor(viewport.width);
-      canvas.height = Math.floor(viewport.height);
-      canvas.style.width = Math.floor(viewport.width / ratio) + "px";
-      canvas.style.height = Math.floor(viewport.height / ratio) + "px";
-      return page.render({ canvasContext: canvas.getContext("2d"), viewport: viewport }).promise;
-    }).then(function () {
-      canvas.setAttribute("data-rendered", "true");
-    }, function () {
-      delete drawn[key];
-    });
-    return canvas;
-  }
-
-  function show(number) {
-    current = Math.max(1, Math.min(doc.numPages, number));
-    while (stage.firstChild) { stage.removeChild(stage.firstChild); }
-    stage.appendChild(canvasFor(current));
-    if (current < doc.numPages) { canvasFor(current + 1); }  // ready for "next"
-    announce();
-    if (current === doc.numPages && !completed) {
+  function show(n) {
+    if (isNaN(n) || n < 1 || n > count || n === current) { return false; }
+    current = n;
+    img.srcset = srcset(n);
+    img.src = base + n + "/" + widths[0] + ".webp";
+    img.alt = text(n);
+    status.textContent = text(n);
+    point(prev, n > 1 ? query(n - 1, zoom) : null);
+    point(next, n < count ? query(n + 1, zoom) : null);
+    retarget(zoomIn, n);
+    retarget(zoomOut, n);
+    history.replaceState(null, "", query(n, zoom));
+    ahead(n + 1);
+    if (n === count && !completed) {
       completed = true;
       var seconds = Math.min(14400, Math.round((new Date().getTime() - started) / 1000));
       var event = document.createEvent("CustomEvent");
@@ -81,36 +69,33 @@
                             { type: "completed", fields: { progress: 1, seconds: seconds } });
       (resource || viewer).dispatchEvent(event);
     }
+    return true;
   }
 
-  function setZoom(step) {
-    var i = ZOOMS.indexOf(zoom) + step;
-    if (i < 0 || i >= ZOOMS.length) { return; }
-    zoom = ZOOMS[i];
-    drawn = {};
-    show(current);
-  }
+  function turn(step) { return show(current + step); }
+  prev.addEventListener("click", function (e) { if (turn(-1)) { e.preventDefault(); } });
+  next.addEventListener("click", function (e) { if (turn(1)) { e.preventDefault(); } });
 
-  prev.addEventListener("click", function () { show(current - 1); });
-  next.addEventListener("click", function () { show(current + 1); });
-  zoomIn.addEventListener("click", function () { setZoom(1); });
-  zoomOut.addEventListener("click", function () { setZoom(-1); });
+  var rtl = document.documentElement.getAttribute("dir") === "rtl";
   document.addEventListener("keydown", function (e) {
-    if (!doc || (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName))) { return; }
-    var rtl = document.documentElement.getAttribute("dir") === "rtl";
-    if (e.keyCode === 34 || e.keyCode === (rtl ? 37 : 39)) { show(current + 1); }
-    if (e.keyCode === 33 || e.keyCode === (rtl ? 39 : 37)) { show(current - 1); }
+    if (e.altKey || e.ctrlKey || e.metaKey || (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName))) { return; }
+    if (e.keyCode === 34 || e.keyCode === (rtl ? 37 : 39)) { if (turn(1)) { e.preventDefault(); } }
+    if (e.keyCode === 33 || e.keyCode === (rtl ? 39 : 37)) { if (turn(-1)) { e.preventDefault(); } }
   });
 
-  viewer.hidden = false;
-  say(viewer.getAttribute("data-loading"));
-  // isEvalSupported: false — never compile code from a document (and the CSP forbids eval).
-  lib.getDocument({ url: viewer.getAttribute("data-src"), isEvalSupported: false }).promise
-    .then(function (loaded) {
-      doc = loaded;
-      viewer.className += " is-ready";
-      show(1);
-    }, function () {
-      viewer.hidden = true;  // the "Open the document" link below still works
-    });
+  // A swipe across the page turns it; not when zoomed (then a swipe moves around the page).
+  var x0 = null, y0 = 0;
+  img.addEventListener("touchstart", function (e) {
+    var zoomed = zoom !== "100" || (window.visualViewport && window.visualViewport.scale > 1.01);
+    x0 = e.touches.length === 1 && !zoomed ? e.touches[0].clientX : null;
+    y0 = e.touches.length === 1 ? e.touches[0].clientY : 0;
+  });
+  img.addEventListener("touchend", function (e) {
+    if (x0 === null || !e.changedTouches.length) { return; }
+    var dx = e.changedTouches[0].clientX - x0, dy = e.changedTouches[0].clientY - y0;
+    x0 = null;
+    if (Math.abs(dx) > 60 && Math.abs(dy) < Math.abs(dx) / 2) { turn((dx < 0) !== rtl ? 1 : -1); }
+  });
+
+  ahead(current + 1);
 })();
