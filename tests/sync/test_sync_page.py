@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from passerelle.server import __version__, records
-from passerelle.server.app import create_app
 from passerelle.server import sync as syncmod
+from passerelle.server.app import create_app
 
 from tests.conftest import csrf_token, english_client, sign_in
 
