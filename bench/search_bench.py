@@ -14,12 +14,14 @@ the serving process's memory. The corpus is deterministic (seeded): Zipf-distrib
 from __future__ import annotations
 
 import argparse
+import atexit
 import bisect
 import http.client
 import itertools
 import json
 import random
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -150,12 +152,24 @@ waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.arg
 
 
 def rss_of(pid: int) -> str:
+    """RSS, and what it is made of. Each SQLite connection (one per Waitress
+    thread) maps the index file (mmap_size): pages of the OS page cache shared
+    by all, but counted in RSS once per mapping. PSS counts a shared page once;
+    Anonymous is the process's own heap."""
     fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
             fields[key] = value.strip()
-    return f"RSS {fields.get('VmRSS', '?')} (peak {fields.get('VmHWM', '?')})"
+    out = f"RSS {fields.get('VmRSS', '?')} (peak {fields.get('VmHWM', '?')})"
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            roll = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+        out += (f"; PSS {roll.get('Pss', '?')} = heap (anonymous) {roll.get('Pss_Anon', '?')}"
+                f" + mapped index file {roll.get('Pss_File', '?')}")
+    except OSError:
+        pass
+    return out
 
 
 def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, requests: int,
@@ -227,6 +241,10 @@ def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, 
               f"{len(times)} requests, mixed queries):")
         print(f"  {'all':18s} {percentiles(times)}   errors {errors[0]}   "
               f"{len(times) / wall:.1f} requests/s")
+        # A closed loop: each client waits for its answer before asking again,
+        # so latency is about clients / throughput; both are printed.
+        print(f"  (closed loop: {clients} clients / {len(times) / wall:.1f} requests/s = "
+              f"{clients / (len(times) / wall) * 1000:.0f} ms per request on average)")
         print(f"  serving process: {rss_of(server.pid)}")
     finally:
         server.terminate()
@@ -243,50 +261,10 @@ def typo(rng: random.Random, word: str) -> str:
         else word[:i] + word[i + 1:]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nodes", type=int, default=50_000)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--keep", help="directory for the index file (default: a temp dir)")
-    ap.add_argument("--optimize", action="store_true", help="merge FTS5 segments after the build")
-    ap.add_argument("--clients", type=int, default=20, help="concurrent searchers (0: skip)")
-    ap.add_argument("--requests", type=int, default=2000,
-                    help="requests of the concurrency test, in all")
-    ap.add_argument("--threads", type=int, default=4, help="Waitress threads")
-    args = ap.parse_args(argv)
-
-    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="search-bench-"))
-    path = tmp / "search.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-
-    t = time.perf_counter()
-    docs, vocabs = make_corpus(args.nodes, args.seed)
-    extra, _ = make_corpus(1000, args.seed + 1, start=args.nodes)
-    print(f"corpus: {args.nodes} nodes, {sum(len(d.body) for d in docs) / len(docs):.0f} "
-          f"chars of body per node (generated in {time.perf_counter() - t:.1f} s)")
-
-    idx = SearchIndex(path, parallel=True)  # a single-threaded build, as the CLI does
-    t = time.perf_counter()
-    idx.index(docs)
-    build = time.perf_counter() - t
-    print(f"full build:        {build:6.1f} s  ({args.nodes / build:.0f} nodes/s, stemming included)")
-    if args.optimize:
-        t = time.perf_counter()
-        idx.optimize()
-        print(f"optimize:          {time.perf_counter() - t:6.1f} s")
-    wal = Path(str(path) + "-wal")
-    wal_size = wal.stat().st_size if wal.exists() else 0
-    print(f"index file size:   {path.stat().st_size / 1e6:6.1f} MB  "
-          f"(WAL left by the build: {wal_size / 1e6:.1f} MB, truncated at the next write)")
-
-    t = time.perf_counter()
-    idx.index(extra)
-    print(f"incremental 1,000: {time.perf_counter() - t:6.2f} s")
-
-    rng = random.Random(args.seed)
-    n = args.queries
+def make_queries(docs, vocabs, seed: int, n: int):
+    """The query set of the benchmark: {type: [(query, filters)]}, the random
+    generator (suggestion prefixes continue from it) and the mid-frequency words."""
+    rng = random.Random(seed)
     mid = {lang: z.words[30:3000] for lang, z in vocabs.items()}
 
     def word():
@@ -320,6 +298,59 @@ def main(argv=None) -> int:
         if len(w) >= 6:
             fuzzy.append((typo(rng, w), {}))
     queries["fuzzy fallback"] = fuzzy
+
+    return queries, rng, mid
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=50_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--keep", help="directory for the index file (default: a temp dir)")
+    ap.add_argument("--optimize", action="store_true",
+                    help="optimize() again after the build (a large batch already ends with one)")
+    ap.add_argument("--clients", type=int, default=20, help="concurrent searchers (0: skip)")
+    ap.add_argument("--requests", type=int, default=2000,
+                    help="requests of the concurrency test, in all")
+    ap.add_argument("--threads", type=int, default=4, help="Waitress threads")
+    args = ap.parse_args(argv)
+
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="search-bench-"))
+    if not args.keep:  # a 50,000-node index is 250+ MB: do not leave it in /tmp
+        atexit.register(shutil.rmtree, tmp, True)
+    path = tmp / "search.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+    t = time.perf_counter()
+    docs, vocabs = make_corpus(args.nodes, args.seed)
+    extra, _ = make_corpus(1000, args.seed + 1, start=args.nodes)
+    print(f"corpus: {args.nodes} nodes, {sum(len(d.body) for d in docs) / len(docs):.0f} "
+          f"chars of body per node (generated in {time.perf_counter() - t:.1f} s)")
+
+    idx = SearchIndex(path, parallel=True)  # a single-threaded build, as the CLI does
+    t = time.perf_counter()
+    idx.index(docs)
+    build = time.perf_counter() - t
+    print(f"full build:        {build:6.1f} s  ({args.nodes / build:.0f} nodes/s, stemming included)")
+    if args.optimize:
+        t = time.perf_counter()
+        idx.optimize()
+        print(f"optimize:          {time.perf_counter() - t:6.1f} s")
+    wal = Path(str(path) + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    free = idx._read("PRAGMA freelist_count")[0][0] * idx._read("PRAGMA page_size")[0][0]
+    print(f"index file size:   {path.stat().st_size / 1e6:6.1f} MB  "
+          f"({free / 1e6:.1f} MB of free pages, reused by later writes; "
+          f"WAL left by the build: {wal_size / 1e6:.1f} MB)")
+
+    t = time.perf_counter()
+    idx.index(extra)
+    print(f"incremental 1,000: {time.perf_counter() - t:6.2f} s")
+
+    queries, rng, mid = make_queries(docs, vocabs, args.seed, args.queries)
+    n = args.queries
 
     print(f"\nquery latency, single thread, {n} queries each, 20 hits with snippets:")
     modes = {}

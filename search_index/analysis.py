@@ -12,6 +12,7 @@ Folding happens *before* stemming so that "securite" typed without accents and
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -85,6 +86,36 @@ def fold(word: str) -> str:
             _fold_cache.clear()
         folded = _fold_cache[word] = _fold_uncached(word)
     return folded
+
+
+@functools.cache
+def _combining_re() -> re.Pattern:
+    """Every combining mark of the Basic Multilingual Plane (built on first use)."""
+    marks = "".join(re.escape(chr(c)) for c in range(0x300, 0x10000) if unicodedata.combining(chr(c)))
+    return re.compile(f"[{marks}]+")
+
+
+# Text fold_text() leaves to the word-by-word path: Arabic letter variants and
+# ligatures are rewritten by str.translate, which is slow on a whole text.
+_TRANSLATED_RE = re.compile("[\u0600-\u06ff\u0750-\u077fœæĳßøđł]")
+
+
+def fold_text(text: str) -> str | None:
+    """``fold`` applied to a whole lower-cased text at once (in C), for substring
+    tests; None for text with Arabic letters or ligatures (fold them word by word)."""
+    if text.isascii():
+        return text
+    if _TRANSLATED_RE.search(text):
+        return None
+    return _combining_re().sub("", unicodedata.normalize("NFKD", text))
+
+
+def fold_all(ws: list[str]) -> list[str]:
+    """``fold`` of each word; a dict lookup per word (in C) when cached."""
+    out = list(map(_fold_cache.get, ws))
+    if None in out:
+        out = list(map(fold, ws))
+    return out
 
 
 # --- Arabic light stemmer (in the spirit of Larkey's "light10") -------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from pathlib import Path
 
 from . import analysis
@@ -22,7 +24,6 @@ from .analysis import fold, primary_language, terms_of, words
 from .errors import QuerySyntaxError, SearchError
 from .query import (
     STEMMED_LANGUAGES,
-    TIER_COLUMNS,
     WORD_RE,
     ParsedQuery,
     Term,
@@ -38,11 +39,11 @@ from .query import (
     term_forms,
     variants,
 )
-from .snippets import Matcher, highlight
+from .snippets import SCAN_CHARS, Matcher, highlight
 
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -60,13 +61,26 @@ VOCAB_MAX_WORD = 30
 FUZZY_CANDIDATES = 3        # corrections OR-ed into the fuzzy query per typo
 PREFIX_COMPLETIONS = 8      # known words a search-as-you-type prefix expands to
 # A match set larger than this (a very common word) is not ranked in full:
-# bm25 over ~40,000 rows costs 100+ ms. Hits are ranked among the documents
-# whose title or tags hold a query word (then the rest, for deep pages); the
-# total stays exact and the facets count the best FACET_SAMPLE of that tier.
-RANK_CAP = 2000
-FACET_SAMPLE = 1000
-# index() analyses batches at least this large in worker processes.
+# bm25 costs FTS5 3-6 us per row here, 100+ ms over ~40,000 rows. See
+# ``SearchIndex._ranked``: title/tag matches first, large parts ranked over
+# uniform samples of about RANK_SAMPLE documents. Beyond EXACT_CAP matches,
+# totals and facets are estimated from a 1/16 sample (``SearchIndex._run``).
+RANK_CAP = 800
+RANK_SAMPLE = 500
+TIER_CAP = 600              # title/tag matches ranked whole, above: sampled
+PROBE = 4                   # sample buckets of the first, counting probe (1/16)
+EXACT_CAP = 4000            # estimated matches counted exactly, above: estimated
+SAMPLE_BUCKETS = 64         # sample tokens s0..s63 in the filt column
+# rowid = group << GROUP_SHIFT | sequence number: the group (kind, language,
+# pack) of a match is known from its rowid alone, so facets never join `nodes`.
+GROUP_SHIFT = 32
+# Body text read for a snippet (compressed bodies are only inflated this far).
+SCAN_BYTES = 4 * SCAN_CHARS
+# index() analyses batches at least this large in worker processes, and
+# merges their FTS5 segments once at the end instead of as it goes.
 PARALLEL_MIN_DOCS = 4000
+AUTOMERGE = 4               # FTS5's default, restored after a large batch
+HASH_SIZE = 8 * 1024 * 1024  # FTS5 pending-terms memory of the writer (default 1 MB)
 ZLIB_LEVEL = 1
 
 
@@ -115,8 +129,20 @@ def _empty_result(query_filters=None) -> SearchResult:
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
--- Original fields, for display, facets and deletes; small rows, so facet
--- counting reads few pages. The body lives in `bodies`.
+-- (kind, language, pack) groups. A document's rowid is its group's code
+-- shifted left by {GROUP_SHIFT} bits plus the group's next sequence number,
+-- so facets are counted from FTS5's rowids alone, and the rowids of a group
+-- follow each other (small deltas in FTS5's doclists). Codes are never
+-- reused (AUTOINCREMENT).
+CREATE TABLE IF NOT EXISTS groups (
+    code INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    language TEXT NOT NULL,
+    pack_id TEXT NOT NULL,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (kind, language, pack_id)
+);
+-- Original fields, for display and deletes. The body lives in `bodies`.
 CREATE TABLE IF NOT EXISTS nodes (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -127,7 +153,10 @@ CREATE TABLE IF NOT EXISTS nodes (
     description TEXT NOT NULL,
     tags TEXT NOT NULL,
     topic_path TEXT NOT NULL,
-    pack_title TEXT NOT NULL
+    pack_title TEXT NOT NULL,
+    -- Analysed title, tags and description ("title terms|tag terms|..."): what
+    -- ranks a sample of a very large match set without analysing text again.
+    terms TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
 -- Original body text, zlib-compressed (snippets read 20 hits; deletes
@@ -169,7 +198,8 @@ CREATE INDEX IF NOT EXISTS suggestions_h1 ON suggestions(h1, df DESC);
 CREATE INDEX IF NOT EXISTS suggestions_h2 ON suggestions(h2, df DESC);
 """
 
-_NODE_COLUMNS = "id, pack_id, kind, language, title, description, tags, topic_path, pack_title"
+_NODE_COLUMNS = ("id, pack_id, kind, language, title, description, tags, topic_path, pack_title, "
+                 "terms")
 
 
 def _chunks(items: list, n: int | None = None):
@@ -210,15 +240,22 @@ class _Contributions:
             self.suggest[e] += sign
 
 
+def sample_token(doc_id: str) -> str:
+    """The ``filt`` token that puts a document in one of SAMPLE_BUCKETS uniform
+    samples (see ``SearchIndex._ranked``); stable for a given id."""
+    return f"s{zlib.crc32(doc_id.encode('utf-8')) % SAMPLE_BUCKETS}"
+
+
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
-                 tags: list[str], topic_path: list[str], pack_title: str, body: str):
+                 tags: list[str], topic_path: list[str], pack_title: str, body: str,
+                 doc_id: str):
     """(FTS5 column values, set of the document's words) for one document."""
     lang = primary_language(language)
     w_title, w_tags, w_desc = words(title), words(" ; ".join(tags)), words(description)
     w_ctx, w_body = words(" ".join((*topic_path, pack_title))), words(body)
     short = w_title + w_tags + w_desc + w_ctx
     filt = " ".join((filter_token("k", kind.lower()), filter_token("l", lang or "und"),
-                     filter_token("p", pack_id)))
+                     filter_token("p", pack_id), sample_token(doc_id)))
     values = (
         " ".join(terms_of(w_title, lang)),
         " ".join(terms_of(w_tags, lang)),
@@ -234,10 +271,10 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
 
 
 def _fields(d: Document) -> tuple:
-    """A document's fields, normalised, in ``_prepare_doc`` order (plus the body)."""
+    """A document's fields, normalised, in ``_prepare_doc`` order."""
     return (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
             d.description or "", [str(t) for t in (d.tags or [])],
-            [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "")
+            [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "", d.id)
 
 
 def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
@@ -252,8 +289,15 @@ def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
     return out, delta.vocab, delta.suggest
 
 
-def _body_text(blob) -> str:
-    return zlib.decompress(blob).decode("utf-8") if blob else ""
+def _body_text(blob, max_bytes: int = 0) -> str:
+    """A stored body; with ``max_bytes``, only its beginning (a snippet never
+    looks further, and a 300-page PDF need not be inflated for it)."""
+    if not blob:
+        return ""
+    if not max_bytes:
+        return zlib.decompress(blob).decode("utf-8")
+    # A character cut in two at the end is dropped.
+    return zlib.decompressobj().decompress(blob, max_bytes).decode("utf-8", errors="ignore")
 
 
 def _analysed(chunks: list[list[tuple]], workers: int):
@@ -283,6 +327,72 @@ def _analysed(chunks: list[list[tuple]], workers: int):
             yield out
 
 
+def _sample_clause(low: int, high: int) -> str:
+    """FTS5 clause for the documents of sample buckets low..high-1."""
+    high = min(high, SAMPLE_BUCKETS)
+    return f"filt : ({' OR '.join(quote(f's{i}') for i in range(low, high))})"
+
+
+def _round_figure(n: int) -> int:
+    """An estimated count to two significant figures (20,480 -> 20,000)."""
+    if n < 100:
+        return n
+    unit = 10 ** (len(str(n)) - 2)
+    return round(n / unit) * unit
+
+
+# BM25 constants of the sample ranking (FTS5's bm25 uses the same).
+_K1, _B = 1.2, 0.75
+_SAMPLE_WEIGHTS = (RANK_WEIGHTS["title"], RANK_WEIGHTS["tags"], RANK_WEIGHTS["description"])
+
+
+def _sample_scores(rows: list[tuple], matcher: Matcher) -> list[tuple[int, float]]:
+    """Rank a sample of a very large match set: BM25 over the analysed title,
+    tags and description (``nodes.terms``) with FTS5's column weights, document
+    frequencies taken within the sample (it is uniform). Returns (rowid, rank),
+    best (lowest) first.
+
+    Body words are left out: the short fields are what tells the best matches
+    of a word found in half the library, and they cost a few set operations."""
+    forms, prefixes = matcher.forms, matcher.prefixes
+    needles = (*forms, *prefixes)
+    docs = []
+    df: Counter[str] = Counter()
+    for rowid, terms in rows:
+        flat = terms.replace("|", " ")
+        length = flat.count(" ") + 1
+        # Most documents of a very common word hold it in their body only: a
+        # substring test in C rules them out before any splitting.
+        if not any(map(flat.__contains__, needles)):
+            docs.append((rowid, None, length))
+            continue
+        tf: Counter[str] = Counter()
+        for part, weight in zip(terms.split("|"), _SAMPLE_WEIGHTS, strict=True):
+            toks = part.split()
+            hit = forms.intersection(toks)
+            if prefixes:
+                hit = hit.union(compress(toks, map(str.startswith, toks, repeat(prefixes))))
+            for t in hit:
+                tf[t] += weight * toks.count(t)
+        df.update(tf.keys())
+        docs.append((rowid, tf, length))
+    if not docs:
+        return []
+    n = len(docs)
+    avg = sum(d[2] for d in docs) / n or 1.0
+    idf = {t: math.log(1 + (n - k + 0.5) / (k + 0.5)) for t, k in df.items()}
+    ranked = []
+    for rowid, tf, length in docs:
+        if not tf:
+            ranked.append((0.0, rowid))
+            continue
+        norm = _K1 * (1 - _B + _B * length / avg)
+        score = sum(idf[t] * f * (_K1 + 1) / (f + norm) for t, f in tf.items())
+        ranked.append((-round(score, 6), rowid))
+    ranked.sort()
+    return [(rowid, rank) for rank, rowid in ranked]
+
+
 class SearchIndex:
     """A search index in its own SQLite file; safe to share between threads.
 
@@ -302,6 +412,9 @@ class SearchIndex:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # Group code -> (kind, primary language, pack), for facets.
+        self._groups: dict[int, tuple[str, str, str]] = {}
+        self._groups_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._prepare()
@@ -369,6 +482,9 @@ class SearchIndex:
                     weights = ", ".join(str(w) for w in RANK_WEIGHTS.values())
                     conn.execute("INSERT INTO fts(fts, rank) VALUES('rank', ?)",
                                  [f"bm25({weights})"])
+                    # Fewer, larger level-0 segments: 40% less insert work in a
+                    # bulk build, for 8 MB of memory in the writer only.
+                    conn.execute(f"INSERT INTO fts(fts, rank) VALUES('hashsize', {HASH_SIZE})")
                     conn.execute(f"PRAGMA user_version = {USER_VERSION}")
                     conn.execute("INSERT OR REPLACE INTO meta VALUES('created_at', ?)",
                                  [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())])
@@ -379,7 +495,7 @@ class SearchIndex:
 
     @staticmethod
     def _drop_all(conn: sqlite3.Connection) -> None:
-        for name in ("fts", "nodes", "bodies", "vocab", "suggestions", "meta"):
+        for name in ("fts", "nodes", "bodies", "vocab", "suggestions", "groups", "meta"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _write(self, fn):
@@ -413,34 +529,64 @@ class SearchIndex:
         workers = (min(os.cpu_count() or 1, 4)
                    if self.parallel and len(batch) >= PARALLEL_MIN_DOCS else 1)
 
+        big = len(batch) >= PARALLEL_MIN_DOCS
+
         def run(conn, workers):
             delta = _Contributions()
-            next_rowid = (conn.execute("SELECT max(rowid) FROM nodes").fetchone()[0] or 0) + 1
-            chunks = list(_chunks(batch))
-            fields = [[_fields(d) for d in chunk] for chunk in chunks]
-            for chunk, f_chunk, (analysed, vocab, sugg) in zip(
-                    chunks, fields, _analysed(fields, workers), strict=True):
-                self._remove(conn, [d.id for d in chunk], delta)
+            if big:
+                # A large batch: no incremental merging of FTS5 segments while
+                # it is written, one 'optimize' at the end (a third less work
+                # for FTS5 than merging as it goes).
+                conn.execute("INSERT INTO fts(fts, rank) VALUES('automerge', 0)")
+            codes = {tuple(r[1:4]): r[0] for r in conn.execute(
+                "SELECT code, kind, language, pack_id FROM groups")}
+            seqs = dict(conn.execute("SELECT code, next_seq FROM groups"))
+            start_seqs = dict(seqs)
+            empty = conn.execute("SELECT 1 FROM nodes LIMIT 1").fetchone() is None
+            all_fields = [_fields(d) for d in batch]
+            for key in sorted({f[1::-1] + f[2:3] for f in all_fields}.difference(codes)):
+                code = codes[key] = conn.execute(
+                    "INSERT INTO groups(kind, language, pack_id) VALUES (?,?,?)", key).lastrowid
+                seqs[code] = 1
+            # Documents in group order: rowids then rise through the whole
+            # batch, and FTS5 only flushes its pending terms when its memory
+            # is full (a lower rowid than the last one forces a flush).
+            all_fields.sort(key=lambda f: codes[f[1::-1] + f[2:3]])
+            fields = list(_chunks(all_fields))
+            for f_chunk, (analysed, vocab, sugg) in zip(
+                    fields, _analysed(fields, workers), strict=True):
+                if not empty:
+                    self._remove(conn, [f[-1] for f in f_chunk], delta)
                 node_rows, body_rows, fts_rows = [], [], []
-                for d, f, (values, body) in zip(chunk, f_chunk, analysed, strict=True):
-                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _ = f
-                    node_rows.append((next_rowid, d.id, pack, kind, lang, title, desc,
+                for f, (values, body) in zip(f_chunk, analysed, strict=True):
+                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_ = f
+                    code = codes[kind, lang, pack]
+                    seq = seqs[code]
+                    if seq >= 1 << GROUP_SHIFT:  # billions of upserts: rebuild to renumber
+                        raise SearchError("the search index is full; run `passerelle index rebuild`")
+                    rowid = code << GROUP_SHIFT | seq
+                    seqs[code] = seq + 1
+                    node_rows.append((rowid, id_, pack, kind, lang, title, desc,
                                       json.dumps(tags, ensure_ascii=False),
                                       json.dumps(topic_path, ensure_ascii=False),
-                                      pack_title))
-                    body_rows.append((next_rowid, body))
-                    fts_rows.append((next_rowid, *values))
-                    next_rowid += 1
+                                      pack_title, "|".join(values[:3])))
+                    body_rows.append((rowid, body))
+                    fts_rows.append((rowid, *values))
                 delta.vocab.update(vocab)
                 delta.suggest.update(sugg)
                 conn.executemany(
-                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     node_rows)
                 conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
                 conn.executemany(
                     f"INSERT INTO fts(rowid, {', '.join(RANK_WEIGHTS)}) VALUES (?,?,?,?,?,?,?,?)",
                     fts_rows)
+            conn.executemany("UPDATE groups SET next_seq = ? WHERE code = ?",
+                             [(n, c) for c, n in seqs.items() if start_seqs.get(c) != n])
             self._apply(conn, delta)
+            if big:
+                conn.execute(f"INSERT INTO fts(fts, rank) VALUES('automerge', {AUTOMERGE})")
+                conn.execute("INSERT INTO fts(fts) VALUES('optimize')")
             return len(batch)
 
         try:
@@ -450,7 +596,7 @@ class SearchIndex:
                 raise
             # No worker processes here (sandbox, no /dev/shm...): analyse in-process.
             n = self._write(lambda conn: run(conn, 1))
-        if len(batch) >= PARALLEL_MIN_DOCS:
+        if big:
             # A big build leaves a WAL the size of its transaction; give it back.
             self._checkpoint(truncate=True)
         else:
@@ -464,13 +610,13 @@ class SearchIndex:
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
                 "SELECT n.rowid, language, kind, pack_id, title, description, tags, topic_path, "
-                f"pack_title, b.body FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
+                f"pack_title, b.body, id FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
                 f"WHERE id IN ({marks})", chunk).fetchall()
             fts_deletes = []
-            for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body in rows:
+            for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body, id_ in rows:
                 tags, topic, body = json.loads(tags), json.loads(topic), _body_text(body)
                 values, doc_words = _prepare_doc(lang, kind, pack, title, desc, tags, topic,
-                                                 pack_title, body)
+                                                 pack_title, body, id_)
                 delta.add(lang, title, tags, doc_words, sign=-1)
                 fts_deletes.append((rowid, *values))
             conn.executemany(
@@ -520,8 +666,10 @@ class SearchIndex:
     def clear(self) -> None:
         """Empty the index (before a full rebuild)."""
         def run(conn):
+            # `groups` stays: its codes must never come back with another meaning.
             for table in ("nodes", "bodies", "vocab", "suggestions"):
                 conn.execute(f"DELETE FROM {table}")
+            conn.execute("UPDATE groups SET next_seq = 1")
             conn.execute("INSERT INTO fts(fts) VALUES('delete-all')")
         self._write(run)
         self._checkpoint()
@@ -660,25 +808,52 @@ class SearchIndex:
         # A read transaction: every statement below sees the same snapshot.
         conn.execute("BEGIN")
         try:
-            matched = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
-                                   [expr]).fetchone()[0]
-            if not matched:
+            # Counts never touch a table but FTS5's own: the high bits of a
+            # rowid name the document's (kind, language, pack) group. Up to
+            # EXACT_CAP matches, one pass over the unfiltered match set gives
+            # the total and all three facets exactly. Above (a pass over 20,000
+            # matches of a phrase costs 30+ ms here), a probe over 1/16 of the
+            # library (the sample tokens s0..s3, which FTS5 skips to) gives
+            # them, scaled: estimates.
+            groups = conn.execute(
+                f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
+                "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, EXACT_CAP + 1]).fetchall()
+            scale = 1
+            approximate = sum(g[1] for g in groups) > EXACT_CAP
+            if approximate:
+                scale = SAMPLE_BUCKETS // PROBE
+                groups = conn.execute(self._GROUP_SQL,
+                                      [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+            if not groups:
                 return _empty_result()
-            if matched <= RANK_CAP:
-                result, rows = self._run_exact(conn, expr, full, kinds, languages, packs,
-                                               limit, offset)
-            else:
-                result, rows = self._run_capped(conn, expr, full, filt, terms, kinds,
-                                                languages, packs, limit, offset, matched)
-            bodies = dict(conn.execute(
-                f"SELECT rowid, body FROM bodies WHERE rowid IN ({','.join('?' * len(rows))})",
-                [r[0] for r in rows]).fetchall()) if rows else {}
+            facets, total, codes = self._facets(conn, groups, kinds, languages, packs, scale)
+            matched = sum(g[1] for g in groups) * scale
+            if approximate:
+                if total <= EXACT_CAP:  # few left after filtering: count them exactly
+                    total = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
+                                         [full]).fetchone()[0]
+                else:  # an estimate says so by its round figure
+                    total = _round_figure(total)
+            result = SearchResult(hits=[], total=total, facets=facets, approximate=approximate)
+            if not total or not limit or offset >= total:
+                return result
+            matcher = self._matcher(terms)
+            ranked = self._ranked(conn, expr, full, terms, matcher, matched, total,
+                                  codes if filt else None, limit, offset)
+            marks = ",".join("?" * len(ranked))
+            found = {r[0]: r for r in conn.execute(
+                "SELECT n.rowid, n.id, n.pack_id, n.kind, n.language, n.title, n.description, "
+                f"b.body FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
+                f"WHERE n.rowid IN ({marks})", [r[0] for r in ranked])}
         finally:
             conn.execute("COMMIT")
-        matcher = self._matcher(terms)
-        for rowid, id_, pack, kind, lang, title, desc, rank in rows:
+        for rowid, rank in ranked:
+            row = found.get(rowid)
+            if row is None:  # cannot happen within one snapshot; never fail a page for it
+                continue
+            _, id_, pack, kind, lang, title, desc, body = row
             plang = primary_language(lang)
-            snippet, marked = highlight(_body_text(bodies.get(rowid)), matcher, plang)
+            snippet, marked = highlight(_body_text(body, SCAN_BYTES), matcher, plang)
             if not marked and desc:
                 d_snip, d_marked = highlight(desc, matcher, plang)
                 if d_marked or not snippet:
@@ -687,75 +862,125 @@ class SearchIndex:
                                    snippet=snippet, score=round(-rank, 4)))
         return result
 
-    @staticmethod
-    def _facets(groups, kinds, languages, packs) -> tuple[dict[str, dict[str, int]], int]:
-        """Facets and total from (kind, language, pack, count) groups of the unfiltered
-        match set; each facet ignores its own filter but honours the others."""
+    def _group_names(self, conn, codes) -> dict[int, tuple[str, str, str]]:
+        """(kind, primary language, pack) of group codes. Codes are never reused,
+        so the map is kept and only read again when an unknown code shows up."""
+        names = self._groups
+        if any(c not in names for c in codes):
+            with self._groups_lock:
+                names = dict(self._groups)
+                for code, kind, lang, pack in conn.execute(
+                        "SELECT code, kind, language, pack_id FROM groups"):
+                    names[code] = (kind, primary_language(lang), pack)
+                self._groups = names
+        return names
+
+    def _facets(self, conn, groups, kinds, languages, packs, scale: int = 1
+                ) -> tuple[dict[str, dict[str, int]], int, list[int]]:
+        """Facets, total and the codes of the groups that pass the filters, from
+        (group code, count) of the unfiltered match set; each facet ignores its
+        own filter but honours the others."""
+        names = self._group_names(conn, [g[0] for g in groups])
         kind_set = set(kinds) if kinds else None
         lang_set = {primary_language(x) for x in languages} if languages else None
         pack_set = set(packs) if packs else None
         facets: dict[str, Counter] = {"kind": Counter(), "language": Counter(), "pack": Counter()}
         total = 0
-        for kind, lang, pack, n in groups:
+        codes = []
+        for code, n in groups:
+            n *= scale
+            name = names.get(code)
+            if name is None:  # a group another process is adding right now
+                continue
+            kind, lang, pack = name
             ok_k = kind_set is None or kind in kind_set
-            ok_l = lang_set is None or primary_language(lang) in lang_set
+            ok_l = lang_set is None or lang in lang_set
             ok_p = pack_set is None or pack in pack_set
             if ok_l and ok_p:
                 facets["kind"][kind] += n
             if ok_k and ok_p:
-                facets["language"][primary_language(lang)] += n
+                facets["language"][lang] += n
             if ok_k and ok_l:
                 facets["pack"][pack] += n
             if ok_k and ok_l and ok_p:
                 total += n
-        return {k: dict(v.most_common()) for k, v in facets.items()}, total
+                codes.append(code)
+        return {k: dict(v.most_common()) for k, v in facets.items()}, total, codes
 
-    _RANKED_SQL = (
-        "SELECT n.rowid, n.id, n.pack_id, n.kind, n.language, n.title, n.description, f.rank "
-        "FROM (SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?) f "
-        "JOIN nodes n ON n.rowid = f.rowid ORDER BY f.rank")
+    _RANK_SQL = "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
+    _GROUP_SQL = f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM fts WHERE fts MATCH ? GROUP BY 1"
+    _SAMPLE_SQL = ("SELECT n.rowid, n.terms FROM fts JOIN nodes n ON n.rowid = fts.rowid "
+                   "WHERE fts MATCH ?")
 
-    def _run_exact(self, conn, expr, full, kinds, languages, packs, limit, offset):
-        # One grouped pass over the unfiltered match set gives the total and
-        # all three facets exactly.
-        groups = conn.execute(
-            "SELECT n.kind, n.language, n.pack_id, count(*) FROM fts "
-            "JOIN nodes n ON n.rowid = fts.rowid WHERE fts MATCH ? GROUP BY 1, 2, 3",
-            [expr]).fetchall()
-        facets, total = self._facets(groups, kinds, languages, packs)
-        result = SearchResult(hits=[], total=total, facets=facets)
-        if not total or not limit or offset >= total:
-            return result, []
-        # Rank first, then join only the page's rows.
-        return result, conn.execute(self._RANKED_SQL, [full, limit, offset]).fetchall()
+    def _ranked(self, conn, expr, full, terms, matcher, matched, total, codes, limit,
+                offset) -> list[tuple]:
+        """(rowid, rank) of one page of hits; lower ranks first.
 
-    def _run_capped(self, conn, expr, full, filt, terms, kinds, languages, packs, limit,
-                    offset, matched):
-        """A very large match set: exact total, hits ranked within the title/tag tier
-        (then the rest), facets over the tier's best FACET_SAMPLE documents."""
-        total = matched if not filt else conn.execute(
-            "SELECT count(*) FROM fts WHERE fts MATCH ?", [full]).fetchone()[0]
-        tier_clause = f"{TIER_COLUMNS} : ({' OR '.join(quote(v) for v in term_forms(terms))})"
-        tier = f"({expr}) AND ({tier_clause})"
-        sample = conn.execute(
-            "SELECT n.kind, n.language, n.pack_id, count(*) FROM "
-            "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?) f "
-            "JOIN nodes n ON n.rowid = f.rowid GROUP BY 1, 2, 3", [tier, FACET_SAMPLE]).fetchall()
-        facets, _ = self._facets(sample, kinds, languages, packs)
-        result = SearchResult(hits=[], total=total, facets=facets, approximate=True)
-        if not total or not limit or offset >= total:
-            return result, []
-        full_tier = f"({full}) AND ({tier_clause})"
-        rows = conn.execute(self._RANKED_SQL, [full_tier, limit, offset]).fetchall()
-        if len(rows) < limit:
-            # Past the end of the tier (deep pages, or few title/tag matches):
-            # the other documents follow, ranked among themselves.
-            in_tier = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
-                                   [full_tier]).fetchone()[0]
-            rest_offset = max(0, offset - in_tier)
-            rows += conn.execute(self._RANKED_SQL, [f"({full}) NOT ({tier_clause})",
-                                                    limit - len(rows), rest_offset]).fetchall()
-        return result, rows
+        bm25 costs FTS5 a few microseconds per matching row, plus, for its
+        IDF, a pass over the whole doclist of every phrase of the expression
+        (filter tokens included: ``filt : "lfr"`` is a fifth of the library).
+
+        - Up to RANK_CAP matches before filtering: bm25 over all of them, the
+          filters applied in SQL to the group code in the rowid.
+        - Up to RANK_CAP after filtering: bm25 over the filtered expression.
+        - More (a very common word): the documents with a query word in their
+          title or tags come first (the "tier"), then the others; a part larger
+          than TIER_CAP is cut by the sample token every document carries
+          (``s0``..``s63``, from a hash of its id, which FTS5 skips to through
+          its doclist index) into uniform samples of about RANK_SAMPLE
+          matches. Each part is ranked here on its title, tags and description
+          (``_sample_scores``). Every match stays reachable by paging, in a
+          stable order, and no part costs a pass over the whole match set.
+        """
+        if matched <= RANK_CAP:
+            if codes is None:
+                return conn.execute(self._RANK_SQL, [expr, limit, offset]).fetchall()
+            return conn.execute(
+                f"SELECT rowid, rank FROM fts WHERE fts MATCH ? AND rowid >> {GROUP_SHIFT} "
+                f"IN ({','.join(map(str, codes))}) ORDER BY rank LIMIT ? OFFSET ?",
+                [expr, limit, offset]).fetchall()
+        if total <= RANK_CAP:
+            return conn.execute(self._RANK_SQL, [full, limit, offset]).fetchall()
+        tier_clause = f"{{title tags}} : ({' OR '.join(quote(v) for v in term_forms(terms))})"
+        tier, rest = f"({full}) AND ({tier_clause})", f"({full}) NOT ({tier_clause})"
+        step = max(1, min(SAMPLE_BUCKETS, -(-SAMPLE_BUCKETS * RANK_SAMPLE // total)))
+
+        def sampled(part, first=None):
+            for low in range(0, SAMPLE_BUCKETS, step):
+                if first is not None and low == 0:
+                    yield first
+                    continue
+                yield conn.execute(self._SAMPLE_SQL,
+                                   [f"({part}) AND {_sample_clause(low, low + step)}"]).fetchall()
+
+        def parts():
+            if total <= 4 * TIER_CAP:  # a small tier, most likely: ranked whole
+                whole = conn.execute(self._SAMPLE_SQL + " LIMIT ?", [tier, TIER_CAP + 1]
+                                     ).fetchall()
+                if len(whole) <= TIER_CAP:
+                    yield whole
+                    yield from sampled(rest)
+                    return
+            # The tier's first sample tells its size: small, it is ranked whole.
+            first = conn.execute(self._SAMPLE_SQL,
+                                 [f"({tier}) AND {_sample_clause(0, step)}"]).fetchall()
+            if len(first) * SAMPLE_BUCKETS / step <= TIER_CAP:
+                yield conn.execute(self._SAMPLE_SQL, [tier]).fetchall()
+            else:
+                yield from sampled(tier, first)
+            yield from sampled(rest)
+
+        out: list[tuple] = []
+        skip = offset
+        for rows in parts():
+            if skip >= len(rows):
+                skip -= len(rows)
+                continue
+            out += _sample_scores(rows, matcher)[skip:skip + limit - len(out)]
+            skip = 0
+            if len(out) >= limit:
+                break
+        return out
 
     @staticmethod
     def _matcher(terms: list[Term]) -> Matcher:
@@ -802,6 +1027,10 @@ class SearchIndex:
         art = "ال" if key.startswith("ال") and len(key) >= 5 else ""
         rest = key[len(art):]
         heads = {art + rest[:2]} if len(rest) < 3 else {art + rest[:2], art + rest[0] + rest[2]}
+        if len(heads) > 1:
+            # First and third letters that spell the article itself would
+            # fetch a good part of the Arabic vocabulary.
+            heads.discard("ال")
         rows = []
         for head in heads:
             rows += self._conn().execute(

@@ -29,9 +29,6 @@ from .analysis import (
 #: only reached by prefix terms; ``filt`` holds filter tokens).
 STEMMED_COLUMNS = "{title tags description body context}"
 PREFIX_COLUMNS = "{title tags description body context words}"
-#: Columns whose matches put a document in the ranked tier of a very large
-#: match set (see ``SearchIndex._run``).
-TIER_COLUMNS = "{title tags}"
 
 MAX_QUERY_CHARS = 300
 MAX_TERMS = 12  # a pasted paragraph must not become a huge expression
@@ -223,29 +220,42 @@ def stemming_languages(languages) -> tuple[str, ...]:
 # --- Edit distance --------------------------------------------------------------
 
 def damerau_levenshtein(a: str, b: str, max_dist: int) -> int:
-    """Optimal-string-alignment distance, giving up (returning max_dist+1) early."""
+    """Optimal-string-alignment distance (an edit, or a swap of two neighbours),
+    or max_dist + 1 when it is larger than max_dist.
+
+    Bit-parallel (Hyyrö 2003, as in RapidFuzz): one pass over ``b`` with a few
+    integer operations per letter, ~10x fewer Python steps than the table, which
+    matters when a typo is compared with hundreds of known words."""
     la, lb = len(a), len(b)
     if abs(la - lb) > max_dist:
         return max_dist + 1
     if a == b:
         return 0
-    prev2: list[int] | None = None
-    prev = list(range(lb + 1))
-    for i in range(1, la + 1):
-        cur = [i] + [0] * lb
-        ca = a[i - 1]
-        row_min = i
-        for j in range(1, lb + 1):
-            cost = 0 if ca == b[j - 1] else 1
-            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if prev2 is not None and j > 1 and ca == b[j - 2] and a[i - 2] == b[j - 1]:
-                v = min(v, prev2[j - 2] + 1)
-            cur[j] = v
-            row_min = min(row_min, v)
-        if row_min > max_dist:
-            return max_dist + 1
-        prev2, prev = prev, cur
-    return prev[lb]
+    if not la or not lb:
+        return max(la, lb) if max(la, lb) <= max_dist else max_dist + 1
+    peq: dict[str, int] = {}
+    for i, ch in enumerate(a):
+        peq[ch] = peq.get(ch, 0) | (1 << i)
+    full = (1 << la) - 1
+    last = 1 << (la - 1)
+    vp, vn, d0, pm_old = full, 0, 0, 0
+    dist = la
+    for ch in b:
+        pm = peq.get(ch, 0)
+        tr = (((~d0) & pm) << 1) & pm_old
+        d0 = ((((pm & vp) + vp) ^ vp) | pm | vn | tr) & full
+        hp = vn | (~(d0 | vp) & full)
+        hn = d0 & vp
+        if hp & last:
+            dist += 1
+        elif hn & last:
+            dist -= 1
+        hp = ((hp << 1) | 1) & full
+        hn = (hn << 1) & full
+        vp = hn | (~(d0 | hp) & full)
+        vn = hp & d0
+        pm_old = pm
+    return dist if dist <= max_dist else max_dist + 1
 
 
 def max_typos(word: str) -> int:

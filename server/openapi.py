@@ -167,8 +167,8 @@ PATHS.update({
             {"name": "offset", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 0, "default": 0}}],
         "responses": {"200": {"description": "hits, total, facets (kind, language, pack), "
-                                             "mode (all, any, fuzzy), did_you_mean, approximate (facets counted over the best "
-                                             "1,000 matches of a very common word)."}}}},
+                                             "mode (all, any, fuzzy), did_you_mean, approximate (a very common word: total and "
+                                             "facets estimated from a 1/16 sample)."}}}},
     "/api/v1/search/suggest": {"get": {
         "summary": "Suggestions as you type", "operationId": "suggest", "tags": ["search"],
         "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},

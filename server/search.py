@@ -219,7 +219,7 @@ def api_search():
         "query": query, "total": result.total, "mode": result.mode,
         "did_you_mean": result.did_you_mean, "query_filters": result.query_filters,
         "facets": result.facets,
-        # True when a very common word matched so much that facets count only the best matches.
+        # True when a very common word matched so much that total and facets are estimates.
         "approximate": getattr(result, "approximate", False),
         "hits": [{"id": h.id, "pack_id": h.pack_id, "node_id": h.id[len(h.pack_id) + 1:],
                   "kind": h.kind, "language": h.language, "title": h.title,

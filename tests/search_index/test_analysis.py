@@ -1,5 +1,7 @@
 """Analyzers: folding, elisions, per-language stemming, Arabic normalisation, stop words."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from passerelle.search_index.analysis import (
     analyze,
     fold,
@@ -104,3 +106,23 @@ def test_damerau_levenshtein_bounded():
     assert damerau_levenshtein("pasword", "password", 2) == 1
     assert damerau_levenshtein("teh", "the", 2) == 1  # transposition
     assert damerau_levenshtein("abcdef", "uvwxyz", 2) == 3  # gave up early
+
+
+def _osa_table(a: str, b: str) -> int:
+    """Reference: the textbook optimal-string-alignment table."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="abcdeéال", max_size=12), st.text(alphabet="abcdeéال", max_size=12),
+       st.integers(min_value=0, max_value=4))
+def test_damerau_levenshtein_matches_the_table(a, b, bound):
+    # The bit-parallel distance gives what the table gives, capped at bound + 1.
+    assert damerau_levenshtein(a, b, bound) == min(_osa_table(a, b), bound + 1)

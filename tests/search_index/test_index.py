@@ -134,10 +134,47 @@ def test_large_match_sets_are_capped(index, make_doc, monkeypatch):
     docs = [make_doc(f"p/{i}", f"lesson {i}", "common words " * (i % 3 + 1)) for i in range(12)]
     docs.append(make_doc("p/t", "common title", "nothing else"))
     index.index(docs)
-    r = index.search("common ")
-    assert r.approximate and r.total == 13
-    assert ids(r)[0] == "p/t"  # the title match is ranked first
-    assert sorted(ids(r)) == sorted(d.id for d in docs)  # then every other match
-    assert ids(index.search("common ", limit=3, offset=1)) == ids(r)[1:4]
+    for query in ("common ", "commo"):  # a whole word, and a word being typed
+        r = index.search(query)
+        assert r.total == 13 and not r.approximate  # counted exactly
+        assert ids(r)[0] == "p/t"  # the title match is ranked first
+        assert sorted(ids(r)) == sorted(d.id for d in docs)  # then every other match
+        assert ids(index.search(query, limit=3, offset=1)) == ids(r)[1:4]
     small = index.search("nothing ")
-    assert not small.approximate and small.total == sum(small.facets["kind"].values()) == 1
+    assert small.total == sum(small.facets["kind"].values()) == 1
+
+
+def test_very_large_match_sets_are_estimated(index, make_doc, monkeypatch):
+    monkeypatch.setattr(index_module, "RANK_CAP", 20)
+    monkeypatch.setattr(index_module, "EXACT_CAP", 100)
+    docs = [make_doc(f"p/{i}", f"lesson {i}", "common words", kind=("video", "article")[i % 2])
+            for i in range(800)]
+    docs.append(make_doc("p/t", "common title", "nothing else"))
+    index.index(docs)
+    r = index.search("common ", limit=10)
+    # Counted over a 1/16 sample: an estimate, said so, in round figures.
+    assert r.approximate
+    assert 400 <= r.total <= 1600 and r.total % 10 == 0
+    assert set(r.facets["kind"]) == {"video", "article"}
+    assert ids(r)[0] == "p/t"
+    # Filtered down to a few, the total is counted again, exactly.
+    few = index.search("common ", packs=["p"], kinds=["exercise"])
+    assert few.total == 0
+    # Pages do not overlap.
+    pages = [ids(index.search("common ", limit=10, offset=o)) for o in (0, 10, 20)]
+    assert len({i for page in pages for i in page}) == 30
+
+
+def test_rowids_carry_groups_through_upserts_and_deletes(index, make_doc):
+    index.index([make_doc(f"a/{i}", f"fractions {i}", pack="a", kind="video") for i in range(5)])
+    index.index([make_doc("a/1", "fractions again", pack="a", kind="article"),
+                 make_doc("b/1", "fractions", pack="b", lang="fr")])
+    r = index.search("fractions ")
+    assert r.total == 6
+    assert r.facets["kind"] == {"video": 4, "article": 2}
+    assert r.facets["pack"] == {"a": 5, "b": 1}
+    assert r.facets["language"] == {"en": 5, "fr": 1}
+    index.delete(["a/2"])
+    index.clear()
+    index.index([make_doc("c/1", "fractions", pack="c")])
+    assert index.search("fractions ").facets["pack"] == {"c": 1}
