@@ -11,9 +11,10 @@
   learner may remember — the article, the subtitles and transcript, the
   exercise's prompts and hints, a PDF's text, an html5 app's HTML text — and
   the titles of the topics above it.
-- Suggestions as you type are cached per prefix and language (bounded LRU,
-  cleared when the index changes) so a class typing at once costs one query
-  per distinct prefix, and page requests are never starved.
+- Suggestions as you type, and results, are cached per query, filters and
+  languages (bounded LRU, 60 s, cleared when the index changes) so a class
+  typing the same words at once costs one query per distinct request, and
+  page requests are never starved.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
 
 
 class SearchService:
-    """The index plus the suggestion cache, shared by the server's threads."""
+    """The index plus the cache of suggestions and results, shared by the server's threads."""
 
     def __init__(self, index: si.SearchIndex, library: lib.Library, cache_size: int = 2048,
                  cache_seconds: float = 60.0):
@@ -140,14 +141,27 @@ class SearchService:
                 "expected": len(expected), "indexed": len(indexed)}
 
     def suggest(self, prefix: str, languages: list[str] | None, limit: int = 8) -> list[str]:
-        key = (prefix.casefold().strip(), tuple(languages or ()), limit)
+        key = ("suggest", prefix.casefold().strip(), tuple(languages or ()), limit)
+        return self._cached(key, lambda: self.index.suggest(prefix, limit=limit, languages=languages))
+
+    def search(self, query: str, *, kinds=None, languages=None, packs=None, limit: int = 20,
+               offset: int = 0):
+        """A search, cached like suggestions: a class told to look up the same words sends
+        the same query from 30 tablets within seconds, and it is answered once. Results
+        are never changed after they are made, so threads can share them."""
+        key = ("search", " ".join(query.casefold().split()), tuple(kinds or ()),
+               tuple(languages or ()), tuple(packs or ()), limit, offset)
+        return self._cached(key, lambda: self.index.search(
+            query, kinds=kinds, languages=languages, packs=packs, limit=limit, offset=offset))
+
+    def _cached(self, key: tuple, compute):
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
             if cached and now - cached[0] < self._cache_seconds:
                 self._cache.move_to_end(key)
                 return cached[1]
-        found = self.index.suggest(prefix, limit=limit, languages=languages)
+        found = compute()   # outside the lock: a slow query never holds up the others
         with self._lock:
             self._cache[key] = (now, found)
             while len(self._cache) > self._cache_size:
@@ -203,7 +217,7 @@ def run_search():
     if len(query) > 200:
         raise InvalidInput("the query is too long (200 characters at most)", details={"q": "too long"})
     try:
-        return query, service().index.search(
+        return query, service().search(
             query, kinds=_list_arg("kind", KINDS), languages=_list_arg("language"),
             packs=_list_arg("pack"), limit=_int_arg("limit", 20, 1, 100),
             offset=_int_arg("offset", 0, 0, 10_000))

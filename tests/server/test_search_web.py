@@ -31,8 +31,22 @@ def test_suggestions(client):
 
 
 def test_removing_a_pack_removes_it_from_search(client, app):
+    assert client.get("/api/v1/search?q=doigt").get_json()["total"] >= 1   # now in the cache
     app.extensions["passerelle.library"].remove("demo-fr")
     assert client.get("/api/v1/search?q=doigt").get_json()["total"] == 0
+
+
+def test_a_class_searching_the_same_words_costs_one_query(client, app, monkeypatch):
+    from passerelle.server import search
+
+    index = search.service(app).index
+    calls = []
+    real = index.search
+    monkeypatch.setattr(index, "search", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    answers = [client.get("/api/v1/search?q=Touchez%20 l'écran").get_json() for _ in range(30)]
+    assert len(calls) == 1 and all(a == answers[0] for a in answers)
+    client.get("/api/v1/search?q=touchez l'écran&kind=video")       # other filters: asked again
+    assert len(calls) == 2
 
 
 def test_search_page_links_results_to_resources(client):
