@@ -19,9 +19,9 @@ machine); a box serving on 0.0.0.0 announces on every interface.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -85,33 +85,43 @@ class Announcer:
             self._info = ServiceInfo(
                 SERVICE, _instance_name(self.device_id), addresses=addresses, port=self.port,
                 properties=self.properties, server=f"passerelle-{self.device_id[:12]}.local.")
-            # Registration probes the name for 0.75 s; don't hold up the server's start for it.
-            threading.Thread(target=self._register, name="mdns-register", daemon=True).start()
+            # Registration probes the name, then announces it (a second or two): handed to
+            # zeroconf's own event loop, never waited for. Its blocking API gives up after a
+            # fixed time and raises on a busy machine, although the loop would have finished.
+            future = asyncio.run_coroutine_threadsafe(self._register(), self._zc.loop)
+            future.add_done_callback(_report)
             return True
         except (OSError, ImportError, ValueError) as exc:
             LOG.warning("LAN discovery is off: %s", exc)
             self.close()
             return False
 
-    def _register(self) -> None:
-        from zeroconf import NonUniqueNameException
-
-        try:
-            self._zc.register_service(self._info, allow_name_change=True)
-        except (OSError, NonUniqueNameException, RuntimeError) as exc:
-            LOG.warning("could not announce this box on the LAN: %s", exc)
+    async def _register(self) -> None:
+        broadcast = await self._zc.async_register_service(self._info, allow_name_change=True)
+        await broadcast
 
     def close(self) -> None:
+        from zeroconf import Error as ZeroconfError
+
         zc, self._zc = self._zc, None
         if zc is None:
             return
         try:
             if self._info is not None:
                 zc.unregister_service(self._info)
-        except (OSError, KeyError, RuntimeError):
-            pass  # never registered, or the network went away: nothing to say goodbye on
+        except (OSError, KeyError, RuntimeError, ZeroconfError):
+            pass  # never registered, the network went away, or a busy loop: goodbye is a courtesy
         finally:
             zc.close()
+
+
+def _report(future) -> None:
+    """Log why an announcement failed (a name clash, no multicast): the box serves anyway."""
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        LOG.warning("could not announce this box on the LAN: %s", exc)
 
 
 def _addresses(host: str) -> list[str]:
