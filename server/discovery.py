@@ -81,7 +81,11 @@ class Announcer:
             from zeroconf import IPVersion, ServiceInfo, Zeroconf
 
             addresses = [socket.inet_aton(a) for a in _addresses(self.host)]
-            self._zc = Zeroconf(interfaces=_interfaces(self.host), ip_version=IPVersion.V4Only)
+            # Always zeroconf's own loop thread: left to choose, it attaches to any asyncio loop
+            # running in the calling thread (a test's browser driver has one), which may never
+            # run its callbacks, and the box goes unannounced.
+            self._zc = Zeroconf(interfaces=_interfaces(self.host), ip_version=IPVersion.V4Only,
+                                use_asyncio=False)
             self._info = ServiceInfo(
                 SERVICE, _instance_name(self.device_id), addresses=addresses, port=self.port,
                 properties=self.properties, server=f"passerelle-{self.device_id[:12]}.local.")
@@ -147,7 +151,7 @@ def browse(timeout: float = 3.0, host: str = "0.0.0.0") -> list[Peer]:
     from zeroconf import IPVersion, ServiceBrowser, ServiceListener, Zeroconf
 
     found: dict[str, Peer] = {}
-    zc = Zeroconf(interfaces=_interfaces(host), ip_version=IPVersion.V4Only)
+    zc = Zeroconf(interfaces=_interfaces(host), ip_version=IPVersion.V4Only, use_asyncio=False)
 
     class Listener(ServiceListener):
         def add_service(self, zc_, type_, name):
