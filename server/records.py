@@ -350,14 +350,22 @@ def history(db: sqlite_utils.Database, entity: str, uuid: str) -> list[Op]:
     return [Op(*r[:6], json.loads(r[6])) for r in rows]
 
 
-def _fold_event(db, op: Op) -> None:
-    """Commutative merge of one event into the learner's summary for that resource."""
+def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
+    """What one progress event adds to a summary: (progress, completed version, answers,
+    correct, seconds), clamped. The fold below and the accounts benchmark both use it."""
     p = op.payload
     progress = max(0.0, min(1.0, float(p.get("progress") or 0)))
     completed = op.version if p.get("type") == "completed" or progress >= 1.0 else None
     answered = 1 if p.get("type") == "answer" else 0
     correct = 1 if answered and p.get("correct") else 0
     seconds = max(0, min(4 * 3600, int(p.get("seconds") or 0)))
+    return progress, completed, answered, correct, seconds
+
+
+def _fold_event(db, op: Op) -> None:
+    """Commutative merge of one event into the learner's summary for that resource."""
+    p = op.payload
+    progress, completed, answered, correct, seconds = event_counts(op)
     # position: the latest one by version wins (resume where the learner last was).
     db.execute(
         """
