@@ -23,6 +23,8 @@ from . import analysis
 from .analysis import fold, primary_language, terms_of, words
 from .errors import QuerySyntaxError, SearchError
 from .query import (
+    FILTER_MARK,
+    MARK,
     STEMMED_LANGUAGES,
     WORD_RE,
     ParsedQuery,
@@ -34,7 +36,6 @@ from .query import (
     max_typos,
     parse,
     quote,
-    stemming_languages,
     term_expression,
     term_forms,
     variants,
@@ -43,7 +44,7 @@ from .snippets import SCAN_CHARS, Matcher, highlight
 
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -66,8 +67,8 @@ PREFIX_COMPLETIONS = 8      # known words a search-as-you-type prefix expands to
 # uniform samples of about RANK_SAMPLE documents. Beyond EXACT_CAP matches,
 # totals and facets are estimated from a 1/16 sample (``SearchIndex._run``).
 RANK_CAP = 800
-RANK_SAMPLE = 500
-TIER_CAP = 600              # title/tag matches ranked whole, above: sampled
+RANK_SAMPLE = 250
+TIER_CAP = 300              # title/tag matches ranked whole, above: sampled
 PROBE = 4                   # sample buckets of the first, counting probe (1/16)
 EXACT_CAP = 4000            # estimated matches counted exactly, above: estimated
 SAMPLE_BUCKETS = 64         # sample tokens s0..s63 in the filt column
@@ -153,12 +154,18 @@ CREATE TABLE IF NOT EXISTS nodes (
     description TEXT NOT NULL,
     tags TEXT NOT NULL,
     topic_path TEXT NOT NULL,
-    pack_title TEXT NOT NULL,
-    -- Analysed title, tags and description ("title terms|tag terms|..."): what
-    -- ranks a sample of a very large match set without analysing text again.
-    terms TEXT NOT NULL
+    pack_title TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
+-- Analysed title, tags and description ("title terms|tag terms|..."): what
+-- ranks a phrase's matches, or a sample of a very large match set, without
+-- analysing text again. A table of its own: thousands of these short rows
+-- are read per query, and packed densely they touch 5x fewer pages than
+-- the same column in `nodes`.
+CREATE TABLE IF NOT EXISTS ranking (
+    rowid INTEGER PRIMARY KEY,
+    terms TEXT NOT NULL
+);
 -- Original body text, zlib-compressed (snippets read 20 hits; deletes
 -- re-analyse it).
 CREATE TABLE IF NOT EXISTS bodies (
@@ -172,7 +179,9 @@ CREATE TABLE IF NOT EXISTS bodies (
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     {", ".join(RANK_WEIGHTS)},
     content = '',
-    tokenize = 'unicode61 remove_diacritics 0'
+    -- "_" is kept inside tokens: it begins the tokens of `words` and `filt`
+    -- only (query.MARK), so queries need no column filter.
+    tokenize = "unicode61 remove_diacritics 0 tokenchars '_'"
 );
 -- Every word of the corpus (lower case, accents kept) with its document
 -- frequency: the dictionary for "did you mean" and the fuzzy fallback.
@@ -198,8 +207,7 @@ CREATE INDEX IF NOT EXISTS suggestions_h1 ON suggestions(h1, df DESC);
 CREATE INDEX IF NOT EXISTS suggestions_h2 ON suggestions(h2, df DESC);
 """
 
-_NODE_COLUMNS = ("id, pack_id, kind, language, title, description, tags, topic_path, pack_title, "
-                 "terms")
+_NODE_COLUMNS = "id, pack_id, kind, language, title, description, tags, topic_path, pack_title"
 
 
 def _chunks(items: list, n: int | None = None):
@@ -243,7 +251,7 @@ class _Contributions:
 def sample_token(doc_id: str) -> str:
     """The ``filt`` token that puts a document in one of SAMPLE_BUCKETS uniform
     samples (see ``SearchIndex._ranked``); stable for a given id."""
-    return f"s{zlib.crc32(doc_id.encode('utf-8')) % SAMPLE_BUCKETS}"
+    return f"{FILTER_MARK}s{zlib.crc32(doc_id.encode('utf-8')) % SAMPLE_BUCKETS}"
 
 
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
@@ -262,7 +270,7 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
         " ".join(terms_of(w_desc, lang)),
         " ".join(terms_of(w_body, lang)),
         " ".join(terms_of(w_ctx, lang)),
-        " ".join(map(fold, short)),
+        " ".join(MARK + f for f in map(fold, short)),
         filt,
     )
     doc_words = set(short)
@@ -330,7 +338,7 @@ def _analysed(chunks: list[list[tuple]], workers: int):
 def _sample_clause(low: int, high: int) -> str:
     """FTS5 clause for the documents of sample buckets low..high-1."""
     high = min(high, SAMPLE_BUCKETS)
-    return f"filt : ({' OR '.join(quote(f's{i}') for i in range(low, high))})"
+    return f"({' OR '.join(quote(f'{FILTER_MARK}s{i}') for i in range(low, high))})"
 
 
 def _round_figure(n: int) -> int:
@@ -348,7 +356,7 @@ _SAMPLE_WEIGHTS = (RANK_WEIGHTS["title"], RANK_WEIGHTS["tags"], RANK_WEIGHTS["de
 
 def _sample_scores(rows: list[tuple], matcher: Matcher) -> list[tuple[int, float]]:
     """Rank a sample of a very large match set: BM25 over the analysed title,
-    tags and description (``nodes.terms``) with FTS5's column weights, document
+    tags and description (``ranking.terms``) with FTS5's column weights, document
     frequencies taken within the sample (it is uniform). Returns (rowid, rank),
     best (lowest) first.
 
@@ -357,24 +365,28 @@ def _sample_scores(rows: list[tuple], matcher: Matcher) -> list[tuple[int, float
     forms, prefixes = matcher.forms, matcher.prefixes
     needles = (*forms, *prefixes)
     docs = []
-    df: Counter[str] = Counter()
+    df: dict[str, int] = {}
+    # Plain dicts, not Counters: this loop runs for hundreds of rows per query
+    # and Counter's Python-level methods cost as much as the rest of it.
     for rowid, terms in rows:
-        flat = terms.replace("|", " ")
-        length = flat.count(" ") + 1
+        length = terms.count(" ") + terms.count("|") + 1
         # Most documents of a very common word hold it in their body only: a
         # substring test in C rules them out before any splitting.
-        if not any(map(flat.__contains__, needles)):
+        if not any(map(terms.__contains__, needles)):
             docs.append((rowid, None, length))
             continue
-        tf: Counter[str] = Counter()
+        tf: dict[str, float] = {}
         for part, weight in zip(terms.split("|"), _SAMPLE_WEIGHTS, strict=True):
+            if not any(map(part.__contains__, needles)):
+                continue
             toks = part.split()
             hit = forms.intersection(toks)
             if prefixes:
                 hit = hit.union(compress(toks, map(str.startswith, toks, repeat(prefixes))))
             for t in hit:
-                tf[t] += weight * toks.count(t)
-        df.update(tf.keys())
+                tf[t] = tf.get(t, 0.0) + weight * toks.count(t)
+        for t in tf:
+            df[t] = df.get(t, 0) + 1
         docs.append((rowid, tf, length))
     if not docs:
         return []
@@ -401,8 +413,12 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000,
-                 parallel: bool = False):
+                 parallel: bool = False, readonly: bool = False):
         self.path = Path(path)
+        # A reader (a search worker process) never creates or migrates the
+        # file: that would take the write lock, which a large import may hold
+        # for a while. The writer of the data home prepares it first.
+        self.readonly = readonly
         self.busy_timeout_ms = busy_timeout_ms
         # Forked analysis workers are only safe in a single-threaded process (a
         # command-line build): in a threaded server a child could inherit a lock
@@ -415,6 +431,10 @@ class SearchIndex:
         # Group code -> (kind, primary language, pack), for facets.
         self._groups: dict[int, tuple[str, str, str]] = {}
         self._groups_lock = threading.Lock()
+        if readonly:
+            if not self.path.exists():
+                raise SearchError(f"the search index {self.path} does not exist yet")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._prepare()
@@ -495,12 +515,15 @@ class SearchIndex:
 
     @staticmethod
     def _drop_all(conn: sqlite3.Connection) -> None:
-        for name in ("fts", "nodes", "bodies", "vocab", "suggestions", "groups", "meta"):
+        for name in ("fts", "nodes", "ranking", "bodies", "vocab", "suggestions", "groups",
+                     "meta"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _write(self, fn):
         """Run fn(conn) in one IMMEDIATE transaction (the writer lock taken up front,
         so a second writer waits on busy_timeout instead of failing mid-way)."""
+        if self.readonly:
+            raise SearchError("this search index was opened read-only")
         conn = self._conn()
         with self._write_lock:
             try:
@@ -557,7 +580,7 @@ class SearchIndex:
                     fields, _analysed(fields, workers), strict=True):
                 if not empty:
                     self._remove(conn, [f[-1] for f in f_chunk], delta)
-                node_rows, body_rows, fts_rows = [], [], []
+                node_rows, rank_rows, body_rows, fts_rows = [], [], [], []
                 for f, (values, body) in zip(f_chunk, analysed, strict=True):
                     lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_ = f
                     code = codes[kind, lang, pack]
@@ -569,14 +592,16 @@ class SearchIndex:
                     node_rows.append((rowid, id_, pack, kind, lang, title, desc,
                                       json.dumps(tags, ensure_ascii=False),
                                       json.dumps(topic_path, ensure_ascii=False),
-                                      pack_title, "|".join(values[:3])))
+                                      pack_title))
+                    rank_rows.append((rowid, "|".join(values[:3])))
                     body_rows.append((rowid, body))
                     fts_rows.append((rowid, *values))
                 delta.vocab.update(vocab)
                 delta.suggest.update(sugg)
                 conn.executemany(
-                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     node_rows)
+                conn.executemany("INSERT INTO ranking(rowid, terms) VALUES (?,?)", rank_rows)
                 conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
                 conn.executemany(
                     f"INSERT INTO fts(rowid, {', '.join(RANK_WEIGHTS)}) VALUES (?,?,?,?,?,?,?,?)",
@@ -624,6 +649,7 @@ class SearchIndex:
                 "VALUES ('delete', ?,?,?,?,?,?,?,?)", fts_deletes)
             conn.executemany("DELETE FROM nodes WHERE rowid = ?", [(r[0],) for r in rows])
             conn.executemany("DELETE FROM bodies WHERE rowid = ?", [(r[0],) for r in rows])
+            conn.executemany("DELETE FROM ranking WHERE rowid = ?", [(r[0],) for r in rows])
             removed += len(rows)
         return removed
 
@@ -667,7 +693,7 @@ class SearchIndex:
         """Empty the index (before a full rebuild)."""
         def run(conn):
             # `groups` stays: its codes must never come back with another meaning.
-            for table in ("nodes", "bodies", "vocab", "suggestions"):
+            for table in ("nodes", "ranking", "bodies", "vocab", "suggestions"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("UPDATE groups SET next_seq = 1")
             conn.execute("INSERT INTO fts(fts) VALUES('delete-all')")
@@ -737,7 +763,10 @@ class SearchIndex:
         kinds = list(kinds) if kinds else None
         languages = list(languages) if languages else None
         packs = list(packs) if packs else None
-        langs = stemming_languages(languages)
+        # Query words are looked up under every language's stems even when the
+        # results are filtered by language: the language facet must count the
+        # other languages' matches too, so that a learner can switch to them.
+        langs = STEMMED_LANGUAGES
         pq = parse(query, tuple(languages) if languages else None)
         try:
             return self._search(query, pq, kinds, languages, packs, langs, limit, offset)
@@ -760,7 +789,15 @@ class SearchIndex:
             return _empty_result(query_filters)
         for t in (*terms, *pq.kind_terms):
             if t.prefix:
-                t.completions = self._completions(t.words[0])
+                # The last word may be unfinished ("ordinat"). A word the index
+                # knows ("mot", "pass") is searched as typed: expanding it to
+                # every longer word ("motif", "passport") only adds noise and
+                # costs a large OR in every pass. Suggestions still offer the
+                # longer words while typing.
+                if self._is_word(t.words[0]):
+                    t.prefix = False
+                else:
+                    t.completions = self._completions(t.words[0])
 
         def attempt(ts, operator, kinds_):
             expr = match_expression(ts, operator, langs)
@@ -815,11 +852,23 @@ class SearchIndex:
             # matches of a phrase costs 30+ ms here), a probe over 1/16 of the
             # library (the sample tokens s0..s3, which FTS5 skips to) gives
             # them, scaled: estimates.
-            groups = conn.execute(
-                f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
-                "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, EXACT_CAP + 1]).fetchall()
+            # A phrase costs FTS5 a pass over the positions of its words (10+
+            # ms for two common words at 50,000 nodes), and bm25 one more pass
+            # per phrase form for its IDF: a phrase's matches are listed once
+            # here and ranked from them (``_ranked``), with no second pass.
+            known = None
+            if any(t.phrase for t in terms):
+                known = [r[0] for r in conn.execute(
+                    "SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?", [expr, EXACT_CAP + 1])]
+                groups = list(Counter(r >> GROUP_SHIFT for r in known).items())
+            else:
+                groups = conn.execute(
+                    f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
+                    "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, EXACT_CAP + 1]).fetchall()
             scale = 1
             approximate = sum(g[1] for g in groups) > EXACT_CAP
+            if approximate:
+                known = None
             if approximate:
                 scale = SAMPLE_BUCKETS // PROBE
                 groups = conn.execute(self._GROUP_SQL,
@@ -838,8 +887,12 @@ class SearchIndex:
             if not total or not limit or offset >= total:
                 return result
             matcher = self._matcher(terms)
-            ranked = self._ranked(conn, expr, full, terms, matcher, matched, total,
-                                  codes if filt else None, limit, offset)
+            if known is not None:
+                ranked = self._phrase_ranked(conn, terms, known, set(codes) if filt else None,
+                                             matcher, limit, offset)
+            else:
+                ranked = self._ranked(conn, expr, full, terms, matcher, matched, total,
+                                      codes if filt else None, limit, offset)
             marks = ",".join("?" * len(ranked))
             found = {r[0]: r for r in conn.execute(
                 "SELECT n.rowid, n.id, n.pack_id, n.kind, n.language, n.title, n.description, "
@@ -909,7 +962,7 @@ class SearchIndex:
 
     _RANK_SQL = "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
     _GROUP_SQL = f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM fts WHERE fts MATCH ? GROUP BY 1"
-    _SAMPLE_SQL = ("SELECT n.rowid, n.terms FROM fts JOIN nodes n ON n.rowid = fts.rowid "
+    _SAMPLE_SQL = ("SELECT n.rowid, n.terms FROM fts JOIN ranking n ON n.rowid = fts.rowid "
                    "WHERE fts MATCH ?")
 
     def _ranked(self, conn, expr, full, terms, matcher, matched, total, codes, limit,
@@ -918,7 +971,7 @@ class SearchIndex:
 
         bm25 costs FTS5 a few microseconds per matching row, plus, for its
         IDF, a pass over the whole doclist of every phrase of the expression
-        (filter tokens included: ``filt : "lfr"`` is a fifth of the library).
+        (filter tokens included: ``"__lfr"`` is a fifth of the library).
 
         - Up to RANK_CAP matches before filtering: bm25 over all of them, the
           filters applied in SQL to the group code in the rowid.
@@ -981,6 +1034,36 @@ class SearchIndex:
             if len(out) >= limit:
                 break
         return out
+
+    def _phrase_ranked(self, conn, terms, known: list[int], codes: set[int] | None,
+                       matcher: Matcher, limit: int, offset: int) -> list[tuple]:
+        """(rowid, rank) of one page of a query with a phrase, from its known
+        matches (``known``, every one of them) without evaluating the phrase
+        again over the whole library.
+
+        The matches holding a phrase in their title, tags or description come
+        first, ranked on those fields (``_sample_scores``); FTS5 finds them
+        over the short columns only, a few ms. The others (the phrase is in
+        their body) follow in a fixed, well-mixed order. bm25 over all of them
+        would cost a second phrase pass plus one per phrase form for its IDF
+        (20-40 ms for two common words at 50,000 nodes)."""
+        if codes is not None:
+            known = [r for r in known if r >> GROUP_SHIFT in codes]
+        if offset >= len(known):
+            return []
+        short = " OR ".join(f"{{title tags description}} : {term_expression(t)}"
+                            for t in terms if t.phrase)
+        members = set(known)
+        tier = [r for r in conn.execute(self._SAMPLE_SQL, [short]) if r[0] in members]
+        ranked = _sample_scores(tier, matcher)
+        if len(ranked) < offset + limit:
+            in_tier = {r[0] for r in ranked}
+            # Knuth's multiplicative hash: a stable order that mixes packs,
+            # kinds and languages (rowids follow their group).
+            rest = sorted((r for r in known if r not in in_tier),
+                          key=lambda r: (r * 2654435761) & 0xFFFFFFFF)
+            ranked += [(r, 0.0) for r in rest]
+        return ranked[offset:offset + limit]
 
     @staticmethod
     def _matcher(terms: list[Term]) -> Matcher:
@@ -1052,6 +1135,11 @@ class SearchIndex:
             return []
         best = scored[0][0]
         return [c for d, _, c in scored if d == best][:limit]
+
+    def _is_word(self, word: str) -> bool:
+        """Whether ``word`` (folded) is a word of the index's vocabulary."""
+        return self._conn().execute("SELECT 1 FROM vocab WHERE key = ? LIMIT 1",
+                                    [fold(word.lower())]).fetchone() is not None
 
     def _completions(self, word: str, limit: int = PREFIX_COMPLETIONS) -> list[str]:
         """The most frequent known words (folded) that start with ``word`` and are longer."""

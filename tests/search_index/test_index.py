@@ -178,3 +178,44 @@ def test_rowids_carry_groups_through_upserts_and_deletes(index, make_doc):
     index.clear()
     index.index([make_doc("c/1", "fractions", pack="c")])
     assert index.search("fractions ").facets["pack"] == {"c": 1}
+
+
+def test_phrase_matches_rank_title_first_and_page_through_all(index, make_doc):
+    docs = [make_doc(f"p/{i}", f"lesson {i}", f"click here to save the file {i}",
+                     kind=("video", "article")[i % 2]) for i in range(30)]
+    docs += [make_doc("p/t", "Save the file", "a lesson"),
+             make_doc("p/d", "Another lesson", "nothing", description="how to save the file"),
+             make_doc("p/x", "file save", "the words, but not the phrase: file then save")]
+    index.index(docs)
+    r = index.search('"save the file"', limit=5)
+    assert r.total == 32 and not r.approximate
+    assert r.facets["kind"] == {"video": 15, "article": 17}
+    # The phrase in the title ranks first, in the description next.
+    assert ids(r)[:2] == ["p/t", "p/d"]
+    # Every match is reachable by paging, once, and none without the phrase.
+    pages = [ids(index.search('"save the file"', limit=5, offset=o)) for o in range(0, 40, 5)]
+    found = [i for page in pages for i in page]
+    assert len(found) == len(set(found)) == 32 and "p/x" not in found
+    # Filters apply to the phrase's matches.
+    videos = index.search('"save the file"', kinds=["video"], limit=50)
+    assert videos.total == 15 and len(videos.hits) == 15
+    assert all(h.kind == "video" for h in videos.hits)
+
+
+def test_filter_and_sample_tokens_are_not_words(index, make_doc):
+    index.index([make_doc(f"p/{i}", f"lesson {i}", "fractions", kind="video", lang="fr")
+                 for i in range(70)])
+    # The index's own tokens (kind, language, pack, sample) are out of reach of
+    # a learner's words, typed or being typed.
+    for query in ("kvideo ", "lfr ", "s1 ", "s12 ", "pp ", "kvid", "lf"):
+        assert index.search(query).total == 0, query
+    assert index.search("fractions ", kinds=["video"], languages=["fr"]).total == 70
+
+
+def test_a_known_last_word_is_not_expanded(index, make_doc):
+    index.index([make_doc("p/1", "Le mot juste", lang="fr"),
+                 make_doc("p/2", "Un motif de tissu", lang="fr")])
+    # "mot" is a word of the index: searched as typed, not as mot*.
+    assert ids(index.search("mot")) == ["p/1"]
+    # "moti" is not: it is being typed, and completes to "motif".
+    assert ids(index.search("moti"))[0] == "p/2"
