@@ -1,12 +1,14 @@
 """Benchmark of passerelle.search_index on a synthetic multilingual corpus.
 
     .venv/bin/python bench/search_bench.py [--nodes 50000] [--queries 200] [--keep DIR]
+        [--workers 0,2] [--concurrency-only]
 
 Prints build time (analysis included), index size, incremental add of 1,000
 nodes, single-threaded query latency (p50/p95) per query type, the RSS of
 the process, then latency under 20 concurrent searchers through Waitress (a
-tiny WSGI app in a subprocess on 127.0.0.1, a bounded number of requests) and
-the serving process's memory. The corpus is deterministic (seeded): Zipf-distributed words,
+tiny WSGI app in a subprocess on 127.0.0.1, searching in worker processes as
+the server does, a bounded number of requests, after a warm-up with another
+query set) and the serving memory (PSS of the server, its workers and helpers). The corpus is deterministic (seeded): Zipf-distributed words,
 ~2 KB of text per node, French/Dutch/English/Arabic with a shared vocabulary
 (internet, email, video...) as in real lesson packs.
 """
@@ -19,6 +21,7 @@ import bisect
 import http.client
 import itertools
 import json
+import os
 import random
 import resource
 import shutil
@@ -32,7 +35,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from passerelle.search_index import Document, SearchIndex
+from passerelle.search_index import Document, SearchIndex, default_workers
 
 KINDS = ["article", "article", "article", "video", "exercise", "document", "audio", "html5",
          "topic"]
@@ -128,58 +131,173 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms"
 
 
-# The serving side of the concurrency test: a few lines of WSGI over one
-# SearchIndex (one SQLite connection per Waitress thread), as the server does.
+# The serving side of the concurrency test: a few lines of WSGI over one index, as the
+# server does: searches go to a SearchPool of N worker processes (the server's setting
+# search_workers), or, with 0, run in Waitress' threads (one SQLite connection each).
 SERVER_CODE = r"""
 import json, logging, sys, urllib.parse, waitress
 logging.getLogger("waitress").setLevel(logging.ERROR)  # no "Task queue depth" lines
-from passerelle.search_index import SearchIndex
-idx = SearchIndex(sys.argv[1])
+from passerelle.search_index import SearchIndex, SearchPool
+path, port, threads, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+idx = SearchIndex(path, readonly=True)  # the bench built it; never prepared again here
+searcher = SearchPool(path, workers, fallback=idx) if workers else idx
 def app(environ, start_response):
     qs = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-    if environ.get("PATH_INFO") != "/search":
+    if environ.get("PATH_INFO") == "/workers":
+        body = json.dumps({"pids": searcher.pids() if workers else [],
+                           "fallbacks": searcher.fallbacks if workers else 0}).encode()
+    elif environ.get("PATH_INFO") == "/search":
+        r = searcher.search(qs.get("q", [""])[0], kinds=qs.get("kind"),
+                            languages=qs.get("language"))
+        body = json.dumps({"total": r.total, "mode": r.mode, "facets": r.facets,
+                           "hits": [h.__dict__ for h in r.hits]}).encode()
+    else:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
-    r = idx.search(qs.get("q", [""])[0], kinds=qs.get("kind"), languages=qs.get("language"))
-    body = json.dumps({"total": r.total, "mode": r.mode, "facets": r.facets,
-                       "hits": [h.__dict__ for h in r.hits]}).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
     return [body]
-waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
-               _quiet=True)
+waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
 """
 
 
-def rss_of(pid: int) -> str:
-    """RSS, and what it is made of. Each SQLite connection (one per Waitress
-    thread) maps the index file (mmap_size): pages of the OS page cache shared
-    by all, but counted in RSS once per mapping. PSS counts a shared page once;
-    Anonymous is the process's own heap."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-    out = f"RSS {fields.get('VmRSS', '?')} (peak {fields.get('VmHWM', '?')})"
+def _memory(pid: int) -> dict[str, int]:
+    """kB of RSS, PSS, PSS of the heap and of mapped files, of one process."""
+    out = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
-            roll = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
-        out += (f"; PSS {roll.get('Pss', '?')} = heap (anonymous) {roll.get('Pss_Anon', '?')}"
-                f" + mapped index file {roll.get('Pss_File', '?')}")
-    except OSError:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
+                    out[key] = int(value.split()[0])
+    except (OSError, ValueError):
         pass
     return out
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_of(pid: int, workers: list[int] = ()) -> str:
+    """The serving memory: the server process, its search workers and multiprocessing's
+    helpers (forkserver, resource tracker). Each SQLite connection maps the index file
+    (mmap_size): pages of the OS page cache shared by all, counted in RSS once per
+    process but in PSS once in all, so PSS sums to the memory really used. Anonymous
+    PSS is the processes' own heap."""
+    helpers = [c for c in _children(pid) if c not in workers]
+    helpers += [g for c in helpers for g in _children(c) if g not in workers]
+    parts = [("server", [pid]), (f"{len(workers)} workers", list(workers)),
+             ("helpers", helpers)]
+    total = {"Pss": 0, "Pss_Anon": 0, "Pss_File": 0}
+    shown = []
+    for name, pids in parts:
+        if not pids:
+            continue
+        m = {"Rss": 0, "Pss": 0, "Pss_Anon": 0, "Pss_File": 0}
+        for p in pids:
+            for k, v in _memory(p).items():
+                m[k] += v
+        for k in total:
+            total[k] += m[k]
+        shown.append(f"{name} PSS {m['Pss'] / 1024:.0f} MB (heap {m['Pss_Anon'] / 1024:.0f}, "
+                     f"index file {m['Pss_File'] / 1024:.0f}; RSS {m['Rss'] / 1024:.0f})")
+    return (f"PSS {total['Pss'] / 1024:.0f} MB in all = heap {total['Pss_Anon'] / 1024:.0f} MB "
+            f"+ mapped index file {total['Pss_File'] / 1024:.0f} MB\n      " + "; ".join(shown))
+
+
+def _cpu_seconds(pids) -> float:
+    """User + system CPU time used so far by these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _urls(queries: list[tuple[str, dict]]) -> list[str]:
+    urls = []
+    for q, kw in queries:
+        params = [("q", q)] + [(k.rstrip("s") if k != "languages" else "language", v)
+                               for k, vs in kw.items() for v in vs]
+        urls.append("/search?" + urllib.parse.urlencode(params))
+    return urls
+
+
+def _drive(port: int, urls: list[str], clients: int, requests: int, time_limit: float
+           ) -> tuple[list[float], int, float]:
+    """``clients`` closed-loop clients sending ``requests`` requests in all: (times, errors, wall)."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    times: list[float] = []
+    errors = [0]
+    stop_at = time.monotonic() + time_limit
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            i = next(counter)
+            if i >= requests or time.monotonic() > stop_at:
+                break
+            t = time.perf_counter()
+            try:
+                conn.request("GET", urls[i % len(urls)])
+                resp = conn.getresponse()
+                body = resp.read()
+                ok = resp.status == 200 and "total" in json.loads(body)
+            except (OSError, http.client.HTTPException, ValueError):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            elapsed = time.perf_counter() - t
+            with lock:
+                times.append(elapsed)
+                if not ok:
+                    errors[0] += 1
+        conn.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times, errors[0], time.perf_counter() - t0
+
+
+def _get_json(port: int, path: str) -> dict:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("GET", path)
+        return json.loads(c.getresponse().read())
+    finally:
+        c.close()
+
+
 def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, requests: int,
-                     threads: int, time_limit: float = 180.0) -> None:
-    """20 client threads against a Waitress subprocess on 127.0.0.1, bounded in count and time."""
+                     threads: int, workers: int = 0, warm: list[tuple[str, dict]] = (),
+                     warm_seed: int | None = None, time_limit: float = 180.0) -> dict:
+    """20 client threads against a Waitress subprocess on 127.0.0.1, bounded in count and time,
+    after warming it with ``warm`` (another query set). Returns the figures."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(path), str(port),
-                               str(threads)], stdout=subprocess.DEVNULL)
+                               str(threads), str(workers)], stdout=subprocess.DEVNULL)
+    how = f"{workers} search worker processes" if workers else "searches in Waitress' threads"
     try:
         deadline = time.monotonic() + 30
         while True:  # wait for the port
@@ -190,62 +308,44 @@ def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, 
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the Waitress test server did not start") from None
                 time.sleep(0.2)
-        urls = []
-        for q, kw in queries:
-            params = [("q", q)] + [(k.rstrip("s") if k != "languages" else "language", v)
-                                   for k, vs in kw.items() for v in vs]
-            urls.append("/search?" + urllib.parse.urlencode(params))
-        counter = itertools.count()
-        lock = threading.Lock()
-        times: list[float] = []
-        errors = [0]
-        stop_at = time.monotonic() + time_limit
-
-        def client():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            while True:
-                i = next(counter)
-                if i >= requests or time.monotonic() > stop_at:
-                    break
-                t = time.perf_counter()
-                try:
-                    conn.request("GET", urls[i % len(urls)])
-                    resp = conn.getresponse()
-                    body = resp.read()
-                    ok = resp.status == 200 and "total" in json.loads(body)
-                except (OSError, http.client.HTTPException, ValueError):
-                    ok = False
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                elapsed = time.perf_counter() - t
-                with lock:
-                    times.append(elapsed)
-                    if not ok:
-                        errors[0] += 1
-            conn.close()
-
-        # Warm-up: one request per thread of the server (connections, page cache).
-        for url in urls[:threads]:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            c.request("GET", url)
-            c.getresponse().read()
-            c.close()
-        t0 = time.perf_counter()
-        workers = [threading.Thread(target=client) for _ in range(clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        wall = time.perf_counter() - t0
-        print(f"\n{clients} concurrent searchers through Waitress ({threads} threads, "
-              f"{len(times)} requests, mixed queries):")
-        print(f"  {'all':18s} {percentiles(times)}   errors {errors[0]}   "
-              f"{len(times) / wall:.1f} requests/s")
+        # A server that has been running has seen other searches: its workers' analysis
+        # caches and the page cache are warm. Warm it with another query set, as many
+        # requests, through as many clients (so every worker gets started and used).
+        if warm:
+            t = time.perf_counter()
+            _drive(port, _urls(warm), clients, len(warm), time_limit)
+            warmed = (f"warmed first with {len(warm)} searches of another query set "
+                      f"(seed {warm_seed}) in {time.perf_counter() - t:.1f} s")
+        else:
+            warmed = "not warmed"
+        workers_before = _get_json(port, "/workers")["pids"]
+        cpu_before = _cpu_seconds([server.pid]), _cpu_seconds(workers_before)
+        times, errors, wall = _drive(port, _urls(queries), clients, requests, time_limit)
+        state = _get_json(port, "/workers")
+        cpu = (_cpu_seconds([server.pid]) - cpu_before[0],
+               _cpu_seconds(set(workers_before) & set(state["pids"])) - cpu_before[1])
+        rate = len(times) / wall
+        print(f"\n{clients} concurrent searchers through Waitress ({threads} threads, {how}; "
+              f"{len(times)} requests, mixed queries; {warmed}):")
+        print(f"  {'all':18s} {percentiles(times)}   errors {errors}   {rate:.1f} requests/s")
         # A closed loop: each client waits for its answer before asking again,
         # so latency is about clients / throughput; both are printed.
-        print(f"  (closed loop: {clients} clients / {len(times) / wall:.1f} requests/s = "
-              f"{clients / (len(times) / wall) * 1000:.0f} ms per request on average)")
-        print(f"  serving process: {rss_of(server.pid)}")
+        print(f"  (closed loop: {clients} clients / {rate:.1f} requests/s = "
+              f"{clients / rate * 1000:.0f} ms per request on average)")
+        # CPU per request is what the load of the other processes on the machine does not
+        # change much: what the serving process (one GIL) spends, and what the workers do.
+        print(f"  CPU per request: server process {cpu[0] / len(times) * 1000:.1f} ms"
+              + (f", workers {cpu[1] / len(times) * 1000:.1f} ms" if workers else ""))
+        if state["fallbacks"]:
+            print(f"  searches answered in the server process (workers failed): "
+                  f"{state['fallbacks']}")
+        memory = rss_of(server.pid, state["pids"])
+        print(f"  serving memory: {memory}")
+        ordered = sorted(times)
+        return {"workers": workers, "p50": statistics.median(ordered),
+                "cpu": cpu[0] / len(times), "worker_cpu": cpu[1] / len(times),
+                "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+                "rate": rate, "errors": errors, "memory": memory.split("\n")[0]}
     finally:
         server.terminate()
         try:
@@ -314,20 +414,41 @@ def main(argv=None) -> int:
     ap.add_argument("--requests", type=int, default=2000,
                     help="requests of the concurrency test, in all")
     ap.add_argument("--threads", type=int, default=4, help="Waitress threads")
+    ap.add_argument("--workers", default=str(default_workers()),
+                    help="search worker processes of the concurrency test, as the server's "
+                         "search_workers (default: auto = %(default)s here); 0: in Waitress' "
+                         "threads; a list (0,2) runs one server after the other")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the list of --workers this many times, alternating")
+    ap.add_argument("--concurrency-only", action="store_true",
+                    help="with --keep: reuse the index an earlier run (same --nodes and --seed) "
+                         "left there, and run only the concurrency test")
     args = ap.parse_args(argv)
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        ap.error("--workers: whole numbers separated by commas, e.g. 0,2")
+    if args.concurrency_only and not args.keep:
+        ap.error("--concurrency-only needs --keep DIR (where an earlier run kept its index)")
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="search-bench-"))
     if not args.keep:  # a 50,000-node index is 250+ MB: do not leave it in /tmp
         atexit.register(shutil.rmtree, tmp, True)
     path = tmp / "search.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-
     t = time.perf_counter()
     docs, vocabs = make_corpus(args.nodes, args.seed)
-    extra, _ = make_corpus(1000, args.seed + 1, start=args.nodes)
     print(f"corpus: {args.nodes} nodes, {sum(len(d.body) for d in docs) / len(docs):.0f} "
           f"chars of body per node (generated in {time.perf_counter() - t:.1f} s)")
+    if args.concurrency_only:
+        if not path.exists():
+            ap.error(f"--concurrency-only: no index at {path}")
+        print(f"index: {path} (kept by an earlier run; {path.stat().st_size / 1e6:.0f} MB)")
+        queries, _, _ = make_queries(docs, vocabs, args.seed, args.queries)
+        run_concurrency(args, path, docs, vocabs, queries, worker_counts)
+        return 0
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    extra, _ = make_corpus(1000, args.seed + 1, start=args.nodes)
 
     idx = SearchIndex(path, parallel=True)  # a single-threaded build, as the CLI does
     t = time.perf_counter()
@@ -374,11 +495,34 @@ def main(argv=None) -> int:
     print(f"\nmax RSS of this process: {rss:.0f} MB (includes the generated corpus)")
     print(f"modes seen: {modes}")
     idx.close()
-    if args.clients:
-        mixed = [q for qs in queries.values() for q in qs]
-        random.Random(args.seed).shuffle(mixed)
-        concurrent_bench(path, mixed, args.clients, args.requests, args.threads)
+    run_concurrency(args, path, docs, vocabs, queries, worker_counts)
     return 0
+
+
+def run_concurrency(args, path: Path, docs, vocabs, queries: dict, worker_counts: list[int]):
+    if not args.clients:
+        return
+    mixed = [q for qs in queries.values() for q in qs]
+    random.Random(args.seed).shuffle(mixed)
+    # The warm-up set: the same generator with another seed (other words, other typos).
+    warm_seed = args.seed + 1000
+    warm_queries, _, _ = make_queries(docs, vocabs, warm_seed, args.queries)
+    warm = [q for qs in warm_queries.values() for q in qs]
+    random.Random(warm_seed).shuffle(warm)
+    results = []
+    for _ in range(args.rounds):
+        for workers in worker_counts:
+            results.append(concurrent_bench(path, mixed, args.clients, args.requests,
+                                            args.threads, workers, warm, warm_seed))
+    if len(results) > 1:
+        print(f"\nside by side ({args.clients} searchers, {args.threads} Waitress threads, "
+              f"servers run one after the other{', alternating' if args.rounds > 1 else ''}):")
+        for r in results:
+            how = f"{r['workers']} workers" if r["workers"] else "in-process"
+            print(f"  {how:12s} p50 {r['p50'] * 1000:6.1f} ms   p95 {r['p95'] * 1000:6.1f} ms   "
+                  f"{r['rate']:6.1f} requests/s   errors {r['errors']}   CPU/request: server "
+                  f"{r['cpu'] * 1000:.1f} ms, workers {r['worker_cpu'] * 1000:.1f} ms\n"
+                  f"  {'':12s} {r['memory']}")
 
 
 if __name__ == "__main__":

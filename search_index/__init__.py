@@ -16,6 +16,9 @@ Design in brief (details in docs/search.md):
   ("vidéo", "oefening", "quiz"...) become filters. BM25 with field weights ranks.
 - Learners' input is tokenized, never passed to FTS5 as syntax.
 
+:class:`SearchPool` runs searches in worker processes, so that a threaded
+server searches on every core (``search_index/pool.py``).
+
 This package is a library: it imports neither Flask nor the rest of Passerelle,
 and reports problems with :class:`SearchError` / :class:`QuerySyntaxError`.
 """
@@ -23,6 +26,7 @@ and reports problems with :class:`SearchError` / :class:`QuerySyntaxError`.
 from .errors import QuerySyntaxError, SearchError
 from .extract import extract_html_text, extract_pdf_text, extract_vtt_text
 from .index import Document, Hit, SearchIndex, SearchResult
+from .pool import SearchPool, default_workers
 
 __all__ = [
     "Document",
@@ -30,7 +34,9 @@ __all__ = [
     "QuerySyntaxError",
     "SearchError",
     "SearchIndex",
+    "SearchPool",
     "SearchResult",
+    "default_workers",
     "extract_html_text",
     "extract_pdf_text",
     "extract_vtt_text",

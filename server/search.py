@@ -15,6 +15,12 @@
   languages (bounded LRU, 60 s, cleared when the index changes) so a class
   typing the same words at once costs one query per distinct request, and
   page requests are never starved.
+- Searches run in worker processes (:class:`passerelle.search_index.SearchPool`,
+  setting ``search_workers``): a search is mostly Python, and in the serving
+  process every search would share one core through the GIL with every other
+  page. Suggestions (0.1 ms) stay in the serving process, where a round trip
+  to a worker would cost more than they do; writes stay here too, and workers
+  see them through WAL (the cache above is cleared on every change).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import io
 import logging
 import threading
 import time
+import weakref
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -102,12 +109,25 @@ def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
 
 
 class SearchService:
-    """The index plus the cache of suggestions and results, shared by the server's threads."""
+    """The index plus the cache of suggestions and results, shared by the server's threads.
+
+    With ``workers`` > 0, searches go to that many worker processes (started on
+    the first search); ``close()`` stops them.
+    """
 
     def __init__(self, index: si.SearchIndex, library: lib.Library, cache_size: int = 2048,
-                 cache_seconds: float = 60.0):
+                 cache_seconds: float = 60.0, workers: int = 0,
+                 logger: logging.Logger | None = None):
         self.index = index
         self.library = library
+        self.pool = (si.SearchPool(index.path, workers, busy_timeout_ms=index.busy_timeout_ms,
+                                   fallback=index, logger=logger)
+                     if workers > 0 else None)
+        # What answers searches: the pool, or the index in this process.
+        self.searcher = self.pool or index
+        if self.pool is not None:
+            # An app dropped without close() (tests build many) leaves no processes behind.
+            weakref.finalize(self, self.pool.close)
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         # Entries also expire: a pack imported by the CLI (another process) shows within a minute.
@@ -151,7 +171,7 @@ class SearchService:
         are never changed after they are made, so threads can share them."""
         key = ("search", " ".join(query.casefold().split()), tuple(kinds or ()),
                tuple(languages or ()), tuple(packs or ()), limit, offset)
-        return self._cached(key, lambda: self.index.search(
+        return self._cached(key, lambda: self.searcher.search(
             query, kinds=kinds, languages=languages, packs=packs, limit=limit, offset=offset))
 
     def _cached(self, key: tuple, compute):
@@ -171,6 +191,11 @@ class SearchService:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    def close(self) -> None:
+        """Stop the search workers (the server is stopping); searches still answer, here."""
+        if self.pool is not None:
+            self.pool.close()
 
 
 class IndexingListener:
@@ -265,21 +290,31 @@ def page():
                            kinds=_list_arg("kind", KINDS) or [])
 
 
-def attach(library: lib.Library, home, parallel: bool = False) -> SearchService:
+def attach(library: lib.Library, home, parallel: bool = False, workers: int = 0,
+           logger: logging.Logger | None = None) -> SearchService:
     """The search service of a data home, listening to its content library.
 
     The CLI and the server both build the library through this, so a pack
     imported either way is indexed the same way. ``parallel`` (analysis in
-    worker processes) is for the single-threaded command line only.
+    worker processes) is for the single-threaded command line only;
+    ``workers`` (searches in worker processes) is for the server.
     """
-    search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library)
+    search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library,
+                           workers=workers, logger=logger)
     library.listeners.append(IndexingListener(search))
     return search
 
 
+def search_workers(value: int | str) -> int:
+    """The ``search_workers`` setting as a number of processes ("auto": one per core, up to 4)."""
+    return si.default_workers() if value == "auto" else int(value)
+
+
 def init_app(app: Flask) -> None:
     library = app.extensions["passerelle.library"]
-    search = attach(library, app.config["HOME"])
+    search = attach(library, app.config["HOME"],
+                    workers=search_workers(app.config["SETTINGS"]["search_workers"]),
+                    logger=app.logger)
     app.extensions["passerelle.search"] = search
     app.register_blueprint(bp)
     # Catch the drift a crash may leave between the catalogue and the index.

@@ -18,7 +18,7 @@ from flask import Flask
 from waitress.server import create_server
 
 from . import db as dbmod
-from . import sync_schedule
+from . import search, sync_schedule
 from .settings import Settings
 
 access_logger = logging.getLogger("passerelle.access")
@@ -178,6 +178,7 @@ def run(app: Flask, settings: Settings) -> None:
     finally:
         sync_schedule.stop_serving(beside)
         server.close()
+        search.service(app).close()  # the search worker processes
         dbmod.pool(app).close()  # the last connection to close merges the WAL into the database
         writer = app.extensions.get("passerelle.progress_writer")
         if writer is not None and writer.requests:

@@ -41,6 +41,7 @@ class Setting:
     choices: tuple = ()
     minimum: int | None = None
     maximum: int | None = None
+    words: tuple = ()  # words a whole-number setting also takes ("auto")
 
     @property
     def env_var(self) -> str:
@@ -57,6 +58,8 @@ class Setting:
                 raise SettingsError(
                     f"{where}: {bad[0]!r} is not one of {', '.join(map(str, self.choices))}"
                 )
+        if isinstance(value, str) and value in self.words:
+            return value
         if self.minimum is not None and value < self.minimum:
             raise SettingsError(f"{where}: {value} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:
@@ -74,11 +77,14 @@ class Setting:
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return raw
             if isinstance(raw, str):
+                if raw.strip().lower() in self.words:
+                    return raw.strip().lower()
                 try:
                     return int(raw.strip())
                 except ValueError:
                     pass
-            raise SettingsError(f"{where}: expected a whole number, got {raw!r}")
+            expected = " or ".join(("a whole number", *self.words))
+            raise SettingsError(f"{where}: expected {expected}, got {raw!r}")
         if self.type is list:
             if isinstance(raw, str):
                 raw = [part.strip() for part in raw.split(",") if part.strip()]
@@ -102,6 +108,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", int, 8,
             "Worker threads serving requests; 8 keeps 30+ tablets fluid on a 4-core Pi.",
             minimum=1, maximum=128),
+    Setting("search_workers", int, "auto",
+            "Processes that run searches beside the server's threads, which otherwise share "
+            "one core for every search and slow other pages during a burst of them; auto: "
+            "one per core, at most 4; 0: search in the serving process (each worker costs "
+            "~30 MB).",
+            minimum=0, maximum=16, words=("auto",)),
     Setting("max_request_mb", int, 16,
             "Largest request body the server accepts, in MiB; larger ones get 413.",
             minimum=1, maximum=65536),

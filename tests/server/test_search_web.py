@@ -4,6 +4,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.search_index.test_pool import descendants, running
+
 
 def test_imported_packs_are_searchable_at_once(client):
     body = client.get("/api/v1/search?q=doigt").get_json()
@@ -39,10 +41,10 @@ def test_removing_a_pack_removes_it_from_search(client, app):
 def test_a_class_searching_the_same_words_costs_one_query(client, app, monkeypatch):
     from passerelle.server import search
 
-    index = search.service(app).index
+    searcher = search.service(app).searcher  # the worker processes, or the index
     calls = []
-    real = index.search
-    monkeypatch.setattr(index, "search", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    real = searcher.search
+    monkeypatch.setattr(searcher, "search", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     answers = [client.get("/api/v1/search?q=Touchez%20 l'écran").get_json() for _ in range(30)]
     assert len(calls) == 1 and all(a == answers[0] for a in answers)
     client.get("/api/v1/search?q=touchez l'écran&kind=video")       # other filters: asked again
@@ -85,3 +87,86 @@ def test_cli_search_and_index_drift(runner, box):
     assert "passerelle index rebuild" in result.stderr
     assert runner("index", "rebuild").exit_code == 0
     assert runner("index", "check").exit_code == 0
+
+
+# --- Searches in worker processes (setting search_workers) ------------------------------
+
+def test_searches_run_in_worker_processes_by_default(client, app):
+    import os
+
+    from passerelle import search_index as si
+    from passerelle.server import search
+
+    pool = search.service(app).pool
+    assert pool is not None and pool.size == si.default_workers()
+    assert pool.pids() == []  # started by the first search, not before
+    assert client.get("/api/v1/search?q=doigt").get_json()["total"] >= 1
+    assert pool.pids() and os.getpid() not in pool.pids()
+    # Suggestions stay in the serving process: a round trip would cost more than they do.
+    assert client.get("/api/v1/search/suggest?q=bie").get_json()["suggestions"]
+
+
+def test_search_workers_0_searches_in_the_serving_process(box):
+    from passerelle.server import search
+    from passerelle.server.app import create_app
+
+    app = create_app({"home": box.home, "TESTING": True, "search_workers": 0})
+    service = search.service(app)
+    assert service.pool is None and service.searcher is service.index
+    assert app.test_client().get("/api/v1/search?q=doigt").get_json()["total"] >= 1
+
+
+@pytest.mark.parametrize("value, problem", [("two", "a whole number or auto"),
+                                            ("-1", "below the minimum")])
+def test_search_workers_setting_is_checked(box, monkeypatch, value, problem):
+    from passerelle.server.app import create_app
+    from passerelle.server.errors import ConfigError
+
+    monkeypatch.setenv("PASSERELLE_SEARCH_WORKERS", value)
+    with pytest.raises(ConfigError, match=problem):
+        create_app({"home": box.home, "TESTING": True})
+    monkeypatch.setenv("PASSERELLE_SEARCH_WORKERS", "AUTO")
+    assert create_app({"home": box.home, "TESTING": True}).config["SETTINGS"]["search_workers"] \
+        == "auto"
+
+
+def test_a_query_error_raised_in_a_worker_is_answered_in_the_one_error_shape(client, app,
+                                                                               monkeypatch):
+    from passerelle.server import search
+
+    pool = search.service(app).pool
+    real = pool.search
+    # No learner's text makes the library refuse a query; a non-text one does, in the worker.
+    monkeypatch.setattr(pool, "search", lambda query, **kw: real(None, **kw))
+    response = client.get("/api/v1/search?q=doigt")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid" and "text" in error["message"] and "q" in error["details"]
+    assert pool.pids()  # the query came back from a worker
+
+
+def test_a_served_box_searches_in_workers_and_a_killed_one_is_replaced(live_server):
+    import json
+    import os
+    import signal
+
+    server = live_server.proc.pid
+
+    def search(q):
+        with live_server.get("/api/v1/search?q=" + q) as r:
+            return json.loads(r.read())
+
+    assert not descendants(server, depth=2)  # nothing searched yet: no worker
+    assert search("doigt")["total"] >= 1
+    # Workers are forked by multiprocessing's forkserver, a child of the server.
+    workers = descendants(server, depth=2)
+    assert workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    assert search("bienvenue")["hits"][0]["node_id"] == "basics/welcome"  # not cached: asked
+    replaced = descendants(server, depth=2)
+    assert replaced and not replaced & workers
+    everything = descendants(server)
+    code, _, err = live_server.stop()
+    assert code == 0 and "Traceback" not in err
+    assert not any(running(pid) for pid in everything)  # no process outlives the server
