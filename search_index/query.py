@@ -12,6 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from rapidfuzz.distance import OSA
+
 from .analysis import (
     STEMMED_LANGUAGES,
     WORD_RE,
@@ -227,39 +229,11 @@ def damerau_levenshtein(a: str, b: str, max_dist: int) -> int:
     """Optimal-string-alignment distance (an edit, or a swap of two neighbours),
     or max_dist + 1 when it is larger than max_dist.
 
-    Bit-parallel (Hyyrö 2003, as in RapidFuzz): one pass over ``b`` with a few
-    integer operations per letter, ~10x fewer Python steps than the table, which
-    matters when a typo is compared with hundreds of known words."""
-    la, lb = len(a), len(b)
-    if abs(la - lb) > max_dist:
-        return max_dist + 1
-    if a == b:
-        return 0
-    if not la or not lb:
-        return max(la, lb) if max(la, lb) <= max_dist else max_dist + 1
-    peq: dict[str, int] = {}
-    for i, ch in enumerate(a):
-        peq[ch] = peq.get(ch, 0) | (1 << i)
-    full = (1 << la) - 1
-    last = 1 << (la - 1)
-    vp, vn, d0, pm_old = full, 0, 0, 0
-    dist = la
-    for ch in b:
-        pm = peq.get(ch, 0)
-        tr = (((~d0) & pm) << 1) & pm_old
-        d0 = ((((pm & vp) + vp) ^ vp) | pm | vn | tr) & full
-        hp = vn | (~(d0 | vp) & full)
-        hn = d0 & vp
-        if hp & last:
-            dist += 1
-        elif hn & last:
-            dist -= 1
-        hp = ((hp << 1) | 1) & full
-        hn = (hn << 1) & full
-        vp = hn | (~(d0 | hp) & full)
-        vn = hp & d0
-        pm_old = pm
-    return dist if dist <= max_dist else max_dist + 1
+    RapidFuzz computes it in C++ (bit-parallel, Hyyrö 2003) in about a
+    microsecond: the hand-written bit-parallel loop it replaces cost 26 us per
+    pair in Python, and a typo is compared with hundreds of known words
+    (20% of all search time in the benchmark's mixed queries)."""
+    return OSA.distance(a, b, score_cutoff=max_dist)
 
 
 def max_typos(word: str) -> int:
