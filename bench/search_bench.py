@@ -7,8 +7,10 @@ Prints build time (analysis included), index size, incremental add of 1,000
 nodes, single-threaded query latency (p50/p95) per query type, the RSS of
 the process, then latency under 20 concurrent searchers through Waitress (a
 tiny WSGI app in a subprocess on 127.0.0.1, searching in worker processes as
-the server does, a bounded number of requests, after a warm-up with another
-query set) and the serving memory (PSS of the server, its workers and helpers). The corpus is deterministic (seeded): Zipf-distributed words,
+the server does, after a warm-up with another query set; the searchers are
+wrk's connections, or Python threads with --client python) and the serving
+memory (PSS of the server, its workers and helpers). The corpus is
+deterministic (seeded): Zipf-distributed words,
 ~2 KB of text per node, French/Dutch/English/Arabic with a shared vocabulary
 (internet, email, video...) as in real lesson packs.
 """
@@ -278,6 +280,49 @@ def _drive(port: int, urls: list[str], clients: int, requests: int, time_limit: 
     return times, errors[0], time.perf_counter() - t0
 
 
+# wrk's side of the concurrency test: one connection per searcher, each walking
+# its own stride of the query list; p50/p95 and counts from wrk's own histogram.
+WRK_LUA = r"""
+local paths = %(paths)s
+local stride = %(stride)d
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+local n = 0
+function request()
+  local i = (tonumber(offset) + n * stride) %% #paths + 1
+  n = n + 1
+  return wrk.format("GET", paths[i])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"p50": %%d, "p95": %%d, "requests": %%d, "errors": %%d, ' ..
+    '"duration": %%d}\n', latency:percentile(50), latency:percentile(95), summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, summary.duration))
+end
+"""
+
+
+def _drive_wrk(port: int, urls: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` closed-loop connections from wrk (C) for ``seconds``: the searchers'
+    own HTTP work takes next to no CPU from the 2 cores the server runs on, as
+    tablets' would not. Returns wrk's figures (latencies in seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "search.lua"
+        script.write_text(WRK_LUA % {"paths": "{" + ", ".join(json.dumps(u) for u in urls) + "}",
+                                     "stride": clients})
+        out = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients),
+                              "-d", f"{max(1, round(seconds))}s", "--timeout", "30s",
+                              "-s", str(script), f"http://127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=seconds + 60, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[len("RESULT "):])
+    return {"p50": r["p50"] / 1e6, "p95": r["p95"] / 1e6, "requests": r["requests"],
+            "errors": r["errors"], "wall": r["duration"] / 1e6}
+
+
 def _get_json(port: int, path: str) -> dict:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -289,7 +334,8 @@ def _get_json(port: int, path: str) -> dict:
 
 def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, requests: int,
                      threads: int, workers: int = 0, warm: list[tuple[str, dict]] = (),
-                     warm_seed: int | None = None, time_limit: float = 180.0) -> dict:
+                     warm_seed: int | None = None, time_limit: float = 180.0,
+                     client: str = "python", seconds: float = 15.0) -> dict:
     """20 client threads against a Waitress subprocess on 127.0.0.1, bounded in count and time,
     after warming it with ``warm`` (another query set). Returns the figures."""
     with socket.socket() as s:
@@ -320,31 +366,39 @@ def concurrent_bench(path: Path, queries: list[tuple[str, dict]], clients: int, 
             warmed = "not warmed"
         workers_before = _get_json(port, "/workers")["pids"]
         cpu_before = _cpu_seconds([server.pid]), _cpu_seconds(workers_before)
-        times, errors, wall = _drive(port, _urls(queries), clients, requests, time_limit)
+        if client == "wrk":
+            w = _drive_wrk(port, _urls(queries), clients, seconds)
+            count, errors, wall, p50, p95 = w["requests"], w["errors"], w["wall"], w["p50"], w["p95"]
+            driver = "wrk, one connection per searcher"
+        else:
+            times, errors, wall = _drive(port, _urls(queries), clients, requests, time_limit)
+            ordered = sorted(times)
+            count, p50 = len(times), statistics.median(ordered)
+            p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+            driver = "Python http.client threads in the bench process"
         state = _get_json(port, "/workers")
         cpu = (_cpu_seconds([server.pid]) - cpu_before[0],
                _cpu_seconds(set(workers_before) & set(state["pids"])) - cpu_before[1])
-        rate = len(times) / wall
+        rate = count / wall
         print(f"\n{clients} concurrent searchers through Waitress ({threads} threads, {how}; "
-              f"{len(times)} requests, mixed queries; {warmed}):")
-        print(f"  {'all':18s} {percentiles(times)}   errors {errors}   {rate:.1f} requests/s")
+              f"{count} requests, mixed queries; {warmed}; client: {driver}):")
+        print(f"  {'all':18s} p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms   "
+              f"errors {errors}   {rate:.1f} requests/s")
         # A closed loop: each client waits for its answer before asking again,
         # so latency is about clients / throughput; both are printed.
         print(f"  (closed loop: {clients} clients / {rate:.1f} requests/s = "
               f"{clients / rate * 1000:.0f} ms per request on average)")
         # CPU per request is what the load of the other processes on the machine does not
         # change much: what the serving process (one GIL) spends, and what the workers do.
-        print(f"  CPU per request: server process {cpu[0] / len(times) * 1000:.1f} ms"
-              + (f", workers {cpu[1] / len(times) * 1000:.1f} ms" if workers else ""))
+        print(f"  CPU per request: server process {cpu[0] / count * 1000:.1f} ms"
+              + (f", workers {cpu[1] / count * 1000:.1f} ms" if workers else ""))
         if state["fallbacks"]:
             print(f"  searches answered in the server process (workers failed): "
                   f"{state['fallbacks']}")
         memory = rss_of(server.pid, state["pids"])
         print(f"  serving memory: {memory}")
-        ordered = sorted(times)
-        return {"workers": workers, "p50": statistics.median(ordered),
-                "cpu": cpu[0] / len(times), "worker_cpu": cpu[1] / len(times),
-                "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        return {"workers": workers, "p50": p50, "p95": p95, "client": client,
+                "cpu": cpu[0] / count, "worker_cpu": cpu[1] / count,
                 "rate": rate, "errors": errors, "memory": memory.split("\n")[0]}
     finally:
         server.terminate()
@@ -418,6 +472,12 @@ def main(argv=None) -> int:
                     help="search worker processes of the concurrency test, as the server's "
                          "search_workers (default: auto = %(default)s here); 0: in Waitress' "
                          "threads; a list (0,2) runs one server after the other")
+    ap.add_argument("--client", default="wrk" if shutil.which("wrk") else "python",
+                    help="load generator of the concurrency test: wrk (C, default when "
+                         "installed; tablets' HTTP work does not run on the box) or python "
+                         "(threads of this process, sharing its cores); wrk,python runs both")
+    ap.add_argument("--seconds", type=float, default=15.0,
+                    help="length of a wrk run (python: --requests requests)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the list of --workers this many times, alternating")
     ap.add_argument("--concurrency-only", action="store_true",
@@ -512,17 +572,19 @@ def run_concurrency(args, path: Path, docs, vocabs, queries: dict, worker_counts
     results = []
     for _ in range(args.rounds):
         for workers in worker_counts:
-            results.append(concurrent_bench(path, mixed, args.clients, args.requests,
-                                            args.threads, workers, warm, warm_seed))
+            for client in args.client.split(","):
+                results.append(concurrent_bench(path, mixed, args.clients, args.requests,
+                                                args.threads, workers, warm, warm_seed,
+                                                client=client, seconds=args.seconds))
     if len(results) > 1:
         print(f"\nside by side ({args.clients} searchers, {args.threads} Waitress threads, "
               f"servers run one after the other{', alternating' if args.rounds > 1 else ''}):")
         for r in results:
-            how = f"{r['workers']} workers" if r["workers"] else "in-process"
-            print(f"  {how:12s} p50 {r['p50'] * 1000:6.1f} ms   p95 {r['p95'] * 1000:6.1f} ms   "
+            how = (f"{r['workers']} workers" if r["workers"] else "in-process") + f", {r['client']}"
+            print(f"  {how:20s} p50 {r['p50'] * 1000:6.1f} ms   p95 {r['p95'] * 1000:6.1f} ms   "
                   f"{r['rate']:6.1f} requests/s   errors {r['errors']}   CPU/request: server "
                   f"{r['cpu'] * 1000:.1f} ms, workers {r['worker_cpu'] * 1000:.1f} ms\n"
-                  f"  {'':12s} {r['memory']}")
+                  f"  {'':20s} {r['memory']}")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,10 @@ RANK_SAMPLE = 250
 TIER_CAP = 300              # title/tag matches ranked whole, above: sampled
 PROBE = 4                   # sample buckets of the first, counting probe (1/16)
 EXACT_CAP = 4000            # estimated matches counted exactly, above: estimated
+# A phrase's pass reads positions, 4x the cost of a word's: its matches are
+# listed (and counted exactly) up to this many, above it estimated like a
+# common word's.
+PHRASE_EXACT_CAP = 1000
 SAMPLE_BUCKETS = 64         # sample tokens s0..s63 in the filt column
 # rowid = group << GROUP_SHIFT | sequence number: the group (kind, language,
 # pack) of a match is known from its rowid alone, so facets never join `nodes`.
@@ -850,35 +854,41 @@ class SearchIndex:
             # EXACT_CAP matches, one pass over the unfiltered match set gives
             # the total and all three facets exactly. Above (a pass over 20,000
             # matches of a phrase costs 30+ ms here), a probe over 1/16 of the
-            # library (the sample tokens s0..s3, which FTS5 skips to) gives
+            # library (the sample tokens __s0..__s3, which FTS5 skips to) gives
             # them, scaled: estimates.
             # A phrase costs FTS5 a pass over the positions of its words (10+
             # ms for two common words at 50,000 nodes), and bm25 one more pass
-            # per phrase form for its IDF: a phrase's matches are listed once
-            # here and ranked from them (``_ranked``), with no second pass.
+            # per phrase form for its IDF: up to PHRASE_EXACT_CAP, a phrase's
+            # matches are listed once here and ranked from that list
+            # (``_phrase_ranked``), with no second pass.
             known = None
+            cap = EXACT_CAP
             if any(t.phrase for t in terms):
+                cap = PHRASE_EXACT_CAP
                 known = [r[0] for r in conn.execute(
-                    "SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?", [expr, EXACT_CAP + 1])]
-                groups = list(Counter(r >> GROUP_SHIFT for r in known).items())
+                    "SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?", [expr, cap + 1])]
+                approximate = len(known) > cap
+                groups = [] if approximate else list(Counter(r >> GROUP_SHIFT
+                                                             for r in known).items())
             else:
                 groups = conn.execute(
                     f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
-                    "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, EXACT_CAP + 1]).fetchall()
+                    "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, cap + 1]).fetchall()
+                approximate = sum(g[1] for g in groups) > cap
             scale = 1
-            approximate = sum(g[1] for g in groups) > EXACT_CAP
-            if approximate:
-                known = None
             if approximate:
                 scale = SAMPLE_BUCKETS // PROBE
                 groups = conn.execute(self._GROUP_SQL,
                                       [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+                if not groups and known:  # none in the probe (unlikely): what was listed
+                    groups, scale = list(Counter(r >> GROUP_SHIFT for r in known).items()), 1
+                known = None
             if not groups:
                 return _empty_result()
             facets, total, codes = self._facets(conn, groups, kinds, languages, packs, scale)
             matched = sum(g[1] for g in groups) * scale
             if approximate:
-                if total <= EXACT_CAP:  # few left after filtering: count them exactly
+                if total <= cap:  # few left after filtering: count them exactly
                     total = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?",
                                          [full]).fetchone()[0]
                 else:  # an estimate says so by its round figure

@@ -219,3 +219,17 @@ def test_a_known_last_word_is_not_expanded(index, make_doc):
     assert ids(index.search("mot")) == ["p/1"]
     # "moti" is not: it is being typed, and completes to "motif".
     assert ids(index.search("moti"))[0] == "p/2"
+
+
+def test_phrases_with_many_matches_are_estimated(index, make_doc, monkeypatch):
+    monkeypatch.setattr(index_module, "PHRASE_EXACT_CAP", 50)
+    index.index([make_doc(f"p/{i}", f"lesson {i}", "save the file now",
+                          kind=("video", "article")[i % 2]) for i in range(400)]
+                + [make_doc("p/t", "Save the file", "a lesson")])
+    r = index.search('"save the file"', limit=10)
+    # Listed up to the cap, then estimated from a sample, and said so.
+    assert r.approximate and 100 <= r.total <= 1000
+    assert set(r.facets["kind"]) == {"video", "article"}
+    assert ids(r)[0] == "p/t"
+    pages = [ids(index.search('"save the file"', limit=10, offset=o)) for o in (0, 10, 20)]
+    assert len({i for page in pages for i in page}) == 30
