@@ -41,6 +41,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids() -> dict[int, list[int]]:
+    """Every process's children (parent pid -> pids), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def tree_pids(root: int) -> list[int]:
+    """A process and all its descendants."""
+    children = child_pids()
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
 def memory_split(pid: int) -> str:
     """Resident memory by kind: anonymous (the heap: Python objects, caches, malloc'd
     buffers) and file-backed (shared libraries, SQLite's mapped files)."""

@@ -58,7 +58,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _box import PASSERELLE, PIN, free_port, prepare  # noqa: E402
+from _box import PASSERELLE, PIN, free_port, prepare, tree_pids  # noqa: E402
 
 KOLIBRI_PASSWORD = PIN  # the same 4 characters on both sides
 BROWSER = {"browser": {"name": "Chrome", "major": "120", "minor": "0", "patch": "0"},
@@ -125,24 +125,6 @@ class Tablet:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def tree_pids(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def rss_tree_mb(root: int | None) -> float:

@@ -23,7 +23,6 @@ import bisect
 import http.client
 import itertools
 import json
-import os
 import random
 import resource
 import shutil
@@ -38,6 +37,9 @@ import urllib.parse
 from pathlib import Path
 
 from passerelle.search_index import Document, SearchIndex, default_workers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _box import child_pids, cpu_seconds  # noqa: E402
 
 KINDS = ["article", "article", "article", "video", "exercise", "document", "audio", "html5",
          "topic"]
@@ -178,16 +180,7 @@ def _memory(pid: int) -> dict[str, int]:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return child_pids().get(pid, [])
 
 
 def rss_of(pid: int, workers: list[int] = ()) -> str:
@@ -218,16 +211,14 @@ def rss_of(pid: int, workers: list[int] = ()) -> str:
 
 
 def _cpu_seconds(pids) -> float:
-    """User + system CPU time used so far by these processes."""
-    total = 0
+    """User + system CPU time used so far by these processes (gone ones count 0)."""
+    total = 0.0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+            total += cpu_seconds(pid)
         except (OSError, ValueError, IndexError):
             pass
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _urls(queries: list[tuple[str, dict]]) -> list[str]:
