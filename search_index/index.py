@@ -35,6 +35,7 @@ from .query import (
     match_expression,
     max_typos,
     parse,
+    phrase_forms,
     quote,
     term_expression,
     term_forms,
@@ -404,6 +405,29 @@ def _sample_scores(rows: list[tuple], matcher: Matcher) -> list[tuple[int, float
             continue
         norm = _K1 * (1 - _B + _B * length / avg)
         score = sum(idf[t] * f * (_K1 + 1) / (f + norm) for t, f in tf.items())
+        ranked.append((-round(score, 6), rowid))
+    ranked.sort()
+    return [(rowid, rank) for rank, rowid in ranked]
+
+
+def _phrase_scores(rows: list[tuple], needles: list[str]) -> list[tuple[int, float]]:
+    """Rank documents holding a phrase in their title, tags or description
+    (``ranking.terms``): each occurrence of a needle (a phrase's analysed
+    form, or another query word) counts with its field's weight, saturating
+    like BM25's term frequency, shorter fields first. Whole needles only: the
+    words of "mot de passe" one by one ("de"...) say nothing. Returns (rowid,
+    rank), best (lowest) first."""
+    padded = [f" {n} " for n in needles]
+    ranked = []
+    for rowid, terms in rows:
+        score = 0.0
+        for part, weight in zip(terms.split("|"), _SAMPLE_WEIGHTS, strict=True):
+            p = f" {part} "
+            hits = sum(map(p.count, padded))
+            if hits:
+                length = part.count(" ") + 1
+                norm = _K1 * (1 - _B + _B * length / 8)  # ~8 tokens: a typical short field
+                score += weight * hits * (_K1 + 1) / (hits + norm)
         ranked.append((-round(score, 6), rowid))
     ranked.sort()
     return [(rowid, rank) for rank, rowid in ranked]
@@ -1052,7 +1076,7 @@ class SearchIndex:
         again over the whole library.
 
         The matches holding a phrase in their title, tags or description come
-        first, ranked on those fields (``_sample_scores``); FTS5 finds them
+        first, ranked on those fields (``_phrase_scores``); FTS5 finds them
         over the short columns only, a few ms. The others (the phrase is in
         their body) follow in a fixed, well-mixed order. bm25 over all of them
         would cost a second phrase pass plus one per phrase form for its IDF
@@ -1065,7 +1089,8 @@ class SearchIndex:
                             for t in terms if t.phrase)
         members = set(known)
         tier = [r for r in conn.execute(self._SAMPLE_SQL, [short]) if r[0] in members]
-        ranked = _sample_scores(tier, matcher)
+        needles = [f for t in terms for f in (phrase_forms(t) if t.phrase else term_forms([t]))]
+        ranked = _phrase_scores(tier, needles)
         if len(ranked) < offset + limit:
             in_tier = {r[0] for r in ranked}
             # Knuth's multiplicative hash: a stable order that mixes packs,

@@ -162,13 +162,7 @@ def parse(query: str, languages: tuple[str, ...] | None = None) -> ParsedQuery:
 def term_expression(term: Term, languages: tuple[str, ...] = STEMMED_LANGUAGES) -> str:
     """FTS5 expression for one term: its variants in every language, OR-ed."""
     if term.phrase:
-        phrases = []
-        for lang in ("", *languages):
-            toks = [stem(fold(w), lang) if lang else fold(w) for w in term.words]
-            p = quote(" ".join(toks))
-            if p not in phrases:
-                phrases.append(p)
-        return f"({' OR '.join(phrases)})"
+        return f"({' OR '.join(quote(p) for p in phrase_forms(term, languages))})"
     forms: list[str] = []
     for w in term.words + term.corrections:
         for v in variants(w, languages):
@@ -190,6 +184,16 @@ def term_expression(term: Term, languages: tuple[str, ...] = STEMMED_LANGUAGES) 
         # word of the same stem.
         forms += [MARK + fold(w) for w in term.words + term.corrections]
     return f"({' OR '.join(quote(v) for v in forms)})"
+
+
+def phrase_forms(term: Term, languages: tuple[str, ...] = STEMMED_LANGUAGES) -> list[str]:
+    """A phrase as the index holds it: its folded words, and stemmed in each language."""
+    out: list[str] = []
+    for lang in ("", *languages):
+        p = " ".join(stem(fold(w), lang) if lang else fold(w) for w in term.words)
+        if p not in out:
+            out.append(p)
+    return out
 
 
 def term_forms(terms: list[Term], languages: tuple[str, ...] = STEMMED_LANGUAGES) -> list[str]:
