@@ -895,18 +895,29 @@ class SearchIndex:
                 groups = [] if approximate else list(Counter(r >> GROUP_SHIFT
                                                              for r in known).items())
             else:
-                groups = conn.execute(
-                    f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
-                    "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, cap + 1]).fetchall()
-                approximate = sum(g[1] for g in groups) > cap
+                # The probe first: it is cheap for a rare word (FTS5 skips through
+                # the short doclist), and for a very common one it is the count,
+                # sparing a pass over its first 4,000 matches.
+                probe = conn.execute(self._GROUP_SQL,
+                                     [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+                if sum(g[1] for g in probe) * (SAMPLE_BUCKETS // PROBE) > 2 * cap:
+                    groups, approximate = probe, True
+                else:
+                    groups = conn.execute(
+                        f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM (SELECT rowid FROM fts "
+                        "WHERE fts MATCH ? LIMIT ?) GROUP BY 1", [expr, cap + 1]).fetchall()
+                    approximate = sum(g[1] for g in groups) > cap
+                    if approximate:
+                        groups = probe
             scale = 1
             if approximate:
                 scale = SAMPLE_BUCKETS // PROBE
-                groups = conn.execute(self._GROUP_SQL,
-                                      [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
-                if not groups and known:  # none in the probe (unlikely): what was listed
-                    groups, scale = list(Counter(r >> GROUP_SHIFT for r in known).items()), 1
-                known = None
+                if known is not None:
+                    groups = conn.execute(self._GROUP_SQL,
+                                          [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+                    if not groups:  # none in the probe (unlikely): what was listed
+                        groups, scale = list(Counter(r >> GROUP_SHIFT for r in known).items()), 1
+                    known = None
             if not groups:
                 return _empty_result()
             facets, total, codes = self._facets(conn, groups, kinds, languages, packs, scale)
