@@ -433,6 +433,74 @@ def _phrase_scores(rows: list[tuple], needles: list[str]) -> list[tuple[int, flo
     return [(rowid, rank) for rank, rowid in ranked]
 
 
+class _GroupTable:
+    """Group codes (the high bits of every rowid) and the (kind, primary
+    language, pack) each stands for, numbered, so that facets are sums into
+    lists. A query sees hundreds of groups (a kind x language x pack each);
+    summing them into Counters cost a millisecond a query."""
+
+    def __init__(self, rows: list[tuple[int, str, str, str]]):
+        names = [(code, kind, primary_language(lang), pack) for code, kind, lang, pack in rows]
+        self.kinds = sorted({r[1] for r in names})
+        self.langs = sorted({r[2] for r in names})
+        self.packs = sorted({r[3] for r in names})
+        at_k, at_l, at_p = ({v: i for i, v in enumerate(vs)}
+                            for vs in (self.kinds, self.langs, self.packs))
+        self.index = {code: (at_k[k], at_l[lang], at_p[p]) for code, k, lang, p in names}
+
+    def facets(self, groups, kinds, languages, packs, scale: int
+               ) -> tuple[dict[str, dict[str, int]], int, list[int], int]:
+        """See ``SearchIndex._facets``, plus how many groups the table does
+        not know (they are left out: a group another process is adding)."""
+        kc, lc, pc = [0] * len(self.kinds), [0] * len(self.langs), [0] * len(self.packs)
+        get = self.index.get
+        codes = []
+        total = unknown = 0
+        if not (kinds or languages or packs):
+            for code, n in groups:
+                at = get(code)
+                if at is None:
+                    unknown += 1
+                    continue
+                k, lang, p = at
+                kc[k] += n
+                lc[lang] += n
+                pc[p] += n
+                total += n
+                codes.append(code)
+        else:
+            def allowed(values, chosen):
+                return [chosen is None or v in chosen for v in values]
+            ok_k = allowed(self.kinds, set(kinds) if kinds else None)
+            ok_l = allowed(self.langs, {primary_language(x) for x in languages} if languages
+                           else None)
+            ok_p = allowed(self.packs, set(packs) if packs else None)
+            for code, n in groups:
+                at = get(code)
+                if at is None:
+                    unknown += 1
+                    continue
+                k, lang, p = at
+                fk, fl, fp = ok_k[k], ok_l[lang], ok_p[p]
+                if fl and fp:
+                    kc[k] += n
+                if fk and fp:
+                    lc[lang] += n
+                if fk and fl:
+                    pc[p] += n
+                    if fp:
+                        total += n
+                        codes.append(code)
+
+        def facet(counts, names):
+            # Most matches first; ties in name order, so a facet never reshuffles.
+            ranked = sorted((-n, i) for i, n in enumerate(counts) if n)
+            return {names[i]: -n * scale for n, i in ranked}
+
+        return ({"kind": facet(kc, self.kinds), "language": facet(lc, self.langs),
+                 "pack": facet(pc, self.packs)}, total * scale, codes, unknown)
+
+
 class SearchIndex:
     """A search index in its own SQLite file; safe to share between threads.
 
@@ -456,8 +524,8 @@ class SearchIndex:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        # Group code -> (kind, primary language, pack), for facets.
-        self._groups: dict[int, tuple[str, str, str]] = {}
+        # What the group codes of rowids stand for, for facets (_GroupTable).
+        self._groups: _GroupTable | None = None
         self._groups_lock = threading.Lock()
         if readonly:
             if not self.path.exists():
@@ -960,50 +1028,28 @@ class SearchIndex:
                                    snippet=snippet, score=round(-rank, 4)))
         return result
 
-    def _group_names(self, conn, codes) -> dict[int, tuple[str, str, str]]:
-        """(kind, primary language, pack) of group codes. Codes are never reused,
-        so the map is kept and only read again when an unknown code shows up."""
-        names = self._groups
-        if any(c not in names for c in codes):
+    def _group_table(self, conn, refresh: bool = False) -> _GroupTable:
+        """What each group code stands for. Codes are never reused, so the table
+        is kept and only read again when an unknown code shows up."""
+        table = self._groups
+        if refresh or table is None:
             with self._groups_lock:
-                names = dict(self._groups)
-                for code, kind, lang, pack in conn.execute(
-                        "SELECT code, kind, language, pack_id FROM groups"):
-                    names[code] = (kind, primary_language(lang), pack)
-                self._groups = names
-        return names
+                table = _GroupTable(conn.execute(
+                    "SELECT code, kind, language, pack_id FROM groups").fetchall())
+                self._groups = table
+        return table
 
     def _facets(self, conn, groups, kinds, languages, packs, scale: int = 1
                 ) -> tuple[dict[str, dict[str, int]], int, list[int]]:
         """Facets, total and the codes of the groups that pass the filters, from
         (group code, count) of the unfiltered match set; each facet ignores its
         own filter but honours the others."""
-        names = self._group_names(conn, [g[0] for g in groups])
-        kind_set = set(kinds) if kinds else None
-        lang_set = {primary_language(x) for x in languages} if languages else None
-        pack_set = set(packs) if packs else None
-        facets: dict[str, Counter] = {"kind": Counter(), "language": Counter(), "pack": Counter()}
-        total = 0
-        codes = []
-        for code, n in groups:
-            n *= scale
-            name = names.get(code)
-            if name is None:  # a group another process is adding right now
-                continue
-            kind, lang, pack = name
-            ok_k = kind_set is None or kind in kind_set
-            ok_l = lang_set is None or lang in lang_set
-            ok_p = pack_set is None or pack in pack_set
-            if ok_l and ok_p:
-                facets["kind"][kind] += n
-            if ok_k and ok_p:
-                facets["language"][lang] += n
-            if ok_k and ok_l:
-                facets["pack"][pack] += n
-            if ok_k and ok_l and ok_p:
-                total += n
-                codes.append(code)
-        return {k: dict(v.most_common()) for k, v in facets.items()}, total, codes
+        facets, total, codes, unknown = self._group_table(conn).facets(
+            groups, kinds, languages, packs, scale)
+        if unknown:  # groups added since the table was read: read it again
+            facets, total, codes, unknown = self._group_table(conn, refresh=True).facets(
+                groups, kinds, languages, packs, scale)
+        return facets, total, codes
 
     _RANK_SQL = "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
     _GROUP_SQL = f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM fts WHERE fts MATCH ? GROUP BY 1"

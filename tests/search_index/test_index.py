@@ -180,6 +180,32 @@ def test_rowids_carry_groups_through_upserts_and_deletes(index, make_doc):
     assert index.search("fractions ").facets["pack"] == {"c": 1}
 
 
+def test_facets_ignore_their_own_filter_and_follow_new_groups(index, make_doc):
+    index.index([make_doc("a/1", "fractions", pack="a", kind="video"),
+                 make_doc("a/2", "fractions", pack="a", kind="article"),
+                 make_doc("b/1", "fractions", pack="b", kind="video", lang="fr"),
+                 make_doc("b/2", "fractions", pack="b", kind="exercise", lang="fr")])
+    r = index.search("fractions", kinds=["video"], packs=["b"])
+    assert r.total == 1
+    # Each facet counts with the other filters only, most matches first, ties by name.
+    assert r.facets["kind"] == {"exercise": 1, "video": 1}
+    assert list(r.facets["kind"]) == ["exercise", "video"]
+    assert r.facets["pack"] == {"a": 1, "b": 1}
+    assert r.facets["language"] == {"fr": 1}
+    # A reader that has already seen the groups (a search worker) learns a
+    # group another connection adds later.
+    reader = SearchIndex(index.path, readonly=True)
+    try:
+        assert reader.search("fractions").facets["pack"] == {"a": 2, "b": 2}
+        index.index([make_doc("c/1", "fractions", pack="c", kind="audio", lang="nl")])
+        r = reader.search("fractions")
+        assert r.total == 5
+        assert r.facets["pack"] == {"a": 2, "b": 2, "c": 1}
+        assert r.facets["language"] == {"en": 2, "fr": 2, "nl": 1}
+    finally:
+        reader.close()
+
+
 def test_phrase_matches_rank_title_first_and_page_through_all(index, make_doc):
     docs = [make_doc(f"p/{i}", f"lesson {i}", f"click here to save the file {i}",
                      kind=("video", "article")[i % 2]) for i in range(30)]
