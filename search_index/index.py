@@ -72,6 +72,13 @@ RANK_SAMPLE = 250
 TIER_CAP = 300              # title/tag matches ranked whole, above: sampled
 PROBE = 4                   # sample buckets of the first, counting probe (1/16)
 EXACT_CAP = 4000            # estimated matches counted exactly, above: estimated
+# The probe's estimate (16 x its count) decides what comes next. Above
+# OVER_CAP x EXACT_CAP, a pass counting up to EXACT_CAP would most likely
+# overflow: the estimate stands. Up to SMALL_ESTIMATE (3 standard deviations
+# below RANK_CAP for a set of RANK_CAP), one pass lists every match with its
+# bm25 rank: it gives the facets and the page at once.
+OVER_CAP = 1.25
+SMALL_ESTIMATE = 480
 # A phrase's pass reads positions, 4x the cost of a word's: its matches are
 # listed (and counted exactly) up to this many, above it estimated like a
 # common word's.
@@ -954,6 +961,7 @@ class SearchIndex:
             # matches are listed once here and ranked from that list
             # (``_phrase_ranked``), with no second pass.
             known = None
+            listed = None   # every match with its rank, when there are few
             cap = EXACT_CAP
             if any(t.phrase for t in terms):
                 cap = PHRASE_EXACT_CAP
@@ -968,7 +976,18 @@ class SearchIndex:
                 # sparing a pass over its first 4,000 matches.
                 probe = conn.execute(self._GROUP_SQL,
                                      [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
-                if sum(g[1] for g in probe) * (SAMPLE_BUCKETS // PROBE) > 2 * cap:
+                estimate = sum(g[1] for g in probe) * (SAMPLE_BUCKETS // PROBE)
+                if estimate <= SMALL_ESTIMATE:
+                    # Few matches, most likely: listed once with their rank (bm25
+                    # over each row is what ranking them costs anyway), instead of
+                    # a counting pass and then a sorted ranking pass.
+                    listed = conn.execute(self._LIST_RANKED_SQL, [expr, RANK_CAP + 1]).fetchall()
+                    if len(listed) > RANK_CAP:
+                        listed = None
+                if listed is not None:
+                    groups = list(Counter(r[0] >> GROUP_SHIFT for r in listed).items())
+                    approximate = False
+                elif estimate > OVER_CAP * cap:
                     groups, approximate = probe, True
                 else:
                     groups = conn.execute(
@@ -1003,6 +1022,12 @@ class SearchIndex:
             if known is not None:
                 ranked = self._phrase_ranked(conn, terms, known, set(codes) if filt else None,
                                              matcher, limit, offset)
+            elif listed is not None:
+                if filt:
+                    keep = set(codes)
+                    listed = [r for r in listed if r[0] >> GROUP_SHIFT in keep]
+                listed.sort(key=lambda r: (r[1], r[0]))
+                ranked = listed[offset:offset + limit]
             else:
                 ranked = self._ranked(conn, expr, full, terms, matcher, matched, total,
                                       codes if filt else None, limit, offset)
@@ -1052,6 +1077,7 @@ class SearchIndex:
         return facets, total, codes
 
     _RANK_SQL = "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
+    _LIST_RANKED_SQL = "SELECT rowid, rank FROM fts WHERE fts MATCH ? LIMIT ?"
     _GROUP_SQL = f"SELECT rowid >> {GROUP_SHIFT}, count(*) FROM fts WHERE fts MATCH ? GROUP BY 1"
     _SAMPLE_SQL = ("SELECT n.rowid, n.terms FROM fts JOIN ranking n ON n.rowid = fts.rowid "
                    "WHERE fts MATCH ?")

@@ -180,6 +180,28 @@ def test_rowids_carry_groups_through_upserts_and_deletes(index, make_doc):
     assert index.search("fractions ").facets["pack"] == {"c": 1}
 
 
+def test_small_match_sets_page_in_score_order_with_filters(index, make_doc):
+    # A few matches are listed once with their rank (no counting pass, no
+    # sorted ranking pass): pages must still be in score order, whole, and
+    # filtered like the total.
+    docs = [make_doc(f"p/{i}", f"lesson {i}" + (" fractions" if i % 3 == 0 else ""),
+                     "fractions " * (1 + i % 4), kind=("video", "article")[i % 2],
+                     pack=("a", "b")[i % 5 == 0]) for i in range(40)]
+    index.index(docs)
+    for filters in ({}, {"kinds": ["video"]}, {"kinds": ["article"], "packs": ["a"]}):
+        first = index.search("fractions", limit=100, **filters)
+        assert not first.approximate
+        assert first.total == len(first.hits) == sum(first.facets["language"].values())
+        scores = [h.score for h in first.hits]
+        assert scores == sorted(scores, reverse=True)
+        # Title matches (i % 3 == 0) come first.
+        titled = [h.id for h in first.hits if int(h.id.split("/")[1]) % 3 == 0]
+        assert [h.id for h in first.hits[:len(titled)]] == titled
+        paged = [h.id for o in range(0, first.total, 7)
+                 for h in index.search("fractions", limit=7, offset=o, **filters).hits]
+        assert paged == [h.id for h in first.hits]
+
+
 def test_facets_ignore_their_own_filter_and_follow_new_groups(index, make_doc):
     index.index([make_doc("a/1", "fractions", pack="a", kind="video"),
                  make_doc("a/2", "fractions", pack="a", kind="article"),
