@@ -29,7 +29,6 @@ from .query import (
     WORD_RE,
     ParsedQuery,
     Term,
-    damerau_levenshtein,
     filter_expression,
     filter_token,
     match_expression,
@@ -40,6 +39,7 @@ from .query import (
     term_expression,
     term_forms,
     variants,
+    within_typos,
 )
 from .snippets import SCAN_CHARS, Matcher, highlight
 
@@ -1232,22 +1232,27 @@ class SearchIndex:
             # First and third letters that spell the article itself would
             # fetch a good part of the Arabic vocabulary.
             heads.discard("ال")
-        rows = []
+        conn = self._conn()
+        # Keys only, and no GROUP BY: turning a few thousand rows into Python
+        # objects is most of the cost, and grouping them in SQL nearly doubled it.
+        keys = []
         for head in heads:
-            rows += self._conn().execute(
-                "SELECT key, max(df) FROM vocab WHERE key >= ? AND key < ? "
-                "AND length(key) BETWEEN ? AND ? GROUP BY key",
-                [head, head + "\U0010ffff", len(key) - k, len(key) + k]).fetchall()
-        scored = []
-        for cand, df in rows:
-            d = damerau_levenshtein(key, cand, k)
-            if d <= k and cand != key:
-                scored.append((d, -df, cand))
-        scored.sort()
-        if not scored:
+            keys += [r[0] for r in conn.execute(
+                "SELECT key FROM vocab WHERE key >= ? AND key < ? "
+                "AND length(key) BETWEEN ? AND ?",
+                [head, head + "\U0010ffff", len(key) - k, len(key) + k])]
+        near = within_typos(key, keys, k)
+        near.pop(key, None)
+        if not near:
             return []
-        best = scored[0][0]
-        return [c for d, _, c in scored if d == best][:limit]
+        best = min(near.values())
+        cands = [c for c, d in near.items() if d == best]
+        # The most frequent first (the first is what "did you mean" shows), then by key.
+        marks = ",".join("?" * len(cands))
+        df = dict(conn.execute(f"SELECT key, max(df) FROM vocab WHERE key IN ({marks}) "
+                               "GROUP BY key", cands).fetchall())
+        cands.sort(key=lambda c: (-df.get(c, 0), c))
+        return cands[:limit]
 
     def _is_word(self, word: str) -> bool:
         """Whether ``word`` (folded) is a word of the index's vocabulary."""

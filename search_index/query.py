@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import OSA
+from rapidfuzz.process import extract
 
 from .analysis import (
     STEMMED_LANGUAGES,
@@ -238,6 +239,15 @@ def damerau_levenshtein(a: str, b: str, max_dist: int) -> int:
     pair in Python, and a typo is compared with hundreds of known words
     (20% of all search time in the benchmark's mixed queries)."""
     return OSA.distance(a, b, score_cutoff=max_dist)
+
+
+def within_typos(word: str, candidates: list[str], max_dist: int) -> dict[str, int]:
+    """The candidates within ``max_dist`` of ``word`` (``damerau_levenshtein``),
+    with their distance. One call into RapidFuzz for the whole list: a typo's
+    candidates are a few thousand words, and a Python loop over them cost
+    three times as much as the distances themselves."""
+    return {c: int(d) for c, d, _ in extract(word, candidates, scorer=OSA.distance,
+                                             score_cutoff=max_dist, limit=None)}
 
 
 def max_typos(word: str) -> int:

@@ -11,7 +11,7 @@ from passerelle.search_index.analysis import (
     variants,
     words,
 )
-from passerelle.search_index.query import damerau_levenshtein, parse
+from passerelle.search_index.query import damerau_levenshtein, parse, within_typos
 
 
 def test_case_and_accent_folding():
@@ -126,3 +126,13 @@ def _osa_table(a: str, b: str) -> int:
 def test_damerau_levenshtein_matches_the_table(a, b, bound):
     # The bit-parallel distance gives what the table gives, capped at bound + 1.
     assert damerau_levenshtein(a, b, bound) == min(_osa_table(a, b), bound + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abcdeéال", max_size=10),
+       st.lists(st.text(alphabet="abcdeéال", max_size=10), max_size=30),
+       st.integers(min_value=0, max_value=3))
+def test_within_typos_keeps_exactly_the_near_candidates(word, candidates, bound):
+    # One call for a whole candidate list: the same words, at the same distances.
+    expected = {c: _osa_table(word, c) for c in candidates if _osa_table(word, c) <= bound}
+    assert within_typos(word, candidates, bound) == expected
