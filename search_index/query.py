@@ -79,6 +79,13 @@ def kind_of_word(word: str) -> str | None:
     return kind
 
 
+def tier_token(form: str) -> str:
+    """Token put in the ``filt`` column for each analysed word of a document's
+    title and tags: whether a document holds a word there is then a plain
+    doclist lookup, with no column filter (see ``SearchIndex._ranked``)."""
+    return FILTER_MARK + "t" + form
+
+
 def filter_token(prefix: str, value: str) -> str:
     """Token put in the ``filt`` column for a kind/language/pack value.
 

@@ -144,6 +144,18 @@ def test_large_match_sets_are_capped(index, make_doc, monkeypatch):
     assert small.total == sum(small.facets["kind"].values()) == 1
 
 
+def test_large_match_sets_rank_title_and_tag_words_first_by_stem(index, make_doc, monkeypatch):
+    monkeypatch.setattr(index_module, "RANK_CAP", 5)
+    docs = [make_doc(f"p/{i}", f"lesson {i}", "strong passwords " * (i % 3 + 1)) for i in range(12)]
+    docs += [make_doc("p/title", "Choosing passwords", "tips"),
+             make_doc("p/tag", "Staying safe", "tips", tags=["password"])]
+    index.index(docs)
+    r = index.search("password ")
+    assert r.total == 14
+    # Another form of the word in a title or a tag: ahead of every body match.
+    assert set(ids(r)[:2]) == {"p/title", "p/tag"}
+
+
 def test_very_large_match_sets_are_estimated(index, make_doc, monkeypatch):
     monkeypatch.setattr(index_module, "RANK_CAP", 20)
     monkeypatch.setattr(index_module, "EXACT_CAP", 100)
@@ -256,9 +268,10 @@ def test_phrase_matches_rank_title_first_and_page_through_all(index, make_doc):
 def test_filter_and_sample_tokens_are_not_words(index, make_doc):
     index.index([make_doc(f"p/{i}", f"lesson {i}", "fractions", kind="video", lang="fr")
                  for i in range(70)])
-    # The index's own tokens (kind, language, pack, sample) are out of reach of
-    # a learner's words, typed or being typed.
-    for query in ("kvideo ", "lfr ", "s1 ", "s12 ", "pp ", "kvid", "lf"):
+    # The index's own tokens (kind, language, pack, sample, title word) are out
+    # of reach of a learner's words, typed or being typed.
+    for query in ("kvideo ", "lfr ", "s1 ", "s12 ", "pp ", "kvid", "lf", "tlesson ", "tless",
+                  "__tlesson"):
         assert index.search(query).total == 0, query
     assert index.search("fractions ", kinds=["video"], languages=["fr"]).total == 70
 
