@@ -30,6 +30,7 @@ longer queue behind searches for the GIL.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import multiprocessing
 import os
@@ -242,7 +243,8 @@ class SearchPool:
         self._idle: list[_Worker] = []
         self._count = 0        # workers alive or being started
         self._busy: set[_Worker] = set()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # guards the fields above and below
+        self._waiters: collections.deque[_Waiter] = collections.deque()  # first come, first served
         self._start_lock = threading.Lock()  # multiprocessing's start is not thread-safe
         self._rest_until = 0.0
         self._method = _start_method()
@@ -318,15 +320,24 @@ class SearchPool:
     # --- workers --------------------------------------------------------------------------
 
     def _acquire(self, new: bool = False) -> _Worker:
-        """An idle worker, or a new one while there are fewer than ``size``; else wait.
-        ``new``: a new worker if there is room for one."""
-        with self._cond:
-            while True:
-                if self.closed:
-                    raise _PoolClosed()
-                if new and self._count < self.size:
-                    self._count += 1
-                    break
+        """An idle worker, or a new one while there are fewer than ``size``; else wait
+        in line. ``new``: a new worker if there is room for one.
+
+        Waiting callers are served first come, first served: a worker handed
+        back goes straight to the longest waiting caller (``_release``). With a
+        plain condition, the thread handing a worker back took the next request
+        and often the same worker again before the woken waiter could run: with
+        8 server threads on 2 workers, p95 was 20% above p50's share."""
+        with self._lock:
+            if self.closed:
+                raise _PoolClosed()
+            waiter = None
+            if new and self._count < self.size:
+                self._count += 1
+            elif self._waiters:  # others came first
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+            else:
                 while self._idle:
                     worker = self._idle.pop()  # the most recently used: its caches are warm
                     if worker.alive():
@@ -340,16 +351,24 @@ class SearchPool:
                     worker.stop()
                 if self._count < self.size:
                     self._count += 1
-                    break
-                self._cond.wait()
+                else:
+                    waiter = _Waiter()
+                    self._waiters.append(waiter)
+        if waiter is not None:
+            waiter.lock.acquire()  # released by whoever serves this caller
+            if waiter.worker is not None:
+                return waiter.worker  # handed over already busy
+            if not waiter.start:
+                raise _PoolClosed()
+            # A worker was dropped: this caller starts its replacement (counted already).
         try:
             worker = self._start()
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._count -= 1
-                self._cond.notify()
+                self._serve_next_waiter_a_start()
             raise
-        with self._cond:
+        with self._lock:
             if self.closed:
                 self._count -= 1
                 closing = True
@@ -406,32 +425,46 @@ class SearchPool:
         return _Worker(process, parent)
 
     def _release(self, worker: _Worker) -> None:
-        with self._cond:
-            self._busy.discard(worker)
+        with self._lock:
             if not self.closed:
+                if self._waiters:  # straight to the longest waiting caller, still busy
+                    waiter = self._waiters.popleft()
+                    waiter.worker = worker
+                    waiter.lock.release()
+                    return
+                self._busy.discard(worker)
                 self._idle.append(worker)
-                self._cond.notify()
                 return
+            self._busy.discard(worker)
             self._count -= 1
         worker.stop(STOP_GRACE)  # closed while this search ran
         if self.finished:
             _stop_helpers_if_ours()
 
     def _drop(self, worker: _Worker) -> None:
-        with self._cond:
+        with self._lock:
             if worker not in self._busy:
                 return  # already dropped
             self._busy.discard(worker)
             self._count -= 1
             self.replaced += 1
-            self._cond.notify()
+            self._serve_next_waiter_a_start()
         worker.stop()
         if self.finished:
             _stop_helpers_if_ours()
 
+    def _serve_next_waiter_a_start(self) -> None:
+        """A worker slot came free (a worker was dropped, or failed to start): the
+        longest waiting caller starts a worker in it. Call with the lock held."""
+        if self._waiters and not self.closed and self._count < self.size:
+            waiter = self._waiters.popleft()
+            self._count += 1
+            waiter.start = True
+            waiter.lock.release()
+
     def pids(self) -> list[int]:
         """Process ids of the workers alive now (busy or idle)."""
-        with self._cond:
+        with self._lock:
             workers = [*self._idle, *self._busy]
         return [w.process.pid for w in workers if w.process.pid and w.alive()]
 
@@ -439,13 +472,14 @@ class SearchPool:
 
     def close(self) -> None:
         """Stop every worker (a search in flight finishes first). Idempotent."""
-        with self._cond:
+        with self._lock:
             if self.closed:
                 return
             self.closed = True
             idle, self._idle = self._idle, []
             self._count -= len(idle)
-            self._cond.notify_all()
+            while self._waiters:  # nothing for them: they search in their own process
+                self._waiters.popleft().lock.release()
         for worker in idle:
             worker.stop(STOP_GRACE)
         # Busy workers are stopped by their callers when they hand them back (_release).
@@ -466,3 +500,15 @@ class SearchPool:
 
 class _PoolClosed(Exception):
     pass
+
+
+class _Waiter:
+    """A caller waiting for a worker: its lock is released when it is handed one
+    (``worker``), told to start one (``start``), or the pool closes (neither)."""
+    __slots__ = ("lock", "worker", "start")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.worker: _Worker | None = None
+        self.start = False
