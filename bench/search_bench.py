@@ -37,6 +37,10 @@ import urllib.parse
 from pathlib import Path
 
 from passerelle.search_index import Document, SearchIndex, default_workers
+from passerelle.server.settings import SETTINGS
+
+# The concurrency test serves with as many Waitress threads as the server does.
+SERVER_THREADS = next(s.default for s in SETTINGS if s.name == "threads")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _box import child_pids, cpu_seconds  # noqa: E402
@@ -458,7 +462,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=20, help="concurrent searchers (0: skip)")
     ap.add_argument("--requests", type=int, default=2000,
                     help="requests of the concurrency test, in all")
-    ap.add_argument("--threads", type=int, default=4, help="Waitress threads")
+    ap.add_argument("--threads", type=int, default=SERVER_THREADS,
+                    help=f"Waitress threads (default: {SERVER_THREADS}, the server's `threads` "
+                         "setting)")
     ap.add_argument("--workers", default=str(default_workers()),
                     help="search worker processes of the concurrency test, as the server's "
                          "search_workers (default: auto = %(default)s here); 0: in Waitress' "
