@@ -85,6 +85,7 @@ SMALL_ESTIMATE = 480
 # common word's.
 PHRASE_EXACT_CAP = 1000
 SAMPLE_BUCKETS = 64         # sample tokens s0..s63 in the filt column
+PROBE_TOKEN = FILTER_MARK + "r"  # in the filt column of the documents of buckets 0..PROBE-1
 # rowid = group << GROUP_SHIFT | sequence number: the group (kind, language,
 # pack) of a match is known from its rowid alone, so facets never join `nodes`.
 GROUP_SHIFT = 32
@@ -261,10 +262,14 @@ class _Contributions:
             self.suggest[e] += sign
 
 
-def sample_token(doc_id: str) -> str:
+def sample_tokens(doc_id: str) -> tuple[str, ...]:
     """The ``filt`` token that puts a document in one of SAMPLE_BUCKETS uniform
-    samples (see ``SearchIndex._ranked``); stable for a given id."""
-    return f"{FILTER_MARK}s{zlib.crc32(doc_id.encode('utf-8')) % SAMPLE_BUCKETS}"
+    samples (see ``SearchIndex._ranked``), stable for a given id; and, for the
+    documents of the first PROBE buckets, the probe token: counting over them
+    is then one doclist, not an OR of PROBE of them (half the cost)."""
+    bucket = zlib.crc32(doc_id.encode("utf-8")) % SAMPLE_BUCKETS
+    token = f"{FILTER_MARK}s{bucket}"
+    return (token, PROBE_TOKEN) if bucket < PROBE else (token,)
 
 
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
@@ -277,7 +282,7 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
     short = w_title + w_tags + w_desc + w_ctx
     t_title, t_tags = terms_of(w_title, lang), terms_of(w_tags, lang)
     filt = " ".join((filter_token("k", kind.lower()), filter_token("l", lang or "und"),
-                     filter_token("p", pack_id), sample_token(doc_id),
+                     filter_token("p", pack_id), *sample_tokens(doc_id),
                      *map(tier_token, dict.fromkeys((*t_title, *t_tags)))))
     values = (
         " ".join(t_title),
@@ -956,7 +961,8 @@ class SearchIndex:
             # EXACT_CAP matches, one pass over the unfiltered match set gives
             # the total and all three facets exactly. Above (a pass over 20,000
             # matches of a phrase costs 30+ ms here), a probe over 1/16 of the
-            # library (the sample tokens __s0..__s3, which FTS5 skips to) gives
+            # library (the probe token __r, on the documents of the sample buckets
+            # __s0..__s3; FTS5 skips to them) gives
             # them, scaled: estimates.
             # A phrase costs FTS5 a pass over the positions of its words (10+
             # ms for two common words at 50,000 nodes), and bm25 one more pass
@@ -978,7 +984,7 @@ class SearchIndex:
                 # the short doclist), and for a very common one it is the count,
                 # sparing a pass over its first 4,000 matches.
                 probe = conn.execute(self._GROUP_SQL,
-                                     [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+                                     [f'({expr}) AND "{PROBE_TOKEN}"']).fetchall()
                 estimate = sum(g[1] for g in probe) * (SAMPLE_BUCKETS // PROBE)
                 if estimate <= SMALL_ESTIMATE:
                     # Few matches, most likely: listed once with their rank (bm25
@@ -1004,7 +1010,7 @@ class SearchIndex:
                 scale = SAMPLE_BUCKETS // PROBE
                 if known is not None:
                     groups = conn.execute(self._GROUP_SQL,
-                                          [f"({expr}) AND {_sample_clause(0, PROBE)}"]).fetchall()
+                                          [f'({expr}) AND "{PROBE_TOKEN}"']).fetchall()
                     if not groups:  # none in the probe (unlikely): what was listed
                         groups, scale = list(Counter(r >> GROUP_SHIFT for r in known).items()), 1
                     known = None

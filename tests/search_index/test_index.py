@@ -268,9 +268,9 @@ def test_phrase_matches_rank_title_first_and_page_through_all(index, make_doc):
 def test_filter_and_sample_tokens_are_not_words(index, make_doc):
     index.index([make_doc(f"p/{i}", f"lesson {i}", "fractions", kind="video", lang="fr")
                  for i in range(70)])
-    # The index's own tokens (kind, language, pack, sample, title word) are out
+    # The index's own tokens (kind, language, pack, sample, probe, title word) are out
     # of reach of a learner's words, typed or being typed.
-    for query in ("kvideo ", "lfr ", "s1 ", "s12 ", "pp ", "kvid", "lf", "tlesson ", "tless",
+    for query in ("kvideo ", "lfr ", "s1 ", "s12 ", "pp ", "kvid", "lf", "tlesson ", "tless", "r ",
                   "__tlesson"):
         assert index.search(query).total == 0, query
     assert index.search("fractions ", kinds=["video"], languages=["fr"]).total == 70
