@@ -1254,14 +1254,18 @@ class SearchIndex:
             # fetch a good part of the Arabic vocabulary.
             heads.discard("ال")
         conn = self._conn()
-        # Keys only, and no GROUP BY: turning a few thousand rows into Python
-        # objects is most of the cost, and grouping them in SQL nearly doubled it.
+        # Keys only, joined into one string by SQLite (a key is one word: no
+        # space), no GROUP BY: turning a few thousand rows into Python objects
+        # was most of the cost (2.8 ms for a 2,300-word head, 1 ms as one
+        # string), and grouping them in SQL nearly doubled it.
         keys = []
         for head in heads:
-            keys += [r[0] for r in conn.execute(
-                "SELECT key FROM vocab WHERE key >= ? AND key < ? "
+            joined = conn.execute(
+                "SELECT group_concat(key, ' ') FROM vocab WHERE key >= ? AND key < ? "
                 "AND length(key) BETWEEN ? AND ?",
-                [head, head + "\U0010ffff", len(key) - k, len(key) + k])]
+                [head, head + "\U0010ffff", len(key) - k, len(key) + k]).fetchone()[0]
+            if joined:
+                keys += joined.split(" ")
         near = within_typos(key, keys, k)
         near.pop(key, None)
         if not near:
