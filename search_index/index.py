@@ -265,8 +265,8 @@ class _Contributions:
 def sample_tokens(doc_id: str) -> tuple[str, ...]:
     """The ``filt`` token that puts a document in one of SAMPLE_BUCKETS uniform
     samples (see ``SearchIndex._ranked``), stable for a given id; and, for the
-    documents of the first PROBE buckets, the probe token: counting over them
-    is then one doclist, not an OR of PROBE of them (half the cost)."""
+    documents of the first PROBE buckets, the probe token: the counting probe
+    over them reads one doclist, not an OR of PROBE of them."""
     bucket = zlib.crc32(doc_id.encode("utf-8")) % SAMPLE_BUCKETS
     token = f"{FILTER_MARK}s{bucket}"
     return (token, PROBE_TOKEN) if bucket < PROBE else (token,)
@@ -1273,9 +1273,11 @@ class SearchIndex:
         best = min(near.values())
         cands = [c for c, d in near.items() if d == best]
         # The most frequent first (the first is what "did you mean" shows), then by key.
-        marks = ",".join("?" * len(cands))
-        df = dict(conn.execute(f"SELECT key, max(df) FROM vocab WHERE key IN ({marks}) "
-                               "GROUP BY key", cands).fetchall())
+        df = {}
+        for chunk in _chunks(cands):
+            marks = ",".join("?" * len(chunk))
+            df.update(conn.execute(f"SELECT key, max(df) FROM vocab WHERE key IN ({marks}) "
+                                   "GROUP BY key", chunk).fetchall())
         cands.sort(key=lambda c: (-df.get(c, 0), c))
         return cands[:limit]
 
