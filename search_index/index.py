@@ -469,15 +469,11 @@ class _GroupTable:
         not know (they are left out: a group another process is adding)."""
         kc, lc, pc = [0] * len(self.kinds), [0] * len(self.langs), [0] * len(self.packs)
         get = self.index.get
+        known = [(at, n, code) for code, n in groups if (at := get(code)) is not None]
         codes = []
-        total = unknown = 0
+        total = 0
         if not (kinds or languages or packs):
-            for code, n in groups:
-                at = get(code)
-                if at is None:
-                    unknown += 1
-                    continue
-                k, lang, p = at
+            for (k, lang, p), n, code in known:
                 kc[k] += n
                 lc[lang] += n
                 pc[p] += n
@@ -490,12 +486,7 @@ class _GroupTable:
             ok_l = allowed(self.langs, {primary_language(x) for x in languages} if languages
                            else None)
             ok_p = allowed(self.packs, set(packs) if packs else None)
-            for code, n in groups:
-                at = get(code)
-                if at is None:
-                    unknown += 1
-                    continue
-                k, lang, p = at
+            for (k, lang, p), n, code in known:
                 fk, fl, fp = ok_k[k], ok_l[lang], ok_p[p]
                 if fl and fp:
                     kc[k] += n
@@ -513,7 +504,7 @@ class _GroupTable:
             return {names[i]: -n * scale for n, i in ranked}
 
         return ({"kind": facet(kc, self.kinds), "language": facet(lc, self.langs),
-                 "pack": facet(pc, self.packs)}, total * scale, codes, unknown)
+                 "pack": facet(pc, self.packs)}, total * scale, codes, len(groups) - len(known))
 
 
 class SearchIndex:
