@@ -83,9 +83,9 @@ def prepare(home: Path, learners: int = 0, demo_pack: bool = False) -> dict:
     """Import the bundled packs, set the box up, add learners in one class; their uuids."""
     subprocess.run([PASSERELLE, "--home", str(home), "content", "import", "--bundled"], check=True,
                    stdout=subprocess.DEVNULL)
-    from passerelle.server import accounts
     from passerelle.server.app import create_app
     from passerelle.server.db import get_db
+    from passerelle.server.people import accounts
 
     app = create_app({"home": home})
     ids: dict = {"learners": []}

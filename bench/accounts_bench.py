@@ -49,8 +49,10 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from passerelle.server import accounts, records, reports
 from passerelle.server import db as dbmod
+from passerelle.server import records
+from passerelle.server.people import accounts
+from passerelle.server.reports import impact as reports
 
 PASSERELLE = str(Path(sys.executable).with_name("passerelle"))
 PIN = "2468"

@@ -205,9 +205,10 @@ class Passerelle:
 
     def set_mode(self, mode: str) -> None:
         """``secret`` (the PIN) or ``none``: the organisation's learner sign-in mode."""
-        from passerelle.server import accounts, records
+        from passerelle.server import records
         from passerelle.server.app import create_app
         from passerelle.server.db import get_db
+        from passerelle.server.people import accounts
 
         app = create_app({"home": self.home})
         with app.app_context():

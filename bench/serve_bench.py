@@ -82,7 +82,7 @@ def profile(n: int, top: int) -> None:
 
     from _box import PIN, nodes, prepare
     from passerelle.server.app import create_app
-    from passerelle.server.serve import build_wsgi
+    from passerelle.server.web.serve import build_wsgi
     from werkzeug.test import Client
 
     with tempfile.TemporaryDirectory() as tmp:

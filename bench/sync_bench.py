@@ -47,7 +47,8 @@ import time
 from pathlib import Path
 
 from passerelle.server import db as dbmod
-from passerelle.server import records, sync
+from passerelle.server import records
+from passerelle.server import sync as sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _box import Server  # noqa: E402
@@ -145,7 +146,7 @@ def role_import(home: Path, path: Path) -> dict:
 
 
 def role_http_sync(home: Path, url: str, batch: int, start_at: float) -> dict:
-    from passerelle.server import sync_client
+    from passerelle.server.sync import client as sync_client
 
     db_path = home / "passerelle.db"
     if start_at < 0:  # started with others: say so, then wait for the word to go together
@@ -163,7 +164,7 @@ def role_http_sync(home: Path, url: str, batch: int, start_at: float) -> dict:
 
 
 def role_http_nothing(home: Path, url: str, runs: int) -> dict:
-    from passerelle.server import sync_client
+    from passerelle.server.sync import client as sync_client
 
     db_path = home / "passerelle.db"
     timings = []
@@ -307,7 +308,7 @@ class Hub(Server):
     """A set-up box served by `passerelle serve` on 127.0.0.1 (see bench/_box.py)."""
 
     def __init__(self, home: Path):
-        from passerelle.server import accounts
+        from passerelle.server.people import accounts
 
         db = open_box(home)
         if accounts.needs_setup(db):
@@ -327,7 +328,7 @@ class Hub(Server):
 
 
 def pair(home: Path, hub: Hub, name: str) -> None:
-    from passerelle.server import sync_client
+    from passerelle.server.sync import client as sync_client
 
     db = dbmod.connect(home / "passerelle.db")
     try:

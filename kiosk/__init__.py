@@ -28,7 +28,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from passerelle.server.auth import ANYONE, allow
+from passerelle.server.web.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -71,17 +71,14 @@ def static_file(digest: str, filename: str):
 
 def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported.
-    from . import (  # noqa: F401
-        bookmarks,
-        learn,
-        manage,
-        material,
-        pages,
-        people,
-        practice,
-        reports,
-        sync_pages,
+    from passerelle.kiosk import bookmarks, learn, pages, practice  # noqa: F401
+    from passerelle.kiosk.manage import classes as manage  # noqa: F401
+    from passerelle.kiosk.manage import (
+        material,  # noqa: F401
+        people,  # noqa: F401
+        reports,  # noqa: F401
     )
+    from passerelle.kiosk.manage import sync as sync_pages  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -8,13 +8,12 @@ one record once they sync, and removing it (a tombstone) removes it everywhere.
 from __future__ import annotations
 
 from flask import abort, redirect, url_for
-from passerelle.server import content_web as cw
+from passerelle.kiosk import bp
 from passerelle.server import records
-from passerelle.server.accounts import joined_uuid, now_iso
-from passerelle.server.auth import allow, current_user
 from passerelle.server.db import get_db
-
-from . import bp
+from passerelle.server.packs import web as cw
+from passerelle.server.people.accounts import joined_uuid, now_iso
+from passerelle.server.web.auth import allow, current_user
 
 
 def bookmark_uuid(learner_uuid: str, pack_id: str, node_id: str) -> str:

@@ -14,9 +14,8 @@ in ``static/icons.svg`` (see the ``icon`` macro in ``templates/macros.html``).
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from passerelle.server import accounts
-
-from . import bp
+from passerelle.kiosk import bp
+from passerelle.server.people import accounts
 
 
 def _band(band: str):

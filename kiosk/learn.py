@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from passerelle.server import content_web as cw
-from passerelle.server import lessons, pdfpages, records
-from passerelle.server.auth import ANYONE, allow, current_user
+from passerelle.kiosk import bookmarks, bp, labels  # noqa: F401 - labels registers the `label` template global
+from passerelle.kiosk.markdown import render_markdown
+from passerelle.server import records
 from passerelle.server.db import get_db
-
-from . import bookmarks, bp, labels  # noqa: F401 - labels registers the `label` template global
-from .markdown import render_markdown
+from passerelle.server.learning import lessons
+from passerelle.server.packs import pdfpages
+from passerelle.server.packs import web as cw
+from passerelle.server.web.auth import ANYONE, allow, current_user
 
 
 def learner() -> dict | None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import abort, current_app, redirect, request
-from passerelle.server import accounts
-from passerelle.server.auth import ANYONE, allow, current_user
+from passerelle.kiosk import ONE_YEAR, bp
 from passerelle.server.db import get_db
 from passerelle.server.i18n import LANG_COOKIE
-
-from . import ONE_YEAR, bp
+from passerelle.server.people import accounts
+from passerelle.server.web.auth import ANYONE, allow, current_user
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -45,15 +45,14 @@ from passerelle.content import (
     draw_variables,
     render_generated,
 )
-from passerelle.server import content_web as cw
-from passerelle.server import mastery as mastery_rules
+from passerelle.kiosk import bp
+from passerelle.kiosk.markdown import render_markdown
 from passerelle.server import records
-from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
+from passerelle.server.learning import mastery as mastery_rules
+from passerelle.server.packs import web as cw
+from passerelle.server.web.auth import ANYONE, allow, current_user
 from werkzeug.routing import BuildError
-
-from . import bp
-from .markdown import render_markdown
 
 SESSION_KEY = "practice"
 MAX_RUNS = 4            # exercises remembered per session: bounds the cookie

@@ -10,12 +10,16 @@ Design
   environment variables < command-line flags, each value remembering its
   source so ``passerelle config show`` can say where it came from.
 - All state lives under one data home (:mod:`.home`). The database is SQLite
-  in WAL mode through sqlite-utils, one connection per request or command
-  (:mod:`.db`), its schema changed only by migrations (:mod:`.migrations`).
+  in WAL mode through sqlite-utils; a request borrows a connection from a small
+  pool (:mod:`.db`); the schema changes only by migrations (:mod:`.migrations`).
+  Everything that syncs is an operation in the log (:mod:`.records`).
+- One folder per concern: ``web`` (every request), ``people``, ``learning``,
+  ``reports``, ``packs`` (installed content), ``search``, ``sync``, ``api``
+  (the tablets' JSON API) and ``cli`` (one module per command group).
 - The libraries ``passerelle.content`` and ``passerelle.search_index`` never
   import Flask or click; their exceptions are turned into the one JSON error
   shape (:mod:`.errors`) for the API and into one stderr line and a named exit
-  code (:mod:`.cli`) for the command line.
+  code (:mod:`.cli`) for the command line, by the same translation.
 """
 
 __version__ = "0.1.0"

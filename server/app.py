@@ -9,11 +9,15 @@ from logging.handlers import RotatingFileHandler
 from typing import Any
 
 from flask import Flask
-
-from . import api, auth, content_admin, content_web, db, errors, i18n, search, security
-from .errors import ConfigError
-from .home import Home
-from .settings import Settings, SettingsError, resolve, resolve_home
+from passerelle.server import db, errors, i18n
+from passerelle.server.api import tablet as api
+from passerelle.server.errors import ConfigError
+from passerelle.server.home import Home
+from passerelle.server.packs import imports as content_admin
+from passerelle.server.packs import web as content_web
+from passerelle.server.search import service as search
+from passerelle.server.settings import Settings, SettingsError, resolve, resolve_home
+from passerelle.server.web import auth, security
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
@@ -56,7 +60,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     security.init_app(app)
-    from . import compress  # gzip for text answers (server/compress.py)
+    from passerelle.server.web import compress
     compress.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
@@ -65,7 +69,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     content_admin.init_app(app)
     search.init_app(app)
     # Sync between boxes: device endpoints, and the background timer.
-    from . import sync_http, sync_schedule
+    from passerelle.server.sync import http as sync_http
+    from passerelle.server.sync import schedule as sync_schedule
     sync_http.init_app(app)
     sync_schedule.init_app(app)
     kiosk.init_app(app)

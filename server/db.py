@@ -28,9 +28,8 @@ from pathlib import Path
 
 import sqlite_utils
 from flask import Flask, current_app, g, has_request_context
-
-from .errors import DatabaseProblem, NotFound
-from .migrations import MIGRATIONS, all_sets, apply_all
+from passerelle.server.errors import DatabaseProblem, NotFound
+from passerelle.server.migrations import MIGRATIONS, all_sets, apply_all
 
 
 def new_uuid() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .settings import SETTINGS, format_value
+from passerelle.server.settings import SETTINGS, format_value
 
 
 def settings_markdown() -> str:
@@ -50,7 +50,7 @@ def schema_sql() -> str:
     """The schema the migrations produce on an empty database, in a stable order."""
     import tempfile
 
-    from . import db as dbmod
+    from passerelle.server import db as dbmod
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "schema.db"

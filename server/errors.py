@@ -21,9 +21,8 @@ from enum import IntEnum
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from passerelle.server.i18n import lazy_text as _l
 from werkzeug.exceptions import HTTPException
-
-from .i18n import lazy_text as _l
 
 
 class ExitStatus(IntEnum):

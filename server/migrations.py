@@ -153,7 +153,7 @@ def m0005_lessons(db: Database) -> None:
 
 @MIGRATIONS()
 def m0006_sync(db: Database) -> None:
-    # Sync (see server/sync.py and docs/sync.md). Local to each box: none of these tables syncs.
+    # Sync (see server/sync/ops.py and docs/sync.md). Local to each box: none of these tables syncs.
     # The devices whose operations this box accepts; a box always trusts itself.
     db.execute("""
         CREATE TABLE sync_devices (
@@ -201,7 +201,7 @@ def m0006_sync(db: Database) -> None:
 
 @MIGRATIONS()
 def m0004_report_indexes(db: Database) -> None:
-    # Reports (server/reports.py). Learning time per day, learner and pack, kept by a trigger on
+    # Reports (server/reports/impact.py). Learning time per day, learner and pack, kept by a trigger on
     # every event inserted in the log (local or synced; an event already there inserts nothing,
     # so nothing counts twice): a year's report then reads this summary instead of parsing
     # millions of events (15 s for 2,000,000 events on a small box; see docs/benchmarks.md).
@@ -244,7 +244,7 @@ def m0004_report_indexes(db: Database) -> None:
 
 @MIGRATIONS()
 def m0007_sync_http(db: Database) -> None:
-    # Sync over HTTP (server/sync_http.py, server/sync_client.py, docs/sync.md). Local, never synced.
+    # Sync over HTTP (server/sync/http.py, server/sync/client.py, docs/sync.md). Local, never synced.
     # Per peer: its address (the hub a box paired with is its default peer), last success, last error,
     # and the Passerelle version it runs (the hub's page of boxes shows which boxes need updating).
     for column in ("url", "last_ok_at", "last_error", "last_error_at", "version"):

@@ -436,7 +436,7 @@ def load(db: sqlite_utils.Database, entity: str, uuid: str, include_deleted: boo
 
 def require(db: sqlite_utils.Database, entity: str, uuid: str, missing: str) -> dict[str, Any]:
     """A live record, or NotFound with the message a person would understand."""
-    from .errors import NotFound
+    from passerelle.server.errors import NotFound
 
     record = load(db, entity, uuid)
     if record is None:

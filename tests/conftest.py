@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from passerelle.server.app import create_app
-from passerelle.server.cli import main
+from passerelle.server.cli.base import main
 
 REPO = Path(__file__).resolve().parents[1]
 PASSERELLE = str(Path(sys.executable).with_name("passerelle"))
@@ -178,8 +178,8 @@ class Box:
 
 
 def _build_box(home: Path) -> dict:
-    from passerelle.server import accounts
     from passerelle.server.db import get_db
+    from passerelle.server.people import accounts
 
     app = create_app({"home": home, "TESTING": True})
     with app.app_context():

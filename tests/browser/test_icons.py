@@ -4,8 +4,8 @@ readers in the page's language, and a picture password signed in with them."""
 from __future__ import annotations
 
 import pytest
-from passerelle.server import accounts
 from passerelle.server.db import get_db
+from passerelle.server.people import accounts
 
 from tests.browser.test_accessibility import violations
 from tests.conftest import PASSWORDS

@@ -42,7 +42,7 @@ def test_signature_accept_and_refuse(tmp_path, box):
 
 @pytest.fixture
 def run(tmp_path, capsys):
-    from passerelle.server import cli as climod
+    from passerelle.server.cli import base as climod
 
     home = tmp_path / "home"
 
@@ -140,7 +140,7 @@ def test_cli_import_bundled(tmp_path, run):
 
 
 def test_every_command_help_ends_with_example():
-    from passerelle.server.cli_content import content, pack
+    from passerelle.server.cli.content import content, pack
 
     for group in (content, pack):
         assert "Example:" in group.help

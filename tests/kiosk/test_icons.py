@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from passerelle.kiosk import labels
-from passerelle.server import accounts
+from passerelle.server.people import accounts
 
 SPRITE = Path(__file__).resolve().parents[2] / "kiosk" / "static" / "icons.svg"
 # Emoji and pictographic symbols a tablet without an emoji font shows as boxes.

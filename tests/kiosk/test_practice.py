@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import PACK_ID, Player  # noqa: E402
-from passerelle.server.api import ID  # noqa: E402
+from passerelle.server.api.tablet import ID  # noqa: E402
 
 
 def events(app, who: str | None = None) -> list[dict]:

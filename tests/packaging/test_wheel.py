@@ -48,7 +48,7 @@ def source_data_files(source: Path) -> set[str]:
 
 def test_wheel_has_the_kiosk_and_content_data(wheel_names):
     for name in ("passerelle/kiosk/templates/base.html", "passerelle/kiosk/static/style.css",
-                 "passerelle/server/cli.py"):
+                 "passerelle/server/cli/base.py"):
         assert name in wheel_names
     if (REPO / "content" / "schema" / "pack-v1.json").exists():
         assert "passerelle/content/schema/pack-v1.json" in wheel_names

@@ -5,7 +5,7 @@ import sqlite3
 import time
 
 import pytest
-from passerelle.server import accounts
+from passerelle.server.people import accounts
 
 from tests.conftest import PASSWORDS, PINS, csrf_token
 

@@ -2,7 +2,7 @@
 
 import click
 from passerelle.server import __version__
-from passerelle.server.cli import cli
+from passerelle.server.cli.base import cli
 from passerelle.server.errors import ExitStatus
 
 

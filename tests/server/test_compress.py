@@ -1,4 +1,4 @@
-"""Gzip for text answers (server/compress.py): pages, styles and scripts, never blobs or ranges."""
+"""Gzip for text answers (server/web/compress.py): pages, styles and scripts, never blobs or ranges."""
 
 import gzip
 import re

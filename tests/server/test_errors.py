@@ -2,7 +2,7 @@
 
 import pytest
 from flask import Blueprint
-from passerelle.server.auth import ANYONE, allow
+from passerelle.server.web.auth import ANYONE, allow
 
 from tests.conftest import csrf_token
 

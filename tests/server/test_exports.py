@@ -10,8 +10,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from passerelle.server import accounts, records, reports
+from passerelle.server import records
 from passerelle.server.db import get_db
+from passerelle.server.people import accounts
+from passerelle.server.reports import impact as reports
 
 from tests.server.test_reports import add_event, report_cli  # noqa: F401 - a fixture
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from passerelle.server import records
-from passerelle.server.api import progress_writer
+from passerelle.server.api.tablet import progress_writer
 from passerelle.server.app import create_app
 from waitress.server import create_server
 

@@ -102,9 +102,9 @@ def test_domain_messages_are_shown_in_the_pages_language(box, tmp_path):
     """The mechanism, with a catalogue of its own (independent of the project's translations):
     a form in French shows the message in French, the JSON API answers in the request's language
     with the same stable code, and outside a request the message is English."""
-    from passerelle.server import accounts
     from passerelle.server.app import create_app
     from passerelle.server.db import get_db
+    from passerelle.server.people import accounts
 
     from tests.conftest import sign_in
 

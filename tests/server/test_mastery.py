@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from passerelle.server.mastery import assess, reached_now, rule_of
+from passerelle.server.learning.mastery import assess, reached_now, rule_of
 
 M2N3 = {"model": "m_of_n", "m": 2, "n": 3}
 STREAK3 = {"model": "streak", "n": 3}

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 
 import pytest
-from passerelle.server import pdfpages
+from passerelle.server.packs import pdfpages
 
 from tests.conftest import csrf_token, english_client
 

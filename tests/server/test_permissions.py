@@ -1,7 +1,7 @@
 """Who may do what: every route for every role, deny by default, no peeking at others' data."""
 
 import pytest
-from passerelle.server.auth import ANYONE, SIGNED_IN
+from passerelle.server.web.auth import ANYONE, SIGNED_IN
 
 from tests.conftest import csrf_token
 

@@ -9,10 +9,12 @@ import re
 from datetime import UTC, date, datetime
 
 import pytest
-from passerelle.server import accounts, records, reports
-from passerelle.server.cli import cli
-from passerelle.server.cli_reports import report as report_group
+from passerelle.server import records
+from passerelle.server.cli.base import cli
+from passerelle.server.cli.reports import report as report_group
 from passerelle.server.db import get_db
+from passerelle.server.people import accounts
+from passerelle.server.reports import impact as reports
 
 from tests.conftest import Runner
 

@@ -61,8 +61,8 @@ def test_web_preview_then_import(as_user, app):
 
 
 def test_problems_name_the_files_columns(app):
-    from passerelle.server import roster
     from passerelle.server.db import get_db
+    from passerelle.server.people import roster
 
     with app.app_context():
         checked = roster.check(get_db(), "display_name;pin;gender\nNoor;1111;robot\n")

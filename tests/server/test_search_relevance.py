@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from passerelle.server.cli import main
+from passerelle.server.cli.base import main
 
 JUDGED = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "judged-bundled.yaml")
                         .read_text(encoding="utf-8"))
@@ -17,7 +17,7 @@ JUDGED = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "jud
 def bundled(tmp_path_factory):
     from passerelle import content as lib
     from passerelle.server import db as dbmod
-    from passerelle.server.search import attach
+    from passerelle.server.search.service import attach
 
     home = tmp_path_factory.mktemp("bundled") / "box"
     assert main(["--home", str(home), "content", "import", "--bundled"]) == 0

@@ -39,7 +39,7 @@ def test_removing_a_pack_removes_it_from_search(client, app):
 
 
 def test_a_class_searching_the_same_words_costs_one_query(client, app, monkeypatch):
-    from passerelle.server import search
+    from passerelle.server.search import service as search
 
     searcher = search.service(app).searcher  # the worker processes, or the index
     calls = []
@@ -95,7 +95,7 @@ def test_searches_run_in_worker_processes_by_default(client, app):
     import os
 
     from passerelle import search_index as si
-    from passerelle.server import search
+    from passerelle.server.search import service as search
 
     pool = search.service(app).pool
     assert pool is not None and pool.size == si.default_workers()
@@ -107,8 +107,8 @@ def test_searches_run_in_worker_processes_by_default(client, app):
 
 
 def test_search_workers_0_searches_in_the_serving_process(box):
-    from passerelle.server import search
     from passerelle.server.app import create_app
+    from passerelle.server.search import service as search
 
     app = create_app({"home": box.home, "TESTING": True, "search_workers": 0})
     service = search.service(app)
@@ -132,7 +132,7 @@ def test_search_workers_setting_is_checked(box, monkeypatch, value, problem):
 
 def test_a_query_error_raised_in_a_worker_is_answered_in_the_one_error_shape(client, app,
                                                                                monkeypatch):
-    from passerelle.server import search
+    from passerelle.server.search import service as search
 
     pool = search.service(app).pool
     real = pool.search

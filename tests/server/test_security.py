@@ -1,7 +1,7 @@
 """Security headers on every response; the box never points a browser elsewhere."""
 
 import pytest
-from passerelle.server.security import CSP
+from passerelle.server.web.security import CSP
 
 
 @pytest.mark.parametrize("path", ["/", "/api/v1/health", "/api/nope", "/nope"])

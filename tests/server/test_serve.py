@@ -7,7 +7,7 @@ import urllib.error
 import pytest
 from passerelle.server import __version__
 from passerelle.server.migrations import MIGRATIONS
-from passerelle.server.serve import urls_for
+from passerelle.server.web.serve import urls_for
 
 
 def test_health_over_http(live_server):

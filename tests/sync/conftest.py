@@ -83,8 +83,8 @@ def direct(src: Box, dst: Box, max_ops: int = 1000, **kw) -> syncmod.ApplyResult
 @pytest.fixture
 def sync_cli():
     """Runs `passerelle --home HOME sync ...` through the real entry point, the group registered."""
-    from passerelle.server.cli import cli, main
-    from passerelle.server.cli_sync import sync
+    from passerelle.server.cli.base import cli, main
+    from passerelle.server.cli.sync import sync
 
     added = "sync" not in cli.commands
     if added:
@@ -189,7 +189,7 @@ def http_kit(box, server_factory, template_db, tmp_path):
     """A set-up hub served over loopback (`kit.hub`), new boxes (`kit.new`), pairing and sync."""
     from types import SimpleNamespace
 
-    from passerelle.server import sync_client
+    from passerelle.server.sync import client as sync_client
 
     opened: list = []
 

@@ -91,7 +91,7 @@ def test_encrypted_export_and_bad_input(sync_cli, tmp_path):
 
 def test_every_sync_command_help_ends_with_an_example(sync_cli):
     from click.testing import CliRunner
-    from passerelle.server.cli_sync import sync
+    from passerelle.server.cli.sync import sync
 
     for name in [None, *sync.commands]:
         args = ([name] if name else []) + ["--help"]

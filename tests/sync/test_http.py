@@ -13,10 +13,12 @@ import time
 import urllib.parse
 
 import pytest
-from passerelle.server import accounts, records, sync_client
+from passerelle.server import records
 from passerelle.server import sync as syncmod
 from passerelle.server.errors import ExitStatus, InvalidInput
-from passerelle.server.sync_http import request_message
+from passerelle.server.people import accounts
+from passerelle.server.sync import client as sync_client
+from passerelle.server.sync.http import request_message
 
 
 def test_boxes_pair_join_the_organisation_sync_both_ways_and_converge(http_kit, sync_cli):
@@ -174,7 +176,7 @@ def test_unsigned_replayed_unknown_and_forged_requests_are_refused(http_kit):
 
     headers = signed_headers(a, path, body, raw.nonce())
     status, response, answer = raw.send("POST", path, body, headers)
-    assert status == 200 and answer["device_id"] == syncmod.records.device_id(kit.hub_db())
+    assert status == 200 and answer["device_id"] == records.device_id(kit.hub_db())
     assert response.getheader("X-Passerelle-Next-Nonce")
     status, _, answer = raw.send("POST", path, body, headers)  # the same request again
     assert status == 401 and answer["error"]["code"] == "bad_nonce"
@@ -331,7 +333,7 @@ def test_code_pair_now_and_status_on_the_command_line(http_kit, sync_cli):
 
 
 def test_nonces_are_single_use_expire_and_are_capped(monkeypatch):
-    from passerelle.server import sync_http
+    from passerelle.server.sync import http as sync_http
 
     now = [1000.0]
     monkeypatch.setattr(sync_http.time, "monotonic", lambda: now[0])

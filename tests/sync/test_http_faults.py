@@ -11,7 +11,7 @@ import time
 
 from passerelle.server import records
 from passerelle.server import sync as syncmod
-from passerelle.server.sync_client import PeerUnreachable
+from passerelle.server.sync.client import PeerUnreachable
 
 from tests.conftest import LiveServer
 

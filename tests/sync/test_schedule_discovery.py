@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from passerelle.server import discovery
-from passerelle.server.sync_schedule import BackgroundSync, retry_delay
+from passerelle.server.sync import discovery
+from passerelle.server.sync.schedule import BackgroundSync, retry_delay
 
 
 class FakeClock:

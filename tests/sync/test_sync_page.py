@@ -103,7 +103,7 @@ def test_sync_now_from_a_box_page_runs_in_the_background(http_kit, box):
 def test_the_hubs_impact_report_counts_what_learners_did_on_every_box(http_kit, box):
     from datetime import date
 
-    from passerelle.server import reports
+    from passerelle.server.reports import impact as reports
 
     kit = http_kit
     hub = kit.hub_db()

@@ -1,0 +1,127 @@
+"""First-start setup, signing in and out."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from passerelle.kiosk import bp
+from passerelle.kiosk.pages import safe_next
+from passerelle.server.db import get_db
+from passerelle.server.errors import InvalidInput
+from passerelle.server.people import accounts
+from passerelle.server.web.auth import ANYONE, allow, current_user, sign_in, sign_out
+
+
+def client_key() -> str:
+    return request.remote_addr or "unknown"
+
+
+def signin_problem(exc: Exception, wrong: str) -> tuple[str, int]:
+    """The words and status for a refused sign-in: locked out, or simply wrong."""
+    if isinstance(exc, accounts.LockedOut):
+        return _("Too many attempts. Try again in %(minutes)s minutes.",
+                 minutes=max(1, round(exc.retry_after / 60))), 429
+    return wrong, 401
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+@allow(ANYONE)
+def setup():
+    """The organisation and its first coordinator, once, on a new box."""
+    db = get_db()
+    if not accounts.needs_setup(db):
+        return redirect(url_for("kiosk.home"))
+    errors, form = {}, request.form
+    if request.method == "POST":
+        if form.get("password") != form.get("password_again"):
+            errors["password_again"] = _("The two passwords are not the same.")
+        else:
+            try:
+                uid = accounts.setup(
+                    db, org_name=form.get("org_name", ""),
+                    languages=form.getlist("languages"),
+                    signin_mode=form.get("signin_mode", ""),
+                    profile_fields={f: form.get(f"purpose_{f}", "").strip()
+                                    for f in form.getlist("profile_fields")},
+                    display_name=form.get("display_name", ""),
+                    username=form.get("username", ""), password=form.get("password", ""))
+            except InvalidInput as exc:
+                errors = exc.details or {}
+            else:
+                sign_in(accounts.get_user(db, uid))
+                flash(_("Your box is ready. Welcome!"))
+                return redirect(url_for("kiosk.manage_home"))
+    return render_template("setup.html", errors=errors, form=form,
+                           modes=accounts.SIGNIN_MODES, fields=accounts.PROFILE_FIELDS), \
+        400 if errors else 200
+
+
+@bp.get("/signin")
+@allow(ANYONE)
+def signin():
+    """Learners pick their class, then their name; staff have their own form."""
+    db = get_db()
+    classes = accounts.records.query(db, "class", order="t.name COLLATE NOCASE")
+    return render_template("signin.html", classes=classes, next=safe_next(request.args.get("next")))
+
+
+@bp.route("/signin/staff", methods=["GET", "POST"])
+@allow(ANYONE)
+def signin_staff():
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            user = accounts.authenticate_staff(get_db(), request.form.get("username", ""),
+                                               request.form.get("password", ""), client_key())
+        except (accounts.LockedOut, accounts.SigninFailed) as exc:
+            error, status = signin_problem(exc, _("Wrong username or password."))
+        else:
+            sign_in(user)
+            return redirect(safe_next(request.args.get("next"), url_for("kiosk.manage_home")))
+    return render_template("signin_staff.html", error=error,
+                           username=request.form.get("username", "")), status
+
+
+@bp.get("/signin/class/<class_uuid>")
+@allow(ANYONE)
+def signin_class(class_uuid: str):
+    db = get_db()
+    group = accounts.get_class(db, class_uuid)
+    return render_template("signin_class.html", group=group,
+                           learners=accounts.members(db, class_uuid))
+
+
+@bp.route("/signin/learner/<user_uuid>", methods=["GET", "POST"])
+@allow(ANYONE)
+def signin_learner(user_uuid: str):
+    db = get_db()
+    learner = accounts.get_user(db, user_uuid)
+    if learner["role"] != "learner":
+        return redirect(url_for("kiosk.signin_staff"))
+    mode = (accounts.organisation(db) or {}).get("signin_mode", "pin")
+    error, status = None, 200
+    if request.method == "POST":
+        if mode == "picture":  # three rows of pictures, one choice each, in order
+            secret = [request.form.get(f"picture_{i}", "") for i in range(3)]
+        else:
+            secret = request.form.get("secret", "")
+        try:
+            user = accounts.authenticate_learner(db, user_uuid, secret, client_key())
+        except (accounts.LockedOut, accounts.SigninFailed) as exc:
+            error, status = signin_problem(exc, _("That is not right. Try again."))
+        else:
+            sign_in(user)
+            return redirect(url_for("kiosk.home"))
+    return render_template("signin_learner.html", learner=learner, mode=mode, error=error,
+                           pictures=accounts.PICTURES), status
+
+
+@bp.post("/signout")
+@allow(ANYONE)
+def signout():
+    was = current_user()
+    sign_out()
+    if was and was["role"] == "learner":
+        flash(_("Well done! See you next time."))
+    return redirect(url_for("kiosk.signin"))

@@ -1,0 +1,320 @@
+"""The OpenAPI 3 description of the JSON API.
+
+Written by hand next to the routes, because the description is a contract
+for other tools (hubs, dashboards) and deserves words, not only types. A test
+walks the app's URL map and fails when an ``/api/`` route is missing here, so
+a new route cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+from passerelle.server import __version__
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable machine-readable code.",
+                         "examples": ["not_found", "invalid", "forbidden"]},
+                "message": {"type": "string", "description": "Human-readable explanation."},
+                "details": {"type": "object", "description": "Optional structured details, "
+                            "e.g. the field that failed validation."},
+            },
+        }
+    },
+}
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+PATHS: dict = {
+    "/api/v1/health": {
+        "get": {
+            "summary": "Health of the box",
+            "description": "Version, device id and database status. Needs no sign-in.",
+            "operationId": "health",
+            "tags": ["box"],
+            "responses": {
+                "200": {"description": "The box is healthy.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                "503": {"description": "The database cannot be read.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+            },
+        }
+    },
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This description",
+            "operationId": "openapi",
+            "tags": ["box"],
+            "responses": {"200": {"description": "The OpenAPI 3.1 document."}},
+        }
+    },
+}
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+SIGNED_IN = [{"session": []}]
+
+PATHS.update({
+    "/api/v1/me": {"get": {
+        "summary": "The signed-in person", "operationId": "me", "tags": ["people"],
+        "security": SIGNED_IN,
+        "responses": {"200": _json("Person", "Who is signed in.")}}},
+    "/api/v1/progress": {
+        "get": {
+            "summary": "My progress", "operationId": "progressGet", "tags": ["learning"],
+            "description": "The signed-in learner's own progress per resource (at most 1,000, "
+                           "most recent first).",
+            "security": SIGNED_IN,
+            "parameters": [{"name": "pack_id", "in": "query", "required": False,
+                            "schema": {"type": "string"}, "description": "Only this pack."}],
+            "responses": {"200": _json("ProgressList", "Progress per resource.")}},
+        "post": {
+            "summary": "Record learning events", "operationId": "progressPost", "tags": ["learning"],
+            "description": "A batch of at most 500 events queued by a tablet. Each carries an "
+                           "`event_id` made by the tablet: an event sent again (after a dropped "
+                           "connection) counts once. All events are checked first; when one is "
+                           "invalid, none is recorded. Needs the `X-CSRFToken` header.",
+            "security": SIGNED_IN,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
+            "responses": {"200": _json("EventReceipt", "How many were new, how many repeats.")}}},
+    "/api/v1/classes": {"get": {
+        "summary": "Classes I may manage", "operationId": "classes", "tags": ["classes"],
+        "description": "All classes for a coordinator; a facilitator's own classes.",
+        "security": SIGNED_IN,
+        "responses": {"200": {"description": "The classes."}}}},
+    "/api/v1/classes/{class_uuid}": {"get": {
+        "summary": "A class and its members", "operationId": "classDetail", "tags": ["classes"],
+        "security": SIGNED_IN, "parameters": [_param("class_uuid", "The class.")],
+        "responses": {"200": {"description": "The class, its learners and facilitators."}}}},
+    "/api/v1/classes/{class_uuid}/grid": {"get": {
+        "summary": "The class grid", "operationId": "classGrid", "tags": ["classes"],
+        "description": "Learners × resources of the class's open lessons, each cell one of "
+                       "not_started, in_progress, completed, needs_help; and the questions most "
+                       "often missed. Polled by the facilitator's page during a session.",
+        "security": SIGNED_IN, "parameters": [_param("class_uuid", "The class.")],
+        "responses": {"200": {"description": "learners, columns, cells, most_missed"}}}},
+    "/api/v1/me/lessons": {"get": {
+        "summary": "My assigned lessons", "operationId": "myLessons", "tags": ["learning"],
+        "security": SIGNED_IN,
+        "responses": {"200": {"description": "Open lessons with each resource's status."}}}},
+    "/api/v1/sessions/{session_uuid}/attendance/{learner_uuid}": {"put": {
+        "summary": "Mark a learner present or absent", "operationId": "attendancePut",
+        "tags": ["classes"], "security": SIGNED_IN,
+        "parameters": [_param("session_uuid", "The session."), _param("learner_uuid", "The learner.")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["present"],
+            "properties": {"present": {"type": "boolean"}}}}}},
+        "responses": {"200": {"description": "The mark and the number present."}}}},
+})
+
+PATHS.update({
+    "/api/v1/packs": {"get": {
+        "summary": "Installed packs", "operationId": "packs", "tags": ["content"],
+        "description": "The packs this box can give to another box or hub.",
+        "responses": {"200": {"description": "id, version, title, language, size, nodes."}}}},
+    "/api/v1/packs/{pack_id}/manifest.json": {"get": {
+        "summary": "A pack's manifest", "operationId": "packManifest", "tags": ["content"],
+        "description": "The exact bytes imported (so a publisher's signature stays valid). With "
+                       "`signature.json` and `files/{sha256}` this is the pack folder layout: "
+                       "`passerelle content import http://BOX:8080/api/v1/packs/ID` copies the pack.",
+        "parameters": [_param("pack_id", "The pack.")],
+        "responses": {"200": {"description": "manifest.json"}}}},
+    "/api/v1/packs/{pack_id}/signature.json": {"get": {
+        "summary": "A pack's publisher signature", "operationId": "packSignature",
+        "tags": ["content"], "parameters": [_param("pack_id", "The pack.")],
+        "responses": {"200": {"description": "signature.json"}}}},
+    "/api/v1/packs/{pack_id}/files/{sha256}": {"get": {
+        "summary": "One blob of a pack", "operationId": "packFile", "tags": ["content"],
+        "description": "Supports Range, so a transfer cut mid-blob resumes.",
+        "parameters": [_param("pack_id", "The pack."), _param("sha256", "The blob's SHA-256.")],
+        "responses": {"200": {"description": "The bytes."}, "206": {"description": "A range."}}}},
+})
+
+_LIST = {"type": "array", "items": {"type": "string"}}
+PATHS.update({
+    "/api/v1/search": {"get": {
+        "summary": "Search the installed content", "operationId": "search", "tags": ["search"],
+        "description": "Full-text search over every installed pack, in any of the box's languages: "
+                       "all words first, then any word, then spelling corrections. Kind words in "
+                       "the query (\"vidéo\", \"oefening\"...) act as filters. Snippets are "
+                       "HTML-escaped text with `<mark>` around matches.",
+        "parameters": [
+            {"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 200}},
+            {"name": "kind", "in": "query", "required": False, "schema": _LIST,
+             "description": "topic, video, audio, document, article, html5, exercise"},
+            {"name": "language", "in": "query", "required": False, "schema": _LIST},
+            {"name": "pack", "in": "query", "required": False, "schema": _LIST},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "offset", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+        "responses": {"200": {"description": "hits, total, facets (kind, language, pack), "
+                                             "mode (all, any, fuzzy), did_you_mean, approximate (a very common word: total and "
+                                             "facets estimated from a 1/16 sample)."}}}},
+    "/api/v1/search/suggest": {"get": {
+        "summary": "Suggestions as you type", "operationId": "suggest", "tags": ["search"],
+        "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+                       {"name": "language", "in": "query", "required": False, "schema": _LIST},
+                       {"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8}}],
+        "responses": {"200": {"description": "{\"suggestions\": [...]}"}}}},
+})
+
+# Sync between boxes (server/sync/http.py, docs/sync.md): for devices, not browsers.
+_SIGNED = ("Signed by the calling box: headers `X-Passerelle-Device`, `X-Passerelle-Nonce` (from "
+           "`hello` or the previous answer's `X-Passerelle-Next-Nonce`, single use) and "
+           "`X-Passerelle-Signature` (Ed25519 over method, path, SHA-256 of the body, nonce and "
+           "device id). Unknown device, bad signature or used nonce: 401; revoked device: 403. "
+           "JSON answers carry the server's signature in `X-Passerelle-Signature`.")
+_VECTOR = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+           "description": "Highest operation number held per origin device."}
+PATHS.update({
+    "/api/v1/sync/hello": {"get": {
+        "summary": "Who this box is, and a nonce", "operationId": "syncHello", "tags": ["sync"],
+        "description": "Device id, public key, organisation, clock (`now_ms`) and a single-use "
+                       "nonce for the next request. Needs no signature.",
+        "responses": {"200": {"description": "protocol, device_id, public_key, label, "
+                                             "organisation, now_ms, nonce"}}}},
+    "/api/v1/sync/pair": {"post": {
+        "summary": "Pair a box with a one-time code", "operationId": "syncPair", "tags": ["sync"],
+        "description": "The box sends its device id, public key, name, organisation, the nonce "
+                       "from `hello` and an HMAC keyed by the code (scrypt) over both devices' "
+                       "ids and keys; the answer carries this box's and the same kind of HMAC. "
+                       "A wrong, expired or used code: 403; another organisation: 409.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["device_id", "public_key", "nonce", "mac"]}}}},
+        "responses": {"200": {"description": "device_id, public_key, label, organisation, mac"},
+                      "409": _error("The box belongs to another organisation.")}}},
+    "/api/v1/sync/vector": {"post": {
+        "summary": "Exchange vectors and clocks", "operationId": "syncVector", "tags": ["sync"],
+        "description": _SIGNED + " The answer: this box's vector and clock, the difference of "
+                                 "the clocks, and the organisation's devices (with revocations).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["vector"], "properties": {
+                "vector": _VECTOR, "now_ms": {"type": "integer"},
+                "organisation": {"type": ["string", "null"]}}}}}},
+        "responses": {"200": {"description": "device_id, organisation, vector, now_ms, skew_ms, "
+                                             "devices, max_ops"}}}},
+    "/api/v1/sync/changes": {"post": {
+        "summary": "Stream what the caller lacks", "operationId": "syncChanges", "tags": ["sync"],
+        "description": _SIGNED + " The answer (`application/x-passerelle-batches`) is a stream of "
+                                 "frames: a 4-byte big-endian length, then a gzip batch of JSON "
+                                 "lines (signed operations); a frame of length 0 ends it.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["since"], "properties": {
+                "since": _VECTOR, "max_ops": {"type": "integer", "minimum": 1}}}}}},
+        "responses": {"200": {"description": "The stream of batches."}}}},
+    "/api/v1/sync/batches": {"post": {
+        "summary": "Apply one batch", "operationId": "syncBatch", "tags": ["sync"],
+        "description": _SIGNED + " The body (`application/x-passerelle-batch`) is one gzip batch "
+                                 "of JSON lines. Verified whole, then applied in one transaction; "
+                                 "a batch with one altered or forged operation is refused (400) "
+                                 "with nothing applied. Sending it again changes nothing.",
+        "requestBody": {"required": True, "content": {"application/x-passerelle-batch": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        "responses": {"200": {"description": "applied, duplicates, held, clock_ahead_ms, vector, "
+                                             "now_ms"},
+                      "503": _error("The server is busy writing; try again.")}}},
+})
+
+SCHEMAS: dict = {
+    "Person": {"type": "object", "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "role": {"type": "string", "enum": ["learner", "facilitator", "coordinator"]},
+        "display_name": {"type": "string"}, "username": {"type": ["string", "null"]},
+        "avatar": {"type": ["string", "null"]}, "language": {"type": ["string", "null"]}}},
+    "Event": {"type": "object", "required": ["event_id", "pack_id", "node_id", "type"],
+              "properties": {
+                  "event_id": {"type": "string", "description": "Unique id made by the tablet."},
+                  "pack_id": {"type": "string"}, "node_id": {"type": "string"},
+                  "type": {"type": "string",
+                           "enum": ["started", "progress", "answer", "completed", "time"]},
+                  "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                  "seconds": {"type": "integer", "minimum": 0, "maximum": 14400},
+                  "correct": {"type": "boolean"},
+                  "position": {"type": ["number", "string"]},
+                  "occurred_at": {"type": "string", "format": "date-time"}}},
+    "EventBatch": {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "maxItems": 500, "items": {"$ref": "#/components/schemas/Event"}}}},
+    "EventReceipt": {"type": "object", "properties": {
+        "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}}},
+    "ProgressList": {"type": "object", "properties": {"progress": {"type": "array", "items": {
+        "type": "object", "properties": {
+            "pack_id": {"type": "string"}, "node_id": {"type": "string"},
+            "progress": {"type": "number"}, "completed": {"type": "boolean"},
+            "seconds": {"type": "integer"}, "answers": {"type": "integer"},
+            "correct": {"type": "integer"}, "position": {"type": ["number", "string", "null"]}}}}}},
+    "Error": ERROR_SCHEMA,
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "device_id", "database"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "version": {"type": "string"},
+            "device_id": {"type": "string", "format": "uuid"},
+            "database": {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok", "error"]},
+                    "schema_version": {"type": "string"},
+                    "journal_mode": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+# Responses every operation may give, documented once.
+COMMON_RESPONSES = {
+    "400": _error("The request is malformed or fails validation."),
+    "401": _error("Sign in first."),
+    "403": _error("Signed in, but not allowed to do this."),
+    "404": _error("No such resource."),
+    "405": _error("The method is not allowed on this path."),
+    "413": _error("The request body is larger than the box accepts."),
+    "500": _error("An unexpected error; it was logged on the box."),
+}
+
+
+def spec() -> dict:
+    paths = {}
+    for path, operations in PATHS.items():
+        paths[path] = {}
+        for method, operation in operations.items():
+            operation = dict(operation)
+            operation["responses"] = {**COMMON_RESPONSES, **operation["responses"]}
+            paths[path][method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Passerelle API",
+            "version": __version__,
+            "description": "The JSON API of a Passerelle box. Every error has the shape "
+                           "`{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+            "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"session": {
+            "type": "apiKey", "in": "cookie", "name": "passerelle_session",
+            "description": "The session cookie set by signing in on the box's pages."}}},
+    }

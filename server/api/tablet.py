@@ -1,0 +1,203 @@
+"""The JSON API, under ``/api/v1``; its description is served at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from passerelle.server import __version__, records
+from passerelle.server import db as dbmod
+from passerelle.server.api.openapi import spec
+from passerelle.server.errors import InvalidInput
+from passerelle.server.people import accounts
+from passerelle.server.web.auth import ANYONE, SIGNED_IN, allow, current_user, require
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/v1/health")
+@allow(ANYONE)
+def health():
+    """Whether the box is up and its database sound (no sign-in: tablets and monitors poll it)."""
+    database = {"status": "ok"}
+    device_id = current_app.config["DEVICE_ID"]
+    try:
+        conn = dbmod.get_db()
+        # Read each time: a restore while serving gives the box a new device id.
+        device_id = dbmod.get_meta(conn, "device_id")
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        database["schema_version"] = dbmod.schema_version(conn)
+        database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    except sqlite3.Error as exc:
+        database = {"status": "error", "message": str(exc)}
+    body = {
+        "status": "ok" if database["status"] == "ok" else "degraded",
+        "version": __version__,
+        "device_id": device_id,
+        "database": database,
+    }
+    return jsonify(body), 200 if body["status"] == "ok" else 503
+
+
+@bp.get("/openapi.json")
+@allow(ANYONE)
+def openapi():
+    return jsonify(spec())
+
+
+def public_user(user: dict) -> dict:
+    """What the API shows of a person: never a hash, never the profile to others."""
+    return {"uuid": user["uuid"], "role": user["role"], "display_name": user["display_name"],
+            "username": user["username"], "avatar": user["avatar"], "language": user["language"]}
+
+
+@bp.get("/v1/me")
+@allow(SIGNED_IN)
+def me():
+    return jsonify(public_user(current_user()))
+
+
+EVENT_TYPES = ("started", "progress", "answer", "completed", "time")
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+MAX_EVENTS = 500
+
+
+def _validate_events(body) -> list[dict]:
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise InvalidInput("expected a JSON object with a list of events",
+                           details={"events": "a list of at most 500 events"})
+    events = body["events"]
+    if len(events) > MAX_EVENTS:
+        raise InvalidInput("too many events in one request", details={"events": "at most 500"})
+    problems, clean = {}, []
+    for i, e in enumerate(events):
+        where = f"events[{i}]"
+        if not isinstance(e, dict):
+            problems[where] = "an object"
+            continue
+        if not isinstance(e.get("event_id"), str) or not ID.match(e["event_id"]):
+            problems[f"{where}.event_id"] = "a unique id made by the tablet"
+        for key in ("pack_id", "node_id"):
+            if not isinstance(e.get(key), str) or not ID.match(e[key]):
+                problems[f"{where}.{key}"] = "an id"
+        if e.get("type") not in EVENT_TYPES:
+            problems[f"{where}.type"] = f"one of {', '.join(EVENT_TYPES)}"
+        progress = e.get("progress", 0)
+        if not isinstance(progress, (int, float)) or isinstance(progress, bool) or not 0 <= progress <= 1:
+            problems[f"{where}.progress"] = "a number from 0 to 1"
+        seconds = e.get("seconds", 0)
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 14400:
+            problems[f"{where}.seconds"] = "whole seconds from 0 to 14400"
+        if "correct" in e and not isinstance(e["correct"], bool):
+            problems[f"{where}.correct"] = "true or false"
+        position = e.get("position")
+        if position is not None and not isinstance(position, (int, float, str)):
+            problems[f"{where}.position"] = "a number or a short text"
+        clean.append({k: e[k] for k in ("event_id", "pack_id", "node_id", "type", "progress",
+                                        "seconds", "correct", "position", "occurred_at",
+                                        "question_id", "answer") if k in e})
+    if problems:
+        raise InvalidInput("some events are not valid; none was recorded", details=problems)
+    return clean
+
+
+@bp.post("/v1/progress")
+@allow("learner")
+def progress_post():
+    """Record a batch of learning events from a tablet; resent events count once.
+
+    Validated first, then written with the batches of other tablets arriving at
+    the same time (one transaction, see ``records.GroupCommit``); the answer
+    leaves only once they are committed: the tablet may then forget them.
+    """
+    events = _validate_events(request.get_json(silent=True))
+    learner = current_user()["uuid"]
+    accepted = progress_writer(current_app).submit(dbmod.get_db(), learner, events)
+    return jsonify({"accepted": accepted, "duplicates": len(events) - accepted})
+
+
+def progress_writer(app: Flask) -> records.GroupCommit:
+    return app.extensions["passerelle.progress_writer"]
+
+
+@bp.get("/v1/progress")
+@allow("learner")
+def progress_get():
+    """The signed-in learner's own progress, per resource."""
+    db = dbmod.get_db()
+    where, params = "learner_uuid = ?", [current_user()["uuid"]]
+    if request.args.get("pack_id"):
+        where += " AND pack_id = ?"
+        params.append(request.args["pack_id"])
+    cursor = db.execute(
+        "SELECT pack_id, node_id, progress, completed_version IS NOT NULL, seconds, answers, correct,"
+        f" position FROM progress WHERE {where} ORDER BY last_version DESC LIMIT 1000", params)
+    keys = ("pack_id", "node_id", "progress", "completed", "seconds", "answers", "correct", "position")
+    rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["completed"] = bool(row["completed"])
+    return jsonify({"progress": rows})
+
+
+@bp.get("/v1/classes")
+@allow("facilitator", "coordinator")
+def classes_list():
+    db = dbmod.get_db()
+    return jsonify({"classes": [{"uuid": c["uuid"], "name": c["name"], "description": c["description"]}
+                                for c in accounts.classes_of(db, current_user())]})
+
+
+@bp.get("/v1/classes/<class_uuid>")
+@allow("facilitator", "coordinator")
+def class_detail(class_uuid: str):
+    db = dbmod.get_db()
+    group = accounts.get_class(db, class_uuid)
+    require(accounts.can_manage_class(db, current_user(), class_uuid))
+    return jsonify({"uuid": group["uuid"], "name": group["name"],
+                    "description": group["description"],
+                    "learners": [public_user(u) for u in accounts.members(db, class_uuid)],
+                    "facilitators": [public_user(u) for u in
+                                     accounts.members(db, class_uuid, "facilitator")]})
+
+
+@bp.get("/v1/classes/<class_uuid>/grid")
+@allow("facilitator", "coordinator")
+def class_grid(class_uuid: str):
+    """Learners × resources of the open lessons, with statuses, and the most missed questions."""
+    from passerelle.server.learning import lessons
+
+    db = dbmod.get_db()
+    accounts.get_class(db, class_uuid)
+    require(accounts.can_manage_class(db, current_user(), class_uuid))
+    return jsonify(lessons.class_grid(db, class_uuid).as_dict())
+
+
+@bp.get("/v1/me/lessons")
+@allow("learner")
+def my_lessons():
+    """The open lessons assigned to the signed-in learner, with each resource's status."""
+    from passerelle.server.learning import lessons
+
+    found = lessons.assigned_to(dbmod.get_db(), current_user()["uuid"])
+    return jsonify({"lessons": [{"assignment": a["uuid"], "title": a["lesson"]["title"],
+                                 "items": a["items"]} for a in found]})
+
+
+@bp.put("/v1/sessions/<session_uuid>/attendance/<learner_uuid>")
+@allow("facilitator", "coordinator")
+def attendance_put(session_uuid: str, learner_uuid: str):
+    db = dbmod.get_db()
+    meeting = accounts.get_session(db, session_uuid)
+    require(accounts.can_manage_class(db, current_user(), meeting["class_uuid"]))
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("present"), bool):
+        raise InvalidInput("expected {\"present\": true or false}", details={"present": "true or false"})
+    accounts.mark_attendance(db, session_uuid, learner_uuid, body["present"])
+    present = accounts.attendance(db, session_uuid)
+    return jsonify({"present": present.get(learner_uuid, False), "count": sum(present.values())})
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["passerelle.progress_writer"] = records.GroupCommit()
+    app.register_blueprint(bp)

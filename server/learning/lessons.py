@@ -1,0 +1,293 @@
+"""Lessons, groups and assignments, and what a facilitator watches: the class grid.
+
+A *lesson* is an ordered list of resources from any installed pack. It is
+*assigned* to a class, to a group inside it, or to chosen learners, and can be
+opened and closed. Everything here is a record in the operation log, so it
+syncs like the rest.
+
+The class grid is learners × the resources of the class's open assignments,
+each cell read from the ``progress`` summary in one query: not started, in
+progress, completed, or *needs help* (an exercise with at least three answers,
+fewer than half right, not yet mastered). "Most missed questions" counts wrong
+answers of the class's learners per question, from the log.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from passerelle.server import records
+from passerelle.server.db import new_uuid
+from passerelle.server.errors import InvalidInput
+from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.people import accounts
+
+MAX_ITEMS = 100
+NEEDS_HELP_MIN_ANSWERS = 3
+
+
+# --- Groups --------------------------------------------------------------------------
+
+def create_group(db, class_uuid: str, name: str) -> str:
+    accounts.get_class(db, class_uuid)
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise InvalidInput(_l("the group is not valid"),
+                           details={"name": _l("a name of 1 to 80 characters")})
+    uuid = new_uuid()
+    records.put(db, "group", uuid, {"class_uuid": class_uuid, "name": name})
+    return uuid
+
+
+def groups_of(db, class_uuid: str) -> list[dict]:
+    groups = records.query(db, "group", "t.class_uuid = ?", [class_uuid], "t.name COLLATE NOCASE")
+    for group in groups:
+        group["members"] = {m["learner_uuid"] for m in
+                            records.query(db, "group_member", "t.group_uuid = ?", [group["uuid"]])}
+    return groups
+
+
+def set_group_member(db, group_uuid: str, learner_uuid: str, member: bool) -> None:
+    group = records.require(db, "group", group_uuid, _l("no such group"))
+    if learner_uuid not in {m["uuid"] for m in accounts.members(db, group["class_uuid"])}:
+        raise InvalidInput(_l("this learner is not in the group's class"),
+                           details={"learner": learner_uuid})
+    uuid = accounts.joined_uuid("group_member", group_uuid, learner_uuid)
+    if member:
+        records.put(db, "group_member", uuid, {"group_uuid": group_uuid, "learner_uuid": learner_uuid})
+    elif records.load(db, "group_member", uuid) is not None:
+        records.delete(db, "group_member", uuid)
+
+
+# --- Lessons -------------------------------------------------------------------------
+
+def _check_items(db, items) -> list[dict]:
+    if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"items": _l("choose 1 to %(max)s resources", max=MAX_ITEMS)})
+    clean, missing = [], []
+    for item in items:
+        pack_id, node_id = str(item.get("pack_id", "")), str(item.get("node_id", ""))
+        row = db.execute("SELECT kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
+                         [pack_id, node_id]).fetchone()
+        if row is None or row[0] == "topic":
+            missing.append(f"{pack_id}/{node_id}")
+        elif {"pack_id": pack_id, "node_id": node_id} not in clean:
+            clean.append({"pack_id": pack_id, "node_id": node_id})
+    if missing:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"items": _l("not installed resources: %(list)s",
+                                                list=", ".join(missing[:5]))})
+    return clean
+
+
+def create_lesson(db, title: str, items: list[dict], created_by: str, description: str = "") -> str:
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"title": _l("a title of 1 to 120 characters")})
+    uuid = new_uuid()
+    records.put(db, "lesson", uuid, {"title": title, "description": (description or "").strip()[:500],
+                                     "items": _check_items(db, items), "created_by": created_by,
+                                     "created_at": accounts.now_iso()})
+    return uuid
+
+
+def get_lesson(db, lesson_uuid: str) -> dict:
+    return records.require(db, "lesson", lesson_uuid, _l("no such lesson"))
+
+
+def lessons(db) -> list[dict]:
+    return records.query(db, "lesson", order="t.title COLLATE NOCASE")
+
+
+# --- Assignments ---------------------------------------------------------------------------
+
+def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
+           group_uuid: str | None = None, learners: list[str] | None = None) -> str:
+    get_lesson(db, lesson_uuid)
+    accounts.get_class(db, class_uuid)
+    if group_uuid:
+        group = records.load(db, "group", group_uuid)
+        if group is None or group["class_uuid"] != class_uuid:
+            raise InvalidInput(_l("the assignment is not valid"),
+                               details={"group": _l("a group of this class")})
+        target = {"type": "group", "group_uuid": group_uuid}
+    elif learners:
+        in_class = {m["uuid"] for m in accounts.members(db, class_uuid)}
+        if not set(learners) <= in_class:
+            raise InvalidInput(_l("the assignment is not valid"),
+                               details={"learners": _l("learners of this class")})
+        target = {"type": "learners", "learners": sorted(set(learners))}
+    else:
+        target = {"type": "class"}
+    uuid = new_uuid()
+    records.put(db, "assignment", uuid, {"lesson_uuid": lesson_uuid, "class_uuid": class_uuid,
+                                         "target": target, "open": 1, "created_by": created_by,
+                                         "created_at": accounts.now_iso()})
+    return uuid
+
+
+def get_assignment(db, assignment_uuid: str) -> dict:
+    return records.require(db, "assignment", assignment_uuid, _l("no such assignment"))
+
+
+def set_open(db, assignment_uuid: str, is_open: bool) -> None:
+    found = get_assignment(db, assignment_uuid)
+    state = {k: found[k] for k in records.ENTITIES["assignment"]}
+    state["open"] = 1 if is_open else 0
+    records.put(db, "assignment", assignment_uuid, state)
+
+
+def assignments_of_class(db, class_uuid: str, only_open: bool = False) -> list[dict]:
+    where = "t.class_uuid = ?" + (" AND t.open = 1" if only_open else "")
+    found = records.query(db, "assignment", where, [class_uuid], "t.created_at DESC")
+    titles = {lesson["uuid"]: lesson for lesson in lessons(db)}
+    for a in found:
+        a["lesson"] = titles.get(a["lesson_uuid"])
+    return [a for a in found if a["lesson"]]
+
+
+def _targets(db, assignment: dict, learner_uuid: str) -> bool:
+    target = assignment["target"] or {"type": "class"}
+    if target["type"] == "learners":
+        return learner_uuid in target.get("learners", [])
+    if target["type"] == "group":
+        uuid = accounts.joined_uuid("group_member", target["group_uuid"], learner_uuid)
+        return records.load(db, "group_member", uuid) is not None
+    return True
+
+
+def assigned_to(db, learner_uuid: str) -> list[dict]:
+    """Open lessons for this learner, newest first, each with its items' titles and status."""
+    classes = [m["class_uuid"] for m in
+               records.query(db, "membership", "t.user_uuid = ?", [learner_uuid])]
+    result = []
+    for class_uuid in classes:
+        for a in assignments_of_class(db, class_uuid, only_open=True):
+            if _targets(db, a, learner_uuid):
+                a["items"] = _items_with_status(db, a["lesson"]["items"], learner_uuid)
+                result.append(a)
+    return result
+
+
+def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
+    statuses = _statuses(db, [learner_uuid], items)
+    out = []
+    for item in items:
+        row = db.execute("SELECT title, kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
+                         [item["pack_id"], item["node_id"]]).fetchone()
+        if row:
+            out.append({**item, "title": row[0], "kind": row[1],
+                        "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),
+                                               "not_started")})
+    return out
+
+
+# --- The class grid ------------------------------------------------------------------------
+
+@dataclass
+class Grid:
+    learners: list[dict]
+    columns: list[dict]                 # {pack_id, node_id, title, kind}
+    cells: dict = field(default_factory=dict)   # (learner, pack, node) -> status
+    missed: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "learners": [{"uuid": u["uuid"], "display_name": u["display_name"]} for u in self.learners],
+            "columns": self.columns,
+            "cells": {u["uuid"]: {f"{c['pack_id']}/{c['node_id']}":
+                                  self.cells.get((u["uuid"], c["pack_id"], c["node_id"]), "not_started")
+                                  for c in self.columns} for u in self.learners},
+            "most_missed": self.missed,
+        }
+
+
+def _statuses(db, learners: list[str], items: list[dict]) -> dict:
+    if not learners or not items:
+        return {}
+    marks = ",".join("?" * len(learners))
+    rows = db.execute(
+        f"SELECT learner_uuid, pack_id, node_id, completed_version IS NOT NULL, answers, correct"
+        f" FROM progress WHERE learner_uuid IN ({marks})", learners).fetchall()
+    wanted = {(i["pack_id"], i["node_id"]) for i in items}
+    statuses = {}
+    for learner, pack_id, node_id, done, answers, correct in rows:
+        if (pack_id, node_id) not in wanted:
+            continue
+        if done:
+            status = "completed"
+        elif answers >= NEEDS_HELP_MIN_ANSWERS and correct * 2 < answers:
+            status = "needs_help"
+        else:
+            status = "in_progress"
+        statuses[(learner, pack_id, node_id)] = status
+    return statuses
+
+
+def class_grid(db, class_uuid: str) -> Grid:
+    learners = accounts.members(db, class_uuid)
+    columns, seen = [], set()
+    for a in assignments_of_class(db, class_uuid, only_open=True):
+        for item in a["lesson"]["items"]:
+            key = (item["pack_id"], item["node_id"])
+            if key in seen:
+                continue
+            seen.add(key)
+            row = db.execute("SELECT title, kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
+                             list(key)).fetchone()
+            if row:
+                columns.append({"pack_id": key[0], "node_id": key[1], "title": row[0], "kind": row[1]})
+    grid = Grid(learners, columns, _statuses(db, [u["uuid"] for u in learners], columns))
+    grid.missed = most_missed(db, [u["uuid"] for u in learners])
+    return grid
+
+
+def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
+    """The questions these learners got wrong most often."""
+    if not learners:
+        return []
+    marks = ",".join("?" * len(learners))
+    rows = db.execute(
+        f"""SELECT json_extract(payload, '$.pack_id') AS pack, json_extract(payload, '$.node_id') AS node,
+                   json_extract(payload, '$.question_id') AS question, count(*) AS wrong
+            FROM ops WHERE entity = 'progress' AND subject IN ({marks}) AND kind = 'event'
+              AND json_extract(payload, '$.type') = 'answer'
+              AND json_extract(payload, '$.correct') = 0
+            GROUP BY pack, node, question ORDER BY wrong DESC LIMIT ?""",
+        [*learners, limit]).fetchall()
+    result = []
+    for pack, node, question, wrong in rows:
+        found = db.execute("SELECT title, data FROM content_nodes WHERE pack_id = ? AND node_id = ?",
+                           [pack, node]).fetchone()
+        prompt = ""
+        if found:
+            for q in (json.loads(found[1]).get("exercise") or {}).get("questions", []):
+                if q.get("id") == question:
+                    prompt = str(q.get("prompt", ""))[:200]
+        result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
+                       "exercise": found[0] if found else node, "prompt": prompt})
+    return result
+
+
+def learner_summary(db, learner_uuid: str) -> dict:
+    """History, time spent, mastery and attendance of one learner."""
+    rows = db.execute(
+        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress, p.completed_version IS NOT NULL,"
+        " p.seconds, p.answers, p.correct, p.last_version FROM progress p"
+        " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
+        " WHERE p.learner_uuid = ? ORDER BY p.last_version DESC LIMIT 200", [learner_uuid]).fetchall()
+    keys = ("pack_id", "node_id", "title", "kind", "progress", "completed", "seconds", "answers",
+            "correct", "last_version")
+    history = [dict(zip(keys, r, strict=True)) for r in rows]
+    attended = db.execute("SELECT count(*) FROM attendance WHERE learner_uuid = ? AND present = 1"
+                          " AND deleted = 0", [learner_uuid]).fetchone()[0]
+    return {
+        "history": history,
+        "seconds": sum(h["seconds"] for h in history),
+        "completed": sum(1 for h in history if h["completed"]),
+        "mastered": sum(1 for h in history if h["completed"] and h["kind"] == "exercise"),
+        "attended": attended,
+    }

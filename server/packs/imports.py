@@ -1,0 +1,229 @@
+"""Managing content from the browser: uploads, USB sticks, background imports, peers.
+
+- An import can take minutes (gigabytes from a USB stick), far longer than a
+  page should wait, so it runs in one background thread; the page shows its
+  progress and the coordinator may close it. Jobs run one at a time — the
+  library holds an exclusive lock anyway — and a job that dies (power cut)
+  is simply imported again: the library resumes from what it had copied.
+- USB sticks are found by looking, a few levels deep, under the mount roots
+  (``/media``, ``/run/media``, ``/mnt``) for pack folders (a ``manifest.json``)
+  and pack zips. Nothing is written to the stick.
+- Other boxes and hubs import installed packs from ``/api/v1/packs/<id>/``:
+  the manifest's exact bytes and ``files/<sha256>``, the layout the content
+  library's ``HttpSource`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from flask import Blueprint, Flask, abort, current_app, jsonify, send_file
+from passerelle import content as lib
+from passerelle.server.db import get_db
+from passerelle.server.web.auth import ANYONE, allow
+
+USB_ROOTS = ("/media", "/run/media", "/mnt")
+MAX_DEPTH = 3
+
+
+@dataclass
+class Job:
+    id: str
+    label: str
+    source: str
+    state: str = "queued"          # queued | running | done | failed
+    done: int = 0
+    total: int = 0
+    step: str = ""
+    message: str = ""
+    result: dict | None = None
+    started: float = field(default_factory=time.time)
+    remove_after: bool = False     # an uploaded file is deleted once imported
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["percent"] = int(self.done * 100 / self.total) if self.total else None
+        return d
+
+
+class JobRunner:
+    """One background thread importing packs in order; state kept for the pages."""
+
+    def __init__(self, library: lib.Library, on_error=None):
+        self.library = library
+        self.jobs: dict[str, Job] = {}
+        self._queue: list[Job] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_error = on_error
+
+    def submit(self, source: str, label: str, remove_after: bool = False) -> Job:
+        job = Job(id=uuid.uuid4().hex[:12], label=label, source=source, remove_after=remove_after)
+        with self._lock:
+            self.jobs[job.id] = job
+            self._queue.append(job)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="passerelle-imports",
+                                                daemon=True)
+                self._thread.start()
+        self._wake.set()
+        return job
+
+    def recent(self) -> list[Job]:
+        return sorted(self.jobs.values(), key=lambda j: j.started, reverse=True)[:10]
+
+    def busy(self) -> bool:
+        return any(j.state in ("queued", "running") for j in self.jobs.values())
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                job = self._queue.pop(0) if self._queue else None
+            if job is None:
+                self._wake.clear()
+                if not self._wake.wait(timeout=60):
+                    return  # idle: the thread ends, the next submit starts another
+                continue
+            self._import(job)
+
+    def _import(self, job: Job) -> None:
+        job.state = "running"
+
+        def progress(done: int, total: int, step: str) -> None:
+            job.done, job.total, job.step = done, total, step
+
+        try:
+            result = self.library.import_pack(job.source, progress=progress)
+        except lib.ContentError as exc:
+            job.state, job.message = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a job must fail visibly, not kill the thread
+            job.state, job.message = "failed", f"unexpected error: {exc}"
+            if self._on_error:
+                self._on_error(exc)
+        else:
+            job.state, job.result = "done", result.as_dict()
+            job.message = result.status
+        finally:
+            if job.remove_after:
+                Path(job.source).unlink(missing_ok=True)
+
+
+def runner(app: Flask | None = None) -> JobRunner:
+    return (app or current_app).extensions["passerelle.jobs"]
+
+
+# --- USB sticks --------------------------------------------------------------------
+
+def find_packs(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
+    """Packs on mounted drives: folders holding manifest.json, and zips holding one."""
+    found = []
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            depth = Path(dirpath).relative_to(root).parts
+            if len(depth) >= max_depth:
+                dirnames[:] = []
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            if "manifest.json" in filenames:
+                found.append(_describe(Path(dirpath), _read_folder_manifest(Path(dirpath))))
+                dirnames[:] = []  # a pack's files/ folder holds no other pack
+                continue
+            for name in filenames:
+                if name.lower().endswith(".zip") and not name.startswith("."):
+                    path = Path(dirpath) / name
+                    found.append(_describe(path, _read_zip_manifest(path)))
+    return [f for f in found if f is not None]
+
+
+def _read_folder_manifest(folder: Path) -> dict | None:
+    try:
+        with open(folder / "manifest.json", "rb") as f:
+            return json.loads(f.read(16 * 2**20))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_zip_manifest(path: Path) -> dict | None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("manifest.json")
+            if info.file_size > 64 * 2**20:
+                return None
+            return json.loads(zf.read(info))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _describe(path: Path, manifest: dict | None) -> dict | None:
+    if not isinstance(manifest, dict) or "id" not in manifest:
+        return None
+    return {"path": str(path), "id": str(manifest.get("id")), "title": str(manifest.get("title", "")),
+            "version": manifest.get("version"), "language": manifest.get("language", "")}
+
+
+# --- Packs served to other boxes ----------------------------------------------------------
+
+bp = Blueprint("packs", __name__, url_prefix="/api/v1/packs")
+
+
+def _pack_row(pack_id: str):
+    row = get_db().execute("SELECT manifest, signature FROM content_packs WHERE id = ?",
+                           [pack_id]).fetchone()
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.get("")
+@allow(ANYONE)
+def list_packs():
+    rows = get_db().execute("SELECT id, version, title, language, total_size, node_count"
+                            " FROM content_packs ORDER BY id").fetchall()
+    keys = ("id", "version", "title", "language", "size", "nodes")
+    return jsonify({"packs": [dict(zip(keys, r, strict=True)) for r in rows]})
+
+
+@bp.get("/<pack_id>/manifest.json")
+@allow(ANYONE)
+def pack_manifest(pack_id: str):
+    manifest = _pack_row(pack_id)[0]
+    # The exact bytes that were imported: a signature over them stays valid.
+    return current_app.response_class(bytes(manifest), mimetype="application/json")
+
+
+@bp.get("/<pack_id>/signature.json")
+@allow(ANYONE)
+def pack_signature(pack_id: str):
+    signature = _pack_row(pack_id)[1]
+    if not signature:
+        abort(404)
+    return current_app.response_class(bytes(signature), mimetype="application/json")
+
+
+@bp.get("/<pack_id>/files/<sha256>")
+@allow(ANYONE)
+def pack_file(pack_id: str, sha256: str):
+    found = get_db().execute("SELECT 1 FROM content_node_files WHERE pack_id = ? AND sha256 = ?"
+                             " LIMIT 1", [pack_id, sha256]).fetchone()
+    library = current_app.extensions["passerelle.library"]
+    path = library.blob_path(sha256) if found else None
+    if path is None or not path.is_file():
+        abort(404)
+    # Range lets a box resume a blob after a dropped connection.
+    return send_file(path, mimetype="application/octet-stream", conditional=True, etag=sha256)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["passerelle.jobs"] = JobRunner(
+        app.extensions["passerelle.library"],
+        on_error=lambda exc: app.logger.exception("import job failed", exc_info=exc))
+    app.register_blueprint(bp)

@@ -1,0 +1,486 @@
+"""People, classes and sessions: the rules, with no web framework in sight.
+
+Everything here writes through :mod:`.records`, so every change is an
+operation that sync can carry. Secrets are hashed with Argon2id
+(argon2-cffi): staff passwords with OWASP's minimum profile (19 MiB, 2
+passes), learners' 4-digit PINs and picture passwords with a lighter one
+(8 MiB), because thirty children signing in at once on a Pi must not need
+thirty times 19 MiB, and a 4-digit secret is protected by the sign-in rate
+limit, not by the hash's cost.
+
+Records that two boxes could create independently for the same thing (a
+membership, an attendance mark) get a UUID derived from what they join, so
+the two converge on one record instead of duplicating it.
+
+Messages are marked with ``_l`` (lazy gettext): a kiosk form shows them in the
+page's language, the command line in English (see ``server/i18n.py``). The
+stored values (roles, avatars, profile answers...) are stable English ids;
+their labels are the kiosk's (``kiosk/labels.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+import uuid as uuidlib
+from datetime import UTC, datetime
+
+import argon2
+import sqlite_utils
+from passerelle.server import records
+from passerelle.server.db import new_uuid
+from passerelle.server.errors import Conflict, InvalidInput, NotFound, PasserelleError
+from passerelle.server.i18n import lazy_text as _l
+
+ROLES = ("learner", "facilitator", "coordinator")
+STAFF = ("facilitator", "coordinator")
+SIGNIN_MODES = ("password", "pin", "picture", "none")
+# Optional profile fields an organisation may switch on, each with the purpose it states.
+PROFILE_FIELDS = ("age_band", "gender", "languages_spoken", "newcomer", "employment")
+AGE_BANDS = ("under-18", "18-25", "26-35", "36-45", "46-55", "56-65", "66-75", "over-75")
+GENDERS = ("woman", "man", "non-binary", "other")
+EMPLOYMENT = ("employed", "job-seeker", "student", "retired", "other")
+# Picture passwords are three of these, in order.
+PICTURES = ("sun", "moon", "tree", "cat", "fish", "house", "car", "flower", "apple", "star",
+            "boat", "bird")
+AVATARS = ("fox", "owl", "bear", "turtle", "rabbit", "lion", "whale", "bee", "frog", "panda",
+           "koala", "penguin")
+
+STAFF_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+LEARNER_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1)
+
+# Sign-in rate limit: this many failures within the window lock the account for the rest of it.
+MAX_FAILURES = 5
+WINDOW_SECONDS = 300
+MAX_FAILURES_PER_CLIENT = 30
+
+_NAMESPACE = uuidlib.UUID("6f1c2d4e-8a57-4c1b-9a0e-5b3f7d2c9e81")
+
+
+class SigninFailed(PasserelleError):
+    code = "signin_failed"
+    status = 401
+
+
+class LockedOut(PasserelleError):
+    code = "locked_out"
+    status = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__(_l("too many failed sign-ins; try again in %(seconds)s seconds",
+                            seconds=retry_after),
+                         details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def joined_uuid(*parts: str) -> str:
+    return str(uuidlib.uuid5(_NAMESPACE, ":".join(parts)))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: how usernames and names are compared."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
+
+
+# --- Organisation and first start ---------------------------------------------------
+
+def organisation(db: sqlite_utils.Database) -> dict | None:
+    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 LIMIT 1").fetchone()
+    return records.load(db, "organisation", row[0]) if row else None
+
+
+def needs_setup(db: sqlite_utils.Database) -> bool:
+    """True until an organisation and a coordinator exist: then no default account ever has."""
+    if organisation(db) is None:
+        return True
+    return db.execute("SELECT 1 FROM users WHERE role = 'coordinator' AND deleted = 0 LIMIT 1"
+                      ).fetchone() is None
+
+
+def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], signin_mode: str,
+          profile_fields: dict[str, str] | None, display_name: str, username: str,
+          password: str) -> str:
+    """Create the organisation and its first coordinator; refused once done."""
+    if not needs_setup(db):
+        raise Conflict(_l("this box is already set up"))
+    errors = {}
+    if not org_name.strip():
+        errors["org_name"] = _l("the organisation needs a name")
+    if not languages or any(lang not in ("fr", "nl", "en", "ar") for lang in languages):
+        errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
+    if signin_mode not in SIGNIN_MODES:
+        errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
+    for field in profile_fields or {}:
+        if field not in PROFILE_FIELDS:
+            errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    if errors:
+        raise InvalidInput(_l("the organisation is not valid"), details=errors)
+    existing = organisation(db)
+    org_uuid = existing["uuid"] if existing else new_uuid()
+    with records.write_tx(db):
+        records.put(db, "organisation", org_uuid, {
+            "name": org_name.strip(), "languages": languages, "signin_mode": signin_mode,
+            "profile_fields": profile_fields or {},
+        })
+        return create_user(db, role="coordinator", display_name=display_name, username=username,
+                           password=password)
+
+
+def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
+    org = organisation(db)
+    if org is None:
+        raise NotFound(_l("the box is not set up yet"))
+    state = {k: org[k] for k in records.ENTITIES["organisation"]}
+    state.update({k: v for k, v in changes.items() if k in state})
+    records.put(db, "organisation", org["uuid"], state)
+    return organisation(db)
+
+
+# --- Users ---------------------------------------------------------------------------
+
+def check_password(password: str | None) -> str | None:
+    if password is None or len(password) < 10:
+        return _l("at least 10 characters (a sentence of a few words is easy to remember)")
+    if len(set(password)) < 4:
+        return _l("use more different characters")
+    return None
+
+
+def check_pin(pin: str | None) -> str | None:
+    if pin is None or not re.fullmatch(r"[0-9]{4}", pin):
+        return _l("exactly 4 digits")
+    return None
+
+
+def check_picture(picture: list[str] | None) -> str | None:
+    if not picture or len(picture) != 3 or any(p not in PICTURES for p in picture):
+        return _l("three pictures among %(choices)s", choices=", ".join(PICTURES))
+    return None
+
+
+def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
+                username: str | None = None, password: str | None = None,
+                pin: str | None = None, picture: list[str] | None = None,
+                avatar: str | None = None, language: str | None = None,
+                profile: dict | None = None, consent: dict | None = None) -> str:
+    fields = validate_user(db, role=role, display_name=display_name, username=username,
+                           password=password, pin=pin, picture=picture, avatar=avatar,
+                           language=language, profile=profile, consent=consent)
+    user_uuid = new_uuid()
+    fields["created_at"] = now_iso()
+    records.put(db, "user", user_uuid, fields)
+    return user_uuid
+
+
+def validate_user(db, *, role, display_name, username=None, password=None, pin=None,
+                  picture=None, avatar=None, language=None, profile=None, consent=None,
+                  existing: dict | None = None, hash_secrets: bool = True) -> dict:
+    """Check a user's fields; returns the record's fields (secrets hashed) or raises InvalidInput.
+
+    ``hash_secrets=False`` checks without hashing, for previews (hashing is slow on purpose).
+    """
+    hasher_staff = STAFF_HASHER if hash_secrets else _NoHash
+    hasher_learner = LEARNER_HASHER if hash_secrets else _NoHash
+    errors: dict[str, str] = {}
+    if role not in ROLES:
+        errors["role"] = _l("one of %(choices)s", choices=", ".join(ROLES))
+    display_name = (display_name or "").strip()
+    if not display_name or len(display_name) > 80:
+        errors["display_name"] = _l("a name of 1 to 80 characters")
+    username = (username or "").strip() or None
+    if role in STAFF and not username:
+        errors["username"] = _l("facilitators and coordinators need a username")
+    if username:
+        if not re.fullmatch(r"[\w.@-]{2,40}", username):
+            errors["username"] = _l("2 to 40 letters, digits, dots, dashes or underscores")
+        elif username_taken(db, username, except_uuid=existing and existing["uuid"]):
+            errors["username"] = _l("this username is already taken")
+    if avatar is not None and avatar not in AVATARS:
+        errors["avatar"] = _l("one of %(choices)s", choices=", ".join(AVATARS))
+    if language is not None and language not in ("fr", "nl", "en", "ar"):
+        errors["language"] = _l("one of %(choices)s", choices="fr, nl, en, ar")
+    hashes = {k: (existing or {}).get(k) for k in ("password_hash", "pin_hash", "picture_hash")}
+    if role in STAFF or password is not None:
+        if password is not None or not hashes["password_hash"]:
+            problem = check_password(password)
+            if problem:
+                errors["password"] = problem
+            else:
+                hashes["password_hash"] = hasher_staff.hash(password)
+    if pin is not None:
+        problem = check_pin(pin)
+        if problem:
+            errors["pin"] = problem
+        else:
+            hashes["pin_hash"] = hasher_learner.hash(pin)
+    if picture is not None:
+        problem = check_picture(picture)
+        if problem:
+            errors["picture"] = problem
+        else:
+            hashes["picture_hash"] = hasher_learner.hash("-".join(picture))
+    profile = clean_profile(db, profile or {}, errors)
+    if errors:
+        raise InvalidInput(_l("the account is not valid"), details=errors)
+    return {
+        "role": role, "display_name": display_name, "username": username, **hashes,
+        "avatar": avatar, "language": language, "profile": profile,
+        "consent": consent if consent is not None else (existing or {}).get("consent"),
+        "created_at": (existing or {}).get("created_at"),
+    }
+
+
+class _NoHash:
+    @staticmethod
+    def hash(_secret: str) -> str:
+        return "(not hashed: preview)"
+
+
+def clean_profile(db, profile: dict, errors: dict) -> dict:
+    """Keep only the fields the organisation switched on; every one may stay blank."""
+    org = organisation(db)
+    enabled = (org or {}).get("profile_fields") or {}
+    allowed = {
+        "age_band": AGE_BANDS, "gender": GENDERS, "employment": EMPLOYMENT,
+        "newcomer": ("yes", "no"),
+    }
+    cleaned = {}
+    for field, value in profile.items():
+        if value in (None, "", []):
+            continue
+        if field not in enabled:
+            errors[f"profile.{field}"] = _l("this organisation does not collect this field")
+        elif field in allowed and value not in allowed[field]:
+            errors[f"profile.{field}"] = _l("one of %(choices)s", choices=", ".join(allowed[field]))
+        elif field == "languages_spoken" and not (
+                isinstance(value, list) and all(isinstance(v, str) and len(v) <= 40 for v in value)):
+            errors[f"profile.{field}"] = _l("a list of languages")
+        else:
+            cleaned[field] = value
+    return cleaned
+
+
+def username_taken(db, username: str, except_uuid: str | None = None) -> bool:
+    rows = db.execute("SELECT uuid, username FROM users WHERE deleted = 0 AND username IS NOT NULL"
+                      ).fetchall()
+    wanted = fold(username)
+    return any(fold(name) == wanted and uid != except_uuid for uid, name in rows)
+
+
+def get_user(db, user_uuid: str) -> dict:
+    return records.require(db, "user", user_uuid, _l("no such person"))
+
+
+def update_user(db, user_uuid: str, **changes) -> dict:
+    user = get_user(db, user_uuid)
+    current = {k: user.get(k) for k in ("role", "display_name", "username", "avatar", "language",
+                                          "profile", "consent")}
+    current.update(changes)
+    fields = validate_user(db, existing=user, **current)
+    records.put(db, "user", user_uuid, fields)
+    return get_user(db, user_uuid)
+
+
+def delete_user(db, user_uuid: str) -> None:
+    get_user(db, user_uuid)
+    if db.execute("SELECT count(*) FROM users WHERE role = 'coordinator' AND deleted = 0"
+                  " AND uuid != ?", [user_uuid]).fetchone()[0] == 0 and \
+            get_user(db, user_uuid)["role"] == "coordinator":
+        raise Conflict(_l("this is the last coordinator; name another one first"))
+    records.delete(db, "user", user_uuid)
+
+
+def list_users(db, role: str | None = None) -> list[dict]:
+    if role:
+        return records.query(db, "user", "t.role = ?", [role], "t.display_name COLLATE NOCASE")
+    return records.query(db, "user", order="t.display_name COLLATE NOCASE")
+
+
+# --- Signing in -------------------------------------------------------------------------
+
+def _failures(db, key: str, now: float) -> list[float]:
+    return [r[0] for r in db.execute(
+        "SELECT at FROM signin_failures WHERE key = ? AND at > ? ORDER BY at",
+        [key, now - WINDOW_SECONDS]).fetchall()]
+
+
+def _check_lockout(db, keys: dict[str, int], now: float) -> None:
+    for key, limit in keys.items():
+        recent = _failures(db, key, now)
+        if len(recent) >= limit:
+            raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
+
+
+def _record_failure(db, keys, now: float) -> None:
+    with records.write_tx(db):
+        db.execute("DELETE FROM signin_failures WHERE at < ?", [now - WINDOW_SECONDS])
+        for key in keys:
+            db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)", [key, now])
+
+
+def _verify(hasher: argon2.PasswordHasher, stored: str | None, secret: str) -> bool:
+    if not stored:
+        return False
+    try:
+        return hasher.verify(stored, secret)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+def authenticate_staff(db, username: str, password: str, client: str,
+                       now: float | None = None) -> dict:
+    """A facilitator or coordinator, by username and password; rate limited per account and client."""
+    now = time.time() if now is None else now
+    wanted = fold(username or "")
+    staff = records.query(db, "user", "t.role IN ('facilitator', 'coordinator')")
+    user = next((u for u in staff if u["username"] and fold(u["username"]) == wanted), None)
+    keys = {f"client:{client}": MAX_FAILURES_PER_CLIENT}
+    if user:
+        keys[f"user:{user['uuid']}"] = MAX_FAILURES
+    _check_lockout(db, keys, now)
+    if user is None or not _verify(STAFF_HASHER, user["password_hash"], password or ""):
+        if user is None:  # spend the same time as a real check: no username probing
+            _verify(STAFF_HASHER, _DUMMY_HASH, password or "")
+        _record_failure(db, keys, now)
+        raise SigninFailed(_l("wrong username or password"))
+    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user['uuid']}"])
+    db.conn.commit()
+    return user
+
+
+def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, client: str,
+                         now: float | None = None) -> dict:
+    """A learner, by the organisation's sign-in mode: password, PIN, pictures or none."""
+    now = time.time() if now is None else now
+    user = records.load(db, "user", user_uuid)
+    if user is None or user["role"] != "learner":
+        raise SigninFailed(_l("no such learner"))
+    mode = (organisation(db) or {}).get("signin_mode", "pin")
+    if mode == "none":
+        return user
+    keys = {f"user:{user_uuid}": MAX_FAILURES, f"client:{client}": MAX_FAILURES_PER_CLIENT}
+    _check_lockout(db, keys, now)
+    if mode == "password":
+        ok = _verify(STAFF_HASHER, user["password_hash"], secret or "")
+    elif mode == "pin":
+        ok = _verify(LEARNER_HASHER, user["pin_hash"], secret or "")
+    else:
+        given = "-".join(secret) if isinstance(secret, list) else (secret or "")
+        ok = _verify(LEARNER_HASHER, user["picture_hash"], given)
+    if not ok:
+        _record_failure(db, keys, now)
+        raise SigninFailed(_l("that is not the right code"))
+    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user_uuid}"])
+    db.conn.commit()
+    return user
+
+
+_DUMMY_HASH = STAFF_HASHER.hash("not a real password, used to spend equal time")
+
+
+# --- Classes, memberships, sessions, attendance -------------------------------------------
+
+def create_class(db, name: str, description: str = "", facilitator_uuid: str | None = None) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise InvalidInput(_l("the class is not valid"),
+                           details={"name": _l("a name of 1 to 80 characters")})
+    class_uuid = new_uuid()
+    with records.write_tx(db):
+        records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
+                                              "created_at": now_iso()})
+        if facilitator_uuid:
+            add_member(db, class_uuid, facilitator_uuid)
+    return class_uuid
+
+
+def get_class(db, class_uuid: str) -> dict:
+    return records.require(db, "class", class_uuid, _l("no such class"))
+
+
+def add_member(db, class_uuid: str, user_uuid: str) -> str:
+    get_class(db, class_uuid)
+    user = get_user(db, user_uuid)
+    role = "learner" if user["role"] == "learner" else "facilitator"
+    membership = joined_uuid("membership", class_uuid, user_uuid)
+    records.put(db, "membership", membership,
+                {"class_uuid": class_uuid, "user_uuid": user_uuid, "role": role})
+    return membership
+
+
+def remove_member(db, class_uuid: str, user_uuid: str) -> None:
+    membership = joined_uuid("membership", class_uuid, user_uuid)
+    if records.load(db, "membership", membership) is None:
+        raise NotFound(_l("this person is not in this class"))
+    records.delete(db, "membership", membership)
+
+
+def classes_of(db, user: dict) -> list[dict]:
+    """The classes a person may see: all for a coordinator, their own for anyone else."""
+    order = "t.name COLLATE NOCASE"
+    if user["role"] == "coordinator":
+        return records.query(db, "class", order=order)
+    return records.query(db, "class", "m.user_uuid = ? AND m.deleted = 0", [user["uuid"]], order,
+                         join="JOIN memberships m ON m.class_uuid = t.uuid")
+
+
+def can_manage_class(db, user: dict, class_uuid: str) -> bool:
+    if user["role"] == "coordinator":
+        return True
+    if user["role"] != "facilitator":
+        return False
+    membership = records.load(db, "membership", joined_uuid("membership", class_uuid, user["uuid"]))
+    return membership is not None
+
+
+def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
+    return records.query(db, "user", "m.class_uuid = ? AND m.role = ? AND m.deleted = 0",
+                         [class_uuid, role], "t.display_name COLLATE NOCASE",
+                         join="JOIN memberships m ON m.user_uuid = t.uuid")
+
+
+def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None,
+                 place: str = "", partner: str = "", topic: str = "") -> str:
+    get_class(db, class_uuid)
+    date = date or datetime.now(UTC).date().isoformat()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+        raise InvalidInput(_l("the session is not valid"),
+                           details={"date": _l("a date like %(example)s", example="2026-11-22")})
+    session_uuid = new_uuid()
+    records.put(db, "class_session", session_uuid, {
+        "class_uuid": class_uuid, "date": date, "place": place.strip()[:120],
+        "partner": partner.strip()[:120], "topic": topic.strip()[:200], "opened_by": opened_by,
+        "closed": 0,
+    })
+    return session_uuid
+
+
+def get_session(db, session_uuid: str) -> dict:
+    return records.require(db, "class_session", session_uuid, _l("no such session"))
+
+
+def mark_attendance(db, session_uuid: str, learner_uuid: str, present: bool) -> None:
+    session = get_session(db, session_uuid)
+    if learner_uuid not in {m["uuid"] for m in members(db, session["class_uuid"])}:
+        raise InvalidInput(_l("this learner is not in the session's class"),
+                           details={"learner": learner_uuid})
+    records.put(db, "attendance", joined_uuid("attendance", session_uuid, learner_uuid),
+                {"session_uuid": session_uuid, "learner_uuid": learner_uuid,
+                 "present": 1 if present else 0})
+
+
+def attendance(db, session_uuid: str) -> dict[str, bool]:
+    rows = db.execute("SELECT learner_uuid, present FROM attendance"
+                      " WHERE session_uuid = ? AND deleted = 0", [session_uuid]).fetchall()
+    return {learner: bool(present) for learner, present in rows}
+
+
+def sessions_of_class(db, class_uuid: str) -> list[dict]:
+    return records.query(db, "class_session", "t.class_uuid = ?", [class_uuid],
+                         "t.date DESC, t.version DESC")

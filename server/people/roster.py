@@ -1,0 +1,156 @@
+"""Rosters: people from a spreadsheet (CSV) into the box, all or nothing, and back out.
+
+A facilitator's list usually comes from Excel or LibreOffice, in French or
+Dutch locales that write ``;`` between columns and may add a byte-order mark:
+both are accepted. Every row is checked before anything is written; when any
+row is wrong, nothing is imported and every problem is reported with its row
+number, so the file can be fixed in one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from passerelle.server import records
+from passerelle.server.errors import InvalidInput
+from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.people import accounts
+
+COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
+           "age_band", "gender", "languages_spoken", "newcomer", "employment")
+PROFILE = ("age_band", "gender", "languages_spoken", "newcomer", "employment")
+MAX_ROWS = 5000
+
+
+@dataclass
+class Row:
+    number: int           # the line in the file, counting the header as 1
+    fields: dict
+    class_name: str
+    errors: dict = field(default_factory=dict)
+
+
+@dataclass
+class Roster:
+    rows: list[Row]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and not any(r.errors for r in self.rows)
+
+    def problems(self) -> list[str]:
+        return [str(_l("row %(row)s: %(column)s: %(problem)s", row=r.number, column=name,
+                       problem=message))
+                for r in self.rows for name, message in r.errors.items()]
+
+
+def read(text: str) -> list[tuple[int, dict]]:
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise InvalidInput(_l("the file is empty"),
+                           details={"file": _l("a CSV file with a header row")})
+    first = text.splitlines()[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    unknown = [h for h in header if h and h not in COLUMNS]
+    if "display_name" not in header or unknown:
+        columns = ", ".join(COLUMNS)
+        problem = (_l("columns: %(columns)s (display_name is required); unknown: %(unknown)s",
+                      columns=columns, unknown=", ".join(unknown)) if unknown
+                   else _l("columns: %(columns)s (display_name is required)", columns=columns))
+        raise InvalidInput(_l("the header row is not right"), details={"header": problem})
+    reader.fieldnames = header
+    rows = []
+    for i, raw in enumerate(reader, start=2):
+        if i - 1 > MAX_ROWS:
+            raise InvalidInput(_l("at most %(max)s people per file", max=MAX_ROWS))
+        values = {k: (v or "").strip() for k, v in raw.items() if k}
+        if any(values.values()):
+            rows.append((i, values))
+    return rows
+
+
+def check(db, text: str, default_class: str | None = None) -> Roster:
+    """Validate every row (without hashing) and report all problems."""
+    org = accounts.organisation(db) or {}
+    mode = org.get("signin_mode", "pin")
+    seen_usernames: dict[str, int] = {}
+    roster = Roster([])
+    for number, values in read(text):
+        role = values.get("role") or "learner"
+        fields = {
+            "role": role, "display_name": values.get("display_name", ""),
+            "username": values.get("username") or None,
+            "language": values.get("language") or None, "avatar": values.get("avatar") or None,
+            "profile": {k: ([x.strip() for x in values[k].split("|") if x.strip()]
+                            if k == "languages_spoken" else values[k])
+                        for k in PROFILE if values.get(k)},
+        }
+        if values.get("password") or role in accounts.STAFF or mode == "password":
+            fields["password"] = values.get("password") or None
+        if values.get("pin") or (role == "learner" and mode == "pin"):
+            fields["pin"] = values.get("pin") or None
+        row = Row(number, fields, values.get("class") or default_class or "")
+        try:
+            accounts.validate_user(db, hash_secrets=False, **fields)
+        except InvalidInput as exc:
+            # Keys name the file's columns ("gender", not the record's "profile.gender").
+            row.errors.update({k.removeprefix("profile."): str(v)
+                               for k, v in (exc.details or {}).items()})
+        if fields["username"]:
+            key = accounts.fold(fields["username"])
+            if key in seen_usernames:
+                row.errors["username"] = str(_l("also on row %(row)s", row=seen_usernames[key]))
+            seen_usernames.setdefault(key, number)
+        roster.rows.append(row)
+    return roster
+
+
+def import_roster(db, text: str, default_class: str | None = None) -> dict:
+    """Create everyone, and their classes, in one transaction; nothing at all on any error."""
+    roster = check(db, text, default_class)
+    if not roster.ok:
+        raise InvalidInput(_l("nothing was imported: fix these rows and try again"),
+                           details={"rows": roster.problems() or [str(_l("the file has no people"))]})
+    # Hash first, outside the write lock: hashing is slow on purpose.
+    prepared = [(accounts.validate_user(db, **row.fields), row.class_name) for row in roster.rows]
+    classes = {c["name"].casefold(): c["uuid"] for c in records.query(db, "class")}
+    created = 0
+    with records.write_tx(db):
+        for fields, class_name in prepared:
+            fields["created_at"] = accounts.now_iso()
+            uid = accounts.new_uuid()
+            records.put(db, "user", uid, fields)
+            created += 1
+            if class_name:
+                key = class_name.casefold()
+                if key not in classes:
+                    classes[key] = accounts.create_class(db, class_name)
+                accounts.add_member(db, classes[key], uid)
+    return {"created": created}
+
+
+def export(db) -> str:
+    """Everyone, without secrets, as CSV (the columns an import reads, plus ids and classes)."""
+    memberships: dict[str, list[str]] = {}
+    names = {c["uuid"]: c["name"] for c in records.query(db, "class")}
+    for m in records.query(db, "membership"):
+        if m["class_uuid"] in names:
+            memberships.setdefault(m["user_uuid"], []).append(names[m["class_uuid"]])
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["uuid", "display_name", "username", "role", "class", "language", "avatar",
+                     *PROFILE, "created_at"])
+    for user in accounts.list_users(db):
+        profile = user.get("profile") or {}
+        writer.writerow([
+            user["uuid"], user["display_name"], user["username"] or "", user["role"],
+            "|".join(sorted(memberships.get(user["uuid"], []))), user["language"] or "",
+            user["avatar"] or "",
+            *["|".join(profile[k]) if isinstance(profile.get(k), list) else profile.get(k, "")
+              for k in PROFILE],
+            user["created_at"] or ""])
+    return out.getvalue()

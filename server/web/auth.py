@@ -1,0 +1,164 @@
+"""Who is asking, and may they: sessions, access rules, CSRF, first-start setup.
+
+- **Deny by default.** Every view declares who may call it with
+  :func:`allow`; a view without a declaration answers 403 and logs an error,
+  so a route added in a hurry fails closed. A test walks the URL map and the
+  permission matrix.
+- **Sessions expire** on the server's clock, not only the cookie's: after
+  ``session_lifetime_minutes`` from sign-in, and for learners after
+  ``idle_signout_minutes`` without a request (shared tablets).
+- **CSRF**: Flask-WTF's ``CSRFProtect`` checks a token on every form and
+  every JSON write (``X-CSRFToken`` header); it is a well-kept
+  implementation of the synchroniser-token pattern, tied to the session.
+- **First start**: until an organisation and a coordinator exist, every page
+  leads to the setup page. No default account or password exists, ever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from passerelle.server.db import get_db
+from passerelle.server.errors import api_error, wants_json
+from passerelle.server.people import accounts
+
+ANYONE = "anyone"
+SIGNED_IN = "signed-in"
+# Another box, not a person: each request signed by a paired device key (server/sync/http.py).
+DEVICE = "device"
+LEVELS = {ANYONE, SIGNED_IN, DEVICE, *accounts.ROLES}
+# Endpoints reachable before the box is set up.
+SETUP_OPEN = {"kiosk.setup", "kiosk.static_file", "kiosk.choose_language", "api.health",
+              "api.openapi", "kiosk.setup_join", "kiosk.setup_joining", "kiosk.setup_join_retry"}
+
+csrf = CSRFProtect()
+
+
+def allow(*who: str) -> Callable:
+    """Declare who may call a view: ANYONE, SIGNED_IN, or roles ('learner', 'facilitator'...)."""
+    unknown = set(who) - LEVELS
+    if unknown or not who:
+        raise ValueError(f"unknown access levels {unknown}")
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            return view(*args, **kwargs)
+
+        wrapper.allowed = frozenset(who)
+        return wrapper
+
+    return decorate
+
+
+def current_user() -> dict | None:
+    return g.get("user")
+
+
+def sign_in(user: dict) -> None:
+    """Start a fresh session (a new one, so a fixed session id cannot be reused)."""
+    language = session.get("language")
+    session.clear()
+    session.permanent = True
+    now = int(time.time())
+    session.update(uid=user["uuid"], role=user["role"], signed_in_at=now, seen_at=now)
+    if user.get("language"):
+        session["language"] = user["language"]
+    elif language:
+        session["language"] = language
+    g.user = user
+
+
+def sign_out() -> None:
+    session.clear()
+    g.user = None
+
+
+def _load_user() -> None:
+    g.user = None
+    uid = session.get("uid")
+    if not uid:
+        return
+    now = time.time()
+    settings = current_app.config["SETTINGS"]
+    expired = now - session.get("signed_in_at", 0) > settings["session_lifetime_minutes"] * 60
+    idle = (session.get("role") == "learner"
+            and now - session.get("seen_at", 0) > settings["idle_signout_minutes"] * 60)
+    user = None if expired or idle else accounts.records.load(get_db(), "user", uid)
+    if user is None or user["role"] != session.get("role"):
+        # Expired, idle, deleted, or the role changed since sign-in: sign in again.
+        session.clear()
+        return
+    if now - session.get("seen_at", 0) > 30:  # don't rewrite the cookie on every request
+        session["seen_at"] = int(now)
+    g.user = user
+
+
+def _needs_setup() -> bool:
+    if current_app.config.get("SET_UP"):
+        return False
+    needed = accounts.needs_setup(get_db())
+    if not needed:
+        current_app.config["SET_UP"] = True  # it never goes back: cache the answer
+    return needed
+
+
+def enforce() -> object | None:
+    """Runs before every view: setup gate, session, then the view's declared access."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None:
+        return None  # 404 or 405: the routing error answers
+    allowed = getattr(view, "allowed", None)
+    if allowed is None:
+        current_app.logger.error("view %s declares no access rule; refused", request.endpoint)
+        abort(403)
+    if request.endpoint not in SETUP_OPEN and _needs_setup():
+        if wants_json():
+            return api_error(503, "this box is not set up yet", "setup_required")
+        return redirect(url_for("kiosk.setup"))
+    if DEVICE in allowed:
+        # A session cookie counts for nothing here; with no device check registered, refused.
+        check = current_app.extensions.get("passerelle.device_auth")
+        return check() if check else abort(401)
+    _load_user()
+    if ANYONE in allowed:
+        return None
+    user = current_user()
+    if user is None:
+        if wants_json():
+            abort(401)
+        return redirect(url_for("kiosk.signin", next=request.full_path.rstrip("?")))
+    if SIGNED_IN in allowed or user["role"] in allowed:
+        return None
+    abort(403)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the session's own expiry bounds it
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)  # boxes serve plain HTTP on the LAN
+    csrf.init_app(app)
+    app.before_request(enforce)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError):
+        if wants_json():
+            return api_error(400, "the form expired or did not come from this box; reload the page",
+                             "csrf_failed")
+        from passerelle.server.errors import _html_error
+
+        return _html_error(400)
+
+    @app.context_processor
+    def user_context():
+        return {"user": current_user()}
+
+
+def require(condition: bool) -> None:
+    """Object-level check inside a view (a facilitator's own class, a learner's own data)."""
+    if not condition:
+        abort(403)
+
