@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from passerelle import content
 from passerelle.server.i18n import lazy_text as _l
 from werkzeug.exceptions import HTTPException
 
@@ -105,6 +106,32 @@ _HTTP_CODES = {
 }
 
 
+def translate(exc: BaseException) -> PasserelleError | None:
+    """A library's exception as the server's error, else None: the one translation.
+
+    The command line (one stderr line, a named exit code), the API (the JSON error
+    shape) and the kiosk (a friendly page) all go through it, so a library error
+    reads the same at every edge.
+    """
+    if isinstance(exc, PasserelleError):
+        return exc
+    if isinstance(exc, content.InvalidPack):  # includes UnsafePack
+        return InvalidInput(exc.message, details={"problems": [p.as_dict() for p in exc.problems]})
+    if isinstance(exc, (content.BlobMismatch, content.SignatureError)):
+        return InvalidInput(exc.message)
+    if isinstance(exc, content.PackNotFound):
+        return NotFound(exc.message)
+    if isinstance(exc, (content.VersionConflict, content.LibraryBusy)):
+        return Conflict(exc.message)
+    if isinstance(exc, content.NotEnoughSpace):
+        return InsufficientStorage(exc.message, details={"needed": exc.needed, "free": exc.free})
+    if isinstance(exc, content.ExpressionError):
+        return InvalidInput(str(exc))
+    if isinstance(exc, content.ContentError):
+        return PasserelleError(exc.message)
+    return None
+
+
 def api_error(status: int, message: str, code: str | None = None,
               details: dict[str, Any] | None = None) -> Response:
     """The only function that builds an API error response."""
@@ -144,6 +171,10 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return api_error(exc.status, exc.message, exc.code, exc.details)
         return _html_error(exc.status)
+
+    @app.errorhandler(content.ContentError)
+    def handle_library(exc: content.ContentError):
+        return handle_domain(translate(exc))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

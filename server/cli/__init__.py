@@ -9,6 +9,15 @@ Design
   ``users``), each a thin wrapper over a service or a library.
 """
 
-from passerelle.server.cli.base import main
+from passerelle.server.cli import box  # noqa: F401 - its commands register on the group
+from passerelle.server.cli.base import cli, main
+from passerelle.server.cli.content import content, pack
+from passerelle.server.cli.reports import report
+from passerelle.server.cli.search import index, search
+from passerelle.server.cli.sync import sync
+from passerelle.server.cli.users import users
+
+for _group in (content, pack, users, search, index, sync, report):
+    cli.add_command(_group)
 
 __all__ = ["main"]

@@ -9,16 +9,14 @@ named code; the traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
-from passerelle.server import __version__
+from passerelle.server import __version__, errors
 from passerelle.server import db as dbmod
 from passerelle.server.errors import (
     ConfigError,
@@ -29,10 +27,8 @@ from passerelle.server.errors import (
 )
 from passerelle.server.home import Home
 from passerelle.server.settings import (
-    SETTINGS,
     Settings,
     SettingsError,
-    format_value,
     resolve,
     resolve_home,
 )
@@ -135,169 +131,25 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     ctx.obj = Env(home, debug)
 
 
-# --- serve -------------------------------------------------------------------------
-
-def _setting_option(name: str, *decls: str, **kw):
-    setting = next(s for s in SETTINGS if s.name == name)
-    return click.option(*decls, name, default=None, type=setting.type,
-                        help=f"{setting.help} [setting {name}; default {format_value(setting.default)}]",
-                        **kw)
-
-
-@cli.command()
-@_setting_option("host", "--host", metavar="ADDR")
-@_setting_option("port", "--port", metavar="PORT")
-@_setting_option("threads", "--threads", metavar="N")
-@pass_env
-def serve(env: Env, host: str | None, port: int | None, threads: int | None) -> None:
-    """Serve the kiosk and the API to the tablets on the LAN.
-
-    Checks the database and applies migrations first; stops cleanly on
-    SIGTERM or Ctrl-C.
-
-    Example: passerelle serve --host 0.0.0.0 --port 8080 --threads 8
-    """
-    from passerelle.server.app import create_app
-    from passerelle.server.web.serve import run
-
-    settings = env.settings({"host": host, "port": port, "threads": threads})
-    app = create_app(settings)
-    run(app, settings)
-
-
-# --- config ------------------------------------------------------------------------
-
-@cli.group()
-def config() -> None:
-    """Show the effective settings and where each came from.
-
-    Example: passerelle config show
-    """
-
-
-@config.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@pass_env
-def config_show(env: Env, as_json: bool) -> None:
-    """Print every effective setting, its value and its source.
-
-    Sources, later ones winning: default, HOME/passerelle.toml, PASSERELLE_* environment
-    variables, command-line flags.
-
-    Example: PASSERELLE_PORT=9000 passerelle config show
-    """
-    rows = env.settings().rows()
-    if as_json:
-        click.echo(json.dumps({n: {"value": v, "source": s} for n, v, s in rows}, indent=2))
-        return
-    width = max(len(n) for n, _, _ in rows)
-    vwidth = max(len(format_value(v)) for _, v, _ in rows)
-    for name, value, source in rows:
-        click.echo(f"{name:<{width}}  {format_value(value):<{vwidth}}  {source}")
-
-
-# --- database ----------------------------------------------------------------------
-
-@cli.command()
-@pass_env
-def migrate(env: Env) -> None:
-    """Bring the database schema up to date.
-
-    Creates the data home if needed.
-
-    `serve` does this on every start; run it alone after an upgrade to see the result.
-
-    Example: passerelle --home /var/lib/passerelle migrate
-    """
-    info = env.prepare()
-    click.echo(f"database {env.home.db_path} is at schema {info['schema_version']} "
-               f"(device {info['device_id']})")
-
-
-@cli.command()
-@click.option("--full", is_flag=True, help="Run SQLite's full integrity_check (slower) instead of quick_check.")
-@pass_env
-def check(env: Env, full: bool) -> None:
-    """Check the database's integrity and report problems.
-
-    Example: passerelle check --full
-    """
-    path = env.home.db_path
-    if not path.exists():
-        raise NotFound(f"there is no database at {path}; start the server or run `passerelle migrate`")
-    db = dbmod.connect(path)
-    try:
-        found = dbmod.problems(db, full=full)
-    finally:
-        db.close()
-    if found:
-        from passerelle.server.errors import DatabaseProblem
-        raise DatabaseProblem(f"{path} is damaged ({found[0]}); {dbmod.recovery_hint(path)}")
-    click.echo(f"{path}: ok")
-
-
-@cli.command()
-@click.argument("dest", required=False, type=click.Path(path_type=Path))
-@pass_env
-def backup(env: Env, dest: Path | None) -> None:
-    """Snapshot the database, safely while serving.
-
-    DEST is a file or a folder; by default HOME/backups/passerelle-<time>.db.
-    Content blobs are not copied: packs can be imported again.
-
-    Example: passerelle backup /media/usb/box-backup.db
-    """
-    env.settings()
-    written = dbmod.backup(env.home.db_path, dest or env.home.ensure().backups)
-    click.echo(f"backup written to {written}")
-
-
-@cli.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_env
-def restore(env: Env, file: Path, yes: bool) -> None:
-    """Put a backup back in place of the database.
-
-    A safety copy of the current database is kept.
-
-    Checks the backup first; refuses damaged or foreign files. The box takes a
-    new device id so that sync never confuses old and new operations.
-
-    Example: passerelle restore ~/.passerelle/backups/passerelle-20261122-101500-000000.db --yes
-    """
-    env.settings()
-    home = env.home.ensure()
-    dbmod.validate_backup(file)
-    if not yes and not click.confirm(f"Replace {home.db_path} with {file}?", default=False):
-        raise click.Abort()
-    result = dbmod.restore(home.db_path, file, home.backups)
-    click.echo(f"restored {file}")
-    if result["safety_copy"]:
-        click.echo(f"previous database kept as {result['safety_copy']}")
-
-
 # --- entry point -------------------------------------------------------------------
 
 def translate(exc: BaseException) -> PasserelleError | None:
-    """Library exceptions, made into the server's errors at the CLI edge."""
-    if isinstance(exc, PasserelleError):
-        return exc
+    """Any failure, made into the server's errors at the CLI edge.
+
+    Libraries' exceptions go through :func:`errors.translate`, the translation the
+    web pages and the API use too; only the command line also names files.
+    """
+    known = errors.translate(exc)
+    if known is not None:
+        return known
     if isinstance(exc, SettingsError):
         return ConfigError(str(exc))
-    for translator in _TRANSLATORS:
-        found = translator(exc)
-        if found is not None:
-            return found
     if isinstance(exc, FileNotFoundError):
         return NotFound(f"{exc.filename}: no such file or folder")
     if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
         return InvalidInput(f"{exc.filename}: {exc.strerror}")
     return None
 
-
-# Later subsystems register how their library's exceptions map onto PasserelleError.
-_TRANSLATORS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,23 +180,6 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"passerelle: error: {known.message}", err=True)
         return known.exit_code
     return ExitStatus.SUCCESS
-
-
-# Command groups of the subsystems, each with the translator of its library's exceptions.
-from passerelle.server.cli.content import content, pack, translate_content_error  # noqa: E402
-from passerelle.server.cli.reports import report  # noqa: E402
-from passerelle.server.cli.search import index, search  # noqa: E402
-from passerelle.server.cli.sync import sync  # noqa: E402
-from passerelle.server.cli.users import users  # noqa: E402
-
-cli.add_command(content)
-cli.add_command(pack)
-cli.add_command(users)
-cli.add_command(search)
-cli.add_command(index)
-cli.add_command(sync)
-cli.add_command(report)
-_TRANSLATORS.append(translate_content_error)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,9 @@
 """The ``passerelle content`` and ``passerelle pack`` commands.
 
 Thin wrappers over :mod:`passerelle.content`: the library does the work and
-raises its own exceptions; :func:`translate_content_error` maps them onto the
-server's :class:`~.errors.PasserelleError` family (registered in
-``cli._TRANSLATORS``), so failures print one line and exit with a named code.
+raises its own exceptions; :func:`passerelle.server.errors.translate` maps them
+onto the server's :class:`~passerelle.server.errors.PasserelleError` family, so
+failures print one line and exit with a named code.
 Long operations show a progress bar on a terminal, or JSON lines with ``--json``.
 """
 
@@ -17,49 +17,23 @@ from pathlib import Path
 import click
 from passerelle import content as lib
 from passerelle.content.errors import human_size
-from passerelle.server import db as dbmod
 from passerelle.server.cli.base import Env, pass_env
 from passerelle.server.errors import (
-    Conflict,
-    InsufficientStorage,
     InvalidInput,
     NotFound,
-    PasserelleError,
 )
-
-
-def translate_content_error(exc: BaseException) -> PasserelleError | None:
-    """``passerelle.content`` exceptions → server errors (for ``cli._TRANSLATORS``)."""
-    if isinstance(exc, lib.InvalidPack):  # includes UnsafePack
-        details = {"problems": [p.as_dict() for p in exc.problems]}
-        return InvalidInput(exc.message, details=details)
-    if isinstance(exc, (lib.BlobMismatch, lib.SignatureError)):
-        return InvalidInput(exc.message)
-    if isinstance(exc, lib.PackNotFound):
-        return NotFound(exc.message)
-    if isinstance(exc, (lib.VersionConflict, lib.LibraryBusy)):
-        return Conflict(exc.message)
-    if isinstance(exc, lib.NotEnoughSpace):
-        return InsufficientStorage(exc.message, details={"needed": exc.needed, "free": exc.free})
-    if isinstance(exc, lib.ExpressionError):
-        return InvalidInput(str(exc))
-    if isinstance(exc, lib.ContentError):
-        return PasserelleError(exc.message)
-    return None
-
+from passerelle.server.packs import library as packs_library
 
 # --- helpers ------------------------------------------------------------------------
 
-def _library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.Library:
-    home = env.home.ensure()
-    env.prepare()  # migrations of every set, the content library's included
-    timeout = env.settings()["db_busy_timeout_ms"]
+def open_library(env: Env, trusted_keys=(), require_signature: bool = False) -> lib.Library:
+    """The box's library for one command, its search index kept in step (the CLI's way in)."""
     from passerelle.server.search.service import attach
 
-    library = lib.Library(lambda: dbmod.connect(home.db_path, timeout), home.storage, home.tmp,
-                          trusted_keys=[*env.settings()["trusted_publisher_keys"], *trusted_keys],
-                          require_signature=require_signature or env.settings()["require_signed_packs"])
-    attach(library, home, parallel=True)  # imports and removals keep the search index in step
+    env.prepare()  # migrations of every set, the content library's included
+    library = packs_library.open_library(env.home.ensure(), env.settings(), extra_keys=trusted_keys,
+                                         require_signature=require_signature)
+    attach(library, env.home, parallel=True)  # imports and removals keep the search index in step
     return library
 
 
@@ -144,7 +118,7 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
     """
     if bool(source) == bundled:
         raise click.UsageError("give either SOURCE or --bundled")
-    library = _library(env, _read_keys(trusted), require_signature)
+    library = open_library(env, _read_keys(trusted), require_signature)
     if bundled:
         _import_bundled(library, dry_run, force, as_json)
         return
@@ -203,7 +177,7 @@ def content_export(env: Env, pack_id: str, dest: Path, folder: bool) -> None:
 
     Example: passerelle content export maths-fr /media/usb/maths-fr.zip
     """
-    library = _library(env)
+    library = open_library(env)
     progress = _Progress(False)
     try:
         path = library.export(pack_id, dest, "folder" if folder else "zip", progress=progress)
@@ -223,7 +197,7 @@ def content_remove(env: Env, pack_id: str, yes: bool) -> None:
 
     Example: passerelle content remove maths-fr --yes
     """
-    library = _library(env)
+    library = open_library(env)
     info = library.get(pack_id)
     if not yes and not click.confirm(f"Remove {info.id} v{info.version} ({info.title})?", default=False):
         raise click.Abort()
@@ -242,7 +216,7 @@ def content_verify(env: Env, as_json: bool) -> None:
 
     Example: passerelle content verify --json
     """
-    library = _library(env)
+    library = open_library(env)
     progress = _Progress(as_json)
     try:
         report = library.verify(progress=progress)
@@ -269,7 +243,7 @@ def content_list(env: Env, as_json: bool) -> None:
 
     Example: passerelle content list --json
     """
-    packs = _library(env).list()
+    packs = open_library(env).list()
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in packs], indent=2))
         return

@@ -6,7 +6,7 @@ import json
 
 import click
 from passerelle.server.cli.base import Env, pass_env
-from passerelle.server.cli.content import _library
+from passerelle.server.cli.content import open_library
 from passerelle.server.errors import InvalidInput, PasserelleError
 from passerelle.server.search.service import KINDS, SearchService
 
@@ -17,7 +17,7 @@ class IndexDrift(PasserelleError):
 
 
 def _service(env: Env) -> SearchService:
-    library = _library(env)
+    library = open_library(env)
     return next(listener.service for listener in library.listeners if hasattr(listener, "service"))
 
 

@@ -32,8 +32,9 @@ from flask import (
 )
 from flask_babel import gettext
 from passerelle import content as lib
-from passerelle.server.db import connect, get_db
+from passerelle.server.db import get_db
 from passerelle.server.packs import pdfpages
+from passerelle.server.packs.library import open_library
 from passerelle.server.web.auth import ANYONE, allow
 
 bp = Blueprint("files", __name__)
@@ -239,13 +240,6 @@ def main_file(data: dict) -> dict | None:
 
 
 def init_app(app: Flask) -> None:
-    home = app.config["HOME"]
-    timeout = app.config["DB_BUSY_TIMEOUT_MS"]
-    settings = app.config["SETTINGS"]
-    app.extensions["passerelle.library"] = lib.Library(
-        lambda: connect(home.db_path, timeout), home.storage, home.tmp,
-        # Listeners (the search index) are added by the subsystems that need them.
-        trusted_keys=settings["trusted_publisher_keys"],
-        require_signature=settings["require_signed_packs"])
+    app.extensions["passerelle.library"] = open_library(app.config["HOME"], app.config["SETTINGS"])
     pdfpages.init_app(app)
     app.register_blueprint(bp)

@@ -99,3 +99,21 @@ def test_a_wrong_method_on_a_page_is_a_friendly_405(client):
     assert response.status_code == 405
     assert response.mimetype == "text/html"
     assert "GET" in response.headers["Allow"]
+
+
+def test_a_library_error_escaping_a_view_reads_as_at_the_command_line(box_app):
+    """The content library's exceptions get the same translation on the API as in the CLI."""
+    from passerelle import content as lib
+
+    bp = Blueprint("library_error", __name__, url_prefix="/api/v1/test-library")
+
+    @bp.get("/")
+    @allow(ANYONE)
+    def missing():
+        raise lib.PackNotFound("no pack called maths-xx is installed")
+
+    box_app.register_blueprint(bp)
+    answer = box_app.test_client().get("/api/v1/test-library/")
+    assert answer.status_code == 404
+    assert answer.get_json()["error"] == {"code": "not_found",
+                                          "message": "no pack called maths-xx is installed"}
