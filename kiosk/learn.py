@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from passerelle.kiosk import bookmarks, bp, labels  # noqa: F401 - labels registers the `label` template global
+from passerelle.kiosk import bp, labels  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
-from passerelle.server import records
 from passerelle.server.db import get_db
-from passerelle.server.learning import lessons
+from passerelle.server.learning import bookmarks, lessons, progress
 from passerelle.server.packs import pdfpages
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
@@ -24,17 +23,14 @@ def statuses(db, pack_id: str) -> dict[str, str]:
     who = learner()
     if who is None:
         return {}
-    rows = db.execute("SELECT node_id, completed_version IS NOT NULL, progress FROM progress"
-                      " WHERE learner_uuid = ? AND pack_id = ?", [who["uuid"], pack_id]).fetchall()
-    return {node: "completed" if done else "in-progress" for node, done, _ in rows}
+    return progress.statuses(db, who["uuid"], pack_id)
 
 
 def record_start(db, pack_id: str, node_id: str) -> None:
     """Opening a resource starts it, once: the event id makes a second opening a repeat."""
     who = learner()
     if who is not None:
-        records.event(db, who["uuid"], {"event_id": f"start:{who['uuid']}:{pack_id}:{node_id}",
-                                        "pack_id": pack_id, "node_id": node_id, "type": "started"})
+        progress.start(db, who["uuid"], pack_id, node_id)
 
 
 @bp.get("/")
@@ -48,13 +44,7 @@ def home():
     if who is not None:
         assigned = lessons.assigned_to(db, who["uuid"])
         marked = bookmarks.of_learner(db, who["uuid"])
-        rows = db.execute(
-            "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
-            " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-            " WHERE p.learner_uuid = ? AND p.completed_version IS NULL AND n.kind != 'topic'"
-            " ORDER BY p.last_version DESC LIMIT 4", [who["uuid"]]).fetchall()
-        resume = [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
-                  for r in rows]
+        resume = progress.in_progress(db, who["uuid"])
     return render_template("home.html", packs=packs, resume=resume, bookmarks=marked,
                            assigned=assigned)
 
@@ -87,8 +77,8 @@ def learn(pack_id: str, node_id: str):
     record_start(db, pack_id, node_id)
     main = cw.main_file(found)
     context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
-                   poster=cw._file_of(found, "poster") or cw._file_of(found, "thumbnail"),
-                   transcript=cw._file_of(found, "transcript"), resume_at=_resume_at(db, found))
+                   poster=cw.file_of(found, "poster") or cw.file_of(found, "thumbnail"),
+                   transcript=cw.file_of(found, "transcript"), resume_at=_resume_at(db, found))
     who = learner()
     context["bookmarked"] = who is not None and bookmarks.is_bookmarked(db, who["uuid"], pack_id,
                                                                          node_id)
@@ -121,9 +111,7 @@ def _document(db, pack_id: str, node_id: str, sha256: str) -> dict:
     if who is not None and page == shown:
         # The last page was shown: the document is read, also without JavaScript. Same event
         # id as "I have finished", so seeing the last page again does not count twice.
-        records.event(db, who["uuid"], {"event_id": f"done:{who['uuid']}:{pack_id}:{node_id}",
-                                        "pack_id": pack_id, "node_id": node_id,
-                                        "type": "completed", "progress": 1.0})
+        progress.complete(db, who["uuid"], pack_id, node_id)
     return {"error": False, "count": count, "shown": shown, "page": page, "zoom": zoom,
             "zooms": PDF_ZOOMS, "base": base, "widths": pdfpages.WIDTHS, "sizes": sizes}
 
@@ -132,12 +120,7 @@ def _resume_at(db, found: dict) -> float:
     who = learner()
     if who is None:
         return 0.0
-    row = db.execute("SELECT position FROM progress WHERE learner_uuid = ? AND pack_id = ?"
-                     " AND node_id = ?", [who["uuid"], found["pack_id"], found["id"]]).fetchone()
-    try:
-        return float(row[0]) if row and row[0] is not None else 0.0
-    except ValueError:
-        return 0.0
+    return progress.position(db, who["uuid"], found["pack_id"], found["id"])
 
 
 @bp.post("/learn/<pack_id>/<path:node_id>/done")
@@ -149,9 +132,7 @@ def learn_done(pack_id: str, node_id: str):
     if found is None or found["kind"] in ("topic", "exercise"):
         abort(404)
     who = learner()
-    records.event(db, who["uuid"], {"event_id": f"done:{who['uuid']}:{pack_id}:{node_id}",
-                                    "pack_id": pack_id, "node_id": node_id, "type": "completed",
-                                    "progress": 1.0})
+    progress.complete(db, who["uuid"], pack_id, node_id)
     parent = found.get("parent")
     target = url_for("kiosk.learn", pack_id=pack_id, node_id=parent) if parent else url_for("kiosk.home")
     return redirect(target)

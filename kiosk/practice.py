@@ -18,14 +18,14 @@ Design
   values of each generated question, and the feedback to show: indexes and
   numbers, never the question text. Guests also keep their recent answers there,
   since nothing of theirs is written to the database.
-- **Signed-in learners' answers are events** (``records.event``, type
-  ``answer``) whose ``event_id`` is derived from the learner, the exercise, the
-  run and the attempt: two concurrent posts of the same attempt are recorded
-  once by the database's own dedupe. Mastery is recomputed from the learner's
-  recorded answers for the node (``ops``, ordered by version), so answers made
-  on another tablet or synced from another box count; the ``completed`` event
-  has one id per learner and exercise, and is written once mastery holds and
-  no completion exists yet. Staff can try exercises like guests: not recorded.
+- **Signed-in learners' answers are events** written by the one learning-event
+  writer (:mod:`passerelle.server.learning.progress`, type ``answer``), whose
+  ``event_id`` is derived from the learner, the exercise, the run and the
+  attempt: two concurrent posts of the same attempt are recorded once. Mastery
+  is read from the exercise's stored state (kept by the fold, so answers made on
+  another tablet or synced from another box count); the ``completed`` event has
+  one id per learner and exercise, and goes with the answer that reached
+  mastery. Staff can try exercises like guests: not recorded.
 - **Generated questions** draw new values with ``draw_variables(avoid=...)``
   whenever the question comes up, so the same numbers never come twice in a
   row; the answer is computed by the library's evaluator, never ``eval``.
@@ -47,9 +47,9 @@ from passerelle.content import (
 )
 from passerelle.kiosk import bp
 from passerelle.kiosk.markdown import render_markdown
-from passerelle.server import records
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
+from passerelle.server.learning import progress
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
 from werkzeug.routing import BuildError
@@ -195,30 +195,15 @@ def _learner() -> dict | None:
     return user if user and user["role"] == "learner" else None
 
 
-def _recorded(db, learner_uuid: str, pack_id: str, node_id: str) -> tuple[list, list, bool]:
-    """This learner's answers to this exercise, oldest first, and whether it was completed."""
-    rows = db.execute(
-        "SELECT json_extract(payload, '$.type'), json_extract(payload, '$.correct'),"
-        " json_extract(payload, '$.question_id') FROM ops"
-        " WHERE entity = 'progress' AND subject = ? AND kind = 'event'"
-        " AND json_extract(payload, '$.pack_id') = ? AND json_extract(payload, '$.node_id') = ?"
-        " AND json_extract(payload, '$.type') IN ('answer', 'completed')"
-        " ORDER BY version", [learner_uuid, pack_id, node_id]).fetchall()
-    answers = [(bool(correct), qid) for kind, correct, qid in rows if kind == "answer"]
-    completed = any(kind == "completed" for kind, _c, _q in rows)
-    return [a for a, _q in answers], [q for _a, q in answers], completed
-
-
 def _standing(db, exercise: dict, run: dict, pack_id: str, node_id: str):
     """(Mastery, mastered) for whoever is practising: recorded answers, or the guest's session."""
     questions = exercise["questions"]
     ids = [q.get("id") for q in questions]
     who = _learner()
     if who is not None:
-        answers, qids, completed = _recorded(db, who["uuid"], pack_id, node_id)
-        state = mastery_rules.assess(exercise.get("mastery"), answers, question_ids=qids,
-                                     all_questions=ids)
-        return state, state.mastered or completed
+        stored = progress.exercise_state(db, who["uuid"], pack_id, node_id)
+        state = progress.assess(exercise.get("mastery"), stored, ids)
+        return state, state.mastered or stored.completed
     history = [c == "1" for c in run.get("t", "")]
     done = [ids[i] for i in run.get("d", []) if isinstance(i, int) and i < len(ids)]
     if mastery_rules.rule_of(exercise.get("mastery"), len(ids)).model == "do_all":
@@ -227,11 +212,6 @@ def _standing(db, exercise: dict, run: dict, pack_id: str, node_id: str):
     else:
         state = mastery_rules.assess(exercise.get("mastery"), history)
     return state, state.mastered or bool(run.get("m"))
-
-
-def _event_id(kind: str, *parts: str) -> str:
-    # Within the API's id alphabet, whatever the pack and node ids look like.
-    return f"practice-{kind}-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
 
 
 def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question: dict,
@@ -248,25 +228,10 @@ def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question:
         if state.mastered:
             run["m"] = 1
         return just
-    uuid = who["uuid"]
     recorded = given if isinstance(given, (int, list)) else str(given)[:200]
-    ids = [q.get("id") for q in exercise["questions"]]
-    with records.write_tx(db):  # answer, mastery and completion seen by one writer at a time
-        answers, qids, completed = _recorded(db, uuid, pack_id, node_id)
-        state = mastery_rules.assess(exercise.get("mastery"), [*answers, correct],
-                                     question_ids=[*qids, question.get("id")], all_questions=ids)
-        # The answer carries the progress towards mastery: the summary keeps the best of it.
-        added = records.event(db, uuid, {
-            "event_id": _event_id("answer", uuid, pack_id, node_id, run["k"], str(run["n"])),
-            "pack_id": pack_id, "node_id": node_id, "type": "answer",
-            "question_id": question.get("id"), "answer": recorded, "correct": correct,
-            "progress": round(state.fraction, 4)})
-        if added is None or not state.mastered or completed:
-            return False
-        records.event(db, uuid, {
-            "event_id": _event_id("completed", uuid, pack_id, node_id),
-            "pack_id": pack_id, "node_id": node_id, "type": "completed", "progress": 1.0})
-    return True
+    return progress.answer(db, who["uuid"], exercise, pack_id, node_id,
+                           attempt=f"{run['k']}:{run['n']}", question_id=question.get("id"),
+                           given=recorded, correct=correct)
 
 
 # --- showing a question ----------------------------------------------------------------
@@ -373,11 +338,7 @@ def practice(pack_id: str, node_id: str):
     if request.method == "GET":
         who = _learner()
         if who is not None:  # opening the exercise starts it, once per learner and exercise
-            started = _event_id("started", who["uuid"], pack_id, node_id)
-            # Looked up first: most visits are not the first, and need no write lock.
-            if db.execute("SELECT 1 FROM ops WHERE event_id = ?", [started]).fetchone() is None:
-                records.event(db, who["uuid"], {"event_id": started, "pack_id": pack_id,
-                                                "node_id": node_id, "type": "started"})
+            progress.start(db, who["uuid"], pack_id, node_id)
         return _render(found, run, pack_id, node_id)
 
     action = request.form.get("action", "check")

@@ -9,15 +9,38 @@ from logging.handlers import RotatingFileHandler
 from typing import Any
 
 from flask import Flask
+from passerelle import kiosk
 from passerelle.server import db, errors, i18n
 from passerelle.server.api import tablet as api
 from passerelle.server.errors import ConfigError
 from passerelle.server.home import Home
+from passerelle.server.learning import progress
 from passerelle.server.packs import imports as content_admin
 from passerelle.server.packs import web as content_web
 from passerelle.server.search import service as search
 from passerelle.server.settings import Settings, SettingsError, resolve, resolve_home
-from passerelle.server.web import auth, security
+from passerelle.server.sync import http as sync_http
+from passerelle.server.sync import schedule as sync_schedule
+from passerelle.server.web import auth, compress, security
+
+# The subsystems, in the order their init_app must run. The order matters where one
+# needs what another set up; each line says what comes before it and why.
+SUBSYSTEMS = (
+    db,              # the connection pool every later hook and view borrows from
+    errors,          # error handlers first, so a failure in any later hook reads right
+    security,        # size limits before any view reads a body; headers on every answer
+    compress,        # after security: compresses the final answer, headers included
+    auth,            # who is asking: needs db; every view's @allow reads it
+    i18n,            # the request's language: needs auth (a learner's own language)
+    progress,        # the one writer of learning events, used by the API and the pages
+    api,             # the tablets' JSON API
+    content_web,     # the content library (app.extensions), its files and PDF pages
+    content_admin,   # imports from the browser: needs the library
+    search,          # the index listens to the library: after content_web
+    sync_http,       # device endpoints
+    sync_schedule,   # the background sync timer
+    kiosk,           # the pages last: they use every service above
+)
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
@@ -31,8 +54,6 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     settings, flask_overrides = _settings_from(config)
     home = Home(settings.home).ensure()
     info = db.prepare(home.db_path, settings["db_busy_timeout_ms"])
-
-    from passerelle import kiosk  # the learner UI lives in its own package
 
     # instance_path is given so Flask never searches the (namespace) package for one.
     app = Flask(__name__, instance_path=str(home.root), static_folder=None, template_folder=None)
@@ -57,23 +78,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # keep documented field order in API answers
     _configure_logging(app, home, settings)
 
-    db.init_app(app)
-    errors.init_app(app)
-    security.init_app(app)
-    from passerelle.server.web import compress
-    compress.init_app(app)
-    auth.init_app(app)
-    i18n.init_app(app)
-    api.init_app(app)
-    content_web.init_app(app)
-    content_admin.init_app(app)
-    search.init_app(app)
-    # Sync between boxes: device endpoints, and the background timer.
-    from passerelle.server.sync import http as sync_http
-    from passerelle.server.sync import schedule as sync_schedule
-    sync_http.init_app(app)
-    sync_schedule.init_app(app)
-    kiosk.init_app(app)
+    for subsystem in SUBSYSTEMS:
+        subsystem.init_app(app)
     return app
 
 

@@ -23,6 +23,8 @@ import sqlite3
 import threading
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -299,6 +301,19 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
 
 
 # --- Flask integration -----------------------------------------------------------
+
+@contextmanager
+def snapshot(path: str | os.PathLike, busy_timeout_ms: int = 5000) -> Iterator[Database]:
+    """A connection of its own reading one consistent state until closed (a long download
+    outlives its request, and must not see half of a write made meanwhile)."""
+    db = connect(path, busy_timeout_ms)
+    try:
+        db.execute("BEGIN")
+        yield db
+    finally:
+        db.conn.rollback()
+        db.close()
+
 
 def get_db() -> Database:
     """This request's connection, taken from the pool on first use and given back at its end.

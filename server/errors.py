@@ -161,7 +161,7 @@ def init_app(app: Flask) -> None:
         if wants_json():
             response = api_error(status, _http_message(exc))
         else:
-            response = _html_error(status)
+            response = html_error(status)
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return response
@@ -170,7 +170,7 @@ def init_app(app: Flask) -> None:
     def handle_domain(exc: PasserelleError):
         if wants_json():
             return api_error(exc.status, exc.message, exc.code, exc.details)
-        return _html_error(exc.status)
+        return html_error(exc.status)
 
     @app.errorhandler(content.ContentError)
     def handle_library(exc: content.ContentError):
@@ -182,10 +182,10 @@ def init_app(app: Flask) -> None:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return api_error(500, _l("Something went wrong on the box; the error was logged."))
-        return _html_error(500)
+        return html_error(500)
 
 
-def _html_error(status: int) -> Response:
+def html_error(status: int) -> Response:
     """A friendly page in the learner's language (the kiosk's base template)."""
     try:
         body = render_template("error.html", status=status)

@@ -4,8 +4,10 @@ Rules: never edit a migration that has shipped; add a new one. Every record
 that may leave the box has a ``uuid`` primary key (see ``db.new_uuid``).
 ``server/schema.sql`` is the schema these migrations produce; a test fails
 when the two differ, so a change to one without the other is caught
-(regenerate with ``make schema``).
+(regenerate with ``make docs``).
 """
+
+import json
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -289,3 +291,29 @@ def m0008_encrypted_bundles(db: Database) -> None:
     # The organisation's choice that USB bundles be encrypted (1) or only signed (NULL/0). A
     # field of the organisation record, so it syncs: every box of the organisation follows it.
     db.execute("ALTER TABLE organisations ADD COLUMN encrypt_bundles INTEGER")
+
+
+@MIGRATIONS()
+def m0010_exercise_state(db: Database) -> None:
+    # An exercise's state kept with its summary, by the fold (records._fold_answer): the newest
+    # answers ([version, correct, question id], at most mastery.MAX_N) and the questions ever
+    # answered correctly. Answering then reads one row instead of the learner's whole history.
+    db.execute("ALTER TABLE progress ADD COLUMN recent TEXT")
+    db.execute("ALTER TABLE progress ADD COLUMN solved TEXT")
+    from passerelle.server.records import merge_answers
+
+    state: dict[tuple, tuple[list, list]] = {}
+    rows = db.execute(
+        "SELECT subject, json_extract(payload, '$.pack_id'), json_extract(payload, '$.node_id'),"
+        " version, json_extract(payload, '$.correct'), json_extract(payload, '$.question_id')"
+        " FROM ops WHERE kind = 'event' AND entity = 'progress'"
+        " AND json_extract(payload, '$.type') = 'answer' ORDER BY version")
+    for learner, pack, node, version, correct, question in rows:
+        recent, solved = state.setdefault((learner, pack, node), ([], []))
+        merge_answers(recent, solved, version, bool(correct),
+                      None if question is None else str(question))
+    db.conn.executemany(
+        "UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
+        " AND node_id = ?",
+        ((json.dumps(r, separators=(",", ":")), json.dumps(s, separators=(",", ":")), *key)
+         for key, (r, s) in state.items()))

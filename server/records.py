@@ -34,6 +34,7 @@ only once that transaction is committed.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+from passerelle.server.learning import mastery
 
 # Tables that hold mutable, syncing records, and the columns of each that a put
 # may set (besides uuid, version and deleted). Anything else in a payload is
@@ -350,6 +352,10 @@ def history(db: sqlite_utils.Database, entity: str, uuid: str) -> list[Op]:
     return [Op(*r[:6], json.loads(r[6])) for r in rows]
 
 
+# The longest time one event may add (a tablet left open all night adds 4 hours, not 12).
+MAX_EVENT_SECONDS = 4 * 3600
+
+
 def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
     """What one progress event adds to a summary: (progress, completed version, answers,
     correct, seconds), clamped. The fold below and the accounts benchmark both use it."""
@@ -358,7 +364,7 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
     completed = op.version if p.get("type") == "completed" or progress >= 1.0 else None
     answered = 1 if p.get("type") == "answer" else 0
     correct = 1 if answered and p.get("correct") else 0
-    seconds = max(0, min(4 * 3600, int(p.get("seconds") or 0)))
+    seconds = max(0, min(MAX_EVENT_SECONDS, int(p.get("seconds") or 0)))
     return progress, completed, answered, correct, seconds
 
 
@@ -395,6 +401,38 @@ def _fold_event(db, op: Op) -> None:
          correct, p.get("position"), op.version if p.get("position") is not None else None,
          op.version, op.version],
     )
+    if p.get("type") == "answer":
+        _fold_answer(db, op)
+
+
+def merge_answers(recent: list, solved: list, version: str, correct: bool,
+                  question_id: str | None) -> tuple[list, list]:
+    """One answer merged into an exercise's stored state: the newest answers by version, and
+    the questions ever answered correctly. Commutative: any order of the same answers gives
+    the same state, so boxes that sync fold to identical rows."""
+    entry = [version, 1 if correct else 0, question_id]
+    if entry not in recent:
+        bisect.insort(recent, entry, key=lambda e: e[0])
+        del recent[:-mastery.MAX_N]  # no rule looks further back than MAX_N answers
+    if correct and question_id is not None and question_id not in solved:
+        bisect.insort(solved, question_id)
+    return recent, solved
+
+
+def _fold_answer(db, op: Op) -> None:
+    """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
+    answer reads one row instead of replaying the learner's history."""
+    p = op.payload
+    key = [op.subject, p.get("pack_id"), p.get("node_id")]
+    row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
+                     " AND node_id = ?", key).fetchone()
+    question = p.get("question_id")
+    recent, solved = merge_answers(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"),
+                                   op.version, bool(p.get("correct")),
+                                   None if question is None else str(question))
+    db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
+               " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
+                                    json.dumps(solved, separators=(",", ":")), *key])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from passerelle.kiosk import bp
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
+from passerelle.server.packs import web as cw
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import allow, current_user, require
 from passerelle.server.web.security import body_limit
@@ -315,15 +316,6 @@ def manage_roster():
 
 # --- Lessons, assignments, groups; the class grid; one learner -------------------------------
 
-def _resources(db) -> list[dict]:
-    """Every installed resource, in pack order, for the lesson builder."""
-    rows = db.execute("SELECT n.pack_id, n.node_id, n.title, n.kind, p.title FROM content_nodes n"
-                      " JOIN content_packs p ON p.id = n.pack_id WHERE n.kind != 'topic'"
-                      " ORDER BY p.title COLLATE NOCASE, n.position").fetchall()
-    keys = ("pack_id", "node_id", "title", "kind", "pack_title")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
 @bp.route("/manage/lessons", methods=["GET", "POST"])
 @allow(*STAFF)
 def manage_lessons():
@@ -345,7 +337,7 @@ def manage_lessons():
             flash(_("The lesson was created. Assign it from a class page."))
             return redirect(url_for("kiosk.manage_lessons"))
     return render_template("manage/lessons.html", lessons=lessons.lessons(db), errors=errors,
-                           form=request.form, resources=_resources(db)), status
+                           form=request.form, resources=cw.resources(db)), status
 
 
 @bp.post("/manage/classes/<class_uuid>/assignments")
@@ -408,11 +400,7 @@ def manage_learner(user_uuid: str):
 
     db = get_db()
     person = accounts.get_user(db, user_uuid)
-    user = current_user()
-    visible = user["role"] == "coordinator" or any(
-        accounts.can_manage_class(db, user, m["class_uuid"])
-        for m in accounts.records.query(db, "membership", "t.user_uuid = ?", [user_uuid]))
-    require(visible and person["role"] == "learner")
+    require(person["role"] == "learner" and accounts.may_see_learner(db, current_user(), user_uuid))
     return render_template("manage/learner.html", person=person,
                            summary=lessons.learner_summary(db, user_uuid))
 

@@ -61,7 +61,7 @@ def setup():
 def signin():
     """Learners pick their class, then their name; staff have their own form."""
     db = get_db()
-    classes = accounts.records.query(db, "class", order="t.name COLLATE NOCASE")
+    classes = accounts.all_classes(db)
     return render_template("signin.html", classes=classes, next=safe_next(request.args.get("next")))
 
 

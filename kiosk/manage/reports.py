@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 from passerelle.kiosk import bp
 from passerelle.kiosk.labels import LABELS, label
-from passerelle.server.db import connect, get_db
+from passerelle.server.db import get_db, snapshot
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import NAMES, offered
 from passerelle.server.i18n import direction as i18n_direction
@@ -117,13 +117,8 @@ def _streamed(chunks_of, mimetype: str, stem: str, ext: str, **kwargs) -> Respon
     config = current_app.config
 
     def generate():
-        db = connect(config["DB_PATH"], config["DB_BUSY_TIMEOUT_MS"])
-        try:
-            db.execute("BEGIN")  # one snapshot for the whole file
-            yield from chunks_of(db, **kwargs)
-        finally:
-            db.conn.rollback()
-            db.close()
+        with snapshot(config["DB_PATH"], config["DB_BUSY_TIMEOUT_MS"]) as db:
+            yield from chunks_of(db, **kwargs)  # one consistent state for the whole file
 
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return Response(stream_with_context(generate()), mimetype=mimetype,
@@ -159,16 +154,6 @@ def manage_class_certificates(class_uuid: str):
                            long_date=_long_date)
 
 
-def _may_see_learner(db, learner_uuid: str) -> bool:
-    user = current_user()
-    if user["role"] == "coordinator":
-        return True
-    return db.execute(
-        "SELECT 1 FROM memberships l JOIN memberships f ON f.class_uuid = l.class_uuid"
-        " WHERE l.user_uuid = ? AND l.deleted = 0 AND f.user_uuid = ? AND f.deleted = 0"
-        " AND f.role = 'facilitator' LIMIT 1", [learner_uuid, user["uuid"]]).fetchone() is not None
-
-
 def _long_date(day) -> str:
     """A date as words in the page's language ("22 novembre 2026"), for printed pages."""
     return format_date(day, format="long")
@@ -188,7 +173,7 @@ def _certificate_language(learner: dict) -> str:
 def manage_certificate(learner_uuid: str, pack_id: str, node_id: str):
     db = get_db()
     learner = accounts.get_user(db, learner_uuid)  # 404 for no one
-    require(_may_see_learner(db, learner_uuid))
+    require(accounts.may_see_learner(db, current_user(), learner_uuid))
     try:
         found = reports.certificate(db, learner_uuid, pack_id, node_id)
     except NotFound as exc:

@@ -6,10 +6,11 @@ import re
 import sqlite3
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from passerelle.server import __version__, records
+from passerelle.server import __version__
 from passerelle.server import db as dbmod
 from passerelle.server.api.openapi import spec
 from passerelle.server.errors import InvalidInput
+from passerelle.server.learning import progress
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, SIGNED_IN, allow, current_user, require
 
@@ -113,30 +114,16 @@ def progress_post():
     """
     events = _validate_events(request.get_json(silent=True))
     learner = current_user()["uuid"]
-    accepted = progress_writer(current_app).submit(dbmod.get_db(), learner, events)
+    accepted = progress.record(dbmod.get_db(), learner, events)
     return jsonify({"accepted": accepted, "duplicates": len(events) - accepted})
-
-
-def progress_writer(app: Flask) -> records.GroupCommit:
-    return app.extensions["passerelle.progress_writer"]
 
 
 @bp.get("/v1/progress")
 @allow("learner")
 def progress_get():
     """The signed-in learner's own progress, per resource."""
-    db = dbmod.get_db()
-    where, params = "learner_uuid = ?", [current_user()["uuid"]]
-    if request.args.get("pack_id"):
-        where += " AND pack_id = ?"
-        params.append(request.args["pack_id"])
-    cursor = db.execute(
-        "SELECT pack_id, node_id, progress, completed_version IS NOT NULL, seconds, answers, correct,"
-        f" position FROM progress WHERE {where} ORDER BY last_version DESC LIMIT 1000", params)
-    keys = ("pack_id", "node_id", "progress", "completed", "seconds", "answers", "correct", "position")
-    rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
-    for row in rows:
-        row["completed"] = bool(row["completed"])
+    rows = progress.of_learner(dbmod.get_db(), current_user()["uuid"],
+                               request.args.get("pack_id") or None)
     return jsonify({"progress": rows})
 
 
@@ -199,5 +186,4 @@ def attendance_put(session_uuid: str, learner_uuid: str):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["passerelle.progress_writer"] = records.GroupCommit()
     app.register_blueprint(bp)

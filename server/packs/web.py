@@ -191,7 +191,7 @@ def packs(db) -> list[dict]:
         root = json.loads(root) if root else {}
         result.append({"id": pack_id, "title": title, "language": language, "node_count": count,
                        "description": root.get("description", ""), "root": root.get("id"),
-                       "thumbnail": _file_of(root, "thumbnail")})
+                       "thumbnail": file_of(root, "thumbnail")})
     return result
 
 
@@ -205,6 +205,15 @@ def node(db, pack_id: str, node_id: str) -> dict | None:
     data["pack_id"] = pack_id
     data.setdefault("language", row[1])  # a node without its own language speaks the pack's
     return data
+
+
+def resources(db) -> list[dict]:
+    """Every installed resource (not topics), in pack order, for the lesson builder."""
+    rows = db.execute("SELECT n.pack_id, n.node_id, n.title, n.kind, p.title FROM content_nodes n"
+                      " JOIN content_packs p ON p.id = n.pack_id WHERE n.kind != 'topic'"
+                      " ORDER BY p.title COLLATE NOCASE, n.position").fetchall()
+    keys = ("pack_id", "node_id", "title", "kind", "pack_title")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def children(db, pack_id: str, node_id: str) -> list[dict]:
@@ -224,7 +233,7 @@ def ancestors(db, pack_id: str, found: dict) -> list[dict]:
     return list(reversed(trail))
 
 
-def _file_of(data: dict, role: str, lang: str | None = None) -> dict | None:
+def file_of(data: dict, role: str, lang: str | None = None) -> dict | None:
     files = [f for f in data.get("files", []) if f.get("role") == role]
     if lang:
         files = [f for f in files if f.get("lang") == lang] or files
@@ -236,7 +245,7 @@ def files_of(data: dict, role: str) -> list[dict]:
 
 
 def main_file(data: dict) -> dict | None:
-    return _file_of(data, "main")
+    return file_of(data, "main")
 
 
 def init_app(app: Flask) -> None:

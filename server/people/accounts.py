@@ -439,6 +439,24 @@ def can_manage_class(db, user: dict, class_uuid: str) -> bool:
     return membership is not None
 
 
+def may_see_learner(db, user: dict, learner_uuid: str) -> bool:
+    """May this staff member see this learner's record and history? Coordinators see every
+    learner; a facilitator sees the learners of the classes they facilitate."""
+    if user["role"] == "coordinator":
+        return True
+    if user["role"] != "facilitator":
+        return False
+    return db.execute(
+        "SELECT 1 FROM memberships l JOIN memberships f ON f.class_uuid = l.class_uuid"
+        " WHERE l.user_uuid = ? AND l.deleted = 0 AND f.user_uuid = ? AND f.deleted = 0"
+        " AND f.role = 'facilitator' LIMIT 1", [learner_uuid, user["uuid"]]).fetchone() is not None
+
+
+def all_classes(db) -> list[dict]:
+    """Every class of the box, by name (the learners' sign-in page lists them)."""
+    return records.query(db, "class", order="t.name COLLATE NOCASE")
+
+
 def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
     return records.query(db, "user", "m.class_uuid = ? AND m.role = ? AND m.deleted = 0",
                          [class_uuid, role], "t.display_name COLLATE NOCASE",

@@ -164,7 +164,7 @@ class Peer:
                 from cryptography.exceptions import InvalidSignature
 
                 signature = base64.b64decode(response.getheader(HEADER_SIGNATURE, ""), validate=True)
-                syncmod._verifier(self.peer_key).verify(
+                syncmod.verifier(self.peer_key).verify(
                     signature, response_message(nonce, response.status,
                                                 hashlib.sha256(body).hexdigest()))
             except (InvalidSignature, ValueError):
@@ -498,7 +498,7 @@ def _exchange(db, peer: Peer, result: SyncResult, clock) -> dict[str, int]:
         result.skew_ms = now - answer["now_ms"]
         if abs(result.skew_ms) > syncmod.SKEW_REPORT_MS:
             side = "ahead of" if result.skew_ms > 0 else "behind"
-            result.notes.append(f"this box's clock is {syncmod._days(abs(result.skew_ms))} {side} "
+            result.notes.append(f"this box's clock is {syncmod.days_text(abs(result.skew_ms))} {side} "
                                 f"{result.name}'s; set the right date and time on the box that "
                                 "is wrong")
     devices = answer.get("devices")
@@ -563,7 +563,7 @@ def _push(db, home, peer: Peer, result: SyncResult, theirs: dict[str, int],
         who = "this box" if origin == me else (syncmod.peer_label(db, origin) or origin)
         if why == "clock ahead":
             ahead = result.pushed.clock_ahead_ms.get(origin)
-            words = (f"they are stamped {syncmod._days(ahead)} ahead of its clock" if ahead
+            words = (f"they are stamped {syncmod.days_text(ahead)} ahead of its clock" if ahead
                      else "they are stamped more than a day ahead of its clock")
             result.notes.append(f"{result.name} held back {n} operations of {who} from #{seq}: "
                                 f"{words}; fix the date and time of {who}, they will then go "

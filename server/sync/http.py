@@ -208,7 +208,7 @@ def check_device() -> Response | None:
     try:
         from cryptography.exceptions import InvalidSignature
 
-        syncmod._verifier(syncmod.parse_public_key(row[0])).verify(
+        syncmod.verifier(syncmod.parse_public_key(row[0])).verify(
             base64.b64decode(signature, validate=True), message)
     except (InvalidSignature, ValueError):
         return api_error(401, f"the request is not signed by the key of device {device}",
@@ -270,7 +270,7 @@ def _vector_field(body: dict, name: str) -> dict[str, int]:
 
 def _organisation(db) -> dict | None:
     org = syncmod.organisation_of(db)
-    return {"uuid": org, "name": syncmod._organisation_name(db)} if org else None
+    return {"uuid": org, "name": syncmod.organisation_name(db)} if org else None
 
 
 @bp.get("/hello")

@@ -446,7 +446,7 @@ class ApplyResult:
         self.vector = other.vector
 
 
-def _verifier(raw: bytes):
+def verifier(raw: bytes):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     return Ed25519PublicKey.from_public_bytes(raw)
@@ -500,7 +500,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             continue
         verifier = verifiers.get(op.origin)
         if verifier is None:
-            verifier = verifiers[op.origin] = _verifier(key)
+            verifier = verifiers[op.origin] = verifier(key)
         try:
             verifier.verify(op.signature, op.message())
         except InvalidSignature:
@@ -684,7 +684,7 @@ HELD_WORDS = {
 }
 
 
-def _days(ms: int) -> str:
+def days_text(ms: int) -> str:
     hours = ms / 3_600_000
     return f"{hours / 24:.1f} days" if hours >= 24 else f"{hours:.1f} hours"
 
@@ -739,7 +739,7 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
                               f"add it with `passerelle sync trust {peer} PUBLIC_KEY` if it is "
                               "one of yours; nothing was imported")
         try:
-            _verifier(keys[peer]).verify(base64.b64decode(signature.strip(), validate=True),
+            verifier(keys[peer]).verify(base64.b64decode(signature.strip(), validate=True),
                                          manifest_bytes)
         except (InvalidSignature, ValueError):
             raise SyncRefused("bundle.json is not signed by the device it names (the bundle was "
@@ -772,7 +772,7 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
             now_ms = int(time.time() * 1000) if now_ms is None else now_ms
             ahead = manifest.get("created_ms", 0) - now_ms
             if ahead > SKEW_REPORT_MS:
-                result.clock_note = (f"the clock of {peer} was {_days(ahead)} ahead of this box's "
+                result.clock_note = (f"the clock of {peer} was {days_text(ahead)} ahead of this box's "
                                      "when it wrote the bundle")
             result.vector = vector(db)
             for entry in entries:
@@ -791,7 +791,7 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
                 result.batches += 1
         if not result.clock_note and result.clock_ahead_ms:
             origin, ms = max(result.clock_ahead_ms.items(), key=lambda kv: kv[1])
-            result.clock_note = f"operations of {origin} are stamped {_days(ms)} ahead of this box"
+            result.clock_note = f"operations of {origin} are stamped {days_text(ms)} ahead of this box"
         _remember_peer(db, peer, manifest.get("have") or {})
     except SyncRefused as exc:
         if log:
@@ -1136,7 +1136,7 @@ def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str
         elif box_org is not None and box_org != org:
             refusal = OtherOrganisation(
                 f"this box belongs to another organisation ({box_org}) than the hub "
-                f"({_organisation_name(db)}, {org}); a hub serves one organisation, so this box "
+                f"({organisation_name(db)}, {org}); a hub serves one organisation, so this box "
                 "cannot sync with it")
         elif box_device == hub_device:
             refusal = PairingRefused("a box cannot pair with itself")
@@ -1147,12 +1147,12 @@ def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str
     if refusal is not None:
         raise refusal
     reply = {"device_id": hub_device, "public_key": hub_key, "label": hub_label,
-             "organisation": {"uuid": org, "name": _organisation_name(db)}}
+             "organisation": {"uuid": org, "name": organisation_name(db)}}
     reply["mac"] = pair_mac(bytes(match[0]), "hub", transcript, canonical_json(reply))
     return reply
 
 
-def _organisation_name(db: sqlite_utils.Database) -> str | None:
+def organisation_name(db: sqlite_utils.Database) -> str | None:
     row = db.execute("SELECT name FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
                      ).fetchone()
     return row[0] if row else None

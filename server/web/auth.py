@@ -148,9 +148,9 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return api_error(400, "the form expired or did not come from this box; reload the page",
                              "csrf_failed")
-        from passerelle.server.errors import _html_error
+        from passerelle.server.errors import html_error
 
-        return _html_error(400)
+        return html_error(400)
 
     @app.context_processor
     def user_context():

@@ -2,7 +2,7 @@
 
 import re
 
-from passerelle.kiosk.bookmarks import bookmark_uuid
+from passerelle.server.learning.bookmarks import bookmark_uuid
 from passerelle.server import records
 from passerelle.server.db import get_db
 

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from passerelle.server import records
-from passerelle.server.api.tablet import progress_writer
 from passerelle.server.app import create_app
+from passerelle.server.learning.progress import writer as progress_writer
 from waitress.server import create_server
 
 from tests.conftest import PINS
