@@ -891,5 +891,6 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
         source = convert(db, chosen, library.limits, progress)
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
-        result = library.import_pack(source, force=True, progress=progress)
+        changed = installed is not None and installed != source.manifest
+        result = library.import_pack(source, force=force or changed, progress=progress)
     return ChannelImport(chosen, source.report, result)

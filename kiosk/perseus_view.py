@@ -126,7 +126,7 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict) ->
         options = [Markup('<option value="">{}</option>').format(widget.get("placeholder") or "…")]
         for i, choice in enumerate(widget["choices"]):
             selected = Markup(" selected") if str(draft) == str(i) else Markup("")
-            options.append(Markup('<option value="{}"{}>{}</option>').format(i, selected, _plain(choice)))
+            options.append(Markup('<option value="{}"{}>{}</option>').format(i, selected, plain_text(choice)))
         return Markup('<select name="{}" class="perseus-select" aria-label="{}"{}>{}</select>').format(
             key, labels["answer"], off, Markup("").join(options))
     value = draft if isinstance(draft, str) else ""
@@ -136,7 +136,7 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict) ->
         k=key, v=value, a=labels["answer"], o=off)
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
     """A choice inside <option> cannot hold markup: TeX and Markdown marks are dropped."""
     return re.sub(r"[$*_`\\]", "", text or "").strip()
 
@@ -177,7 +177,7 @@ def answer_texts(question: dict, given: dict) -> list[str]:
             values = value if isinstance(value, list) else [value]
             for v in values:
                 if isinstance(v, (int, str)) and str(v).isdigit() and int(v) < len(widget["choices"]):
-                    out.append(_plain(widget["choices"][int(v)]))
+                    out.append(plain_text(widget["choices"][int(v)]))
         elif isinstance(value, str) and value.strip():
             out.append(value.strip()[:40])
     return out
