@@ -64,7 +64,7 @@ def main(folder: str) -> None:
                 math_total += html.count("<math")
                 tex_failed += html.count('class="tex"')
                 unknown += html.count("<mi>\\")
-                good_render = 'class="tex"' not in html
+                good_render = 'class="tex"' not in html and "&amp;lt;" not in html
             except Exception as exc:  # noqa: BLE001 - a coverage report lists every failure
                 print(f"render failed {path.name} {qid}: {exc!r}")
                 good_render = False

@@ -67,9 +67,10 @@ def tex_to_mathml(tex: str) -> Markup:
 
 def _rebuild(el: ET.Element) -> str:
     tag = el.tag.rsplit("}", 1)[-1]
-    inner = escape(el.text or "") + "".join(_rebuild(c) + escape(c.tail or "") for c in el)
+    # Plain strings throughout: adding str to Markup would escape the children a second time.
+    inner = str(escape(el.text or "")) + "".join(_rebuild(c) + str(escape(c.tail or "")) for c in el)
     if tag not in _MATHML:
-        return str(inner)  # <script> inside \text{}: its text only, escaped
+        return inner  # <script> inside \text{}: its text only, escaped
     attrs = "".join(f' {k}="{escape(v)}"' for k, v in el.attrib.items()
                     if k in _ATTRS and _SAFE_VALUE.match(v))
     return f"<{tag}{attrs}>{inner}</{tag}>"

@@ -8,7 +8,14 @@ import sqlite3
 import zipfile
 
 import pytest
-from kolibri_channel import CHANNEL, PNG, ExportFolder, hexid, html5_zip, perseus_zip, standard
+from kolibri_channel import (
+    CHANNEL,
+    PNG,
+    hexid,
+    html5_zip,
+    perseus_zip,
+    standard,
+)
 from passerelle.content import PackNotFound, kolibri
 
 PACK = "kolibri-" + CHANNEL
