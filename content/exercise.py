@@ -265,4 +265,8 @@ def check_answer(question: dict, given: Any, values: dict | None = None) -> bool
         if values is None:
             raise ValueError("a generated question needs the values that were drawn")
         return _close(given, evaluate(question["answer"], values), question.get("tolerance", 0))
+    if kind == "perseus":
+        from .perseus import grade
+
+        return grade(question, given)[0] == "correct"
     raise ValueError(f"unknown question type {kind!r}")

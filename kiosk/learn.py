@@ -70,6 +70,8 @@ def learn(pack_id: str, node_id: str):
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
                "status": statuses(db, pack_id)}
     kind = found["kind"]
+    if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
+        return render_template("unavailable.html", **context)
     if kind == "topic":
         return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
     if kind == "exercise":

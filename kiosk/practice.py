@@ -45,7 +45,10 @@ from passerelle.content import (
     draw_variables,
     render_generated,
 )
+from passerelle.content.perseus import grade as perseus_grade
+from passerelle.content.perseus import right_answers as perseus_right_answers
 from passerelle.kiosk import bp
+from passerelle.kiosk import perseus_view as pv
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
@@ -151,6 +154,8 @@ class NotAnAnswer(ValueError):
 def _read_answer(question: dict):
     """The learner's answer from the form, in the form ``check_answer`` takes."""
     kind = question["type"]
+    if kind == "perseus":
+        return _read_perseus(question)
     count = len(question.get("choices") or [])
     if kind == "single_choice":
         raw = request.form.get("answer", "")
@@ -173,6 +178,19 @@ def _read_answer(question: dict):
     return text
 
 
+def _read_perseus(question: dict) -> dict:
+    """A Khan Academy question's entries; what Khan Academy would not grade is sent back, unrecorded."""
+    given = pv.read_form(question, request.form)
+    state, reason = perseus_grade(question, given)
+    if state == "invalid":
+        if reason == "simplify":
+            raise NotAnAnswer(_("Your answer is almost right, but it must be simplified."))
+        if reason == "not a number":
+            raise NotAnAnswer(_("Write only a number, for example 12 or 3,5."))
+        raise NotAnAnswer(_("Answer every part of the question, then press “Check”."))
+    return given
+
+
 def _is_number(text: str) -> bool:
     # Same reading as the library's checker: spaces ignored, one comma as the decimal mark.
     return check_answer({"type": "numeric", "answer": 0, "tolerance": float("inf")}, text)
@@ -180,6 +198,8 @@ def _is_number(text: str) -> bool:
 
 def _draft(question: dict) -> dict:
     """What the learner had entered when asking for a hint, to show it again."""
+    if question["type"] == "perseus":
+        return {"widgets": pv.read_form(question, request.form)}
     if question["type"] == "multiple_choice":
         return {"chosen": [int(v) for v in request.form.getlist("answer") if v.isdigit()]}
     if question["type"] == "single_choice":
@@ -245,6 +265,8 @@ def _correct_answer(question: dict, shown: dict) -> list[str]:
     """The right answer(s), as text to show after a wrong answer."""
     kind = question["type"]
     choices = question.get("choices") or []
+    if kind == "perseus":
+        return [pv.plain_text(a) for a in perseus_right_answers(question)]
     if kind == "single_choice":
         return [choices[int(question["answer"])]]
     if kind == "multiple_choice":
@@ -257,6 +279,8 @@ def _correct_answer(question: dict, shown: dict) -> list[str]:
 
 
 def _given_text(question: dict, given) -> list[str]:
+    if question["type"] == "perseus":  # kept as text when it was checked (see ``practice``)
+        return [str(g) for g in given] if isinstance(given, list) else []
     choices = question.get("choices") or []
     if isinstance(given, int):
         given = [given]
@@ -291,11 +315,19 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
                     "given": _given_text(question, given),
                     "right": _correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
-    hints = [render_markdown(h) for h in (shown.get("hints") or [])]
+    if question["type"] == "perseus":
+        hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]
+        labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
+                  "answer": _("Your answer")}
+        prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
+                                  labels=labels)
+    else:
+        hints = [render_markdown(h) for h in (shown.get("hints") or [])]
+        prompt = render_markdown(shown.get("prompt", ""))
     _save_run(pack_id, node_id, run)
     context = {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
-        "prompt": render_markdown(shown.get("prompt", "")), "choices": question.get("choices") or [],
+        "prompt": prompt, "choices": question.get("choices") or [],
         "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,
@@ -369,8 +401,11 @@ def practice(pack_id: str, node_id: str):
     correct = check_answer(question, given, values)
     just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct)
     # The feedback repeats what the learner typed, as typed (not the number read from it).
-    shown_given = (given if isinstance(given, (int, list))
-                   else request.form.get("answer", "").strip()[:SHOWN_ANSWER_CHARS])
+    if question["type"] == "perseus":
+        shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]
+    else:
+        shown_given = (given if isinstance(given, (int, list))
+                       else request.form.get("answer", "").strip()[:SHOWN_ANSWER_CHARS])
     run["f"] = [1 if correct else 0, shown_given, 1 if just_mastered else 0]
     _save_run(pack_id, node_id, run)
     return redirect(here + "#feedback")

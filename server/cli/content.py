@@ -16,7 +16,9 @@ from pathlib import Path
 
 import click
 from passerelle import content as lib
+from passerelle.content import kolibri
 from passerelle.content.errors import human_size
+from passerelle.server.cli import kolibri as cli_kolibri
 from passerelle.server.cli.base import Env, pass_env
 from passerelle.server.errors import (
     InvalidInput,
@@ -105,19 +107,43 @@ def content() -> None:
 @click.option("--require-signature", is_flag=True, help="Refuse packs not signed by a --trusted-key.")
 @click.option("--trusted-key", "trusted", multiple=True, metavar="KEY|FILE",
               help="A publisher key (ed25519:...) or a file holding one; repeatable.")
+@click.option("--channel", metavar="ID", help="Kolibri export folder: the channel to import.")
+@click.option("--topic", "topics", multiple=True, metavar="NODE_ID",
+              help="Kolibri: import only this topic's subtree; repeatable.")
+@click.option("--video", type=click.Choice(["low", "high"]), default="low", show_default=True,
+              help="Kolibri: which video resolution to take when a channel has both.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
 @pass_env
 def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, force: bool,
-                   require_signature: bool, trusted: tuple[str, ...], as_json: bool) -> None:
+                   require_signature: bool, trusted: tuple[str, ...], channel: str | None,
+                   topics: tuple[str, ...], video: str, as_json: bool) -> None:
     """Install or update a pack from a zip, a folder (USB stick) or another box's URL.
 
     Only missing files are copied and each is verified; the pack appears all at
     once or not at all. The same version again does nothing.
 
+    A Kolibri export folder (KOLIBRI_DATA, or KOLIBRI_HOME/content) lists its
+    channels; --channel imports one, --topic only some of its topics.
+
     Example: passerelle content import http://192.168.1.20:8080/packs/maths-fr --dry-run
     """
     if bool(source) == bundled:
         raise click.UsageError("give either SOURCE or --bundled")
+    if source and Path(source).is_dir() and kolibri.is_kolibri_folder(source):
+        cli_kolibri.check_options(channel, topics)
+        if not channel:
+            cli_kolibri.list_channels(source, as_json)
+            return
+        progress = _Progress(as_json)
+        try:
+            cli_kolibri.import_channel(open_library(env), source, channel, topics, video, dry_run, force,
+                                       as_json, progress)
+        finally:
+            progress.close()
+        return
+    if channel or topics:
+        raise InvalidInput(f"{source}: --channel and --topic are for Kolibri export folders, "
+                           "and no Kolibri channel was found there")
     library = open_library(env, _read_keys(trusted), require_signature)
     if bundled:
         _import_bundled(library, dry_run, force, as_json)

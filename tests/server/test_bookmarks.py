@@ -2,9 +2,9 @@
 
 import re
 
-from passerelle.server.learning.bookmarks import bookmark_uuid
 from passerelle.server import records
 from passerelle.server.db import get_db
+from passerelle.server.learning.bookmarks import bookmark_uuid
 
 from tests.conftest import csrf_token
 

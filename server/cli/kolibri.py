@@ -1,0 +1,80 @@
+"""``passerelle content import DIR`` when DIR is a Kolibri export (``KOLIBRI_DATA`` or ``KOLIBRI_HOME/content``).
+
+Without ``--channel`` it lists the channels found (name, language, version,
+size); with it, it imports that channel, or only the ``--topic`` subtrees,
+through the library's usual atomic, resumable install. The size to read is
+shown before anything is copied; ``--dry-run`` stops there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from passerelle.content import kolibri
+from passerelle.content.errors import human_size
+from passerelle.server.errors import InvalidInput
+
+
+def list_channels(source: str, as_json: bool) -> None:
+    channels, problems = kolibri.find_channels(source)
+    if as_json:
+        click.echo(json.dumps({"event": "result", "channels": [
+            {k: v for k, v in c.as_dict().items() if k != "thumbnail"} for c in channels],
+            "problems": [p.as_dict() for p in problems]}))
+        return
+    if not channels:
+        click.echo(f"no readable Kolibri channel in {source}")
+    for c in channels:
+        click.echo(f"{c.id}  v{c.version:<4} {c.language:<6} {c.resources:>7} resources "
+                   f"{human_size(c.size):>10}  {c.name}")
+    for p in problems:
+        click.echo(f"refused: {p.message}")
+    if channels:
+        click.echo("import one with: passerelle content import " f"{source} --channel CHANNEL_ID [--topic NODE_ID ...]")
+
+
+def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...], video: str,
+                   dry_run: bool, force: bool, as_json: bool, progress) -> None:
+    done = kolibri.import_channel(library, source, channel_id, list(topics) or None, video=video,
+                                  dry_run=dry_run, force=force, progress=progress)
+    plan = done.plan
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(plan.kinds.items()))
+    head = (f"{plan.channel.name} (kolibri-{plan.channel.id}) v{plan.channel.version}: "
+            f"{len(plan.nodes)} nodes ({kinds}), {human_size(plan.size)} to read")
+    if plan.unavailable:
+        head += "; not available on this box: " + ", ".join(
+            f"{n} {k}" for k, n in sorted(plan.unavailable.items()))
+    if plan.coach_only:
+        head += f"; {plan.coach_only} coach-only left out"
+    if dry_run:
+        text = head + f"; dry run: nodes +{len(done.added)} -{len(done.removed)}, nothing copied"
+        if as_json:
+            click.echo(json.dumps({"event": "result", **done.as_dict()}))
+        else:
+            click.echo(text)
+        return
+    r, rep = done.result, done.report
+    lines = [head, f"{r.pack_id} v{r.version}: {r.status}; {r.blobs_copied} files "
+                   f"({human_size(r.bytes_copied)}) copied"]
+    if rep.questions_total:
+        lines.append(f"exercises: {rep.questions_playable} of {rep.questions_total} questions playable"
+                     + (f" (skipped: {', '.join(f'{k} {n}' for k, n in rep.skipped_widgets.most_common())})"
+                        if rep.skipped_widgets else "")
+                     + (f"; {rep.hidden_exercises} exercises hidden" if rep.hidden_exercises else ""))
+    for label, items in (("missing", rep.missing), ("damaged", rep.damaged), ("refused", rep.refused)):
+        for item in items[:20]:
+            lines.append(f"{label}: {item}")
+        if len(items) > 20:
+            lines.append(f"{label}: … and {len(items) - 20} more")
+    if rep.partial:
+        lines.append("partial import: the resources above were left out; fix the export and import again")
+    if as_json:
+        click.echo(json.dumps({"event": "result", **done.as_dict()}))
+    else:
+        click.echo("\n".join(lines))
+
+
+def check_options(channel: str | None, topics: tuple[str, ...]) -> None:
+    if topics and not channel:
+        raise InvalidInput("--topic needs --channel (list the channels first: passerelle content import DIR)")

@@ -1,0 +1,79 @@
+"""A learner plays a Khan Academy (Perseus) exercise imported from a Kolibri channel; unavailable kinds say so."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
+
+from kolibri_channel import CHANNEL, hexid, standard  # noqa: E402
+from passerelle.content import kolibri  # noqa: E402
+
+PACK = "kolibri-" + CHANNEL
+
+
+@pytest.fixture
+def channel_app(app, tmp_path):
+    ex, ids = standard(tmp_path / "KOLIBRI_DATA")
+    ex.save()
+    kolibri.import_channel(app.extensions["passerelle.library"], ex.root, CHANNEL)
+    return app, ids
+
+
+def form(page: str, **fields) -> dict:
+    data = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
+            "attempt": re.search(r'name="attempt" value="([^"]*)"', page).group(1)}
+    shown = re.search(r'name="hints_shown" value="([^"]*)"', page)
+    if shown:
+        data["hints_shown"] = shown.group(1)
+    return {**data, **fields}
+
+
+def answer_for(page: str) -> dict:
+    qid = re.search(r'data-question="([^"]+)"', page).group(1)
+    return {"q1": {"w1": "7"}, "q2": {"w1": "1/2"}, "q3": {"w1": "1"}}[qid]
+
+
+def test_a_learner_plays_a_perseus_exercise_to_mastery(channel_app, as_user):
+    app, ids = channel_app
+    client = as_user("amina")
+    url = f"/practice/{PACK}/{hexid('content' + ids['exercise'])}"
+    page = client.get(url).get_data(as_text=True)
+    assert "<math" in page and 'name="w1"' in page and "/files/" in page  # math, field, image
+    # A hint, then another, one at a time; the typed answer is kept.
+    page = client.post(url, data=form(page, action="hint", w1="6")).get_data(as_text=True)
+    assert "Count on from" in page and "3 + 4 = 7" not in page.replace("<", " ") and 'value="6"' in page
+    # Unsimplified or empty: sent back, nothing recorded.
+    wrong_kind = client.post(url, data=form(page, action="check", w1=""))
+    assert wrong_kind.status_code == 422
+    # Two right answers in a row: mastered (num_correct_in_a_row_2).
+    for _ in range(2):
+        page = client.get(url).get_data(as_text=True)
+        page = client.post(url, data=form(page, action="check", **answer_for(page)),
+                           follow_redirects=True).get_data(as_text=True)
+        assert "Correct!" in page
+        if "mastered this exercise" in page:
+            break
+        client.post(url, data=form(page, action="next"))
+    assert "You have mastered this exercise." in page
+
+
+def test_a_wrong_answer_shows_the_right_one(channel_app, as_user):
+    app, ids = channel_app
+    client = as_user(None)
+    url = f"/practice/{PACK}/{hexid('content' + ids['exercise'])}"
+    page = client.get(url).get_data(as_text=True)
+    page = client.post(url, data=form(page, action="check", w1="999" if "w1" in page else "0"),
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Not quite." in page and "The right answer:" in page
+
+
+def test_an_unavailable_resource_says_so(channel_app, client):
+    app, ids = channel_app
+    page = client.get(f"/learn/{PACK}/{hexid('content' + ids['h5p'])}")
+    assert page.status_code == 200
+    assert "This resource is not available on this box." in page.get_data(as_text=True)
