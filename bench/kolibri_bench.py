@@ -93,6 +93,7 @@ class Tablet:
         url = urllib.parse.urlsplit(base)
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
         self.cookies: dict[str, str] = {}
+        self.location: str | None = None  # of the last answer
 
     def connect(self) -> None:
         self.conn.connect()
@@ -114,6 +115,7 @@ class Tablet:
         self.conn.request(method, path, body, headers)
         response = self.conn.getresponse()
         data = response.read()
+        self.location = response.getheader("Location")
         for name, value in response.getheaders():
             if name.lower() == "set-cookie":
                 jar = http.cookies.SimpleCookie()
@@ -244,8 +246,10 @@ class Kolibri:
     screen = KOLIBRI_SCREEN
 
     def __init__(self, tmp: Path, learners: int, venv: str | None, url: str | None,
-                 admin: str | None, facility: str | None, pid: int | None):
+                 admin: str | None, facility: str | None, pid: int | None,
+                 passwords: bool = True):
         self.proc, self.pid, self.venv = None, pid, venv
+        self.passwords = passwords  # False: only learners without a password (no PBKDF2 to wait for)
         self.log = tmp / "kolibri.log"
         if venv:
             self.home = tmp / "kolibri-home"
@@ -306,7 +310,7 @@ class Kolibri:
         found = json.loads(admin.request("GET", f"/api/auth/facilityuser/?member_of={self.facility}"))
         found = found["results"] if isinstance(found, dict) else found
         have = {u["username"]: u["id"] for u in found}
-        self.pw_users = [f"bench_pw_{i:03d}" for i in range(learners)]
+        self.pw_users = [f"bench_pw_{i:03d}" for i in range(learners if self.passwords else 0)]
         self.open_users = [f"bench_open_{i:03d}" for i in range(learners)]
         # Learners without a password are stored as NOT_SPECIFIED, as Kolibri's own forms do
         # in a facility that allows it: their sign-in hashes nothing.
