@@ -144,7 +144,7 @@ CREATE TABLE progress (
             position TEXT,
             position_version TEXT,
             first_version TEXT NOT NULL,
-            last_version TEXT NOT NULL, recent TEXT, solved TEXT,
+            last_version TEXT NOT NULL, recent TEXT, solved TEXT, missed TEXT,
             PRIMARY KEY (learner_uuid, pack_id, node_id)
         ) WITHOUT ROWID;
 

@@ -8,19 +8,23 @@ syncs like the rest.
 The class grid is learners × the resources of the class's open assignments,
 each cell read from the ``progress`` summary in one query: not started, in
 progress, completed, or *needs help* (an exercise with at least three answers,
-fewer than half right, not yet mastered). "Most missed questions" counts wrong
-answers of the class's learners per question, from the log.
+fewer than half right, not yet mastered). "Most missed questions" adds up the
+wrong answers per question that the fold keeps with each learner's summary. A
+grid costs the same few queries whatever its size: the resources' titles come
+from the catalogue in one read, and nothing replays the learners' history.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 from passerelle.server import records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.packs import web as catalogue
 from passerelle.server.people import accounts
 
 MAX_ITEMS = 100
@@ -174,12 +178,12 @@ def assigned_to(db, learner_uuid: str) -> list[dict]:
 
 def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
     statuses = _statuses(db, [learner_uuid], items)
+    titles = catalogue.titles(db, [(i["pack_id"], i["node_id"]) for i in items])
     out = []
     for item in items:
-        row = db.execute("SELECT title, kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
-                         [item["pack_id"], item["node_id"]]).fetchone()
-        if row:
-            out.append({**item, "title": row[0], "kind": row[1],
+        found = titles.get((item["pack_id"], item["node_id"]))
+        if found:
+            out.append({**item, **found,
                         "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),
                                                "not_started")})
     return out
@@ -229,17 +233,12 @@ def _statuses(db, learners: list[str], items: list[dict]) -> dict:
 
 def class_grid(db, class_uuid: str) -> Grid:
     learners = accounts.members(db, class_uuid)
-    columns, seen = [], set()
+    keys: list[tuple[str, str]] = []
     for a in assignments_of_class(db, class_uuid, only_open=True):
-        for item in a["lesson"]["items"]:
-            key = (item["pack_id"], item["node_id"])
-            if key in seen:
-                continue
-            seen.add(key)
-            row = db.execute("SELECT title, kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
-                             list(key)).fetchone()
-            if row:
-                columns.append({"pack_id": key[0], "node_id": key[1], "title": row[0], "kind": row[1]})
+        keys += [(item["pack_id"], item["node_id"]) for item in a["lesson"]["items"]]
+    keys = list(dict.fromkeys(keys))  # a resource in two open lessons is one column
+    titles = catalogue.titles(db, keys)
+    columns = [{"pack_id": key[0], "node_id": key[1], **titles[key]} for key in keys if key in titles]
     grid = Grid(learners, columns, _statuses(db, [u["uuid"] for u in learners], columns))
     grid.missed = most_missed(db, [u["uuid"] for u in learners])
     return grid
@@ -250,25 +249,24 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
     if not learners:
         return []
     marks = ",".join("?" * len(learners))
-    rows = db.execute(
-        f"""SELECT json_extract(payload, '$.pack_id') AS pack, json_extract(payload, '$.node_id') AS node,
-                   json_extract(payload, '$.question_id') AS question, count(*) AS wrong
-            FROM ops WHERE entity = 'progress' AND subject IN ({marks}) AND kind = 'event'
-              AND json_extract(payload, '$.type') = 'answer'
-              AND json_extract(payload, '$.correct') = 0
-            GROUP BY pack, node, question ORDER BY wrong DESC LIMIT ?""",
-        [*learners, limit]).fetchall()
+    wrong: Counter = Counter()
+    for pack, node, missed in db.execute(
+            f"SELECT pack_id, node_id, missed FROM progress WHERE learner_uuid IN ({marks})"
+            " AND missed IS NOT NULL", learners).fetchall():
+        for question, count in json.loads(missed):
+            wrong[(pack, node, question)] += count
+    top = sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1], kv[0][2] is not None,
+                                                kv[0][2] or ""))[:limit]
+    found = catalogue.nodes(db, [(pack, node) for (pack, node, _q), _n in top])
     result = []
-    for pack, node, question, wrong in rows:
-        found = db.execute("SELECT title, data FROM content_nodes WHERE pack_id = ? AND node_id = ?",
-                           [pack, node]).fetchone()
+    for (pack, node, question), count in top:
+        data = found.get((pack, node))
         prompt = ""
-        if found:
-            for q in (json.loads(found[1]).get("exercise") or {}).get("questions", []):
-                if q.get("id") == question:
-                    prompt = str(q.get("prompt", ""))[:200]
-        result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
-                       "exercise": found[0] if found else node, "prompt": prompt})
+        for q in ((data or {}).get("exercise") or {}).get("questions", []):
+            if q.get("id") == question:
+                prompt = str(q.get("prompt", ""))[:200]
+        result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": count,
+                       "exercise": data.get("title", node) if data else node, "prompt": prompt})
     return result
 
 

@@ -207,6 +207,38 @@ def node(db, pack_id: str, node_id: str) -> dict | None:
     return data
 
 
+def _by_keys(db, columns: str, keys) -> list[tuple]:
+    """Rows of content_nodes for (pack id, node id) pairs, a few hundred per query: a page
+    listing N resources asks once, not N times."""
+    keys = list(dict.fromkeys((str(p), str(n)) for p, n in keys))
+    rows: list[tuple] = []
+    for start in range(0, len(keys), 400):  # 800 variables: under every SQLite's limit
+        chunk = keys[start:start + 400]
+        rows += db.execute(
+            f"SELECT n.pack_id, n.node_id, {columns} FROM content_nodes n"
+            " JOIN content_packs p ON p.id = n.pack_id"
+            f" WHERE (n.pack_id, n.node_id) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+            [part for key in chunk for part in key]).fetchall()
+    return rows
+
+
+def titles(db, keys) -> dict[tuple[str, str], dict]:
+    """Title and kind of installed nodes, by (pack id, node id); nodes not installed are left out."""
+    return {(pack, node): {"title": title, "kind": kind}
+            for pack, node, title, kind in _by_keys(db, "n.title, n.kind", keys)}
+
+
+def nodes(db, keys) -> dict[tuple[str, str], dict]:
+    """:func:`node` for several nodes at once, by (pack id, node id)."""
+    found = {}
+    for pack, node_id, data, language in _by_keys(db, "n.data, p.language", keys):
+        data = json.loads(data)
+        data["pack_id"] = pack
+        data.setdefault("language", language)
+        found[(pack, node_id)] = data
+    return found
+
+
 def resources(db) -> list[dict]:
     """Every installed resource (not topics), in pack order, for the lesson builder."""
     rows = db.execute("SELECT n.pack_id, n.node_id, n.title, n.kind, p.title FROM content_nodes n"
