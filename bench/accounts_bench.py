@@ -160,7 +160,8 @@ class Writer:
         self.tables = defaultdict(list)
 
     def flush_progress(self) -> None:
-        # The exercise state the fold keeps (recent, solved, missed), when this tree's schema has it.
+        # The exercise state the fold keeps, when this tree's schema has it: recent and solved
+        # with each summary, wrong answers per question in missed_questions.
         have = {r[1] for r in self.db.execute("PRAGMA table_info(progress)").fetchall()}
         state = [c for c in STATE_COLUMNS if c in have]
         self.db.conn.executemany(
@@ -169,19 +170,22 @@ class Writer:
             + "".join(f", {c}" for c in state) + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?"
             + ", ?" * len(state) + ")",
             [(*key, *v[:7], *(stored(c, v) for c in state)) for key, v in self.progress.items()])
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'missed_questions'").fetchone():
+            self.db.conn.executemany(
+                "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong)"
+                " VALUES (?, ?, ?, ?, ?)", [(*key, question, n) for key, v in self.progress.items()
+                                            for question, n in v[9].items()])
         self.progress = {}
 
 
-STATE_COLUMNS = ("recent", "solved", "missed")
+STATE_COLUMNS = ("recent", "solved")
 
 
 def stored(column: str, row: list) -> str | None:
-    """A state column as the fold writes it: set once the exercise has answers; no missed
-    question is NULL."""
-    value = row[7 + STATE_COLUMNS.index(column)]
-    if not row[3] or (column == "missed" and not value):
+    """A state column as the fold writes it: set once the exercise has answers."""
+    if not row[3]:
         return None
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(row[7 + STATE_COLUMNS.index(column)], separators=(",", ":"))
 
 
 def fold_into(progress: dict, op: records.Op) -> None:
@@ -193,7 +197,7 @@ def fold_into(progress: dict, op: records.Op) -> None:
     row = progress.get(key)
     if row is None:
         progress[key] = row = [value, completed, seconds, answered, correct, op.version, op.version,
-                               [], [], []]
+                               [], [], {}]
     else:
         row[0] = max(row[0], value)
         if completed is not None and (row[1] is None or completed < row[1]):
@@ -207,8 +211,9 @@ def fold_into(progress: dict, op: records.Op) -> None:
         question = p.get("question_id")
         question = None if question is None else str(question)
         records.merge_answers(row[7], row[8], op.version, bool(p.get("correct")), question)
-        if hasattr(records, "merge_missed") and records.wrong_answer(p):
-            records.merge_missed(row[9], question)
+        missed = records.missed_question(p) if hasattr(records, "missed_question") else None
+        if missed is not None:
+            row[9][missed] = row[9].get(missed, 0) + 1
 
 
 def build(home: Path, n_learners: int, n_classes: int, n_events: int, fold: bool) -> dict:
@@ -341,6 +346,10 @@ def check_fold(db, learners: list[str], sample: int = 20) -> bool:
         got = db.execute(f"SELECT {cols} FROM progress WHERE learner_uuid = ? ORDER BY 1, 2",
                          [uid]).fetchall()
         ok &= want == got
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'missed_questions'").fetchone():
+            missed = ("SELECT pack_id, node_id, question_id, wrong FROM missed_questions"
+                      " WHERE learner_uuid = ? ORDER BY 1, 2, 3")
+            ok &= scratch.execute(missed, [uid]).fetchall() == db.execute(missed, [uid]).fetchall()
     return ok
 
 

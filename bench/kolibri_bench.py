@@ -102,8 +102,10 @@ class Tablet:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
     def request(self, method: str, path: str, body=None, form: dict | None = None,
-                expect: int | tuple = 200) -> bytes:
-        headers = {"Cookie": self.cookie_header()} if self.cookies else {}
+                expect: int | tuple = 200, headers: dict | None = None) -> bytes:
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = self.cookie_header()
         if "kolibri_csrftoken" in self.cookies:
             headers["X-CSRFToken"] = self.cookies["kolibri_csrftoken"]
         if form is not None:

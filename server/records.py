@@ -419,45 +419,37 @@ def merge_answers(recent: list, solved: list, version: str, correct: bool,
     return recent, solved
 
 
-def wrong_answer(payload: dict) -> bool:
-    """An answer the learner got wrong (``correct`` false; an answer that does not say is not
-    counted as missed)."""
+def missed_question(payload: dict) -> str | None:
+    """The question an answer missed, as ``missed_questions`` keys it ("" when the answer names
+    none); None when the answer was not wrong (an answer that does not say is not counted)."""
     correct = payload.get("correct")
-    return isinstance(correct, (bool, int, float)) and correct == 0
-
-
-def merge_missed(missed: list, question_id: str | None, count: int = 1) -> list:
-    """Wrong answers counted per question in an exercise's stored state: ``[[question id,
-    count], ...]`` ordered by question (no id first). Counts add up, so any order of the same
-    answers gives the same state."""
-    for entry in missed:
-        if entry[0] == question_id:
-            entry[1] += count
-            return missed
-    missed.append([question_id, count])
-    missed.sort(key=lambda e: (e[0] is not None, e[0] or ""))
-    return missed
+    if not isinstance(correct, (bool, int, float)) or correct != 0:
+        return None
+    question = payload.get("question_id")
+    return "" if question is None else str(question)
 
 
 def _fold_answer(db, op: Op) -> None:
     """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
-    answer reads one row instead of replaying the learner's history, and the facilitator's
-    "most missed questions" read the class's rows instead of its history."""
+    answer reads one row instead of replaying the learner's history; and count wrong answers
+    per question, so the facilitator's "most missed questions" add up a few small rows
+    instead of parsing every answer the class ever gave."""
     p = op.payload
     key = [op.subject, p.get("pack_id"), p.get("node_id")]
-    row = db.execute("SELECT recent, solved, missed FROM progress WHERE learner_uuid = ?"
-                     " AND pack_id = ? AND node_id = ?", key).fetchone()
+    row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
+                     " AND node_id = ?", key).fetchone()
     question = p.get("question_id")
-    question = None if question is None else str(question)
     recent, solved = merge_answers(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"),
-                                   op.version, bool(p.get("correct")), question)
-    missed = json.loads(row[2] or "[]")
-    if wrong_answer(p):
-        merge_missed(missed, question)
-    db.execute("UPDATE progress SET recent = ?, solved = ?, missed = ? WHERE learner_uuid = ?"
-               " AND pack_id = ? AND node_id = ?",
-               [json.dumps(recent, separators=(",", ":")), json.dumps(solved, separators=(",", ":")),
-                json.dumps(missed, separators=(",", ":")) if missed else None, *key])
+                                   op.version, bool(p.get("correct")),
+                                   None if question is None else str(question))
+    db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
+               " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
+                                    json.dumps(solved, separators=(",", ":")), *key])
+    missed = missed_question(p)
+    if missed is not None:
+        db.execute("INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong)"
+                   " VALUES (?, ?, ?, ?, 1) ON CONFLICT (learner_uuid, pack_id, node_id, question_id)"
+                   " DO UPDATE SET wrong = wrong + 1", [*key, missed])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

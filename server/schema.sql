@@ -110,6 +110,15 @@ CREATE TABLE meta (
             value TEXT NOT NULL
         );
 
+CREATE TABLE missed_questions (
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            wrong INTEGER NOT NULL,
+            PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE op_signatures (
             origin TEXT NOT NULL,
             seq INTEGER NOT NULL,
@@ -144,7 +153,7 @@ CREATE TABLE progress (
             position TEXT,
             position_version TEXT,
             first_version TEXT NOT NULL,
-            last_version TEXT NOT NULL, recent TEXT, solved TEXT, missed TEXT,
+            last_version TEXT NOT NULL, recent TEXT, solved TEXT,
             PRIMARY KEY (learner_uuid, pack_id, node_id)
         ) WITHOUT ROWID;
 

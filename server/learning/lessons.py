@@ -9,15 +9,13 @@ The class grid is learners × the resources of the class's open assignments,
 each cell read from the ``progress`` summary in one query: not started, in
 progress, completed, or *needs help* (an exercise with at least three answers,
 fewer than half right, not yet mastered). "Most missed questions" adds up the
-wrong answers per question that the fold keeps with each learner's summary. A
+wrong answers per learner and question that the fold counts (``missed_questions``). A
 grid costs the same few queries whatever its size: the resources' titles come
 from the catalogue in one read, and nothing replays the learners' history.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from dataclasses import dataclass, field
 
 from passerelle.server import records
@@ -198,13 +196,17 @@ class Grid:
     cells: dict = field(default_factory=dict)   # (learner, pack, node) -> status
     missed: list[dict] = field(default_factory=list)
 
+    def rows(self) -> list[tuple[dict, list[str]]]:
+        """Each learner with the status of every column, in column order (the page's rows)."""
+        return [(u, [self.cells.get((u["uuid"], c["pack_id"], c["node_id"]), "not_started")
+                     for c in self.columns]) for u in self.learners]
+
     def as_dict(self) -> dict:
+        names = [f"{c['pack_id']}/{c['node_id']}" for c in self.columns]
         return {
             "learners": [{"uuid": u["uuid"], "display_name": u["display_name"]} for u in self.learners],
             "columns": self.columns,
-            "cells": {u["uuid"]: {f"{c['pack_id']}/{c['node_id']}":
-                                  self.cells.get((u["uuid"], c["pack_id"], c["node_id"]), "not_started")
-                                  for c in self.columns} for u in self.learners},
+            "cells": {u["uuid"]: dict(zip(names, statuses, strict=True)) for u, statuses in self.rows()},
             "most_missed": self.missed,
         }
 
@@ -249,23 +251,20 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
     if not learners:
         return []
     marks = ",".join("?" * len(learners))
-    wrong: Counter = Counter()
-    for pack, node, missed in db.execute(
-            f"SELECT pack_id, node_id, missed FROM progress WHERE learner_uuid IN ({marks})"
-            " AND missed IS NOT NULL", learners).fetchall():
-        for question, count in json.loads(missed):
-            wrong[(pack, node, question)] += count
-    top = sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1], kv[0][2] is not None,
-                                                kv[0][2] or ""))[:limit]
-    found = catalogue.nodes(db, [(pack, node) for (pack, node, _q), _n in top])
+    rows = db.execute(
+        f"SELECT pack_id, node_id, question_id, sum(wrong) AS total FROM missed_questions"
+        f" WHERE learner_uuid IN ({marks}) GROUP BY pack_id, node_id, question_id"
+        f" ORDER BY total DESC, pack_id, node_id, question_id LIMIT ?", [*learners, limit]).fetchall()
+    found = catalogue.nodes(db, [(pack, node) for pack, node, _q, _n in rows])
     result = []
-    for (pack, node, question), count in top:
+    for pack, node, question, wrong in rows:
+        question = question or None  # "": the answers named no question
         data = found.get((pack, node))
         prompt = ""
         for q in ((data or {}).get("exercise") or {}).get("questions", []):
             if q.get("id") == question:
                 prompt = str(q.get("prompt", ""))[:200]
-        result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": count,
+        result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
                        "exercise": data.get("title", node) if data else node, "prompt": prompt})
     return result
 
