@@ -214,10 +214,13 @@ def _by_keys(db, columns: str, keys) -> list[tuple]:
     rows: list[tuple] = []
     for start in range(0, len(keys), 400):  # 800 variables: under every SQLite's limit
         chunk = keys[start:start + 400]
+        # Joined from the keys (not "(pack_id, node_id) IN (VALUES ...)", which SQLite answers
+        # by scanning the whole catalogue): one primary-key search per key.
         rows += db.execute(
-            f"SELECT n.pack_id, n.node_id, {columns} FROM content_nodes n"
-            " JOIN content_packs p ON p.id = n.pack_id"
-            f" WHERE (n.pack_id, n.node_id) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+            f"WITH k (pack_id, node_id) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+            f" SELECT n.pack_id, n.node_id, {columns} FROM k"
+            " JOIN content_nodes n ON n.pack_id = k.pack_id AND n.node_id = k.node_id"
+            " JOIN content_packs p ON p.id = n.pack_id",
             [part for key in chunk for part in key]).fetchall()
     return rows
 

@@ -109,3 +109,21 @@ def test_guests_browse_without_recording(client, app):
     client.get("/learn/demo-fr/basics/welcome")
     db = sqlite3.connect(app.config["DB_PATH"])
     assert db.execute("SELECT count(*) FROM progress").fetchone()[0] == 0
+
+
+def test_the_catalogue_reads_many_nodes_in_one_call(app):
+    from passerelle.server.db import get_db
+    from passerelle.server.packs import web
+
+    wanted = [("demo-fr", f"not-there-{i}") for i in range(450)]  # more than one query's worth
+    wanted += [("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome"), ("demo-fr", "basics/quiz")]
+    with app.app_context():
+        db = get_db()
+        assert web.titles(db, wanted) == {("demo-fr", "basics/quiz"): {"title": "Petit quiz",
+                                                                       "kind": "exercise"},
+                                          ("demo-fr", "basics/welcome"): {"title": "Bienvenue",
+                                                                          "kind": "article"}}
+        found = web.nodes(db, wanted)
+        assert set(found) == {("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome")}
+        assert found[("demo-fr", "basics/quiz")] == web.node(db, "demo-fr", "basics/quiz")
+        assert web.titles(db, []) == {} and web.nodes(db, []) == {}
