@@ -94,6 +94,10 @@ class Tablet:
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
         self.cookies: dict[str, str] = {}
         self.location: str | None = None  # of the last answer
+        # As a browser does when a keep-alive connection it reuses turns out closed by the
+        # server (Kolibri closes them after 10 s idle): send once more on a new connection.
+        self.retry_closed = False
+        self.retries = 0
 
     def connect(self) -> None:
         self.conn.connect()
@@ -114,8 +118,16 @@ class Tablet:
         elif body is not None:
             body = body if isinstance(body, str) else json.dumps(body)
             headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body, headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body, headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            if not self.retry_closed:
+                raise
+            self.conn.close()
+            self.retries += 1
+            self.conn.request(method, path, body, headers)
+            response = self.conn.getresponse()
         data = response.read()
         self.location = response.getheader("Location")
         for name, value in response.getheaders():
