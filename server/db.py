@@ -32,6 +32,7 @@ import sqlite_utils
 from flask import Flask, current_app, g, has_request_context
 from passerelle.server.errors import DatabaseProblem, NotFound
 from passerelle.server.migrations import MIGRATIONS, all_sets, apply_all
+from passerelle.server.records import now_iso
 
 
 def new_uuid() -> str:
@@ -185,7 +186,7 @@ def ensure_device_id(db: sqlite_utils.Database) -> str:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)", [new_uuid()]
         )
         db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [_now()]
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [now_iso()]
         )
     return get_meta(db, "device_id")
 
@@ -195,8 +196,6 @@ def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
     return row[0] if row else None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- Backup and restore --------------------------------------------------------
@@ -292,7 +291,7 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('device_id', ?)", [new])
             db.execute(
                 "INSERT INTO device_history (device_id, retired_at, reason) VALUES (?, ?, ?)",
-                [old, _now(), "restored from backup"],
+                [old, now_iso(), "restored from backup"],
             )
     finally:
         db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
+from passerelle.server import records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
 from passerelle.server.packs import web as cw
@@ -12,7 +13,7 @@ from passerelle.server.people import accounts
 from passerelle.server.web.auth import allow, current_user, require
 from passerelle.server.web.security import body_limit
 
-STAFF = ("facilitator", "coordinator")
+STAFF = accounts.STAFF
 
 
 def _person_from_form(form, mode: str) -> dict:
@@ -38,7 +39,7 @@ def _person_from_form(form, mode: str) -> dict:
     elif mode == "picture":
         fields["picture"] = [form.get(f"picture_{i}", "") for i in range(3)]
     if form.get("consent"):
-        fields["consent"] = {"given_at": accounts.now_iso(), "recorded_by": current_user()["uuid"]}
+        fields["consent"] = {"given_at": records.now_iso(), "recorded_by": current_user()["uuid"]}
     return fields
 
 
@@ -48,8 +49,7 @@ def _people_context(db):
         "mode": org.get("signin_mode", "pin"),
         "profile_fields": org.get("profile_fields") or {},
         "avatars": accounts.AVATARS, "pictures": accounts.PICTURES,
-        "choices": {"age_band": accounts.AGE_BANDS, "gender": accounts.GENDERS,
-                    "employment": accounts.EMPLOYMENT, "newcomer": ("yes", "no")},
+        "choices": accounts.PROFILE_CHOICES,
     }
 
 

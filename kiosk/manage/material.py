@@ -16,7 +16,7 @@ from passerelle.server.people import accounts
 from passerelle.server.web.auth import allow
 from passerelle.server.web.security import body_limit
 
-STAFF = ("facilitator", "coordinator")
+STAFF = accounts.STAFF
 MAX_QUESTIONS = 10
 
 

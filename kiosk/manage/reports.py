@@ -37,7 +37,7 @@ from passerelle.server.people import accounts
 from passerelle.server.reports import impact as reports
 from passerelle.server.web.auth import allow, current_user, require
 
-STAFF = ("facilitator", "coordinator")
+STAFF = accounts.STAFF
 
 
 def _scope(db) -> list[str] | None:

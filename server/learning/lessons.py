@@ -90,7 +90,7 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
     uuid = new_uuid()
     records.put(db, "lesson", uuid, {"title": title, "description": (description or "").strip()[:500],
                                      "items": _check_items(db, items), "created_by": created_by,
-                                     "created_at": accounts.now_iso()})
+                                     "created_at": records.now_iso()})
     return uuid
 
 
@@ -125,7 +125,7 @@ def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
     uuid = new_uuid()
     records.put(db, "assignment", uuid, {"lesson_uuid": lesson_uuid, "class_uuid": class_uuid,
                                          "target": target, "open": 1, "created_by": created_by,
-                                         "created_at": accounts.now_iso()})
+                                         "created_at": records.now_iso()})
     return uuid
 
 

@@ -32,6 +32,7 @@ from passerelle.server import records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import Conflict, InvalidInput, NotFound, PasserelleError
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.settings import LANGUAGES
 
 ROLES = ("learner", "facilitator", "coordinator")
 STAFF = ("facilitator", "coordinator")
@@ -41,6 +42,9 @@ PROFILE_FIELDS = ("age_band", "gender", "languages_spoken", "newcomer", "employm
 AGE_BANDS = ("under-18", "18-25", "26-35", "36-45", "46-55", "56-65", "66-75", "over-75")
 GENDERS = ("woman", "man", "non-binary", "other")
 EMPLOYMENT = ("employed", "job-seeker", "student", "retired", "other")
+# The answers each closed profile question offers (languages_spoken is free text).
+PROFILE_CHOICES = {"age_band": AGE_BANDS, "gender": GENDERS, "employment": EMPLOYMENT,
+                   "newcomer": ("yes", "no")}
 # Picture passwords are three of these, in order.
 PICTURES = ("sun", "moon", "tree", "cat", "fish", "house", "car", "flower", "apple", "star",
             "boat", "bird")
@@ -78,10 +82,6 @@ def joined_uuid(*parts: str) -> str:
     return str(uuidlib.uuid5(_NAMESPACE, ":".join(parts)))
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def fold(text: str) -> str:
     """Lower case without accents: how usernames and names are compared."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -91,7 +91,9 @@ def fold(text: str) -> str:
 # --- Organisation and first start ---------------------------------------------------
 
 def organisation(db: sqlite_utils.Database) -> dict | None:
-    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 LIMIT 1").fetchone()
+    # The oldest, should two boxes ever have been set up apart and then synced.
+    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
+                     ).fetchone()
     return records.load(db, "organisation", row[0]) if row else None
 
 
@@ -112,7 +114,7 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
     errors = {}
     if not org_name.strip():
         errors["org_name"] = _l("the organisation needs a name")
-    if not languages or any(lang not in ("fr", "nl", "en", "ar") for lang in languages):
+    if not languages or any(lang not in LANGUAGES for lang in languages):
         errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
     if signin_mode not in SIGNIN_MODES:
         errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
@@ -173,7 +175,7 @@ def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
                            password=password, pin=pin, picture=picture, avatar=avatar,
                            language=language, profile=profile, consent=consent)
     user_uuid = new_uuid()
-    fields["created_at"] = now_iso()
+    fields["created_at"] = records.now_iso()
     records.put(db, "user", user_uuid, fields)
     return user_uuid
 
@@ -203,7 +205,7 @@ def validate_user(db, *, role, display_name, username=None, password=None, pin=N
             errors["username"] = _l("this username is already taken")
     if avatar is not None and avatar not in AVATARS:
         errors["avatar"] = _l("one of %(choices)s", choices=", ".join(AVATARS))
-    if language is not None and language not in ("fr", "nl", "en", "ar"):
+    if language is not None and language not in LANGUAGES:
         errors["language"] = _l("one of %(choices)s", choices="fr, nl, en, ar")
     hashes = {k: (existing or {}).get(k) for k in ("password_hash", "pin_hash", "picture_hash")}
     if role in STAFF or password is not None:
@@ -246,10 +248,7 @@ def clean_profile(db, profile: dict, errors: dict) -> dict:
     """Keep only the fields the organisation switched on; every one may stay blank."""
     org = organisation(db)
     enabled = (org or {}).get("profile_fields") or {}
-    allowed = {
-        "age_band": AGE_BANDS, "gender": GENDERS, "employment": EMPLOYMENT,
-        "newcomer": ("yes", "no"),
-    }
+    allowed = PROFILE_CHOICES
     cleaned = {}
     for field, value in profile.items():
         if value in (None, "", []):
@@ -394,7 +393,7 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
     class_uuid = new_uuid()
     with records.write_tx(db):
         records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
-                                              "created_at": now_iso()})
+                                              "created_at": records.now_iso()})
         if facilitator_uuid:
             add_member(db, class_uuid, facilitator_uuid)
     return class_uuid

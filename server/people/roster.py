@@ -121,7 +121,7 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     created = 0
     with records.write_tx(db):
         for fields, class_name in prepared:
-            fields["created_at"] = accounts.now_iso()
+            fields["created_at"] = records.now_iso()
             uid = accounts.new_uuid()
             records.put(db, "user", uid, fields)
             created += 1

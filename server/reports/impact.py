@@ -210,8 +210,7 @@ def hours(seconds: int) -> str:
 
 
 def _profile_values(field_name: str) -> tuple[str, ...]:
-    return {"age_band": accounts.AGE_BANDS, "gender": accounts.GENDERS,
-            "employment": accounts.EMPLOYMENT, "newcomer": ("yes", "no")}.get(field_name, ())
+    return accounts.PROFILE_CHOICES.get(field_name, ())
 
 
 def _breakdown(field_name: str, profiles: Iterable[dict | None]) -> Breakdown:
@@ -450,7 +449,7 @@ def statement(op: tuple, p: dict, org_uuid: str, node: tuple[str | None, str | N
     if node_kind:
         definition["type"] = ACTIVITY_TYPES.get(node_kind, "http://adlnet.gov/expapi/activities/lesson")
     result: dict = {}
-    seconds = max(0, min(4 * 3600, int(p.get("seconds") or 0)))
+    seconds = max(0, min(records.MAX_EVENT_SECONDS, int(p.get("seconds") or 0)))
     if seconds:
         result["duration"] = iso_duration(seconds)
     if kind == "answer":
