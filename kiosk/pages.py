@@ -7,15 +7,9 @@ from passerelle.server import accounts
 from passerelle.server.auth import ANYONE, allow, current_user
 from passerelle.server.db import get_db
 from passerelle.server.i18n import LANG_COOKIE
+from passerelle.server.security import safe_next
 
 from . import ONE_YEAR, bp
-
-
-def safe_next(target: str | None, default: str = "/") -> str:
-    """Only paths on this box: a link can never send a learner elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
-        return default
-    return target
 
 
 @bp.get("/language/<code>")

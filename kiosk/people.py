@@ -8,9 +8,9 @@ from passerelle.server import accounts
 from passerelle.server.auth import ANYONE, allow, current_user, sign_in, sign_out
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
+from passerelle.server.security import safe_next
 
 from . import bp
-from .pages import safe_next
 
 
 def client_key() -> str:
@@ -48,6 +48,8 @@ def setup():
                     username=form.get("username", ""), password=form.get("password", ""))
             except InvalidInput as exc:
                 errors = exc.details or {}
+            except accounts.Conflict:  # someone else finished setting the box up meanwhile
+                return redirect(url_for("kiosk.home"))
             else:
                 sign_in(accounts.get_user(db, uid))
                 flash(_("Your box is ready. Welcome!"))

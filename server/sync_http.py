@@ -54,12 +54,11 @@ from flask import (
     g,
     jsonify,
     request,
-    session,
 )
 
 from . import db as dbmod
 from . import sync as syncmod
-from .auth import ANYONE, DEVICE, allow, csrf
+from .auth import ANYONE, DEVICE, allow, csrf, has_session_cookie
 from .db import get_db
 from .errors import InvalidInput, api_error
 
@@ -190,7 +189,7 @@ def check_device() -> Response | None:
     nonce = request.headers.get(HEADER_NONCE, "")
     signature = request.headers.get(HEADER_SIGNATURE, "")
     if not (device and nonce and signature):
-        if session.get("uid"):
+        if has_session_cookie():
             return api_error(403, "this address is for boxes syncing with this one, not for "
                                   "browsers", "devices_only")
         return api_error(401, "a sync request must be signed by a box paired with this one "
