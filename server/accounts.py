@@ -474,6 +474,14 @@ def end_signin(db, token: str) -> None:
         db.execute("DELETE FROM signins WHERE id = ?", [_token_id(token)])
 
 
+def signed_in_people(db, lifetime_seconds: float, now: float | None = None) -> set[str]:
+    """Who holds a session that has not expired (learners' idle sessions included)."""
+    now = time.time() if now is None else now
+    rows = db.execute("SELECT DISTINCT user_uuid FROM signins WHERE started_at >= ?",
+                      [now - lifetime_seconds])
+    return {row[0] for row in rows}
+
+
 def end_signins(db, user_uuid: str) -> int:
     """Sign a person out everywhere; returns how many sessions ended."""
     with records.write_tx(db):

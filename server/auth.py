@@ -63,7 +63,7 @@ def current_user() -> dict | None:
     return g.get("user")
 
 
-def _lifetime_seconds() -> float:
+def session_lifetime_seconds() -> float:
     return current_app.config["SETTINGS"]["session_lifetime_minutes"] * 60
 
 
@@ -71,7 +71,7 @@ def sign_in(user: dict) -> None:
     """Start a fresh session: a new token, and the one this browser held before is ended."""
     language = session.get("language")
     previous = session.get("sid")
-    token = accounts.start_signin(get_db(), user, _lifetime_seconds(),
+    token = accounts.start_signin(get_db(), user, session_lifetime_seconds(),
                                   replaces=previous if isinstance(previous, str) else None)
     session.clear()
     session.permanent = True
@@ -104,7 +104,7 @@ def _load_user() -> None:
         return
     db = get_db()
     now = time.time()
-    user = accounts.signed_in_user(db, token, _lifetime_seconds(), now)
+    user = accounts.signed_in_user(db, token, session_lifetime_seconds(), now)
     idle_limit = current_app.config["SETTINGS"]["idle_signout_minutes"] * 60
     idle = now - session.get("seen_at", 0) > idle_limit
     if user is not None and user["role"] == "learner" and idle:

@@ -136,6 +136,20 @@ def test_an_idle_learners_session_ends_on_the_server(as_user, box_app, monkeypat
     assert thief.get("/api/v1/me").status_code == 401
 
 
+def test_a_coordinator_signs_a_person_out_everywhere(as_user, box_app, box):
+    fatou, cora = as_user("fatou"), as_user("cora")
+    thief = copy_cookie(fatou, box_app)
+    page = cora.get("/manage/people").get_data(as_text=True)
+    assert "Sign Fatou out everywhere" in page and "Sign Farid out everywhere" not in page
+    response = cora.post(f"/manage/people/{box.ids['fatou']}/signout",
+                         data={"csrf_token": csrf_token(cora)})
+    assert response.status_code == 302
+    assert "Fatou is signed out everywhere." in cora.get("/manage/people").get_data(as_text=True)
+    assert fatou.get("/api/v1/me").status_code == 401
+    assert thief.get("/api/v1/me").status_code == 401
+    assert cora.get("/api/v1/me").status_code == 200
+
+
 def test_a_restored_backup_does_not_bring_ended_sessions_back(as_user, box_app, box, tmp_path):
     from passerelle.server import db as dbmod
 
