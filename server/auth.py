@@ -90,18 +90,17 @@ def has_session_cookie() -> bool:
 
 
 def sign_out() -> None:
-    token = session.get("sid")
     if has_session_cookie():
-        accounts.end_signin(get_db(), token)
+        accounts.end_signin(get_db(), session["sid"])
     session.clear()
     g.user = None
 
 
 def _load_user() -> None:
     g.user = None
-    token = session.get("sid")
-    if not isinstance(token, str):
+    if not has_session_cookie():
         return
+    token = session["sid"]
     db = get_db()
     now = time.time()
     user = accounts.signed_in_user(db, token, session_lifetime_seconds(), now)
