@@ -70,15 +70,10 @@ def static_file(digest: str, filename: str):
 
 
 def init_app(app: Flask) -> None:
-    # The view modules register their routes on `bp` when imported.
-    from passerelle.kiosk import bookmarks, learn, pages, practice  # noqa: F401
-    from passerelle.kiosk.manage import classes as manage  # noqa: F401
-    from passerelle.kiosk.manage import (
-        material,  # noqa: F401
-        people,  # noqa: F401
-        reports,  # noqa: F401
-    )
-    from passerelle.kiosk.manage import sync as sync_pages  # noqa: F401
+    # The view modules register their routes on `bp` when imported: the learners' pages,
+    # then the staff pages (kiosk/manage/).
+    from passerelle.kiosk import bookmarks, learn, pages, practice, signin  # noqa: F401
+    from passerelle.kiosk.manage import classes, material, reports, sync  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -8,13 +8,7 @@ from passerelle.server.db import get_db
 from passerelle.server.i18n import LANG_COOKIE
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user
-
-
-def safe_next(target: str | None, default: str = "/") -> str:
-    """Only paths on this box: a link can never send a learner elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
-        return default
-    return target
+from passerelle.server.web.security import safe_next
 
 
 @bp.get("/language/<code>")

@@ -268,7 +268,7 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
     server that is running sees either the old or the restored data, never a
     mix. A restored box takes a new device id: its log of operations went back
     in time, and a new origin keeps it from reusing sequence numbers that were
-    already sent to other boxes.
+    already sent to other boxes. Everyone signs in again.
     """
     validate_backup(source)
     safety = None
@@ -293,6 +293,8 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
                 "INSERT INTO device_history (device_id, retired_at, reason) VALUES (?, ?, ?)",
                 [old, now_iso(), "restored from backup"],
             )
+            # Sessions ended after the backup was taken would otherwise come back to life.
+            db.execute("DELETE FROM signins")
     finally:
         db.close()
     return {"restored": str(source), "safety_copy": str(safety) if safety else None,

@@ -294,6 +294,24 @@ def m0008_encrypted_bundles(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0009_signins(db: Database) -> None:
+    # Local only, never synced: who is signed in on this box. The cookie holds a random token;
+    # this table holds its SHA-256, so signing out (or a changed secret, or a removed person)
+    # ends the session even for a copy of the cookie. ``stamp`` fingerprints the person's role
+    # and secrets at sign-in: a change made here or arriving by sync no longer matches it.
+    db.execute("""
+        CREATE TABLE signins (
+            id TEXT PRIMARY KEY,
+            user_uuid TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            started_at REAL NOT NULL
+        ) WITHOUT ROWID
+    """)
+    db.execute("CREATE INDEX signins_user ON signins (user_uuid)")
+    db.execute("CREATE INDEX signins_started ON signins (started_at)")
+
+
+@MIGRATIONS()
 def m0010_exercise_state(db: Database) -> None:
     # An exercise's state kept with its summary, by the fold (records._fold_answer): the newest
     # answers ([version, correct, question id], at most mastery.MAX_N) and the questions ever

@@ -153,6 +153,13 @@ CREATE TABLE signin_failures (
             at REAL NOT NULL
         );
 
+CREATE TABLE signins (
+            id TEXT PRIMARY KEY,
+            user_uuid TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            started_at REAL NOT NULL
+        ) WITHOUT ROWID;
+
 CREATE TABLE sync_devices (
             device_id TEXT PRIMARY KEY,
             public_key TEXT NOT NULL,
@@ -231,6 +238,10 @@ CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_
 CREATE INDEX progress_node ON progress (pack_id, node_id);
 
 CREATE INDEX signin_failures_key ON signin_failures (key, at);
+
+CREATE INDEX signins_started ON signins (started_at);
+
+CREATE INDEX signins_user ON signins (user_uuid);
 
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
 

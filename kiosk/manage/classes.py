@@ -10,7 +10,12 @@ from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
 from passerelle.server.packs import web as cw
 from passerelle.server.people import accounts
-from passerelle.server.web.auth import allow, current_user, require
+from passerelle.server.web.auth import (
+    allow,
+    current_user,
+    require,
+    session_lifetime_seconds,
+)
 from passerelle.server.web.security import body_limit
 
 STAFF = accounts.STAFF
@@ -75,6 +80,7 @@ def manage_people():
             flash(_("%(name)s was added.", name=request.form.get("display_name")))
             return redirect(url_for("kiosk.manage_people"))
     return render_template("manage/people.html", people=accounts.list_users(db), errors=errors,
+                           signed_in=accounts.signed_in_people(db, session_lifetime_seconds()),
                            form=request.form, roles=accounts.ROLES, **_people_context(db)), status
 
 
@@ -89,6 +95,17 @@ def manage_person_delete(user_uuid: str):
         flash(_("The last coordinator cannot be removed; name another one first."))
     else:
         flash(_("%(name)s was removed.", name=person["display_name"]))
+    return redirect(url_for("kiosk.manage_people"))
+
+
+@bp.post("/manage/people/<user_uuid>/signout")
+@allow("coordinator")
+def manage_person_signout(user_uuid: str):
+    """End every session of a person: a tablet lost, a computer left signed in, a cookie stolen."""
+    db = get_db()
+    person = accounts.get_user(db, user_uuid)
+    accounts.end_signins(db, user_uuid)
+    flash(_("%(name)s is signed out everywhere.", name=person["display_name"]))
     return redirect(url_for("kiosk.manage_people"))
 
 

@@ -8,6 +8,10 @@ passes), learners' 4-digit PINs and picture passwords with a lighter one
 thirty times 19 MiB, and a 4-digit secret is protected by the sign-in rate
 limit, not by the hash's cost.
 
+Who is signed in is kept here too, box-local (never an operation): the
+cookie carries a random token, the ``signins`` table its SHA-256, so ending a
+session on the server ends every copy of the cookie.
+
 Records that two boxes could create independently for the same thing (a
 membership, an attendance mark) get a UUID derived from what they join, so
 the two converge on one record instead of duplicating it.
@@ -20,7 +24,11 @@ their labels are the kiosk's (``kiosk/labels.py``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import re
+import secrets
 import time
 import unicodedata
 import uuid as uuidlib
@@ -123,15 +131,19 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
             errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
     if errors:
         raise InvalidInput(_l("the organisation is not valid"), details=errors)
-    existing = organisation(db)
-    org_uuid = existing["uuid"] if existing else new_uuid()
+    # Checked (and the password hashed) before taking the write lock: hashing is slow.
+    coordinator = validate_user(db, role="coordinator", display_name=display_name,
+                                username=username, password=password)
     with records.write_tx(db):
-        records.put(db, "organisation", org_uuid, {
+        # Asked again under the write lock: of parallel first starts, only one sets the box up.
+        if not needs_setup(db):
+            raise Conflict(_l("this box is already set up"))
+        existing = organisation(db)
+        records.put(db, "organisation", existing["uuid"] if existing else new_uuid(), {
             "name": org_name.strip(), "languages": languages, "signin_mode": signin_mode,
             "profile_fields": profile_fields or {},
         })
-        return create_user(db, role="coordinator", display_name=display_name, username=username,
-                           password=password)
+        return _put_new_user(db, coordinator)
 
 
 def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
@@ -174,9 +186,12 @@ def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
     fields = validate_user(db, role=role, display_name=display_name, username=username,
                            password=password, pin=pin, picture=picture, avatar=avatar,
                            language=language, profile=profile, consent=consent)
+    return _put_new_user(db, fields)
+
+
+def _put_new_user(db, fields: dict) -> str:
     user_uuid = new_uuid()
-    fields["created_at"] = records.now_iso()
-    records.put(db, "user", user_uuid, fields)
+    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso()})
     return user_uuid
 
 
@@ -282,7 +297,11 @@ def update_user(db, user_uuid: str, **changes) -> dict:
                                           "profile", "consent")}
     current.update(changes)
     fields = validate_user(db, existing=user, **current)
-    records.put(db, "user", user_uuid, fields)
+    with records.write_tx(db):
+        records.put(db, "user", user_uuid, fields)
+        if credential_stamp(fields) != credential_stamp(user):
+            # A new password, PIN or pictures (a reset) or a new role: signed out everywhere.
+            end_signins(db, user_uuid)
     return get_user(db, user_uuid)
 
 
@@ -292,7 +311,9 @@ def delete_user(db, user_uuid: str) -> None:
                   " AND uuid != ?", [user_uuid]).fetchone()[0] == 0 and \
             get_user(db, user_uuid)["role"] == "coordinator":
         raise Conflict(_l("this is the last coordinator; name another one first"))
-    records.delete(db, "user", user_uuid)
+    with records.write_tx(db):
+        records.delete(db, "user", user_uuid)
+        end_signins(db, user_uuid)
 
 
 def list_users(db, role: str | None = None) -> list[dict]:
@@ -302,6 +323,11 @@ def list_users(db, role: str | None = None) -> list[dict]:
 
 
 # --- Signing in -------------------------------------------------------------------------
+#
+# Each attempt is counted *before* its secret is checked, in the same write transaction
+# that reads the count: parallel attempts queue for the write lock, so however many arrive
+# at once, no more than the limit of secrets is ever checked per window. A success takes
+# its own attempt back (and clears the account's earlier failures).
 
 def _failures(db, key: str, now: float) -> list[float]:
     return [r[0] for r in db.execute(
@@ -309,47 +335,56 @@ def _failures(db, key: str, now: float) -> list[float]:
         [key, now - WINDOW_SECONDS]).fetchall()]
 
 
-def _check_lockout(db, keys: dict[str, int], now: float) -> None:
-    for key, limit in keys.items():
-        recent = _failures(db, key, now)
-        if len(recent) >= limit:
-            raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
-
-
-def _record_failure(db, keys, now: float) -> None:
+def _claim_attempt(db, keys: dict[str, int], now: float) -> list[int]:
+    """Count one attempt against each key, or raise LockedOut when one is at its limit."""
     with records.write_tx(db):
-        db.execute("DELETE FROM signin_failures WHERE at < ?", [now - WINDOW_SECONDS])
-        for key in keys:
-            db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)", [key, now])
+        db.execute("DELETE FROM signin_failures WHERE at <= ?", [now - WINDOW_SECONDS])
+        for key, limit in keys.items():
+            recent = _failures(db, key, now)
+            if len(recent) >= limit:
+                raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
+        return [db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)",
+                           [key, now]).lastrowid for key in keys]
+
+
+def _attempt_succeeded(db, account_key: str, claimed: list[int]) -> None:
+    with records.write_tx(db):
+        db.execute("DELETE FROM signin_failures WHERE key = ?", [account_key])
+        for rowid in claimed:
+            db.execute("DELETE FROM signin_failures WHERE rowid = ?", [rowid])
+
+
+@functools.cache
+def _stand_in_hash(hasher: argon2.PasswordHasher) -> str:
+    return hasher.hash("not a real secret, used to spend equal time")
 
 
 def _verify(hasher: argon2.PasswordHasher, stored: str | None, secret: str) -> bool:
-    if not stored:
-        return False
+    """Check a secret; with no stored hash (no such person), spend the same time on a stand-in,
+    so that the answer's delay does not tell which usernames exist."""
     try:
-        return hasher.verify(stored, secret)
+        return hasher.verify(stored or _stand_in_hash(hasher), secret) and bool(stored)
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 
 
 def authenticate_staff(db, username: str, password: str, client: str,
                        now: float | None = None) -> dict:
-    """A facilitator or coordinator, by username and password; rate limited per account and client."""
+    """A facilitator or coordinator, by username and password; rate limited per name and client.
+
+    The lock is keyed by the name as typed (folded), whether or not it exists: an unknown name
+    is locked, answered and timed exactly like a real one, so no answer reveals a username.
+    """
     now = time.time() if now is None else now
     wanted = fold(username or "")
+    account_key = f"staff:{wanted[:80]}"  # usernames are at most 40 characters
+    claimed = _claim_attempt(db, {account_key: MAX_FAILURES,
+                                  f"client:{client}": MAX_FAILURES_PER_CLIENT}, now)
     staff = records.query(db, "user", "t.role IN ('facilitator', 'coordinator')")
     user = next((u for u in staff if u["username"] and fold(u["username"]) == wanted), None)
-    keys = {f"client:{client}": MAX_FAILURES_PER_CLIENT}
-    if user:
-        keys[f"user:{user['uuid']}"] = MAX_FAILURES
-    _check_lockout(db, keys, now)
-    if user is None or not _verify(STAFF_HASHER, user["password_hash"], password or ""):
-        if user is None:  # spend the same time as a real check: no username probing
-            _verify(STAFF_HASHER, _DUMMY_HASH, password or "")
-        _record_failure(db, keys, now)
+    if not _verify(STAFF_HASHER, user and user["password_hash"], password or ""):
         raise SigninFailed(_l("wrong username or password"))
-    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user['uuid']}"])
-    db.conn.commit()
+    _attempt_succeeded(db, account_key, claimed)
     return user
 
 
@@ -363,8 +398,9 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
     mode = (organisation(db) or {}).get("signin_mode", "pin")
     if mode == "none":
         return user
-    keys = {f"user:{user_uuid}": MAX_FAILURES, f"client:{client}": MAX_FAILURES_PER_CLIENT}
-    _check_lockout(db, keys, now)
+    account_key = f"user:{user_uuid}"
+    claimed = _claim_attempt(db, {account_key: MAX_FAILURES,
+                                  f"client:{client}": MAX_FAILURES_PER_CLIENT}, now)
     if mode == "password":
         ok = _verify(STAFF_HASHER, user["password_hash"], secret or "")
     elif mode == "pin":
@@ -373,14 +409,81 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
         given = "-".join(secret) if isinstance(secret, list) else (secret or "")
         ok = _verify(LEARNER_HASHER, user["picture_hash"], given)
     if not ok:
-        _record_failure(db, keys, now)
         raise SigninFailed(_l("that is not the right code"))
-    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user_uuid}"])
-    db.conn.commit()
+    _attempt_succeeded(db, account_key, claimed)
     return user
 
 
-_DUMMY_HASH = STAFF_HASHER.hash("not a real password, used to spend equal time")
+# --- Signed-in sessions (local to this box, never synced) ----------------------------------
+#
+# The cookie is signed but readable and copyable (the box serves plain HTTP on shared Wi-Fi),
+# so it only carries a random token; the session is the row of that token's SHA-256 here.
+# Checking one costs a primary-key read per request and writes nothing.
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def credential_stamp(user: dict) -> str:
+    """A fingerprint of what a session rests on: the role and the secrets (not name or language)."""
+    parts = (user.get("role"), user.get("password_hash"), user.get("pin_hash"),
+             user.get("picture_hash"))
+    return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+def start_signin(db, user: dict, lifetime_seconds: float, replaces: str | None = None,
+                 now: float | None = None) -> str:
+    """A new session for this person; returns the token for the cookie.
+
+    Always a new token (a session id planted before sign-in is never promoted); ``replaces``
+    ends the session this browser held before. Expired sessions are purged here.
+    """
+    now = time.time() if now is None else now
+    token = secrets.token_urlsafe(32)
+    with records.write_tx(db):
+        db.execute("DELETE FROM signins WHERE started_at < ?", [now - lifetime_seconds])
+        if replaces:
+            db.execute("DELETE FROM signins WHERE id = ?", [_token_id(replaces)])
+        db.execute("INSERT INTO signins (id, user_uuid, stamp, started_at) VALUES (?, ?, ?, ?)",
+                   [_token_id(token), user["uuid"], credential_stamp(user), now])
+    return token
+
+
+def signed_in_user(db, token: str, lifetime_seconds: float, now: float | None = None
+                   ) -> dict | None:
+    """The person whose session this token is, or None: never started, ended, expired, or
+    the person was removed or their role or a secret changed since (here or by sync)."""
+    now = time.time() if now is None else now
+    row = db.execute("SELECT user_uuid, stamp, started_at FROM signins WHERE id = ?",
+                     [_token_id(token)]).fetchone()
+    if row is None:
+        return None
+    user_uuid, stamp, started_at = row
+    user = None if now - started_at > lifetime_seconds else records.load(db, "user", user_uuid)
+    if user is None or not hmac.compare_digest(credential_stamp(user), stamp):
+        end_signin(db, token)  # once: the row is gone for the next request with this cookie
+        return None
+    return user
+
+
+def end_signin(db, token: str) -> None:
+    """Sign out: the token, and every copy of the cookie holding it, no longer works."""
+    with records.write_tx(db):
+        db.execute("DELETE FROM signins WHERE id = ?", [_token_id(token)])
+
+
+def signed_in_people(db, lifetime_seconds: float, now: float | None = None) -> set[str]:
+    """Who holds a session that has not expired (learners' idle sessions included)."""
+    now = time.time() if now is None else now
+    rows = db.execute("SELECT DISTINCT user_uuid FROM signins WHERE started_at >= ?",
+                      [now - lifetime_seconds])
+    return {row[0] for row in rows}
+
+
+def end_signins(db, user_uuid: str) -> int:
+    """Sign a person out everywhere; returns how many sessions ended."""
+    with records.write_tx(db):
+        return db.execute("DELETE FROM signins WHERE user_uuid = ?", [user_uuid]).rowcount
 
 
 # --- Classes, memberships, sessions, attendance -------------------------------------------

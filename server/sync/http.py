@@ -54,14 +54,13 @@ from flask import (
     g,
     jsonify,
     request,
-    session,
 )
 from passerelle.server import db as dbmod
 from passerelle.server import records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput, api_error
 from passerelle.server.sync import ops as syncmod
-from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf
+from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf, has_session_cookie
 
 bp = Blueprint("sync_http", __name__, url_prefix="/api/v1/sync")
 
@@ -190,7 +189,7 @@ def check_device() -> Response | None:
     nonce = request.headers.get(HEADER_NONCE, "")
     signature = request.headers.get(HEADER_SIGNATURE, "")
     if not (device and nonce and signature):
-        if session.get("uid"):
+        if has_session_cookie():
             return api_error(403, "this address is for boxes syncing with this one, not for "
                                   "browsers", "devices_only")
         return api_error(401, "a sync request must be signed by a box paired with this one "

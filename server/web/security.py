@@ -5,9 +5,15 @@ never load a script, font, image or frame from anywhere else, so nothing
 leaks to the outside and nothing outside can be injected. A view that needs
 a different policy (the sandboxed html5 apps) sets its own header first and
 this hook leaves it alone.
+
+Redirects named by the request (``?next=``) go through :func:`safe_next`: only
+a path on this box, read the way a browser reads it.
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, request
 
@@ -35,6 +41,31 @@ HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+
+
+# Browsers drop tabs and newlines anywhere in a URL, and leading and trailing C0 controls
+# and spaces (WHATWG URL standard); they also read a backslash as a slash.
+_DROPPED = re.compile(r"[\t\n\r]")
+_EDGES = "".join(map(chr, range(0x21)))
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    r"""Where to go after a sign-in or a language choice: a path on this box, else ``default``.
+
+    The target is first read as a browser would read it, so that what is checked is what
+    the browser follows: ``/\t/host``, ``/\host`` and `` //host`` are all ``//host`` to a
+    browser, another host. Only a path starting with exactly one ``/`` is kept.
+    """
+    if not target:
+        return default
+    cleaned = _DROPPED.sub("", target).strip(_EDGES).replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//") or _CONTROLS.search(cleaned):
+        return default
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc:
+        return default
+    return cleaned
 
 
 def add_headers(response: Response) -> Response:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
-from passerelle.kiosk.pages import safe_next
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user, sign_in, sign_out
+from passerelle.server.web.security import safe_next
 
 
 def client_key() -> str:
@@ -47,6 +47,8 @@ def setup():
                     username=form.get("username", ""), password=form.get("password", ""))
             except InvalidInput as exc:
                 errors = exc.details or {}
+            except accounts.Conflict:  # someone else finished setting the box up meanwhile
+                return redirect(url_for("kiosk.home"))
             else:
                 sign_in(accounts.get_user(db, uid))
                 flash(_("Your box is ready. Welcome!"))
