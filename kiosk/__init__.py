@@ -81,6 +81,7 @@ def init_app(app: Flask) -> None:
         practice,
         reports,
         sync_pages,
+        zim_pages,
     )
 
     app.register_blueprint(bp)
