@@ -581,6 +581,12 @@ class ZimLibrary:
             total = found.getEstimatedMatches()
             paths = list(found.getResults(start, count))
             mode = "fulltext"
+            if start == 0 and archive.has_title_index:
+                # Xapian ranks "Ray Charles in Person" above "Ray Charles" itself: the article
+                # whose title is the query leads, as a reader expects of an encyclopedia.
+                exact = self._exact_title(archive, query)
+                if exact is not None:
+                    paths = [exact] + [p for p in paths if p != exact][:count - 1]
         elif archive.has_title_index:
             found = SuggestionSearcher(archive).suggest(query)
             total = found.getEstimatedMatches()
@@ -597,6 +603,18 @@ class ZimLibrary:
             return []
         found = SuggestionSearcher(archive).suggest(prefix)
         return self._hits(archive, uuid, list(found.getResults(0, count)))
+
+    @staticmethod
+    def _exact_title(archive, query: str) -> str | None:
+        wanted = " ".join(query.casefold().split())
+        for path in SuggestionSearcher(archive).suggest(query).getResults(0, 5):
+            try:
+                entry = _resolve(archive, archive.get_entry_by_path(path))
+            except (KeyError, ZimNotFound):
+                continue
+            if " ".join(entry.title.casefold().split()) == wanted:
+                return entry.path
+        return None
 
     def _hits(self, archive, uuid: str, paths: list[str]) -> list[ZimHit]:
         hits, seen = [], set()

@@ -63,6 +63,7 @@ def test_full_text_search_and_title_suggestions(zims, sample):
     uuid = zims.add(sample).uuid
     found = zims.search(uuid, "mot de passe")
     assert found.mode == "fulltext" and found.hits[0].path == "Mot_de_passe"
+    assert zims.search(uuid, "clavier").hits[0].path == "Clavier"  # the title match leads
     assert [h.path for h in zims.suggest(uuid, "Cla")] == ["Clavier"]
 
 
