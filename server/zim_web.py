@@ -256,6 +256,101 @@ def suggest_titles(prefix: str, limit: int = 8) -> list[str]:
     return list(dict.fromkeys(titles))[:limit]
 
 
+# --- sharing: the file itself, and a Kiwix-compatible OPDS catalogue --------------------------
+
+@bp.get("/zim-file/<uuid>.zim")
+@allow(ANYONE)
+def download(uuid: str):
+    """The whole ZIM, for another box or a Kiwix app: Range makes a dropped copy resumable.
+    A split ZIM is sent only as its parts would be joined, which this route does not do."""
+    from flask import send_file
+
+    info = visible(uuid)
+    if not info.available or info.parts != 1:
+        abort(404)
+    response = send_file(info.path, mimetype="application/x-zim", conditional=True,
+                         etag=f"{uuid}-{info.checksum}", download_name=f"{info.name}.zim")
+    response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
+    return response
+
+
+OPDS = "application/atom+xml;profile=opds-catalog"
+
+
+def _feed(title: str, self_href: str, kind: str):
+    from xml.etree import ElementTree as ET
+
+    feed = ET.Element("feed", {"xmlns": "http://www.w3.org/2005/Atom",
+                               "xmlns:dc": "http://purl.org/dc/terms/",
+                               "xmlns:opds": "https://specs.opds.io/opds-1.2"})
+    ET.SubElement(feed, "id").text = f"urn:passerelle:{current_app.config['DEVICE_ID']}:{kind}"
+    ET.SubElement(feed, "link", rel="self", href=self_href, type=f"{OPDS};kind={kind}")
+    ET.SubElement(feed, "link", rel="start", href=url_for("zim.opds_root"),
+                  type=f"{OPDS};kind=navigation")
+    ET.SubElement(feed, "title").text = title
+    return feed
+
+
+def _xml(feed, kind: str) -> Response:
+    from xml.etree import ElementTree as ET
+
+    body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="utf-8")
+    response = Response(body)
+    response.headers["Content-Type"] = f"{OPDS};kind={kind}; charset=utf-8"
+    return response
+
+
+@bp.get("/catalog/v2/root.xml")
+@allow(ANYONE)
+def opds_root():
+    """The catalogue's start, as kiwix-serve's: Kiwix apps browse the box like a kiwix-serve."""
+    from xml.etree import ElementTree as ET
+
+    feed = _feed("Passerelle", url_for("zim.opds_root"), "navigation")
+    ET.SubElement(feed, "updated").text = _updated()
+    entry = ET.SubElement(feed, "entry")
+    ET.SubElement(entry, "title").text = "All entries"
+    ET.SubElement(entry, "id").text = f"urn:passerelle:{current_app.config['DEVICE_ID']}:entries"
+    ET.SubElement(entry, "updated").text = _updated()
+    ET.SubElement(entry, "link", rel="subsection", href=url_for("zim.opds_entries"),
+                  type=f"{OPDS};kind=acquisition")
+    return _xml(feed, "navigation")
+
+
+def _updated() -> str:
+    dates = [z.updated_at for z in readable()]
+    return max(dates) if dates else "1970-01-01T00:00:00+00:00"
+
+
+@bp.get("/catalog/v2/entries")
+@allow(ANYONE)
+def opds_entries():
+    from xml.etree import ElementTree as ET
+
+    feed = _feed("All entries", url_for("zim.opds_entries"), "acquisition")
+    ET.SubElement(feed, "updated").text = _updated()
+    for z in readable():
+        entry = ET.SubElement(feed, "entry")
+        for tag, text in (("id", f"urn:uuid:{z.uuid}"), ("title", z.title), ("updated", z.updated_at),
+                          ("summary", z.description), ("language", z.language), ("name", z.name),
+                          ("tags", z.tags), ("articleCount", str(z.article_count)),
+                          ("mediaCount", str(z.media_count))):
+            ET.SubElement(entry, tag).text = text
+        ET.SubElement(ET.SubElement(entry, "author"), "name").text = z.creator
+        ET.SubElement(ET.SubElement(entry, "publisher"), "name").text = z.publisher
+        ET.SubElement(entry, "dc:issued").text = z.date
+        ET.SubElement(entry, "link", type="text/html", href=url_for("zim.main_page", uuid=z.uuid))
+        if z.has_illustration:
+            ET.SubElement(entry, "link", rel="http://opds-spec.org/image/thumbnail",
+                          href=url_for("zim.illustration", uuid=z.uuid),
+                          type="image/png;width=48;height=48;scale=1")
+        if z.parts == 1:
+            ET.SubElement(entry, "link", rel="http://opds-spec.org/acquisition/open-access",
+                          type="application/x-zim", href=url_for("zim.download", uuid=z.uuid),
+                          length=str(z.size))
+    return _xml(feed, "acquisition")
+
+
 def init_app(app: Flask) -> None:
     home = app.config["HOME"]
     app.extensions["passerelle.zims"] = library_for(home, app.config["DB_BUSY_TIMEOUT_MS"])

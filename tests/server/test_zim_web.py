@@ -163,3 +163,25 @@ def test_cli_import_of_zims_and_damaged_ones(runner, tmp_path):
     copied = runner("content", "import", str(path), "--copy")
     assert copied.exit_code == 0
     assert runner("content", "import", str(tmp_path / "nothing.zip"), "--copy").exit_code != 0
+
+
+def test_another_box_copies_the_file_resumably_and_kiwix_apps_browse_the_catalogue(client, wiki):
+    import xml.etree.ElementTree as ET
+
+    uuid, path = wiki
+    data = path.read_bytes()
+    whole = client.get(f"/zim-file/{uuid}.zim")
+    assert whole.status_code == 200 and whole.data == data
+    rest = client.get(f"/zim-file/{uuid}.zim", headers={"Range": f"bytes={len(data) - 100}-"})
+    assert rest.status_code == 206 and rest.data == data[-100:]
+    root = client.get("/catalog/v2/root.xml")
+    assert root.status_code == 200 and "kind=navigation" in root.headers["Content-Type"]
+    entries = ET.fromstring(client.get("/catalog/v2/entries").data)
+    atom = "{http://www.w3.org/2005/Atom}"
+    [entry] = entries.findall(f"{atom}entry")
+    assert entry.find(f"{atom}id").text == f"urn:uuid:{uuid}"
+    assert entry.find(f"{atom}title").text == "Wikipédia test"
+    assert entry.find(f"{atom}language").text == "fra"
+    links = {link.get("rel"): link.get("href") for link in entry.findall(f"{atom}link")}
+    assert links["http://opds-spec.org/acquisition/open-access"] == f"/zim-file/{uuid}.zim"
+    assert links[None] == f"/zim/{uuid}/"
