@@ -10,18 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import (
-    api,
-    auth,
-    content_admin,
-    content_web,
-    db,
-    errors,
-    i18n,
-    search,
-    security,
-    zim_web,
-)
+from . import api, auth, content_admin, content_web, db, errors, i18n, search, security
 from .errors import ConfigError
 from .home import Home
 from .settings import Settings, SettingsError, resolve, resolve_home
@@ -74,7 +63,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     content_web.init_app(app)
     content_admin.init_app(app)
-    zim_web.init_app(app)  # Kiwix ZIM files, read in place
+    from . import zim_web  # Kiwix ZIM files, read in place (server/zim_web.py)
+    zim_web.init_app(app)
     search.init_app(app)
     # Sync between boxes: device endpoints, and the background timer.
     from . import sync_http, sync_schedule
