@@ -25,7 +25,8 @@ Design
 Main entry points: :func:`check_pack`, :func:`read_pack`, :func:`build_pack`,
 :class:`Library` (import, update, export, remove, verify, list), :class:`HttpSource`,
 :func:`generate_keypair` / :func:`sign_pack`, and the exercise helpers
-:func:`evaluate`, :func:`draw_variables`, :func:`render_generated`, :func:`check_answer`.
+:func:`evaluate`, :func:`draw_variables`, :func:`render_generated`, :func:`check_answer`;
+:class:`ZimLibrary` for Kiwix ZIM files, served in place (``zim.py``).
 """
 
 from .build import build_pack
@@ -63,6 +64,7 @@ from .library import (
 from .manifest import DEFAULT_LIMITS, Limits, parse_manifest, schema, validate_manifest
 from .packio import FolderSource, PackSource, ZipSource, open_source, read_pack
 from .signing import KeyPair, generate_keypair, sign_pack, verify_signature
+from .zim import InvalidZim, ZimLibrary, ZimNotFound, ZimUnsupported
 
 __all__ = [
                      "DEFAULT_LIMITS",
@@ -72,6 +74,7 @@ __all__ = [
                      "Diff",
                      "ExpressionError",
                      "FolderSource",
+                     "InvalidZim",
                      "HttpSource",
                      "ImportResult",
                      "InvalidPack",
@@ -89,6 +92,9 @@ __all__ = [
                      "UnsafePack",
                      "VerifyReport",
                      "VersionConflict",
+                     "ZimLibrary",
+                     "ZimNotFound",
+                     "ZimUnsupported",
                      "ZipSource",
                      "build_pack",
                      "check_answer",

@@ -17,6 +17,7 @@ from passerelle.server.home import Home
 from passerelle.server.learning import progress
 from passerelle.server.packs import imports as content_admin
 from passerelle.server.packs import web as content_web
+from passerelle.server.packs import zim
 from passerelle.server.search import service as search
 from passerelle.server.settings import Settings, SettingsError, resolve, resolve_home
 from passerelle.server.sync import http as sync_http
@@ -36,6 +37,7 @@ SUBSYSTEMS = (
     api,             # the tablets' JSON API
     content_web,     # the content library (app.extensions), its files and PDF pages
     content_admin,   # imports from the browser: needs the library
+    zim,             # Kiwix ZIM files, read in place where they are
     search,          # the index listens to the library: after content_web
     sync_http,       # device endpoints
     sync_schedule,   # the background sync timer

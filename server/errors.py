@@ -127,7 +127,9 @@ def translate(exc: BaseException) -> PasserelleError | None:
         return InsufficientStorage(exc.message, details={"needed": exc.needed, "free": exc.free})
     if isinstance(exc, content.ExpressionError):
         return InvalidInput(str(exc))
-    if isinstance(exc, content.ContentError):
+    if isinstance(exc, content.InvalidZim):
+        return InvalidInput(exc.message)
+    if isinstance(exc, content.ContentError):  # ZimUnsupported included: its one line says why
         return PasserelleError(exc.message)
     return None
 

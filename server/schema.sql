@@ -90,6 +90,34 @@ CREATE TABLE content_packs (
             updated_at TEXT NOT NULL
         );
 
+CREATE TABLE content_zims (
+            uuid TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            language TEXT NOT NULL,
+            creator TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            date TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            path TEXT NOT NULL,
+            parts INTEGER NOT NULL,
+            copied INTEGER NOT NULL DEFAULT 0,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            verified_at TEXT,
+            article_count INTEGER NOT NULL,
+            media_count INTEGER NOT NULL,
+            main_path TEXT,
+            has_fulltext INTEGER NOT NULL,
+            has_title_index INTEGER NOT NULL,
+            illustration BLOB,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            added_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
 CREATE TABLE device_history (
             device_id TEXT NOT NULL,
             retired_at TEXT NOT NULL,

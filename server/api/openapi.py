@@ -178,6 +178,30 @@ PATHS.update({
         "responses": {"200": {"description": "{\"suggestions\": [...]}"}}}},
 })
 
+# Kiwix ZIM files (server/packs/zim.py): their entries are served at /zim/<uuid>/<path>, outside /api.
+PATHS.update({
+    "/api/v1/zims": {"get": {
+        "summary": "The ZIM files learners can read", "operationId": "listZims", "tags": ["zim"],
+        "description": "Hidden ZIMs are listed for staff only, with their path on the box. "
+                       "`available` is false when python-libzim is missing on this platform "
+                       "(`reason` says why); each ZIM's `available` is false while its disk is "
+                       "not connected.",
+        "responses": {"200": {"description": "available, reason, zims: [{uuid, name, title, "
+                                             "description, language, lang, article_count, size, "
+                                             "has_fulltext, has_title_index, available, "
+                                             "main_path, url}]"}}}},
+    "/api/v1/zims/search": {"get": {
+        "summary": "Search the ZIM files", "operationId": "searchZims", "tags": ["zim"],
+        "description": "Each readable ZIM answers from its own index: Xapian full text when "
+                       "it has one (`mode: fulltext`), else its title index (`mode: title`).",
+        "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string",
+                                                                                "maxLength": 200}},
+                       {"name": "zim", "in": "query", "required": False,
+                        "schema": {"type": "string"}, "description": "Only this ZIM (its UUID)."}],
+        "responses": {"200": {"description": "query, sources: [{uuid, title, language, total, "
+                                             "mode, hits: [{path, title, url}]}]"}}}},
+})
+
 # Sync between boxes (server/sync/http.py, docs/sync.md): for devices, not browsers.
 _SIGNED = ("Signed by the calling box: headers `X-Passerelle-Device`, `X-Passerelle-Nonce` (from "
            "`hello` or the previous answer's `X-Passerelle-Next-Nonce`, single use) and "

@@ -271,7 +271,13 @@ def api_suggest():
     prefix = request.args.get("q", "")[:50]
     if not prefix.strip():
         return jsonify({"suggestions": []})
-    found = service().suggest(prefix, _list_arg("language"), _int_arg("limit", 8, 1, 20))
+    limit = _int_arg("limit", 8, 1, 20)
+    found = service().suggest(prefix, _list_arg("language"), limit)
+    if len(found) < limit:
+        from passerelle.server.packs.zim import (
+            suggest_titles,  # the ZIMs' title indexes, after the lessons' words
+        )
+        found = list(dict.fromkeys(found + suggest_titles(prefix, limit - len(found))))
     response = jsonify({"suggestions": found})
     response.headers["Cache-Control"] = "private, max-age=60"
     return response
@@ -281,12 +287,20 @@ def api_suggest():
 @allow(ANYONE)
 def page():
     from passerelle.server.db import get_db
+    from passerelle.server.packs import zim as zim_web
     from passerelle.server.packs.web import packs
 
-    query, result = run_search() if request.args.get("q") else ("", None)
+    only_zim = request.args.get("zim") or None
+    kinds = _list_arg("kind", KINDS) or []
+    query, result = run_search() if request.args.get("q") and not only_zim else (
+        request.args.get("q", ""), None)
+    # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons.
+    sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
+                                 ) if query and not kinds else []
     titles = {p["id"]: p["title"] for p in packs(get_db())}
     return render_template("search.html", query=query, result=result, pack_titles=titles,
-                           kinds=_list_arg("kind", KINDS) or [])
+                           kinds=kinds, zim_sources=sources, only_zim=only_zim,
+                           merged=zim_web.merge(result.hits if result else [], sources))
 
 
 def attach(library: lib.Library, home, parallel: bool = False, workers: int = 0,
