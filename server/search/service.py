@@ -76,7 +76,7 @@ def node_text(library: lib.Library, node: dict) -> str:
         role, mime, sha = f.get("role"), f.get("mime", ""), f.get("sha256")
         try:
             if role == "main" and node["kind"] == "article":
-                parts.append(_text_of_blob(library, sha))
+                parts.append(si.extract_markdown_text(_text_of_blob(library, sha)))
             elif role == "subtitles" or (role == "transcript" and mime.startswith("text/")):
                 parts.append(si.extract_vtt_text(_text_of_blob(library, sha)))
             elif role == "main" and node["kind"] == "document":
