@@ -1392,6 +1392,24 @@ class SearchIndex:
             out.append(display)
             if len(out) >= limit:
                 break
+        words_typed = prefix.split()
+        if len(out) < limit and len(words_typed) > 1 and not trailing_space:
+            # No title starts with all the words ("mot de pa"): complete the last
+            # word, after the ones already typed, so suggestions do not vanish.
+            # The suggestions of a prefix are cached by the service, so the phrase
+            # checks below run once per prefix.
+            head = " ".join(words_typed[:-1])
+            for display in self.suggest(words_typed[-1], limit=limit * 2, languages=languages):
+                candidate = f"{head} {display}"
+                if " " in display or _folded_key(candidate) in seen:
+                    continue
+                # Only what some document says, words in this order: no "mot de passwords".
+                if not self._phrase_matches(WORD_RE.findall(candidate.lower())):
+                    continue
+                seen.add(_folded_key(candidate))
+                out.append(candidate)
+                if len(out) >= limit:
+                    break
         return out
 
 
