@@ -187,6 +187,21 @@ class SearchService:
                 self._cache.popitem(last=False)
         return found
 
+    def warm(self) -> None:
+        """Start a search worker and read the index once, so the first learner's search
+        is as quick as the next ones (it took 1.5 s: a worker to start, the index's
+        pages and the stemmers to load). Run in the background when the server starts."""
+        try:
+            self.searcher.search("passerelle", limit=1)
+            self.index.suggest("pa", limit=1)
+        except si.SearchError:  # an unusable index is reported by the searches themselves
+            pass
+
+    def warm_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.warm, name="search-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()

@@ -173,6 +173,7 @@ def run(app: Flask, settings: Settings) -> None:
     for url in urls_for(settings["host"], port):
         print(f"  {url}", flush=True)
     beside = sync_schedule.start_serving(app, port)  # background sync, LAN announcement
+    search.service(app).warm_in_background()
     try:
         server.run()
     finally:
