@@ -12,16 +12,52 @@ import re
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markupsafe import Markup
 
 _SHA = re.compile(r"^sha256:([0-9a-f]{64})$")
+# A sum or an equation ("33 + 6 + 2 = 41"): numbers joined by operators. Shown as a
+# left-to-right isolate, so that in right-to-left text it does not read backwards.
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_MATHS = re.compile(_NUMBER + r"(?:\s*[-+−×÷*/=<>≤≥]\s*\(?" + _NUMBER + r"\)?)+")
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True}).enable("table")
+
+
+def _isolate_maths(children: list) -> list:
+    out = []
+    for token in children:
+        if token.type != "text" or not _MATHS.search(token.content):
+            out.append(token)
+            continue
+        pos = 0
+        for found in _MATHS.finditer(token.content):
+            out.append(_text(token, token.content[pos:found.start()]))
+            out.append(_html(token, '<bdi dir="ltr">'))
+            out.append(_text(token, found.group()))
+            out.append(_html(token, "</bdi>"))
+            pos = found.end()
+        out.append(_text(token, token.content[pos:]))
+    return out
+
+
+def _text(like, content: str):
+    token = Token("text", "", 0)
+    token.content, token.level = content, like.level
+    return token
+
+
+def _html(like, markup: str):
+    # Rendered as is: only these two fixed tags, never text of the pack.
+    token = Token("html_inline", "", 0)
+    token.content, token.level = markup, like.level
+    return token
 
 
 def _rewrite(tokens) -> None:
     for token in tokens:
         if token.children:
             _rewrite(token.children)
+            token.children = _isolate_maths(token.children)
         if token.type == "image":
             src = token.attrGet("src") or ""
             found = _SHA.match(src)

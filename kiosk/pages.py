@@ -14,7 +14,8 @@ from passerelle.server.web.security import safe_next
 @bp.get("/language/<code>")
 @allow(ANYONE)
 def choose_language(code: str):
-    """Remember the language on this tablet (a cookie) and in the signed-in person's account."""
+    """Remember the language in the signed-in person's account, or on this tablet (a cookie,
+    forgotten at sign-out) for whoever is not signed in yet."""
     if code not in current_app.config["SETTINGS"]["languages"]:
         abort(404)
     user = current_user()
@@ -23,6 +24,7 @@ def choose_language(code: str):
         accounts.update_user(db, user["uuid"], language=code)
         user["language"] = code
     response = redirect(safe_next(request.args.get("next")))
-    response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
+    if not user:
+        response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
     return response
 

@@ -328,6 +328,7 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
     context = {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
         "prompt": prompt, "choices": question.get("choices") or [],
+        "numeric_answer": question["type"] in ("numeric", "generated"),
         "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,

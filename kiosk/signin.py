@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from passerelle.kiosk import bp
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
+from passerelle.server.i18n import LANG_COOKIE
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user, sign_in, sign_out
 from passerelle.server.web.security import safe_next
@@ -126,4 +127,8 @@ def signout():
     sign_out()
     if was and was["role"] == "learner":
         flash(_("Well done! See you next time."))
-    return redirect(url_for("kiosk.signin"))
+    response = redirect(url_for("kiosk.signin"))
+    # The next person finds the box's language (their browser's, or the default),
+    # not the one the last person read in.
+    response.delete_cookie(LANG_COOKIE, samesite="Lax", httponly=True)
+    return response

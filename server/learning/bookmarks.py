@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from passerelle.server import records
 from passerelle.server.people.accounts import joined_uuid
+from passerelle.server.learning.progress import CONTENT_LANGUAGE
 from passerelle.server.records import now_iso
 
 
@@ -34,8 +35,9 @@ def toggle(db, learner_uuid: str, pack_id: str, node_id: str) -> bool:
 def of_learner(db, learner_uuid: str, limit: int = 24) -> list[dict]:
     """The learner's bookmarks of installed resources, newest first, with title and kind."""
     rows = db.execute(
-        "SELECT b.pack_id, b.node_id, n.title, n.kind FROM bookmarks b"
+        "SELECT b.pack_id, b.node_id, n.title, n.kind, " + CONTENT_LANGUAGE + " FROM bookmarks b"
         " JOIN content_nodes n ON n.pack_id = b.pack_id AND n.node_id = b.node_id"
         " WHERE b.learner_uuid = ? AND b.deleted = 0 ORDER BY b.created_at DESC, b.version DESC"
         " LIMIT ?", [learner_uuid, limit]).fetchall()
-    return [dict(zip(("pack_id", "node_id", "title", "kind"), r, strict=True)) for r in rows]
+    return [dict(zip(("pack_id", "node_id", "title", "kind", "language"), r, strict=True))
+            for r in rows]

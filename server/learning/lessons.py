@@ -21,6 +21,7 @@ from passerelle.server import records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.learning.progress import CONTENT_LANGUAGE
 from passerelle.server.people import accounts
 
 MAX_ITEMS = 100
@@ -176,10 +177,11 @@ def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
     statuses = _statuses(db, [learner_uuid], items)
     out = []
     for item in items:
-        row = db.execute("SELECT title, kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
+        row = db.execute(f"SELECT title, kind, {CONTENT_LANGUAGE} FROM content_nodes n"
+                         " WHERE pack_id = ? AND node_id = ?",
                          [item["pack_id"], item["node_id"]]).fetchone()
         if row:
-            out.append({**item, "title": row[0], "kind": row[1],
+            out.append({**item, "title": row[0], "kind": row[1], "language": row[2],
                         "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),
                                                "not_started")})
     return out

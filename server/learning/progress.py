@@ -138,14 +138,19 @@ def statuses(db, learner_uuid: str, pack_id: str) -> dict[str, str]:
     return {node: "completed" if done else "in-progress" for node, done in rows}
 
 
+#: The language of node ``n``: its own, or its pack's (for pages to give content its direction).
+CONTENT_LANGUAGE = ("coalesce(json_extract(n.data, '$.language'),"
+                    " (SELECT language FROM content_packs WHERE id = n.pack_id))")
+
+
 def in_progress(db, learner_uuid: str, limit: int = 4) -> list[dict]:
     """Resources the learner started and did not finish, most recent first (to resume)."""
     rows = db.execute(
-        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
+        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress, " + CONTENT_LANGUAGE + " FROM progress p"
         " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
         " WHERE p.learner_uuid = ? AND p.completed_version IS NULL AND n.kind != 'topic'"
         " ORDER BY p.last_version DESC LIMIT ?", [learner_uuid, limit]).fetchall()
-    return [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
+    return [dict(zip(("pack_id", "node_id", "title", "kind", "progress", "language"), r, strict=True))
             for r in rows]
 
 
