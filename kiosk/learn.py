@@ -33,6 +33,50 @@ def record_start(db, pack_id: str, node_id: str) -> None:
         progress.start(db, who["uuid"], pack_id, node_id)
 
 
+def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict | None:
+    """Where a resource stands among the ones a learner goes through with it: the items of
+    the assigned lesson they came from (``?lesson=``), else the resources of its topic.
+
+    ``{"items", "index", "position", "count", "previous", "next", "back", "back_label",
+    "lesson"}``, where previous/next are ``{"title", "kind", "url", "language"}`` or None;
+    None when the resource is in no sequence."""
+    who = learner()
+    items, lesson, back, back_is_lesson = None, None, None, False
+    if lesson_uuid and who is not None:
+        for a in lessons.assigned_to(db, who["uuid"]):
+            if a["lesson"].get("uuid") == lesson_uuid:
+                items = [{"pack_id": i["pack_id"], "node_id": i["node_id"], "title": i["title"],
+                          "kind": i["kind"], "language": i.get("language")} for i in a["items"]]
+                lesson, back, back_is_lesson = a["lesson"], url_for("kiosk.home") + "#assigned-title", True
+                break
+    if items is None or not any(i["pack_id"] == pack_id and i["node_id"] == found["id"]
+                                for i in items):
+        lesson, back_is_lesson = None, False
+        parent = found.get("parent")
+        if not parent:
+            return None
+        items = [{"pack_id": pack_id, "node_id": c["id"], "title": c.get("title", ""),
+                  "kind": c["kind"], "language": c.get("language") or found.get("language")}
+                 for c in cw.children(db, pack_id, parent) if c["kind"] != "topic"]
+        back = url_for("kiosk.learn", pack_id=pack_id, node_id=parent)
+    index = next((n for n, i in enumerate(items)
+                  if i["pack_id"] == pack_id and i["node_id"] == found["id"]), None)
+    if index is None:
+        return None
+
+    def link(n: int) -> dict | None:
+        if not 0 <= n < len(items):
+            return None
+        item = items[n]
+        url = url_for("kiosk.learn", pack_id=item["pack_id"], node_id=item["node_id"],
+                      lesson=lesson["uuid"] if lesson else None)
+        return {**item, "url": url}
+
+    return {"items": items, "index": index, "position": index + 1, "count": len(items),
+            "previous": link(index - 1), "next": link(index + 1), "back": back,
+            "back_is_lesson": back_is_lesson, "lesson": lesson}
+
+
 @bp.get("/")
 @allow(ANYONE)
 def home():
@@ -70,13 +114,16 @@ def learn(pack_id: str, node_id: str):
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
                "status": statuses(db, pack_id)}
     kind = found["kind"]
+    lesson_uuid = request.args.get("lesson") or None
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
     if kind == "topic":
         return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
     if kind == "exercise":
-        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id))
+        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
+                                lesson=lesson_uuid))
     record_start(db, pack_id, node_id)
+    context["place"] = place(db, pack_id, found, lesson_uuid)
     main = cw.main_file(found)
     context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
                    poster=cw.file_of(found, "poster") or cw.file_of(found, "thumbnail"),
@@ -128,13 +175,19 @@ def _resume_at(db, found: dict) -> float:
 @bp.post("/learn/<pack_id>/<path:node_id>/done")
 @allow("learner")
 def learn_done(pack_id: str, node_id: str):
-    """'I have finished': the no-JavaScript way to complete an article, document or app."""
+    """'I have finished': completes an article, document or app (also without JavaScript)
+    and goes on to the next item of the lesson or topic, so the learner keeps their place."""
     db = get_db()
     found = cw.node(db, pack_id, node_id)
     if found is None or found["kind"] in ("topic", "exercise"):
         abort(404)
     who = learner()
     progress.complete(db, who["uuid"], pack_id, node_id)
+    here = place(db, pack_id, found, request.args.get("lesson") or None)
+    if here and here["next"]:
+        return redirect(here["next"]["url"])
+    if here:  # the last one: back to the lesson or topic, where it shows as done
+        return redirect(here["back"])
     parent = found.get("parent")
     target = url_for("kiosk.learn", pack_id=pack_id, node_id=parent) if parent else url_for("kiosk.home")
     return redirect(target)

@@ -49,6 +49,7 @@ from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
 from passerelle.kiosk import bp
 from passerelle.kiosk import perseus_view as pv
+from passerelle.kiosk.learn import place
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
@@ -334,9 +335,21 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
         "draft": draft or {}, "mastery": state, "mastered": mastered,
         "dots": _dots(state), "recording": _learner() is not None,
         "topic_url": _topic_url(found, pack_id),
-        "action": url_for("kiosk.practice", pack_id=pack_id, node_id=node_id),
+        "place": place(db, pack_id, found, request.args.get("lesson") or None),
+        # After mastery the page offers the way on rather than more questions, unless
+        # the learner chose to keep practising.
+        "keep_practising": bool(request.args.get("more")),
+        "action": _here(pack_id, node_id),
+        "more_action": _here(pack_id, node_id, more=True),
     }
     return render_template("practice.html", **context), status
+
+
+def _here(pack_id: str, node_id: str, more: bool | None = None) -> str:
+    """This exercise's address, keeping the lesson the learner came from."""
+    keep = request.args.get("more") if more is None else ("1" if more else None)
+    return url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
+                   lesson=request.args.get("lesson") or None, more=keep or None)
 
 
 def _dots(state: mastery_rules.Mastery) -> list[str]:
@@ -367,7 +380,7 @@ def practice(pack_id: str, node_id: str):
     exercise = found["exercise"]
     db = get_db()
     run = _load_run(pack_id, node_id, len(exercise["questions"]))
-    here = url_for("kiosk.practice", pack_id=pack_id, node_id=node_id)
+    here = _here(pack_id, node_id)
     if request.method == "GET":
         who = _learner()
         if who is not None:  # opening the exercise starts it, once per learner and exercise
