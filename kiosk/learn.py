@@ -133,7 +133,8 @@ def learn(pack_id: str, node_id: str):
                                                                          node_id)
     if kind == "article" and main:
         with cw.library().open_blob(main["sha256"]) as f:
-            context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))
+            context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"),
+                                              image_size=cw.image_size)
     if kind == "document" and main:
         context["pdf"] = _document(db, pack_id, node_id, main["sha256"])
     return render_template("resource.html", **context)

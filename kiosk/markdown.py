@@ -53,16 +53,20 @@ def _html(like, markup: str):
     return token
 
 
-def _rewrite(tokens) -> None:
+def _rewrite(tokens, image_size=None) -> None:
     for token in tokens:
         if token.children:
-            _rewrite(token.children)
+            _rewrite(token.children, image_size)
             token.children = _isolate_maths(token.children)
         if token.type == "image":
             src = token.attrGet("src") or ""
             found = _SHA.match(src)
             token.attrSet("src", f"/files/{found.group(1)}" if found else "")
             token.attrSet("loading", "lazy")
+            size = image_size(found.group(1)) if found and image_size else None
+            if size:  # the page keeps its place while the image loads
+                token.attrSet("width", str(size[0]))
+                token.attrSet("height", str(size[1]))
         elif token.type == "link_open":
             href = token.attrGet("href") or ""
             found = _SHA.match(href)
@@ -74,18 +78,22 @@ def _rewrite(tokens) -> None:
                 token.attrSet("data-outside", href)
 
 
-def render_markdown(text: str) -> Markup:
+def render_markdown(text: str, image_size=None) -> Markup:
+    """``image_size``: sha256 -> (width, height) or None, to give images their size. A
+    blob's size never changes, so the rendering is kept by text and by that function."""
     # Articles are read again and again, and parsing one was half its page's time: keep
     # the last ones (bounded: 64 texts of at most 64 KB, a few MB at worst).
-    return _cached(text) if len(text or "") <= 65536 else _render(text)
+    if len(text or "") <= 65536:
+        return _cached(text, image_size)
+    return _render(text, image_size)
 
 
 @lru_cache(maxsize=64)
-def _cached(text: str) -> Markup:
-    return _render(text)
+def _cached(text: str, image_size) -> Markup:
+    return _render(text, image_size)
 
 
-def _render(text: str) -> Markup:
+def _render(text: str, image_size=None) -> Markup:
     tokens = _md.parse(text or "")
-    _rewrite(tokens)
+    _rewrite(tokens, image_size)
     return Markup(_md.renderer.render(tokens, _md.options, {}))  # noqa: S704 - html is off

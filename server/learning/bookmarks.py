@@ -8,8 +8,8 @@ one record once they sync, and removing it (a tombstone) removes it everywhere.
 from __future__ import annotations
 
 from passerelle.server import records
-from passerelle.server.people.accounts import joined_uuid
 from passerelle.server.learning.progress import CONTENT_LANGUAGE
+from passerelle.server.people.accounts import joined_uuid
 from passerelle.server.records import now_iso
 
 

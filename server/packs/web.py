@@ -15,9 +15,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import re
+from functools import lru_cache
+from xml.etree import ElementTree
 
 from flask import (
     Blueprint,
@@ -36,6 +39,7 @@ from passerelle.server.db import get_db
 from passerelle.server.packs import pdfpages
 from passerelle.server.packs.library import open_library
 from passerelle.server.web.auth import ANYONE, allow
+from PIL import Image, UnidentifiedImageError
 
 bp = Blueprint("files", __name__)
 ONE_YEAR = 365 * 24 * 3600
@@ -246,6 +250,53 @@ def files_of(data: dict, role: str) -> list[dict]:
 
 def main_file(data: dict) -> dict | None:
     return file_of(data, "main")
+
+
+# An image's blob never changes (its name is its hash): its size is read once.
+@lru_cache(maxsize=4096)
+def image_size(sha256: str) -> tuple[int, int] | None:
+    """(width, height) of an image blob, for the page to keep its place while the image
+    loads; None when it cannot be told. Pillow reads only the header of a raster image;
+    an SVG gives its width and height, or its viewBox."""
+    try:
+        with library().open_blob(sha256) as f:
+            head = f.read(2 * 1024 * 1024)
+    except (lib.ContentError, OSError):
+        return None
+    if b"<svg" in head[:4096]:
+        return _svg_size(head)
+    try:
+        with Image.open(io.BytesIO(head)) as picture:
+            return picture.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _svg_size(data: bytes) -> tuple[int, int] | None:
+    try:
+        for _event, element in ElementTree.iterparse(io.BytesIO(data), events=("start",)):
+            attrs = element.attrib
+            break
+        else:
+            return None
+    except ElementTree.ParseError:
+        return None
+    width, height = _svg_length(attrs.get("width")), _svg_length(attrs.get("height"))
+    box = (attrs.get("viewBox") or "").replace(",", " ").split()
+    if (not width or not height) and len(box) == 4:
+        try:
+            width, height = float(box[2]), float(box[3])
+        except ValueError:
+            return None
+    return (round(width), round(height)) if width and height else None
+
+
+def _svg_length(value: str | None) -> float | None:
+    found = re.fullmatch(r"\s*([0-9.]+)\s*(px)?\s*", value or "")
+    try:
+        return float(found.group(1)) if found else None
+    except ValueError:
+        return None
 
 
 def init_app(app: Flask) -> None:

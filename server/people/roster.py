@@ -118,6 +118,7 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     # Hash first, outside the write lock: hashing is slow on purpose.
     prepared = [(accounts.validate_user(db, **row.fields), row.class_name) for row in roster.rows]
     classes = {c["name"].casefold(): c["uuid"] for c in records.query(db, "class")}
+    _give_avatars(db, prepared, classes)
     created = 0
     with records.write_tx(db):
         for fields, class_name in prepared:
@@ -131,6 +132,24 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
                     classes[key] = accounts.create_class(db, class_name)
                 accounts.add_member(db, classes[key], uid)
     return {"created": created}
+
+
+def _give_avatars(db, prepared: list[tuple[dict, str]], classes: dict[str, str]) -> None:
+    """Learners without an avatar get one, different from their classmates' as long as
+    there are enough: many learners find their name on the sign-in page by its picture."""
+    used: dict[str, list[str]] = {}
+    for fields, class_name in prepared:
+        if fields.get("role", "learner") != "learner" or fields.get("avatar"):
+            continue
+        key = class_name.casefold()
+        if key not in used:
+            used[key] = ([m["avatar"] for m in accounts.members(db, classes[key]) if m.get("avatar")]
+                         if key in classes else [])
+            used[key] += [f["avatar"] for f, c in prepared if c.casefold() == key and f.get("avatar")]
+        taken = used[key]
+        free = [a for a in accounts.AVATARS if a not in taken]
+        fields["avatar"] = free[0] if free else accounts.AVATARS[len(taken) % len(accounts.AVATARS)]
+        taken.append(fields["avatar"])
 
 
 def export(db) -> str:

@@ -79,3 +79,18 @@ def test_the_next_person_does_not_inherit_the_last_learners_language(as_user):
     amina.post("/signout", data={"csrf_token": csrf_token(amina)})
     page = amina.get("/signin").get_data(as_text=True)
     assert '<html lang="en" dir="ltr">' in page
+
+
+def test_article_images_have_their_size_so_the_page_does_not_shift(client):
+    page = client.get("/learn/demo-fr/basics/welcome").get_data(as_text=True)
+    image = re.search(r"<img [^>]*>", page).group()
+    assert 'width="40"' in image and 'height="40"' in image and 'alt="Un doigt sur une tablette"' in image
+
+
+def test_empty_states_and_sign_out_are_plain(as_user):
+    amina = as_user("amina")
+    page = amina.get("/search?q=zzzzqqq").get_data(as_text=True)
+    assert '<li class="empty">' in page  # styled without a list bullet (li.empty in style.css)
+    home = amina.get("/").get_data(as_text=True)
+    assert '<button type="submit" class="done">Sign out</button>' in home
+    assert "I have finished" not in home
