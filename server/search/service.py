@@ -56,7 +56,8 @@ def _exercise_text(node: dict) -> str:
         parts.extend(str(h) for h in q.get("hints", []))
         if q.get("type") in ("single_choice", "multiple_choice"):
             parts.extend(str(c) for c in q.get("choices", []))
-    return "\n".join(parts)
+    # Prompts, hints and choices are Markdown, like articles.
+    return si.extract_markdown_text("\n\n".join(parts))
 
 
 def _html5_text(library: lib.Library, sha: str) -> str:
