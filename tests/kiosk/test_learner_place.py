@@ -94,3 +94,12 @@ def test_empty_states_and_sign_out_are_plain(as_user):
     home = amina.get("/").get_data(as_text=True)
     assert '<button type="submit" class="done">Sign out</button>' in home
     assert "I have finished" not in home
+
+
+def test_did_you_mean_is_one_sentence_in_each_language(as_user):
+    amina = as_user("amina")
+    amina.get("/language/ar?next=/")
+    page = amina.get("/search?q=doigtt").get_data(as_text=True)
+    found = re.search(r'<p class="did-you-mean">(.*?)</p>', page, re.S).group(1)
+    assert found.startswith("هل تقصد <a href=") and found.endswith("</a>؟")
+    assert '<bdi dir="auto">doigt</bdi>' in found
