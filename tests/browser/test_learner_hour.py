@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_accessibility import violations
-from tests.conftest import REPO, PINS
+from tests.conftest import PINS, REPO
 
 pytestmark = pytest.mark.browser
 
