@@ -8,7 +8,7 @@ from passerelle.kiosk import bp, labels  # noqa: F401 - labels registers the `la
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import bookmarks, lessons, progress
-from passerelle.server.packs import pdfpages
+from passerelle.server.packs import catalogue, pdfpages
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
 
@@ -38,7 +38,7 @@ def record_start(db, pack_id: str, node_id: str) -> None:
 def home():
     db = get_db()
     lang = str(get_locale())
-    packs = sorted(cw.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
+    packs = sorted(catalogue.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
     resume, marked, assigned = [], [], []
     who = learner()
     if who is not None:
@@ -52,7 +52,7 @@ def home():
 @bp.get("/learn/<pack_id>")
 @allow(ANYONE)
 def pack_home(pack_id: str):
-    pack = next((p for p in cw.packs(get_db()) if p["id"] == pack_id), None)
+    pack = next((p for p in catalogue.packs(get_db()) if p["id"] == pack_id), None)
     if pack is None or not pack["root"]:
         abort(404)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=pack["root"]))
@@ -62,10 +62,10 @@ def pack_home(pack_id: str):
 @allow(ANYONE)
 def learn(pack_id: str, node_id: str):
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None:
         abort(404)
-    trail = cw.ancestors(db, pack_id, found)
+    trail = catalogue.ancestors(db, pack_id, found)
     pack_title = (trail[0] if trail else found).get("title")
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
                "status": statuses(db, pack_id)}
@@ -73,14 +73,14 @@ def learn(pack_id: str, node_id: str):
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
     if kind == "topic":
-        return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
+        return render_template("topic.html", children=catalogue.children(db, pack_id, node_id), **context)
     if kind == "exercise":
         return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id))
     record_start(db, pack_id, node_id)
-    main = cw.main_file(found)
-    context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
-                   poster=cw.file_of(found, "poster") or cw.file_of(found, "thumbnail"),
-                   transcript=cw.file_of(found, "transcript"), resume_at=_resume_at(db, found))
+    main = catalogue.main_file(found)
+    context.update(main=main, subtitles=catalogue.files_of(found, "subtitles"),
+                   poster=catalogue.file_of(found, "poster") or catalogue.file_of(found, "thumbnail"),
+                   transcript=catalogue.file_of(found, "transcript"), resume_at=_resume_at(db, found))
     who = learner()
     context["bookmarked"] = who is not None and bookmarks.is_bookmarked(db, who["uuid"], pack_id,
                                                                          node_id)
@@ -130,7 +130,7 @@ def _resume_at(db, found: dict) -> float:
 def learn_done(pack_id: str, node_id: str):
     """'I have finished': the no-JavaScript way to complete an article, document or app."""
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None or found["kind"] in ("topic", "exercise"):
         abort(404)
     who = learner()

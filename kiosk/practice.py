@@ -53,7 +53,7 @@ from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.web.auth import ANYONE, allow, current_user
 from werkzeug.routing import BuildError
 
@@ -350,7 +350,7 @@ def _dots(state: mastery_rules.Mastery) -> list[str]:
 
 
 def _exercise_of(pack_id: str, node_id: str) -> dict:
-    found = cw.node(get_db(), pack_id, node_id)
+    found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
     exercise = found.get("exercise") or {}

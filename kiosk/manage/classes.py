@@ -8,7 +8,7 @@ from passerelle.kiosk import bp
 from passerelle.server import records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import (
     allow,
@@ -354,7 +354,7 @@ def manage_lessons():
             flash(_("The lesson was created. Assign it from a class page."))
             return redirect(url_for("kiosk.manage_lessons"))
     return render_template("manage/lessons.html", lessons=lessons.lessons(db), errors=errors,
-                           form=request.form, resources=cw.resources(db)), status
+                           form=request.form, resources=catalogue.resources(db)), status
 
 
 @bp.post("/manage/classes/<class_uuid>/assignments")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from passerelle.server import records
 from passerelle.server.learning import mastery
+from passerelle.server.packs import catalogue
 
 
 def init_app(app: Flask) -> None:
@@ -141,12 +142,14 @@ def statuses(db, learner_uuid: str, pack_id: str) -> dict[str, str]:
 def in_progress(db, learner_uuid: str, limit: int = 4) -> list[dict]:
     """Resources the learner started and did not finish, most recent first (to resume)."""
     rows = db.execute(
-        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
-        " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-        " WHERE p.learner_uuid = ? AND p.completed_version IS NULL AND n.kind != 'topic'"
-        " ORDER BY p.last_version DESC LIMIT ?", [learner_uuid, limit]).fetchall()
-    return [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
-            for r in rows]
+        "SELECT pack_id, node_id, progress FROM progress WHERE learner_uuid = ?"
+        " AND completed_version IS NULL ORDER BY last_version DESC LIMIT ?",
+        [learner_uuid, limit * 4]).fetchall()  # topics and removed packs are left out below
+    known = catalogue.brief(db, [(p, n) for p, n, _ in rows])
+    found = [{"pack_id": p, "node_id": n, "title": known[(p, n)]["title"],
+              "kind": known[(p, n)]["kind"], "progress": value}
+             for p, n, value in rows if (p, n) in known and known[(p, n)]["kind"] != "topic"]
+    return found[:limit]
 
 
 def position(db, learner_uuid: str, pack_id: str, node_id: str) -> float:

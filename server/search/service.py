@@ -288,7 +288,7 @@ def api_suggest():
 def page():
     from passerelle.server.db import get_db
     from passerelle.server.packs import zim as zim_web
-    from passerelle.server.packs.web import packs
+    from passerelle.server.packs.catalogue import packs
 
     only_zim = request.args.get("zim") or None
     kinds = _list_arg("kind", KINDS) or []
