@@ -28,11 +28,12 @@ Main entry points: :func:`check_pack`, :func:`read_pack`, :func:`build_pack`,
 :func:`evaluate`, :func:`draw_variables`, :func:`render_generated`, :func:`check_answer`.
 """
 
-from .build import build_pack
+from .build import build_pack, front_matter
 from .check import check_pack
 from .errors import (
                      BlobMismatch,
                      ContentError,
+                     FrontMatterError,
                      InvalidPack,
                      LibraryBusy,
                      NotEnoughSpace,
@@ -72,6 +73,7 @@ __all__ = [
                      "Diff",
                      "ExpressionError",
                      "FolderSource",
+                     "FrontMatterError",
                      "HttpSource",
                      "ImportResult",
                      "InvalidPack",
@@ -95,6 +97,7 @@ __all__ = [
                      "check_pack",
                      "diff",
                      "draw_variables",
+                     "front_matter",
                      "evaluate",
                      "generate_keypair",
                      "open_source",
