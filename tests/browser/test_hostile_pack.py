@@ -9,7 +9,10 @@ as a box installed before that may still hold them, to show that serving alone h
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import zipfile
 
 import pytest
 from passerelle.server.app import create_app
@@ -40,6 +43,21 @@ LOAD_AS_SCRIPT = """src => new Promise(resolve => {
 })"""
 
 
+# An html5 app runs its scripts, but in an opaque origin: it may ask, it may not read.
+APP_PAGE = b"""<!doctype html><title>Game</title><body><script>
+fetch('/api/v1/me', {credentials: 'include'})
+  .then(r => r.text()).then(t => { document.body.dataset.result = 'read: ' + t; })
+  .catch(() => { document.body.dataset.result = 'refused'; });
+</script></body>"""
+
+
+def app_zip() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("index.html", APP_PAGE)
+    return out.getvalue()
+
+
 @pytest.fixture
 def evil_box(box, tmp_path):
     body = (f"![A red square](sha256:{sha(SVG)})\n\n[Open the page](sha256:{sha(PAGE)})\n\n"
@@ -48,6 +66,13 @@ def evil_box(box, tmp_path):
                                                   (PAGE, "text/plain", "transcript"),
                                                   (SCRIPT, "text/plain", "transcript")],
                         pack_id="evil-pack")
+    game = app_zip()
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["nodes"].append({"id": "game", "parent": "root", "kind": "html5", "title": "Game",
+                              "order": 1, "files": [{"sha256": sha(game), "size": len(game),
+                                                     "mime": "application/zip", "role": "main"}]})
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    (pack / "files" / sha(game)).write_bytes(game)
     create_app({"home": box.home, "TESTING": True}).extensions["passerelle.library"].import_pack(pack)
     db = sqlite3.connect(box.home / "passerelle.db")
     with db:
@@ -92,3 +117,10 @@ def test_a_packs_page_and_scripts_cannot_use_the_learners_session(evil_box, serv
     assert page.evaluate("origin") == "null"  # an opaque origin: no cookie, no session
 
     assert not [url for url in seen if "/api/v1/me" in url or "/leak" in url], seen
+
+    # The pack's html5 app: its script runs, in a sandbox whose requests carry no session
+    # the app may read (no CORS answer for an opaque origin).
+    page.goto("/learn/evil-pack/game")
+    frame = page.wait_for_selector("iframe.app").content_frame()
+    frame.wait_for_function("() => document.body && document.body.dataset.result")
+    assert frame.evaluate("document.body.dataset.result") == "refused"
