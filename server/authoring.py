@@ -132,8 +132,8 @@ def _next_name(root: Path, title: str) -> tuple[str, str]:
     The number follows the highest one used, here or set aside: removing an item never
     gives its number to the next one.
     """
-    used = [int(p.name[:3]) for where in (root / TOPIC, root / TOPIC / "img", root / ASIDE)
-            if where.is_dir() for p in where.iterdir() if p.name[:3].isdigit()]
+    used = [int(found.group(1)) for where in (root / TOPIC, root / TOPIC / "img", root / ASIDE)
+            if where.is_dir() for p in where.iterdir() if (found := re.match(r"(\d+)-", p.name))]
     number = max(used, default=0) + 1
     return f"{number:03d}-{_slug(title)}", f"material/{uuid.uuid4().hex[:10]}"
 
@@ -294,7 +294,7 @@ def _items_named(root: Path, problems: list[lib.Problem]) -> dict[str, list[str]
     ``nodes[4].title (01-material/003-x.md)``. Only items that are still in the folder."""
     found: dict[str, list[str]] = {}
     for problem in problems:
-        match = re.search(rf"(?:^|\(){re.escape(TOPIC)}/(?:img/)?(\d{{3}}-[^/.)\s]*)", problem.location)
+        match = re.search(rf"(?:^|\(){re.escape(TOPIC)}/(?:img/)?(\d+-[^/.)\s]*)", problem.location)
         if match and _files_of(root / TOPIC, match.group(1)):
             found.setdefault(match.group(1), []).append(problem.message)
     return found
@@ -320,7 +320,7 @@ def remove(root: Path, stem: str) -> bool:
 
     The stem must name an item the page listed: it is never taken as a path.
     """
-    if not re.fullmatch(r"\d{3}-[a-z0-9-]*", stem or ""):
+    if not re.fullmatch(r"\d+-[a-z0-9-]*", stem or ""):
         return False
     doomed = _files_of(root / TOPIC, stem) + _files_of(root / ASIDE, stem)
     for path in doomed:
