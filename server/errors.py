@@ -166,6 +166,9 @@ def init_app(app: Flask) -> None:
             response = html_error(status)
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        if status == 416 and getattr(exc, "length", None) is not None:
+            # RFC 9110: an unsatisfiable range is answered with the current length.
+            response.headers["Content-Range"] = f"{exc.units} */{exc.length}"
         return response
 
     @app.errorhandler(PasserelleError)
