@@ -28,7 +28,9 @@
     try { localStorage.setItem(key, JSON.stringify(queue.slice(-2000))); } catch (e) { /* full */ }
   }
   function track(type, fields) {
-    var event = { event_id: uid(), pack_id: pack, node_id: node, type: type };
+    // occurred_at is the tablet's clock; sent_at (below) lets the box correct a wrong one.
+    var event = { event_id: uid(), pack_id: pack, node_id: node, type: type,
+                  occurred_at: new Date().toISOString() };
     for (var k in fields) { if (fields.hasOwnProperty(k)) { event[k] = fields[k]; } }
     var queue = load();
     queue.push(event);
@@ -46,7 +48,8 @@
     request.setRequestHeader("X-CSRFToken", token.getAttribute("content"));
     request.onload = function () {
       sending = false;
-      // 200: stored; 400: refused as invalid, resending cannot help. Anything else: keep.
+      // 200: stored (or refused one by one: a resource this box does not hold); 400: refused
+      // as invalid. Resending cannot help either. Anything else: keep.
       if (request.status === 200 || request.status === 400) {
         var sent = {}, rest = [], i;
         for (i = 0; i < batch.length; i++) { sent[batch[i].event_id] = true; }
@@ -57,7 +60,7 @@
       }
     };
     request.onerror = function () { sending = false; };
-    request.send(JSON.stringify({ events: batch }));
+    request.send(JSON.stringify({ events: batch, sent_at: new Date().toISOString() }));
   }
   // Other viewers on the page (the PDF viewer) report through this event:
   // detail = { type: "completed", fields: { progress: 1, ... } }.

@@ -112,10 +112,12 @@ def progress_post():
     the same time (one transaction, see ``records.GroupCommit``); the answer
     leaves only once they are committed: the tablet may then forget them.
     """
-    events = _validate_events(request.get_json(silent=True))
-    learner = current_user()["uuid"]
-    accepted = progress.record(dbmod.get_db(), learner, events)
-    return jsonify({"accepted": accepted, "duplicates": len(events) - accepted})
+    body = request.get_json(silent=True)
+    events = _validate_events(body)
+    db = dbmod.get_db()
+    events, refused = progress.from_tablet(db, events, sent_at=body.get("sent_at"))
+    accepted = progress.record(db, current_user()["uuid"], events) if events else 0
+    return jsonify({"accepted": accepted, "duplicates": len(events) - accepted, "refused": refused})
 
 
 @bp.get("/v1/progress")

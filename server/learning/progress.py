@@ -17,6 +17,16 @@ Design
   answers and the questions ever answered correctly with the learner's summary
   row (``records.merge_answers``), as Kolibri keeps a mastery log. Answering
   reads one row, however long the learner's history.
+- **When it happened.** A tablet queues events while the Wi-Fi is down and sends
+  them later, so each event carries ``occurred_at`` from the tablet's clock, and the
+  batch carries ``sent_at``, the tablet's clock when sending. The difference between
+  the box's clock and ``sent_at`` corrects a tablet whose clock is wrong; the result
+  is bounded by the box's clock (never in the future, at most a year back). Reports
+  and xAPI date an event by it (:func:`from_tablet`).
+- **Only what this box holds.** A tablet's events for resources not installed here
+  are refused one by one and named in the answer (the tablet drops them: sending
+  them again cannot help); the others are recorded. Events arriving by sync are
+  kept whatever this box holds.
 - An answer and the completion it earns are submitted together. Mastery is
   decided from the stored state read just before: two tablets answering the same
   exercise for the same learner at the same instant may see each other's answer
@@ -29,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
 from passerelle.server import records
@@ -45,8 +56,50 @@ def writer(app: Flask | None = None) -> records.GroupCommit:
 
 
 def record(db, learner_uuid: str, events: list[dict]) -> int:
-    """Write validated events of one learner, durably; how many were new (not resent)."""
-    return writer().submit(db, learner_uuid, events)
+    """Write validated events of one learner, durably; how many were new (not resent).
+
+    Events made on the box itself (not by a tablet) happen now.
+    """
+    stamp = iso(datetime.now(UTC))
+    return writer().submit(db, learner_uuid, [e if "occurred_at" in e else {**e, "occurred_at": stamp}
+                                              for e in events])
+
+
+MAX_EVENT_AGE = timedelta(days=366)
+
+
+def parse_time(text) -> datetime | None:
+    """An ISO 8601 date-time with its offset (``Z`` included), else None."""
+    if not isinstance(text, str) or not 10 <= len(text) <= 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_tablet(db, events: list[dict], *, sent_at=None, now: datetime | None = None
+                ) -> tuple[list[dict], list[dict]]:
+    """A tablet's validated events placed in time and checked against this box's catalogue:
+    (events to record, refused ones as ``{event_id, reason}``)."""
+    now = now or datetime.now(UTC)
+    sent = parse_time(sent_at)
+    shift = now - sent if sent is not None else timedelta(0)
+    known = catalogue.brief(db, [(e["pack_id"], e["node_id"]) for e in events])
+    kept, refused = [], []
+    for event in events:
+        if (event["pack_id"], event["node_id"]) not in known:
+            refused.append({"event_id": event["event_id"], "reason": "not_installed"})
+            continue
+        occurred = parse_time(event.get("occurred_at"))
+        occurred = now if occurred is None else min(now, max(now - MAX_EVENT_AGE, occurred + shift))
+        kept.append({**event, "occurred_at": iso(occurred)})
+    return kept, refused
 
 
 def event_id(kind: str, *parts: str) -> str:

@@ -469,7 +469,9 @@ def statement(op: tuple, p: dict, org_uuid: str, node: tuple[str | None, str | N
         "object": {"objectType": "Activity",
                    "id": f"urn:passerelle:{p.get('pack_id')}/{p.get('node_id')}",
                    "definition": definition},
-        "timestamp": version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        # When it happened on the tablet (placed on the box's clock), else when it was recorded.
+        "timestamp": p.get("occurred_at") if isinstance(p.get("occurred_at"), str)
+        else version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "context": {"platform": "Passerelle"},
     }
     if language != UNKNOWN_LANGUAGE:
