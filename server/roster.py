@@ -13,7 +13,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from . import accounts, records
+from . import accounts, records, spreadsheet
 from .errors import InvalidInput
 from .i18n import lazy_text as _l
 
@@ -66,7 +66,8 @@ def read(text: str) -> list[tuple[int, dict]]:
     for i, raw in enumerate(reader, start=2):
         if i - 1 > MAX_ROWS:
             raise InvalidInput(_l("at most %(max)s people per file", max=MAX_ROWS))
-        values = {k: (v or "").strip() for k, v in raw.items() if k}
+        # A cell this box exported with a ' before a formula character reads back as it was.
+        values = {k: spreadsheet.unescape((v or "").strip()) for k, v in raw.items() if k}
         if any(values.values()):
             rows.append((i, values))
     return rows
@@ -140,7 +141,7 @@ def export(db) -> str:
         if m["class_uuid"] in names:
             memberships.setdefault(m["user_uuid"], []).append(names[m["class_uuid"]])
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheet.writer(out)
     writer.writerow(["uuid", "display_name", "username", "role", "class", "language", "avatar",
                      *PROFILE, "created_at"])
     for user in accounts.list_users(db):
