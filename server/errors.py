@@ -74,6 +74,14 @@ class InvalidInput(PasserelleError):
     exit_code = ExitStatus.INVALID_INPUT
 
 
+class Forbidden(PasserelleError):
+    """Signed in, but this person may not do this to this record."""
+
+    code = "forbidden"
+    status = 403
+    exit_code = ExitStatus.ERROR
+
+
 class Conflict(PasserelleError):
     """The request clashes with the box's state (a version conflict, a busy library...)."""
 
