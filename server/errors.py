@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from passerelle import content
 from passerelle.server.i18n import lazy_text as _l
 from werkzeug.exceptions import HTTPException
@@ -72,6 +73,14 @@ class InvalidInput(PasserelleError):
     code = "invalid"
     status = 400
     exit_code = ExitStatus.INVALID_INPUT
+
+
+class Forbidden(PasserelleError):
+    """Signed in, but this person may not do this to this record."""
+
+    code = "forbidden"
+    status = 403
+    exit_code = ExitStatus.ERROR
 
 
 class Conflict(PasserelleError):
@@ -156,7 +165,22 @@ def _http_message(exc: HTTPException) -> str:
     return (exc.description or exc.name or "").replace("<p>", "").replace("</p>", "").strip()
 
 
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to decode is a bad request like any other
+    undecodable body (``get_json`` turns ValueError into 400, or None when silent), not a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
 def init_app(app: Flask) -> None:
+    provider = _JSONProvider(app)
+    provider.sort_keys = app.json.sort_keys
+    app.json = provider
+
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
         status = exc.code or 500

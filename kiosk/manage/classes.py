@@ -145,15 +145,15 @@ def manage_class(class_uuid: str):
         form["role"] = "learner"
         try:
             learner = accounts.create_user(db, **_person_from_form(form, _people_context(db)["mode"]))
-            accounts.add_member(db, class_uuid, learner)
+            accounts.enrol(db, current_user(), class_uuid, learner)
         except InvalidInput as exc:
             errors, status = exc.details or {}, 400
         else:
             flash(_("%(name)s was added.", name=request.form.get("display_name")))
             return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
     learners = accounts.members(db, class_uuid)
-    in_class = {learner["uuid"] for learner in learners}
-    others = [p for p in accounts.list_users(db, "learner") if p["uuid"] not in in_class]
+    # Only those this person may add: a facilitator never sees other classes' learners here.
+    others = accounts.enrollable_learners(db, current_user(), class_uuid)
     from passerelle.server.learning import lessons
 
     return render_template("manage/class.html", group=group, learners=learners, others=others,
@@ -169,9 +169,7 @@ def manage_class(class_uuid: str):
 def manage_class_add(class_uuid: str):
     db = get_db()
     _managed_class(db, class_uuid)
-    person = accounts.get_user(db, request.form.get("user_uuid", ""))
-    require(person["role"] == "learner" or current_user()["role"] == "coordinator")
-    accounts.add_member(db, class_uuid, person["uuid"])
+    accounts.enrol(db, current_user(), class_uuid, request.form.get("user_uuid", ""))
     return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
 
 

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 import weakref
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
+from decimal import Decimal
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from passerelle import content as lib
@@ -222,18 +224,25 @@ bp = Blueprint("search", __name__)
 
 
 def _list_arg(name: str, allowed: tuple | None = None, maximum: int = 10) -> list[str] | None:
-    values = [v for raw in request.args.getlist(name) for v in raw.split(",") if v][:maximum]
-    if allowed and any(v not in allowed for v in values):
+    values = [v for raw in request.args.getlist(name) for v in raw.split(",")]
+    if allowed is not None and any(v not in allowed for v in values):  # "" included
         raise InvalidInput(f"{name}: one of {', '.join(allowed)}", details={name: "unknown value"})
-    return values or None
+    return [v for v in values if v][:maximum] or None
+
+
+# A number as JSON writes it: what a client's "integer" may look like once in a query string.
+_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``; ``40.0`` counts (an integer in JSON Schema, and
+    what some clients write for one)."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = Decimal(raw) if _NUMBER.fullmatch(raw) else None
+    if value is None or value != value.to_integral_value() or not low <= value <= high:
         raise InvalidInput(f"{name}: a whole number from {low} to {high}",
                            details={name: f"{low} to {high}"})
-    return int(raw)
+    return int(value)
 
 
 def run_search():
@@ -268,11 +277,13 @@ def api_search():
 @bp.get("/api/v1/search/suggest")
 @allow(ANYONE)
 def api_suggest():
-    prefix = request.args.get("q", "")[:50]
+    if "q" not in request.args:
+        raise InvalidInput("q: the beginning of a word", details={"q": "required"})
+    # Every parameter is checked, even when there is nothing to suggest.
+    prefix, languages, limit = request.args["q"][:50], _list_arg("language"), _int_arg("limit", 8, 1, 20)
     if not prefix.strip():
         return jsonify({"suggestions": []})
-    limit = _int_arg("limit", 8, 1, 20)
-    found = service().suggest(prefix, _list_arg("language"), limit)
+    found = service().suggest(prefix, languages, limit)
     if len(found) < limit:
         from passerelle.server.packs.zim import (
             suggest_titles,  # the ZIMs' title indexes, after the lessons' words

@@ -163,6 +163,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError):
+        # The token is checked before the session: a request that no session could make
+        # (signed out, expired, no cookie) hears "sign in first", as it would without CSRF.
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        allowed = getattr(view, "allowed", frozenset())
+        if allowed and not allowed & {ANYONE, DEVICE}:
+            _load_user()
+            if current_user() is None:
+                if wants_json():
+                    return api_error(401, "sign in first", "unauthorized")
+                return redirect(url_for("kiosk.signin"))
         if wants_json():
             return api_error(400, "the form expired or did not come from this box; reload the page",
                              "csrf_failed")
