@@ -8,7 +8,7 @@ parser asks here, as soon as a request's headers are parsed:
 
 - **How large may this body be?** ``security.body_allowance``: ``max_request_mb``
   for every route; an upload route's own setting only for staff its access
-  rule allows, judged from the signed session cookie. A larger Content-Length
+  rule allows, judged from the session cookie (its session read, never written). A larger Content-Length
   is refused before a byte of the body is read (413). A chunked body, which
   announces no length, is counted as it arrives and cut off at the limit.
 - **Can the disk take it?** A body that will be spooled must leave
