@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from passerelle.kiosk import bp, labels  # noqa: F401 - labels registers the `label` template global
+from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import bookmarks, lessons, progress
@@ -30,7 +30,8 @@ def record_start(db, pack_id: str, node_id: str) -> None:
     """Opening a resource starts it, once: the event id makes a second opening a repeat."""
     who = learner()
     if who is not None:
-        progress.start(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():  # reading goes on when the disk is full
+            progress.start(db, who["uuid"], pack_id, node_id)
 
 
 @bp.get("/")
@@ -113,7 +114,8 @@ def _document(db, pack_id: str, node_id: str, sha256: str) -> dict:
     if who is not None and page == shown:
         # The last page was shown: the document is read, also without JavaScript. Same event
         # id as "I have finished", so seeing the last page again does not count twice.
-        progress.complete(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():
+            progress.complete(db, who["uuid"], pack_id, node_id)
     return {"error": False, "count": count, "shown": shown, "page": page, "zoom": zoom,
             "zooms": PDF_ZOOMS, "base": base, "widths": pdfpages.WIDTHS, "sizes": sizes}
 

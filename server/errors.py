@@ -199,7 +199,7 @@ def init_app(app: Flask) -> None:
     def handle_domain(exc: PasserelleError):
         if wants_json():
             return api_error(exc.status, exc.message, exc.code, exc.details)
-        return html_error(exc.status)
+        return html_error(exc.status, exc.message if exc.status == 507 else None)
 
     @app.errorhandler(content.ContentError)
     def handle_library(exc: content.ContentError):
@@ -207,6 +207,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        from passerelle.server import disk
+
+        if disk.is_full(exc):
+            # Not a bug: the box ran out of space. Said so, in words a person can act on.
+            app.logger.error("disk full on %s %s: %s", request.method, request.path, exc)
+            if wants_json():
+                return api_error(507, DISK_FULL, "insufficient_storage")
+            return html_error(507)
         # The traceback goes to the log, never to the learner or the API client.
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
@@ -214,10 +222,14 @@ def init_app(app: Flask) -> None:
         return html_error(500)
 
 
-def html_error(status: int) -> Response:
+DISK_FULL = _l("The box's storage is full, so this could not be saved. Nothing you saved before"
+               " is lost. Please tell the person in charge of the space.")
+
+
+def html_error(status: int, message: str | None = None) -> Response:
     """A friendly page in the learner's language (the kiosk's base template)."""
     try:
-        body = render_template("error.html", status=status)
+        body = render_template("error.html", status=status, message=message)
     except Exception:  # noqa: BLE001 - never let the error page itself fail
         body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
     return make_response(body, status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
-from passerelle.server import records
+from passerelle.server import disk, records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
 from passerelle.server.packs import catalogue
@@ -62,8 +62,12 @@ def _people_context(db):
 @allow(*STAFF)
 def manage_home():
     db = get_db()
+    try:
+        space = disk.space(current_app.config["HOME"].root, current_app.config["SETTINGS"])
+    except OSError:
+        space = None
     return render_template("manage/home.html", classes=accounts.classes_of(db, current_user()),
-                           org=accounts.organisation(db))
+                           org=accounts.organisation(db), space=space)
 
 
 @bp.route("/manage/people", methods=["GET", "POST"])

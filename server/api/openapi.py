@@ -40,13 +40,16 @@ PATHS: dict = {
     "/api/v1/health": {
         "get": {
             "summary": "Health of the box",
-            "description": "Version, device id and database status. Needs no sign-in.",
+            "description": "Version, device id, database status and free space on the data "
+                           "home's disk (`low` below `disk_warning_mb`, `critical` below "
+                           "`disk_reserve_mb`). Needs no sign-in.",
             "operationId": "health",
             "tags": ["box"],
             "responses": {
                 "200": {"description": "The box is healthy.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                "503": {"description": "The database cannot be read.",
+                "503": {"description": "The database cannot be read, or the disk is below "
+                                       "its reserve.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
             },
         }
@@ -310,6 +313,17 @@ SCHEMAS: dict = {
                     "message": {"type": "string"},
                 },
             },
+            "disk": {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok", "low", "critical", "error"]},
+                    "free_mb": {"type": "integer"},
+                    "total_mb": {"type": "integer"},
+                    "warning_mb": {"type": "integer"},
+                    "reserve_mb": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
         },
     },
 }
@@ -322,6 +336,8 @@ COMMON_RESPONSES = {
     "404": _error("No such resource."),
     "405": _error("The method is not allowed on this path."),
     "413": _error("The request body is larger than the box accepts."),
+    "507": _error("The box's disk is full, or too full for this request body: nothing was "
+                  "saved. A tablet keeps its queued events and sends them again later."),
     "500": _error("An unexpected error; it was logged on the box."),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from passerelle.server import __version__
+from passerelle.server import __version__, disk
 from passerelle.server import db as dbmod
 from passerelle.server.api.openapi import spec
 from passerelle.server.errors import InvalidInput
@@ -32,11 +32,18 @@ def health():
         database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
     except sqlite3.Error as exc:
         database = {"status": "error", "message": str(exc)}
+    try:
+        space = disk.space(current_app.config["HOME"].root, current_app.config["SETTINGS"]).as_dict()
+    except OSError as exc:
+        space = {"status": "error", "message": str(exc)}
+    # Below the reserve the box can still record progress, but not for long: say so.
+    sound = database["status"] == "ok" and space["status"] in ("ok", "low")
     body = {
-        "status": "ok" if database["status"] == "ok" else "degraded",
+        "status": "ok" if sound else "degraded",
         "version": __version__,
         "device_id": device_id,
         "database": database,
+        "disk": space,
     }
     return jsonify(body), 200 if body["status"] == "ok" else 503
 

@@ -27,6 +27,9 @@ Design
   are refused one by one and named in the answer (the tablet drops them: sending
   them again cannot help); the others are recorded. Events arriving by sync are
   kept whatever this box holds.
+- **A full disk loses nothing acknowledged**: :func:`record` raises
+  :class:`EventsNotStored` with the events, the API answers 507 and the
+  tablet keeps them; the pages hand them to the tablet's queue.
 - An answer and the completion it earns are submitted together. Mastery is
   decided from the stored state read just before: two tablets answering the same
   exercise for the same learner at the same instant may see each other's answer
@@ -38,11 +41,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
-from passerelle.server import records
+from passerelle.server import disk, records
+from passerelle.server.errors import DISK_FULL, InsufficientStorage
 from passerelle.server.learning import mastery
 from passerelle.server.packs import catalogue
 
@@ -55,14 +60,32 @@ def writer(app: Flask | None = None) -> records.GroupCommit:
     return (app or current_app).extensions["passerelle.progress_writer"]
 
 
+class EventsNotStored(InsufficientStorage):
+    """The data home's disk is full: these events were not written (none of them).
+
+    The API answers 507 and the tablet keeps its queue; a page keeps the events for
+    the tablet to queue (``kiosk/pending.py``). Their ids are kept, so whichever way
+    they come back they count once.
+    """
+
+    def __init__(self, events: list[dict]):
+        super().__init__(DISK_FULL)
+        self.events = events
+
+
 def record(db, learner_uuid: str, events: list[dict]) -> int:
     """Write validated events of one learner, durably; how many were new (not resent).
 
     Events made on the box itself (not by a tablet) happen now.
     """
     stamp = iso(datetime.now(UTC))
-    return writer().submit(db, learner_uuid, [e if "occurred_at" in e else {**e, "occurred_at": stamp}
-                                              for e in events])
+    events = [e if "occurred_at" in e else {**e, "occurred_at": stamp} for e in events]
+    try:
+        return writer().submit(db, learner_uuid, events)
+    except (sqlite3.Error, records.WriteFailed, OSError) as exc:
+        if not disk.is_full(exc):
+            raise
+        raise EventsNotStored(events) from exc
 
 
 MAX_EVENT_AGE = timedelta(days=366)

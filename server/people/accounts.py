@@ -459,17 +459,32 @@ def signed_in_user(db, token: str, lifetime_seconds: float, now: float | None = 
                    ) -> dict | None:
     """The person whose session this token is, or None: never started, ended, expired, or
     the person was removed or their role or a secret changed since (here or by sync)."""
+    user, stale = _signin_of(db, token, lifetime_seconds, now)
+    if stale:
+        end_signin(db, token)  # once: the row is gone for the next request with this cookie
+    return user
+
+
+def session_holder(db, token: str, lifetime_seconds: float, now: float | None = None
+                   ) -> dict | None:
+    """:func:`signed_in_user`, reading only: a stale session is left for the next request
+    to end. For decisions taken where no write may wait for the lock (Waitress' event loop)."""
+    return _signin_of(db, token, lifetime_seconds, now)[0]
+
+
+def _signin_of(db, token: str, lifetime_seconds: float, now: float | None
+               ) -> tuple[dict | None, bool]:
+    """(The person, or None; whether the session row is stale and should be ended.)"""
     now = time.time() if now is None else now
     row = db.execute("SELECT user_uuid, stamp, started_at FROM signins WHERE id = ?",
                      [_token_id(token)]).fetchone()
     if row is None:
-        return None
+        return None, False
     user_uuid, stamp, started_at = row
     user = None if now - started_at > lifetime_seconds else records.load(db, "user", user_uuid)
     if user is None or not hmac.compare_digest(credential_stamp(user), stamp):
-        end_signin(db, token)  # once: the row is gone for the next request with this cookie
-        return None
-    return user
+        return None, True
+    return user, False
 
 
 def end_signin(db, token: str) -> None:

@@ -33,12 +33,13 @@ import time
 import weakref
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from passerelle import content as lib
 from passerelle import search_index as si
+from passerelle.server import disk
 from passerelle.server.errors import InvalidInput
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -202,11 +203,19 @@ class SearchService:
 class IndexingListener:
     """Called by the content library after each successful install, update or removal."""
 
-    def __init__(self, service: SearchService, logger=None):
+    def __init__(self, service: SearchService, logger=None,
+                 may_index: Callable[[], bool] = lambda: True):
         self.service = service
         self.logger = logger or logging.getLogger("passerelle.search")
+        # False when the disk is low: the index is optional, learners' progress is not.
+        self.may_index = may_index
 
     def pack_installed(self, pack_id: str, version: int) -> None:
+        if not self.may_index():
+            # The start-up drift check (or `passerelle index rebuild`) indexes it later.
+            self.logger.warning("search: %s v%s not indexed: the disk is below its reserve",
+                                pack_id, version)
+            return
         count = self.service.reindex_pack(pack_id)
         self.logger.info("search: indexed %s documents of %s v%s", count, pack_id, version)
 
@@ -315,17 +324,20 @@ def page():
 
 
 def attach(library: lib.Library, home, parallel: bool = False, workers: int = 0,
-           logger: logging.Logger | None = None) -> SearchService:
+           logger: logging.Logger | None = None, settings=None) -> SearchService:
     """The search service of a data home, listening to its content library.
 
     The CLI and the server both build the library through this, so a pack
     imported either way is indexed the same way. ``parallel`` (analysis in
     worker processes) is for the single-threaded command line only;
-    ``workers`` (searches in worker processes) is for the server.
+    ``workers`` (searches in worker processes) is for the server. With ``settings``,
+    indexing waits while the disk is below ``disk_reserve_mb``.
     """
     search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library,
                            workers=workers, logger=logger)
-    library.listeners.append(IndexingListener(search))
+    may_index = ((lambda: disk.optional_writes_allowed(home.root, settings))
+                 if settings is not None else (lambda: True))
+    library.listeners.append(IndexingListener(search, may_index=may_index))
     return search
 
 
@@ -338,7 +350,7 @@ def init_app(app: Flask) -> None:
     library = app.extensions["passerelle.library"]
     search = attach(library, app.config["HOME"],
                     workers=search_workers(app.config["SETTINGS"]["search_workers"]),
-                    logger=app.logger)
+                    logger=app.logger, settings=app.config["SETTINGS"])
     app.extensions["passerelle.search"] = search
     app.register_blueprint(bp)
     # Catch the drift a crash may leave between the catalogue and the index.
@@ -346,6 +358,10 @@ def init_app(app: Flask) -> None:
         packs = {p.id: p.node_count for p in library.list()}
         indexed = search.index.count()
         if indexed != sum(packs.values()):
+            if not disk.optional_writes_allowed(app.config["HOME"].root, app.config["SETTINGS"]):
+                app.logger.warning("search index has %s documents for %s nodes; not rebuilt: "
+                                   "the disk is below its reserve", indexed, sum(packs.values()))
+                return
             app.logger.warning("search index has %s documents for %s nodes: rebuilding",
                                indexed, sum(packs.values()))
             search.rebuild()
