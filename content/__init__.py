@@ -29,11 +29,12 @@ Main entry points: :func:`check_pack`, :func:`read_pack`, :func:`build_pack`,
 :class:`ZimLibrary` for Kiwix ZIM files, served in place (``zim.py``).
 """
 
-from .build import build_pack
+from .build import build_pack, front_matter
 from .check import check_pack
 from .errors import (
                      BlobMismatch,
                      ContentError,
+                     FrontMatterError,
                      InvalidPack,
                      LibraryBusy,
                      NotEnoughSpace,
@@ -75,6 +76,7 @@ __all__ = [
                      "ExpressionError",
                      "FolderSource",
                      "InvalidZim",
+                     "FrontMatterError",
                      "HttpSource",
                      "ImportResult",
                      "InvalidPack",
@@ -101,6 +103,7 @@ __all__ = [
                      "check_pack",
                      "diff",
                      "draw_variables",
+                     "front_matter",
                      "evaluate",
                      "generate_keypair",
                      "open_source",

@@ -46,6 +46,7 @@ from typing import Any, BinaryIO
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import media
 from .errors import (
     BlobMismatch,
     ContentError,
@@ -601,8 +602,9 @@ class Library:
                               node.get("language"), position, node.get("order"),
                               encode(node)))
             for j, f in enumerate(node.get("files", ())):
-                file_rows.append((pack_id, node["id"], j, f["sha256"], f["size"], f["mime"], f["role"],
-                                  f.get("lang")))
+                # The catalog keeps the normalised type: what the box serves is decided from it.
+                file_rows.append((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]),
+                                  f["role"], f.get("lang")))
         with self._db() as db:
             conn: sqlite3.Connection = db.conn
             with db.atomic():

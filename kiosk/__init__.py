@@ -72,7 +72,15 @@ def static_file(digest: str, filename: str):
 def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported: the learners' pages,
     # then the staff pages (kiosk/manage/).
-    from passerelle.kiosk import bookmarks, learn, pages, practice, signin, zim_pages  # noqa: F401
+    from passerelle.kiosk import (  # noqa: F401
+        bookmarks,
+        learn,
+        pages,
+        pending,
+        practice,
+        signin,
+        zim_pages,
+    )
     from passerelle.kiosk.manage import classes, material, reports, sync  # noqa: F401
 
     app.register_blueprint(bp)

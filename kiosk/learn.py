@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from passerelle.kiosk import bp, labels  # noqa: F401 - labels registers the `label` template global
+from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import bookmarks, lessons, progress
-from passerelle.server.packs import pdfpages
+from passerelle.server.packs import catalogue, pdfpages
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
 
@@ -30,7 +30,8 @@ def record_start(db, pack_id: str, node_id: str) -> None:
     """Opening a resource starts it, once: the event id makes a second opening a repeat."""
     who = learner()
     if who is not None:
-        progress.start(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():  # reading goes on when the disk is full
+            progress.start(db, who["uuid"], pack_id, node_id)
 
 
 def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict | None:
@@ -57,7 +58,7 @@ def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict
             return None
         items = [{"pack_id": pack_id, "node_id": c["id"], "title": c.get("title", ""),
                   "kind": c["kind"], "language": c.get("language") or found.get("language")}
-                 for c in cw.children(db, pack_id, parent) if c["kind"] != "topic"]
+                 for c in catalogue.children(db, pack_id, parent) if c["kind"] != "topic"]
         back = url_for("kiosk.learn", pack_id=pack_id, node_id=parent)
     index = next((n for n, i in enumerate(items)
                   if i["pack_id"] == pack_id and i["node_id"] == found["id"]), None)
@@ -82,7 +83,7 @@ def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict
 def home():
     db = get_db()
     lang = str(get_locale())
-    packs = sorted(cw.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
+    packs = sorted(catalogue.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
     resume, marked, assigned = [], [], []
     who = learner()
     if who is not None:
@@ -96,7 +97,7 @@ def home():
 @bp.get("/learn/<pack_id>")
 @allow(ANYONE)
 def pack_home(pack_id: str):
-    pack = next((p for p in cw.packs(get_db()) if p["id"] == pack_id), None)
+    pack = next((p for p in catalogue.packs(get_db()) if p["id"] == pack_id), None)
     if pack is None or not pack["root"]:
         abort(404)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=pack["root"]))
@@ -106,10 +107,10 @@ def pack_home(pack_id: str):
 @allow(ANYONE)
 def learn(pack_id: str, node_id: str):
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None:
         abort(404)
-    trail = cw.ancestors(db, pack_id, found)
+    trail = catalogue.ancestors(db, pack_id, found)
     pack_title = (trail[0] if trail else found).get("title")
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
                "status": statuses(db, pack_id)}
@@ -118,16 +119,16 @@ def learn(pack_id: str, node_id: str):
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
     if kind == "topic":
-        return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
+        return render_template("topic.html", children=catalogue.children(db, pack_id, node_id), **context)
     if kind == "exercise":
         return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
                                 lesson=lesson_uuid))
     record_start(db, pack_id, node_id)
     context["place"] = place(db, pack_id, found, lesson_uuid)
-    main = cw.main_file(found)
-    context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
-                   poster=cw.file_of(found, "poster") or cw.file_of(found, "thumbnail"),
-                   transcript=cw.file_of(found, "transcript"), resume_at=_resume_at(db, found))
+    main = catalogue.main_file(found)
+    context.update(main=main, subtitles=catalogue.files_of(found, "subtitles"),
+                   poster=catalogue.file_of(found, "poster") or catalogue.file_of(found, "thumbnail"),
+                   transcript=catalogue.file_of(found, "transcript"), resume_at=_resume_at(db, found))
     who = learner()
     context["bookmarked"] = who is not None and bookmarks.is_bookmarked(db, who["uuid"], pack_id,
                                                                          node_id)
@@ -161,7 +162,8 @@ def _document(db, pack_id: str, node_id: str, sha256: str) -> dict:
     if who is not None and page == shown:
         # The last page was shown: the document is read, also without JavaScript. Same event
         # id as "I have finished", so seeing the last page again does not count twice.
-        progress.complete(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():
+            progress.complete(db, who["uuid"], pack_id, node_id)
     return {"error": False, "count": count, "shown": shown, "page": page, "zoom": zoom,
             "zooms": PDF_ZOOMS, "base": base, "widths": pdfpages.WIDTHS, "sizes": sizes}
 
@@ -179,7 +181,7 @@ def learn_done(pack_id: str, node_id: str):
     """'I have finished': completes an article, document or app (also without JavaScript)
     and goes on to the next item of the lesson or topic, so the learner keeps their place."""
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None or found["kind"] in ("topic", "exercise"):
         abort(404)
     who = learner()

@@ -2,7 +2,8 @@
 
 markdown-it-py (CommonMark) with raw HTML switched off, so a pack can format
 text but never inject markup or scripts; links to other hosts are shown but
-not followed (the box has no internet); images given as ``sha256:<hex>`` are
+not followed (the box has no internet, and a protocol-relative ``//host``
+counts as another host); images given as ``sha256:<hex>`` are
 the pack's own blobs, served at ``/files/<hex>``.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -20,6 +22,8 @@ _SHA = re.compile(r"^sha256:([0-9a-f]{64})$")
 # left-to-right isolate, so that in right-to-left text it does not read backwards.
 _NUMBER = r"\d+(?:[.,]\d+)*"
 _MATHS = re.compile(_NUMBER + r"(?:\s*[-+−×÷*/=<>≤≥]\s*\(?" + _NUMBER + r"\)?)+")
+_TABS_AND_NEWLINES = re.compile(r"[\t\n\r]")
+_SPACES_AROUND = re.compile(r"^[\x00-\x20]+|[\x00-\x20]+$")
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True}).enable("table")
 
 
@@ -72,10 +76,29 @@ def _rewrite(tokens, image_size=None) -> None:
             found = _SHA.match(href)
             if found:
                 token.attrSet("href", f"/files/{found.group(1)}")
-            elif not href.startswith(("/", "#")):
+            elif not _on_this_box(href):
                 # An outside address: readable as text, not a dead link on an offline box.
                 token.attrSet("href", "#")
                 token.attrSet("data-outside", href)
+
+
+def _on_this_box(href: str) -> bool:
+    """A path on the box (``/learn/x``) or a fragment (``#part``), read as a browser reads it.
+
+    Browsers drop tabs and newlines anywhere in an address, trim spaces and control
+    characters around it, and treat ``\\`` as ``/``: ``//host``, ``/\\host`` and
+    ``/<tab>/host`` all leave the box, as does anything with a scheme.
+    """
+    # markdown-it has percent-encoded the address; it is judged decoded too, so that a
+    # page on the box that decodes a path (a redirect) cannot be led off it either.
+    return all(_local(form) for form in (href, unquote(href)))
+
+
+def _local(href: str) -> bool:
+    cleaned = _SPACES_AROUND.sub("", _TABS_AND_NEWLINES.sub("", href)).replace("\\", "/")
+    if cleaned.startswith("#"):
+        return True
+    return cleaned.startswith("/") and not cleaned.startswith("//")
 
 
 def render_markdown(text: str, image_size=None) -> Markup:

@@ -47,14 +47,14 @@ from passerelle.content import (
 )
 from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
-from passerelle.kiosk import bp
+from passerelle.kiosk import bp, pending
 from passerelle.kiosk import perseus_view as pv
 from passerelle.kiosk.learn import place
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.web.auth import ANYONE, allow, current_user
 from werkzeug.routing import BuildError
 
@@ -364,7 +364,7 @@ def _dots(state: mastery_rules.Mastery) -> list[str]:
 
 
 def _exercise_of(pack_id: str, node_id: str) -> dict:
-    found = cw.node(get_db(), pack_id, node_id)
+    found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
     exercise = found.get("exercise") or {}
@@ -384,7 +384,8 @@ def practice(pack_id: str, node_id: str):
     if request.method == "GET":
         who = _learner()
         if who is not None:  # opening the exercise starts it, once per learner and exercise
-            progress.start(db, who["uuid"], pack_id, node_id)
+            with pending.kept_if_full():
+                progress.start(db, who["uuid"], pack_id, node_id)
         return _render(found, run, pack_id, node_id)
 
     action = request.form.get("action", "check")
@@ -413,7 +414,16 @@ def practice(pack_id: str, node_id: str):
                        status=422)
     values = _values(run, question, index)
     correct = check_answer(question, given, values)
-    just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct)
+    try:
+        just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given,
+                                correct)
+    except progress.EventsNotStored as exc:
+        # Not lost: still in the form, and queued by the tablet (see kiosk/pending.py).
+        pending.keep(exc.events)
+        return _render(found, run, pack_id, node_id, draft=_draft(question), status=507,
+                       error=_("The box is full, so your answer could not be saved yet. This"
+                               " tablet keeps it and sends it when the box has room again; you"
+                               " can also press “Check” again later."))
     # The feedback repeats what the learner typed, as typed (not the number read from it).
     if question["type"] == "perseus":
         shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]

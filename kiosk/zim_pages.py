@@ -14,8 +14,8 @@ from flask_babel import gettext as _
 from passerelle.content import zim as zimlib
 from passerelle.kiosk import bp
 from passerelle.kiosk.learn import learner
-from passerelle.server import records
 from passerelle.server.db import get_db
+from passerelle.server.learning import progress
 from passerelle.server.packs import zim as zim_web
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -52,10 +52,7 @@ def record_open(uuid: str, path: str) -> None:
     (the event id makes the next opening a repeat, as for a lesson)."""
     who = learner()
     if who is not None:
-        pack_id = f"zim:{uuid}"
-        records.event(get_db(), who["uuid"], {
-            "event_id": f"start:{who['uuid']}:{pack_id}:{path}", "pack_id": pack_id,
-            "node_id": path, "type": "started"})
+        progress.start(get_db(), who["uuid"], f"zim:{uuid}", path)
 
 
 @bp.get("/read/<uuid>/")

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 from passerelle import kiosk
-from passerelle.server import db, errors, i18n
+from passerelle.server import db, disk, errors, i18n
 from passerelle.server.api import tablet as api
 from passerelle.server.errors import ConfigError
 from passerelle.server.home import Home
@@ -106,5 +106,7 @@ def _configure_logging(app: Flask, home: Home, settings: Settings) -> None:
                                   backupCount=5, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(settings["log_level"].upper())
+    # Routine lines stop before the disk's last space, kept for learners' progress.
+    handler.addFilter(disk.SkipWhenLow(home.root, settings))
     app.logger.addHandler(handler)
     app.logger.setLevel(settings["log_level"].upper())

@@ -4,8 +4,8 @@ CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
         WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
         BEGIN
             INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
-            VALUES (date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch'), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1,
-                    max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
+            VALUES (coalesce(date(json_extract(NEW.payload, '$.occurred_at')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject,
+                    coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
             ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
             SET events = events + 1, seconds = seconds + excluded.seconds;
         END;

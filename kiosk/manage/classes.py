@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
-from passerelle.server import records
+from passerelle.server import disk, records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import (
     allow,
@@ -62,8 +62,12 @@ def _people_context(db):
 @allow(*STAFF)
 def manage_home():
     db = get_db()
+    try:
+        space = disk.space(current_app.config["HOME"].root, current_app.config["SETTINGS"])
+    except OSError:
+        space = None
     return render_template("manage/home.html", classes=accounts.classes_of(db, current_user()),
-                           org=accounts.organisation(db))
+                           org=accounts.organisation(db), space=space)
 
 
 @bp.route("/manage/people", methods=["GET", "POST"])
@@ -145,15 +149,15 @@ def manage_class(class_uuid: str):
         form["role"] = "learner"
         try:
             learner = accounts.create_user(db, **_person_from_form(form, _people_context(db)["mode"]))
-            accounts.add_member(db, class_uuid, learner)
+            accounts.enrol(db, current_user(), class_uuid, learner)
         except InvalidInput as exc:
             errors, status = exc.details or {}, 400
         else:
             flash(_("%(name)s was added.", name=request.form.get("display_name")))
             return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
     learners = accounts.members(db, class_uuid)
-    in_class = {learner["uuid"] for learner in learners}
-    others = [p for p in accounts.list_users(db, "learner") if p["uuid"] not in in_class]
+    # Only those this person may add: a facilitator never sees other classes' learners here.
+    others = accounts.enrollable_learners(db, current_user(), class_uuid)
     from passerelle.server.learning import lessons
 
     return render_template("manage/class.html", group=group, learners=learners, others=others,
@@ -169,9 +173,7 @@ def manage_class(class_uuid: str):
 def manage_class_add(class_uuid: str):
     db = get_db()
     _managed_class(db, class_uuid)
-    person = accounts.get_user(db, request.form.get("user_uuid", ""))
-    require(person["role"] == "learner" or current_user()["role"] == "coordinator")
-    accounts.add_member(db, class_uuid, person["uuid"])
+    accounts.enrol(db, current_user(), class_uuid, request.form.get("user_uuid", ""))
     return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
 
 
@@ -354,7 +356,7 @@ def manage_lessons():
             flash(_("The lesson was created. Assign it from a class page."))
             return redirect(url_for("kiosk.manage_lessons"))
     return render_template("manage/lessons.html", lessons=lessons.lessons(db), errors=errors,
-                           form=request.form, resources=cw.resources(db)), status
+                           form=request.form, resources=catalogue.resources(db)), status
 
 
 @bp.post("/manage/classes/<class_uuid>/assignments")

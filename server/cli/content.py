@@ -35,7 +35,8 @@ def open_library(env: Env, trusted_keys=(), require_signature: bool = False) -> 
     env.prepare()  # migrations of every set, the content library's included
     library = packs_library.open_library(env.home.ensure(), env.settings(), extra_keys=trusted_keys,
                                          require_signature=require_signature)
-    attach(library, env.home, parallel=True)  # imports and removals keep the search index in step
+    # Imports and removals keep the search index in step.
+    attach(library, env.home, parallel=True, settings=env.settings())
     return library
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -103,17 +104,35 @@ class JobRunner:
         try:
             result = self.library.import_pack(job.source, progress=progress)
         except lib.ContentError as exc:
-            job.state, job.message = "failed", str(exc)
+            job.state, job.message = "failed", without_paths(str(exc), job.source, job.label)
         except Exception as exc:  # noqa: BLE001 - a job must fail visibly, not kill the thread
-            job.state, job.message = "failed", f"unexpected error: {exc}"
+            job.state = "failed"
+            job.message = without_paths(f"unexpected error: {exc}", job.source, job.label)
             if self._on_error:
-                self._on_error(exc)
+                self._on_error(exc)  # the log keeps the whole story, paths included
         else:
             job.state, job.result = "done", result.as_dict()
             job.message = result.status
         finally:
             if job.remove_after:
                 Path(job.source).unlink(missing_ok=True)
+
+
+# An absolute path on the box: a slash not following a letter, a dot, a colon or another
+# slash (so "files/<sha>" and "http://host/x" are left alone), then its segments.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])/(?:[^\s/:'\"(),;]+/)*([^\s/:'\"(),;]*)")
+
+
+def without_paths(message: str, source: str, label: str) -> str:
+    """A job's message as the coordinator reads it: the pack's name, never the box's folders.
+
+    The library names the file it read (an upload's random name under the data home, a
+    folder on a USB stick) and the folders it writes to; the page shows the name the
+    person knows instead, and only the last part of any other path.
+    """
+    if source:
+        message = message.replace(source, label)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", message)
 
 
 def runner(app: Flask | None = None) -> JobRunner:

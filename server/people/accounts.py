@@ -38,7 +38,13 @@ import argon2
 import sqlite_utils
 from passerelle.server import records
 from passerelle.server.db import new_uuid
-from passerelle.server.errors import Conflict, InvalidInput, NotFound, PasserelleError
+from passerelle.server.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PasserelleError,
+)
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.settings import LANGUAGES
 
@@ -453,17 +459,32 @@ def signed_in_user(db, token: str, lifetime_seconds: float, now: float | None = 
                    ) -> dict | None:
     """The person whose session this token is, or None: never started, ended, expired, or
     the person was removed or their role or a secret changed since (here or by sync)."""
+    user, stale = _signin_of(db, token, lifetime_seconds, now)
+    if stale:
+        end_signin(db, token)  # once: the row is gone for the next request with this cookie
+    return user
+
+
+def session_holder(db, token: str, lifetime_seconds: float, now: float | None = None
+                   ) -> dict | None:
+    """:func:`signed_in_user`, reading only: a stale session is left for the next request
+    to end. For decisions taken where no write may wait for the lock (Waitress' event loop)."""
+    return _signin_of(db, token, lifetime_seconds, now)[0]
+
+
+def _signin_of(db, token: str, lifetime_seconds: float, now: float | None
+               ) -> tuple[dict | None, bool]:
+    """(The person, or None; whether the session row is stale and should be ended.)"""
     now = time.time() if now is None else now
     row = db.execute("SELECT user_uuid, stamp, started_at FROM signins WHERE id = ?",
                      [_token_id(token)]).fetchone()
     if row is None:
-        return None
+        return None, False
     user_uuid, stamp, started_at = row
     user = None if now - started_at > lifetime_seconds else records.load(db, "user", user_uuid)
     if user is None or not hmac.compare_digest(credential_stamp(user), stamp):
-        end_signin(db, token)  # once: the row is gone for the next request with this cookie
-        return None
-    return user
+        return None, True
+    return user, False
 
 
 def end_signin(db, token: str) -> None:
@@ -507,6 +528,8 @@ def get_class(db, class_uuid: str) -> dict:
 
 
 def add_member(db, class_uuid: str, user_uuid: str) -> str:
+    """Add a person to a class, no questions asked: for the box's own steps (setup, a class's
+    creator, a coordinator's roster). A person's request goes through :func:`enrol`."""
     get_class(db, class_uuid)
     user = get_user(db, user_uuid)
     role = "learner" if user["role"] == "learner" else "facilitator"
@@ -514,6 +537,51 @@ def add_member(db, class_uuid: str, user_uuid: str) -> str:
     records.put(db, "membership", membership,
                 {"class_uuid": class_uuid, "user_uuid": user_uuid, "role": role})
     return membership
+
+
+def _enrollable(db, actor: dict, class_uuid: str, where: str, params=()) -> list[dict]:
+    """The people ``actor`` may put into a class (see :func:`may_enrol`)."""
+    if not can_manage_class(db, actor, class_uuid):
+        return []
+    sql, args = where, list(params)
+    if actor["role"] != "coordinator":
+        # A learner none of whose classes is led by someone else: in no class, or only in the
+        # actor's own.
+        sql += (" AND t.role = 'learner' AND NOT EXISTS (SELECT 1 FROM memberships m"
+                " WHERE m.user_uuid = t.uuid AND m.deleted = 0 AND m.class_uuid NOT IN"
+                " (SELECT f.class_uuid FROM memberships f WHERE f.user_uuid = ? AND f.deleted = 0"
+                " AND f.role = 'facilitator'))")
+        args.append(actor["uuid"])
+    return records.query(db, "user", sql, args, "t.display_name COLLATE NOCASE")
+
+
+def may_enrol(db, actor: dict, class_uuid: str, person: dict) -> bool:
+    """Whether ``actor`` may put ``person`` into a class, and so see their record and history.
+
+    A coordinator may put anyone into any class. A facilitator, into a class they lead: only a
+    learner who is in no class yet (a newcomer), or one in other classes they lead too (their
+    own learner, whose record they already see). A learner of another facilitator's class is
+    not theirs to take: a coordinator adds them.
+    """
+    return bool(_enrollable(db, actor, class_uuid, "t.uuid = ?", [person["uuid"]]))
+
+
+def enrollable_learners(db, actor: dict, class_uuid: str) -> list[dict]:
+    """The learners ``actor`` may add to a class (not those already in it), by name."""
+    return _enrollable(db, actor, class_uuid,
+                       "t.role = 'learner' AND NOT EXISTS (SELECT 1 FROM memberships here"
+                       " WHERE here.user_uuid = t.uuid AND here.class_uuid = ? AND here.deleted = 0)",
+                       [class_uuid])
+
+
+def enrol(db, actor: dict, class_uuid: str, user_uuid: str) -> str:
+    """Add a person to a class on behalf of ``actor``: :func:`may_enrol` or Forbidden."""
+    get_class(db, class_uuid)
+    person = get_user(db, user_uuid)
+    with records.write_tx(db):  # checked and added under one lock
+        if not may_enrol(db, actor, class_uuid, person):
+            raise Forbidden(_l("only a coordinator may add this person to this class"))
+        return add_member(db, class_uuid, user_uuid)
 
 
 def remove_member(db, class_uuid: str, user_uuid: str) -> None:

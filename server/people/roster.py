@@ -17,6 +17,7 @@ from passerelle.server import records
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.people import accounts
+from passerelle.server.reports import spreadsheet
 
 COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
            "age_band", "gender", "languages_spoken", "newcomer", "employment")
@@ -67,7 +68,8 @@ def read(text: str) -> list[tuple[int, dict]]:
     for i, raw in enumerate(reader, start=2):
         if i - 1 > MAX_ROWS:
             raise InvalidInput(_l("at most %(max)s people per file", max=MAX_ROWS))
-        values = {k: (v or "").strip() for k, v in raw.items() if k}
+        # A cell this box exported with a ' before a formula character reads back as it was.
+        values = {k: spreadsheet.unescape((v or "").strip()) for k, v in raw.items() if k}
         if any(values.values()):
             rows.append((i, values))
     return rows
@@ -160,7 +162,7 @@ def export(db) -> str:
         if m["class_uuid"] in names:
             memberships.setdefault(m["user_uuid"], []).append(names[m["class_uuid"]])
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheet.writer(out)
     writer.writerow(["uuid", "display_name", "username", "role", "class", "language", "avatar",
                      *PROFILE, "created_at"])
     for user in accounts.list_users(db):

@@ -40,7 +40,6 @@ number of events. Deleted learners are left out of both.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import uuid as uuidlib
@@ -54,6 +53,7 @@ from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.people import accounts
+from passerelle.server.reports import spreadsheet
 
 SUPPRESS_BELOW = 5
 NOT_GIVEN = "not-given"
@@ -356,7 +356,7 @@ def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:
 def impact_csv(report: Report) -> str:
     """The report as CSV text (with the BOM Excel needs to read accents right)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = spreadsheet.writer(out)
     writer.writerow(["section", "item", "measure", "value"])
     writer.writerows(report.rows())
     return BOM + out.getvalue()
@@ -383,7 +383,7 @@ PROGRESS_COLUMNS = ("learner_uuid", "display_name", "pack_id", "node_id", "title
 
 def _csv_line(values: Iterable) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(values)
+    spreadsheet.writer(out).writerow(values)
     return out.getvalue()
 
 
@@ -397,7 +397,7 @@ def progress_csv(db: sqlite_utils.Database, batch: int = 1000) -> Iterator[str]:
         " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
         " ORDER BY p.learner_uuid, p.pack_id, p.node_id")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = spreadsheet.writer(out)
     while rows := cursor.fetchmany(batch):
         for learner, name, pack_id, node_id, title, progress, done, seconds, answers, correct in rows:
             writer.writerow([learner, name, pack_id, node_id, title or "", f"{progress:g}",
@@ -469,7 +469,9 @@ def statement(op: tuple, p: dict, org_uuid: str, node: tuple[str | None, str | N
         "object": {"objectType": "Activity",
                    "id": f"urn:passerelle:{p.get('pack_id')}/{p.get('node_id')}",
                    "definition": definition},
-        "timestamp": version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        # When it happened on the tablet (placed on the box's clock), else when it was recorded.
+        "timestamp": p.get("occurred_at") if isinstance(p.get("occurred_at"), str)
+        else version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "context": {"platform": "Passerelle"},
     }
     if language != UNKNOWN_LANGUAGE:

@@ -33,6 +33,7 @@ import sqlite_utils
 from passerelle.content import signing
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
+from passerelle.server.learning import events
 from passerelle.server.people import accounts
 from passerelle.server.records import Op
 
@@ -502,6 +503,11 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             raise SyncRefused(
                 f"operation {op.origin}:{op.seq} is not signed by device {op.origin} (altered, "
                 "or forged by the box that relayed it); nothing of this batch was applied") from None
+        if (op.kind == "event" and op.origin not in hold_from
+                and len(op.payload_text) > events.MAX_EVENT_BYTES):
+            # Larger than any event a box accepts from a tablet: kept out of the log, and the
+            # origin's later ops wait behind it (contiguity) until someone looks.
+            hold_from[op.origin] = (op.seq, "event too large")
         ahead = ms - now_ms
         if ahead > SKEW_REPORT_MS:
             result.clock_ahead_ms[op.origin] = max(ahead, result.clock_ahead_ms.get(op.origin, 0))
@@ -676,6 +682,8 @@ HELD_WORDS = {
     "clock ahead": "they are stamped more than a day ahead of this box's clock; they will be "
                    "accepted once this box's time reaches them, or fix that device's clock",
     "gap": "earlier operations of that device are missing here; import an older bundle first",
+    "event too large": "a learning event of that device is larger than any box accepts from a "
+                       "tablet; it was not taken in",
 }
 
 

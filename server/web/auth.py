@@ -25,9 +25,11 @@ from functools import wraps
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from passerelle.server import db as dbmod
 from passerelle.server.db import get_db
 from passerelle.server.errors import api_error, wants_json
 from passerelle.server.people import accounts
+from werkzeug.wrappers import Request
 
 ANYONE = "anyone"
 SIGNED_IN = "signed-in"
@@ -86,6 +88,33 @@ def has_session_cookie() -> bool:
     """Whether the request carries a signed-in browser's cookie (valid or not): for a clearer
     refusal where only other boxes are expected, never for access."""
     return isinstance(session.get("sid"), str)
+
+
+def session_user(app: Flask, cookie: str | None) -> dict | None:
+    """The signed-in person a ``Cookie`` header names, judged outside any request.
+
+    For decisions taken before the app runs (how large a body Waitress may read,
+    ``security.body_allowance``): the cookie is opened by the app's own session
+    interface (its signature checked with the box's key), then its session is
+    looked up as for a request, with a pooled connection and reading only, so a
+    signed-out, expired or revoked session counts for nothing. A learner's idle
+    time is not judged here: no learner is given a larger body.
+    """
+    if not cookie:
+        return None
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "passerelle",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "HTTP_COOKIE": cookie}
+    opened = app.session_interface.open_session(app, Request(environ))
+    token = opened.get("sid") if opened is not None else None
+    if not isinstance(token, str):
+        return None
+    lifetime = app.config["SETTINGS"]["session_lifetime_minutes"] * 60
+    pool = dbmod.pool(app)
+    db = pool.acquire()
+    try:
+        return accounts.session_holder(db, token, lifetime)
+    finally:
+        pool.release(db)
 
 
 def sign_out() -> None:
@@ -163,6 +192,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError):
+        # The token is checked before the session: a request that no session could make
+        # (signed out, expired, no cookie) hears "sign in first", as it would without CSRF.
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        allowed = getattr(view, "allowed", frozenset())
+        if allowed and not allowed & {ANYONE, DEVICE}:
+            _load_user()
+            if current_user() is None:
+                if wants_json():
+                    return api_error(401, "sign in first", "unauthorized")
+                return redirect(url_for("kiosk.signin"))
         if wants_json():
             return api_error(400, "the form expired or did not come from this box; reload the page",
                              "csrf_failed")

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import PACK_ID, Player  # noqa: E402
-from passerelle.server.api.tablet import ID  # noqa: E402
+from passerelle.server.learning.events import ID_PATTERN  # noqa: E402
 
 
 def events(app, who: str | None = None) -> list[dict]:
@@ -307,7 +307,7 @@ def test_answer_events_carry_what_the_api_expects(installed, box, amina):
     assert [(e["question_id"], e["correct"], e["answer"]) for e in answers] == [
         ("choice", False, 1 - 1), ("habits", True, [0, 2])]
     assert answers[1]["progress"] == pytest.approx(0.25)
-    assert all(ID.match(e["event_id"]) for e in events(installed))
+    assert all(re.fullmatch(ID_PATTERN, e["event_id"]) for e in events(installed))
     assert len({e["event_id"] for e in events(installed)}) == len(events(installed))
 
 

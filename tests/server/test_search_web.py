@@ -174,6 +174,11 @@ def test_a_served_box_searches_in_workers_and_a_killed_one_is_replaced(live_serv
     everything = descendants(server)
     code, _, err = live_server.stop()
     assert code == 0 and "Traceback" not in err
+    # Helpers that see the server gone end by themselves a moment later: wait for that
+    # (bounded), then none may be left.
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in everything) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(running(pid) for pid in everything)  # no process outlives the server
 
 
