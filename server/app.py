@@ -69,6 +69,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     sync_http.init_app(app)
     sync_schedule.init_app(app)
     kiosk.init_app(app)
+    # The welcome page that devices joining the box's Wi-Fi open by themselves.
+    from . import captive
+    captive.init_app(app)
     return app
 
 
