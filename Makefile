@@ -16,7 +16,7 @@ PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
 
-.PHONY: run test lint docs translations browser packaging-tools deb clean
+.PHONY: run test lint docs translations browser packaging-tools deb deb-lock clean
 
 ## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
 run: $(VENV)/.installed
@@ -49,6 +49,15 @@ packaging-tools:
 	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		  --no-install-recommends dnsmasq-base nftables lintian; }
+
+## deb: the Debian packages passerelle (ARCH=amd64 or arm64) and passerelle-hotspot, in dist/
+ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+deb: $(VENV)/.installed-test
+	$(BIN)/python packaging/deb/build.py --arch $(ARCH) --out dist
+
+## deb-lock: pin the dependencies' wheels (both architectures) after changing install_requires
+deb-lock: $(VENV)/.installed
+	$(BIN)/python packaging/deb/lock.py
 
 lint: $(VENV)/.installed-test
 	$(RUFF) .

@@ -16,7 +16,6 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from passerelle.server import captive
 
 from .conftest import PACKAGING, run
