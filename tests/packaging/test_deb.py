@@ -3,7 +3,7 @@
 Nothing is installed on this machine: the package is unpacked into a folder, its
 private Python environment is run from there with Debian's python3.11, its files,
 control fields and maintainer scripts are read, and lintian checks both packages.
-Installing into a chroot and booting it are the longer checks of docs/deployment.md.
+Installing into a chroot and booting it are not done yet (see docs/deployment.md).
 """
 
 from __future__ import annotations
