@@ -256,8 +256,12 @@ def _client() -> str:
 
 
 def _to_box(path: str) -> Response:
-    """A redirect that leaves a probe host for the box's own address (relative on the box)."""
-    target = (BOX_URL + path.lstrip("/")) if is_probe_host(request.host) else path
+    """A redirect to the box's own address (relative when the request already names the box).
+
+    A check sent to another name (a phone maker's own probe host with Google's path) must
+    land on the box's address, or its pages would count for that name, not the box.
+    """
+    target = path if is_box_host(request.host) else BOX_URL + path.lstrip("/")
     response = redirect(target, 302)
     response.headers["Cache-Control"] = "no-store"
     return response

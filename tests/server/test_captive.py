@@ -27,6 +27,8 @@ PROBES = [
     ("android", "connectivitycheck.gstatic.com", "/generate_204", ANDROID_UA, 204, b"", None),
     ("android-fallback", "www.google.com", "/gen_204", ANDROID_UA, 204, b"", None),
     ("android-other", "clients3.google.com", "/generate_204", ANDROID_UA, 204, b"", None),
+    # A phone maker's own host with Google's path.
+    ("android-maker", "connect.rom.miui.com", "/generate_204", ANDROID_UA, 204, b"", None),
     ("apple", "captive.apple.com", "/hotspot-detect.html", APPLE_UA, 200, APPLE_SUCCESS, None),
     ("apple-old", "www.apple.com", "/library/test/success.html", APPLE_UA, 200, APPLE_SUCCESS,
      None),
