@@ -77,3 +77,33 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url
+    app.jinja_env.globals["format_date"] = format_date
+    app.jinja_env.globals["format_datetime"] = format_datetime
+
+
+def _as_datetime(value):
+    """A stored ISO text ("2026-11-22", "2026-11-22T13:00:00Z") as a date or a datetime."""
+    from datetime import date, datetime
+
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value \
+            else date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def format_date(value, format: str = "medium") -> str:
+    """A date in the page language's own format (Babel's CLDR data), never ISO or US order."""
+    import flask_babel
+
+    when = _as_datetime(value)
+    return "" if when is None else flask_babel.format_date(when, format)
+
+
+def format_datetime(value, format: str = "medium") -> str:
+    import flask_babel
+
+    when = _as_datetime(value)
+    return "" if when is None else flask_babel.format_datetime(when, format)

@@ -64,7 +64,9 @@ def signin():
     """Learners pick their class, then their name; staff have their own form."""
     db = get_db()
     classes = accounts.all_classes(db)
-    return render_template("signin.html", classes=classes, next=safe_next(request.args.get("next")))
+    # Only a page the person asked for is carried on: without one, staff go to their own home.
+    return render_template("signin.html", classes=classes,
+                           next=safe_next(request.args.get("next"), "") or None)
 
 
 @bp.route("/signin/staff", methods=["GET", "POST"])
@@ -80,7 +82,10 @@ def signin_staff():
             error, status = signin_problem(exc, _("Wrong username or password."))
         else:
             sign_in(user)
-            return redirect(safe_next(request.args.get("next"), url_for("kiosk.manage_home")))
+            target = safe_next(request.args.get("next"), url_for("kiosk.manage_home"))
+            if target == url_for("kiosk.home"):  # the learners' home is not where staff work
+                target = url_for("kiosk.manage_home")
+            return redirect(target)
     return render_template("signin_staff.html", error=error,
                            username=request.form.get("username", "")), status
 

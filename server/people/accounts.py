@@ -316,6 +316,43 @@ def delete_user(db, user_uuid: str) -> None:
         end_signins(db, user_uuid)
 
 
+def removed_users(db) -> list[dict]:
+    """People removed from this box, newest first, each as they last were (the bin).
+
+    A removal is a tombstone in the operation log; the person's last state is still there, so
+    nothing is lost: progress, attendance and memberships stay attached to the same uuid.
+    """
+    rows = db.execute("SELECT uuid, version FROM users WHERE deleted = 1 ORDER BY version DESC"
+                      ).fetchall()
+    people = []
+    for user_uuid, version in rows:
+        last = _last_state(db, user_uuid)
+        if last is not None:
+            removed_ms = records.parse_version(version)[0]
+            people.append({**last, "uuid": user_uuid,
+                           "removed_at": datetime.fromtimestamp(removed_ms / 1000, UTC)})
+    return people
+
+
+def _last_state(db, user_uuid: str) -> dict | None:
+    puts = [op for op in records.history(db, "user", user_uuid) if op.kind == "put"]
+    return dict(puts[-1].payload) if puts else None
+
+
+def restore_user(db, user_uuid: str) -> dict:
+    """Bring a removed person back as they were: a new put of their last state."""
+    if records.load(db, "user", user_uuid) is not None:
+        return get_user(db, user_uuid)  # already back (two clicks, or another box)
+    last = _last_state(db, user_uuid)
+    if last is None:
+        raise NotFound(_l("no such person"))
+    if last.get("username") and username_taken(db, last["username"], except_uuid=user_uuid):
+        raise Conflict(_l("someone else now has the username %(name)s; change theirs first",
+                          name=last["username"]))
+    records.put(db, "user", user_uuid, last)
+    return get_user(db, user_uuid)
+
+
 def list_users(db, role: str | None = None) -> list[dict]:
     if role:
         return records.query(db, "user", "t.role = ?", [role], "t.display_name COLLATE NOCASE")
@@ -516,6 +553,13 @@ def add_member(db, class_uuid: str, user_uuid: str) -> str:
     return membership
 
 
+def learners_in_a_class(db) -> set[str]:
+    """The learners who belong to at least one class (the others are still to be placed)."""
+    rows = db.execute("SELECT DISTINCT user_uuid FROM memberships WHERE deleted = 0"
+                      " AND role = 'learner'").fetchall()
+    return {row[0] for row in rows}
+
+
 def remove_member(db, class_uuid: str, user_uuid: str) -> None:
     membership = joined_uuid("membership", class_uuid, user_uuid)
     if records.load(db, "membership", membership) is None:
@@ -565,11 +609,18 @@ def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
                          join="JOIN memberships m ON m.user_uuid = t.uuid")
 
 
-def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None,
+def open_session(db, class_uuid: str, opened_by: str, *, date: str,
                  place: str = "", partner: str = "", topic: str = "") -> str:
+    """A session on a given day. The day is never guessed: a session without one would be
+    counted on no day, or on the wrong one, in the impact report."""
     get_class(db, class_uuid)
-    date = date or datetime.now(UTC).date().isoformat()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+    date = (date or "").strip()
+    try:
+        valid = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)) and bool(
+            datetime.strptime(date, "%Y-%m-%d"))
+    except ValueError:
+        valid = False
+    if not valid:
         raise InvalidInput(_l("the session is not valid"),
                            details={"date": _l("a date like %(example)s", example="2026-11-22")})
     session_uuid = new_uuid()

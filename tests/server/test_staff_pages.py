@@ -1,0 +1,162 @@
+"""Staff pages: the way home, facilitators on classes, editing people, confirmations, the bin."""
+
+import re
+import sqlite3
+
+from tests.conftest import PASSWORDS, csrf_token
+
+
+def post(client, path, **data):
+    return client.post(path, data={"csrf_token": csrf_token(client), **data})
+
+
+def test_staff_sign_in_from_the_sign_in_page_leads_to_the_staff_home(client, box):
+    page = client.get("/signin").get_data(as_text=True)
+    link = re.search(r'href="([^"]*/signin/staff[^"]*)"', page).group(1)
+    assert "next" not in link, "no page was asked for, so none is carried on"
+    response = client.post(link.replace("&amp;", "&"), data={
+        "csrf_token": csrf_token(client), "username": "fatou",
+        "password": PASSWORDS["fatou"]})
+    assert response.headers["Location"].endswith("/manage")
+    # Asked for the learners' home explicitly: staff still land on their own.
+    client.post("/signout", data={"csrf_token": csrf_token(client)})
+    response = client.post("/signin/staff?next=/", data={
+        "csrf_token": csrf_token(client), "username": "fatou",
+        "password": PASSWORDS["fatou"]})
+    assert response.headers["Location"].endswith("/manage")
+
+
+def test_every_staff_page_links_home_and_the_learner_home_shows_staff_the_way(as_user, box):
+    fatou = as_user("fatou")
+    home = fatou.get("/").get_data(as_text=True)
+    assert "Go to the staff pages" in home and 'href="/manage"' in home
+    for path in ("/manage/classes", f"/manage/classes/{box.ids['class_a']}", "/manage/lessons"):
+        assert "Back to the staff home" in fatou.get(path).get_data(as_text=True), path
+    learner_home = as_user("amina").get("/").get_data(as_text=True)
+    assert "Go to the staff pages" not in learner_home and 'href="/manage"' not in learner_home
+
+
+def test_a_coordinator_assigns_facilitators_when_creating_a_class_and_on_its_page(as_user, box):
+    cora = as_user("cora")
+    assert "Facilitators of this class" in cora.get("/manage/classes").get_data(as_text=True)
+    response = post(cora, "/manage/classes", name="Atelier CV", facilitator=box.ids["farid"])
+    class_page = response.headers["Location"]
+    assert "Farid" in cora.get(class_page).get_data(as_text=True)
+    # Farid now sees it on his home page.
+    assert "Atelier CV" in as_user("farid").get("/manage").get_data(as_text=True)
+    # On the class page: assign Fatou too.
+    post(cora, class_page + "/facilitators", facilitator=box.ids["fatou"])
+    assert "Atelier CV" in as_user("fatou").get("/manage").get_data(as_text=True)
+    # A facilitator cannot assign facilitators.
+    fatou = as_user("fatou")
+    assert post(fatou, class_page + "/facilitators", facilitator=box.ids["farid"]).status_code == 403
+    assert "Assign facilitators to this class" not in fatou.get(class_page).get_data(as_text=True)
+
+
+def test_many_learners_are_added_with_one_form(as_user, box):
+    cora = as_user("cora")
+    class_page = post(cora, "/manage/classes", name="Soir").headers["Location"]
+    page = cora.get(class_page).get_data(as_text=True)
+    assert page.count('type="checkbox" name="user_uuid"') == 3
+    response = cora.post(class_page + "/members", data={
+        "csrf_token": csrf_token(cora), "user_uuid": [box.ids["amina"], box.ids["chloe"]]})
+    assert response.status_code == 302
+    page = cora.get(class_page).get_data(as_text=True)
+    assert "Learners (2)" in page
+
+
+def test_a_facilitator_is_offered_only_learners_in_no_class(as_user, box):
+    cora = as_user("cora")
+    loner = post(cora, "/manage/people", role="learner", display_name="Lina", pin="4321")
+    assert loner.status_code == 302
+    page = as_user("fatou").get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    offered = re.findall(r'name="user_uuid" value="[^"]+"> .*? ([^<>]+)</label>', page)
+    assert [o.strip() for o in offered] == ["Lina"]
+
+
+def test_a_coordinator_resets_a_pin_without_losing_anything(as_user, box, client):
+    cora = as_user("cora")
+    page = cora.get(f"/manage/people/{box.ids['amina']}").get_data(as_text=True)
+    assert "New PIN" in page and 'value="Amina"' in page
+    response = post(cora, f"/manage/people/{box.ids['amina']}", what="secret", pin="12")
+    assert response.status_code == 400 and "exactly 4 digits" in response.get_data(as_text=True)
+    response = post(cora, f"/manage/people/{box.ids['amina']}", what="secret", pin="9876")
+    assert response.status_code == 302
+    # The new PIN works, the old one no longer does.
+    token = csrf_token(client)
+    assert client.post(f"/signin/learner/{box.ids['amina']}",
+                               data={"csrf_token": token, "secret": "1234"}).status_code == 401
+    assert client.post(f"/signin/learner/{box.ids['amina']}",
+                               data={"csrf_token": token, "secret": "9876"}).status_code == 302
+    # Still in her class.
+    assert "Amina" in cora.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+
+
+def test_a_person_is_edited(as_user, box):
+    cora = as_user("cora")
+    response = post(cora, f"/manage/people/{box.ids['bart']}", what="details",
+                    display_name="Bart De Smet", username="", language="nl", avatar="owl",
+                    profile_gender="man")
+    assert response.status_code == 302
+    page = cora.get(f"/manage/people/{box.ids['bart']}").get_data(as_text=True)
+    assert 'value="Bart De Smet"' in page and '<option value="nl" lang="nl" selected' in page
+    assert '<option value="man" selected' in page
+
+
+def test_a_facilitator_edits_learners_of_their_classes_only(as_user, box):
+    fatou = as_user("fatou")
+    assert fatou.get(f"/manage/people/{box.ids['amina']}").status_code == 200
+    assert fatou.get(f"/manage/people/{box.ids['chloe']}").status_code == 403
+    assert fatou.get(f"/manage/people/{box.ids['farid']}").status_code == 403
+    assert post(fatou, f"/manage/people/{box.ids['chloe']}", what="secret",
+                pin="1111").status_code == 403
+
+
+def test_taking_a_learner_out_asks_first_and_says_what_changes(as_user, box):
+    fatou = as_user("fatou")
+    path = f"/manage/classes/{box.ids['class_a']}/members/{box.ids['amina']}/remove"
+    page = fatou.get(path).get_data(as_text=True)
+    assert "Take Amina out of Groupe A?" in page and "progress and attendance are kept" in page
+    assert "Learners (2)" in fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    post(fatou, path)
+    assert "Learners (1)" in fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+
+
+def test_a_removed_person_comes_back_from_the_bin_with_their_classes(as_user, box, app):
+    cora = as_user("cora")
+    page = cora.get(f"/manage/people/{box.ids['amina']}/delete").get_data(as_text=True)
+    assert "Remove Amina?" in page and "one click" in page
+    post(cora, f"/manage/people/{box.ids['amina']}/delete")
+    people = cora.get("/manage/people").get_data(as_text=True)
+    assert "Bin: people removed" in people and "Put Amina back" in people
+    post(cora, f"/manage/people/{box.ids['amina']}/restore")
+    people = cora.get("/manage/people").get_data(as_text=True)
+    assert "Put Amina back" not in people
+    assert "Amina" in cora.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    db = sqlite3.connect(app.config["DB_PATH"])
+    assert db.execute("SELECT pin_hash IS NOT NULL FROM users WHERE uuid = ?",
+                      [box.ids["amina"]]).fetchone()[0] == 1
+
+
+def test_a_session_without_a_date_is_refused(as_user, box, app):
+    fatou = as_user("fatou")
+    db = sqlite3.connect(app.config["DB_PATH"])
+    before = db.execute("SELECT count(*) FROM class_sessions").fetchone()[0]
+    response = post(fatou, f"/manage/classes/{box.ids['class_a']}/sessions", date="", topic="x")
+    assert response.status_code == 302
+    assert db.execute("SELECT count(*) FROM class_sessions").fetchone()[0] == before
+    page = fatou.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Choose the day of the session" in page
+    assert post(fatou, f"/manage/classes/{box.ids['class_a']}/sessions",
+                date="2026-02-30").status_code == 302
+    assert db.execute("SELECT count(*) FROM class_sessions").fetchone()[0] == before
+
+
+def test_session_dates_are_in_the_page_language(as_user, box):
+    fatou = as_user("fatou")
+    post(fatou, f"/manage/classes/{box.ids['class_a']}/sessions", date="2026-12-07")
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    assert "Monday, December 7, 2026" in page
+    fatou.get("/language/fr")
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
+    assert "lundi 7 décembre 2026" in page and "2026-12-07</a>" not in page
