@@ -79,6 +79,21 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["static_url"] = static_url
     app.jinja_env.globals["format_date"] = format_date
     app.jinja_env.globals["format_datetime"] = format_datetime
+    app.jinja_env.globals["format_size"] = format_size
+
+
+def format_size(size: int | None) -> str:
+    """A file size in the page language's words and digits (Babel): "4,2 Mo", never "0.0 MB"."""
+    from babel.units import format_unit
+    from flask_babel import get_locale
+
+    size = max(0, int(size or 0))
+    for unit, scale in (("gigabyte", 1e9), ("megabyte", 1e6), ("kilobyte", 1e3)):
+        if size >= scale:
+            value = size / scale
+            return format_unit(round(value, 1) if value < 100 else round(value), f"digital-{unit}",
+                               length="short", locale=get_locale())
+    return format_unit(size, "digital-byte", length="short", locale=get_locale())
 
 
 def _as_datetime(value):

@@ -399,7 +399,13 @@ def manage_content():
 
     settings = current_app.config["SETTINGS"]
     jobs = content_admin.runner()
-    return render_template("manage/content.html", packs=library().list(),
+    home = current_app.config["HOME"]
+    packs = library().list()
+    installed = {p.id for p in packs}
+    return render_template("manage/content.html", packs=packs,
+                           binned=content_admin.binned_packs(home, installed),
+                           bundled_missing=len(content_admin.bundled_folders()) > 0 and any(
+                               f.name not in installed for f in content_admin.bundled_folders()),
                            drives=content_admin.find_packs(settings["usb_roots"]),
                            jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
                            max_upload_mb=settings["max_upload_mb"])
@@ -444,21 +450,99 @@ def manage_content_import():
     return redirect(url_for("kiosk.manage_content"))
 
 
-@bp.post("/manage/content/<pack_id>/remove")
+@bp.route("/manage/content/<pack_id>/remove", methods=["GET", "POST"])
 @allow("coordinator")
 def manage_content_remove(pack_id: str):
     from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
     from passerelle.server.packs.web import library
 
     try:
-        library().remove(pack_id)
+        info = library().get(pack_id)
+    except lib.PackNotFound:
+        abort(404)
+    if request.method == "GET":
+        return confirm_page(
+            _("Remove %(name)s?", name=info.title),
+            [_("Learners will no longer find %(name)s in the library, in search or in their "
+               "lessons.", name=info.title),
+             _("Lessons that use it show its resources as missing until it is back.")],
+            _("Yes, remove %(name)s", name=info.title), url_for("kiosk.manage_content"),
+            _("Learners' progress is kept, and the pack waits in the bin on the Content page: "
+              "putting it back takes one click."))
+    try:
+        content_admin.remove_to_bin(library(), current_app.config["HOME"], pack_id)
     except lib.LibraryBusy:
         flash(_("An import is running; remove the pack when it has finished."))
     except lib.PackNotFound:
         abort(404)
     else:
-        flash(_("The pack %(id)s was removed.", id=pack_id))
+        flash(_("%(name)s was removed. It is in the bin below.", name=info.title))
+    return redirect(url_for("kiosk.manage_content") + "#bin")
+
+
+@bp.post("/manage/content/bin/<pack_id>/restore")
+@allow("coordinator")
+def manage_content_restore(pack_id: str):
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+
+    try:
+        content_admin.restore_from_bin(current_app.config["HOME"], content_admin.runner(), pack_id)
+    except lib.PackNotFound:
+        flash(_("That pack is no longer in the bin."))
+    else:
+        flash(_("The pack is being imported. You can follow it below."))
     return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.route("/manage/content/bin/empty", methods=["GET", "POST"])
+@allow("coordinator")
+def manage_content_empty_bin():
+    from passerelle.server.packs import imports as content_admin
+
+    home = current_app.config["HOME"]
+    if request.method == "GET":
+        names = [p["title"] for p in content_admin.binned_packs(home)]
+        return confirm_page(_("Empty the bin?"), [
+            _("These packs will be deleted for good: %(names)s.", names=", ".join(names) or "—")],
+            _("Yes, empty the bin"), url_for("kiosk.manage_content"),
+            _("Learners' progress is kept; a pack can always be imported again from a file."))
+    content_admin.empty_bin(home)
+    flash(_("The bin is empty."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.post("/manage/content/bundled")
+@allow("coordinator")
+def manage_content_bundled():
+    """Put back the library that ships with Passerelle (after a removal, or on a bare box)."""
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    installed = {p.id for p in library().list()}
+    jobs = content_admin.reinstall_bundled(current_app.config["HOME"], content_admin.runner(),
+                                           installed)
+    if jobs:
+        flash(_("The pack is being imported. You can follow it below."))
+    else:
+        flash(_("Every pack of the bundled library is already installed."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.get("/manage/content/<pack_id>")
+@allow("coordinator")
+def manage_content_pack(pack_id: str):
+    """What is inside a pack: its topics and resources, as learners will see them."""
+    from passerelle import content as lib
+    from passerelle.server.packs.web import library
+
+    try:
+        info = library().get(pack_id)
+    except lib.PackNotFound:
+        abort(404)
+    found = cw.tree(get_db(), pack_id)
+    return render_template("manage/pack.html", pack=info, tree=found[0] if found else None)
 
 
 # --- Roster import: preview with per-row errors, then all or nothing ---------------------------
@@ -501,28 +585,94 @@ def manage_roster():
 
 # --- Lessons, assignments, groups; the class grid; one learner -------------------------------
 
+def _flatten(nodes: list[dict], into: dict) -> dict:
+    for n in nodes:
+        if n.get("kind") == "topic" or "node_id" not in n:
+            _flatten(n["children"], into)
+        else:
+            into[f"{n['pack_id']}/{n['node_id']}"] = n
+    return into
+
+
+def _lesson_builder(db, lesson: dict | None):
+    """The lesson builder, without JavaScript: the chosen resources travel in the form, in
+    order, and each button (add, up, down, remove, save) sends the whole form back."""
+    from passerelle.server.learning import lessons
+
+    form = request.form
+    tree = cw.tree(db)
+    known = _flatten(tree, {})
+    errors, status = {}, 200
+    if request.method == "POST":
+        # Unknown items go to the service as they came, which names what is not installed.
+        items = list(dict.fromkeys(form.getlist("item")))
+        added = [a for a in form.getlist("add") if a in known and a not in items]
+        action = form.get("action", "save")
+        verb, _colon, where = action.partition(":")
+        index = int(where) if where.isdigit() else -1
+        if verb == "up" and 0 < index < len(items):
+            items[index - 1], items[index] = items[index], items[index - 1]
+        elif verb == "down" and 0 <= index < len(items) - 1:
+            items[index + 1], items[index] = items[index], items[index + 1]
+        elif verb == "remove" and 0 <= index < len(items):
+            items.pop(index)
+        else:
+            items += added
+        if verb == "save":
+            chosen = [{"pack_id": i.partition("/")[0], "node_id": i.partition("/")[2]}
+                      for i in items]
+            try:
+                if lesson is None:
+                    lesson_uuid = lessons.create_lesson(
+                        db, form.get("title", ""), chosen, current_user()["uuid"],
+                        form.get("description", ""))
+                else:
+                    lesson_uuid = lesson["uuid"]
+                    lessons.update_lesson(db, lesson_uuid, form.get("title", ""), chosen,
+                                          form.get("description", ""))
+            except InvalidInput as exc:
+                errors, status = exc.details or {}, 400
+            else:
+                flash(_("The lesson %(title)s is saved.", title=form.get("title", "").strip()))
+                return redirect(url_for("kiosk.manage_lessons", saved=lesson_uuid) + "#saved")
+        values = {"title": form.get("title", ""), "description": form.get("description", "")}
+    else:
+        items = [f"{i['pack_id']}/{i['node_id']}" for i in (lesson or {}).get("items", [])
+                 if f"{i['pack_id']}/{i['node_id']}" in known]
+        values = {"title": (lesson or {}).get("title", ""),
+                  "description": (lesson or {}).get("description", "")}
+    chosen = [{"key": i, **known[i]} for i in items if i in known]
+    return render_template("manage/lesson_builder.html", lesson=lesson, tree=tree, chosen=chosen,
+                           values=values, errors=errors), status
+
+
 @bp.route("/manage/lessons", methods=["GET", "POST"])
 @allow(*STAFF)
 def manage_lessons():
     from passerelle.server.learning import lessons
 
     db = get_db()
-    errors, status = {}, 200
     if request.method == "POST":
-        items = []
-        for value in request.form.getlist("item"):
-            pack_id, _slash, node_id = value.partition("/")
-            items.append({"pack_id": pack_id, "node_id": node_id})
-        try:
-            lessons.create_lesson(db, request.form.get("title", ""), items, current_user()["uuid"],
-                                  request.form.get("description", ""))
-        except InvalidInput as exc:
-            errors, status = exc.details or {}, 400
-        else:
-            flash(_("The lesson was created. Assign it from a class page."))
-            return redirect(url_for("kiosk.manage_lessons"))
-    return render_template("manage/lessons.html", lessons=lessons.lessons(db), errors=errors,
-                           form=request.form, resources=cw.resources(db)), status
+        return _lesson_builder(db, None)
+    saved = request.args.get("saved")
+    saved_lesson = next((x for x in lessons.lessons(db) if x["uuid"] == saved), None)
+    return render_template("manage/lessons.html", lessons=lessons.lessons(db),
+                           saved=saved_lesson, classes=accounts.classes_of(db, current_user()))
+
+
+@bp.route("/manage/lessons/new", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_lesson_new():
+    return _lesson_builder(get_db(), None)
+
+
+@bp.route("/manage/lessons/<lesson_uuid>/edit", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_lesson_edit(lesson_uuid: str):
+    from passerelle.server.learning import lessons
+
+    db = get_db()
+    return _lesson_builder(db, lessons.get_lesson(db, lesson_uuid))
 
 
 @bp.post("/manage/classes/<class_uuid>/assignments")

@@ -94,6 +94,20 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
     return uuid
 
 
+def update_lesson(db, lesson_uuid: str, title: str, items: list[dict], description: str = ""
+                  ) -> None:
+    """Change a saved lesson: its assignments follow, since they name the lesson, not a copy."""
+    lesson = get_lesson(db, lesson_uuid)
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"title": _l("a title of 1 to 120 characters")})
+    records.put(db, "lesson", lesson_uuid, {
+        "title": title, "description": (description or "").strip()[:500],
+        "items": _check_items(db, items), "created_by": lesson.get("created_by"),
+        "created_at": lesson.get("created_at")})
+
+
 def get_lesson(db, lesson_uuid: str) -> dict:
     return records.require(db, "lesson", lesson_uuid, _l("no such lesson"))
 

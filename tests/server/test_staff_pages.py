@@ -160,3 +160,78 @@ def test_session_dates_are_in_the_page_language(as_user, box):
     fatou.get("/language/fr")
     page = fatou.get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
     assert "lundi 7 décembre 2026" in page and "2026-12-07</a>" not in page
+
+
+def wait_for_jobs(app):
+    import time
+
+    jobs = app.extensions["passerelle.jobs"]
+    deadline = time.monotonic() + 300  # a generous bound on a busy machine, never a measure
+    while jobs.busy() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return jobs.recent()
+
+
+def test_a_removed_pack_waits_in_the_bin_and_comes_back_with_progress(as_user, box, app):
+    cora = as_user("cora")
+    content = cora.get("/manage/content").get_data(as_text=True)
+    assert "0.0 MB" not in content
+    assert re.search(r"\d+(\.\d)? kB", content), "sizes in words a person reads"
+    page = cora.get("/manage/content/demo-fr/remove").get_data(as_text=True)
+    assert "progress is kept" in page and "Yes, remove" in page
+    post(cora, "/manage/content/demo-fr/remove")
+    content = cora.get("/manage/content").get_data(as_text=True)
+    assert "Bin: packs removed" in content and "Put " in content
+    assert (box.home / "bin" / "packs" / "demo-fr.zip").is_file()
+    post(cora, "/manage/content/bin/demo-fr/restore")
+    assert wait_for_jobs(app)[0].state == "done"
+    content = cora.get("/manage/content").get_data(as_text=True)
+    assert 'href="/manage/content/demo-fr"' in content
+    assert not (box.home / "bin" / "packs" / "demo-fr.zip").exists()
+
+
+def test_the_content_page_shows_what_is_inside_a_pack(as_user):
+    page = as_user("cora").get("/manage/content/demo-fr").get_data(as_text=True)
+    assert "<details" in page and "Bienvenue" in page and "Preview Bienvenue" in page
+
+
+def test_the_bundled_library_can_be_put_back(as_user, app):
+    cora = as_user("cora")
+    assert "Put back the library that comes with Passerelle" in cora.get(
+        "/manage/content").get_data(as_text=True)
+    post(cora, "/manage/content/bundled")
+    jobs = wait_for_jobs(app)
+    assert jobs and all(j.state == "done" for j in jobs)
+    page = cora.get("/manage/content").get_data(as_text=True)
+    assert "arithmetic-fr" in page
+    assert "Put back the library that comes with Passerelle" not in page
+
+
+def test_the_lesson_builder_browses_reorders_and_edits(as_user, box):
+    fatou = as_user("fatou")
+    page = fatou.get("/manage/lessons/new").get_data(as_text=True)
+    assert "<details" in page and 'name="add"' in page and "Preview Bienvenue" in page
+    assert '<svg class="icon"' in page
+    values = re.findall(r'name="add" value="([^"]+)"', page)
+    first, second = values[0], values[1]
+    token = csrf_token(fatou)
+    page = fatou.post("/manage/lessons/new", data={
+        "csrf_token": token, "title": "Pas à pas", "add": [first, second], "action": "add"}
+    ).get_data(as_text=True)
+    assert re.findall(r'name="item" value="([^"]+)"', page) == [first, second]
+    page = fatou.post("/manage/lessons/new", data={
+        "csrf_token": token, "title": "Pas à pas", "item": [first, second], "action": "down:0"}
+    ).get_data(as_text=True)
+    assert re.findall(r'name="item" value="([^"]+)"', page) == [second, first]
+    response = fatou.post("/manage/lessons/new", data={
+        "csrf_token": token, "title": "Pas à pas", "item": [second, first], "action": "save"})
+    assert response.status_code == 302
+    listing = fatou.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'/manage/classes/{box.ids["class_a"]}?lesson=' in listing
+    edit = re.search(r'href="(/manage/lessons/[^"]+/edit)"', listing).group(1)
+    page = fatou.get(edit).get_data(as_text=True)
+    assert re.findall(r'name="item" value="([^"]+)"', page) == [second, first]
+    fatou.post(edit, data={"csrf_token": token, "title": "Pas à pas", "item": [first],
+                           "action": "save"})
+    page = fatou.get(edit).get_data(as_text=True)
+    assert re.findall(r'name="item" value="([^"]+)"', page) == [first]
