@@ -235,7 +235,7 @@ def _standing(db, exercise: dict, run: dict, pack_id: str, node_id: str):
 
 
 def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question: dict,
-            index: int, given, correct: bool) -> bool:
+            index: int, given, correct: bool, values: dict | None = None) -> bool:
     """Record one answer; True when this answer made the exercise mastered."""
     who = _learner()
     if who is None:
@@ -251,7 +251,7 @@ def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question:
     recorded = given if isinstance(given, (int, list)) else str(given)[:200]
     return progress.answer(db, who["uuid"], exercise, pack_id, node_id,
                            attempt=f"{run['k']}:{run['n']}", question_id=question.get("id"),
-                           given=recorded, correct=correct)
+                           given=recorded, correct=correct, values=values)
 
 
 # --- showing a question ----------------------------------------------------------------
@@ -399,7 +399,8 @@ def practice(pack_id: str, node_id: str):
                        status=422)
     values = _values(run, question, index)
     correct = check_answer(question, given, values)
-    just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct)
+    just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct,
+                            values)
     # The feedback repeats what the learner typed, as typed (not the number read from it).
     if question["type"] == "perseus":
         shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]

@@ -107,7 +107,7 @@ def manage_reports_csv():
     start, end = reports.date_range(request.args.get("start"), request.args.get("end"))
     report = reports.impact(db, start, end, _scope(db))
     name = f"impact-{start.isoformat()}-{end.isoformat()}.csv"
-    return Response(reports.impact_csv(report), mimetype="text/csv",
+    return Response(reports.impact_csv(report, reports.SPREADSHEET), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})
 
@@ -129,7 +129,8 @@ def _streamed(chunks_of, mimetype: str, stem: str, ext: str, **kwargs) -> Respon
 @bp.get("/manage/exports/progress.csv")
 @allow("coordinator")
 def manage_export_progress():
-    return _streamed(reports.progress_csv, "text/csv", "progress", "csv")
+    return _streamed(reports.progress_csv, "text/csv", "progress", "csv",
+                     dialect=reports.SPREADSHEET)
 
 
 @bp.get("/manage/exports/xapi.jsonl")

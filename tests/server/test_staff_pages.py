@@ -235,3 +235,22 @@ def test_the_lesson_builder_browses_reorders_and_edits(as_user, box):
                            "action": "save"})
     page = fatou.get(edit).get_data(as_text=True)
     assert re.findall(r'name="item" value="([^"]+)"', page) == [first]
+
+
+def test_questions_most_often_missed_read_as_the_learner_saw_them(as_user, box, app):
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons, progress
+    from passerelle.server.packs import web as cw
+
+    with app.app_context():
+        db = get_db()
+        exercise = cw.node(db, "demo-fr", "basics/quiz")["exercise"]
+        for i in range(2):
+            progress.answer(db, box.ids["bart"], exercise, "demo-fr", "basics/quiz",
+                            attempt=f"t:{i}", question_id="q2", given=5, correct=False,
+                            values={"a": 3 + i, "b": 4})
+        quiz = lessons.create_lesson(db, "Quiz", [{"pack_id": "demo-fr", "node_id": "basics/quiz"}],
+                                     box.ids["fatou"])
+        lessons.assign(db, quiz, box.ids["class_a"], box.ids["fatou"])
+    page = as_user("fatou").get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
+    assert "Combien font 4 + 4 ?" in page and "{a}" not in page
