@@ -115,8 +115,11 @@ def needs_setup(db: sqlite_utils.Database) -> bool:
 
 def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], signin_mode: str,
           profile_fields: dict[str, str] | None, display_name: str, username: str,
-          password: str) -> str:
-    """Create the organisation and its first coordinator; refused once done."""
+          password: str, password_again: str | None = None) -> str:
+    """Create the organisation and its first coordinator; refused once done.
+
+    Every problem of the form is reported at once (the organisation's and the coordinator's).
+    """
     if not needs_setup(db):
         raise Conflict(_l("this box is already set up"))
     errors = {}
@@ -129,6 +132,13 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
     for field in profile_fields or {}:
         if field not in PROFILE_FIELDS:
             errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    try:
+        validate_user(db, role="coordinator", display_name=display_name, username=username,
+                      password=password, hash_secrets=False)
+    except InvalidInput as exc:
+        errors.update(exc.details or {})
+    if password_again is not None and password_again != password:
+        errors["password_again"] = _l("The two passwords are not the same.")
     if errors:
         raise InvalidInput(_l("the organisation is not valid"), details=errors)
     # Checked (and the password hashed) before taking the write lock: hashing is slow.
@@ -159,11 +169,28 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
 # --- Users ---------------------------------------------------------------------------
 
 def check_password(password: str | None) -> str | None:
+    """Every problem of a password at once, so that one correction is enough."""
+    problems = []
     if password is None or len(password) < 10:
-        return _l("at least 10 characters (a sentence of a few words is easy to remember)")
-    if len(set(password)) < 4:
-        return _l("use more different characters")
-    return None
+        problems.append(_l("at least 10 characters (a sentence of a few words is easy to remember)"))
+    if len(set(password or "")) < 4:
+        problems.append(_l("use more different characters"))
+    return _JoinedProblems(problems) if problems else None
+
+
+class _JoinedProblems:
+    """Several lazy messages shown as one, in the language of the page that shows them."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return "; ".join(str(p) for p in self.parts)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
 
 
 def check_pin(pin: str | None) -> str | None:

@@ -254,3 +254,17 @@ def test_questions_most_often_missed_read_as_the_learner_saw_them(as_user, box, 
         lessons.assign(db, quiz, box.ids["class_a"], box.ids["fatou"])
     page = as_user("fatou").get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
     assert "Combien font 4 + 4 ?" in page and "{a}" not in page
+
+
+def test_the_setup_form_reports_every_password_problem_at_once(fresh_client, fresh_app):
+    form = {"csrf_token": csrf_token(fresh_client), "org_name": "", "languages": ["fr"],
+            "signin_mode": "pin", "display_name": "Nadia", "username": "nadia",
+            "password": "aaaa", "password_again": "aaab"}
+    response = fresh_client.post("/setup", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "at least 10 characters" in page and "use more different characters" in page
+    assert "The two passwords are not the same." in page
+    assert "the organisation needs a name" in page
+    db = sqlite3.connect(fresh_app.config["DB_PATH"])
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
