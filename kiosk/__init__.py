@@ -73,7 +73,7 @@ def init_app(app: Flask) -> None:
     # The view modules register their routes on `bp` when imported: the learners' pages,
     # then the staff pages (kiosk/manage/).
     from passerelle.kiosk import bookmarks, learn, pages, practice, signin, zim_pages  # noqa: F401
-    from passerelle.kiosk.manage import classes, material, reports, sync  # noqa: F401
+    from passerelle.kiosk.manage import backups, classes, material, reports, sync  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -28,6 +28,8 @@ def isolated_env(monkeypatch, tmp_path):
         if var.startswith("PASSERELLE_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    # Never the machine's own /media or /mnt: the backups page writes on USB sticks.
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "no-usb-drives"))
 
 
 @pytest.fixture

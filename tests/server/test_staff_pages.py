@@ -268,3 +268,63 @@ def test_the_setup_form_reports_every_password_problem_at_once(fresh_client, fre
     assert "the organisation needs a name" in page
     db = sqlite3.connect(fresh_app.config["DB_PATH"])
     assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+def test_a_coordinator_downloads_a_backup_and_restores_it_after_confirming(as_user, box, app):
+    cora = as_user("cora")
+    assert as_user("fatou").get("/manage/backups").status_code == 403
+    page = cora.get("/manage/backups").get_data(as_text=True)
+    assert "Download a backup now" in page and "Turn the nightly backup on" in page
+    download = cora.get("/manage/backups/download")
+    assert download.status_code == 200 and download.data.startswith(b"SQLite format 3\x00")
+    # Something changes after the backup...
+    post(cora, "/manage/classes", name="Après la sauvegarde")
+    assert "Après la sauvegarde" in cora.get("/manage/classes").get_data(as_text=True)
+    # ...and the backup is put back: a confirmation page first, saying what is lost.
+    import io
+
+    response = cora.post("/manage/backups/restore", data={
+        "csrf_token": csrf_token(cora), "backup": (io.BytesIO(download.data), "b.db")},
+        content_type="multipart/form-data")
+    confirm = response.headers["Location"]
+    page = cora.get(confirm).get_data(as_text=True)
+    assert "Restore this backup?" in page and "Everyone is signed out" in page
+    assert "Après la sauvegarde" in cora.get("/manage/classes").get_data(as_text=True)
+    response = post(cora, confirm)
+    assert response.headers["Location"].endswith("/signin/staff")
+    cora = as_user("cora")
+    assert "Après la sauvegarde" not in cora.get("/manage/classes").get_data(as_text=True)
+
+
+def test_a_file_that_is_not_a_backup_is_refused(as_user):
+    import io
+
+    cora = as_user("cora")
+    response = cora.post("/manage/backups/restore", data={
+        "csrf_token": csrf_token(cora), "backup": (io.BytesIO(b"not a database"), "x.db")},
+        content_type="multipart/form-data", follow_redirects=True)
+    assert "This file cannot be restored" in response.get_data(as_text=True)
+
+
+def test_the_nightly_backup_goes_on_the_usb_stick(as_user, box, app, tmp_path):
+    import time
+
+    from passerelle.server import backups
+    from passerelle.server.db import get_db
+
+    cora = as_user("cora")
+    post(cora, "/manage/backups/nightly", nightly="1")
+    assert "Turn the nightly backup off" in cora.get("/manage/backups").get_data(as_text=True)
+    stick = tmp_path / "media" / "STICK"
+    stick.mkdir(parents=True)
+    with app.app_context():
+        db = get_db()
+        night = time.mktime((2026, 12, 8, 3, 0, 0, 0, 0, -1))
+        assert backups.due(db, now=night)
+        assert backups.usb_sticks([str(tmp_path / "media")]) == [], "a folder is not a stick"
+        written = backups.backup_to_usb(db, app.config["HOME"], roots=[str(tmp_path / "media")],
+                                        mounted=lambda p: p == stick)
+        assert written.parent == stick / "passerelle-backups" and written.is_file()
+        assert not backups.due(db, now=time.time() + 3600), "not twice the same night"
+        thread = backups.NightlyBackup(lambda: get_db(), app.config["HOME"], roots=[])
+        assert thread.check() is None  # not due again, and no stick anyway
