@@ -14,7 +14,11 @@
       if (xhr.status !== 200) { return done && done(false); }
       var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
       var fresh = doc.getElementById(region.id);
-      if (!fresh) { return done && done(false); }
+      if (!fresh) {  // what was running has finished: say so, and stop asking
+        region.removeAttribute("data-poll");
+        if (region.getAttribute("data-done")) { region.textContent = region.getAttribute("data-done"); }
+        return done && done(false);
+      }
       region.innerHTML = fresh.innerHTML;
       if (!fresh.hasAttribute("data-poll")) { region.removeAttribute("data-poll"); }
       var stamp = document.getElementById(region.id + "-updated");

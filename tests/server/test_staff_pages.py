@@ -328,3 +328,18 @@ def test_the_nightly_backup_goes_on_the_usb_stick(as_user, box, app, tmp_path):
         assert not backups.due(db, now=time.time() + 3600), "not twice the same night"
         thread = backups.NightlyBackup(lambda: get_db(), app.config["HOME"], roots=[])
         assert thread.check() is None  # not due again, and no stick anyway
+
+
+def test_the_sync_page_offers_usb_bundles_as_buttons_and_no_timer_without_a_hub(as_user):
+    import io
+
+    cora = as_user("cora")
+    page = cora.get("/manage/sync").get_data(as_text=True)
+    assert "Download a sync bundle" in page and "Upload and apply the bundle" in page
+    assert "every 15 minutes" not in page and "this box has no hub" in page
+    download = post(cora, "/manage/sync/bundle/export")
+    assert download.status_code == 200 and download.data[:2] == b"PK"
+    refused = cora.post("/manage/sync/bundle/import", data={
+        "csrf_token": csrf_token(cora), "bundle": (io.BytesIO(b"not a bundle"), "x.bundle")},
+        content_type="multipart/form-data", follow_redirects=True)
+    assert "The bundle was refused, nothing was applied" in refused.get_data(as_text=True)
