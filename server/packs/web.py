@@ -235,8 +235,8 @@ def tree(db, pack_id: str | None = None) -> list[dict]:
     for (pid, _nid), found in nodes.items():
         above = nodes.get((pid, found["parent"])) if found["parent"] else None
         (above["children"] if above else packs_found[pid]["children"]).append(found)
-    for pack in packs_found.values():  # a pack's single root topic is the pack itself
-        if len(pack["children"]) == 1 and pack["children"][0]["kind"] == "topic":
+    for pack in packs_found.values():  # a lone topic at the top is the pack itself: no level
+        while len(pack["children"]) == 1 and pack["children"][0]["kind"] == "topic":
             pack["children"] = pack["children"][0]["children"]
     return list(packs_found.values())
 

@@ -126,3 +126,33 @@ def test_a_coordinator_from_setup_to_a_backup(server_factory, page_factory, tmp_
     assert saved.read_bytes()[:16] == b"SQLite format 3\x00"
     screenshots(page, "backups", "/manage/backups")
     screenshots(page, "home", "/manage")
+
+
+def test_every_staff_page_touched_passes_axe(live_server, page_factory, box):
+    from tests.browser.test_accessibility import check
+
+    page = page_factory(live_server.url, locale="en-GB", bypass_csp=True,
+                        viewport={"width": 800, "height": 1280})
+    page.goto("/signin/staff")
+    page.get_by_label("Username").fill("cora")
+    page.get_by_label("Password").fill("coordinator passphrase")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/manage")
+    found = []
+    for path in ("/", "/manage/people", f"/manage/people/{box.ids['amina']}",
+                 f"/manage/people/{box.ids['amina']}/delete", "/manage/classes",
+                 f"/manage/classes/{box.ids['class_a']}", f"/manage/classes/{box.ids['class_a']}/grid",
+                 f"/manage/sessions/{box.ids['session_a']}", "/manage/lessons",
+                 "/manage/lessons/new", "/manage/content", "/manage/content/demo-fr",
+                 "/manage/content/demo-fr/remove", "/manage/material", "/manage/sync",
+                 "/manage/backups", "/manage/reports"):
+        found += check(page, path)
+    assert not found, "\n".join(found)
+    # The material page: one id per field (the HTML validator's one error).
+    page.goto("/manage/material")
+    ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    # The grid on a tablet: wider than the screen, it scrolls inside its own box.
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"/manage/classes/{box.ids['class_a']}/grid")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
