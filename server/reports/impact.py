@@ -46,7 +46,7 @@ import json
 import re
 import uuid as uuidlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -388,12 +388,22 @@ def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:
     return found
 
 
-def impact_csv(report: Report, dialect: CsvDialect = PLAIN) -> str:
-    """The report as CSV text (with the BOM Excel needs to read accents right)."""
+def impact_csv(report: Report, dialect: CsvDialect = PLAIN,
+               name_of: Callable[[str, str], str] | None = None) -> str:
+    """The report as CSV text (with the BOM Excel needs to read accents right).
+
+    With ``name_of(section, item)``, a "name" column follows "item": what a person reads (a
+    pack's title, a language's name) beside the stable id a script reads.
+    """
     out = io.StringIO()
     writer = dialect.writer(out)
-    writer.writerow(["section", "item", "measure", "value"])
-    writer.writerows((*row[:3], dialect.number(row[3])) for row in report.rows())
+    if name_of is None:
+        writer.writerow(["section", "item", "measure", "value"])
+        writer.writerows((*row[:3], dialect.number(row[3])) for row in report.rows())
+    else:
+        writer.writerow(["section", "item", "name", "measure", "value"])
+        writer.writerows((row[0], row[1], name_of(row[0], row[1]), row[2], dialect.number(row[3]))
+                         for row in report.rows())
     return BOM + out.getvalue()
 
 

@@ -230,8 +230,11 @@ def test_the_page_and_the_csv_show_the_same_numbers(populated, as_user):
     assert "attachment" in download.headers["Content-Disposition"]
     # For Excel set to French or Dutch (Belgium): ";" between fields, a decimal comma.
     rows = csv_rows(download.data, ";")
-    assert rows[0] == ["section", "item", "measure", "value"]
-    from_csv = {f"{s}|{i}|{m}": v.replace(",", ".") for s, i, m, v in rows[1:] if s != "period"}
+    # A "name" column beside each id: what a person reads.
+    assert rows[0] == ["section", "item", "name", "measure", "value"]
+    from_csv = {f"{s}|{i}|{m}": v.replace(",", ".") for s, i, _n, m, v in rows[1:] if s != "period"}
+    names = {(s, i): n for s, i, n, _m, _v in rows[1:]}
+    assert names[("pack", "demo-fr")] == "Démo Passerelle"
     import html
 
     from_page = {k: html.unescape(v) for k, v in re.findall(r'data-cell="([^"]+)">([^<]*)<', page)}

@@ -192,7 +192,8 @@ def test_a_removed_pack_waits_in_the_bin_and_comes_back_with_progress(as_user, b
 
 def test_the_content_page_shows_what_is_inside_a_pack(as_user):
     page = as_user("cora").get("/manage/content/demo-fr").get_data(as_text=True)
-    assert "<details" in page and "Bienvenue" in page and "Preview Bienvenue" in page
+    assert "Bienvenue" in page and "Petit quiz" in page and "Preview Bienvenue" in page
+    assert '<svg class="icon" role="img" aria-label="Exercise"' in page
 
 
 def test_the_bundled_library_can_be_put_back(as_user, app):
