@@ -344,3 +344,25 @@ def test_the_sync_page_offers_usb_bundles_as_buttons_and_no_timer_without_a_hub(
         "csrf_token": csrf_token(cora), "bundle": (io.BytesIO(b"not a bundle"), "x.bundle")},
         content_type="multipart/form-data", follow_redirects=True)
     assert "The bundle was refused, nothing was applied" in refused.get_data(as_text=True)
+
+
+def test_a_session_without_a_day_never_counts_in_the_impact_report(as_user, box, app):
+    """Even one arriving by sync from an older box: the report counts sessions by their day."""
+    from datetime import date
+
+    from passerelle.server import records
+    from passerelle.server.db import get_db
+    from passerelle.server.reports import impact
+
+    with app.app_context():
+        db = get_db()
+        before = impact.impact(db, date(2000, 1, 1), date(2100, 1, 1)).sessions
+        for day in ("", None):
+            records.put(db, "class_session", f"dateless-{day}", {
+                "class_uuid": box.ids["class_a"], "date": day, "place": "", "partner": "",
+                "topic": "", "opened_by": box.ids["fatou"], "closed": 0})
+        assert impact.impact(db, date(2000, 1, 1), date(2100, 1, 1)).sessions == before
+
+
+def test_a_preview_from_the_builder_opens_for_staff(as_user):
+    assert as_user("fatou").get("/learn/demo-fr/basics/welcome").status_code == 200
