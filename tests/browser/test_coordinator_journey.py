@@ -152,7 +152,20 @@ def test_every_staff_page_touched_passes_axe(live_server, page_factory, box):
     page.goto("/manage/material")
     ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
-    # The grid on a tablet: wider than the screen, it scrolls inside its own box.
+    # The grid of a long lesson on a phone: wider than the screen, it scrolls inside its own
+    # box (the page itself never scrolls sideways).
+    from passerelle.server.app import create_app
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons
+
+    with create_app({"home": box.home}).app_context():
+        db = get_db()
+        items = [{"pack_id": "demo-fr", "node_id": f"basics/{n}"}
+                 for n in ("welcome", "clip", "game", "quiz", "guide")]
+        lesson = lessons.create_lesson(db, "Tout le module", items, box.ids["cora"])
+        lessons.assign(db, lesson, box.ids["class_a"], box.ids["cora"])
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto(f"/manage/classes/{box.ids['class_a']}/grid")
+    region = page.locator(".grid-scroll")
+    assert region.evaluate("e => e.scrollWidth > e.clientWidth"), "the grid is wider than a phone"
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
