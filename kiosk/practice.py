@@ -236,7 +236,7 @@ def _standing(db, exercise: dict, run: dict, pack_id: str, node_id: str):
 
 
 def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question: dict,
-            index: int, given, correct: bool) -> bool:
+            index: int, given, correct: bool, values: dict | None = None) -> bool:
     """Record one answer; True when this answer made the exercise mastered."""
     who = _learner()
     if who is None:
@@ -252,7 +252,7 @@ def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question:
     recorded = given if isinstance(given, (int, list)) else str(given)[:200]
     return progress.answer(db, who["uuid"], exercise, pack_id, node_id,
                            attempt=f"{run['k']}:{run['n']}", question_id=question.get("id"),
-                           given=recorded, correct=correct)
+                           given=recorded, correct=correct, values=values)
 
 
 # --- showing a question ----------------------------------------------------------------
@@ -416,7 +416,7 @@ def practice(pack_id: str, node_id: str):
     correct = check_answer(question, given, values)
     try:
         just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given,
-                                correct)
+                                correct, values)
     except progress.EventsNotStored as exc:
         # Not lost: still in the form, and queued by the tablet (see kiosk/pending.py).
         pending.keep(exc.events)

@@ -22,7 +22,7 @@ from passerelle.server.search import service as search
 from passerelle.server.settings import Settings, SettingsError, resolve, resolve_home
 from passerelle.server.sync import http as sync_http
 from passerelle.server.sync import schedule as sync_schedule
-from passerelle.server.web import auth, compress, security
+from passerelle.server.web import auth, captive, compress, security
 
 # The subsystems, in the order their init_app must run. The order matters where one
 # needs what another set up; each line says what comes before it and why.
@@ -32,6 +32,7 @@ SUBSYSTEMS = (
     security,        # size limits before any view reads a body; headers on every answer
     compress,        # after security: compresses the final answer, headers included
     auth,            # who is asking: needs db; every view's @allow reads it
+    captive,         # phones' connectivity probes: answered before auth's access check
     i18n,            # the request's language: needs auth (a learner's own language)
     progress,        # the one writer of learning events, used by the API and the pages
     api,             # the tablets' JSON API

