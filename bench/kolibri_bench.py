@@ -93,6 +93,11 @@ class Tablet:
         url = urllib.parse.urlsplit(base)
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
         self.cookies: dict[str, str] = {}
+        self.location: str | None = None  # of the last answer
+        # As a browser does when a keep-alive connection it reuses turns out closed by the
+        # server (Kolibri closes them after 10 s idle): send once more on a new connection.
+        self.retry_closed = False
+        self.retries = 0
 
     def connect(self) -> None:
         self.conn.connect()
@@ -101,8 +106,10 @@ class Tablet:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
     def request(self, method: str, path: str, body=None, form: dict | None = None,
-                expect: int | tuple = 200) -> bytes:
-        headers = {"Cookie": self.cookie_header()} if self.cookies else {}
+                expect: int | tuple = 200, headers: dict | None = None) -> bytes:
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = self.cookie_header()
         if "kolibri_csrftoken" in self.cookies:
             headers["X-CSRFToken"] = self.cookies["kolibri_csrftoken"]
         if form is not None:
@@ -111,9 +118,18 @@ class Tablet:
         elif body is not None:
             body = body if isinstance(body, str) else json.dumps(body)
             headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body, headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body, headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            if not self.retry_closed:
+                raise
+            self.conn.close()
+            self.retries += 1
+            self.conn.request(method, path, body, headers)
+            response = self.conn.getresponse()
         data = response.read()
+        self.location = response.getheader("Location")
         for name, value in response.getheaders():
             if name.lower() == "set-cookie":
                 jar = http.cookies.SimpleCookie()
@@ -244,8 +260,10 @@ class Kolibri:
     screen = KOLIBRI_SCREEN
 
     def __init__(self, tmp: Path, learners: int, venv: str | None, url: str | None,
-                 admin: str | None, facility: str | None, pid: int | None):
+                 admin: str | None, facility: str | None, pid: int | None,
+                 passwords: bool = True):
         self.proc, self.pid, self.venv = None, pid, venv
+        self.passwords = passwords  # False: only learners without a password (no PBKDF2 to wait for)
         self.log = tmp / "kolibri.log"
         if venv:
             self.home = tmp / "kolibri-home"
@@ -306,7 +324,7 @@ class Kolibri:
         found = json.loads(admin.request("GET", f"/api/auth/facilityuser/?member_of={self.facility}"))
         found = found["results"] if isinstance(found, dict) else found
         have = {u["username"]: u["id"] for u in found}
-        self.pw_users = [f"bench_pw_{i:03d}" for i in range(learners)]
+        self.pw_users = [f"bench_pw_{i:03d}" for i in range(learners if self.passwords else 0)]
         self.open_users = [f"bench_open_{i:03d}" for i in range(learners)]
         # Learners without a password are stored as NOT_SPECIFIED, as Kolibri's own forms do
         # in a facility that allows it: their sign-in hashes nothing.

@@ -425,9 +425,21 @@ def merge_answers(recent: list, solved: list, version: str, correct: bool,
     return recent, solved
 
 
+def missed_question(payload: dict) -> str | None:
+    """The question an answer missed, as ``missed_questions`` keys it ("" when the answer names
+    none); None when the answer was not wrong (an answer that does not say is not counted)."""
+    correct = payload.get("correct")
+    if not isinstance(correct, (bool, int, float)) or correct != 0:
+        return None
+    question = payload.get("question_id")
+    return "" if question is None else str(question)
+
+
 def _fold_answer(db, op: Op) -> None:
     """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
-    answer reads one row instead of replaying the learner's history."""
+    answer reads one row instead of replaying the learner's history; and count wrong answers
+    per question, so the facilitator's "most missed questions" add up a few small rows
+    instead of parsing every answer the class ever gave."""
     p = op.payload
     key = [op.subject, p.get("pack_id"), p.get("node_id")]
     row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
@@ -439,6 +451,22 @@ def _fold_answer(db, op: Op) -> None:
     db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
                " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
                                     json.dumps(solved, separators=(",", ":")), *key])
+    missed = missed_question(p)
+    if missed is not None:
+        # The numbers a generated question showed, from the latest wrong answer by version (the
+        # same whatever order the answers arrive in), so the report shows what learners saw.
+        values = p.get("values")
+        seen = json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None
+        db.execute(
+            "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
+            " seen_values, seen_version) VALUES (?, ?, ?, ?, 1, ?, ?)"
+            " ON CONFLICT (learner_uuid, pack_id, node_id, question_id) DO UPDATE SET"
+            " wrong = wrong + 1,"
+            " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
+            "   OR excluded.seen_version > seen_version) THEN excluded.seen_values ELSE seen_values END,"
+            " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
+            "   OR excluded.seen_version > seen_version) THEN excluded.seen_version ELSE seen_version END",
+            [*key, missed, seen, op.version if seen else None])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

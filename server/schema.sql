@@ -138,6 +138,17 @@ CREATE TABLE meta (
             value TEXT NOT NULL
         );
 
+CREATE TABLE missed_questions (
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            wrong INTEGER NOT NULL,
+            seen_values TEXT,
+            seen_version TEXT,
+            PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE op_signatures (
             origin TEXT NOT NULL,
             seq INTEGER NOT NULL,

@@ -8,8 +8,10 @@ syncs like the rest.
 The class grid is learners × the resources of the class's open assignments,
 each cell read from the ``progress`` summary in one query: not started, in
 progress, completed, or *needs help* (an exercise with at least three answers,
-fewer than half right, not yet mastered). "Most missed questions" counts wrong
-answers of the class's learners per question, from the log.
+fewer than half right, not yet mastered). "Most missed questions" adds up the
+wrong answers per learner and question that the fold counts (``missed_questions``). A
+grid costs the same few queries whatever its size: the resources' titles come
+from the catalogue in one read, and nothing replays the learners' history.
 """
 
 from __future__ import annotations
@@ -212,13 +214,17 @@ class Grid:
     cells: dict = field(default_factory=dict)   # (learner, pack, node) -> status
     missed: list[dict] = field(default_factory=list)
 
+    def rows(self) -> list[tuple[dict, list[str]]]:
+        """Each learner with the status of every column, in column order (the page's rows)."""
+        return [(u, [self.cells.get((u["uuid"], c["pack_id"], c["node_id"]), "not_started")
+                     for c in self.columns]) for u in self.learners]
+
     def as_dict(self) -> dict:
+        names = [f"{c['pack_id']}/{c['node_id']}" for c in self.columns]
         return {
             "learners": [{"uuid": u["uuid"], "display_name": u["display_name"]} for u in self.learners],
             "columns": self.columns,
-            "cells": {u["uuid"]: {f"{c['pack_id']}/{c['node_id']}":
-                                  self.cells.get((u["uuid"], c["pack_id"], c["node_id"]), "not_started")
-                                  for c in self.columns} for u in self.learners},
+            "cells": {u["uuid"]: dict(zip(names, statuses, strict=True)) for u, statuses in self.rows()},
             "most_missed": self.missed,
         }
 
@@ -265,47 +271,40 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         return []
     marks = ",".join("?" * len(learners))
     rows = db.execute(
-        f"""SELECT json_extract(payload, '$.pack_id') AS pack, json_extract(payload, '$.node_id') AS node,
-                   json_extract(payload, '$.question_id') AS question, count(*) AS wrong
-            FROM ops WHERE entity = 'progress' AND subject IN ({marks}) AND kind = 'event'
-              AND json_extract(payload, '$.type') = 'answer'
-              AND json_extract(payload, '$.correct') = 0
-            GROUP BY pack, node, question ORDER BY wrong DESC LIMIT ?""",
-        [*learners, limit]).fetchall()
+        f"SELECT pack_id, node_id, question_id, sum(wrong) AS total FROM missed_questions"
+        f" WHERE learner_uuid IN ({marks}) GROUP BY pack_id, node_id, question_id"
+        f" ORDER BY total DESC, pack_id, node_id, question_id LIMIT ?", [*learners, limit]).fetchall()
+    found = catalogue.nodes(db, [(pack, node) for pack, node, _q, _n in rows])
+    # The numbers each generated question last showed, for all of them in one read.
+    seen = dict(db.execute(
+        f"SELECT pack_id || char(10) || node_id || char(10) || question_id, seen_values"
+        f" FROM missed_questions WHERE learner_uuid IN ({marks}) AND seen_values IS NOT NULL"
+        f" ORDER BY seen_version", learners).fetchall())
     result = []
     for pack, node, question, wrong in rows:
-        found = catalogue.node(db, pack, node)
+        question = question or None  # "": the answers named no question
+        data = found.get((pack, node))
         prompt = ""
-        if found:
-            for q in (found.get("exercise") or {}).get("questions", []):
-                if q.get("id") == question:
-                    prompt = _as_seen(db, learners, pack, node, question, q)[:200]
+        for q in ((data or {}).get("exercise") or {}).get("questions", []):
+            if q.get("id") == question:
+                prompt = _as_seen(q, seen.get(f"{pack}\n{node}\n{question or ''}"))[:200]
         result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
-                       "exercise": found.get("title", node) if found else node, "prompt": prompt})
+                       "exercise": data.get("title", node) if data else node, "prompt": prompt})
     return result
 
 
-def _as_seen(db, learners: list[str], pack: str, node: str, question_id, question: dict) -> str:
+def _as_seen(question: dict, values: str | None) -> str:
     """A question's text as a learner saw it: a generated one ("{a} + {b}") with the numbers of
-    its latest wrong answer; the placeholders as "…" when no numbers were recorded."""
+    the latest wrong answer (kept by the fold in ``missed_questions``); the placeholders as "…"
+    when no numbers were recorded."""
     from passerelle.content.exercise import render_generated
 
     prompt = str(question.get("prompt", ""))
     if not question.get("variables"):
         return prompt
-    marks = ",".join("?" * len(learners))
-    row = db.execute(
-        f"""SELECT json_extract(payload, '$.values') FROM ops
-            WHERE entity = 'progress' AND subject IN ({marks}) AND kind = 'event'
-              AND json_extract(payload, '$.type') = 'answer'
-              AND json_extract(payload, '$.correct') = 0
-              AND json_extract(payload, '$.pack_id') = ? AND json_extract(payload, '$.node_id') = ?
-              AND json_extract(payload, '$.question_id') = ?
-              AND json_extract(payload, '$.values') IS NOT NULL
-            ORDER BY version DESC LIMIT 1""", [*learners, pack, node, question_id]).fetchone()
-    if row and row[0]:
+    if values:
         try:
-            return str(render_generated(question, json.loads(row[0])).get("prompt", prompt))
+            return str(render_generated(question, json.loads(values)).get("prompt", prompt))
         except Exception:  # noqa: BLE001 - numbers from another version of the pack: no text
             pass
     return re.sub(r"\{[A-Za-z_]\w*\}", "…", prompt)

@@ -10,22 +10,42 @@ from __future__ import annotations
 import json
 
 
+def _by_keys(db, columns: str, keys) -> list[tuple]:
+    """Rows of content_nodes for (pack id, node id) pairs, a few hundred per query: a page
+    listing N resources asks once, not N times."""
+    keys = list(dict.fromkeys((str(p), str(n)) for p, n in keys))
+    rows: list[tuple] = []
+    for start in range(0, len(keys), 400):  # 800 variables: under every SQLite's limit
+        chunk = keys[start:start + 400]
+        # Joined from the keys (not "(pack_id, node_id) IN (VALUES ...)", which SQLite answers
+        # by scanning the whole catalogue): one primary-key search per key.
+        rows += db.execute(
+            f"WITH k (pack_id, node_id) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+            f" SELECT n.pack_id, n.node_id, {columns} FROM k"
+            " JOIN content_nodes n ON n.pack_id = k.pack_id AND n.node_id = k.node_id"
+            " JOIN content_packs p ON p.id = n.pack_id",
+            [part for key in chunk for part in key]).fetchall()
+    return rows
+
+
 def brief(db, keys) -> dict[tuple[str, str], dict]:
     """Title, kind and language of many resources in one query: (pack, node) -> facts.
 
     Resources no longer installed are absent from the answer.
     """
-    keys = list(dict.fromkeys((str(p), str(n)) for p, n in keys))
-    found: dict[tuple[str, str], dict] = {}
-    for start in range(0, len(keys), 400):  # SQLite's bound on variables per statement
-        chunk = keys[start:start + 400]
-        where = " OR ".join("(n.pack_id = ? AND n.node_id = ?)" for _ in chunk)
-        rows = db.execute(
-            "SELECT n.pack_id, n.node_id, n.title, n.kind, coalesce(n.language, p.language)"
-            f" FROM content_nodes n JOIN content_packs p ON p.id = n.pack_id WHERE {where}",
-            [v for key in chunk for v in key]).fetchall()
-        for pack_id, node_id, title, kind, language in rows:
-            found[(pack_id, node_id)] = {"title": title, "kind": kind, "language": language}
+    return {(pack, node): {"title": title, "kind": kind, "language": language}
+            for pack, node, title, kind, language
+            in _by_keys(db, "n.title, n.kind, coalesce(n.language, p.language)", keys)}
+
+
+def nodes(db, keys) -> dict[tuple[str, str], dict]:
+    """:func:`node` for several nodes at once, by (pack id, node id)."""
+    found = {}
+    for pack, node_id, data, language in _by_keys(db, "n.data, p.language", keys):
+        data = json.loads(data)
+        data["pack_id"] = pack
+        data.setdefault("language", language)
+        found[(pack, node_id)] = data
     return found
 
 

@@ -142,3 +142,20 @@ def test_apps_honour_conditions_and_ranges_like_files(client, demo):
     assert stale.status_code == 200 and stale.data == full.data
     head = client.head(url)
     assert head.status_code == 200 and head.data == b"" and int(head.headers["Content-Length"]) == len(full.data)
+
+
+def test_the_catalogue_reads_many_nodes_in_one_call(app):
+    from passerelle.server.db import get_db
+    from passerelle.server.packs import catalogue as web
+
+    wanted = [("demo-fr", f"not-there-{i}") for i in range(450)]  # more than one query's worth
+    wanted += [("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome"), ("demo-fr", "basics/quiz")]
+    with app.app_context():
+        db = get_db()
+        titles = {key: (f["title"], f["kind"]) for key, f in web.brief(db, wanted).items()}
+        assert titles == {("demo-fr", "basics/quiz"): ("Petit quiz", "exercise"),
+                          ("demo-fr", "basics/welcome"): ("Bienvenue", "article")}
+        found = web.nodes(db, wanted)
+        assert set(found) == {("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome")}
+        assert found[("demo-fr", "basics/quiz")] == web.node(db, "demo-fr", "basics/quiz")
+        assert web.brief(db, []) == {} and web.nodes(db, []) == {}

@@ -99,3 +99,54 @@ def test_open_lessons_come_first_on_the_learners_home(as_user, box):
     assert home.index("Your lessons") < home.index("Learning packs")
     assert home.index("Premiers pas") < home.index("Démo Passerelle")
     assert "Your lessons" not in as_user("chloe").get("/").get_data(as_text=True)
+
+
+def grid_statements(app, class_uuid):
+    """The grid, and every SQL statement SQLite ran to build it."""
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons
+
+    seen = []
+    with app.app_context():
+        db = get_db()
+        db.conn.set_trace_callback(seen.append)
+        grid = lessons.class_grid(db, class_uuid)
+        db.conn.set_trace_callback(None)
+    return grid, len(seen)
+
+
+def test_the_grid_asks_as_many_queries_for_a_big_class_as_for_a_small_one(app, box):
+    """No query per column, per learner or per answer: titles come in one catalogue read, the
+    most missed questions from the learners' summaries."""
+    from passerelle.server import records
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons
+
+    def lesson(items):
+        with app.app_context():
+            db = get_db()
+            uuid = lessons.create_lesson(db, f"{len(items)} items", [
+                {"pack_id": "demo-fr", "node_id": i} for i in items], box.ids["fatou"])
+            lessons.assign(db, uuid, box.ids["class_a"], box.ids["fatou"])
+
+    def wrong(answers):
+        with app.app_context():
+            db = get_db()
+            for who, question in answers:
+                records.event(db, box.ids[who], {
+                    "event_id": f"w{wrong.count}", "pack_id": "demo-fr", "node_id": "basics/quiz",
+                    "type": "answer", "question_id": question, "correct": False})
+                wrong.count += 1
+
+    wrong.count = 0
+    lesson(["basics/quiz"])
+    wrong([("amina", "q1")])
+    small, small_count = grid_statements(app, box.ids["class_a"])
+    lesson(["basics/welcome", "basics/clip", "basics/game", "basics/quiz", "basics/guide"])
+    wrong([("amina", "q1"), ("bart", "q2"), ("bart", "q1"), ("amina", "q2")])
+    big, big_count = grid_statements(app, box.ids["class_a"])
+    assert len(small.columns) == 1 and len(small.missed) == 1
+    assert len(big.columns) == 5 and len(big.learners) >= 2
+    assert [(m["question_id"], m["wrong"]) for m in big.missed] == [("q1", 3), ("q2", 2)]
+    assert big.missed[0]["prompt"].startswith("Combien de doigts") and big.missed[0]["exercise"] == "Petit quiz"
+    assert big_count == small_count

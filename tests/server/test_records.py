@@ -10,7 +10,7 @@ from passerelle.server import db as dbmod
 from passerelle.server import records
 
 TABLES = ["organisations", "users", "classes", "memberships", "class_sessions", "attendance",
-          "progress", "ops"]
+          "progress", "missed_questions", "ops"]
 
 
 _TEMPLATE = {}
@@ -43,7 +43,8 @@ action = st.one_of(
     st.tuples(st.just("event"), st.sampled_from(USERS),
               st.tuples(st.sampled_from(NODES), st.sampled_from(["progress", "answer", "completed"]),
                         st.floats(0, 1), st.booleans(), st.integers(0, 600),
-                        st.one_of(st.none(), st.integers(0, 500)))),
+                        st.one_of(st.none(), st.integers(0, 500)),
+                        st.sampled_from([None, "q1", "q2"]))),
 )
 
 
@@ -56,10 +57,10 @@ def perform(db, act, clock_ms):
     elif kind == "delete":
         records.delete(db, "user", uuid)
     else:
-        (pack, node), etype, progress, correct, seconds, position = arg
+        (pack, node), etype, progress, correct, seconds, position, question = arg
         records.event(db, uuid, {"pack_id": pack, "node_id": node, "type": etype,
                                  "progress": progress, "correct": correct, "seconds": seconds,
-                                 "position": position})
+                                 "position": position, "question_id": question})
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -116,3 +117,26 @@ def test_a_resent_event_counts_once(tmp_path):
     assert records.event(db, "u1", payload) is None
     row = db.execute("SELECT answers, correct, seconds FROM progress").fetchone()
     assert row == (1, 1, 30)
+
+
+def test_missed_questions_are_counted_by_the_fold_as_the_migration_counts_them(tmp_path):
+    from passerelle.server.migrations import m0012_missed_questions
+
+    db = new_box(tmp_path, "box", "dev")
+    answers = [("u1", "n1", "q1", False), ("u1", "n1", "q1", False), ("u1", "n1", "q2", True),
+               ("u1", "n1", None, False), ("u2", "n1", "q2", False), ("u2", "n2", 3, False),
+               ("u2", "n3", "q1", True), ("u2", "n2", "q9", None)]
+    for i, (learner, node, question, correct) in enumerate(answers):
+        payload = {"event_id": f"e{i}", "pack_id": "p", "node_id": node, "type": "answer",
+                   "question_id": question}
+        if correct is not None:  # an answer that does not say whether it was right is not missed
+            payload["correct"] = correct
+        records.event(db, learner, payload)
+    read = "SELECT learner_uuid, node_id, question_id, wrong FROM missed_questions ORDER BY 1, 2, 3"
+    folded = db.execute(read).fetchall()
+    assert folded == [("u1", "n1", "", 1), ("u1", "n1", "q1", 2), ("u2", "n1", "q2", 1),
+                      ("u2", "n2", "3", 1)]
+    with records.write_tx(db):  # a box upgraded from before the table: counted from its log
+        db.execute("DROP TABLE missed_questions")
+        m0012_missed_questions(db)
+    assert db.execute(read).fetchall() == folded
