@@ -7,18 +7,21 @@ by their md5). That is what Kolibri's "Export to drive" writes under
 
 Design
 ------
-- **A channel becomes a pack, and installs like one.** :func:`convert` builds
-  a manifest of our format (``docs/pack-format.md``) and a
-  :class:`KolibriSource` that serves its blobs; :meth:`Library.import_pack`
-  then does what it does for every pack: staged copy hashed with SHA-256,
-  moves into content-addressed storage (shared with every other pack),
-  catalogue swapped in one transaction. ``kill -9`` at any point leaves the box
-  as it was, and the next run resumes. The pack id is ``kolibri-<channel id>``.
-- **Every file is checked against its md5 name** while it is read for
-  conversion (the same read yields its SHA-256 and size); the copy that
-  follows is checked against that SHA-256 again. A file that is missing or
-  whose md5 differs leaves its resource out, and the import reports it
-  (a partial import), rather than refusing a whole channel for one bad video.
+- **A channel becomes a pack, and installs like one, reading each file once.**
+  Under the library lock (:meth:`Library.session`), every file the chosen
+  topics need is copied into the library's staging area while its md5 (its
+  name) and its SHA-256 are computed; :func:`convert` builds a manifest of our
+  format (``docs/pack-format.md``) from what was staged, and the session's
+  import does what every pack import does (content-addressed storage shared
+  with every other pack, catalogue swapped in one transaction) without reading
+  those files again. ``kill -9`` at any point leaves the box as it was; the next
+  run finds what was staged and goes on. The pack id is ``kolibri-<channel id>``.
+- **What is already on the box is not read again.** Each file entry of the
+  manifest keeps the md5 it came from, so updating a channel (from a stick or a
+  Kolibri server, :mod:`.kolibri_remote`) reads only the files it lacks.
+- **A file that is missing or whose md5 differs** leaves its resource out, and
+  the import reports it (a partial import), rather than refusing a whole channel
+  for one bad video.
 - **The database is read, never written**: it is opened read-only and
   immutable (no journal left on a USB stick), and columns are read by name, so
   older and newer schemas with extra tables or columns work. A file that is not
@@ -55,9 +58,9 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from .errors import InvalidPack, PackNotFound, Problem, UnsafePack
+from .errors import BlobMismatch, InvalidPack, PackNotFound, Problem, UnsafePack
 from .manifest import DEFAULT_LIMITS, Limits
-from .packio import CHUNK, PackSource, scan_zip
+from .packio import PackSource, scan_zip
 from .perseus import mastery_of, read_exercise
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -613,7 +616,7 @@ class KolibriSource(PackSource):
             return io.BytesIO(where)
         if isinstance(where, tuple):
             return _ZipMember(*where)
-        return os.fdopen(_open_regular(where), "rb", buffering=0)
+        return where(0)  # a file of the channel (export folder or Kolibri server), from its start
 
 
 class _ZipMember(io.RawIOBase):
@@ -651,45 +654,109 @@ def storage_path(storage: str | os.PathLike, md5: str, ext: str) -> Path:
     return Path(storage) / md5[0] / md5[1] / f"{md5}.{ext}"
 
 
-def _hash(path: Path, md5: str) -> tuple[str, int] | str:
-    """(sha256, size) of a file whose md5 is its name, or why it cannot be used."""
+class LocalFiles:
+    """The files of an export folder: ``storage/<a>/<b>/<md5>.<ext>``."""
+
+    def __init__(self, storage: str | os.PathLike):
+        self.storage = Path(storage)
+
+    def opener(self, md5: str, ext: str) -> Callable[[int], BinaryIO]:
+        path = storage_path(self.storage, md5, ext)
+
+        def open_at(offset: int) -> BinaryIO:
+            f = os.fdopen(_open_regular(path), "rb", buffering=0)
+            if offset:
+                f.seek(offset)
+            return f
+
+        return open_at
+
+
+def installed_files(manifest: dict | None) -> tuple[dict[str, tuple[str, int]], dict[str, dict]]:
+    """What an installed channel already holds, so that it is not read again.
+
+    md5 → (sha256, size) of its files, and md5 of a ``.perseus`` file → the exercise
+    node made from it (the zip itself is not kept: its questions and images are).
+    """
+    known: dict[str, tuple[str, int]] = {}
+    exercises: dict[str, dict] = {}
+    for node in (manifest or {}).get("nodes", ()):
+        for f in node.get("files", ()):
+            md5 = f.get("md5")
+            if isinstance(md5, str) and HEX32.match(md5):
+                known[md5] = (f["sha256"], f["size"])
+        md5 = ((node.get("exercise") or {}).get("source") or {}).get("md5")
+        if isinstance(md5, str) and HEX32.match(md5):
+            exercises[md5] = node
+    return known, exercises
+
+
+def _reused_exercise(node: dict | None, session) -> tuple[dict, list[dict]] | None:
+    """An installed exercise node's (exercise, image files), if every image is still stored."""
+    if node is None:
+        return None
+    images = [f for f in node.get("files", ()) if f.get("role") == "image"]
+    if not all(session.has(f["sha256"], f["size"]) for f in images):
+        return None
+    return node["exercise"], images
+
+
+def _obtain(session, files, f: PlannedFile, known: dict, limits: Limits,
+            on_read: Callable[[int], None]) -> tuple[str, int] | str:
+    """(sha256, size) of a channel file, staged on its one read; or why it cannot be used.
+
+    A file this channel's installed version already holds is not read at all; one
+    that an interrupted run staged is found again; any other is copied into the
+    library's staging area while its md5 (its name) and SHA-256 are computed.
+    """
+    got = known.get(f.md5)
+    if got is not None and session.has(*got):
+        return got
+    key = f"kolibri-{f.md5}"
+    got = session.staged(key)
+    if got is not None:
+        return got
     try:
-        fd = _open_regular(path)
+        return session.stage(files.opener(f.md5, f.ext), key, expect={"md5": f.md5},
+                             limit=limits.max_blob_size, on_read=on_read)
     except FileNotFoundError:
         return "missing"
-    except (OSError, UnsafePack) as exc:
+    except BlobMismatch as exc:
+        return f"damaged ({exc.detail})"
+    except UnsafePack as exc:
+        return f"unreadable ({exc.message})"
+    except InvalidPack:  # the Kolibri server answered 404: it does not hold this file
+        return "missing"
+    except OSError as exc:
         return f"unreadable ({exc})"
-    h_md5, h_sha, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h_md5.update(view[:n])
-            h_sha.update(view[:n])
-            size += n
-    if h_md5.hexdigest() != md5:
-        return f"damaged (md5 is {h_md5.hexdigest()}, its name says {md5})"
-    return h_sha.hexdigest(), size
 
 
-def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
-            progress: Progress | None = None) -> KolibriSource:
-    """Read and check every file the plan needs; build the pack manifest."""
+def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limits = DEFAULT_LIMITS,
+            progress: Progress | None = None, installed: tuple[dict, dict] | None = None) -> KolibriSource:
+    """Stage every file the plan needs (one read each, md5 checked) and build the pack manifest.
+
+    ``session`` is the library's :class:`~passerelle.content.library.ImportSession`;
+    ``files`` where the channel's files are read (its export folder by default, or a
+    Kolibri server); ``installed`` what the installed version holds (:func:`installed_files`).
+    """
     channel = chosen.channel
+    files = files or LocalFiles(channel.storage)
+    known, installed_exercises = installed or ({}, {})
     report = Report(unavailable=Counter(chosen.unavailable), coach_only=chosen.coach_only)
     hashed: dict[str, tuple[str, int] | str] = {}
     blobs: dict[str, tuple[int, object]] = {}
     total = chosen.size
     done = 0
 
-    def fetch(f: PlannedFile, title: str) -> dict | None:
+    def on_read(n: int) -> None:
         nonlocal done
+        done += n
+        if progress:
+            progress(min(done, total), total, "copy")
+
+    def fetch(f: PlannedFile, title: str) -> dict | None:
         if f.md5 not in hashed:
-            path = storage_path(channel.storage, f.md5, f.ext)
-            hashed[f.md5] = _hash(path, f.md5)
-            done += f.size
-            if progress:
-                progress(min(done, total), total, "verify")
+            hashed[f.md5] = _obtain(session, files, f, known, limits, on_read)
         got = hashed[f.md5]
         if isinstance(got, str):
             line = f"{title}: {f.md5}.{f.ext} {got}"
@@ -700,9 +767,9 @@ def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
                 report.damaged.append(line)
             return None
         sha, size = got
-        blobs[sha] = (size, str(storage_path(channel.storage, f.md5, f.ext)))
+        blobs[sha] = (size, files.opener(f.md5, f.ext))
         entry = {"sha256": sha, "size": size, "mime": MIME.get(f.ext, "application/octet-stream"),
-                 "role": f.role}
+                 "role": f.role, "md5": f.md5}
         if f.lang:
             entry["lang"] = f.lang
         return entry
@@ -723,11 +790,27 @@ def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
             sha = hashlib.sha256(text).hexdigest()
             blobs[sha] = (len(text), text)
             node_files.insert(0, {"sha256": sha, "size": len(text), "mime": "text/markdown", "role": "main"})
+        elif kind == "exercise" and planned.main is not None and (
+                reused := _reused_exercise(installed_exercises.get(planned.main.md5), session)):
+            # The same .perseus file as the installed version: its questions and images are
+            # taken as they are, and the file is not read (nor fetched) again.
+            exercise, images = reused
+            source = exercise["source"]
+            report.questions_total += source["total"]
+            report.questions_playable += source["playable"]
+            report.skipped_widgets.update(source["skipped"])
+            lost = source["total"] - source["playable"] - sum(source["skipped"].values())
+            if lost > 0:
+                report.skipped_widgets["too many images"] += lost
+            own = source.get("mastery") or exercise["mastery"]
+            node["exercise"] = {**exercise, "mastery": mastery_of(planned.mastery) if planned.mastery else own,
+                                "randomize": source.get("randomize", False) or node.get("randomize", False)}
+            node_files.extend(images)
         elif planned.main is not None:
             main = fetch(planned.main, title)
             if main is None:
                 continue
-            path = storage_path(channel.storage, planned.main.md5, planned.main.ext)
+            path = session.path(main["sha256"])  # the staged (or stored) copy: read locally
             if kind == "html5":
                 why = _html5_problem(path, limits)
                 if why:
@@ -756,7 +839,8 @@ def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
                 node["exercise"] = {"mastery": mastery, "randomize": ex.randomize or node.get("randomize", False),
                                     "questions": questions,
                                     "source": {"total": ex.total, "playable": len(questions),
-                                               "skipped": dict(ex.skipped)}}
+                                               "skipped": dict(ex.skipped), "md5": planned.main.md5,
+                                               "mastery": ex.mastery, "randomize": ex.randomize}}
                 for member in images:
                     sha, size, mime = ex.images[member]
                     blobs[sha] = (size, (str(path), member))
@@ -863,7 +947,7 @@ class ChannelImport:
 
 def import_channel(library, root: str | os.PathLike, channel_id: str, topics: Iterable[str] | None = None, *,
                    video: str = "low", dry_run: bool = False, force: bool = False,
-                   progress: Progress | None = None) -> ChannelImport:
+                   progress: Progress | None = None, files=None) -> ChannelImport:
     """Import one channel (or some of its topics) from an export folder into ``library``.
 
     A dry run reads only the database: the size, the kinds and the nodes that would be
@@ -888,9 +972,23 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
             new_ids = [n.id for n in chosen.nodes]
             return ChannelImport(chosen, None, None, [i for i in new_ids if i not in old_ids],
                                  sorted(old_ids - set(new_ids)))
-        source = convert(db, chosen, library.limits, progress)
+        return _install(library, db, chosen, installed, files, force, progress)
+
+
+def _install(library, db: ChannelDatabase, chosen: Plan, installed: dict | None, files, force: bool,
+             progress: Progress | None) -> ChannelImport:
+    """Stage, convert and import under one hold of the library lock (each file read once)."""
+    with library.session() as session:
+        known, exercises = installed_files(installed)
+        to_read = {}
+        for node in chosen.nodes:
+            for f in node.files + ([node.main] if node.main else []):
+                if not (f.md5 in known and session.has(*known[f.md5])) and f.md5 not in exercises:
+                    to_read[f.md5] = f.size
+        session.reserve(sum(to_read.values()))
+        source = convert(db, chosen, session, files, library.limits, progress, (known, exercises))
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
         changed = installed is not None and installed != source.manifest
-        result = library.import_pack(source, force=force or changed, progress=progress)
+        result = session.import_pack(source, force=force or changed, progress=progress)
     return ChannelImport(chosen, source.report, result)

@@ -32,12 +32,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ from .manifest import (
 )
 from .packio import (
     CHUNK,
+    SHA_RE,
     PackSource,
     open_source,
     scan_zip,
@@ -317,7 +319,8 @@ class Library:
         if not self.staging.is_dir():
             return
         for entry in os.scandir(self.staging):
-            if entry.name.endswith(".part") or entry.name not in keep:
+            # "keys" names what an interrupted conversion staged (see ImportSession).
+            if entry.name.endswith(".part") or (entry.name not in keep and entry.name != "keys"):
                 _remove(Path(entry.path))
 
     def _wipe_staging(self) -> None:
@@ -408,6 +411,12 @@ class Library:
         finally:
             src.close()
 
+    @contextmanager
+    def session(self) -> Iterator[ImportSession]:
+        """The library lock, held while a converter stages blobs and then imports (see :class:`ImportSession`)."""
+        with self._lock():
+            yield ImportSession(self)
+
     def _read_manifest(self, src: PackSource) -> tuple[bytes, dict]:
         data = src.manifest_bytes()
         manifest, problems = parse_manifest(data, self.limits)
@@ -417,7 +426,8 @@ class Library:
             raise InvalidPack(problems, f"{src.description}: invalid pack")
         return data, manifest
 
-    def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None) -> ImportResult:
+    def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None,
+                session: ImportSession | None = None) -> ImportResult:
         data, manifest = self._read_manifest(src)
         signer = verify_signature(data, src.signature_bytes(), self.trusted_keys, self.require_signature)
         pack_id, version = manifest["id"], manifest["version"]
@@ -426,7 +436,7 @@ class Library:
         if dry_run:
             with self._db() as db:
                 return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True)
-        with self._lock():
+        with nullcontext() if session is not None else self._lock():
             with self._db() as db:
                 result = self._decide(db, manifest, manifest_sha, blobs, force, signer)
                 if result.status == "already installed":
@@ -434,10 +444,13 @@ class Library:
                 old_blobs = {r[0] for r in db.execute(
                     "SELECT DISTINCT sha256 FROM content_node_files WHERE pack_id = ?", [pack_id])}
             missing = {sha: size for sha, size in blobs.items() if not self._has_blob(sha, size)}
-            self._clean_work(keep=set(missing))
+            # What a session staged stays until the end: a converter may still read it
+            # (a Kolibri exercise's images come out of its staged zip).
+            self._clean_work(keep=set(missing) | (set(session.fresh) if session is not None else set()))
             try:
                 self._preflight(src, missing)
-                staged = self._stage(src, manifest, missing, result, progress)
+                staged = self._stage(src, manifest, missing, result, progress,
+                                     session.fresh if session is not None else {})
                 self._move_into_storage(staged)
                 self._commit(manifest, data, src.signature_bytes(), signer, blobs, progress)
             except _WIPE_ON:
@@ -507,7 +520,7 @@ class Library:
             raise NotEnoughSpace(needed, free, str(self.storage))
 
     def _stage(self, src: PackSource, manifest: dict, missing: dict[str, int], result: ImportResult,
-               progress: Progress | None) -> list[str]:
+               progress: Progress | None, fresh: dict[str, int]) -> list[str]:
         self.staging.mkdir(parents=True, exist_ok=True)
         html5 = html5_blobs(manifest)
         total = sum(missing.values())
@@ -520,6 +533,13 @@ class Library:
         for sha in sorted(missing):
             size = missing[sha]
             final = self.staging / sha
+            if fresh.get(sha) == size and final.exists():
+                # Staged and hashed by this session a moment ago, under the same lock.
+                if sha in html5:
+                    self._check_html5(final, sha)
+                done += size
+                staged.append(sha)
+                continue
             if final.exists() and final.stat().st_size == size and _file_sha256(final) == sha:
                 # Left by an interrupted run. Rehashed because it was never fsynced:
                 # after a power cut its name may exist with garbage in it.
@@ -775,6 +795,144 @@ class Library:
                 log.exception("content listener %r failed on %s%r", listener, event, args)
 
 
+class ImportSession:
+    """Blobs staged on their first read, then one import that takes them as they are.
+
+    For sources whose files are not named by SHA-256 (a Kolibri channel names them
+    by md5): reading every file once to learn its SHA-256 for the manifest, then
+    again to copy it, read a channel twice. :meth:`stage` copies a stream into the
+    staging area while computing SHA-256 and the source's own hash; the converter
+    builds the manifest from what it staged; :meth:`import_pack` then installs it
+    without reading those blobs again: the library lock is held from the first
+    staged byte to the catalogue swap, so nothing else can have touched them.
+
+    A run killed half-way leaves its staged blobs and a ``keys`` index (the
+    source's name for each); :meth:`staged` finds them again and re-hashes them,
+    as the library does for any staged blob, because they were never synced.
+    A half-copied ``<key>.part`` is continued from its end (HTTP ``Range``).
+    """
+
+    KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
+
+    def __init__(self, library: Library):
+        self.library = library
+        self.fresh: dict[str, int] = {}       # sha256 → size, staged and hashed under this lock
+        self._keys: dict[str, tuple[str, int]] | None = None
+
+    def has(self, sha256: str, size: int) -> bool:
+        """Already in storage (nothing to read)."""
+        return self.library._has_blob(sha256, size)
+
+    def reserve(self, size: int) -> None:
+        """Refuse, before anything is copied, a conversion that will not fit (``size`` bytes to stage)."""
+        free = shutil.disk_usage(self.library.work).free
+        if size + self.library.space_margin > free:
+            raise NotEnoughSpace(size + self.library.space_margin, free, str(self.library.storage))
+
+    def path(self, sha256: str) -> Path:
+        """Where a blob can be read during the session: staged by it, else in storage."""
+        return self.library.staging / sha256 if sha256 in self.fresh else self.library.blob_path(sha256)
+
+    def _index(self) -> dict[str, tuple[str, int]]:
+        if self._keys is None:
+            self._keys = {}
+            try:
+                text = (self.library.staging / "keys").read_text(errors="replace")
+            except FileNotFoundError:
+                text = ""
+            for line in text.splitlines():
+                parts = line.split(" ")
+                if len(parts) == 3 and SHA_RE.match(parts[1]) and parts[2].isdigit():
+                    self._keys[parts[0]] = (parts[1], int(parts[2]))
+        return self._keys
+
+    def staged(self, key: str) -> tuple[str, int] | None:
+        """(sha256, size) of a blob an interrupted run staged under ``key``, re-hashed; else None."""
+        found = self._index().get(key)
+        if found is None:
+            return None
+        sha, size = found
+        final = self.library.staging / sha
+        if self.fresh.get(sha) == size:
+            return found
+        try:
+            if final.stat().st_size != size or _file_sha256(final) != sha:
+                return None
+        except FileNotFoundError:
+            return None
+        self.fresh[sha] = size
+        return found
+
+    def stage(self, open_at: Callable[[int], BinaryIO], key: str, *, expect: dict[str, str] | None = None,
+              limit: int | None = None, on_read: Callable[[int], None] | None = None) -> tuple[str, int]:
+        """Copy a stream into staging while hashing it; return its (sha256, size).
+
+        ``open_at(offset)`` opens the source at ``offset``: the ``<key>.part`` of an
+        interrupted call is re-hashed and continued, not fetched again. ``expect``
+        maps other hash names (``md5``) to the digest the content must have; a
+        mismatch deletes the copy and raises :class:`BlobMismatch`.
+        """
+        if not self.KEY.match(key):
+            raise ValueError(f"unusable staging key {key!r}")
+        lib = self.library
+        lib.staging.mkdir(parents=True, exist_ok=True)
+        part = lib.staging / f"{key}.part"
+        hashers = {"sha256": hashlib.sha256()}
+        for name in expect or {}:
+            hashers[name] = hashlib.new(name, usedforsecurity=False)
+        limit = lib.limits.max_blob_size if limit is None else limit
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        size = 0
+        if part.exists():
+            with open(part, "rb") as f:
+                while n := f.readinto(buf):
+                    for h in hashers.values():
+                        h.update(view[:n])
+                    size += n
+        try:
+            with open_at(size) as stream, open(part, "ab") as out:
+                while n := stream.readinto(buf):
+                    size += n
+                    if size > limit:
+                        out.close()
+                        _remove(part)
+                        raise BlobMismatch(key, f"larger than the limit of {limit} bytes")
+                    for h in hashers.values():
+                        h.update(view[:n])
+                    out.write(view[:n])
+                    if on_read:
+                        on_read(n)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                _remove(part)
+                raise NotEnoughSpace(size + lib.space_margin, shutil.disk_usage(lib.work).free,
+                                     str(lib.storage)) from None
+            raise
+        digests = {name: h.hexdigest() for name, h in hashers.items()}
+        for name, want in (expect or {}).items():
+            if digests[name] != want:
+                _remove(part)
+                raise BlobMismatch(digests["sha256"], f"{name} is {digests[name]}, its name says {want}")
+        sha = digests["sha256"]
+        os.replace(part, lib.staging / sha)
+        self.fresh[sha] = size
+        self._index()[key] = (sha, size)
+        with open(lib.staging / "keys", "a") as index:
+            index.write(f"{key} {sha} {size}\n")
+        return sha, size
+
+    def import_pack(self, source: PackSource, *, force: bool = False,
+                    progress: Progress | None = None) -> ImportResult:
+        """Import a pack whose blobs this session staged (any others are copied as usual)."""
+        src = open_source(source, self.library.limits)
+        try:
+            return self.library._import(src, force, False, progress, session=self)
+        finally:
+            src.close()
+            self.fresh.clear()  # staging is wiped or cleaned by the import
+
+
 class _Member:
     """A member stream of an html5 zip that closes the zip and the blob with it."""
 
@@ -820,6 +978,7 @@ __all__ = [
     "ContentError",
     "Diff",
     "ImportResult",
+    "ImportSession",
     "Library",
     "PackInfo",
     "SourceUnavailable",
