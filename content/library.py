@@ -818,6 +818,7 @@ class ImportSession:
         self.library = library
         self.fresh: dict[str, int] = {}       # sha256 → size, staged and hashed under this lock
         self._keys: dict[str, tuple[str, int]] | None = None
+        self._made = False
 
     def has(self, sha256: str, size: int) -> bool:
         """Already in storage (nothing to read)."""
@@ -875,7 +876,9 @@ class ImportSession:
         if not self.KEY.match(key):
             raise ValueError(f"unusable staging key {key!r}")
         lib = self.library
-        lib.staging.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            lib.staging.mkdir(parents=True, exist_ok=True)
+            self._made = True
         part = lib.staging / f"{key}.part"
         hashers = {"sha256": hashlib.sha256()}
         for name in expect or {}:
