@@ -374,23 +374,24 @@ class PlannedNode:
 class Plan:
     channel: Channel
     topics: list[str] | None
-    nodes: list[PlannedNode]
+    nodes: list[PlannedNode]      # emptied by :func:`convert` as it goes (a big channel's plan is large)
     kinds: Counter
     unavailable: Counter
     coach_only: int
+    node_count: int = 0
+    size: int = 0                 # bytes to read from the export (each md5 once)
 
-    @property
-    def size(self) -> int:
-        """Bytes to read from the export (each md5 once)."""
+    def __post_init__(self):
+        self.node_count = len(self.nodes)
         seen = {}
         for node in self.nodes:
             for f in node.files + ([node.main] if node.main else []):
                 seen[f.md5] = f.size
-        return sum(seen.values())
+        self.size = sum(seen.values())
 
     def summary(self) -> dict:
         return {"channel": self.channel.id, "name": self.channel.name, "version": self.channel.version,
-                "topics": self.topics, "nodes": len(self.nodes), "size": self.size,
+                "topics": self.topics, "nodes": self.node_count, "size": self.size,
                 "kinds": dict(self.kinds), "unavailable": dict(self.unavailable), "coach_only": self.coach_only}
 
 
@@ -587,15 +588,18 @@ class Report:
 class KolibriSource(PackSource):
     """A converted channel as a pack source: the manifest made here, blobs read from the export."""
 
-    def __init__(self, manifest: dict, blobs: dict[str, tuple[int, object]], description: str,
+    def __init__(self, manifest: bytes, blobs: dict[str, tuple[int, object]], description: str,
                  report: Report, plan: Plan):
-        self.manifest = manifest
-        self.blobs = blobs          # sha256 → (size, path | (zip path, member) | bytes)
+        self.blobs = blobs          # sha256 → (size, opener | bytes | None: staged by the conversion)
         self.description = description
         self.problems = []
         self.report = report
         self.plan = plan
-        self._bytes = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode()
+        self._bytes = manifest
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self._bytes)
 
     def manifest_bytes(self) -> bytes:
         return self._bytes
@@ -614,29 +618,42 @@ class KolibriSource(PackSource):
         _size, where = self.blobs[sha256]
         if isinstance(where, bytes):
             return io.BytesIO(where)
-        if isinstance(where, tuple):
-            return _ZipMember(*where)
+        if where is None:
+            raise InvalidPack([Problem(f"files/{sha256}", "was staged by the conversion and is gone")])
         return where(0)  # a file of the channel (export folder or Kolibri server), from its start
 
 
-class _ZipMember(io.RawIOBase):
-    def __init__(self, path: str, member: str):
-        self._zf = zipfile.ZipFile(path)
-        self._f = self._zf.open(member)
+def _member_opener(data: bytes, member: str) -> Callable[[int], BinaryIO]:
+    """A zip member of ``data`` as a stream from ``offset`` (a part staged by an interrupted run)."""
+    def open_at(offset: int) -> BinaryIO:
+        stream = zipfile.ZipFile(io.BytesIO(data)).open(member)
+        stream.read(offset)
+        return stream
+    return open_at
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, b) -> int:
-        data = self._f.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+SMALL = 64 * 1024 * 1024   # a .perseus zip is read into memory up to this size
 
-    def close(self) -> None:
-        if not self.closed:
-            self._f.close()
-            self._zf.close()
-        super().close()
+
+def _read_small(files, f: PlannedFile) -> bytes | str:
+    """The bytes of a small channel file, its md5 checked; or why it cannot be used."""
+    try:
+        with files.opener(f.md5, f.ext)(0) as stream:
+            data = stream.read(SMALL + 1)
+    except FileNotFoundError:
+        return "missing"
+    except UnsafePack as exc:
+        return f"unreadable ({exc.message})"
+    except InvalidPack:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    if len(data) > SMALL:
+        return f"unreadable (larger than {SMALL // 2**20} MB)"
+    got = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if got != f.md5:
+        return f"damaged (md5 is {got}, its name says {f.md5})"
+    return data
 
 
 def _open_regular(path: str | os.PathLike) -> int:
@@ -656,6 +673,8 @@ def storage_path(storage: str | os.PathLike, md5: str, ext: str) -> Path:
 
 class LocalFiles:
     """The files of an export folder: ``storage/<a>/<b>/<md5>.<ext>``."""
+
+    local = True
 
     def __init__(self, storage: str | os.PathLike):
         self.storage = Path(storage)
@@ -754,17 +773,20 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
         if progress:
             progress(min(done, total), total, "copy")
 
+    def fetch_failed(f: PlannedFile, title: str, why: str) -> None:
+        line = f"{title}: {f.md5}.{f.ext} {why}"
+        if why == "missing":
+            if line not in report.missing:
+                report.missing.append(line)
+        elif line not in report.damaged:
+            report.damaged.append(line)
+
     def fetch(f: PlannedFile, title: str) -> dict | None:
         if f.md5 not in hashed:
             hashed[f.md5] = _obtain(session, files, f, known, limits, on_read)
         got = hashed[f.md5]
         if isinstance(got, str):
-            line = f"{title}: {f.md5}.{f.ext} {got}"
-            if got == "missing":
-                if line not in report.missing:
-                    report.missing.append(line)
-            elif line not in report.damaged:
-                report.damaged.append(line)
+            fetch_failed(f, title, got)
             return None
         sha, size = got
         blobs[sha] = (size, files.opener(f.md5, f.ext))
@@ -774,9 +796,13 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             entry["lang"] = f.lang
         return entry
 
-    nodes: list[dict] = []
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    parts: list[bytes] = []       # each node's JSON as soon as it is made: a manifest's dicts are large
+    licenses: Counter = Counter()
     kept: set[str] = set()
-    for planned in chosen.nodes:
+    todo, chosen.nodes = chosen.nodes, []
+    for i in range(len(todo)):
+        planned, todo[i] = todo[i], None
         if planned.parent is not None and planned.parent not in kept:
             continue
         node = dict(planned.data)
@@ -806,6 +832,50 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             node["exercise"] = {**exercise, "mastery": mastery_of(planned.mastery) if planned.mastery else own,
                                 "randomize": source.get("randomize", False) or node.get("randomize", False)}
             node_files.extend(images)
+        elif kind == "exercise" and planned.main is not None:
+            # From a disk, a .perseus zip is read into memory, not staged: it is not kept (its
+            # questions and images are), and a staged copy would be written and deleted for
+            # nothing. From a server it is staged, so that a resumed import does not fetch it again.
+            if getattr(files, "local", False):
+                data = _read_small(files, planned.main)
+            else:
+                staged = fetch(planned.main, title)
+                data = "" if staged is None else session.path(staged["sha256"]).read_bytes()
+            if isinstance(data, str):
+                if data:
+                    fetch_failed(planned.main, title, data)
+                continue
+            try:
+                ex = read_exercise(io.BytesIO(data), f"{planned.main.md5}.perseus", limits)
+            except InvalidPack as exc:  # UnsafePack included
+                report.refused.append(f"{title}: {exc.message}")
+                continue
+            report.questions_total += ex.total
+            report.questions_playable += ex.playable
+            report.skipped_widgets.update(ex.skipped)
+            if not ex.questions:
+                report.hidden_exercises += 1
+                continue
+            questions, images = _fit_images(ex, limits.max_files_per_node - len(node_files))
+            if len(questions) < ex.playable:
+                report.skipped_widgets["too many images"] += ex.playable - len(questions)
+                report.questions_playable -= ex.playable - len(questions)
+            if not questions:
+                report.hidden_exercises += 1
+                continue
+            mastery = mastery_of(planned.mastery) if planned.mastery else ex.mastery
+            node["exercise"] = {"mastery": mastery, "randomize": ex.randomize or node.get("randomize", False),
+                                "questions": questions,
+                                "source": {"total": ex.total, "playable": len(questions),
+                                           "skipped": dict(ex.skipped), "md5": planned.main.md5,
+                                           "mastery": ex.mastery, "randomize": ex.randomize}}
+            for member in images:
+                sha, size, mime = ex.images[member]
+                if not session.has(sha, size) and session.fresh.get(sha) != size:
+                    session.stage(_member_opener(data, member), f"img-{sha}")
+                blobs[sha] = (size, None)  # staged just now (or stored): never opened again
+                node_files.append({"sha256": sha, "size": size, "mime": mime, "role": "image"})
+            del data
         elif planned.main is not None:
             main = fetch(planned.main, title)
             if main is None:
@@ -816,46 +886,17 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
                 if why:
                     report.refused.append(f"{title}: {why}")
                     continue
-            if kind == "exercise":
-                try:
-                    ex = read_exercise(str(path), f"{planned.main.md5}.perseus", limits)
-                except InvalidPack as exc:  # UnsafePack included
-                    report.refused.append(f"{title}: {exc.message}")
-                    continue
-                report.questions_total += ex.total
-                report.questions_playable += ex.playable
-                report.skipped_widgets.update(ex.skipped)
-                if not ex.questions:
-                    report.hidden_exercises += 1
-                    continue
-                questions, images = _fit_images(ex, limits.max_files_per_node - len(node_files))
-                if len(questions) < ex.playable:
-                    report.skipped_widgets["too many images"] += ex.playable - len(questions)
-                    report.questions_playable -= ex.playable - len(questions)
-                if not questions:
-                    report.hidden_exercises += 1
-                    continue
-                mastery = mastery_of(planned.mastery) if planned.mastery else ex.mastery
-                node["exercise"] = {"mastery": mastery, "randomize": ex.randomize or node.get("randomize", False),
-                                    "questions": questions,
-                                    "source": {"total": ex.total, "playable": len(questions),
-                                               "skipped": dict(ex.skipped), "md5": planned.main.md5,
-                                               "mastery": ex.mastery, "randomize": ex.randomize}}
-                for member in images:
-                    sha, size, mime = ex.images[member]
-                    blobs[sha] = (size, (str(path), member))
-                    node_files.append({"sha256": sha, "size": size, "mime": mime, "role": "image"})
-            else:
-                node_files.insert(0, main)
+            node_files.insert(0, main)
         node.pop("randomize", None)
         node["kind"] = kind
-        node["order"] = len(nodes)
+        node["order"] = len(parts)
         node["files"] = _dedupe(node_files)[: limits.max_files_per_node]
-        nodes.append(node)
+        if node["kolibri"].get("license"):
+            licenses[node["kolibri"]["license"]] += 1
+        parts.append(encode(node).encode())
         kept.add(node["id"])
     created = _rfc3339(channel.last_updated)
-    licenses = Counter(n["kolibri"].get("license") for n in nodes if n["kolibri"].get("license"))
-    manifest = {
+    head = {
         "format": 1, "id": channel.pack_id, "version": max(1, channel.version),
         "title": channel.name[:500], "description": channel.description[:20000],
         "language": channel.language if channel.language != "und" else "und",
@@ -864,9 +905,13 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
         "source": "kolibri",
         "kolibri": {"channel_id": channel.id, "version": channel.version, "topics": chosen.topics,
                     "thumbnail": channel.thumbnail if len(channel.thumbnail) < 200_000 else ""},
-        "nodes": nodes,
+        "nodes": [],
     }
-    return KolibriSource(manifest, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
+    # The same bytes as encoding the whole manifest at once, without ever holding it whole.
+    data = encode(head).encode()
+    assert data.endswith(b"[]}")
+    data = data[:-3] + b"[" + b",".join(parts) + b"]}"
+    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
@@ -972,12 +1017,18 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
             new_ids = [n.id for n in chosen.nodes]
             return ChannelImport(chosen, None, None, [i for i in new_ids if i not in old_ids],
                                  sorted(old_ids - set(new_ids)))
-        return _install(library, db, chosen, installed, files, force, progress)
+        holder = [installed]
+        installed = None
+        return _install(library, db, chosen, holder, files, force, progress)
 
 
-def _install(library, db: ChannelDatabase, chosen: Plan, installed: dict | None, files, force: bool,
+def _install(library, db: ChannelDatabase, chosen: Plan, holder: list, files, force: bool,
              progress: Progress | None) -> ChannelImport:
-    """Stage, convert and import under one hold of the library lock (each file read once)."""
+    """Stage, convert and import under one hold of the library lock (each file read once).
+
+    ``holder`` holds the installed manifest (or None), so that it can be let go before the import.
+    """
+    installed = holder.pop()
     with library.session() as session:
         known, exercises = installed_files(installed)
         to_read = {}
@@ -986,9 +1037,13 @@ def _install(library, db: ChannelDatabase, chosen: Plan, installed: dict | None,
                 if not (f.md5 in known and session.has(*known[f.md5])) and f.md5 not in exercises:
                     to_read[f.md5] = f.size
         session.reserve(sum(to_read.values()))
+        before = None if installed is None else json.dumps(installed, ensure_ascii=False,
+                                                           separators=(",", ":")).encode()
+        installed = None  # noqa: F841 - a big channel's manifest is large: not kept through the import
         source = convert(db, chosen, session, files, library.limits, progress, (known, exercises))
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
-        changed = installed is not None and installed != source.manifest
+        changed = before is not None and before != source.manifest_bytes()
+        before = None
         result = session.import_pack(source, force=force or changed, progress=progress)
     return ChannelImport(chosen, source.report, result)

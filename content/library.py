@@ -464,6 +464,9 @@ class Library:
                 raise
             self._wipe_staging()
             result.blobs_removed = self._gc(old_blobs - set(blobs))
+        # A big pack's manifest is large: let it go before the listeners (the search
+        # index) read the pack again from the catalogue.
+        data = manifest = blobs = missing = None  # noqa: F841
         self._notify("pack_installed", pack_id, version)
         return result
 
@@ -613,16 +616,13 @@ class Library:
         pack_id = manifest["id"]
         now = _now()
         nodes = manifest["nodes"]
-        node_rows = []
-        file_rows = []
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        for position, node in enumerate(nodes):
-            node_rows.append((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
-                              node.get("language"), position, node.get("order"),
-                              encode(node)))
-            for j, f in enumerate(node.get("files", ())):
-                file_rows.append((pack_id, node["id"], j, f["sha256"], f["size"], f["mime"], f["role"],
-                                  f.get("lang")))
+        # Rows are made as SQLite takes them: a big pack's rows, all at once, are large.
+        node_rows = ((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
+                      node.get("language"), position, node.get("order"), encode(node))
+                     for position, node in enumerate(nodes))
+        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], f["mime"], f["role"], f.get("lang"))
+                     for node in nodes for j, f in enumerate(node.get("files", ())))
         with self._db() as db:
             conn: sqlite3.Connection = db.conn
             with db.atomic():

@@ -69,7 +69,7 @@ def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...
     plan = done.plan
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(plan.kinds.items()))
     head = (f"{plan.channel.name} (kolibri-{plan.channel.id}) v{plan.channel.version}: "
-            f"{len(plan.nodes)} nodes ({kinds}), {human_size(plan.size)} to read")
+            f"{plan.node_count} nodes ({kinds}), {human_size(plan.size)} to read")
     if plan.unavailable:
         head += "; not available on this box: " + ", ".join(
             f"{n} {k}" for k, n in sorted(plan.unavailable.items()))
