@@ -668,7 +668,7 @@ def storage_path(storage: str | os.PathLike, md5: str, ext: str) -> Path:
     """``storage/<a>/<b>/<md5>.<ext>``, only for names that cannot leave the folder."""
     if not HEX32.match(md5) or not EXTENSION.match(ext):
         raise UnsafePack([Problem(f"{md5}.{ext}", "unsafe file name in the channel database")])
-    return Path(storage) / md5[0] / md5[1] / f"{md5}.{ext}"
+    return Path(os.path.join(storage, md5[0], md5[1], f"{md5}.{ext}"))
 
 
 class LocalFiles:

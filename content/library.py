@@ -277,11 +277,15 @@ class Library:
     # -- paths and low-level helpers --
 
     def blob_path(self, sha256: str) -> Path:
-        return self.storage / sha256[:2] / sha256[2:4] / sha256
+        return Path(self._blob_name(sha256))
+
+    def _blob_name(self, sha256: str) -> str:
+        # A string, not three Path joins: imports of tens of thousands of blobs call this a lot.
+        return os.path.join(self.storage, sha256[:2], sha256[2:4], sha256)
 
     def _has_blob(self, sha256: str, size: int) -> bool:
         try:
-            return os.stat(self.blob_path(sha256)).st_size == size
+            return os.stat(self._blob_name(sha256)).st_size == size
         except FileNotFoundError:
             return False
 
@@ -415,7 +419,11 @@ class Library:
     def session(self) -> Iterator[ImportSession]:
         """The library lock, held while a converter stages blobs and then imports (see :class:`ImportSession`)."""
         with self._lock():
-            yield ImportSession(self)
+            session = ImportSession(self)
+            try:
+                yield session
+            finally:
+                session.close()
 
     def _read_manifest(self, src: PackSource) -> tuple[bytes, dict]:
         data = src.manifest_bytes()
@@ -594,22 +602,24 @@ class Library:
             raise UnsafePack(errors, "unsafe html5 app refused")
 
     def _move_into_storage(self, staged: list[str]) -> None:
-        dirs: set[Path] = set()
+        dirs: set[str] = set()
+        staging = os.fspath(self.staging)
         for sha in staged:
-            dest = self.blob_path(sha)
-            if not dest.parent.is_dir():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dirs.add(dest.parent.parent)
-                dirs.add(self.storage)
-            os.replace(self.staging / sha, dest)
-            dirs.add(dest.parent)
+            dest = self._blob_name(sha)
+            parent = os.path.dirname(dest)
+            if parent not in dirs and not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+                dirs.add(os.path.dirname(parent))
+                dirs.add(os.fspath(self.storage))
+            os.replace(os.path.join(staging, sha), dest)
+            dirs.add(parent)
         # Make the renames durable before the catalog can point at them: one sync
         # rather than an fsync per directory (a pack touches thousands of ab/cd/).
         if len(dirs) > 16:
             os.sync()
         else:
             for d in dirs:
-                _fsync_dir(d)
+                _fsync_dir(Path(d))
 
     def _commit(self, manifest: dict, data: bytes, signature: bytes | None, signer: str | None,
                 blobs: dict[str, int], progress: Progress | None) -> None:
@@ -818,6 +828,7 @@ class ImportSession:
         self.library = library
         self.fresh: dict[str, int] = {}       # sha256 → size, staged and hashed under this lock
         self._keys: dict[str, tuple[str, int]] | None = None
+        self._keys_file = None
         self._made = False
 
     def has(self, sha256: str, size: int) -> bool:
@@ -921,14 +932,22 @@ class ImportSession:
         os.replace(part, lib.staging / sha)
         self.fresh[sha] = size
         self._index()[key] = (sha, size)
-        with open(lib.staging / "keys", "a") as index:
-            index.write(f"{key} {sha} {size}\n")
+        if self._keys_file is None:
+            self._keys_file = open(lib.staging / "keys", "a")  # noqa: SIM115 - closed by close()
+        self._keys_file.write(f"{key} {sha} {size}\n")
+        self._keys_file.flush()  # a kill -9 loses no line (a power cut may: the blob is then read again)
         return sha, size
+
+    def close(self) -> None:
+        if self._keys_file is not None:
+            self._keys_file.close()
+            self._keys_file = None
 
     def import_pack(self, source: PackSource, *, force: bool = False,
                     progress: Progress | None = None) -> ImportResult:
         """Import a pack whose blobs this session staged (any others are copied as usual)."""
         src = open_source(source, self.library.limits)
+        self.close()  # the import may wipe staging, "keys" included
         try:
             return self.library._import(src, force, False, progress, session=self)
         finally:
