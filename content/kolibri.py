@@ -33,7 +33,7 @@ Design
   its ``content_id``, so progress survives a channel update that moves it.
   Topics keep Kolibri's node id (that is what ``--topic`` takes). When one
   resource is placed under two topics, the second placement gets a derived id.
-- **What the box cannot show is said, not broken**: h5p, epub, slideshows and
+- **What the box cannot show is said, not broken**: h5p, slideshows and
   other kinds become a small page saying the resource is not available on this
   box (the node carries ``unavailable``: the kind), and are counted in the
   report. Coach-only resources are left out. Exercises are Perseus, converted by
@@ -60,7 +60,7 @@ from urllib.parse import quote
 
 from .errors import BlobMismatch, InvalidPack, PackNotFound, Problem, UnsafePack
 from .manifest import DEFAULT_LIMITS, Limits
-from .packio import PackSource, scan_zip
+from .packio import PackSource, scan_zip, unsafe_member_name
 from .perseus import mastery_of, read_exercise
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -82,7 +82,7 @@ VIDEO_PRESETS = {"low": ("low_res_video", "high_res_video", "video"),
                  "high": ("high_res_video", "low_res_video", "video")}
 MAIN = {  # Kolibri kind → (our kind, presets of the main file, extensions we can show)
     "audio": ("audio", ("audio",), ("mp3", "ogg", "m4a", "wav")),
-    "document": ("document", ("document",), ("pdf",)),
+    "document": ("document", ("document", "epub"), ("pdf", "epub")),
     "html5": ("html5", ("html5_zip",), ("zip",)),
     "html5_zip": ("html5", ("html5_zip",), ("zip",)),
     "exercise": ("exercise", ("exercise",), ("perseus",)),
@@ -513,7 +513,8 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
                 planned.files.append(_planned(f, "subtitles", _language(f.get("lang_id"))))
     elif kolibri_kind in MAIN:
         planned.kind, presets, exts = MAIN[kolibri_kind]
-        mains = [f for f in usable if f.get("preset") in presets and f["extension"] in exts]
+        mains = sorted((f for f in usable if f.get("preset") in presets and f["extension"] in exts),
+                       key=lambda f: exts.index(f["extension"]))  # a PDF before an EPUB
         if planned.kind == "audio":
             data["duration"] = max(0, min(360000, _int(row.get("duration"))))
         if planned.kind == "exercise":
@@ -886,6 +887,12 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
                 if why:
                     report.refused.append(f"{title}: {why}")
                     continue
+            if planned.main.ext == "epub":
+                spine = epub_spine(path, limits)
+                if isinstance(spine, str):
+                    report.refused.append(f"{title}: {spine}")
+                    continue
+                node["epub"] = {"spine": spine}
             node_files.insert(0, main)
         node.pop("randomize", None)
         node["kind"] = kind
@@ -950,6 +957,54 @@ def _html5_problem(path: Path, limits: Limits) -> str | None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return f"not a valid zip ({exc})"
     return f"unsafe zip: {problems[0]}" if problems else None
+
+
+def epub_spine(path, limits: Limits) -> list[str] | str:
+    """The reading order of an EPUB (its chapters' paths in the zip), or why it cannot be shown.
+
+    The zip is checked like an html5 app (it is served member by member the same way);
+    ``META-INF/container.xml`` names the package file, whose spine lists the chapters.
+    """
+    import posixpath
+    import xml.etree.ElementTree as ET
+    from urllib.parse import unquote
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            problems = [p for p in scan_zip(zf, limits, "", limits.html5_max_members, limits.html5_max_total)
+                        if p.severity == "error"]
+            if problems:
+                return f"unsafe zip: {problems[0]}"
+            names = set(zf.namelist())
+
+            def xml(name: str):
+                info = zf.getinfo(name)
+                if info.file_size > 4 * 1024 * 1024:
+                    raise ValueError(f"{name} is too large")
+                return ET.fromstring(zf.read(info))
+
+            if "META-INF/container.xml" not in names:
+                return "not an EPUB (no META-INF/container.xml)"
+            rootfile = next((e.get("full-path") for e in xml("META-INF/container.xml").iter()
+                             if e.tag.endswith("rootfile") and e.get("full-path")), None)
+            if not rootfile or rootfile not in names:
+                return "not an EPUB (its package file is missing)"
+            package = xml(rootfile)
+            base = posixpath.dirname(rootfile)
+            hrefs = {}
+            for e in package.iter():
+                if e.tag.endswith("}item") or e.tag == "item":
+                    if "html" in (e.get("media-type") or "") and e.get("id") and e.get("href"):
+                        hrefs[e.get("id")] = posixpath.normpath(posixpath.join(base, unquote(e.get("href"))))
+            spine = []
+            for e in package.iter():
+                if (e.tag.endswith("}itemref") or e.tag == "itemref") and e.get("idref") in hrefs:
+                    member = hrefs[e.get("idref")]
+                    if unsafe_member_name(member) is None and member in names and member not in spine:
+                        spine.append(member)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, ET.ParseError) as exc:
+        return f"not a readable EPUB ({exc})"
+    return spine[:2000] if spine else "not an EPUB (no chapter in its spine)"
 
 
 def _rfc3339(text: str) -> str:

@@ -63,8 +63,8 @@ from .manifest import (
     DEFAULT_LIMITS,
     Limits,
     blob_table,
-    html5_blobs,
     parse_manifest,
+    served_zips,
     validate_manifest,
 )
 from .packio import (
@@ -533,7 +533,7 @@ class Library:
     def _stage(self, src: PackSource, manifest: dict, missing: dict[str, int], result: ImportResult,
                progress: Progress | None, fresh: dict[str, int]) -> list[str]:
         self.staging.mkdir(parents=True, exist_ok=True)
-        html5 = html5_blobs(manifest)
+        html5 = served_zips(manifest)  # sha → the entry the zip must have
         total = sum(missing.values())
         done = 0
         buf = bytearray(CHUNK)
@@ -547,7 +547,7 @@ class Library:
             if fresh.get(sha) == size and final.exists():
                 # Staged and hashed by this session a moment ago, under the same lock.
                 if sha in html5:
-                    self._check_html5(final, sha)
+                    self._check_html5(final, sha, html5[sha])
                 done += size
                 staged.append(sha)
                 continue
@@ -578,7 +578,7 @@ class Library:
             if h.hexdigest() != sha:
                 raise BlobMismatch(sha, f"content does not match its SHA-256 (got {h.hexdigest()[:16]}…)")
             if sha in html5:
-                self._check_html5(part, sha)
+                self._check_html5(part, sha, html5[sha])
             os.replace(part, final)
             staged.append(sha)
         # One sync for the whole batch instead of an fsync per blob: with thousands of
@@ -587,14 +587,14 @@ class Library:
         os.sync()
         return staged
 
-    def _check_html5(self, path: Path, sha: str) -> None:
+    def _check_html5(self, path: Path, sha: str, entry: str = "index.html") -> None:
         label = f"files/{sha} (html5 app): "
         try:
             with zipfile.ZipFile(path) as zf:
                 problems = scan_zip(zf, self.limits, label, self.limits.html5_max_members,
                                     self.limits.html5_max_total)
-                if "index.html" not in zf.namelist():
-                    problems.append(Problem(label.rstrip(": "), "no index.html at the root of the app"))
+                if entry not in zf.namelist():
+                    problems.append(Problem(label.rstrip(": "), f"no {entry} in the zip"))
         except zipfile.BadZipFile as exc:
             raise InvalidPack([Problem(f"files/{sha}", f"html5 app is not a valid zip ({exc})")]) from None
         errors = [p for p in problems if p.severity == "error"]

@@ -21,7 +21,7 @@ KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
 # The main file's MIME type each kind must have (None: any).
 MAIN_MIME = {
     "article": ("text/markdown",),
-    "document": ("application/pdf",),
+    "document": ("application/pdf", "application/epub+zip"),
     "html5": ("application/zip",),
 }
 SHA256_IMAGE_LINK = r"sha256:([0-9a-f]{64})"
@@ -264,6 +264,22 @@ def blob_table(manifest: dict) -> dict[str, int]:
     for node in manifest["nodes"]:
         for f in node.get("files", ()):
             out[f["sha256"]] = f["size"]
+    return out
+
+
+EPUB = "application/epub+zip"
+
+
+def served_zips(manifest: dict) -> dict[str, str]:
+    """Zips the box serves member by member (html5 apps, EPUB books) → the entry each must have.
+
+    Each is scanned as a hostile zip before it is stored, as html5 apps always were."""
+    out = {sha: "index.html" for sha in html5_blobs(manifest)}
+    for n in manifest["nodes"]:
+        if n.get("kind") == "document":
+            for f in n.get("files", ()):
+                if f.get("role") == "main" and f.get("mime") == EPUB:
+                    out[f["sha256"]] = "META-INF/container.xml"
     return out
 
 

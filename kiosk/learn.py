@@ -87,9 +87,25 @@ def learn(pack_id: str, node_id: str):
     if kind == "article" and main:
         with cw.library().open_blob(main["sha256"]) as f:
             context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))
-    if kind == "document" and main:
+    if kind == "document" and main and main.get("mime") == "application/epub+zip":
+        context["epub"] = _book(db, pack_id, node_id, found, main["sha256"])
+    elif kind == "document" and main:
         context["pdf"] = _document(db, pack_id, node_id, main["sha256"])
     return render_template("resource.html", **context)
+
+
+def _book(db, pack_id: str, node_id: str, node: dict, sha256: str) -> dict:
+    """An EPUB, chapter ?chapter=N (from 1) of its reading order, served from the zip in the
+    html5 apps' sandbox; read once its last chapter was shown, as a PDF's last page."""
+    spine = (node.get("epub") or {}).get("spine") or []
+    if not spine:
+        return {"error": True}
+    chapter = max(1, min(len(spine), request.args.get("chapter", 1, type=int) or 1))
+    who = learner()
+    if who is not None and chapter == len(spine):
+        progress.complete(db, who["uuid"], pack_id, node_id)
+    return {"error": False, "chapter": chapter, "count": len(spine),
+            "src": url_for("files.app_member", sha256=sha256, member=spine[chapter - 1])}
 
 
 PDF_ZOOMS = (100, 150, 200)  # percent of the page's width; pinching the image zooms further
