@@ -915,9 +915,17 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
         "nodes": [],
     }
     # The same bytes as encoding the whole manifest at once, without ever holding it whole.
-    data = encode(head).encode()
-    assert data.endswith(b"[]}")
-    data = data[:-3] + b"[" + b",".join(parts) + b"]}"
+    start = encode(head).encode()
+    assert start.endswith(b"[]}")
+    pieces = [start[:-2]]
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(b",")
+        pieces.append(part)
+    pieces.append(b"]}")
+    del parts
+    data = b"".join(pieces)  # one copy, not one per concatenation
+    del pieces
     return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
 
 
