@@ -32,7 +32,9 @@ Design
 - **Identity for progress is Kolibri's ``content_id``**: a resource's node id is
   its ``content_id``, so progress survives a channel update that moves it.
   Topics keep Kolibri's node id (that is what ``--topic`` takes). When one
-  resource is placed under two topics, the second placement gets a derived id.
+  resource is placed under two topics, the second placement gets a derived id
+  and ``same_as``: the first one's id, where the pages send learners, so that
+  both placements share one progress.
 - **What the box cannot show is said, not broken**: h5p, slideshows and
   other kinds become a small page saying the resource is not available on this
   box (the node carries ``unavailable``: the kind), and are counted in the
@@ -462,6 +464,7 @@ def plan(db: ChannelDatabase, topics: Iterable[str] | None = None, video: str = 
 def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str], assessment: dict | None,
                video: str, used: set[str], is_root: bool) -> PlannedNode | None:
     kolibri_kind = _text(row.get("kind")) or "unknown"
+    same_as = None
     node_key = _text(row.get("id"))
     content_id = _text(row.get("content_id"))
     if not HEX32.match(node_key):
@@ -471,12 +474,14 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
     else:
         our_id = content_id if HEX32.match(content_id) else node_key
         if our_id in used:  # the same resource under a second topic
-            our_id = f"{our_id}-{node_key[:8]}"
+            same_as, our_id = our_id, f"{our_id}-{node_key[:8]}"
     if our_id in used:
         return None
     used.add(our_id)
     labels = {k: [v for v in _text(row.get(k)).split(",") if v] for k in LABELS if _text(row.get(k))}
     data = {"id": our_id, "parent": parent, "title": (_text(row.get("title")) or "Untitled")[:500]}
+    if same_as:
+        data["same_as"] = same_as  # the first placement: the pages send learners there, one progress
     if _text(row.get("description")):
         data["description"] = _text(row.get("description"))[:20000]
     lang = _language(row.get("lang_id"))

@@ -72,6 +72,9 @@ def learn(pack_id: str, node_id: str):
     kind = found["kind"]
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
+    same = cw.same_as(db, pack_id, found)
+    if same:  # one resource placed under two topics: one page, one progress
+        return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=same))
     if kind == "topic":
         return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
     if kind == "exercise":

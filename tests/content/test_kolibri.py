@@ -62,6 +62,7 @@ def test_a_channel_imports_every_kind_it_can_show(export, library, box):
     assert ids["coach"] not in nodes and done.report.coach_only == 1
     # The same resource placed twice: one blob, and the first placement keeps the content_id.
     assert nodes[ids["again"]]["id"].startswith(nodes[ids["audio"]]["id"] + "-")
+    assert nodes[ids["again"]]["same_as"] == nodes[ids["audio"]]["id"] and "same_as" not in nodes[ids["audio"]]
     assert nodes[ids["again"]]["files"][0]["sha256"] == nodes[ids["audio"]]["files"][0]["sha256"]
     # Blobs are stored by sha256 and verified.
     sha = roles["main"]["sha256"]
