@@ -93,6 +93,10 @@ class VersionConflict(ContentError):
             "a changed pack needs a higher version (or use --force to replace it)"))
 
 
+class FrontMatterError(ContentError):
+    """A Markdown file's front matter is not a YAML mapping."""
+
+
 class SignatureError(ContentError):
     """Missing, malformed or wrong signature, or a publisher key this box does not trust."""
 

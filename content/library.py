@@ -47,6 +47,7 @@ from typing import Any, BinaryIO
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import media
 from .errors import (
     BlobMismatch,
     ContentError,
@@ -631,7 +632,9 @@ class Library:
         node_rows = ((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
                       node.get("language"), position, node.get("order"), encode(node))
                      for position, node in enumerate(nodes))
-        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], f["mime"], f["role"], f.get("lang"))
+        # The catalog keeps the normalised type: what the box serves is decided from it.
+        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]), f["role"],
+                      f.get("lang"))
                      for node in nodes for j, f in enumerate(node.get("files", ())))
         with self._db() as db:
             conn: sqlite3.Connection = db.conn

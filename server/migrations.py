@@ -294,6 +294,24 @@ def m0008_encrypted_bundles(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0009_signins(db: Database) -> None:
+    # Local only, never synced: who is signed in on this box. The cookie holds a random token;
+    # this table holds its SHA-256, so signing out (or a changed secret, or a removed person)
+    # ends the session even for a copy of the cookie. ``stamp`` fingerprints the person's role
+    # and secrets at sign-in: a change made here or arriving by sync no longer matches it.
+    db.execute("""
+        CREATE TABLE signins (
+            id TEXT PRIMARY KEY,
+            user_uuid TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            started_at REAL NOT NULL
+        ) WITHOUT ROWID
+    """)
+    db.execute("CREATE INDEX signins_user ON signins (user_uuid)")
+    db.execute("CREATE INDEX signins_started ON signins (started_at)")
+
+
+@MIGRATIONS()
 def m0010_exercise_state(db: Database) -> None:
     # An exercise's state kept with its summary, by the fold (records._fold_answer): the newest
     # answers ([version, correct, question id], at most mastery.MAX_N) and the questions ever
@@ -317,3 +335,33 @@ def m0010_exercise_state(db: Database) -> None:
         " AND node_id = ?",
         ((json.dumps(r, separators=(",", ":")), json.dumps(s, separators=(",", ":")), *key)
          for key, (r, s) in state.items()))
+
+
+@MIGRATIONS()
+def m0011_activity_days_by_occurrence(db: Database) -> None:
+    # Learning time is counted on the day it happened on the tablet (``occurred_at``, placed on
+    # the box's clock when it arrived), not the day it reached the box: answers queued during a
+    # Wi-Fi cut belong to the day they were given. Events without it keep their version's day.
+    db.execute("DROP TRIGGER activity_days_fold")
+    day = ("coalesce(date(json_extract({p}, '$.occurred_at')),"
+           " date(CAST(substr({v}, 1, 13) AS INTEGER) / 1000, 'unixepoch'))")
+    seconds = "max(0, min(14400, coalesce(CAST(json_extract({p}, '$.seconds') AS INTEGER), 0)))"
+    pack = "coalesce(json_extract({p}, '$.pack_id'), '')"
+    db.execute(f"""
+        CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
+        BEGIN
+            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+            VALUES ({day.format(v="NEW.version", p="NEW.payload")}, NEW.subject,
+                    {pack.format(p="NEW.payload")}, 1, {seconds.format(p="NEW.payload")})
+            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
+            SET events = events + 1, seconds = seconds + excluded.seconds;
+        END
+    """)
+    db.execute("DELETE FROM activity_days")
+    db.execute(f"""
+        INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+        SELECT {day.format(v="version", p="payload")}, subject, {pack.format(p="payload")}, count(*),
+               sum({seconds.format(p="payload")})
+        FROM ops WHERE kind = 'event' AND entity = 'progress' GROUP BY 1, 2, 3
+    """)

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -109,6 +110,11 @@ def write_tx(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 # --- Hybrid logical clock ------------------------------------------------------------
+
+def now_iso() -> str:
+    """The box's clock as people's records carry it (UTC, to the second)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 def _format_version(ms: int, counter: int, device: str) -> str:
     # Fixed widths make the string order the clock order.

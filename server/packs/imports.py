@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -118,17 +119,135 @@ class JobRunner:
             else:
                 result = self.library.import_pack(job.source, progress=progress)
         except lib.ContentError as exc:
-            job.state, job.message = "failed", str(exc)
+            job.state, job.message = "failed", without_paths(str(exc), job.source, job.label)
         except Exception as exc:  # noqa: BLE001 - a job must fail visibly, not kill the thread
-            job.state, job.message = "failed", f"unexpected error: {exc}"
+            job.state = "failed"
+            job.message = without_paths(f"unexpected error: {exc}", job.source, job.label)
             if self._on_error:
-                self._on_error(exc)
+                self._on_error(exc)  # the log keeps the whole story, paths included
         else:
             job.state, job.result = "done", result.as_dict()
             job.message = result.status
         finally:
             if job.remove_after:
                 Path(job.source).unlink(missing_ok=True)
+
+
+# An absolute path on the box: a slash not following a letter, a dot, a colon or another
+# slash (so "files/<sha>" and "http://host/x" are left alone), then its segments.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])/(?:[^\s/:'\"(),;]+/)*([^\s/:'\"(),;]*)")
+
+
+def without_paths(message: str, source: str, label: str) -> str:
+    """A job's message as the coordinator reads it: the pack's name, never the box's folders.
+
+    The library names the file it read (an upload's random name under the data home, a
+    folder on a USB stick) and the folders it writes to; the page shows the name the
+    person knows instead, and only the last part of any other path.
+    """
+    if source:
+        message = message.replace(source, label)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", message)
+
+
+# --- The bin: removed packs, kept as zips until the coordinator empties it -----------------
+#
+# A removed pack is exported to a zip first (the exact manifest bytes and signature, the
+# files from storage), then uninstalled. A zip, rather than keeping its files in storage,
+# because it is one self-contained file the library's clean-up never touches, putting it back
+# is an ordinary import (checked like any other), and emptying the bin is deleting files.
+# Learners' progress is recorded against the pack's id and the node ids, outside the content
+# tables, so a pack put back finds every learner's progress where it was.
+
+def bin_folder(home) -> Path:
+    return home.root / "bin" / "packs"
+
+
+def remove_to_bin(library: lib.Library, home, pack_id: str) -> Path:
+    """Keep a pack in the bin, then uninstall it. Raises PackNotFound, LibraryBusy."""
+    info = library.get(pack_id)
+    folder = bin_folder(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{pack_id}.zip"
+    partial = folder / f".{pack_id}.{uuid.uuid4().hex}.part"
+    library.export(pack_id, partial, format="zip")
+    os.replace(partial, target)
+    (folder / f"{pack_id}.json").write_text(json.dumps({
+        "id": pack_id, "title": info.title, "version": info.version, "language": info.language,
+        "size": target.stat().st_size, "removed_at": time.time()}))
+    library.remove(pack_id)
+    return target
+
+
+def binned_packs(home, installed: set[str] = frozenset()) -> list[dict]:
+    """The packs in the bin, newest first (those installed again meanwhile are not offered)."""
+    folder = bin_folder(home)
+    found = []
+    for meta in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("id") not in installed and (folder / f"{info.get('id')}.zip").is_file():
+            found.append(info)
+    return sorted(found, key=lambda i: i.get("removed_at", 0), reverse=True)
+
+
+def restore_from_bin(home, jobs: JobRunner, pack_id: str) -> Job:
+    """Import a pack from the bin again; its zip leaves the bin once imported."""
+    folder = bin_folder(home)
+    info = next((i for i in binned_packs(home) if i["id"] == pack_id), None)
+    if info is None:
+        raise lib.PackNotFound(f"no pack {pack_id!r} in the bin")
+    # Moved out of the bin first: the import removes it afterwards, and the bin never offers
+    # a pack twice while it is being put back.
+    work = home.tmp / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"{uuid.uuid4().hex}.zip"
+    os.replace(folder / f"{pack_id}.zip", source)
+    (folder / f"{pack_id}.json").unlink(missing_ok=True)
+    return jobs.submit(str(source), f"{info['title']} (v{info['version']})", remove_after=True)
+
+
+def empty_bin(home) -> int:
+    """Delete every pack kept in the bin; returns how many."""
+    folder = bin_folder(home)
+    count = 0
+    for path in folder.glob("*.zip") if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+        (folder / f"{path.stem}.json").unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+def bundled_folders() -> list[Path]:
+    """The authoring folders of the packs shipped with Passerelle."""
+    bundled = Path(lib.__file__).parent / "bundled"
+    if not bundled.is_dir():
+        return []
+    return sorted(p for p in bundled.glob("*/") if (p / "pack.yaml").is_file())
+
+
+def reinstall_bundled(home, jobs: JobRunner, installed: set[str]) -> list[Job]:
+    """Build the bundled packs that are missing and import them in the background."""
+    work = home.tmp / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    submitted = []
+    for folder in bundled_folders():
+        target = work / f"{uuid.uuid4().hex}.zip"
+        built = lib.build_pack(folder, target)
+        if built.manifest["id"] in installed:
+            target.unlink(missing_ok=True)
+            continue
+        submitted.append(jobs.submit(str(target), f"{built.manifest['title']} "
+                                     f"(v{built.manifest['version']})", remove_after=True))
+    return submitted
+
+
+def pack_contents(library: lib.Library, pack_id: str) -> list[dict]:
+    """What a pack holds, as a list of its nodes (titles, kinds, depth), in the pack's order."""
+    nodes = list(library.iter_nodes(pack_id))
+    return nodes
 
 
 def runner(app: Flask | None = None) -> JobRunner:
