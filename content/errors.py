@@ -59,6 +59,7 @@ class BlobMismatch(ContentError):
 
     def __init__(self, sha256: str, message: str):
         self.sha256 = sha256
+        self.detail = message
         super().__init__(f"files/{sha256}: {message}")
 
 

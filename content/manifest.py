@@ -22,7 +22,7 @@ KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
 # The (normalised) MIME types each kind's main file may have.
 MAIN_MIME = {
     "article": ("text/markdown",),
-    "document": ("application/pdf",),
+    "document": ("application/pdf", "application/epub+zip"),
     "html5": ("application/zip",),
     "video": tuple(sorted(media.VIDEO)),
     "audio": tuple(sorted(media.AUDIO)),
@@ -241,12 +241,14 @@ def _check_mime(f: dict, where: str) -> list[Problem]:
     mime = media.normalise(declared)
     if mime not in media.ALLOWED:
         return [Problem(where, f"{declared!r} is not a type a pack may carry "
-                               f"(images, audio, video, PDF, WebVTT, text, Markdown, html5 zips)")]
+                               f"(images, audio, video, PDF, WebVTT, text, Markdown, html5 zips, EPUB)")]
     wanted = ROLE_MIME.get(f.get("role"))
     if wanted and mime not in wanted:
         return [Problem(where, f"a {f.get('role')} file must be {' or '.join(wanted)}, not {declared!r}")]
     if mime == media.ZIP and f.get("role") != "main":
         return [Problem(where, "a zip is only allowed as the main file of an html5 node")]
+    if mime == media.EPUB and f.get("role") != "main":
+        return [Problem(where, "an EPUB is only allowed as the main file of a document node")]
     return []
 
 
@@ -297,6 +299,22 @@ def blob_table(manifest: dict) -> dict[str, int]:
     for node in manifest["nodes"]:
         for f in node.get("files", ()):
             out[f["sha256"]] = f["size"]
+    return out
+
+
+EPUB = media.EPUB
+
+
+def served_zips(manifest: dict) -> dict[str, str]:
+    """Zips the box serves member by member (html5 apps, EPUB books) → the entry each must have.
+
+    Each is scanned as a hostile zip before it is stored, as html5 apps always were."""
+    out = {sha: "index.html" for sha in html5_blobs(manifest)}
+    for n in manifest["nodes"]:
+        if n.get("kind") == "document":
+            for f in n.get("files", ()):
+                if f.get("role") == "main" and f.get("mime") == EPUB:
+                    out[f["sha256"]] = "META-INF/container.xml"
     return out
 
 

@@ -31,7 +31,8 @@ AUDIO = frozenset({"audio/mpeg", "audio/ogg", "audio/opus", "audio/mp4", "audio/
 TEXT = frozenset({"text/plain", "text/vtt", "text/markdown"})
 PDF = "application/pdf"
 ZIP = "application/zip"  # html5 apps: served only member by member, in their sandbox (/apps)
-ALLOWED = IMAGES | VIDEO | AUDIO | TEXT | {SVG, PDF, ZIP}
+EPUB = "application/epub+zip"  # books: the same, their chapters shown one at a time
+ALLOWED = IMAGES | VIDEO | AUDIO | TEXT | {SVG, PDF, ZIP, EPUB}
 # Types an image role (thumbnail, poster, image in an article) may have.
 PICTURES = IMAGES | {SVG}
 OCTET_STREAM = "application/octet-stream"

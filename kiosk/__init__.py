@@ -104,6 +104,20 @@ def format_size(size: int | None) -> str:
     return format_unit(size, "digital-byte", length="short", locale=get_locale())
 
 
+def size_units() -> dict[str, str]:
+    """What :func:`format_size` writes for each unit, with ``{n}`` for the number: the page's
+    script fills in a size it adds up (the topic picker) in the same words and digits."""
+    from babel.numbers import format_decimal
+    from babel.units import format_unit
+    from flask_babel import get_locale
+
+    out = {}
+    for unit in ("gigabyte", "megabyte", "kilobyte", "byte"):
+        text = format_unit(7.5, f"digital-{unit}", length="short", locale=get_locale())
+        out[unit] = text.replace(format_decimal(7.5, locale=get_locale()), "{n}")
+    return out
+
+
 def _as_datetime(value):
     """A stored ISO text ("2026-11-22", "2026-11-22T13:00:00Z") as a date or a datetime."""
     from datetime import date, datetime

@@ -118,6 +118,9 @@ def learn(pack_id: str, node_id: str):
     lesson_uuid = request.args.get("lesson") or None
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
+    same = catalogue.same_as(db, pack_id, found)
+    if same:  # one resource placed under two topics: one page, one progress
+        return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=same))
     if kind == "topic":
         return render_template("topic.html", children=catalogue.children(db, pack_id, node_id), **context)
     if kind == "exercise":
@@ -136,9 +139,25 @@ def learn(pack_id: str, node_id: str):
         with cw.library().open_blob(main["sha256"]) as f:
             context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"),
                                               image_size=cw.image_size)
-    if kind == "document" and main:
+    if kind == "document" and main and main.get("mime") == "application/epub+zip":
+        context["epub"] = _book(db, pack_id, node_id, found, main["sha256"])
+    elif kind == "document" and main:
         context["pdf"] = _document(db, pack_id, node_id, main["sha256"])
     return render_template("resource.html", **context)
+
+
+def _book(db, pack_id: str, node_id: str, node: dict, sha256: str) -> dict:
+    """An EPUB, chapter ?chapter=N (from 1) of its reading order, served from the zip in the
+    html5 apps' sandbox; read once its last chapter was shown, as a PDF's last page."""
+    spine = (node.get("epub") or {}).get("spine") or []
+    if not spine:
+        return {"error": True}
+    chapter = max(1, min(len(spine), request.args.get("chapter", 1, type=int) or 1))
+    who = learner()
+    if who is not None and chapter == len(spine):
+        progress.complete(db, who["uuid"], pack_id, node_id)
+    return {"error": False, "chapter": chapter, "count": len(spine),
+            "src": url_for("files.app_member", sha256=sha256, member=spine[chapter - 1])}
 
 
 PDF_ZOOMS = (100, 150, 200)  # percent of the page's width; pinching the image zooms further

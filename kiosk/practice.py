@@ -379,6 +379,9 @@ def practice(pack_id: str, node_id: str):
     found = _exercise_of(pack_id, node_id)
     exercise = found["exercise"]
     db = get_db()
+    same = catalogue.same_as(db, pack_id, found)
+    if same:  # the same exercise under another topic: one mastery
+        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=same))
     run = _load_run(pack_id, node_id, len(exercise["questions"]))
     here = _here(pack_id, node_id)
     if request.method == "GET":

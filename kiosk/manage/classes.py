@@ -406,11 +406,12 @@ def manage_content():
     home = current_app.config["HOME"]
     packs = library().list()
     installed = {p.id for p in packs}
+    drives, channels = content_admin.scan_drives(settings["usb_roots"])
     return render_template("manage/content.html", packs=packs,
                            binned=content_admin.binned_packs(home, installed),
                            bundled_missing=len(content_admin.bundled_folders()) > 0 and any(
                                f.name not in installed for f in content_admin.bundled_folders()),
-                           drives=content_admin.find_packs(settings["usb_roots"]),
+                           drives=drives, kolibri=channels,
                            jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
                            max_upload_mb=settings["max_upload_mb"])
 
@@ -451,6 +452,52 @@ def manage_content_import():
     else:
         content_admin.runner().submit(found["path"], f"{found['title']} (v{found['version']})")
         flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.get("/manage/content/kolibri")
+@allow("coordinator")
+def manage_kolibri_topics():
+    """A Kolibri channel on a drive: its topics, each with its size, to tick before importing."""
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+
+    path, channel_id = request.args.get("path", ""), request.args.get("channel", "")
+    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    if channel is None:
+        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
+        return redirect(url_for("kiosk.manage_content"))
+    try:
+        topics = content_admin.kolibri_topics(path, channel_id)
+    except lib.ContentError as exc:
+        flash(exc.message)
+        return redirect(url_for("kiosk.manage_content"))
+    from flask_babel import get_locale
+    from passerelle.kiosk import size_units
+
+    return render_template("manage/kolibri.html", path=path, channel=channel, topics=topics,
+                           size_units=size_units(), lang=str(get_locale()).replace("_", "-"))
+
+
+@bp.post("/manage/content/kolibri")
+@allow("coordinator")
+def manage_kolibri_import():
+    from passerelle.server.packs import imports as content_admin
+
+    path, channel_id = request.form.get("path", ""), request.form.get("channel", "")
+    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    if channel is None:
+        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
+        return redirect(url_for("kiosk.manage_content"))
+    topics = None
+    if request.form.get("whole") != "1":
+        topics = sorted({t for t in request.form.getlist("topic") if len(t) == 32 and t.isalnum()})
+        if not topics:
+            flash(_("Choose at least one topic."))
+            return redirect(url_for("kiosk.manage_kolibri_topics", path=path, channel=channel_id))
+    content_admin.runner().submit(path, f"{channel['name']} (v{channel['version']})", channel=channel_id,
+                                  topics=topics)
+    flash(_("The channel is being imported. You can follow it below."))
     return redirect(url_for("kiosk.manage_content"))
 
 

@@ -108,7 +108,7 @@ def content() -> None:
 @click.option("--require-signature", is_flag=True, help="Refuse packs not signed by a --trusted-key.")
 @click.option("--trusted-key", "trusted", multiple=True, metavar="KEY|FILE",
               help="A publisher key (ed25519:...) or a file holding one; repeatable.")
-@click.option("--channel", metavar="ID", help="Kolibri export folder: the channel to import.")
+@click.option("--channel", metavar="ID", help="Kolibri export folder or server: the channel to import.")
 @click.option("--topic", "topics", multiple=True, metavar="NODE_ID",
               help="Kolibri: import only this topic's subtree; repeatable.")
 @click.option("--video", type=click.Choice(["low", "high"]), default="low", show_default=True,
@@ -130,8 +130,10 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
     once or not at all. The same version again does nothing. A ZIM is served
     where it is (a large disk) unless --copy; it is never unpacked.
 
-    A Kolibri export folder (KOLIBRI_DATA, or KOLIBRI_HOME/content) lists its
-    channels; --channel imports one, --topic only some of its topics.
+    A Kolibri export folder (KOLIBRI_DATA, or KOLIBRI_HOME/content) or a Kolibri
+    server's URL (http://kolibri-box:8080/) lists its channels; --channel imports
+    one, --topic only some of its topics. From a server, only the files the box
+    lacks are fetched, and an interrupted import resumes.
 
     Example: passerelle content import http://192.168.1.20:8080/packs/maths-fr --dry-run
 
@@ -145,7 +147,8 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
     if copy or verify:
         raise click.UsageError("--copy and --verify are for ZIM files; packs are always copied "
                                "and verified")
-    if source and Path(source).is_dir() and kolibri.is_kolibri_folder(source):
+    if source and ((Path(source).is_dir() and kolibri.is_kolibri_folder(source))
+                   or cli_kolibri.is_kolibri_server(source, channel)):
         cli_kolibri.check_options(channel, topics)
         if not channel:
             cli_kolibri.list_channels(source, as_json)
@@ -158,7 +161,7 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
             progress.close()
         return
     if channel or topics:
-        raise InvalidInput(f"{source}: --channel and --topic are for Kolibri export folders, "
+        raise InvalidInput(f"{source}: --channel and --topic are for Kolibri export folders and servers, "
                            "and no Kolibri channel was found there")
     library = open_library(env, _read_keys(trusted), require_signature)
     if bundled:

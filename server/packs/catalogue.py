@@ -108,6 +108,15 @@ def tree(db, pack_id: str | None = None) -> list[dict]:
     return list(packs_found.values())
 
 
+def same_as(db, pack_id: str, found: dict) -> str | None:
+    """The node this one is a second placement of (a Kolibri resource under two topics), if installed:
+    pages send learners there, so that both placements share one progress."""
+    primary = found.get("same_as")
+    if isinstance(primary, str) and primary != found.get("id") and node(db, pack_id, primary) is not None:
+        return primary
+    return None
+
+
 def children(db, pack_id: str, node_id: str) -> list[dict]:
     rows = db.execute("SELECT data FROM content_nodes WHERE pack_id = ? AND parent_id = ?"
                       " ORDER BY sort_order, position", [pack_id, node_id]).fetchall()

@@ -6,8 +6,11 @@
   library holds an exclusive lock anyway — and a job that dies (power cut)
   is simply imported again: the library resumes from what it had copied.
 - USB sticks are found by looking, a few levels deep, under the mount roots
-  (``/media``, ``/run/media``, ``/mnt``) for pack folders (a ``manifest.json``)
-  and pack zips. Nothing is written to the stick.
+  (``/media``, ``/run/media``, ``/mnt``) for pack folders (a ``manifest.json``),
+  pack zips and Kolibri export folders (``KOLIBRI_DATA``, ``content/databases``).
+  Nothing is written to the stick.
+- A Kolibri channel is imported whole or by topics, as a job like a pack; the
+  coordinator sees each topic's size before choosing.
 - Other boxes and hubs import installed packs from ``/api/v1/packs/<id>/``:
   the manifest's exact bytes and ``files/<sha256>``, the layout the content
   library's ``HttpSource`` reads.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, send_file
 from passerelle import content as lib
+from passerelle.content import kolibri
 from passerelle.server.db import get_db
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -47,6 +51,9 @@ class Job:
     result: dict | None = None
     started: float = field(default_factory=time.time)
     remove_after: bool = False     # an uploaded file is deleted once imported
+    channel: str | None = None     # a Kolibri channel in the export folder ``source``
+    topics: list[str] | None = None
+    partial: list[str] = field(default_factory=list)  # what a Kolibri import left out
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -66,8 +73,10 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._on_error = on_error
 
-    def submit(self, source: str, label: str, remove_after: bool = False) -> Job:
-        job = Job(id=uuid.uuid4().hex[:12], label=label, source=source, remove_after=remove_after)
+    def submit(self, source: str, label: str, remove_after: bool = False, channel: str | None = None,
+               topics: list[str] | None = None) -> Job:
+        job = Job(id=uuid.uuid4().hex[:12], label=label, source=source, remove_after=remove_after,
+                  channel=channel, topics=topics)
         with self._lock:
             self.jobs[job.id] = job
             self._queue.append(job)
@@ -102,7 +111,13 @@ class JobRunner:
             job.done, job.total, job.step = done, total, step
 
         try:
-            result = self.library.import_pack(job.source, progress=progress)
+            if job.channel:
+                done = kolibri.import_channel(self.library, job.source, job.channel, job.topics,
+                                              progress=progress)
+                result = done.result
+                job.partial = [*done.report.missing, *done.report.damaged, *done.report.refused][:50]
+            else:
+                result = self.library.import_pack(job.source, progress=progress)
         except lib.ContentError as exc:
             job.state, job.message = "failed", without_paths(str(exc), job.source, job.label)
         except Exception as exc:  # noqa: BLE001 - a job must fail visibly, not kill the thread
@@ -243,11 +258,25 @@ def runner(app: Flask | None = None) -> JobRunner:
 
 def find_packs(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
     """Packs on mounted drives: folders holding manifest.json, and zips holding one."""
-    found = []
+    return scan_drives(roots, max_depth)[0]
+
+
+def find_kolibri(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
+    """Kolibri export folders on mounted drives, each with its channels (see :func:`scan_drives`)."""
+    return scan_drives(roots, max_depth)[1]
+
+
+def scan_drives(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> tuple[list[dict], list[dict]]:
+    """Packs, and Kolibri export folders (``path``, ``channels``, ``problems``), on mounted drives."""
+    found, channels = [], []
     for root in roots:
         if not os.path.isdir(root):
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            if "content" in dirnames and kolibri.is_kolibri_folder(dirpath):
+                channels.append(_describe_kolibri(dirpath))
+                dirnames[:] = []  # its storage/ holds thousands of folders and no pack
+                continue
             depth = Path(dirpath).relative_to(root).parts
             if len(depth) >= max_depth:
                 dirnames[:] = []
@@ -260,7 +289,58 @@ def find_packs(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
                 if name.lower().endswith(".zip") and not name.startswith("."):
                     path = Path(dirpath) / name
                     found.append(_describe(path, _read_zip_manifest(path)))
-    return [f for f in found if f is not None]
+    return [f for f in found if f is not None], channels
+
+
+def _describe_kolibri(path: str) -> dict:
+    try:
+        found, problems = kolibri.find_channels(path)
+    except lib.ContentError as exc:
+        return {"path": path, "channels": [], "problems": [exc.message]}
+    return {"path": path, "channels": [c.as_dict() for c in found], "problems": [p.message for p in problems]}
+
+
+def kolibri_channel(roots, path: str, channel_id: str) -> dict | None:
+    """A channel that :func:`scan_drives` offers (a posted path is never taken on trust)."""
+    for folder in find_kolibri(roots):
+        if folder["path"] == path:
+            return next((c for c in folder["channels"] if c["id"] == channel_id), None)
+    return None
+
+
+def kolibri_topics(path: str, channel_id: str, video: str = "low", depth: int = 2) -> list[dict]:
+    """The topics a coordinator may tick, two levels deep, each with the bytes it would import.
+
+    A size counts each file once within its topic; the page adds up the ticked
+    topics (a file shared by two ticked topics is counted twice there, and once
+    by the import).
+    """
+    with kolibri.open_channel(path, channel_id) as db:
+        planned = kolibri.plan(db, video=video)
+    parent = {n.id: n.parent for n in planned.nodes}
+    files: dict[str, dict[str, int]] = {}      # topic id → md5 → size, over its subtree
+    resources: dict[str, int] = {}
+    root = planned.nodes[0].id if planned.nodes else None
+    for n in planned.nodes:
+        own = {f.md5: f.size for f in n.files + ([n.main] if n.main else [])}
+        ancestor = n.id if n.kind == "topic" else n.parent
+        while ancestor is not None:
+            files.setdefault(ancestor, {}).update(own)
+            if n.kind != "topic":
+                resources[ancestor] = resources.get(ancestor, 0) + 1
+            ancestor = parent.get(ancestor)
+    out = []
+    levels = {root: 0}
+    for n in planned.nodes:
+        if n.kind != "topic" or n.id == root:
+            continue
+        level = levels.get(n.parent, depth) + 1
+        levels[n.id] = level
+        if level <= depth:
+            out.append({"id": n.data["kolibri"]["node_id"], "title": n.data["title"], "level": level,
+                        "parent": n.parent if n.parent != root else None,
+                        "size": sum(files.get(n.id, {}).values()), "resources": resources.get(n.id, 0)})
+    return out
 
 
 def _read_folder_manifest(folder: Path) -> dict | None:
