@@ -16,7 +16,7 @@ PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
 
-.PHONY: run test lint docs translations browser clean
+.PHONY: run test lint docs translations browser packaging-tools deb deb-lock clean
 
 ## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
 run: $(VENV)/.installed
@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	$(BIN)/passerelle serve --port $(PORT)
 
 ## test: the whole suite, lint included (installs Debian's chromium for the browser tests if missing)
-test: $(VENV)/.installed-test browser
+test: $(VENV)/.installed-test browser packaging-tools
 	$(RUFF) .
 	$(BIN)/pytest
 
@@ -42,6 +42,22 @@ $(VENV)/.installed-test: $(VENV)/.installed
 # no browser is ever downloaded by a test tool.
 browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The packaging tests check the hotspot's files with the tools that read them on a box
+# (dnsmasq, nft) and the Debian package with lintian: Debian's packages, small, installed once.
+packaging-tools:
+	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		  --no-install-recommends dnsmasq-base nftables lintian; }
+
+## deb: the Debian packages passerelle (ARCH=amd64 or arm64) and passerelle-hotspot, in dist/
+ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+deb: $(VENV)/.installed-test
+	$(BIN)/python packaging/deb/build.py --arch $(ARCH) --out dist
+
+## deb-lock: pin the dependencies' wheels (both architectures) after changing install_requires
+deb-lock: $(VENV)/.installed
+	$(BIN)/python packaging/deb/lock.py
 
 lint: $(VENV)/.installed-test
 	$(RUFF) .

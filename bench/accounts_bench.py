@@ -246,16 +246,16 @@ def build(home: Path, n_learners: int, n_classes: int, n_events: int, fold: bool
                 profile["newcomer"] = random.choice(("yes", "no"))
             records.put(db, "user", uid, {"role": "learner", "display_name": f"Apprenant·e {i:05d}",
                                           "pin_hash": pin_hash, "avatar": "fox", "profile": profile,
-                                          "created_at": accounts.now_iso()})
+                                          "created_at": records.now_iso()})
             learners.append(uid)
         staff_hash = accounts.STAFF_HASHER.hash("bench facilitator passphrase")
         for c in range(n_classes):
             class_uuid, facilitator = dbmod.new_uuid(), dbmod.new_uuid()
             records.put(db, "user", facilitator, {"role": "facilitator", "display_name": f"Facilitateur {c}",
                                                   "username": f"fac{c}", "password_hash": staff_hash,
-                                                  "created_at": accounts.now_iso()})
+                                                  "created_at": records.now_iso()})
             records.put(db, "class", class_uuid, {"name": f"Groupe {c:03d}", "description": "",
-                                                  "created_at": accounts.now_iso()})
+                                                  "created_at": records.now_iso()})
             members = learners[c::n_classes]
             for uid in [facilitator, *members]:
                 records.put(db, "membership", accounts.joined_uuid("membership", class_uuid, uid),

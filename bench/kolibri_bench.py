@@ -143,6 +143,17 @@ class Tablet:
         self.conn.close()
 
 
+def kolibri_env(home: Path) -> dict:
+    """Environment of a throw-away Kolibri: its own home, no telemetry, no zeroconf, nothing leaves 127.0.0.1."""
+    env = {**os.environ, "KOLIBRI_HOME": str(home), "KOLIBRI_DISABLE_PING": "1",
+           "KOLIBRI_ZEROCONF_ENABLED": "0", "KOLIBRI_LISTEN_ADDRESS": "127.0.0.1",
+           "KOLIBRI_RUN_MODE": "passerelle-bench", "no_proxy": "127.0.0.1,localhost",
+           "NO_PROXY": "127.0.0.1,localhost"}
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env[var] = "http://127.0.0.1:9"  # discard port: any outside call fails here
+    return env
+
+
 def rss_tree_mb(root: int | None) -> float:
     if root is None:
         return float("nan")
@@ -268,12 +279,7 @@ class Kolibri:
         if venv:
             self.home = tmp / "kolibri-home"
             self.admin = ("admin", "bench admin passphrase")
-            self.env = {**os.environ, "KOLIBRI_HOME": str(self.home), "KOLIBRI_DISABLE_PING": "1",
-                        "KOLIBRI_ZEROCONF_ENABLED": "0", "KOLIBRI_LISTEN_ADDRESS": "127.0.0.1",
-                        "KOLIBRI_RUN_MODE": "passerelle-bench", "no_proxy": "127.0.0.1,localhost",
-                        "NO_PROXY": "127.0.0.1,localhost"}
-            for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-                self.env[var] = "http://127.0.0.1:9"  # discard port: any outside call fails here
+            self.env = kolibri_env(self.home)
             t0 = time.perf_counter()
             self.manage("provisiondevice", "--facility", "Bench", "--superusername", self.admin[0],
                         "--superuserpassword", self.admin[1], "--preset", "formal",

@@ -25,14 +25,16 @@ Design
 Main entry points: :func:`check_pack`, :func:`read_pack`, :func:`build_pack`,
 :class:`Library` (import, update, export, remove, verify, list), :class:`HttpSource`,
 :func:`generate_keypair` / :func:`sign_pack`, and the exercise helpers
-:func:`evaluate`, :func:`draw_variables`, :func:`render_generated`, :func:`check_answer`.
+:func:`evaluate`, :func:`draw_variables`, :func:`render_generated`, :func:`check_answer`;
+:class:`ZimLibrary` for Kiwix ZIM files, served in place (``zim.py``).
 """
 
-from .build import build_pack
+from .build import build_pack, front_matter
 from .check import check_pack
 from .errors import (
                      BlobMismatch,
                      ContentError,
+                     FrontMatterError,
                      InvalidPack,
                      LibraryBusy,
                      NotEnoughSpace,
@@ -63,6 +65,7 @@ from .library import (
 from .manifest import DEFAULT_LIMITS, Limits, parse_manifest, schema, validate_manifest
 from .packio import FolderSource, PackSource, ZipSource, open_source, read_pack
 from .signing import KeyPair, generate_keypair, sign_pack, verify_signature
+from .zim import InvalidZim, ZimLibrary, ZimNotFound, ZimUnsupported
 
 __all__ = [
                      "DEFAULT_LIMITS",
@@ -72,6 +75,8 @@ __all__ = [
                      "Diff",
                      "ExpressionError",
                      "FolderSource",
+                     "InvalidZim",
+                     "FrontMatterError",
                      "HttpSource",
                      "ImportResult",
                      "InvalidPack",
@@ -89,12 +94,16 @@ __all__ = [
                      "UnsafePack",
                      "VerifyReport",
                      "VersionConflict",
+                     "ZimLibrary",
+                     "ZimNotFound",
+                     "ZimUnsupported",
                      "ZipSource",
                      "build_pack",
                      "check_answer",
                      "check_pack",
                      "diff",
                      "draw_variables",
+                     "front_matter",
                      "evaluate",
                      "generate_keypair",
                      "open_source",

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
-from .errors import InvalidPack, Problem
+from .errors import FrontMatterError, InvalidPack, Problem
 from .manifest import DEFAULT_LIMITS, Limits, validate_manifest
 from .packio import CHUNK, ZIP_EPOCH, write_pack
 
@@ -47,6 +48,32 @@ _COMPANION = re.compile(
     r"|(?:(?P<tlang>[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*)\.)?transcript\.(?P<text>txt|md|vtt))$")
 _MD_IMAGE = re.compile(r'(!\[[^\]]*\]\()\s*<?([^)\s>]+)>?((?:\s+"[^"]*")?\s*\))')
 _HTML_IMAGE = re.compile(r'(<img\b[^>]*?\bsrc\s*=\s*["\'])([^"\']+)(["\'])', re.IGNORECASE)
+
+
+def front_matter(text: str) -> tuple[dict, str]:
+    """A Markdown file's YAML front matter (``---`` lines around it) and the text after it.
+
+    python-frontmatter finds the two delimiter *lines* (a ``---`` inside a title or the
+    text never splits it) and reads the YAML with PyYAML's safe loader. A file that does
+    not open with ``---``, or never closes it, has no front matter: all of it is text.
+    Raises :class:`FrontMatterError` when the front matter is not a YAML mapping.
+    """
+    handler = YAMLHandler()
+    if not handler.detect(text):
+        return {}, text
+    try:
+        head, body = handler.split(text)
+    except ValueError:  # no closing line
+        return {}, text
+    try:
+        meta = handler.load(head)
+    except yaml.YAMLError as exc:
+        raise FrontMatterError(f"front matter is not valid YAML: {exc}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise FrontMatterError("front matter must be a YAML mapping")
+    return meta, body.lstrip("\n")
 
 
 @dataclass
@@ -299,18 +326,11 @@ class _Builder:
         except UnicodeDecodeError:
             self.error(path, "not UTF-8 text")
             return
-        meta, body = {}, text
-        if text.startswith("---"):
-            parts = re.split(r"^---[ \t]*$", text, maxsplit=2, flags=re.MULTILINE)
-            if len(parts) == 3:
-                try:
-                    meta = yaml.safe_load(parts[1]) or {}
-                except yaml.YAMLError as exc:
-                    self.error(path, f"front matter is not valid YAML: {exc}")
-                if not isinstance(meta, dict):
-                    self.error(path, "front matter must be a YAML mapping")
-                    meta = {}
-                body = parts[2].lstrip("\n")
+        try:
+            meta, body = front_matter(text)
+        except FrontMatterError as exc:
+            self.error(path, str(exc))
+            meta, body = {}, text
         node = self.base_node(self.node_id(path, ".md", meta), parent, "article", meta,
                               _title(path.stem), order)
         images: list[dict] = []

@@ -59,6 +59,7 @@ class BlobMismatch(ContentError):
 
     def __init__(self, sha256: str, message: str):
         self.sha256 = sha256
+        self.detail = message
         super().__init__(f"files/{sha256}: {message}")
 
 
@@ -90,6 +91,10 @@ class VersionConflict(ContentError):
         return cls(pack_id, version, version, (
             f"pack {pack_id!r}: version {version} is already installed with a different manifest; "
             "a changed pack needs a higher version (or use --force to replace it)"))
+
+
+class FrontMatterError(ContentError):
+    """A Markdown file's front matter is not a YAML mapping."""
 
 
 class SignatureError(ContentError):

@@ -36,18 +36,20 @@ class HttpSource(PackSource):
         self.limits = limits
         self.problems: list[Problem] = []
 
-    def _open(self, path: str, offset: int = 0):
+    def request(self, path: str, offset: int = 0):
+        """GET ``BASE/path`` (from ``offset`` on, with ``Range``); the raw ``urllib`` response."""
         headers = {"User-Agent": "passerelle-content"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         request = urllib.request.Request(f"{self.base}/{path}", headers=headers)
         return urllib.request.urlopen(request, timeout=self.timeout)
 
-    def _get_small(self, path: str, limit: int, required: bool) -> bytes | None:
+    def get_small(self, path: str, limit: int, required: bool) -> bytes | None:
+        """A small document, retried a few times; None if absent and not ``required``."""
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
-                with self._open(path) as response:
+                with self.request(path) as response:
                     data = response.read(limit + 1)
                 if len(data) > limit:
                     raise InvalidPack([Problem(path, f"larger than {limit} bytes")])
@@ -64,24 +66,31 @@ class HttpSource(PackSource):
         raise SourceUnavailable(f"{self.base}/{path}: {last}")
 
     def manifest_bytes(self) -> bytes:
-        return self._get_small("manifest.json", self.limits.max_manifest_bytes, required=True)
+        return self.get_small("manifest.json", self.limits.max_manifest_bytes, required=True)
 
     def signature_bytes(self) -> bytes | None:
-        return self._get_small("signature.json", 64 * 1024, required=False)
+        return self.get_small("signature.json", 64 * 1024, required=False)
 
     def blob_size(self, sha256: str):
         return ...  # unknown until downloaded; checked while copying
 
     def open_blob(self, sha256: str, size: int) -> BinaryIO:
-        return _ResumingStream(self, sha256, size)
+        return ResumingStream(self, f"files/{sha256}", size)
 
 
-class _ResumingStream(io.RawIOBase):
-    """A blob download that reconnects with ``Range`` after a dropped connection."""
+class ResumingStream(io.RawIOBase):
+    """A download that reconnects with ``Range`` after a dropped connection.
 
-    def __init__(self, source: HttpSource, sha256: str, size: int):
-        self.source, self.sha256, self.size = source, sha256, size
-        self.offset = 0
+    ``size`` is what the caller expects (reading stops one byte past it, enough to
+    notice an over-long file); None when unknown, then the server's
+    ``Content-Length`` / ``Content-Range`` say where the file ends. ``offset``
+    starts the download part-way (the rest of a partly fetched file).
+    """
+
+    def __init__(self, source: HttpSource, path: str, size: int | None, offset: int = 0):
+        self.source, self.path, self.size = source, path, size
+        self.offset = offset
+        self.end = size           # where the file ends, once known
         self.response = None
         self.failures = 0
         self.resumed = 0
@@ -90,16 +99,20 @@ class _ResumingStream(io.RawIOBase):
         return True
 
     def _connect(self) -> None:
-        path = f"files/{self.sha256}"
+        path = self.path
         try:
-            response = self.source._open(path, self.offset)
+            response = self.source.request(path, self.offset)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise InvalidPack([Problem(path, f"missing on {self.source.base}")]) from None
-            if exc.code == 416:  # asked past the end: the blob is longer than declared
+            if exc.code == 416:  # asked past the end: nothing more to read
                 self.response = io.BytesIO(b"")
+                if self.end is None:
+                    self.end = self.offset
                 return
             raise
+        if self.end is None:
+            self.end = _declared_end(response, self.offset)
         if self.offset and response.status != 206:
             # The server ignored Range: skip what we already have.
             left = self.offset
@@ -110,35 +123,51 @@ class _ResumingStream(io.RawIOBase):
                 left -= len(chunk)
         self.response = response
 
+    def open(self) -> ResumingStream:
+        """Connect now (a missing file is known before anything is written), retrying as reads do."""
+        while self.response is None:
+            try:
+                self._connect()
+            except (InvalidPack, PackNotFound):
+                raise
+            except _NETWORK_ERRORS as exc:
+                self._failed(exc)
+        return self
+
+    def _failed(self, exc: Exception) -> None:
+        self._drop()
+        self.failures += 1
+        if self.failures > self.source.retries:
+            raise SourceUnavailable(
+                f"{self.source.base}/{self.path}: connection lost after "
+                f"{self.offset} of {self.end if self.end is not None else '?'} bytes ({exc}); "
+                "run the import again to resume"
+            ) from None
+        self.resumed += 1
+        time.sleep(self.source.retry_delay * (self.failures - 1))
+
     def readinto(self, b) -> int:
         # One byte beyond the declared size is enough to notice an over-long blob.
-        if self.offset > self.size:
+        if self.size is not None and self.offset > self.size:
             return 0
         while True:
             try:
                 fresh = self.response is None
                 if fresh:
                     self._connect()
-                n = self.response.readinto(memoryview(b)[: min(len(b), self.size + 1 - self.offset)])
-                if n == 0 and self.offset < self.size and not fresh:
+                room = len(b) if self.size is None else min(len(b), self.size + 1 - self.offset)
+                n = self.response.readinto(memoryview(b)[:room])
+                if n == 0 and self.end is not None and self.offset < self.end and not fresh:
                     # http.client reports a connection closed before Content-Length as a
                     # quiet end of file: reconnect once; a fresh response that is empty
                     # too means the blob really is shorter (the copier reports that).
-                    raise http.client.IncompleteRead(b"", self.size - self.offset)
+                    raise http.client.IncompleteRead(b"", self.end - self.offset)
                 self.offset += n
                 return n
             except (InvalidPack, PackNotFound):
                 raise
             except _NETWORK_ERRORS as exc:
-                self._drop()
-                self.failures += 1
-                if self.failures > self.source.retries:
-                    raise SourceUnavailable(
-                        f"{self.source.base}/files/{self.sha256}: connection lost after "
-                        f"{self.offset} of {self.size} bytes ({exc}); run the import again to resume"
-                    ) from None
-                self.resumed += 1
-                time.sleep(self.source.retry_delay * (self.failures - 1))
+                self._failed(exc)
 
     def _drop(self) -> None:
         if self.response is not None:
@@ -150,3 +179,15 @@ class _ResumingStream(io.RawIOBase):
     def close(self) -> None:
         self._drop()
         super().close()
+
+
+def _declared_end(response, offset: int) -> int | None:
+    """Where the file ends, from ``Content-Range`` (a 206) or ``Content-Length`` (a 200)."""
+    if response.status == 206:
+        total = (response.headers.get("Content-Range") or "").rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit():
+        return int(length) + (offset if response.status == 206 else 0)
+    return None

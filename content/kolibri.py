@@ -7,18 +7,21 @@ by their md5). That is what Kolibri's "Export to drive" writes under
 
 Design
 ------
-- **A channel becomes a pack, and installs like one.** :func:`convert` builds
-  a manifest of our format (``docs/pack-format.md``) and a
-  :class:`KolibriSource` that serves its blobs; :meth:`Library.import_pack`
-  then does what it does for every pack: staged copy hashed with SHA-256,
-  moves into content-addressed storage (shared with every other pack),
-  catalogue swapped in one transaction. ``kill -9`` at any point leaves the box
-  as it was, and the next run resumes. The pack id is ``kolibri-<channel id>``.
-- **Every file is checked against its md5 name** while it is read for
-  conversion (the same read yields its SHA-256 and size); the copy that
-  follows is checked against that SHA-256 again. A file that is missing or
-  whose md5 differs leaves its resource out, and the import reports it
-  (a partial import), rather than refusing a whole channel for one bad video.
+- **A channel becomes a pack, and installs like one, reading each file once.**
+  Under the library lock (:meth:`Library.session`), every file the chosen
+  topics need is copied into the library's staging area while its md5 (its
+  name) and its SHA-256 are computed; :func:`convert` builds a manifest of our
+  format (``docs/pack-format.md``) from what was staged, and the session's
+  import does what every pack import does (content-addressed storage shared
+  with every other pack, catalogue swapped in one transaction) without reading
+  those files again. ``kill -9`` at any point leaves the box as it was; the next
+  run finds what was staged and goes on. The pack id is ``kolibri-<channel id>``.
+- **What is already on the box is not read again.** Each file entry of the
+  manifest keeps the md5 it came from, so updating a channel (from a stick or a
+  Kolibri server, :mod:`.kolibri_remote`) reads only the files it lacks.
+- **A file that is missing or whose md5 differs** leaves its resource out, and
+  the import reports it (a partial import), rather than refusing a whole channel
+  for one bad video.
 - **The database is read, never written**: it is opened read-only and
   immutable (no journal left on a USB stick), and columns are read by name, so
   older and newer schemas with extra tables or columns work. A file that is not
@@ -29,8 +32,10 @@ Design
 - **Identity for progress is Kolibri's ``content_id``**: a resource's node id is
   its ``content_id``, so progress survives a channel update that moves it.
   Topics keep Kolibri's node id (that is what ``--topic`` takes). When one
-  resource is placed under two topics, the second placement gets a derived id.
-- **What the box cannot show is said, not broken**: h5p, epub, slideshows and
+  resource is placed under two topics, the second placement gets a derived id
+  and ``same_as``: the first one's id, where the pages send learners, so that
+  both placements share one progress.
+- **What the box cannot show is said, not broken**: h5p, slideshows and
   other kinds become a small page saying the resource is not available on this
   box (the node carries ``unavailable``: the kind), and are counted in the
   report. Coach-only resources are left out. Exercises are Perseus, converted by
@@ -55,9 +60,9 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from .errors import InvalidPack, PackNotFound, Problem, UnsafePack
+from .errors import BlobMismatch, InvalidPack, PackNotFound, Problem, UnsafePack
 from .manifest import DEFAULT_LIMITS, Limits
-from .packio import CHUNK, PackSource, scan_zip
+from .packio import PackSource, scan_zip, unsafe_member_name
 from .perseus import mastery_of, read_exercise
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -79,7 +84,7 @@ VIDEO_PRESETS = {"low": ("low_res_video", "high_res_video", "video"),
                  "high": ("high_res_video", "low_res_video", "video")}
 MAIN = {  # Kolibri kind → (our kind, presets of the main file, extensions we can show)
     "audio": ("audio", ("audio",), ("mp3", "ogg", "m4a", "wav")),
-    "document": ("document", ("document",), ("pdf",)),
+    "document": ("document", ("document", "epub"), ("pdf", "epub")),
     "html5": ("html5", ("html5_zip",), ("zip",)),
     "html5_zip": ("html5", ("html5_zip",), ("zip",)),
     "exercise": ("exercise", ("exercise",), ("perseus",)),
@@ -371,23 +376,24 @@ class PlannedNode:
 class Plan:
     channel: Channel
     topics: list[str] | None
-    nodes: list[PlannedNode]
+    nodes: list[PlannedNode]      # emptied by :func:`convert` as it goes (a big channel's plan is large)
     kinds: Counter
     unavailable: Counter
     coach_only: int
+    node_count: int = 0
+    size: int = 0                 # bytes to read from the export (each md5 once)
 
-    @property
-    def size(self) -> int:
-        """Bytes to read from the export (each md5 once)."""
+    def __post_init__(self):
+        self.node_count = len(self.nodes)
         seen = {}
         for node in self.nodes:
             for f in node.files + ([node.main] if node.main else []):
                 seen[f.md5] = f.size
-        return sum(seen.values())
+        self.size = sum(seen.values())
 
     def summary(self) -> dict:
         return {"channel": self.channel.id, "name": self.channel.name, "version": self.channel.version,
-                "topics": self.topics, "nodes": len(self.nodes), "size": self.size,
+                "topics": self.topics, "nodes": self.node_count, "size": self.size,
                 "kinds": dict(self.kinds), "unavailable": dict(self.unavailable), "coach_only": self.coach_only}
 
 
@@ -458,6 +464,7 @@ def plan(db: ChannelDatabase, topics: Iterable[str] | None = None, video: str = 
 def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str], assessment: dict | None,
                video: str, used: set[str], is_root: bool) -> PlannedNode | None:
     kolibri_kind = _text(row.get("kind")) or "unknown"
+    same_as = None
     node_key = _text(row.get("id"))
     content_id = _text(row.get("content_id"))
     if not HEX32.match(node_key):
@@ -467,12 +474,14 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
     else:
         our_id = content_id if HEX32.match(content_id) else node_key
         if our_id in used:  # the same resource under a second topic
-            our_id = f"{our_id}-{node_key[:8]}"
+            same_as, our_id = our_id, f"{our_id}-{node_key[:8]}"
     if our_id in used:
         return None
     used.add(our_id)
     labels = {k: [v for v in _text(row.get(k)).split(",") if v] for k in LABELS if _text(row.get(k))}
     data = {"id": our_id, "parent": parent, "title": (_text(row.get("title")) or "Untitled")[:500]}
+    if same_as:
+        data["same_as"] = same_as  # the first placement: the pages send learners there, one progress
     if _text(row.get("description")):
         data["description"] = _text(row.get("description"))[:20000]
     lang = _language(row.get("lang_id"))
@@ -509,7 +518,8 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
                 planned.files.append(_planned(f, "subtitles", _language(f.get("lang_id"))))
     elif kolibri_kind in MAIN:
         planned.kind, presets, exts = MAIN[kolibri_kind]
-        mains = [f for f in usable if f.get("preset") in presets and f["extension"] in exts]
+        mains = sorted((f for f in usable if f.get("preset") in presets and f["extension"] in exts),
+                       key=lambda f: exts.index(f["extension"]))  # a PDF before an EPUB
         if planned.kind == "audio":
             data["duration"] = max(0, min(360000, _int(row.get("duration"))))
         if planned.kind == "exercise":
@@ -584,15 +594,18 @@ class Report:
 class KolibriSource(PackSource):
     """A converted channel as a pack source: the manifest made here, blobs read from the export."""
 
-    def __init__(self, manifest: dict, blobs: dict[str, tuple[int, object]], description: str,
+    def __init__(self, manifest: bytes, blobs: dict[str, tuple[int, object]], description: str,
                  report: Report, plan: Plan):
-        self.manifest = manifest
-        self.blobs = blobs          # sha256 → (size, path | (zip path, member) | bytes)
+        self.blobs = blobs          # sha256 → (size, opener | bytes | None: staged by the conversion)
         self.description = description
         self.problems = []
         self.report = report
         self.plan = plan
-        self._bytes = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode()
+        self._bytes = manifest
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self._bytes)
 
     def manifest_bytes(self) -> bytes:
         return self._bytes
@@ -611,29 +624,42 @@ class KolibriSource(PackSource):
         _size, where = self.blobs[sha256]
         if isinstance(where, bytes):
             return io.BytesIO(where)
-        if isinstance(where, tuple):
-            return _ZipMember(*where)
-        return os.fdopen(_open_regular(where), "rb", buffering=0)
+        if where is None:
+            raise InvalidPack([Problem(f"files/{sha256}", "was staged by the conversion and is gone")])
+        return where(0)  # a file of the channel (export folder or Kolibri server), from its start
 
 
-class _ZipMember(io.RawIOBase):
-    def __init__(self, path: str, member: str):
-        self._zf = zipfile.ZipFile(path)
-        self._f = self._zf.open(member)
+def _member_opener(data: bytes, member: str) -> Callable[[int], BinaryIO]:
+    """A zip member of ``data`` as a stream from ``offset`` (a part staged by an interrupted run)."""
+    def open_at(offset: int) -> BinaryIO:
+        stream = zipfile.ZipFile(io.BytesIO(data)).open(member)
+        stream.read(offset)
+        return stream
+    return open_at
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, b) -> int:
-        data = self._f.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+SMALL = 64 * 1024 * 1024   # a .perseus zip is read into memory up to this size
 
-    def close(self) -> None:
-        if not self.closed:
-            self._f.close()
-            self._zf.close()
-        super().close()
+
+def _read_small(files, f: PlannedFile) -> bytes | str:
+    """The bytes of a small channel file, its md5 checked; or why it cannot be used."""
+    try:
+        with files.opener(f.md5, f.ext)(0) as stream:
+            data = stream.read(SMALL + 1)
+    except FileNotFoundError:
+        return "missing"
+    except UnsafePack as exc:
+        return f"unreadable ({exc.message})"
+    except InvalidPack:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    if len(data) > SMALL:
+        return f"unreadable (larger than {SMALL // 2**20} MB)"
+    got = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if got != f.md5:
+        return f"damaged (md5 is {got}, its name says {f.md5})"
+    return data
 
 
 def _open_regular(path: str | os.PathLike) -> int:
@@ -648,68 +674,141 @@ def storage_path(storage: str | os.PathLike, md5: str, ext: str) -> Path:
     """``storage/<a>/<b>/<md5>.<ext>``, only for names that cannot leave the folder."""
     if not HEX32.match(md5) or not EXTENSION.match(ext):
         raise UnsafePack([Problem(f"{md5}.{ext}", "unsafe file name in the channel database")])
-    return Path(storage) / md5[0] / md5[1] / f"{md5}.{ext}"
+    return Path(os.path.join(storage, md5[0], md5[1], f"{md5}.{ext}"))
 
 
-def _hash(path: Path, md5: str) -> tuple[str, int] | str:
-    """(sha256, size) of a file whose md5 is its name, or why it cannot be used."""
+class LocalFiles:
+    """The files of an export folder: ``storage/<a>/<b>/<md5>.<ext>``."""
+
+    local = True
+
+    def __init__(self, storage: str | os.PathLike):
+        self.storage = Path(storage)
+
+    def opener(self, md5: str, ext: str) -> Callable[[int], BinaryIO]:
+        path = storage_path(self.storage, md5, ext)
+
+        def open_at(offset: int) -> BinaryIO:
+            f = os.fdopen(_open_regular(path), "rb", buffering=0)
+            if offset:
+                f.seek(offset)
+            return f
+
+        return open_at
+
+
+def installed_files(manifest: dict | None) -> tuple[dict[str, tuple[str, int]], dict[str, dict]]:
+    """What an installed channel already holds, so that it is not read again.
+
+    md5 → (sha256, size) of its files, and md5 of a ``.perseus`` file → the exercise
+    node made from it (the zip itself is not kept: its questions and images are).
+    """
+    known: dict[str, tuple[str, int]] = {}
+    exercises: dict[str, dict] = {}
+    for node in (manifest or {}).get("nodes", ()):
+        for f in node.get("files", ()):
+            md5 = f.get("md5")
+            if isinstance(md5, str) and HEX32.match(md5):
+                known[md5] = (f["sha256"], f["size"])
+        md5 = ((node.get("exercise") or {}).get("source") or {}).get("md5")
+        if isinstance(md5, str) and HEX32.match(md5):
+            exercises[md5] = node
+    return known, exercises
+
+
+def _reused_exercise(node: dict | None, session) -> tuple[dict, list[dict]] | None:
+    """An installed exercise node's (exercise, image files), if every image is still stored."""
+    if node is None:
+        return None
+    images = [f for f in node.get("files", ()) if f.get("role") == "image"]
+    if not all(session.has(f["sha256"], f["size"]) for f in images):
+        return None
+    return node["exercise"], images
+
+
+def _obtain(session, files, f: PlannedFile, known: dict, limits: Limits,
+            on_read: Callable[[int], None]) -> tuple[str, int] | str:
+    """(sha256, size) of a channel file, staged on its one read; or why it cannot be used.
+
+    A file this channel's installed version already holds is not read at all; one
+    that an interrupted run staged is found again; any other is copied into the
+    library's staging area while its md5 (its name) and SHA-256 are computed.
+    """
+    got = known.get(f.md5)
+    if got is not None and session.has(*got):
+        return got
+    key = f"kolibri-{f.md5}"
+    got = session.staged(key)
+    if got is not None:
+        return got
     try:
-        fd = _open_regular(path)
+        return session.stage(files.opener(f.md5, f.ext), key, expect={"md5": f.md5},
+                             limit=limits.max_blob_size, on_read=on_read)
     except FileNotFoundError:
         return "missing"
-    except (OSError, UnsafePack) as exc:
+    except BlobMismatch as exc:
+        return f"damaged ({exc.detail})"
+    except UnsafePack as exc:
+        return f"unreadable ({exc.message})"
+    except InvalidPack:  # the Kolibri server answered 404: it does not hold this file
+        return "missing"
+    except OSError as exc:
         return f"unreadable ({exc})"
-    h_md5, h_sha, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h_md5.update(view[:n])
-            h_sha.update(view[:n])
-            size += n
-    if h_md5.hexdigest() != md5:
-        return f"damaged (md5 is {h_md5.hexdigest()}, its name says {md5})"
-    return h_sha.hexdigest(), size
 
 
-def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
-            progress: Progress | None = None) -> KolibriSource:
-    """Read and check every file the plan needs; build the pack manifest."""
+def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limits = DEFAULT_LIMITS,
+            progress: Progress | None = None, installed: tuple[dict, dict] | None = None) -> KolibriSource:
+    """Stage every file the plan needs (one read each, md5 checked) and build the pack manifest.
+
+    ``session`` is the library's :class:`~passerelle.content.library.ImportSession`;
+    ``files`` where the channel's files are read (its export folder by default, or a
+    Kolibri server); ``installed`` what the installed version holds (:func:`installed_files`).
+    """
     channel = chosen.channel
+    files = files or LocalFiles(channel.storage)
+    known, installed_exercises = installed or ({}, {})
     report = Report(unavailable=Counter(chosen.unavailable), coach_only=chosen.coach_only)
     hashed: dict[str, tuple[str, int] | str] = {}
     blobs: dict[str, tuple[int, object]] = {}
     total = chosen.size
     done = 0
 
-    def fetch(f: PlannedFile, title: str) -> dict | None:
+    def on_read(n: int) -> None:
         nonlocal done
+        done += n
+        if progress:
+            progress(min(done, total), total, "copy")
+
+    def fetch_failed(f: PlannedFile, title: str, why: str) -> None:
+        line = f"{title}: {f.md5}.{f.ext} {why}"
+        if why == "missing":
+            if line not in report.missing:
+                report.missing.append(line)
+        elif line not in report.damaged:
+            report.damaged.append(line)
+
+    def fetch(f: PlannedFile, title: str) -> dict | None:
         if f.md5 not in hashed:
-            path = storage_path(channel.storage, f.md5, f.ext)
-            hashed[f.md5] = _hash(path, f.md5)
-            done += f.size
-            if progress:
-                progress(min(done, total), total, "verify")
+            hashed[f.md5] = _obtain(session, files, f, known, limits, on_read)
         got = hashed[f.md5]
         if isinstance(got, str):
-            line = f"{title}: {f.md5}.{f.ext} {got}"
-            if got == "missing":
-                if line not in report.missing:
-                    report.missing.append(line)
-            elif line not in report.damaged:
-                report.damaged.append(line)
+            fetch_failed(f, title, got)
             return None
         sha, size = got
-        blobs[sha] = (size, str(storage_path(channel.storage, f.md5, f.ext)))
+        blobs[sha] = (size, files.opener(f.md5, f.ext))
         entry = {"sha256": sha, "size": size, "mime": MIME.get(f.ext, "application/octet-stream"),
-                 "role": f.role}
+                 "role": f.role, "md5": f.md5}
         if f.lang:
             entry["lang"] = f.lang
         return entry
 
-    nodes: list[dict] = []
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    parts: list[bytes] = []       # each node's JSON as soon as it is made: a manifest's dicts are large
+    licenses: Counter = Counter()
     kept: set[str] = set()
-    for planned in chosen.nodes:
+    todo, chosen.nodes = chosen.nodes, []
+    for i in range(len(todo)):
+        planned, todo[i] = todo[i], None
         if planned.parent is not None and planned.parent not in kept:
             continue
         node = dict(planned.data)
@@ -723,55 +822,93 @@ def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
             sha = hashlib.sha256(text).hexdigest()
             blobs[sha] = (len(text), text)
             node_files.insert(0, {"sha256": sha, "size": len(text), "mime": "text/markdown", "role": "main"})
+        elif kind == "exercise" and planned.main is not None and (
+                reused := _reused_exercise(installed_exercises.get(planned.main.md5), session)):
+            # The same .perseus file as the installed version: its questions and images are
+            # taken as they are, and the file is not read (nor fetched) again.
+            exercise, images = reused
+            source = exercise["source"]
+            report.questions_total += source["total"]
+            report.questions_playable += source["playable"]
+            report.skipped_widgets.update(source["skipped"])
+            lost = source["total"] - source["playable"] - sum(source["skipped"].values())
+            if lost > 0:
+                report.skipped_widgets["too many images"] += lost
+            own = source.get("mastery") or exercise["mastery"]
+            node["exercise"] = {**exercise, "mastery": mastery_of(planned.mastery) if planned.mastery else own,
+                                "randomize": source.get("randomize", False) or node.get("randomize", False)}
+            node_files.extend(images)
+        elif kind == "exercise" and planned.main is not None:
+            # From a disk, a .perseus zip is read into memory, not staged: it is not kept (its
+            # questions and images are), and a staged copy would be written and deleted for
+            # nothing. From a server it is staged, so that a resumed import does not fetch it again.
+            if getattr(files, "local", False):
+                data = _read_small(files, planned.main)
+            else:
+                staged = fetch(planned.main, title)
+                data = "" if staged is None else session.path(staged["sha256"]).read_bytes()
+            if isinstance(data, str):
+                if data:
+                    fetch_failed(planned.main, title, data)
+                continue
+            try:
+                ex = read_exercise(io.BytesIO(data), f"{planned.main.md5}.perseus", limits)
+            except InvalidPack as exc:  # UnsafePack included
+                report.refused.append(f"{title}: {exc.message}")
+                continue
+            report.questions_total += ex.total
+            report.questions_playable += ex.playable
+            report.skipped_widgets.update(ex.skipped)
+            if not ex.questions:
+                report.hidden_exercises += 1
+                continue
+            questions, images = _fit_images(ex, limits.max_files_per_node - len(node_files))
+            if len(questions) < ex.playable:
+                report.skipped_widgets["too many images"] += ex.playable - len(questions)
+                report.questions_playable -= ex.playable - len(questions)
+            if not questions:
+                report.hidden_exercises += 1
+                continue
+            mastery = mastery_of(planned.mastery) if planned.mastery else ex.mastery
+            node["exercise"] = {"mastery": mastery, "randomize": ex.randomize or node.get("randomize", False),
+                                "questions": questions,
+                                "source": {"total": ex.total, "playable": len(questions),
+                                           "skipped": dict(ex.skipped), "md5": planned.main.md5,
+                                           "mastery": ex.mastery, "randomize": ex.randomize}}
+            for member in images:
+                sha, size, mime = ex.images[member]
+                if not session.has(sha, size) and session.fresh.get(sha) != size:
+                    session.stage(_member_opener(data, member), f"img-{sha}")
+                blobs[sha] = (size, None)  # staged just now (or stored): never opened again
+                node_files.append({"sha256": sha, "size": size, "mime": mime, "role": "image"})
+            del data
         elif planned.main is not None:
             main = fetch(planned.main, title)
             if main is None:
                 continue
-            path = storage_path(channel.storage, planned.main.md5, planned.main.ext)
+            path = session.path(main["sha256"])  # the staged (or stored) copy: read locally
             if kind == "html5":
                 why = _html5_problem(path, limits)
                 if why:
                     report.refused.append(f"{title}: {why}")
                     continue
-            if kind == "exercise":
-                try:
-                    ex = read_exercise(str(path), f"{planned.main.md5}.perseus", limits)
-                except InvalidPack as exc:  # UnsafePack included
-                    report.refused.append(f"{title}: {exc.message}")
+            if planned.main.ext == "epub":
+                spine = epub_spine(path, limits)
+                if isinstance(spine, str):
+                    report.refused.append(f"{title}: {spine}")
                     continue
-                report.questions_total += ex.total
-                report.questions_playable += ex.playable
-                report.skipped_widgets.update(ex.skipped)
-                if not ex.questions:
-                    report.hidden_exercises += 1
-                    continue
-                questions, images = _fit_images(ex, limits.max_files_per_node - len(node_files))
-                if len(questions) < ex.playable:
-                    report.skipped_widgets["too many images"] += ex.playable - len(questions)
-                    report.questions_playable -= ex.playable - len(questions)
-                if not questions:
-                    report.hidden_exercises += 1
-                    continue
-                mastery = mastery_of(planned.mastery) if planned.mastery else ex.mastery
-                node["exercise"] = {"mastery": mastery, "randomize": ex.randomize or node.get("randomize", False),
-                                    "questions": questions,
-                                    "source": {"total": ex.total, "playable": len(questions),
-                                               "skipped": dict(ex.skipped)}}
-                for member in images:
-                    sha, size, mime = ex.images[member]
-                    blobs[sha] = (size, (str(path), member))
-                    node_files.append({"sha256": sha, "size": size, "mime": mime, "role": "image"})
-            else:
-                node_files.insert(0, main)
+                node["epub"] = {"spine": spine}
+            node_files.insert(0, main)
         node.pop("randomize", None)
         node["kind"] = kind
-        node["order"] = len(nodes)
+        node["order"] = len(parts)
         node["files"] = _dedupe(node_files)[: limits.max_files_per_node]
-        nodes.append(node)
+        if node["kolibri"].get("license"):
+            licenses[node["kolibri"]["license"]] += 1
+        parts.append(encode(node).encode())
         kept.add(node["id"])
     created = _rfc3339(channel.last_updated)
-    licenses = Counter(n["kolibri"].get("license") for n in nodes if n["kolibri"].get("license"))
-    manifest = {
+    head = {
         "format": 1, "id": channel.pack_id, "version": max(1, channel.version),
         "title": channel.name[:500], "description": channel.description[:20000],
         "language": channel.language if channel.language != "und" else "und",
@@ -780,9 +917,21 @@ def convert(db: ChannelDatabase, chosen: Plan, limits: Limits = DEFAULT_LIMITS,
         "source": "kolibri",
         "kolibri": {"channel_id": channel.id, "version": channel.version, "topics": chosen.topics,
                     "thumbnail": channel.thumbnail if len(channel.thumbnail) < 200_000 else ""},
-        "nodes": nodes,
+        "nodes": [],
     }
-    return KolibriSource(manifest, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
+    # The same bytes as encoding the whole manifest at once, without ever holding it whole.
+    start = encode(head).encode()
+    assert start.endswith(b"[]}")
+    pieces = [start[:-2]]
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(b",")
+        pieces.append(part)
+    pieces.append(b"]}")
+    del parts
+    data = b"".join(pieces)  # one copy, not one per concatenation
+    del pieces
+    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
@@ -821,6 +970,54 @@ def _html5_problem(path: Path, limits: Limits) -> str | None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return f"not a valid zip ({exc})"
     return f"unsafe zip: {problems[0]}" if problems else None
+
+
+def epub_spine(path, limits: Limits) -> list[str] | str:
+    """The reading order of an EPUB (its chapters' paths in the zip), or why it cannot be shown.
+
+    The zip is checked like an html5 app (it is served member by member the same way);
+    ``META-INF/container.xml`` names the package file, whose spine lists the chapters.
+    """
+    import posixpath
+    import xml.etree.ElementTree as ET
+    from urllib.parse import unquote
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            problems = [p for p in scan_zip(zf, limits, "", limits.html5_max_members, limits.html5_max_total)
+                        if p.severity == "error"]
+            if problems:
+                return f"unsafe zip: {problems[0]}"
+            names = set(zf.namelist())
+
+            def xml(name: str):
+                info = zf.getinfo(name)
+                if info.file_size > 4 * 1024 * 1024:
+                    raise ValueError(f"{name} is too large")
+                return ET.fromstring(zf.read(info))
+
+            if "META-INF/container.xml" not in names:
+                return "not an EPUB (no META-INF/container.xml)"
+            rootfile = next((e.get("full-path") for e in xml("META-INF/container.xml").iter()
+                             if e.tag.endswith("rootfile") and e.get("full-path")), None)
+            if not rootfile or rootfile not in names:
+                return "not an EPUB (its package file is missing)"
+            package = xml(rootfile)
+            base = posixpath.dirname(rootfile)
+            hrefs = {}
+            for e in package.iter():
+                if e.tag.endswith("}item") or e.tag == "item":
+                    if "html" in (e.get("media-type") or "") and e.get("id") and e.get("href"):
+                        hrefs[e.get("id")] = posixpath.normpath(posixpath.join(base, unquote(e.get("href"))))
+            spine = []
+            for e in package.iter():
+                if (e.tag.endswith("}itemref") or e.tag == "itemref") and e.get("idref") in hrefs:
+                    member = hrefs[e.get("idref")]
+                    if unsafe_member_name(member) is None and member in names and member not in spine:
+                        spine.append(member)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, ET.ParseError) as exc:
+        return f"not a readable EPUB ({exc})"
+    return spine[:2000] if spine else "not an EPUB (no chapter in its spine)"
 
 
 def _rfc3339(text: str) -> str:
@@ -863,7 +1060,7 @@ class ChannelImport:
 
 def import_channel(library, root: str | os.PathLike, channel_id: str, topics: Iterable[str] | None = None, *,
                    video: str = "low", dry_run: bool = False, force: bool = False,
-                   progress: Progress | None = None) -> ChannelImport:
+                   progress: Progress | None = None, files=None) -> ChannelImport:
     """Import one channel (or some of its topics) from an export folder into ``library``.
 
     A dry run reads only the database: the size, the kinds and the nodes that would be
@@ -888,9 +1085,33 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
             new_ids = [n.id for n in chosen.nodes]
             return ChannelImport(chosen, None, None, [i for i in new_ids if i not in old_ids],
                                  sorted(old_ids - set(new_ids)))
-        source = convert(db, chosen, library.limits, progress)
+        holder = [installed]
+        installed = None
+        return _install(library, db, chosen, holder, files, force, progress)
+
+
+def _install(library, db: ChannelDatabase, chosen: Plan, holder: list, files, force: bool,
+             progress: Progress | None) -> ChannelImport:
+    """Stage, convert and import under one hold of the library lock (each file read once).
+
+    ``holder`` holds the installed manifest (or None), so that it can be let go before the import.
+    """
+    installed = holder.pop()
+    with library.session() as session:
+        known, exercises = installed_files(installed)
+        to_read = {}
+        for node in chosen.nodes:
+            for f in node.files + ([node.main] if node.main else []):
+                if not (f.md5 in known and session.has(*known[f.md5])) and f.md5 not in exercises:
+                    to_read[f.md5] = f.size
+        session.reserve(sum(to_read.values()))
+        before = None if installed is None else json.dumps(installed, ensure_ascii=False,
+                                                           separators=(",", ":")).encode()
+        installed = None  # noqa: F841 - a big channel's manifest is large: not kept through the import
+        source = convert(db, chosen, session, files, library.limits, progress, (known, exercises))
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
-        changed = installed is not None and installed != source.manifest
-        result = library.import_pack(source, force=force or changed, progress=progress)
+        changed = before is not None and before != source.manifest_bytes()
+        before = None
+        result = session.import_pack(source, force=force or changed, progress=progress)
     return ChannelImport(chosen, source.report, result)

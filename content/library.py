@@ -32,12 +32,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from typing import Any, BinaryIO
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import media
 from .errors import (
     BlobMismatch,
     ContentError,
@@ -62,12 +64,13 @@ from .manifest import (
     DEFAULT_LIMITS,
     Limits,
     blob_table,
-    html5_blobs,
     parse_manifest,
+    served_zips,
     validate_manifest,
 )
 from .packio import (
     CHUNK,
+    SHA_RE,
     PackSource,
     open_source,
     scan_zip,
@@ -275,11 +278,15 @@ class Library:
     # -- paths and low-level helpers --
 
     def blob_path(self, sha256: str) -> Path:
-        return self.storage / sha256[:2] / sha256[2:4] / sha256
+        return Path(self._blob_name(sha256))
+
+    def _blob_name(self, sha256: str) -> str:
+        # A string, not three Path joins: imports of tens of thousands of blobs call this a lot.
+        return os.path.join(self.storage, sha256[:2], sha256[2:4], sha256)
 
     def _has_blob(self, sha256: str, size: int) -> bool:
         try:
-            return os.stat(self.blob_path(sha256)).st_size == size
+            return os.stat(self._blob_name(sha256)).st_size == size
         except FileNotFoundError:
             return False
 
@@ -317,7 +324,8 @@ class Library:
         if not self.staging.is_dir():
             return
         for entry in os.scandir(self.staging):
-            if entry.name.endswith(".part") or entry.name not in keep:
+            # "keys" names what an interrupted conversion staged (see ImportSession).
+            if entry.name.endswith(".part") or (entry.name not in keep and entry.name != "keys"):
                 _remove(Path(entry.path))
 
     def _wipe_staging(self) -> None:
@@ -408,6 +416,16 @@ class Library:
         finally:
             src.close()
 
+    @contextmanager
+    def session(self) -> Iterator[ImportSession]:
+        """The library lock, held while a converter stages blobs and then imports (see :class:`ImportSession`)."""
+        with self._lock():
+            session = ImportSession(self)
+            try:
+                yield session
+            finally:
+                session.close()
+
     def _read_manifest(self, src: PackSource) -> tuple[bytes, dict]:
         data = src.manifest_bytes()
         manifest, problems = parse_manifest(data, self.limits)
@@ -417,7 +435,8 @@ class Library:
             raise InvalidPack(problems, f"{src.description}: invalid pack")
         return data, manifest
 
-    def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None) -> ImportResult:
+    def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None,
+                session: ImportSession | None = None) -> ImportResult:
         data, manifest = self._read_manifest(src)
         signer = verify_signature(data, src.signature_bytes(), self.trusted_keys, self.require_signature)
         pack_id, version = manifest["id"], manifest["version"]
@@ -426,7 +445,7 @@ class Library:
         if dry_run:
             with self._db() as db:
                 return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True)
-        with self._lock():
+        with nullcontext() if session is not None else self._lock():
             with self._db() as db:
                 result = self._decide(db, manifest, manifest_sha, blobs, force, signer)
                 if result.status == "already installed":
@@ -434,10 +453,13 @@ class Library:
                 old_blobs = {r[0] for r in db.execute(
                     "SELECT DISTINCT sha256 FROM content_node_files WHERE pack_id = ?", [pack_id])}
             missing = {sha: size for sha, size in blobs.items() if not self._has_blob(sha, size)}
-            self._clean_work(keep=set(missing))
+            # What a session staged stays until the end: a converter may still read it
+            # (a Kolibri exercise's images come out of its staged zip).
+            self._clean_work(keep=set(missing) | (set(session.fresh) if session is not None else set()))
             try:
                 self._preflight(src, missing)
-                staged = self._stage(src, manifest, missing, result, progress)
+                staged = self._stage(src, manifest, missing, result, progress,
+                                     session.fresh if session is not None else {})
                 self._move_into_storage(staged)
                 self._commit(manifest, data, src.signature_bytes(), signer, blobs, progress)
             except _WIPE_ON:
@@ -451,6 +473,9 @@ class Library:
                 raise
             self._wipe_staging()
             result.blobs_removed = self._gc(old_blobs - set(blobs))
+        # A big pack's manifest is large: let it go before the listeners (the search
+        # index) read the pack again from the catalogue.
+        data = manifest = blobs = missing = None  # noqa: F841
         self._notify("pack_installed", pack_id, version)
         return result
 
@@ -507,9 +532,9 @@ class Library:
             raise NotEnoughSpace(needed, free, str(self.storage))
 
     def _stage(self, src: PackSource, manifest: dict, missing: dict[str, int], result: ImportResult,
-               progress: Progress | None) -> list[str]:
+               progress: Progress | None, fresh: dict[str, int]) -> list[str]:
         self.staging.mkdir(parents=True, exist_ok=True)
-        html5 = html5_blobs(manifest)
+        html5 = served_zips(manifest)  # sha → the entry the zip must have
         total = sum(missing.values())
         done = 0
         buf = bytearray(CHUNK)
@@ -520,6 +545,13 @@ class Library:
         for sha in sorted(missing):
             size = missing[sha]
             final = self.staging / sha
+            if fresh.get(sha) == size and final.exists():
+                # Staged and hashed by this session a moment ago, under the same lock.
+                if sha in html5:
+                    self._check_html5(final, sha, html5[sha])
+                done += size
+                staged.append(sha)
+                continue
             if final.exists() and final.stat().st_size == size and _file_sha256(final) == sha:
                 # Left by an interrupted run. Rehashed because it was never fsynced:
                 # after a power cut its name may exist with garbage in it.
@@ -547,7 +579,7 @@ class Library:
             if h.hexdigest() != sha:
                 raise BlobMismatch(sha, f"content does not match its SHA-256 (got {h.hexdigest()[:16]}…)")
             if sha in html5:
-                self._check_html5(part, sha)
+                self._check_html5(part, sha, html5[sha])
             os.replace(part, final)
             staged.append(sha)
         # One sync for the whole batch instead of an fsync per blob: with thousands of
@@ -556,14 +588,14 @@ class Library:
         os.sync()
         return staged
 
-    def _check_html5(self, path: Path, sha: str) -> None:
+    def _check_html5(self, path: Path, sha: str, entry: str = "index.html") -> None:
         label = f"files/{sha} (html5 app): "
         try:
             with zipfile.ZipFile(path) as zf:
                 problems = scan_zip(zf, self.limits, label, self.limits.html5_max_members,
                                     self.limits.html5_max_total)
-                if "index.html" not in zf.namelist():
-                    problems.append(Problem(label.rstrip(": "), "no index.html at the root of the app"))
+                if entry not in zf.namelist():
+                    problems.append(Problem(label.rstrip(": "), f"no {entry} in the zip"))
         except zipfile.BadZipFile as exc:
             raise InvalidPack([Problem(f"files/{sha}", f"html5 app is not a valid zip ({exc})")]) from None
         errors = [p for p in problems if p.severity == "error"]
@@ -571,38 +603,39 @@ class Library:
             raise UnsafePack(errors, "unsafe html5 app refused")
 
     def _move_into_storage(self, staged: list[str]) -> None:
-        dirs: set[Path] = set()
+        dirs: set[str] = set()
+        staging = os.fspath(self.staging)
         for sha in staged:
-            dest = self.blob_path(sha)
-            if not dest.parent.is_dir():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dirs.add(dest.parent.parent)
-                dirs.add(self.storage)
-            os.replace(self.staging / sha, dest)
-            dirs.add(dest.parent)
+            dest = self._blob_name(sha)
+            parent = os.path.dirname(dest)
+            if parent not in dirs and not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+                dirs.add(os.path.dirname(parent))
+                dirs.add(os.fspath(self.storage))
+            os.replace(os.path.join(staging, sha), dest)
+            dirs.add(parent)
         # Make the renames durable before the catalog can point at them: one sync
         # rather than an fsync per directory (a pack touches thousands of ab/cd/).
         if len(dirs) > 16:
             os.sync()
         else:
             for d in dirs:
-                _fsync_dir(d)
+                _fsync_dir(Path(d))
 
     def _commit(self, manifest: dict, data: bytes, signature: bytes | None, signer: str | None,
                 blobs: dict[str, int], progress: Progress | None) -> None:
         pack_id = manifest["id"]
         now = _now()
         nodes = manifest["nodes"]
-        node_rows = []
-        file_rows = []
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        for position, node in enumerate(nodes):
-            node_rows.append((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
-                              node.get("language"), position, node.get("order"),
-                              encode(node)))
-            for j, f in enumerate(node.get("files", ())):
-                file_rows.append((pack_id, node["id"], j, f["sha256"], f["size"], f["mime"], f["role"],
-                                  f.get("lang")))
+        # Rows are made as SQLite takes them: a big pack's rows, all at once, are large.
+        node_rows = ((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
+                      node.get("language"), position, node.get("order"), encode(node))
+                     for position, node in enumerate(nodes))
+        # The catalog keeps the normalised type: what the box serves is decided from it.
+        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]), f["role"],
+                      f.get("lang"))
+                     for node in nodes for j, f in enumerate(node.get("files", ())))
         with self._db() as db:
             conn: sqlite3.Connection = db.conn
             with db.atomic():
@@ -775,6 +808,156 @@ class Library:
                 log.exception("content listener %r failed on %s%r", listener, event, args)
 
 
+class ImportSession:
+    """Blobs staged on their first read, then one import that takes them as they are.
+
+    For sources whose files are not named by SHA-256 (a Kolibri channel names them
+    by md5): reading every file once to learn its SHA-256 for the manifest, then
+    again to copy it, read a channel twice. :meth:`stage` copies a stream into the
+    staging area while computing SHA-256 and the source's own hash; the converter
+    builds the manifest from what it staged; :meth:`import_pack` then installs it
+    without reading those blobs again: the library lock is held from the first
+    staged byte to the catalogue swap, so nothing else can have touched them.
+
+    A run killed half-way leaves its staged blobs and a ``keys`` index (the
+    source's name for each); :meth:`staged` finds them again and re-hashes them,
+    as the library does for any staged blob, because they were never synced.
+    A half-copied ``<key>.part`` is continued from its end (HTTP ``Range``).
+    """
+
+    KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
+
+    def __init__(self, library: Library):
+        self.library = library
+        self.fresh: dict[str, int] = {}       # sha256 → size, staged and hashed under this lock
+        self._keys: dict[str, tuple[str, int]] | None = None
+        self._keys_file = None
+        self._made = False
+
+    def has(self, sha256: str, size: int) -> bool:
+        """Already in storage (nothing to read)."""
+        return self.library._has_blob(sha256, size)
+
+    def reserve(self, size: int) -> None:
+        """Refuse, before anything is copied, a conversion that will not fit (``size`` bytes to stage)."""
+        free = shutil.disk_usage(self.library.work).free
+        if size + self.library.space_margin > free:
+            raise NotEnoughSpace(size + self.library.space_margin, free, str(self.library.storage))
+
+    def path(self, sha256: str) -> Path:
+        """Where a blob can be read during the session: staged by it, else in storage."""
+        return self.library.staging / sha256 if sha256 in self.fresh else self.library.blob_path(sha256)
+
+    def _index(self) -> dict[str, tuple[str, int]]:
+        if self._keys is None:
+            self._keys = {}
+            try:
+                text = (self.library.staging / "keys").read_text(errors="replace")
+            except FileNotFoundError:
+                text = ""
+            for line in text.splitlines():
+                parts = line.split(" ")
+                if len(parts) == 3 and SHA_RE.match(parts[1]) and parts[2].isdigit():
+                    self._keys[parts[0]] = (parts[1], int(parts[2]))
+        return self._keys
+
+    def staged(self, key: str) -> tuple[str, int] | None:
+        """(sha256, size) of a blob an interrupted run staged under ``key``, re-hashed; else None."""
+        found = self._index().get(key)
+        if found is None:
+            return None
+        sha, size = found
+        final = self.library.staging / sha
+        if self.fresh.get(sha) == size:
+            return found
+        try:
+            if final.stat().st_size != size or _file_sha256(final) != sha:
+                return None
+        except FileNotFoundError:
+            return None
+        self.fresh[sha] = size
+        return found
+
+    def stage(self, open_at: Callable[[int], BinaryIO], key: str, *, expect: dict[str, str] | None = None,
+              limit: int | None = None, on_read: Callable[[int], None] | None = None) -> tuple[str, int]:
+        """Copy a stream into staging while hashing it; return its (sha256, size).
+
+        ``open_at(offset)`` opens the source at ``offset``: the ``<key>.part`` of an
+        interrupted call is re-hashed and continued, not fetched again. ``expect``
+        maps other hash names (``md5``) to the digest the content must have; a
+        mismatch deletes the copy and raises :class:`BlobMismatch`.
+        """
+        if not self.KEY.match(key):
+            raise ValueError(f"unusable staging key {key!r}")
+        lib = self.library
+        if not self._made:
+            lib.staging.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        part = lib.staging / f"{key}.part"
+        hashers = {"sha256": hashlib.sha256()}
+        for name in expect or {}:
+            hashers[name] = hashlib.new(name, usedforsecurity=False)
+        limit = lib.limits.max_blob_size if limit is None else limit
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        size = 0
+        if part.exists():
+            with open(part, "rb") as f:
+                while n := f.readinto(buf):
+                    for h in hashers.values():
+                        h.update(view[:n])
+                    size += n
+        try:
+            with open_at(size) as stream, open(part, "ab") as out:
+                while n := stream.readinto(buf):
+                    size += n
+                    if size > limit:
+                        out.close()
+                        _remove(part)
+                        raise BlobMismatch(key, f"larger than the limit of {limit} bytes")
+                    for h in hashers.values():
+                        h.update(view[:n])
+                    out.write(view[:n])
+                    if on_read:
+                        on_read(n)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                _remove(part)
+                raise NotEnoughSpace(size + lib.space_margin, shutil.disk_usage(lib.work).free,
+                                     str(lib.storage)) from None
+            raise
+        digests = {name: h.hexdigest() for name, h in hashers.items()}
+        for name, want in (expect or {}).items():
+            if digests[name] != want:
+                _remove(part)
+                raise BlobMismatch(digests["sha256"], f"{name} is {digests[name]}, its name says {want}")
+        sha = digests["sha256"]
+        os.replace(part, lib.staging / sha)
+        self.fresh[sha] = size
+        self._index()[key] = (sha, size)
+        if self._keys_file is None:
+            self._keys_file = open(lib.staging / "keys", "a")  # noqa: SIM115 - closed by close()
+        self._keys_file.write(f"{key} {sha} {size}\n")
+        self._keys_file.flush()  # a kill -9 loses no line (a power cut may: the blob is then read again)
+        return sha, size
+
+    def close(self) -> None:
+        if self._keys_file is not None:
+            self._keys_file.close()
+            self._keys_file = None
+
+    def import_pack(self, source: PackSource, *, force: bool = False,
+                    progress: Progress | None = None) -> ImportResult:
+        """Import a pack whose blobs this session staged (any others are copied as usual)."""
+        src = open_source(source, self.library.limits)
+        self.close()  # the import may wipe staging, "keys" included
+        try:
+            return self.library._import(src, force, False, progress, session=self)
+        finally:
+            src.close()
+            self.fresh.clear()  # staging is wiped or cleaned by the import
+
+
 class _Member:
     """A member stream of an html5 zip that closes the zip and the blob with it."""
 
@@ -820,6 +1003,7 @@ __all__ = [
     "ContentError",
     "Diff",
     "ImportResult",
+    "ImportSession",
     "Library",
     "PackInfo",
     "SourceUnavailable",

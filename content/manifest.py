@@ -12,17 +12,28 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from . import media
 from ._schema import compile_schema
 from .errors import Problem
 from .exercise import ExpressionError, expression_names
 
 FORMAT = 1
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
-# The main file's MIME type each kind must have (None: any).
+# The (normalised) MIME types each kind's main file may have.
 MAIN_MIME = {
     "article": ("text/markdown",),
-    "document": ("application/pdf",),
+    "document": ("application/pdf", "application/epub+zip"),
     "html5": ("application/zip",),
+    "video": tuple(sorted(media.VIDEO)),
+    "audio": tuple(sorted(media.AUDIO)),
+}
+# The (normalised) MIME types each other role may have.
+ROLE_MIME = {
+    "subtitles": ("text/vtt",),
+    "transcript": tuple(sorted(media.TEXT)),
+    "thumbnail": tuple(sorted(media.PICTURES)),
+    "poster": tuple(sorted(media.PICTURES)),
+    "image": tuple(sorted(media.PICTURES)),
 }
 SHA256_IMAGE_LINK = r"sha256:([0-9a-f]{64})"
 
@@ -196,15 +207,15 @@ def _check_node(node: dict, where: str, limits: Limits, blob_sizes: dict) -> lis
                                         f"declared for the same sha256 at {seen[1]}"))
         if f.get("role") == "main":
             mains.append((j, f))
-        if f.get("role") == "subtitles" and f.get("mime") not in (None, "text/vtt"):
-            problems.append(Problem(f"{where}.files[{j}].mime", "subtitles must be text/vtt (WebVTT)"))
+        problems.extend(_check_mime(f, f"{where}.files[{j}].mime"))
     if kind == "topic":
         if mains:
             problems.append(Problem(f"{where}.files", "a topic has no main file"))
     elif kind in KINDS and kind != "exercise":
         if len(mains) != 1:
             problems.append(Problem(f"{where}.files", f"a {kind} needs exactly one file with role main, found {len(mains)}"))
-        elif kind in MAIN_MIME and mains[0][1].get("mime") not in MAIN_MIME[kind]:
+        elif (kind in MAIN_MIME and media.allowed(mains[0][1].get("mime"))
+              and media.normalise(mains[0][1].get("mime")) not in MAIN_MIME[kind]):
             problems.append(Problem(f"{where}.files[{mains[0][0]}].mime",
                                     f"a {kind}'s main file must be {' or '.join(MAIN_MIME[kind])}"))
     if kind in ("video", "audio") and "duration" not in node:
@@ -215,6 +226,30 @@ def _check_node(node: dict, where: str, limits: Limits, blob_sizes: dict) -> lis
         else:
             problems.extend(_check_exercise(node["exercise"], f"{where}.exercise"))
     return problems
+
+
+def _check_mime(f: dict, where: str) -> list[Problem]:
+    """A file's type must be one the box knows how to serve safely (``media.ALLOWED``).
+
+    Parameters and case do not matter (``text/markdown; charset=utf-8`` is fine);
+    anything that a browser could run as a page or a script is refused here, and
+    would be served only as a download if it were in the catalog anyway.
+    """
+    declared = f.get("mime")
+    if not isinstance(declared, str):
+        return []  # the schema reports it
+    mime = media.normalise(declared)
+    if mime not in media.ALLOWED:
+        return [Problem(where, f"{declared!r} is not a type a pack may carry "
+                               f"(images, audio, video, PDF, WebVTT, text, Markdown, html5 zips, EPUB)")]
+    wanted = ROLE_MIME.get(f.get("role"))
+    if wanted and mime not in wanted:
+        return [Problem(where, f"a {f.get('role')} file must be {' or '.join(wanted)}, not {declared!r}")]
+    if mime == media.ZIP and f.get("role") != "main":
+        return [Problem(where, "a zip is only allowed as the main file of an html5 node")]
+    if mime == media.EPUB and f.get("role") != "main":
+        return [Problem(where, "an EPUB is only allowed as the main file of a document node")]
+    return []
 
 
 def _check_exercise(ex: dict, where: str) -> list[Problem]:
@@ -264,6 +299,22 @@ def blob_table(manifest: dict) -> dict[str, int]:
     for node in manifest["nodes"]:
         for f in node.get("files", ()):
             out[f["sha256"]] = f["size"]
+    return out
+
+
+EPUB = media.EPUB
+
+
+def served_zips(manifest: dict) -> dict[str, str]:
+    """Zips the box serves member by member (html5 apps, EPUB books) → the entry each must have.
+
+    Each is scanned as a hostile zip before it is stored, as html5 apps always were."""
+    out = {sha: "index.html" for sha in html5_blobs(manifest)}
+    for n in manifest["nodes"]:
+        if n.get("kind") == "document":
+            for f in n.get("files", ()):
+                if f.get("role") == "main" and f.get("mime") == EPUB:
+                    out[f["sha256"]] = "META-INF/container.xml"
     return out
 
 

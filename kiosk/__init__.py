@@ -70,15 +70,77 @@ def static_file(digest: str, filename: str):
 
 
 def init_app(app: Flask) -> None:
-    # The view modules register their routes on `bp` when imported.
-    from passerelle.kiosk import bookmarks, learn, pages, practice  # noqa: F401
-    from passerelle.kiosk.manage import classes as manage  # noqa: F401
-    from passerelle.kiosk.manage import (
-        material,  # noqa: F401
-        people,  # noqa: F401
-        reports,  # noqa: F401
+    # The view modules register their routes on `bp` when imported: the learners' pages,
+    # then the staff pages (kiosk/manage/).
+    from passerelle.kiosk import (  # noqa: F401
+        bookmarks,
+        learn,
+        pages,
+        pending,
+        practice,
+        signin,
+        zim_pages,
     )
-    from passerelle.kiosk.manage import sync as sync_pages  # noqa: F401
+    from passerelle.kiosk.manage import backups, classes, material, reports, sync  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url
+    app.jinja_env.globals["format_date"] = format_date
+    app.jinja_env.globals["format_datetime"] = format_datetime
+    app.jinja_env.globals["format_size"] = format_size
+
+
+def format_size(size: int | None) -> str:
+    """A file size in the page language's words and digits (Babel): "4,2 Mo", never "0.0 MB"."""
+    from babel.units import format_unit
+    from flask_babel import get_locale
+
+    size = max(0, int(size or 0))
+    for unit, scale in (("gigabyte", 1e9), ("megabyte", 1e6), ("kilobyte", 1e3)):
+        if size >= scale:
+            value = size / scale
+            return format_unit(round(value, 1) if value < 100 else round(value), f"digital-{unit}",
+                               length="short", locale=get_locale())
+    return format_unit(size, "digital-byte", length="short", locale=get_locale())
+
+
+def size_units() -> dict[str, str]:
+    """What :func:`format_size` writes for each unit, with ``{n}`` for the number: the page's
+    script fills in a size it adds up (the topic picker) in the same words and digits."""
+    from babel.numbers import format_decimal
+    from babel.units import format_unit
+    from flask_babel import get_locale
+
+    out = {}
+    for unit in ("gigabyte", "megabyte", "kilobyte", "byte"):
+        text = format_unit(7.5, f"digital-{unit}", length="short", locale=get_locale())
+        out[unit] = text.replace(format_decimal(7.5, locale=get_locale()), "{n}")
+    return out
+
+
+def _as_datetime(value):
+    """A stored ISO text ("2026-11-22", "2026-11-22T13:00:00Z") as a date or a datetime."""
+    from datetime import date, datetime
+
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value \
+            else date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def format_date(value, format: str = "medium") -> str:
+    """A date in the page language's own format (Babel's CLDR data), never ISO or US order."""
+    import flask_babel
+
+    when = _as_datetime(value)
+    return "" if when is None else flask_babel.format_date(when, format)
+
+
+def format_datetime(value, format: str = "medium") -> str:
+    import flask_babel
+
+    when = _as_datetime(value)
+    return "" if when is None else flask_babel.format_datetime(when, format)

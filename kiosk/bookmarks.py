@@ -6,7 +6,7 @@ from flask import abort, redirect, url_for
 from passerelle.kiosk import bp
 from passerelle.server.db import get_db
 from passerelle.server.learning import bookmarks
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.web.auth import allow, current_user
 
 
@@ -16,7 +16,7 @@ from passerelle.server.web.auth import allow, current_user
 def bookmark(pack_id: str, node_id: str):
     """Bookmark a resource, or remove its bookmark (a plain form: works without JavaScript)."""
     db = get_db()
-    if cw.node(db, pack_id, node_id) is None:
+    if catalogue.node(db, pack_id, node_id) is None:
         abort(404)
     bookmarks.toggle(db, current_user()["uuid"], pack_id, node_id)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=node_id))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
-from passerelle.kiosk import bp, labels  # noqa: F401 - labels registers the `label` template global
+from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import bookmarks, lessons, progress
-from passerelle.server.packs import pdfpages
+from passerelle.server.packs import catalogue, pdfpages
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
 
@@ -30,7 +30,52 @@ def record_start(db, pack_id: str, node_id: str) -> None:
     """Opening a resource starts it, once: the event id makes a second opening a repeat."""
     who = learner()
     if who is not None:
-        progress.start(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():  # reading goes on when the disk is full
+            progress.start(db, who["uuid"], pack_id, node_id)
+
+
+def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict | None:
+    """Where a resource stands among the ones a learner goes through with it: the items of
+    the assigned lesson they came from (``?lesson=``), else the resources of its topic.
+
+    ``{"items", "index", "position", "count", "previous", "next", "back", "back_label",
+    "lesson"}``, where previous/next are ``{"title", "kind", "url", "language"}`` or None;
+    None when the resource is in no sequence."""
+    who = learner()
+    items, lesson, back, back_is_lesson = None, None, None, False
+    if lesson_uuid and who is not None:
+        for a in lessons.assigned_to(db, who["uuid"]):
+            if a["lesson"].get("uuid") == lesson_uuid:
+                items = [{"pack_id": i["pack_id"], "node_id": i["node_id"], "title": i["title"],
+                          "kind": i["kind"], "language": i.get("language")} for i in a["items"]]
+                lesson, back, back_is_lesson = a["lesson"], url_for("kiosk.home") + "#assigned-title", True
+                break
+    if items is None or not any(i["pack_id"] == pack_id and i["node_id"] == found["id"]
+                                for i in items):
+        lesson, back_is_lesson = None, False
+        parent = found.get("parent")
+        if not parent:
+            return None
+        items = [{"pack_id": pack_id, "node_id": c["id"], "title": c.get("title", ""),
+                  "kind": c["kind"], "language": c.get("language") or found.get("language")}
+                 for c in catalogue.children(db, pack_id, parent) if c["kind"] != "topic"]
+        back = url_for("kiosk.learn", pack_id=pack_id, node_id=parent)
+    index = next((n for n, i in enumerate(items)
+                  if i["pack_id"] == pack_id and i["node_id"] == found["id"]), None)
+    if index is None:
+        return None
+
+    def link(n: int) -> dict | None:
+        if not 0 <= n < len(items):
+            return None
+        item = items[n]
+        url = url_for("kiosk.learn", pack_id=item["pack_id"], node_id=item["node_id"],
+                      lesson=lesson["uuid"] if lesson else None)
+        return {**item, "url": url}
+
+    return {"items": items, "index": index, "position": index + 1, "count": len(items),
+            "previous": link(index - 1), "next": link(index + 1), "back": back,
+            "back_is_lesson": back_is_lesson, "lesson": lesson}
 
 
 @bp.get("/")
@@ -38,7 +83,7 @@ def record_start(db, pack_id: str, node_id: str) -> None:
 def home():
     db = get_db()
     lang = str(get_locale())
-    packs = sorted(cw.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
+    packs = sorted(catalogue.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
     resume, marked, assigned = [], [], []
     who = learner()
     if who is not None:
@@ -52,7 +97,7 @@ def home():
 @bp.get("/learn/<pack_id>")
 @allow(ANYONE)
 def pack_home(pack_id: str):
-    pack = next((p for p in cw.packs(get_db()) if p["id"] == pack_id), None)
+    pack = next((p for p in catalogue.packs(get_db()) if p["id"] == pack_id), None)
     if pack is None or not pack["root"]:
         abort(404)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=pack["root"]))
@@ -62,34 +107,57 @@ def pack_home(pack_id: str):
 @allow(ANYONE)
 def learn(pack_id: str, node_id: str):
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None:
         abort(404)
-    trail = cw.ancestors(db, pack_id, found)
+    trail = catalogue.ancestors(db, pack_id, found)
     pack_title = (trail[0] if trail else found).get("title")
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
                "status": statuses(db, pack_id)}
     kind = found["kind"]
+    lesson_uuid = request.args.get("lesson") or None
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
         return render_template("unavailable.html", **context)
+    same = catalogue.same_as(db, pack_id, found)
+    if same:  # one resource placed under two topics: one page, one progress
+        return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=same))
     if kind == "topic":
-        return render_template("topic.html", children=cw.children(db, pack_id, node_id), **context)
+        return render_template("topic.html", children=catalogue.children(db, pack_id, node_id), **context)
     if kind == "exercise":
-        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id))
+        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
+                                lesson=lesson_uuid))
     record_start(db, pack_id, node_id)
-    main = cw.main_file(found)
-    context.update(main=main, subtitles=cw.files_of(found, "subtitles"),
-                   poster=cw.file_of(found, "poster") or cw.file_of(found, "thumbnail"),
-                   transcript=cw.file_of(found, "transcript"), resume_at=_resume_at(db, found))
+    context["place"] = place(db, pack_id, found, lesson_uuid)
+    main = catalogue.main_file(found)
+    context.update(main=main, subtitles=catalogue.files_of(found, "subtitles"),
+                   poster=catalogue.file_of(found, "poster") or catalogue.file_of(found, "thumbnail"),
+                   transcript=catalogue.file_of(found, "transcript"), resume_at=_resume_at(db, found))
     who = learner()
     context["bookmarked"] = who is not None and bookmarks.is_bookmarked(db, who["uuid"], pack_id,
                                                                          node_id)
     if kind == "article" and main:
         with cw.library().open_blob(main["sha256"]) as f:
-            context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"))
-    if kind == "document" and main:
+            context["body"] = render_markdown(f.read().decode("utf-8", errors="replace"),
+                                              image_size=cw.image_size)
+    if kind == "document" and main and main.get("mime") == "application/epub+zip":
+        context["epub"] = _book(db, pack_id, node_id, found, main["sha256"])
+    elif kind == "document" and main:
         context["pdf"] = _document(db, pack_id, node_id, main["sha256"])
     return render_template("resource.html", **context)
+
+
+def _book(db, pack_id: str, node_id: str, node: dict, sha256: str) -> dict:
+    """An EPUB, chapter ?chapter=N (from 1) of its reading order, served from the zip in the
+    html5 apps' sandbox; read once its last chapter was shown, as a PDF's last page."""
+    spine = (node.get("epub") or {}).get("spine") or []
+    if not spine:
+        return {"error": True}
+    chapter = max(1, min(len(spine), request.args.get("chapter", 1, type=int) or 1))
+    who = learner()
+    if who is not None and chapter == len(spine):
+        progress.complete(db, who["uuid"], pack_id, node_id)
+    return {"error": False, "chapter": chapter, "count": len(spine),
+            "src": url_for("files.app_member", sha256=sha256, member=spine[chapter - 1])}
 
 
 PDF_ZOOMS = (100, 150, 200)  # percent of the page's width; pinching the image zooms further
@@ -113,7 +181,8 @@ def _document(db, pack_id: str, node_id: str, sha256: str) -> dict:
     if who is not None and page == shown:
         # The last page was shown: the document is read, also without JavaScript. Same event
         # id as "I have finished", so seeing the last page again does not count twice.
-        progress.complete(db, who["uuid"], pack_id, node_id)
+        with pending.kept_if_full():
+            progress.complete(db, who["uuid"], pack_id, node_id)
     return {"error": False, "count": count, "shown": shown, "page": page, "zoom": zoom,
             "zooms": PDF_ZOOMS, "base": base, "widths": pdfpages.WIDTHS, "sizes": sizes}
 
@@ -128,13 +197,19 @@ def _resume_at(db, found: dict) -> float:
 @bp.post("/learn/<pack_id>/<path:node_id>/done")
 @allow("learner")
 def learn_done(pack_id: str, node_id: str):
-    """'I have finished': the no-JavaScript way to complete an article, document or app."""
+    """'I have finished': completes an article, document or app (also without JavaScript)
+    and goes on to the next item of the lesson or topic, so the learner keeps their place."""
     db = get_db()
-    found = cw.node(db, pack_id, node_id)
+    found = catalogue.node(db, pack_id, node_id)
     if found is None or found["kind"] in ("topic", "exercise"):
         abort(404)
     who = learner()
     progress.complete(db, who["uuid"], pack_id, node_id)
+    here = place(db, pack_id, found, request.args.get("lesson") or None)
+    if here and here["next"]:
+        return redirect(here["next"]["url"])
+    if here:  # the last one: back to the lesson or topic, where it shows as done
+        return redirect(here["back"])
     parent = found.get("parent")
     target = url_for("kiosk.learn", pack_id=pack_id, node_id=parent) if parent else url_for("kiosk.home")
     return redirect(target)

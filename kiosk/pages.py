@@ -8,19 +8,14 @@ from passerelle.server.db import get_db
 from passerelle.server.i18n import LANG_COOKIE
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user
-
-
-def safe_next(target: str | None, default: str = "/") -> str:
-    """Only paths on this box: a link can never send a learner elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
-        return default
-    return target
+from passerelle.server.web.security import safe_next
 
 
 @bp.get("/language/<code>")
 @allow(ANYONE)
 def choose_language(code: str):
-    """Remember the language on this tablet (a cookie) and in the signed-in person's account."""
+    """Remember the language in the signed-in person's account, or on this tablet (a cookie,
+    forgotten at sign-out) for whoever is not signed in yet."""
     if code not in current_app.config["SETTINGS"]["languages"]:
         abort(404)
     user = current_user()
@@ -29,6 +24,7 @@ def choose_language(code: str):
         accounts.update_user(db, user["uuid"], language=code)
         user["language"] = code
     response = redirect(safe_next(request.args.get("next")))
-    response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
+    if not user:
+        response.set_cookie(LANG_COOKIE, code, max_age=ONE_YEAR, samesite="Lax", httponly=True)
     return response
 

@@ -47,13 +47,14 @@ from passerelle.content import (
 )
 from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
-from passerelle.kiosk import bp
+from passerelle.kiosk import bp, pending
 from passerelle.kiosk import perseus_view as pv
+from passerelle.kiosk.learn import place
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
-from passerelle.server.packs import web as cw
+from passerelle.server.packs import catalogue
 from passerelle.server.web.auth import ANYONE, allow, current_user
 from werkzeug.routing import BuildError
 
@@ -235,7 +236,7 @@ def _standing(db, exercise: dict, run: dict, pack_id: str, node_id: str):
 
 
 def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question: dict,
-            index: int, given, correct: bool) -> bool:
+            index: int, given, correct: bool, values: dict | None = None) -> bool:
     """Record one answer; True when this answer made the exercise mastered."""
     who = _learner()
     if who is None:
@@ -251,7 +252,7 @@ def _record(db, run: dict, exercise: dict, pack_id: str, node_id: str, question:
     recorded = given if isinstance(given, (int, list)) else str(given)[:200]
     return progress.answer(db, who["uuid"], exercise, pack_id, node_id,
                            attempt=f"{run['k']}:{run['n']}", question_id=question.get("id"),
-                           given=recorded, correct=correct)
+                           given=recorded, correct=correct, values=values)
 
 
 # --- showing a question ----------------------------------------------------------------
@@ -328,14 +329,27 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
     context = {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
         "prompt": prompt, "choices": question.get("choices") or [],
+        "numeric_answer": question["type"] in ("numeric", "generated"),
         "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,
         "dots": _dots(state), "recording": _learner() is not None,
         "topic_url": _topic_url(found, pack_id),
-        "action": url_for("kiosk.practice", pack_id=pack_id, node_id=node_id),
+        "place": place(db, pack_id, found, request.args.get("lesson") or None),
+        # After mastery the page offers the way on rather than more questions, unless
+        # the learner chose to keep practising.
+        "keep_practising": bool(request.args.get("more")),
+        "action": _here(pack_id, node_id),
+        "more_action": _here(pack_id, node_id, more=True),
     }
     return render_template("practice.html", **context), status
+
+
+def _here(pack_id: str, node_id: str, more: bool | None = None) -> str:
+    """This exercise's address, keeping the lesson the learner came from."""
+    keep = request.args.get("more") if more is None else ("1" if more else None)
+    return url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
+                   lesson=request.args.get("lesson") or None, more=keep or None)
 
 
 def _dots(state: mastery_rules.Mastery) -> list[str]:
@@ -350,7 +364,7 @@ def _dots(state: mastery_rules.Mastery) -> list[str]:
 
 
 def _exercise_of(pack_id: str, node_id: str) -> dict:
-    found = cw.node(get_db(), pack_id, node_id)
+    found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
     exercise = found.get("exercise") or {}
@@ -365,12 +379,16 @@ def practice(pack_id: str, node_id: str):
     found = _exercise_of(pack_id, node_id)
     exercise = found["exercise"]
     db = get_db()
+    same = catalogue.same_as(db, pack_id, found)
+    if same:  # the same exercise under another topic: one mastery
+        return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=same))
     run = _load_run(pack_id, node_id, len(exercise["questions"]))
-    here = url_for("kiosk.practice", pack_id=pack_id, node_id=node_id)
+    here = _here(pack_id, node_id)
     if request.method == "GET":
         who = _learner()
         if who is not None:  # opening the exercise starts it, once per learner and exercise
-            progress.start(db, who["uuid"], pack_id, node_id)
+            with pending.kept_if_full():
+                progress.start(db, who["uuid"], pack_id, node_id)
         return _render(found, run, pack_id, node_id)
 
     action = request.form.get("action", "check")
@@ -399,7 +417,16 @@ def practice(pack_id: str, node_id: str):
                        status=422)
     values = _values(run, question, index)
     correct = check_answer(question, given, values)
-    just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given, correct)
+    try:
+        just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given,
+                                correct, values)
+    except progress.EventsNotStored as exc:
+        # Not lost: still in the form, and queued by the tablet (see kiosk/pending.py).
+        pending.keep(exc.events)
+        return _render(found, run, pack_id, node_id, draft=_draft(question), status=507,
+                       error=_("The box is full, so your answer could not be saved yet. This"
+                               " tablet keeps it and sends it when the box has room again; you"
+                               " can also press “Check” again later."))
     # The feedback repeats what the learner typed, as typed (not the number read from it).
     if question["type"] == "perseus":
         shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]

@@ -24,7 +24,12 @@ and reports problems with :class:`SearchError` / :class:`QuerySyntaxError`.
 """
 
 from .errors import QuerySyntaxError, SearchError
-from .extract import extract_html_text, extract_pdf_text, extract_vtt_text
+from .extract import (
+    extract_html_text,
+    extract_markdown_text,
+    extract_pdf_text,
+    extract_vtt_text,
+)
 from .index import Document, Hit, SearchIndex, SearchResult
 from .pool import SearchPool, default_workers
 
@@ -38,6 +43,7 @@ __all__ = [
     "SearchResult",
     "default_workers",
     "extract_html_text",
+    "extract_markdown_text",
     "extract_pdf_text",
     "extract_vtt_text",
 ]

@@ -167,3 +167,39 @@ def extract_vtt_text(vtt_str: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
             if ln and (not lines or lines[-1] != ln):
                 lines.append(ln)
     return _tidy("\n".join(lines))[:max_chars]
+
+
+def extract_markdown_text(source: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The words of a Markdown article as a reader sees them: no ``**``, ``##``, list marks,
+    link targets or image addresses (an image keeps its description, which is text).
+
+    markdown-it-py (CommonMark, as the pages render articles) rather than regular
+    expressions: emphasis, nested lists and code spans have too many edge cases.
+    """
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:  # pragma: no cover - markdown-it-py is a declared dependency
+        return _tidy(source or "")[:max_chars]
+    try:
+        tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(source or "")
+    except Exception:  # noqa: BLE001 - a damaged article is searched as it is
+        return _tidy(source or "")[:max_chars]
+    parts: list[str] = []
+    for token in tokens:
+        if token.type == "inline":
+            parts.append(_inline_text(token.children or []))
+        elif token.type in ("fence", "code_block"):
+            parts.append(token.content)
+    return _tidy("\n".join(p for p in parts if p))[:max_chars]
+
+
+def _inline_text(children) -> str:
+    out: list[str] = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type == "image":
+            out.append(_inline_text(child.children or []) or child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+    return "".join(out)

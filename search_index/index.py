@@ -46,7 +46,8 @@ from .snippets import SCAN_CHARS, Matcher, highlight
 
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
-SCHEMA_VERSION = 5
+#: Also bumped when what the bodies hold changes (6: articles as plain text, not Markdown).
+SCHEMA_VERSION = 6
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -61,6 +62,7 @@ RANK_WEIGHTS = {"title": 10.0, "tags": 6.0, "description": 3.0, "body": 1.0,
 BATCH = 500                 # documents per executemany round
 SUGGEST_MIN_WORD = 3
 VOCAB_MAX_WORD = 30
+RESPELL_CANDIDATES = 8      # corrections tried against the whole query as a phrase
 FUZZY_CANDIDATES = 3        # corrections OR-ed into the fuzzy query per typo
 PREFIX_COMPLETIONS = 8      # known words a search-as-you-type prefix expands to
 # A match set larger than this (a very common word) is not ranked in full:
@@ -915,6 +917,18 @@ class SearchIndex:
                 result, terms, query_filters, kinds = retry, retry_terms, {}, None
         if result.total:
             result.mode, result.query_filters = "all", query_filters
+            # A misspelt word may still match through its stem ("pase" -> "pas"), which
+            # hides the intended document. When a correction makes the whole query a
+            # phrase the library holds ("mot de passe"), its results are the better ones.
+            better = self._respelt(query, terms)
+            if better is not None:
+                fixed_terms, did_you_mean, whole = better
+                fixed = attempt(fixed_terms, "AND", kinds) if whole else None
+                if fixed is not None and fixed.total:
+                    fixed.mode, fixed.did_you_mean = "fuzzy", did_you_mean
+                    fixed.query_filters = query_filters
+                    return fixed
+                result.did_you_mean = did_you_mean
             return result
 
         # Typos: words found nowhere in the index get corrections from the vocabulary.
@@ -1272,6 +1286,41 @@ class SearchIndex:
         cands.sort(key=lambda c: (-df.get(c, 0), c))
         return cands[:limit]
 
+    def _respelt(self, query: str, terms: list[Term]):
+        """(Corrected terms, the corrected query, whether it matches as a whole phrase) for a
+        query that matched although some of its words are in no document; None otherwise.
+
+        Of a word's equally close corrections, the one that makes the whole query a phrase
+        of the library wins over the most frequent one: "mot de pase" is "mot de passe",
+        not "mot de pas"."""
+        corrected: dict[int, list[str]] = {}
+        for i, t in enumerate(terms):
+            if t.phrase or (t.prefix and t.completions) or self._is_word(t.words[0]):
+                continue
+            cands = self.corrections(t.words[0], limit=RESPELL_CANDIDATES)
+            if cands:
+                corrected[i] = cands
+        if not corrected:
+            return None
+        typed = WORD_RE.findall(query.lower())
+        whole = False
+        if len(typed) > 1 and not self._phrase_matches(typed):
+            for i, cands in corrected.items():
+                for c in cands:
+                    tried = {**corrected, i: [c]}
+                    if self._phrase_matches(WORD_RE.findall(
+                            self._did_you_mean(query, terms, tried).lower())):
+                        corrected[i], whole = [c], True
+                        break
+        fixed = [Term([corrected[i][0]], t.phrase, False) if i in corrected else t
+                 for i, t in enumerate(terms)]
+        return fixed, self._did_you_mean(query, terms, corrected), whole
+
+    def _phrase_matches(self, words: list[str]) -> bool:
+        expr = term_expression(Term(words, phrase=True))
+        return bool(self._conn().execute(
+            "SELECT 1 FROM fts WHERE fts MATCH ? LIMIT 1", [expr]).fetchone())
+
     def _is_word(self, word: str) -> bool:
         """Whether ``word`` (folded) is a word of the index's vocabulary."""
         return self._conn().execute("SELECT 1 FROM vocab WHERE key = ? LIMIT 1",
@@ -1343,6 +1392,24 @@ class SearchIndex:
             out.append(display)
             if len(out) >= limit:
                 break
+        words_typed = prefix.split()
+        if len(out) < limit and len(words_typed) > 1 and not trailing_space:
+            # No title starts with all the words ("mot de pa"): complete the last
+            # word, after the ones already typed, so suggestions do not vanish.
+            # The suggestions of a prefix are cached by the service, so the phrase
+            # checks below run once per prefix.
+            head = " ".join(words_typed[:-1])
+            for display in self.suggest(words_typed[-1], limit=limit * 2, languages=languages):
+                candidate = f"{head} {display}"
+                if " " in display or _folded_key(candidate) in seen:
+                    continue
+                # Only what some document says, words in this order: no "mot de passwords".
+                if not self._phrase_matches(WORD_RE.findall(candidate.lower())):
+                    continue
+                seen.add(_folded_key(candidate))
+                out.append(candidate)
+                if len(out) >= limit:
+                    break
         return out
 
 

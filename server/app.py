@@ -10,18 +10,19 @@ from typing import Any
 
 from flask import Flask
 from passerelle import kiosk
-from passerelle.server import db, errors, i18n
+from passerelle.server import db, disk, errors, i18n
 from passerelle.server.api import tablet as api
 from passerelle.server.errors import ConfigError
 from passerelle.server.home import Home
 from passerelle.server.learning import progress
 from passerelle.server.packs import imports as content_admin
 from passerelle.server.packs import web as content_web
+from passerelle.server.packs import zim
 from passerelle.server.search import service as search
 from passerelle.server.settings import Settings, SettingsError, resolve, resolve_home
 from passerelle.server.sync import http as sync_http
 from passerelle.server.sync import schedule as sync_schedule
-from passerelle.server.web import auth, compress, security
+from passerelle.server.web import auth, captive, compress, security
 
 # The subsystems, in the order their init_app must run. The order matters where one
 # needs what another set up; each line says what comes before it and why.
@@ -31,11 +32,13 @@ SUBSYSTEMS = (
     security,        # size limits before any view reads a body; headers on every answer
     compress,        # after security: compresses the final answer, headers included
     auth,            # who is asking: needs db; every view's @allow reads it
+    captive,         # phones' connectivity probes: answered before auth's access check
     i18n,            # the request's language: needs auth (a learner's own language)
     progress,        # the one writer of learning events, used by the API and the pages
     api,             # the tablets' JSON API
     content_web,     # the content library (app.extensions), its files and PDF pages
     content_admin,   # imports from the browser: needs the library
+    zim,             # Kiwix ZIM files, read in place where they are
     search,          # the index listens to the library: after content_web
     sync_http,       # device endpoints
     sync_schedule,   # the background sync timer
@@ -104,5 +107,7 @@ def _configure_logging(app: Flask, home: Home, settings: Settings) -> None:
                                   backupCount=5, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(settings["log_level"].upper())
+    # Routine lines stop before the disk's last space, kept for learners' progress.
+    handler.addFilter(disk.SkipWhenLow(home.root, settings))
     app.logger.addHandler(handler)
     app.logger.setLevel(settings["log_level"].upper())

@@ -32,6 +32,7 @@ import sqlite_utils
 from flask import Flask, current_app, g, has_request_context
 from passerelle.server.errors import DatabaseProblem, NotFound
 from passerelle.server.migrations import MIGRATIONS, all_sets, apply_all
+from passerelle.server.records import now_iso
 
 
 def new_uuid() -> str:
@@ -185,7 +186,7 @@ def ensure_device_id(db: sqlite_utils.Database) -> str:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)", [new_uuid()]
         )
         db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [_now()]
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [now_iso()]
         )
     return get_meta(db, "device_id")
 
@@ -195,8 +196,6 @@ def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
     return row[0] if row else None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- Backup and restore --------------------------------------------------------
@@ -269,7 +268,7 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
     server that is running sees either the old or the restored data, never a
     mix. A restored box takes a new device id: its log of operations went back
     in time, and a new origin keeps it from reusing sequence numbers that were
-    already sent to other boxes.
+    already sent to other boxes. Everyone signs in again.
     """
     validate_backup(source)
     safety = None
@@ -292,8 +291,10 @@ def restore(db_path: Path, source: Path, backups_dir: Path) -> dict:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('device_id', ?)", [new])
             db.execute(
                 "INSERT INTO device_history (device_id, retired_at, reason) VALUES (?, ?, ?)",
-                [old, _now(), "restored from backup"],
+                [old, now_iso(), "restored from backup"],
             )
+            # Sessions ended after the backup was taken would otherwise come back to life.
+            db.execute("DELETE FROM signins")
     finally:
         db.close()
     return {"restored": str(source), "safety_copy": str(safety) if safety else None,

@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from passerelle import content
 from passerelle.server.i18n import lazy_text as _l
 from werkzeug.exceptions import HTTPException
@@ -72,6 +73,14 @@ class InvalidInput(PasserelleError):
     code = "invalid"
     status = 400
     exit_code = ExitStatus.INVALID_INPUT
+
+
+class Forbidden(PasserelleError):
+    """Signed in, but this person may not do this to this record."""
+
+    code = "forbidden"
+    status = 403
+    exit_code = ExitStatus.ERROR
 
 
 class Conflict(PasserelleError):
@@ -127,7 +136,9 @@ def translate(exc: BaseException) -> PasserelleError | None:
         return InsufficientStorage(exc.message, details={"needed": exc.needed, "free": exc.free})
     if isinstance(exc, content.ExpressionError):
         return InvalidInput(str(exc))
-    if isinstance(exc, content.ContentError):
+    if isinstance(exc, content.InvalidZim):
+        return InvalidInput(exc.message)
+    if isinstance(exc, content.ContentError):  # ZimUnsupported included: its one line says why
         return PasserelleError(exc.message)
     return None
 
@@ -154,7 +165,22 @@ def _http_message(exc: HTTPException) -> str:
     return (exc.description or exc.name or "").replace("<p>", "").replace("</p>", "").strip()
 
 
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to decode is a bad request like any other
+    undecodable body (``get_json`` turns ValueError into 400, or None when silent), not a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
 def init_app(app: Flask) -> None:
+    provider = _JSONProvider(app)
+    provider.sort_keys = app.json.sort_keys
+    app.json = provider
+
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
         status = exc.code or 500
@@ -164,13 +190,16 @@ def init_app(app: Flask) -> None:
             response = html_error(status)
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        if status == 416 and getattr(exc, "length", None) is not None:
+            # RFC 9110: an unsatisfiable range is answered with the current length.
+            response.headers["Content-Range"] = f"{exc.units} */{exc.length}"
         return response
 
     @app.errorhandler(PasserelleError)
     def handle_domain(exc: PasserelleError):
         if wants_json():
             return api_error(exc.status, exc.message, exc.code, exc.details)
-        return html_error(exc.status)
+        return html_error(exc.status, exc.message if exc.status == 507 else None)
 
     @app.errorhandler(content.ContentError)
     def handle_library(exc: content.ContentError):
@@ -178,6 +207,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        from passerelle.server import disk
+
+        if disk.is_full(exc):
+            # Not a bug: the box ran out of space. Said so, in words a person can act on.
+            app.logger.error("disk full on %s %s: %s", request.method, request.path, exc)
+            if wants_json():
+                return api_error(507, DISK_FULL, "insufficient_storage")
+            return html_error(507)
         # The traceback goes to the log, never to the learner or the API client.
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
@@ -185,10 +222,14 @@ def init_app(app: Flask) -> None:
         return html_error(500)
 
 
-def html_error(status: int) -> Response:
+DISK_FULL = _l("The box's storage is full, so this could not be saved. Nothing you saved before"
+               " is lost. Please tell the person in charge of the space.")
+
+
+def html_error(status: int, message: str | None = None) -> Response:
     """A friendly page in the learner's language (the kiosk's base template)."""
     try:
-        body = render_template("error.html", status=status)
+        body = render_template("error.html", status=status, message=message)
     except Exception:  # noqa: BLE001 - never let the error page itself fail
         body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
     return make_response(body, status)

@@ -25,7 +25,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask.globals import request_ctx
 from flask_babel import Babel, get_locale, get_translations, gettext
 from flask_babel.speaklater import LazyString
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 LANG_COOKIE = "passerelle_lang"
 RTL = {"ar", "fa", "he", "ur"}
@@ -82,6 +82,22 @@ def direction() -> str:
     return "rtl" if str(get_locale()).split("_")[0] in RTL else "ltr"
 
 
+def content_direction(code: str | None) -> str:
+    """The direction of content in language ``code``: its own, whatever the interface's
+    ("auto", the browser reading the first strong letter, when the language is unknown)."""
+    if not code:
+        return "auto"
+    return "rtl" if code.replace("_", "-").split("-")[0].lower() in RTL else "ltr"
+
+
+def content_attrs(code: str | None) -> Markup:
+    """` lang=".." dir=".."` for an element that shows content text: French inside the
+    Arabic interface keeps its full stops and sums in place, and is read by a French voice."""
+    if not code:
+        return Markup(' dir="auto"')
+    return Markup(' lang="%s" dir="%s"') % (code, content_direction(code))
+
+
 def _catalogue():
     """This request's catalogue, found once (Flask-Babel looks it up again for every string:
     a page's 10-30 strings cost about as much as its database queries). Kept where
@@ -106,6 +122,7 @@ def init_app(app: Flask) -> None:
         pgettext=lambda c, s: _catalogue().upgettext(c, s),
         npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
         newstyle=True)
+    app.jinja_env.globals["content_attrs"] = content_attrs
 
     @app.context_processor
     def language_context():

@@ -294,6 +294,24 @@ def m0008_encrypted_bundles(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0009_signins(db: Database) -> None:
+    # Local only, never synced: who is signed in on this box. The cookie holds a random token;
+    # this table holds its SHA-256, so signing out (or a changed secret, or a removed person)
+    # ends the session even for a copy of the cookie. ``stamp`` fingerprints the person's role
+    # and secrets at sign-in: a change made here or arriving by sync no longer matches it.
+    db.execute("""
+        CREATE TABLE signins (
+            id TEXT PRIMARY KEY,
+            user_uuid TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            started_at REAL NOT NULL
+        ) WITHOUT ROWID
+    """)
+    db.execute("CREATE INDEX signins_user ON signins (user_uuid)")
+    db.execute("CREATE INDEX signins_started ON signins (started_at)")
+
+
+@MIGRATIONS()
 def m0010_exercise_state(db: Database) -> None:
     # An exercise's state kept with its summary, by the fold (records._fold_answer): the newest
     # answers ([version, correct, question id], at most mastery.MAX_N) and the questions ever
@@ -320,7 +338,37 @@ def m0010_exercise_state(db: Database) -> None:
 
 
 @MIGRATIONS()
-def m0011_missed_questions(db: Database) -> None:
+def m0011_activity_days_by_occurrence(db: Database) -> None:
+    # Learning time is counted on the day it happened on the tablet (``occurred_at``, placed on
+    # the box's clock when it arrived), not the day it reached the box: answers queued during a
+    # Wi-Fi cut belong to the day they were given. Events without it keep their version's day.
+    db.execute("DROP TRIGGER activity_days_fold")
+    day = ("coalesce(date(json_extract({p}, '$.occurred_at')),"
+           " date(CAST(substr({v}, 1, 13) AS INTEGER) / 1000, 'unixepoch'))")
+    seconds = "max(0, min(14400, coalesce(CAST(json_extract({p}, '$.seconds') AS INTEGER), 0)))"
+    pack = "coalesce(json_extract({p}, '$.pack_id'), '')"
+    db.execute(f"""
+        CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
+        BEGIN
+            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+            VALUES ({day.format(v="NEW.version", p="NEW.payload")}, NEW.subject,
+                    {pack.format(p="NEW.payload")}, 1, {seconds.format(p="NEW.payload")})
+            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
+            SET events = events + 1, seconds = seconds + excluded.seconds;
+        END
+    """)
+    db.execute("DELETE FROM activity_days")
+    db.execute(f"""
+        INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+        SELECT {day.format(v="version", p="payload")}, subject, {pack.format(p="payload")}, count(*),
+               sum({seconds.format(p="payload")})
+        FROM ops WHERE kind = 'event' AND entity = 'progress' GROUP BY 1, 2, 3
+    """)
+
+
+@MIGRATIONS()
+def m0012_missed_questions(db: Database) -> None:
     # Wrong answers per learner, exercise and question ("" for answers that name no question),
     # counted by the fold (records._fold_answer): the facilitator's "most missed questions" add
     # up the class's rows instead of parsing every answer its learners ever gave (80 ms for
@@ -332,6 +380,8 @@ def m0011_missed_questions(db: Database) -> None:
             node_id TEXT NOT NULL,
             question_id TEXT NOT NULL,
             wrong INTEGER NOT NULL,
+            seen_values TEXT,
+            seen_version TEXT,
             PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
         ) WITHOUT ROWID
     """)
@@ -340,14 +390,20 @@ def m0011_missed_questions(db: Database) -> None:
     from passerelle.server.records import missed_question
 
     counts: Counter = Counter()
+    seen: dict = {}
     rows = db.execute(
-        "SELECT subject, payload FROM ops WHERE kind = 'event' AND entity = 'progress'"
-        " AND json_extract(payload, '$.type') = 'answer' AND json_extract(payload, '$.correct') = 0")
-    for learner, payload in rows:
+        "SELECT subject, payload, version FROM ops WHERE kind = 'event' AND entity = 'progress'"
+        " AND json_extract(payload, '$.type') = 'answer' AND json_extract(payload, '$.correct') = 0"
+        " ORDER BY version")
+    for learner, payload, version in rows:
         p = json.loads(payload)
         question = missed_question(p)
         if question is not None:
-            counts[(learner, p.get("pack_id"), p.get("node_id"), question)] += 1
+            key = (learner, p.get("pack_id"), p.get("node_id"), question)
+            counts[key] += 1
+            if p.get("values"):
+                seen[key] = (json.dumps(p["values"], sort_keys=True, separators=(",", ":")), version)
     db.conn.executemany(
-        "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong)"
-        " VALUES (?, ?, ?, ?, ?)", ((*key, n) for key, n in counts.items()))
+        "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
+        " seen_values, seen_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ((*key, n, *seen.get(key, (None, None))) for key, n in counts.items()))

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -109,6 +110,11 @@ def write_tx(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 # --- Hybrid logical clock ------------------------------------------------------------
+
+def now_iso() -> str:
+    """The box's clock as people's records carry it (UTC, to the second)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 def _format_version(ms: int, counter: int, device: str) -> str:
     # Fixed widths make the string order the clock order.
@@ -447,9 +453,20 @@ def _fold_answer(db, op: Op) -> None:
                                     json.dumps(solved, separators=(",", ":")), *key])
     missed = missed_question(p)
     if missed is not None:
-        db.execute("INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong)"
-                   " VALUES (?, ?, ?, ?, 1) ON CONFLICT (learner_uuid, pack_id, node_id, question_id)"
-                   " DO UPDATE SET wrong = wrong + 1", [*key, missed])
+        # The numbers a generated question showed, from the latest wrong answer by version (the
+        # same whatever order the answers arrive in), so the report shows what learners saw.
+        values = p.get("values")
+        seen = json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None
+        db.execute(
+            "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
+            " seen_values, seen_version) VALUES (?, ?, ?, ?, 1, ?, ?)"
+            " ON CONFLICT (learner_uuid, pack_id, node_id, question_id) DO UPDATE SET"
+            " wrong = wrong + 1,"
+            " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
+            "   OR excluded.seen_version > seen_version) THEN excluded.seen_values ELSE seen_values END,"
+            " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
+            "   OR excluded.seen_version > seen_version) THEN excluded.seen_version ELSE seen_version END",
+            [*key, missed, seen, op.version if seen else None])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

@@ -4,8 +4,8 @@ CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
         WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
         BEGIN
             INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
-            VALUES (date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch'), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1,
-                    max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
+            VALUES (coalesce(date(json_extract(NEW.payload, '$.occurred_at')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject,
+                    coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
             ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
             SET events = events + 1, seconds = seconds + excluded.seconds;
         END;
@@ -90,6 +90,34 @@ CREATE TABLE content_packs (
             updated_at TEXT NOT NULL
         );
 
+CREATE TABLE content_zims (
+            uuid TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            language TEXT NOT NULL,
+            creator TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            date TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            path TEXT NOT NULL,
+            parts INTEGER NOT NULL,
+            copied INTEGER NOT NULL DEFAULT 0,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            verified_at TEXT,
+            article_count INTEGER NOT NULL,
+            media_count INTEGER NOT NULL,
+            main_path TEXT,
+            has_fulltext INTEGER NOT NULL,
+            has_title_index INTEGER NOT NULL,
+            illustration BLOB,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            added_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
 CREATE TABLE device_history (
             device_id TEXT NOT NULL,
             retired_at TEXT NOT NULL,
@@ -116,6 +144,8 @@ CREATE TABLE missed_questions (
             node_id TEXT NOT NULL,
             question_id TEXT NOT NULL,
             wrong INTEGER NOT NULL,
+            seen_values TEXT,
+            seen_version TEXT,
             PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
         ) WITHOUT ROWID;
 
@@ -161,6 +191,13 @@ CREATE TABLE signin_failures (
             key TEXT NOT NULL,
             at REAL NOT NULL
         );
+
+CREATE TABLE signins (
+            id TEXT PRIMARY KEY,
+            user_uuid TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            started_at REAL NOT NULL
+        ) WITHOUT ROWID;
 
 CREATE TABLE sync_devices (
             device_id TEXT PRIMARY KEY,
@@ -240,6 +277,10 @@ CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_
 CREATE INDEX progress_node ON progress (pack_id, node_id);
 
 CREATE INDEX signin_failures_key ON signin_failures (key, at);
+
+CREATE INDEX signins_started ON signins (started_at);
+
+CREATE INDEX signins_user ON signins (user_uuid);
 
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
 

@@ -115,11 +115,23 @@ SETTINGS: tuple[Setting, ...] = (
             "~30 MB).",
             minimum=0, maximum=16, words=("auto",)),
     Setting("max_request_mb", int, 16,
-            "Largest request body the server accepts, in MiB; larger ones get 413.",
+            "Largest request body the server accepts, in MiB; larger ones get 413, refused "
+            "from their headers before the body is read.",
             minimum=1, maximum=65536),
     Setting("max_upload_mb", int, 16384,
-            "Largest content pack a coordinator may upload from the browser, in MiB.",
+            "Largest upload from the browser, in MiB: a content pack sent by a signed-in "
+            "coordinator, or a file for the organisation's own material sent by staff. It "
+            "must also leave disk_reserve_mb free.",
             minimum=1, maximum=1048576),
+    Setting("disk_warning_mb", int, 1024,
+            "Below this much free space on the data home's disk, in MiB, health reports the "
+            "disk as low and the staff home warns.",
+            minimum=0, maximum=1048576),
+    Setting("disk_reserve_mb", int, 256,
+            "Free space kept for learners' progress, in MiB: below it the box stops optional "
+            "writes (access log, routine log lines, PDF page cache, search indexing) and "
+            "refuses request bodies it would have to write to disk, such as uploads.",
+            minimum=0, maximum=1048576),
     Setting("usb_roots", list, ["/media", "/run/media", "/mnt"],
             "Folders where USB drives are mounted; the content page looks there for packs."),
     Setting("trusted_publisher_keys", list, [],
@@ -155,6 +167,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_timeout_seconds", int, 30,
             "A sync gives up on a peer that sends nothing for this many seconds.",
             minimum=1, maximum=3600),
+    Setting("captive_portal", str, "welcome",
+            "How the box answers the internet checks of devices on its own Wi-Fi: welcome "
+            "(a device that joins opens the welcome page by itself, then is told it is online "
+            "once it opened a page), silent (always told it is online, no page opens), off "
+            "(checks get 404, as on a school LAN).",
+            choices=("welcome", "silent", "off")),
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),

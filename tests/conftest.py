@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ def isolated_env(monkeypatch, tmp_path):
         if var.startswith("PASSERELLE_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    # Never the machine's own /media or /mnt: the backups page writes on USB sticks.
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "no-usb-drives"))
 
 
 @pytest.fixture
@@ -98,8 +102,9 @@ def free_port() -> int:
 class LiveServer:
     """`passerelle serve` in its own process, on 127.0.0.1 only."""
 
-    def __init__(self, home: Path, env: dict | None = None):
+    def __init__(self, home: Path, env: dict | None = None, launcher: tuple = ()):
         self.home = home
+        self.launcher = list(launcher)  # a command the server's command line is given to
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # No background sync or LAN announcement unless a test asks: a timer firing in the
@@ -110,7 +115,7 @@ class LiveServer:
 
     def start(self, timeout: float = 20) -> LiveServer:
         self.proc = subprocess.Popen(
-            [PASSERELLE, "--home", str(self.home), "serve", "--host", "127.0.0.1",
+            [*self.launcher, PASSERELLE, "--home", str(self.home), "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--threads", "4"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
         )
@@ -122,6 +127,8 @@ class LiveServer:
                 with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1) as r:
                     if r.status == 200:
                         return self
+            except urllib.error.HTTPError:
+                return self  # serving, and reporting a problem (a test may have made one)
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("server did not start in time")
@@ -164,6 +171,137 @@ def live_server(server_factory):
     return server_factory()
 
 
+class SmallDisk:
+    """A live server whose data home is a tiny filesystem of its own, which can really fill.
+
+    The tmpfs is mounted in a private mount namespace (``unshare --mount``) that only
+    the server process lives in: it is never seen outside, and it disappears with the
+    process, whatever becomes of the test. The test reaches the files through
+    ``/proc/<pid>/root``. Needs root (tests using it are skipped otherwise).
+    """
+
+    FILLER = "filler.bin"
+
+    def __init__(self, box: Box, mount: Path, size_mb: int, env: dict | None = None):
+        script = ('mount -t tmpfs -o size="$1" tmpfs "$2" && cp -a "$3"/. "$2"/ '
+                  '&& shift 3 && exec "$@"')
+        launcher = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                    f"{size_mb}m", str(mount), str(box.home))
+        mount.mkdir()
+        self.mount = mount
+        self.server = LiveServer(mount, env, launcher=launcher).start()
+
+    def path(self, name: str) -> Path:
+        """A file of the data home, as the server sees it."""
+        return Path(f"/proc/{self.server.proc.pid}/root{self.mount}") / name
+
+    def fill(self) -> None:
+        """Write a file until the disk has no byte left."""
+        import errno
+
+        with open(self.path(self.FILLER), "ab", buffering=0) as f:
+            for block in (1 << 20, 1 << 12):
+                try:
+                    while True:
+                        f.write(b"\0" * block)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+
+    def make_room(self) -> None:
+        self.path(self.FILLER).unlink()
+
+    def query(self, sql: str) -> list:
+        """Rows of ``sql`` on the server's database, read inside its mount namespace (SQLite
+        resolves the /proc/<pid>/root link, which would lead it outside)."""
+        import json
+
+        code = ("import json, sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+                " print(json.dumps(db.execute(sys.argv[2]).fetchall()))")
+        done = subprocess.run(["nsenter", "--target", str(self.server.proc.pid), "--mount", "--",
+                               sys.executable, "-c", code, str(self.mount / "passerelle.db"), sql],
+                              capture_output=True, text=True, check=True, timeout=60)
+        return json.loads(done.stdout)
+
+    @staticmethod
+    def available() -> bool:
+        import shutil
+
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            return False
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True,
+                               check=False)
+        return probe.returncode == 0
+
+
+@pytest.fixture
+def small_disk(box, tmp_path):
+    """`small_disk(size_mb, env)`: a live server on a tiny disk of its own (see SmallDisk)."""
+    if not SmallDisk.available():
+        pytest.skip("needs root to mount a tiny filesystem in a private mount namespace")
+    made = []
+
+    def make(size_mb: int = 8, env: dict | None = None) -> SmallDisk:
+        made.append(SmallDisk(box, tmp_path / f"small-disk-{len(made)}", size_mb, env))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.server.stop()  # the namespace, and the tmpfs in it, end with the process
+
+
+class HttpPerson:
+    """Someone using a live server over HTTP: a cookie jar, the real sign-in forms, the page's
+    CSRF token. Answers are (status, headers, body) whatever the status."""
+
+    def __init__(self, url: str):
+        import http.cookiejar
+
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.opener.addheaders = [("Accept-Language", "en")]  # tests read the English words
+        self.token = ""
+
+    def sign_in(self, box: Box, who: str) -> HttpPerson:
+        if who in PASSWORDS:
+            path, form = "/signin/staff", {"username": who, "password": PASSWORDS[who]}
+        else:
+            path, form = f"/signin/learner/{box.ids[who]}", {"secret": PINS[who]}
+        self.refresh_token(path)
+        status, _headers, _body = self.send("POST", path, form)
+        assert status in (200, 302), status
+        self.refresh_token("/")
+        return self
+
+    def refresh_token(self, path: str) -> None:
+        import re
+
+        _status, _headers, body = self.send("GET", path)
+        self.token = re.search(r'name="csrf-token" content="([^"]+)"', body.decode()).group(1)
+
+    def send(self, method: str, path: str, form: dict | None = None, *, data: bytes | None = None,
+             headers: dict | None = None) -> tuple[int, dict, bytes]:
+        import urllib.parse
+
+        headers = dict(headers or {})
+        if form is not None:
+            data = urllib.parse.urlencode({"csrf_token": self.token, **form}, doseq=True).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif method != "GET":
+            headers.setdefault("X-CSRFToken", self.token)
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
 # --- A box that is set up, with people in it --------------------------------------------
 
 PASSWORDS = {"cora": "coordinator passphrase", "fatou": "facilitator passphrase",
@@ -200,7 +338,8 @@ def _build_box(home: Path) -> dict:
         for name in ("amina", "bart"):
             accounts.add_member(db, ids["class_a"], ids[name])
         accounts.add_member(db, ids["class_b"], ids["chloe"])
-        ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail")
+        ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail",
+                                                  date=datetime.datetime.now(datetime.UTC).date().isoformat())
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # A small pack (article with an image, clip with subtitles, html5 app, exercise).
     from passerelle.content import build_pack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle import content as lib
 from passerelle.kiosk import bp
@@ -16,7 +16,7 @@ from passerelle.server.people import accounts
 from passerelle.server.web.auth import allow
 from passerelle.server.web.security import body_limit
 
-STAFF = ("facilitator", "coordinator")
+STAFF = accounts.STAFF
 MAX_QUESTIONS = 10
 
 
@@ -28,16 +28,38 @@ def _root():
                             org.get("name", "Passerelle"), languages[0])
 
 
-def _publish(root, what: str):
+def _publish(root, what: str, added: str | None = None) -> str | None:
+    """Publish the folder; the problem of the item just ``added`` if it could not be.
+
+    That item is deleted again (its form comes back with the problem, nothing is lost);
+    any other item that stops the build is set aside and named, and the rest is published.
+    """
     try:
-        authoring.publish(root, library(), current_app.config["HOME"].tmp / "authoring")
+        published = authoring.publish(root, library(), current_app.config["HOME"].tmp / "authoring")
     except lib.LibraryBusy:
         flash(_("An import is running; your material is saved and will appear after the next change."))
     except lib.ContentError as exc:
         current_app.logger.error("local pack could not be built: %s", exc)
         flash(_("The material could not be published: %(problem)s", problem=str(exc)))
     else:
+        refused = published.set_aside.pop(added, None) if added else None
+        if refused is not None:
+            authoring.remove(root, added)
+        if published.set_aside:
+            titles = {i["stem"]: i["title"] for i in authoring.items(current_app.config["HOME"],
+                                                                     authoring.pack_id(get_db()))}
+            flash(_("Set aside, not published: %(items)s",
+                    items=", ".join(titles.get(s, s) for s in published.set_aside)))
+        if refused is not None:
+            return refused
         flash(what)
+    return None
+
+
+def _refused(problem: str, field: str):
+    """The form again, with what stopped the item just added."""
+    return _again(InvalidInput(problem, details={
+        field: _("It could not be published: %(problem)s", problem=problem)}))
 
 
 @bp.get("/manage/material")
@@ -55,10 +77,12 @@ def manage_material():
 def manage_material_article():
     root = _root()
     try:
-        authoring.add_article(root, request.form.get("title", ""), request.form.get("body", ""))
+        stem = authoring.add_article(root, request.form.get("title", ""), request.form.get("body", ""))
     except InvalidInput as exc:
         return _again(exc)
-    _publish(root, _("The article was added."))
+    problem = _publish(root, _("The article was added."), stem)
+    if problem is not None:
+        return _refused(problem, "body")
     return redirect(url_for("kiosk.manage_material"))
 
 
@@ -79,11 +103,13 @@ def manage_material_file():
     except ValueError:
         duration = 0
     try:
-        authoring.add_file(root, request.form.get("title", ""), upload.filename, saved, duration)
+        stem = authoring.add_file(root, request.form.get("title", ""), upload.filename, saved, duration)
     except InvalidInput as exc:
         saved.unlink(missing_ok=True)
         return _again(exc)
-    _publish(root, _("The file was added."))
+    problem = _publish(root, _("The file was added."), stem)
+    if problem is not None:
+        return _refused(problem, "file")
     return redirect(url_for("kiosk.manage_material"))
 
 
@@ -100,10 +126,26 @@ def manage_material_quiz():
             "answer": int(answer) if answer and answer.isdigit() else None,
         })
     try:
-        authoring.add_quiz(root, request.form.get("title", ""), questions)
+        stem = authoring.add_quiz(root, request.form.get("title", ""), questions)
     except InvalidInput as exc:
         return _again(exc)
-    _publish(root, _("The quiz was added."))
+    problem = _publish(root, _("The quiz was added."), stem)
+    if problem is not None:
+        return _refused(problem, "questions")
+    return redirect(url_for("kiosk.manage_material"))
+
+
+@bp.post("/manage/material/remove")
+@allow(*STAFF)
+def manage_material_remove():
+    """Remove one item, published or set aside, and publish the rest without it."""
+    root = _root()
+    stem = request.form.get("item", "")
+    listed = {i["stem"]: i["title"] for i in authoring.items(current_app.config["HOME"],
+                                                             authoring.pack_id(get_db()))}
+    if stem not in listed or not authoring.remove(root, stem):
+        abort(404)
+    _publish(root, _("“%(title)s” was removed.", title=listed[stem]))
     return redirect(url_for("kiosk.manage_material"))
 
 
@@ -139,12 +181,15 @@ def manage_material_quiz_from():
         chosen = [by_key[k] for k in request.form.getlist("question") if k in by_key]
         root = _root()
         try:
-            authoring.add_quiz_from(root, request.form.get("title", ""), chosen,
-                                    request.form.get("shuffle") == "1")
+            stem = authoring.add_quiz_from(root, request.form.get("title", ""), chosen,
+                                           request.form.get("shuffle") == "1")
         except InvalidInput as exc:
             errors, status = exc.details or {}, 400
         else:
-            _publish(root, _("The quiz was added."))
-            return redirect(url_for("kiosk.manage_material"))
+            problem = _publish(root, _("The quiz was added."), stem)
+            if problem is None:
+                return redirect(url_for("kiosk.manage_material"))
+            errors = {"questions": _("It could not be published: %(problem)s", problem=problem)}
+            status = 400
     return render_template("manage/quiz_from.html", available=available, errors=errors,
                            problems=problems(errors), form=request.form), status

@@ -37,7 +37,7 @@ from passerelle.server.people import accounts
 from passerelle.server.reports import impact as reports
 from passerelle.server.web.auth import allow, current_user, require
 
-STAFF = ("facilitator", "coordinator")
+STAFF = accounts.STAFF
 
 
 def _scope(db) -> list[str] | None:
@@ -107,7 +107,18 @@ def manage_reports_csv():
     start, end = reports.date_range(request.args.get("start"), request.args.get("end"))
     report = reports.impact(db, start, end, _scope(db))
     name = f"impact-{start.isoformat()}-{end.isoformat()}.csv"
-    return Response(reports.impact_csv(report), mimetype="text/csv",
+    titles = {p.pack_id: p.title for p in report.packs}
+
+    def name_of(section: str, item: str) -> str:
+        if section == "pack":
+            return titles.get(item, item)
+        if section == "language":
+            return language_name(item)
+        if section.startswith("profile:"):
+            return str(_value_label(item, section.partition(":")[2]))
+        return ""
+
+    return Response(reports.impact_csv(report, reports.SPREADSHEET, name_of), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})
 
@@ -129,7 +140,8 @@ def _streamed(chunks_of, mimetype: str, stem: str, ext: str, **kwargs) -> Respon
 @bp.get("/manage/exports/progress.csv")
 @allow("coordinator")
 def manage_export_progress():
-    return _streamed(reports.progress_csv, "text/csv", "progress", "csv")
+    return _streamed(reports.progress_csv, "text/csv", "progress", "csv",
+                     dialect=reports.SPREADSHEET)
 
 
 @bp.get("/manage/exports/xapi.jsonl")

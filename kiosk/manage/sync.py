@@ -23,6 +23,7 @@ from passerelle.server.sync import client as sync_client
 from passerelle.server.sync import discovery
 from passerelle.server.sync import schedule as sync_schedule
 from passerelle.server.web.auth import ANYONE, allow
+from passerelle.server.web.security import body_limit
 from werkzeug.datastructures import MultiDict
 
 
@@ -123,6 +124,61 @@ def manage_sync_bundles():
     flash(_("USB bundles will be encrypted: a passphrase is asked when they are written and read.")
           if on else _("USB bundles will be signed but not encrypted."))
     return redirect(url_for("kiosk.manage_sync"))
+
+
+@bp.post("/manage/sync/bundle/export")
+@allow("coordinator")
+def manage_sync_bundle_export():
+    """A sync bundle to download, to carry to the hub or another box on a USB stick."""
+    import uuid
+
+    from flask import send_file
+
+    db = get_db()
+    home = current_app.config["HOME"]
+    work = home.ensure().tmp / "bundles"
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"{uuid.uuid4().hex}.bundle"
+    try:
+        info = syncmod.export_bundle(db, home, target,
+                                     passphrase=request.form.get("passphrase") or None)
+    except PasserelleError as exc:
+        flash(str(exc.message))
+        return redirect(url_for("kiosk.manage_sync") + "#usb-title")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    response = send_file(info.path, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=f"passerelle-{records.device_id(db)[:8]}-{stamp}.bundle")
+    response.headers["Cache-Control"] = "no-store"
+    response.call_on_close(lambda: info.path.unlink(missing_ok=True))
+    return response
+
+
+@bp.post("/manage/sync/bundle/import")
+@allow("coordinator")
+@body_limit("max_upload_mb")
+def manage_sync_bundle_import():
+    """Apply a sync bundle brought on a USB stick (checked completely before anything)."""
+    import uuid
+
+    upload = request.files.get("bundle")
+    if upload is None or not upload.filename:
+        flash(_("Choose a sync bundle file first."))
+        return redirect(url_for("kiosk.manage_sync") + "#usb-title")
+    work = current_app.config["HOME"].ensure().tmp / "bundles"
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"{uuid.uuid4().hex}.bundle"
+    upload.save(target)
+    try:
+        result = syncmod.import_bundle(get_db(), target,
+                                       passphrase=request.form.get("passphrase") or None)
+    except PasserelleError as exc:
+        flash(_("The bundle was refused, nothing was applied: %(problem)s",
+                problem=str(exc.message)))
+    else:
+        flash(_("The bundle was applied: %(count)s new changes.", count=result.applied))
+    finally:
+        target.unlink(missing_ok=True)
+    return redirect(url_for("kiosk.manage_sync") + "#usb-title")
 
 
 @bp.post("/manage/sync/revoke/<device_id>")

@@ -1,11 +1,13 @@
-/* Learner progress on resource pages, written for old Android WebViews (ES5).
+/* Learner progress on resource and exercise pages, written for old Android WebViews (ES5).
 
    Events are queued in localStorage first, then sent to the box in batches.
    If the Wi-Fi drops or the tablet sleeps, they wait and are sent when the box
    answers again; each carries an event_id made here, so an event sent twice
-   (the answer was lost, not the request) is counted once by the box. */
+   (the answer was lost, not the request) is counted once by the box.
+   Events the box could not store itself (its disk was full) come in the page's
+   data-pending attribute and join the same queue. */
 (function () {
-  var page = document.querySelector(".resource[data-learner]");
+  var page = document.querySelector("[data-learner]");
   var token = document.querySelector('meta[name="csrf-token"]');
   if (!page || !window.localStorage || !window.XMLHttpRequest || !window.JSON) { return; }
   var learner = page.getAttribute("data-learner");
@@ -28,12 +30,27 @@
     try { localStorage.setItem(key, JSON.stringify(queue.slice(-2000))); } catch (e) { /* full */ }
   }
   function track(type, fields) {
-    var event = { event_id: uid(), pack_id: pack, node_id: node, type: type };
+    // occurred_at is the tablet's clock; sent_at (below) lets the box correct a wrong one.
+    var event = { event_id: uid(), pack_id: pack, node_id: node, type: type,
+                  occurred_at: new Date().toISOString() };
     for (var k in fields) { if (fields.hasOwnProperty(k)) { event[k] = fields[k]; } }
     var queue = load();
     queue.push(event);
     save(queue);
     flush();
+  }
+  function adopt(text) {
+    var given, queue = load(), have = {}, i;
+    try { given = JSON.parse(text || "[]"); } catch (e) { return; }
+    for (i = 0; i < queue.length; i++) { have[queue[i].event_id] = true; }
+    for (i = 0; i < given.length; i++) {
+      if (given[i] && given[i].event_id && !have[given[i].event_id]) {
+        // Made as the page was: dated by this tablet's clock, like the events made here.
+        given[i].occurred_at = given[i].occurred_at || new Date().toISOString();
+        queue.push(given[i]);
+      }
+    }
+    save(queue);
   }
   function flush() {
     var queue = load();
@@ -46,7 +63,9 @@
     request.setRequestHeader("X-CSRFToken", token.getAttribute("content"));
     request.onload = function () {
       sending = false;
-      // 200: stored; 400: refused as invalid, resending cannot help. Anything else: keep.
+      // 200: stored (or refused one by one: a resource this box does not hold); 400: refused
+      // as invalid. Resending cannot help either. Anything else (507: the box's disk is
+      // full; 5xx; 401 after a sign-out) keeps them for later.
       if (request.status === 200 || request.status === 400) {
         var sent = {}, rest = [], i;
         for (i = 0; i < batch.length; i++) { sent[batch[i].event_id] = true; }
@@ -57,7 +76,7 @@
       }
     };
     request.onerror = function () { sending = false; };
-    request.send(JSON.stringify({ events: batch }));
+    request.send(JSON.stringify({ events: batch, sent_at: new Date().toISOString() }));
   }
   // Other viewers on the page (the PDF viewer) report through this event:
   // detail = { type: "completed", fields: { progress: 1, ... } }.
@@ -66,6 +85,7 @@
   });
   window.addEventListener("online", flush);
   setInterval(flush, 15000);
+  adopt(page.getAttribute("data-pending"));
   flush();
 
   // Video and audio: resume, speed, progress every 10 s, completed at 90%.

@@ -15,6 +15,7 @@
       a.textContent = items[i];
       a.href = "?q=" + encodeURIComponent(items[i]);
       a.setAttribute("role", "option");
+      a.setAttribute("dir", "auto");  // content words keep their direction in any interface
       li.appendChild(a);
       list.appendChild(li);
     }

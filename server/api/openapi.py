@@ -9,6 +9,8 @@ a new route cannot ship undocumented.
 from __future__ import annotations
 
 from passerelle.server import __version__
+from passerelle.server.learning import events
+from passerelle.server.search.service import KINDS
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -38,13 +40,16 @@ PATHS: dict = {
     "/api/v1/health": {
         "get": {
             "summary": "Health of the box",
-            "description": "Version, device id and database status. Needs no sign-in.",
+            "description": "Version, device id, database status and free space on the data "
+                           "home's disk (`low` below `disk_warning_mb`, `critical` below "
+                           "`disk_reserve_mb`). Needs no sign-in.",
             "operationId": "health",
             "tags": ["box"],
             "responses": {
                 "200": {"description": "The box is healthy.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                "503": {"description": "The database cannot be read.",
+                "503": {"description": "The database cannot be read, or the disk is below "
+                                       "its reserve.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
             },
         }
@@ -70,6 +75,8 @@ def _param(name: str, description: str) -> dict:
 
 
 SIGNED_IN = [{"session": []}]
+# A write needs the session and the CSRF token that goes with it (both, in one requirement).
+SIGNED_IN_WRITE = [{"session": [], "csrf": []}]
 
 PATHS.update({
     "/api/v1/me": {"get": {
@@ -90,8 +97,10 @@ PATHS.update({
             "description": "A batch of at most 500 events queued by a tablet. Each carries an "
                            "`event_id` made by the tablet: an event sent again (after a dropped "
                            "connection) counts once. All events are checked first; when one is "
-                           "invalid, none is recorded. Needs the `X-CSRFToken` header.",
-            "security": SIGNED_IN,
+                           "invalid, none is recorded. Events for resources this box does not "
+                           "hold are refused one by one (`refused`), the others recorded. Each event is bounded (see `Event`): "
+                           "fields not described are dropped. Needs the `X-CSRFToken` header.",
+            "security": SIGNED_IN_WRITE,
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/EventBatch"}}}},
             "responses": {"200": _json("EventReceipt", "How many were new, how many repeats.")}}},
@@ -117,7 +126,8 @@ PATHS.update({
         "responses": {"200": {"description": "Open lessons with each resource's status."}}}},
     "/api/v1/sessions/{session_uuid}/attendance/{learner_uuid}": {"put": {
         "summary": "Mark a learner present or absent", "operationId": "attendancePut",
-        "tags": ["classes"], "security": SIGNED_IN,
+        "description": "Needs the `X-CSRFToken` header.",
+        "tags": ["classes"], "security": SIGNED_IN_WRITE,
         "parameters": [_param("session_uuid", "The session."), _param("learner_uuid", "The learner.")],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["present"],
@@ -158,14 +168,15 @@ PATHS.update({
                        "HTML-escaped text with `<mark>` around matches.",
         "parameters": [
             {"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 200}},
-            {"name": "kind", "in": "query", "required": False, "schema": _LIST,
-             "description": "topic, video, audio, document, article, html5, exercise"},
+            {"name": "kind", "in": "query", "required": False,
+             "schema": {"type": "array", "items": {"type": "string", "enum": list(KINDS)}},
+             "description": "Only these kinds of resource."},
             {"name": "language", "in": "query", "required": False, "schema": _LIST},
             {"name": "pack", "in": "query", "required": False, "schema": _LIST},
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
             {"name": "offset", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+             "schema": {"type": "integer", "minimum": 0, "maximum": 10_000, "default": 0}}],
         "responses": {"200": {"description": "hits, total, facets (kind, language, pack), "
                                              "mode (all, any, fuzzy), did_you_mean, approximate (a very common word: total and "
                                              "facets estimated from a 1/16 sample)."}}}},
@@ -176,6 +187,30 @@ PATHS.update({
                        {"name": "limit", "in": "query", "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8}}],
         "responses": {"200": {"description": "{\"suggestions\": [...]}"}}}},
+})
+
+# Kiwix ZIM files (server/packs/zim.py): their entries are served at /zim/<uuid>/<path>, outside /api.
+PATHS.update({
+    "/api/v1/zims": {"get": {
+        "summary": "The ZIM files learners can read", "operationId": "listZims", "tags": ["zim"],
+        "description": "Hidden ZIMs are listed for staff only, with their path on the box. "
+                       "`available` is false when python-libzim is missing on this platform "
+                       "(`reason` says why); each ZIM's `available` is false while its disk is "
+                       "not connected.",
+        "responses": {"200": {"description": "available, reason, zims: [{uuid, name, title, "
+                                             "description, language, lang, article_count, size, "
+                                             "has_fulltext, has_title_index, available, "
+                                             "main_path, url}]"}}}},
+    "/api/v1/zims/search": {"get": {
+        "summary": "Search the ZIM files", "operationId": "searchZims", "tags": ["zim"],
+        "description": "Each readable ZIM answers from its own index: Xapian full text when "
+                       "it has one (`mode: fulltext`), else its title index (`mode: title`).",
+        "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string",
+                                                                                "maxLength": 200}},
+                       {"name": "zim", "in": "query", "required": False,
+                        "schema": {"type": "string"}, "description": "Only this ZIM (its UUID)."}],
+        "responses": {"200": {"description": "query, sources: [{uuid, title, language, total, "
+                                             "mode, hits: [{path, title, url}]}]"}}}},
 })
 
 # Sync between boxes (server/sync/http.py, docs/sync.md): for devices, not browsers.
@@ -241,21 +276,20 @@ SCHEMAS: dict = {
         "role": {"type": "string", "enum": ["learner", "facilitator", "coordinator"]},
         "display_name": {"type": "string"}, "username": {"type": ["string", "null"]},
         "avatar": {"type": ["string", "null"]}, "language": {"type": ["string", "null"]}}},
-    "Event": {"type": "object", "required": ["event_id", "pack_id", "node_id", "type"],
-              "properties": {
-                  "event_id": {"type": "string", "description": "Unique id made by the tablet."},
-                  "pack_id": {"type": "string"}, "node_id": {"type": "string"},
-                  "type": {"type": "string",
-                           "enum": ["started", "progress", "answer", "completed", "time"]},
-                  "progress": {"type": "number", "minimum": 0, "maximum": 1},
-                  "seconds": {"type": "integer", "minimum": 0, "maximum": 14400},
-                  "correct": {"type": "boolean"},
-                  "position": {"type": ["number", "string"]},
-                  "occurred_at": {"type": "string", "format": "date-time"}}},
+    "Event": events.schema(),
     "EventBatch": {"type": "object", "required": ["events"], "properties": {
-        "events": {"type": "array", "maxItems": 500, "items": {"$ref": "#/components/schemas/Event"}}}},
+        "events": {"type": "array", "maxItems": events.MAX_EVENTS,
+                   "items": {"$ref": "#/components/schemas/Event"}},
+        "sent_at": {"type": "string", "format": "date-time", "maxLength": 40,
+                    "description": "The tablet's clock when sending: the box corrects each "
+                                   "event's `occurred_at` by the difference with its own clock."}}},
     "EventReceipt": {"type": "object", "properties": {
-        "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}}},
+        "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+        "refused": {"type": "array", "description": "Events for resources this box does not "
+                    "hold, each with its reason: the tablet drops them.",
+                    "items": {"type": "object", "properties": {
+                        "event_id": {"type": "string"},
+                        "reason": {"type": "string", "enum": ["not_installed"]}}}}}},
     "ProgressList": {"type": "object", "properties": {"progress": {"type": "array", "items": {
         "type": "object", "properties": {
             "pack_id": {"type": "string"}, "node_id": {"type": "string"},
@@ -279,6 +313,17 @@ SCHEMAS: dict = {
                     "message": {"type": "string"},
                 },
             },
+            "disk": {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok", "low", "critical", "error"]},
+                    "free_mb": {"type": "integer"},
+                    "total_mb": {"type": "integer"},
+                    "warning_mb": {"type": "integer"},
+                    "reserve_mb": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
         },
     },
 }
@@ -291,6 +336,8 @@ COMMON_RESPONSES = {
     "404": _error("No such resource."),
     "405": _error("The method is not allowed on this path."),
     "413": _error("The request body is larger than the box accepts."),
+    "507": _error("The box's disk is full, or too full for this request body: nothing was "
+                  "saved. A tablet keeps its queued events and sends them again later."),
     "500": _error("An unexpected error; it was logged on the box."),
 }
 
@@ -314,7 +361,12 @@ def spec() -> dict:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": {"session": {
-            "type": "apiKey", "in": "cookie", "name": "passerelle_session",
-            "description": "The session cookie set by signing in on the box's pages."}}},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "passerelle_session",
+                        "description": "The session cookie set by signing in on the box's pages."},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                     "description": "The CSRF token of the session: the `content` of the pages' "
+                                    "`<meta name=\"csrf-token\">`. Every write needs it; without "
+                                    "it, or with another session's, the answer is 400 "
+                                    "`csrf_failed`."}}},
     }

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from passerelle.server import __version__
+from passerelle.server import __version__, disk
 from passerelle.server import db as dbmod
 from passerelle.server.api.openapi import spec
 from passerelle.server.errors import InvalidInput
 from passerelle.server.learning import progress
+from passerelle.server.learning.events import validate_batch
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, SIGNED_IN, allow, current_user, require
 
@@ -32,11 +32,18 @@ def health():
         database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
     except sqlite3.Error as exc:
         database = {"status": "error", "message": str(exc)}
+    try:
+        space = disk.space(current_app.config["HOME"].root, current_app.config["SETTINGS"]).as_dict()
+    except OSError as exc:
+        space = {"status": "error", "message": str(exc)}
+    # Below the reserve the box can still record progress, but not for long: say so.
+    sound = database["status"] == "ok" and space["status"] in ("ok", "low")
     body = {
-        "status": "ok" if database["status"] == "ok" else "degraded",
+        "status": "ok" if sound else "degraded",
         "version": __version__,
         "device_id": device_id,
         "database": database,
+        "disk": space,
     }
     return jsonify(body), 200 if body["status"] == "ok" else 503
 
@@ -59,50 +66,6 @@ def me():
     return jsonify(public_user(current_user()))
 
 
-EVENT_TYPES = ("started", "progress", "answer", "completed", "time")
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-MAX_EVENTS = 500
-
-
-def _validate_events(body) -> list[dict]:
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-        raise InvalidInput("expected a JSON object with a list of events",
-                           details={"events": "a list of at most 500 events"})
-    events = body["events"]
-    if len(events) > MAX_EVENTS:
-        raise InvalidInput("too many events in one request", details={"events": "at most 500"})
-    problems, clean = {}, []
-    for i, e in enumerate(events):
-        where = f"events[{i}]"
-        if not isinstance(e, dict):
-            problems[where] = "an object"
-            continue
-        if not isinstance(e.get("event_id"), str) or not ID.match(e["event_id"]):
-            problems[f"{where}.event_id"] = "a unique id made by the tablet"
-        for key in ("pack_id", "node_id"):
-            if not isinstance(e.get(key), str) or not ID.match(e[key]):
-                problems[f"{where}.{key}"] = "an id"
-        if e.get("type") not in EVENT_TYPES:
-            problems[f"{where}.type"] = f"one of {', '.join(EVENT_TYPES)}"
-        progress = e.get("progress", 0)
-        if not isinstance(progress, (int, float)) or isinstance(progress, bool) or not 0 <= progress <= 1:
-            problems[f"{where}.progress"] = "a number from 0 to 1"
-        seconds = e.get("seconds", 0)
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 14400:
-            problems[f"{where}.seconds"] = "whole seconds from 0 to 14400"
-        if "correct" in e and not isinstance(e["correct"], bool):
-            problems[f"{where}.correct"] = "true or false"
-        position = e.get("position")
-        if position is not None and not isinstance(position, (int, float, str)):
-            problems[f"{where}.position"] = "a number or a short text"
-        clean.append({k: e[k] for k in ("event_id", "pack_id", "node_id", "type", "progress",
-                                        "seconds", "correct", "position", "occurred_at",
-                                        "question_id", "answer") if k in e})
-    if problems:
-        raise InvalidInput("some events are not valid; none was recorded", details=problems)
-    return clean
-
-
 @bp.post("/v1/progress")
 @allow("learner")
 def progress_post():
@@ -112,10 +75,12 @@ def progress_post():
     the same time (one transaction, see ``records.GroupCommit``); the answer
     leaves only once they are committed: the tablet may then forget them.
     """
-    events = _validate_events(request.get_json(silent=True))
-    learner = current_user()["uuid"]
-    accepted = progress.record(dbmod.get_db(), learner, events)
-    return jsonify({"accepted": accepted, "duplicates": len(events) - accepted})
+    body = request.get_json(silent=True)
+    events = validate_batch(body)
+    db = dbmod.get_db()
+    events, refused = progress.from_tablet(db, events, sent_at=body.get("sent_at"))
+    accepted = progress.record(db, current_user()["uuid"], events) if events else 0
+    return jsonify({"accepted": accepted, "duplicates": len(events) - accepted, "refused": refused})
 
 
 @bp.get("/v1/progress")

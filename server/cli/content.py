@@ -35,7 +35,8 @@ def open_library(env: Env, trusted_keys=(), require_signature: bool = False) -> 
     env.prepare()  # migrations of every set, the content library's included
     library = packs_library.open_library(env.home.ensure(), env.settings(), extra_keys=trusted_keys,
                                          require_signature=require_signature)
-    attach(library, env.home, parallel=True)  # imports and removals keep the search index in step
+    # Imports and removals keep the search index in step.
+    attach(library, env.home, parallel=True, settings=env.settings())
     return library
 
 
@@ -107,29 +108,47 @@ def content() -> None:
 @click.option("--require-signature", is_flag=True, help="Refuse packs not signed by a --trusted-key.")
 @click.option("--trusted-key", "trusted", multiple=True, metavar="KEY|FILE",
               help="A publisher key (ed25519:...) or a file holding one; repeatable.")
-@click.option("--channel", metavar="ID", help="Kolibri export folder: the channel to import.")
+@click.option("--channel", metavar="ID", help="Kolibri export folder or server: the channel to import.")
 @click.option("--topic", "topics", multiple=True, metavar="NODE_ID",
               help="Kolibri: import only this topic's subtree; repeatable.")
 @click.option("--video", type=click.Choice(["low", "high"]), default="low", show_default=True,
               help="Kolibri: which video resolution to take when a channel has both.")
+@click.option("--copy", is_flag=True,
+              help="ZIM files: copy it into the data home instead of serving it where it is.")
+@click.option("--verify", is_flag=True,
+              help="ZIM files: check the checksum over the whole file, however big.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
 @pass_env
 def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, force: bool,
                    require_signature: bool, trusted: tuple[str, ...], channel: str | None,
-                   topics: tuple[str, ...], video: str, as_json: bool) -> None:
-    """Install or update a pack from a zip, a folder (USB stick) or another box's URL.
+                   topics: tuple[str, ...], video: str, copy: bool, verify: bool,
+                   as_json: bool) -> None:
+    """Install or update a pack from a zip, a folder (USB stick) or another box's URL,
+    or add a Kiwix ZIM file (Wikipedia...), also split ones (.zimaa, .zimab...).
 
     Only missing files are copied and each is verified; the pack appears all at
-    once or not at all. The same version again does nothing.
+    once or not at all. The same version again does nothing. A ZIM is served
+    where it is (a large disk) unless --copy; it is never unpacked.
 
-    A Kolibri export folder (KOLIBRI_DATA, or KOLIBRI_HOME/content) lists its
-    channels; --channel imports one, --topic only some of its topics.
+    A Kolibri export folder (KOLIBRI_DATA, or KOLIBRI_HOME/content) or a Kolibri
+    server's URL (http://kolibri-box:8080/) lists its channels; --channel imports
+    one, --topic only some of its topics. From a server, only the files the box
+    lacks are fetched, and an interrupted import resumes.
 
     Example: passerelle content import http://192.168.1.20:8080/packs/maths-fr --dry-run
+
+    Example: passerelle content import /media/usb/wikipedia_fr_all_maxi.zim
     """
     if bool(source) == bundled:
         raise click.UsageError("give either SOURCE or --bundled")
-    if source and Path(source).is_dir() and kolibri.is_kolibri_folder(source):
+    if source and is_zim(source):
+        _import_zim(env, source, copy, verify, dry_run, as_json)
+        return
+    if copy or verify:
+        raise click.UsageError("--copy and --verify are for ZIM files; packs are always copied "
+                               "and verified")
+    if source and ((Path(source).is_dir() and kolibri.is_kolibri_folder(source))
+                   or cli_kolibri.is_kolibri_server(source, channel)):
         cli_kolibri.check_options(channel, topics)
         if not channel:
             cli_kolibri.list_channels(source, as_json)
@@ -142,7 +161,7 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
             progress.close()
         return
     if channel or topics:
-        raise InvalidInput(f"{source}: --channel and --topic are for Kolibri export folders, "
+        raise InvalidInput(f"{source}: --channel and --topic are for Kolibri export folders and servers, "
                            "and no Kolibri channel was found there")
     library = open_library(env, _read_keys(trusted), require_signature)
     if bundled:
@@ -153,6 +172,46 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
         raise InvalidInput(f"{source} is an authoring folder, not a pack: build it first with "
                            f"`passerelle pack build {source} -o pack.zip`")
     _import_one(library, source, dry_run, force, as_json)
+
+
+ZIM_MAGIC = b"ZIM\x04"
+
+
+def is_zim(source: str) -> bool:
+    """A ZIM by its name (.zim, .zimaa...) or by its first four bytes."""
+    name = source.lower()
+    if name.endswith(".zim") or lib.zim.SPLIT_SUFFIX.search(name):
+        return True
+    try:
+        with open(source, "rb") as f:
+            return f.read(4) == ZIM_MAGIC
+    except OSError:
+        return False
+
+
+def _import_zim(env: Env, source: str, copy: bool, verify: bool, dry_run: bool,
+                as_json: bool) -> None:
+    from passerelle.server.packs.zim import library_for
+
+    if not lib.zim.AVAILABLE:
+        raise lib.ZimUnsupported()
+    env.prepare()
+    if dry_run:
+        facts = lib.zim.inspect(source, full_check=True if verify else None)
+        text = (f"{facts['title']} ({facts['uuid']}): valid ZIM, {facts['article_count']} articles, "
+                f"{human_size(facts['size'])}; would be {'copied' if copy else 'served in place'}")
+        _echo_result(as_json, {k: v for k, v in facts.items() if k != "illustration"}, text)
+        return
+    zims = library_for(env.home, env.settings()["db_busy_timeout_ms"])
+    progress = _Progress(as_json)
+    try:
+        result = zims.add(source, copy=copy, full_check=True if verify else None, progress=progress)
+    finally:
+        progress.close()
+    text = (f"{result.title} ({result.uuid}): {result.status}, {human_size(result.size)}, "
+            f"served from {result.path}"
+            + "".join(f"\nwarning: {w}" for w in result.warnings))
+    _echo_result(as_json, result.as_dict(), text)
 
 
 def _import_one(library: lib.Library, source, dry_run: bool, force: bool, as_json: bool) -> lib.ImportResult:
@@ -224,11 +283,30 @@ def content_remove(env: Env, pack_id: str, yes: bool) -> None:
     Example: passerelle content remove maths-fr --yes
     """
     library = open_library(env)
+    if lib.zim.AVAILABLE and _remove_zim(env, pack_id, yes):
+        return
     info = library.get(pack_id)
     if not yes and not click.confirm(f"Remove {info.id} v{info.version} ({info.title})?", default=False):
         raise click.Abort()
     removed = library.remove(pack_id)
     click.echo(f"removed {pack_id}; {removed} unused files deleted")
+
+
+def _remove_zim(env: Env, uuid: str, yes: bool) -> bool:
+    """``content remove <zim uuid>``: forget a ZIM (its file is deleted only if it was copied)."""
+    from passerelle.server.packs.zim import library_for
+
+    zims = library_for(env.home, env.settings()["db_busy_timeout_ms"])
+    try:
+        info = zims.get(uuid)
+    except lib.ZimNotFound:
+        return False
+    if not yes and not click.confirm(f"Remove {info.title} ({uuid})?", default=False):
+        raise click.Abort()
+    deleted = zims.remove(uuid)
+    click.echo(f"removed {info.title}; " + ("its copy in the data home was deleted" if deleted
+                                           else f"{info.path} was left where it is"))
+    return True
 
 
 @content.command("verify")
@@ -270,6 +348,7 @@ def content_list(env: Env, as_json: bool) -> None:
     Example: passerelle content list --json
     """
     packs = open_library(env).list()
+    zims = _zims(env)
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in packs], indent=2))
         return
@@ -279,6 +358,19 @@ def content_list(env: Env, as_json: bool) -> None:
         state = "" if not p.missing_blobs else f"  INCOMPLETE ({p.missing_blobs} files missing)"
         click.echo(f"{p.id:<24} v{p.version:<4} {p.language:<6} {p.node_count:>7} nodes "
                    f"{human_size(p.total_size):>10}  {p.title}{state}")
+    if not lib.zim.AVAILABLE:
+        click.echo(f"ZIM files: unavailable ({lib.zim.UNAVAILABLE_REASON})")
+    for z in zims:
+        state = ("" if z.available else "  UNAVAILABLE (disk not connected)") + (
+            "  hidden" if z.hidden else "")
+        click.echo(f"{z.uuid:<36} zim {z.language:<6} {z.article_count:>7} articles "
+                   f"{human_size(z.size):>10}  {z.title}{state}")
+
+
+def _zims(env: Env) -> list:
+    from passerelle.server.packs.zim import library_for
+
+    return library_for(env.home, env.settings()["db_busy_timeout_ms"]).list()
 
 
 # --- passerelle pack --------------------------------------------------------------------

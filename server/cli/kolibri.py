@@ -1,9 +1,11 @@
-"""``passerelle content import DIR`` when DIR is a Kolibri export (``KOLIBRI_DATA`` or ``KOLIBRI_HOME/content``).
+"""``passerelle content import SOURCE`` when SOURCE is a Kolibri export or a Kolibri server.
 
-Without ``--channel`` it lists the channels found (name, language, version,
-size); with it, it imports that channel, or only the ``--topic`` subtrees,
-through the library's usual atomic, resumable install. The size to read is
-shown before anything is copied; ``--dry-run`` stops there.
+SOURCE is an export folder (``KOLIBRI_DATA`` or ``KOLIBRI_HOME/content``) or the
+URL of a Kolibri device on the LAN (``http://kolibri-box:8080/``). Without
+``--channel`` it lists the channels found (name, language, version, size); with
+it, it imports that channel, or only the ``--topic`` subtrees, through the
+library's usual atomic, resumable install. The size to read is shown before
+anything is copied; ``--dry-run`` stops there.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ from __future__ import annotations
 import json
 
 import click
-from passerelle.content import kolibri
+from passerelle.content import kolibri, kolibri_remote
 from passerelle.content.errors import human_size
 from passerelle.server.errors import InvalidInput
 
 
+def is_kolibri_server(source: str, channel: str | None) -> bool:
+    """A URL given with --channel, or one whose public API says it is a Kolibri device."""
+    if not kolibri_remote.is_url(source):
+        return False
+    return bool(channel) or kolibri_remote.KolibriServer(source).info() is not None
+
+
 def list_channels(source: str, as_json: bool) -> None:
+    if kolibri_remote.is_url(source):
+        list_remote_channels(source, as_json)
+        return
     channels, problems = kolibri.find_channels(source)
     if as_json:
         click.echo(json.dumps({"event": "result", "channels": [
@@ -34,14 +46,30 @@ def list_channels(source: str, as_json: bool) -> None:
         click.echo("import one with: passerelle content import " f"{source} --channel CHANNEL_ID [--topic NODE_ID ...]")
 
 
+def list_remote_channels(url: str, as_json: bool) -> None:
+    channels = kolibri_remote.KolibriServer(url).channels()
+    if as_json:
+        click.echo(json.dumps({"event": "result", "channels": [
+            {k: v for k, v in c.items() if k != "thumbnail"} for c in channels], "problems": []}))
+        return
+    if not channels:
+        click.echo(f"no channel offered by the Kolibri server at {url}")
+    for c in channels:
+        click.echo(f"{c['id']}  v{c['version']:<4} {c['language']:<6} {c['resources']:>7} resources "
+                   f"{human_size(c['size']):>10}  {c['name']}")
+    if channels:
+        click.echo(f"import one with: passerelle content import {url} --channel CHANNEL_ID [--topic NODE_ID ...]")
+
+
 def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...], video: str,
                    dry_run: bool, force: bool, as_json: bool, progress) -> None:
-    done = kolibri.import_channel(library, source, channel_id, list(topics) or None, video=video,
-                                  dry_run=dry_run, force=force, progress=progress)
+    module = kolibri_remote if kolibri_remote.is_url(source) else kolibri
+    done = module.import_channel(library, source, channel_id, list(topics) or None, video=video,
+                                 dry_run=dry_run, force=force, progress=progress)
     plan = done.plan
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(plan.kinds.items()))
     head = (f"{plan.channel.name} (kolibri-{plan.channel.id}) v{plan.channel.version}: "
-            f"{len(plan.nodes)} nodes ({kinds}), {human_size(plan.size)} to read")
+            f"{plan.node_count} nodes ({kinds}), {human_size(plan.size)} to read")
     if plan.unavailable:
         head += "; not available on this box: " + ", ".join(
             f"{n} {k}" for k, n in sorted(plan.unavailable.items()))

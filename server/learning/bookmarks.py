@@ -8,7 +8,9 @@ one record once they sync, and removing it (a tombstone) removes it everywhere.
 from __future__ import annotations
 
 from passerelle.server import records
-from passerelle.server.people.accounts import joined_uuid, now_iso
+from passerelle.server.packs import catalogue
+from passerelle.server.people.accounts import joined_uuid
+from passerelle.server.records import now_iso
 
 
 def bookmark_uuid(learner_uuid: str, pack_id: str, node_id: str) -> str:
@@ -33,8 +35,9 @@ def toggle(db, learner_uuid: str, pack_id: str, node_id: str) -> bool:
 def of_learner(db, learner_uuid: str, limit: int = 24) -> list[dict]:
     """The learner's bookmarks of installed resources, newest first, with title and kind."""
     rows = db.execute(
-        "SELECT b.pack_id, b.node_id, n.title, n.kind FROM bookmarks b"
-        " JOIN content_nodes n ON n.pack_id = b.pack_id AND n.node_id = b.node_id"
-        " WHERE b.learner_uuid = ? AND b.deleted = 0 ORDER BY b.created_at DESC, b.version DESC"
-        " LIMIT ?", [learner_uuid, limit]).fetchall()
-    return [dict(zip(("pack_id", "node_id", "title", "kind"), r, strict=True)) for r in rows]
+        "SELECT pack_id, node_id FROM bookmarks WHERE learner_uuid = ? AND deleted = 0"
+        " ORDER BY created_at DESC, version DESC LIMIT ?", [learner_uuid, limit]).fetchall()
+    known = catalogue.brief(db, rows)  # bookmarks of packs since removed are not listed
+    return [{"pack_id": p, "node_id": n, "title": known[(p, n)]["title"],
+             "kind": known[(p, n)]["kind"], "language": known[(p, n)]["language"]}
+            for p, n in rows if (p, n) in known]

@@ -16,13 +16,15 @@ from the catalogue in one read, and nothing replays the learners' history.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 from passerelle.server import records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
-from passerelle.server.packs import web as catalogue
+from passerelle.server.packs import catalogue
 from passerelle.server.people import accounts
 
 MAX_ITEMS = 100
@@ -69,11 +71,12 @@ def _check_items(db, items) -> list[dict]:
         raise InvalidInput(_l("the lesson is not valid"),
                            details={"items": _l("choose 1 to %(max)s resources", max=MAX_ITEMS)})
     clean, missing = [], []
-    for item in items:
-        pack_id, node_id = str(item.get("pack_id", "")), str(item.get("node_id", ""))
-        row = db.execute("SELECT kind FROM content_nodes WHERE pack_id = ? AND node_id = ?",
-                         [pack_id, node_id]).fetchone()
-        if row is None or row[0] == "topic":
+    keys = [(str(i.get("pack_id", "")), str(i.get("node_id", ""))) for i in items
+            if isinstance(i, dict)]
+    known = catalogue.brief(db, keys)
+    for pack_id, node_id in keys:
+        facts = known.get((pack_id, node_id))
+        if facts is None or facts["kind"] == "topic":
             missing.append(f"{pack_id}/{node_id}")
         elif {"pack_id": pack_id, "node_id": node_id} not in clean:
             clean.append({"pack_id": pack_id, "node_id": node_id})
@@ -92,8 +95,22 @@ def create_lesson(db, title: str, items: list[dict], created_by: str, descriptio
     uuid = new_uuid()
     records.put(db, "lesson", uuid, {"title": title, "description": (description or "").strip()[:500],
                                      "items": _check_items(db, items), "created_by": created_by,
-                                     "created_at": accounts.now_iso()})
+                                     "created_at": records.now_iso()})
     return uuid
+
+
+def update_lesson(db, lesson_uuid: str, title: str, items: list[dict], description: str = ""
+                  ) -> None:
+    """Change a saved lesson: its assignments follow, since they name the lesson, not a copy."""
+    lesson = get_lesson(db, lesson_uuid)
+    title = (title or "").strip()
+    if not title or len(title) > 120:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"title": _l("a title of 1 to 120 characters")})
+    records.put(db, "lesson", lesson_uuid, {
+        "title": title, "description": (description or "").strip()[:500],
+        "items": _check_items(db, items), "created_by": lesson.get("created_by"),
+        "created_at": lesson.get("created_at")})
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:
@@ -127,7 +144,7 @@ def assign(db, lesson_uuid: str, class_uuid: str, created_by: str, *,
     uuid = new_uuid()
     records.put(db, "assignment", uuid, {"lesson_uuid": lesson_uuid, "class_uuid": class_uuid,
                                          "target": target, "open": 1, "created_by": created_by,
-                                         "created_at": accounts.now_iso()})
+                                         "created_at": records.now_iso()})
     return uuid
 
 
@@ -176,12 +193,13 @@ def assigned_to(db, learner_uuid: str) -> list[dict]:
 
 def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
     statuses = _statuses(db, [learner_uuid], items)
-    titles = catalogue.titles(db, [(i["pack_id"], i["node_id"]) for i in items])
+    known = catalogue.brief(db, [(i["pack_id"], i["node_id"]) for i in items])
     out = []
     for item in items:
-        found = titles.get((item["pack_id"], item["node_id"]))
-        if found:
-            out.append({**item, **found,
+        facts = known.get((item["pack_id"], item["node_id"]))
+        if facts:
+            out.append({**item, "title": facts["title"], "kind": facts["kind"],
+                        "language": facts["language"],
                         "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),
                                                "not_started")})
     return out
@@ -235,12 +253,13 @@ def _statuses(db, learners: list[str], items: list[dict]) -> dict:
 
 def class_grid(db, class_uuid: str) -> Grid:
     learners = accounts.members(db, class_uuid)
-    keys: list[tuple[str, str]] = []
-    for a in assignments_of_class(db, class_uuid, only_open=True):
-        keys += [(item["pack_id"], item["node_id"]) for item in a["lesson"]["items"]]
-    keys = list(dict.fromkeys(keys))  # a resource in two open lessons is one column
-    titles = catalogue.titles(db, keys)
-    columns = [{"pack_id": key[0], "node_id": key[1], **titles[key]} for key in keys if key in titles]
+    keys = list(dict.fromkeys((item["pack_id"], item["node_id"])
+                              for a in assignments_of_class(db, class_uuid, only_open=True)
+                              for item in a["lesson"]["items"]))
+    known = catalogue.brief(db, keys)  # one query for every column, however many
+    columns = [{"pack_id": pack_id, "node_id": node_id, "title": known[(pack_id, node_id)]["title"],
+                "kind": known[(pack_id, node_id)]["kind"]}
+               for pack_id, node_id in keys if (pack_id, node_id) in known]
     grid = Grid(learners, columns, _statuses(db, [u["uuid"] for u in learners], columns))
     grid.missed = most_missed(db, [u["uuid"] for u in learners])
     return grid
@@ -256,6 +275,11 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         f" WHERE learner_uuid IN ({marks}) GROUP BY pack_id, node_id, question_id"
         f" ORDER BY total DESC, pack_id, node_id, question_id LIMIT ?", [*learners, limit]).fetchall()
     found = catalogue.nodes(db, [(pack, node) for pack, node, _q, _n in rows])
+    # The numbers each generated question last showed, for all of them in one read.
+    seen = dict(db.execute(
+        f"SELECT pack_id || char(10) || node_id || char(10) || question_id, seen_values"
+        f" FROM missed_questions WHERE learner_uuid IN ({marks}) AND seen_values IS NOT NULL"
+        f" ORDER BY seen_version", learners).fetchall())
     result = []
     for pack, node, question, wrong in rows:
         question = question or None  # "": the answers named no question
@@ -263,22 +287,42 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         prompt = ""
         for q in ((data or {}).get("exercise") or {}).get("questions", []):
             if q.get("id") == question:
-                prompt = str(q.get("prompt", ""))[:200]
+                prompt = _as_seen(q, seen.get(f"{pack}\n{node}\n{question or ''}"))[:200]
         result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
                        "exercise": data.get("title", node) if data else node, "prompt": prompt})
     return result
 
 
+def _as_seen(question: dict, values: str | None) -> str:
+    """A question's text as a learner saw it: a generated one ("{a} + {b}") with the numbers of
+    the latest wrong answer (kept by the fold in ``missed_questions``); the placeholders as "…"
+    when no numbers were recorded."""
+    from passerelle.content.exercise import render_generated
+
+    prompt = str(question.get("prompt", ""))
+    if not question.get("variables"):
+        return prompt
+    if values:
+        try:
+            return str(render_generated(question, json.loads(values)).get("prompt", prompt))
+        except Exception:  # noqa: BLE001 - numbers from another version of the pack: no text
+            pass
+    return re.sub(r"\{[A-Za-z_]\w*\}", "…", prompt)
+
+
 def learner_summary(db, learner_uuid: str) -> dict:
     """History, time spent, mastery and attendance of one learner."""
     rows = db.execute(
-        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress, p.completed_version IS NOT NULL,"
-        " p.seconds, p.answers, p.correct, p.last_version FROM progress p"
-        " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-        " WHERE p.learner_uuid = ? ORDER BY p.last_version DESC LIMIT 200", [learner_uuid]).fetchall()
-    keys = ("pack_id", "node_id", "title", "kind", "progress", "completed", "seconds", "answers",
-            "correct", "last_version")
+        "SELECT pack_id, node_id, progress, completed_version IS NOT NULL, seconds, answers,"
+        " correct, last_version FROM progress WHERE learner_uuid = ?"
+        " ORDER BY last_version DESC LIMIT 200", [learner_uuid]).fetchall()
+    keys = ("pack_id", "node_id", "progress", "completed", "seconds", "answers", "correct",
+            "last_version")
     history = [dict(zip(keys, r, strict=True)) for r in rows]
+    known = catalogue.brief(db, [(h["pack_id"], h["node_id"]) for h in history])
+    for h in history:  # a resource no longer installed keeps its history, without a title
+        facts = known.get((h["pack_id"], h["node_id"]), {})
+        h["title"], h["kind"] = facts.get("title"), facts.get("kind")
     attended = db.execute("SELECT count(*) FROM attendance WHERE learner_uuid = ? AND present = 1"
                           " AND deleted = 0", [learner_uuid]).fetchone()[0]
     return {

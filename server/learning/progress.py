@@ -17,6 +17,19 @@ Design
   answers and the questions ever answered correctly with the learner's summary
   row (``records.merge_answers``), as Kolibri keeps a mastery log. Answering
   reads one row, however long the learner's history.
+- **When it happened.** A tablet queues events while the Wi-Fi is down and sends
+  them later, so each event carries ``occurred_at`` from the tablet's clock, and the
+  batch carries ``sent_at``, the tablet's clock when sending. The difference between
+  the box's clock and ``sent_at`` corrects a tablet whose clock is wrong; the result
+  is bounded by the box's clock (never in the future, at most a year back). Reports
+  and xAPI date an event by it (:func:`from_tablet`).
+- **Only what this box holds.** A tablet's events for resources not installed here
+  are refused one by one and named in the answer (the tablet drops them: sending
+  them again cannot help); the others are recorded. Events arriving by sync are
+  kept whatever this box holds.
+- **A full disk loses nothing acknowledged**: :func:`record` raises
+  :class:`EventsNotStored` with the events, the API answers 507 and the
+  tablet keeps them; the pages hand them to the tablet's queue.
 - An answer and the completion it earns are submitted together. Mastery is
   decided from the stored state read just before: two tablets answering the same
   exercise for the same learner at the same instant may see each other's answer
@@ -28,11 +41,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
-from passerelle.server import records
+from passerelle.server import disk, records
+from passerelle.server.errors import DISK_FULL, InsufficientStorage
 from passerelle.server.learning import mastery
+from passerelle.server.packs import catalogue
 
 
 def init_app(app: Flask) -> None:
@@ -43,9 +60,69 @@ def writer(app: Flask | None = None) -> records.GroupCommit:
     return (app or current_app).extensions["passerelle.progress_writer"]
 
 
+class EventsNotStored(InsufficientStorage):
+    """The data home's disk is full: these events were not written (none of them).
+
+    The API answers 507 and the tablet keeps its queue; a page keeps the events for
+    the tablet to queue (``kiosk/pending.py``). Their ids are kept, so whichever way
+    they come back they count once.
+    """
+
+    def __init__(self, events: list[dict]):
+        super().__init__(DISK_FULL)
+        self.events = events
+
+
 def record(db, learner_uuid: str, events: list[dict]) -> int:
-    """Write validated events of one learner, durably; how many were new (not resent)."""
-    return writer().submit(db, learner_uuid, events)
+    """Write validated events of one learner, durably; how many were new (not resent).
+
+    Events made on the box itself (not by a tablet) happen now.
+    """
+    stamp = iso(datetime.now(UTC))
+    events = [e if "occurred_at" in e else {**e, "occurred_at": stamp} for e in events]
+    try:
+        return writer().submit(db, learner_uuid, events)
+    except (sqlite3.Error, records.WriteFailed, OSError) as exc:
+        if not disk.is_full(exc):
+            raise
+        raise EventsNotStored(events) from exc
+
+
+MAX_EVENT_AGE = timedelta(days=366)
+
+
+def parse_time(text) -> datetime | None:
+    """An ISO 8601 date-time with its offset (``Z`` included), else None."""
+    if not isinstance(text, str) or not 10 <= len(text) <= 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_tablet(db, events: list[dict], *, sent_at=None, now: datetime | None = None
+                ) -> tuple[list[dict], list[dict]]:
+    """A tablet's validated events placed in time and checked against this box's catalogue:
+    (events to record, refused ones as ``{event_id, reason}``)."""
+    now = now or datetime.now(UTC)
+    sent = parse_time(sent_at)
+    shift = now - sent if sent is not None else timedelta(0)
+    known = catalogue.brief(db, [(e["pack_id"], e["node_id"]) for e in events])
+    kept, refused = [], []
+    for event in events:
+        if (event["pack_id"], event["node_id"]) not in known:
+            refused.append({"event_id": event["event_id"], "reason": "not_installed"})
+            continue
+        occurred = parse_time(event.get("occurred_at"))
+        occurred = now if occurred is None else min(now, max(now - MAX_EVENT_AGE, occurred + shift))
+        kept.append({**event, "occurred_at": iso(occurred)})
+    return kept, refused
 
 
 def event_id(kind: str, *parts: str) -> str:
@@ -106,8 +183,11 @@ def assess(rules, state: ExerciseState, all_questions: list) -> mastery.Mastery:
 
 
 def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *, attempt: str,
-           question_id, given, correct: bool) -> bool:
-    """Record one answer (once per ``attempt``); True when it made the exercise mastered."""
+           question_id, given, correct: bool, values: dict | None = None) -> bool:
+    """Record one answer (once per ``attempt``); True when it made the exercise mastered.
+
+    ``values`` are the numbers drawn for a generated question ("{a} + {b}"), so that staff
+    later read the question as the learner saw it."""
     ids = [q.get("id") for q in exercise["questions"]]
     before = exercise_state(db, learner_uuid, pack_id, node_id)
     after = ExerciseState([*before.answers, correct], [*before.question_ids, question_id],
@@ -120,6 +200,8 @@ def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *,
                "question_id": question_id, "answer": given, "correct": correct,
                # The answer carries the progress towards mastery: the summary keeps the best.
                "progress": round(state.fraction, 4)}]
+    if values:
+        events[0]["values"] = values
     finishing = state.mastered and not before.completed
     if finishing:
         events.append({"event_id": event_id("completed", learner_uuid, pack_id, node_id),
@@ -141,12 +223,15 @@ def statuses(db, learner_uuid: str, pack_id: str) -> dict[str, str]:
 def in_progress(db, learner_uuid: str, limit: int = 4) -> list[dict]:
     """Resources the learner started and did not finish, most recent first (to resume)."""
     rows = db.execute(
-        "SELECT p.pack_id, p.node_id, n.title, n.kind, p.progress FROM progress p"
-        " JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-        " WHERE p.learner_uuid = ? AND p.completed_version IS NULL AND n.kind != 'topic'"
-        " ORDER BY p.last_version DESC LIMIT ?", [learner_uuid, limit]).fetchall()
-    return [dict(zip(("pack_id", "node_id", "title", "kind", "progress"), r, strict=True))
-            for r in rows]
+        "SELECT pack_id, node_id, progress FROM progress WHERE learner_uuid = ?"
+        " AND completed_version IS NULL ORDER BY last_version DESC LIMIT ?",
+        [learner_uuid, limit * 4]).fetchall()  # topics and removed packs are left out below
+    known = catalogue.brief(db, [(p, n) for p, n, _ in rows])
+    found = [{"pack_id": p, "node_id": n, "title": known[(p, n)]["title"],
+              "kind": known[(p, n)]["kind"], "progress": value,
+              "language": known[(p, n)]["language"]}
+             for p, n, value in rows if (p, n) in known and known[(p, n)]["kind"] != "topic"]
+    return found[:limit]
 
 
 def position(db, learner_uuid: str, pack_id: str, node_id: str) -> float:

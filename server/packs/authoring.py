@@ -16,6 +16,7 @@ import re
 import shutil
 import unicodedata
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,10 @@ UPLOAD_KINDS = {".pdf": "document", ".mp4": "video", ".webm": "video", ".mp3": "
                 ".ogg": "audio", ".m4a": "audio", ".png": "image", ".jpg": "image",
                 ".jpeg": "image", ".svg": "image", ".webp": "image"}
 TOPIC = "01-material"
+# Items the pack could not be built with wait here, outside the build, until removed:
+# one broken item must never stop the others from being published.
+ASIDE = ".set-aside"
+WHY = ".problem.txt"
 
 
 def pack_id(db) -> str:
@@ -75,31 +80,65 @@ def ensure(home, local_pack: str, org_name: str, language: str) -> Path:
 
 
 def items(home, local_pack: str) -> list[dict]:
-    root = folder(home, local_pack) / TOPIC
-    if not root.is_dir():
-        return []
-    found = []
-    for path in sorted(root.iterdir()):
-        if path.suffix == ".md":
-            meta = yaml.safe_load(path.read_text(encoding="utf-8").split("---")[1])
-            found.append({"id": meta["id"], "title": meta["title"], "kind": "article"})
-        elif path.name.endswith(".exercise.yaml"):
-            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
-            found.append({"id": meta["id"], "title": meta["title"], "kind": "exercise"})
-        elif path.suffix == ".yaml" and not path.name.startswith("_"):
-            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
-            found.append({"id": meta["id"], "title": meta["title"], "kind": meta.get("kind", "file")})
+    """What the material page lists: each item once, those set aside with the reason.
+
+    A file someone broke by hand is listed by its name, never a reason for the page to fail:
+    one facilitator's item must not take the page away from everyone.
+    """
+    root = folder(home, local_pack)
+    found = [_describe(path, None) for path in _item_files(root / TOPIC)]
+    aside = root / ASIDE
+    found += [_describe(path, _reason(aside, _stem(path))) for path in _item_files(aside)]
     return found
 
 
+def _item_files(where: Path) -> list[Path]:
+    """The file that describes each item (its text, quiz or sidecar), in order of addition."""
+    if not where.is_dir():
+        return []
+    return [p for p in sorted(where.iterdir()) if p.is_file() and not p.name.startswith("_")
+            and (p.suffix == ".md" or p.suffix == ".yaml")]
+
+
+def _describe(path: Path, problem: str | None) -> dict:
+    kind = "article" if path.suffix == ".md" else (
+        "exercise" if path.name.endswith(".exercise.yaml") else "file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        meta = lib.front_matter(text)[0] if kind == "article" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, lib.FrontMatterError):
+        meta = None
+    meta = meta if isinstance(meta, dict) else {}
+    return {"stem": _stem(path), "id": str(meta.get("id") or ""),
+            "title": str(meta.get("title") or _stem(path)),
+            "kind": str(meta.get("kind") or kind) if kind == "file" else kind, "problem": problem}
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".", 1)[0]
+
+
+def _reason(aside: Path, stem: str) -> str:
+    try:
+        return (aside / f"{stem}{WHY}").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 def _next_name(root: Path, title: str) -> tuple[str, str]:
-    """A file stem keeping the order of additions, and a node id fixed forever."""
-    number = len([p for p in (root / TOPIC).iterdir() if not p.name.startswith(("_", "img"))]) + 1
+    """A file stem keeping the order of additions, and a node id fixed forever.
+
+    The number follows the highest one used, here or set aside: removing an item never
+    gives its number to the next one.
+    """
+    used = [int(found.group(1)) for where in (root / TOPIC, root / TOPIC / "img", root / ASIDE)
+            if where.is_dir() for p in where.iterdir() if (found := re.match(r"(\d+)-", p.name))]
+    number = max(used, default=0) + 1
     return f"{number:03d}-{_slug(title)}", f"material/{uuid.uuid4().hex[:10]}"
 
 
 def _title(title: str) -> str:
-    title = (title or "").strip()
+    title = " ".join((title or "").split())  # one line: line breaks and tabs become spaces
     if not title or len(title) > 120:
         raise InvalidInput(_l("the title is not valid"), details={"title": _l("1 to 120 characters")})
     return title
@@ -117,7 +156,7 @@ def add_article(root: Path, title: str, body: str) -> str:
     stem, node_id = _next_name(root, title)
     (root / TOPIC / f"{stem}.md").write_text(_front_matter({"id": node_id, "title": title}) + body,
                                               encoding="utf-8")
-    return node_id
+    return stem
 
 
 def add_file(root: Path, title: str, filename: str, source: Path, duration: float | None = None) -> str:
@@ -147,7 +186,7 @@ def add_file(root: Path, title: str, filename: str, source: Path, duration: floa
             sidecar["duration"] = round(duration, 1) if duration and duration > 0 else 1
         (root / TOPIC / f"{stem}.yaml").write_text(yaml.safe_dump(sidecar, allow_unicode=True),
                                                     encoding="utf-8")
-    return node_id
+    return stem
 
 
 def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
@@ -172,7 +211,7 @@ def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
     (root / TOPIC / f"{stem}.exercise.yaml").write_text(yaml.safe_dump({
         "id": node_id, "title": title, "mastery": {"model": "do_all"}, "randomize": False,
         "questions": clean}, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return node_id
+    return stem
 
 
 def exercise_questions(db) -> list[dict]:
@@ -207,11 +246,23 @@ def add_quiz_from(root: Path, title: str, questions: list[dict], shuffle: bool) 
     (root / TOPIC / f"{stem}.exercise.yaml").write_text(yaml.safe_dump({
         "id": node_id, "title": title, "mastery": {"model": "do_all"}, "randomize": bool(shuffle),
         "questions": copied}, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return node_id
+    return stem
 
 
-def publish(root: Path, library: lib.Library, work: Path) -> lib.ImportResult:
-    """Build the folder as the next version and import it (atomic, indexed, progress kept)."""
+@dataclass
+class Published:
+    result: lib.ImportResult
+    set_aside: dict[str, str] = field(default_factory=dict)  # stem → what is wrong with it
+
+
+def publish(root: Path, library: lib.Library, work: Path) -> Published:
+    """Build the folder as the next version and import it (atomic, indexed, progress kept).
+
+    An item the pack cannot be built with (an article showing an image that is not
+    there, a file broken by hand) is set aside with its problem and the rest is built
+    again: the others are still published. Problems that belong to no item (the pack's
+    own file) still refuse the whole publication.
+    """
     meta_path = root / "pack.yaml"
     meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
     installed = next((p.version for p in library.list() if p.id == meta["id"]), 0)
@@ -219,8 +270,58 @@ def publish(root: Path, library: lib.Library, work: Path) -> lib.ImportResult:
     meta_path.write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
     work.mkdir(parents=True, exist_ok=True)
     target = work / f"{meta['id']}-v{meta['version']}.zip"
+    set_aside: dict[str, str] = {}
     try:
-        built = lib.build_pack(root, target)
-        return library.import_pack(built.path)
+        while True:
+            try:
+                built = lib.build_pack(root, target)
+                break
+            except lib.InvalidPack as exc:
+                broken = _items_named(root, exc.problems)
+                if not broken:
+                    raise
+                for stem, problems in broken.items():
+                    set_aside[stem] = "; ".join(problems)
+                    _set_aside(root, stem, set_aside[stem])
+        return Published(library.import_pack(built.path), set_aside)
     finally:
         target.unlink(missing_ok=True)
+
+
+def _items_named(root: Path, problems: list[lib.Problem]) -> dict[str, list[str]]:
+    """The items (by stem) that build problems point at: ``01-material/003-x.md`` or
+    ``nodes[4].title (01-material/003-x.md)``. Only items that are still in the folder."""
+    found: dict[str, list[str]] = {}
+    for problem in problems:
+        match = re.search(rf"(?:^|\(){re.escape(TOPIC)}/(?:img/)?(\d+-[^/.)\s]*)", problem.location)
+        if match and _files_of(root / TOPIC, match.group(1)):
+            found.setdefault(match.group(1), []).append(problem.message)
+    return found
+
+
+def _files_of(where: Path, stem: str) -> list[Path]:
+    """Every file of one item: its text or sidecar, its media, its picture under img/."""
+    return [p for folder_ in (where, where / "img") if folder_.is_dir()
+            for p in folder_.iterdir() if p.is_file() and _stem(p) == stem]
+
+
+def _set_aside(root: Path, stem: str, problem: str) -> None:
+    aside = root / ASIDE
+    for path in _files_of(root / TOPIC, stem):
+        target = aside / path.relative_to(root / TOPIC)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    (aside / f"{stem}{WHY}").write_text(problem, encoding="utf-8")
+
+
+def remove(root: Path, stem: str) -> bool:
+    """Delete an item, published or set aside; False when there is no such item.
+
+    The stem must name an item the page listed: it is never taken as a path.
+    """
+    if not re.fullmatch(r"\d+-[a-z0-9-]*", stem or ""):
+        return False
+    doomed = _files_of(root / TOPIC, stem) + _files_of(root / ASIDE, stem)
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return bool(doomed)

@@ -6,8 +6,11 @@
   library holds an exclusive lock anyway — and a job that dies (power cut)
   is simply imported again: the library resumes from what it had copied.
 - USB sticks are found by looking, a few levels deep, under the mount roots
-  (``/media``, ``/run/media``, ``/mnt``) for pack folders (a ``manifest.json``)
-  and pack zips. Nothing is written to the stick.
+  (``/media``, ``/run/media``, ``/mnt``) for pack folders (a ``manifest.json``),
+  pack zips and Kolibri export folders (``KOLIBRI_DATA``, ``content/databases``).
+  Nothing is written to the stick.
+- A Kolibri channel is imported whole or by topics, as a job like a pack; the
+  coordinator sees each topic's size before choosing.
 - Other boxes and hubs import installed packs from ``/api/v1/packs/<id>/``:
   the manifest's exact bytes and ``files/<sha256>``, the layout the content
   library's ``HttpSource`` reads.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, send_file
 from passerelle import content as lib
+from passerelle.content import kolibri
 from passerelle.server.db import get_db
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -46,6 +51,9 @@ class Job:
     result: dict | None = None
     started: float = field(default_factory=time.time)
     remove_after: bool = False     # an uploaded file is deleted once imported
+    channel: str | None = None     # a Kolibri channel in the export folder ``source``
+    topics: list[str] | None = None
+    partial: list[str] = field(default_factory=list)  # what a Kolibri import left out
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -65,8 +73,10 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._on_error = on_error
 
-    def submit(self, source: str, label: str, remove_after: bool = False) -> Job:
-        job = Job(id=uuid.uuid4().hex[:12], label=label, source=source, remove_after=remove_after)
+    def submit(self, source: str, label: str, remove_after: bool = False, channel: str | None = None,
+               topics: list[str] | None = None) -> Job:
+        job = Job(id=uuid.uuid4().hex[:12], label=label, source=source, remove_after=remove_after,
+                  channel=channel, topics=topics)
         with self._lock:
             self.jobs[job.id] = job
             self._queue.append(job)
@@ -101,19 +111,143 @@ class JobRunner:
             job.done, job.total, job.step = done, total, step
 
         try:
-            result = self.library.import_pack(job.source, progress=progress)
+            if job.channel:
+                done = kolibri.import_channel(self.library, job.source, job.channel, job.topics,
+                                              progress=progress)
+                result = done.result
+                job.partial = [*done.report.missing, *done.report.damaged, *done.report.refused][:50]
+            else:
+                result = self.library.import_pack(job.source, progress=progress)
         except lib.ContentError as exc:
-            job.state, job.message = "failed", str(exc)
+            job.state, job.message = "failed", without_paths(str(exc), job.source, job.label)
         except Exception as exc:  # noqa: BLE001 - a job must fail visibly, not kill the thread
-            job.state, job.message = "failed", f"unexpected error: {exc}"
+            job.state = "failed"
+            job.message = without_paths(f"unexpected error: {exc}", job.source, job.label)
             if self._on_error:
-                self._on_error(exc)
+                self._on_error(exc)  # the log keeps the whole story, paths included
         else:
             job.state, job.result = "done", result.as_dict()
             job.message = result.status
         finally:
             if job.remove_after:
                 Path(job.source).unlink(missing_ok=True)
+
+
+# An absolute path on the box: a slash not following a letter, a dot, a colon or another
+# slash (so "files/<sha>" and "http://host/x" are left alone), then its segments.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])/(?:[^\s/:'\"(),;]+/)*([^\s/:'\"(),;]*)")
+
+
+def without_paths(message: str, source: str, label: str) -> str:
+    """A job's message as the coordinator reads it: the pack's name, never the box's folders.
+
+    The library names the file it read (an upload's random name under the data home, a
+    folder on a USB stick) and the folders it writes to; the page shows the name the
+    person knows instead, and only the last part of any other path.
+    """
+    if source:
+        message = message.replace(source, label)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", message)
+
+
+# --- The bin: removed packs, kept as zips until the coordinator empties it -----------------
+#
+# A removed pack is exported to a zip first (the exact manifest bytes and signature, the
+# files from storage), then uninstalled. A zip, rather than keeping its files in storage,
+# because it is one self-contained file the library's clean-up never touches, putting it back
+# is an ordinary import (checked like any other), and emptying the bin is deleting files.
+# Learners' progress is recorded against the pack's id and the node ids, outside the content
+# tables, so a pack put back finds every learner's progress where it was.
+
+def bin_folder(home) -> Path:
+    return home.root / "bin" / "packs"
+
+
+def remove_to_bin(library: lib.Library, home, pack_id: str) -> Path:
+    """Keep a pack in the bin, then uninstall it. Raises PackNotFound, LibraryBusy."""
+    info = library.get(pack_id)
+    folder = bin_folder(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{pack_id}.zip"
+    partial = folder / f".{pack_id}.{uuid.uuid4().hex}.part"
+    library.export(pack_id, partial, format="zip")
+    os.replace(partial, target)
+    (folder / f"{pack_id}.json").write_text(json.dumps({
+        "id": pack_id, "title": info.title, "version": info.version, "language": info.language,
+        "size": target.stat().st_size, "removed_at": time.time()}))
+    library.remove(pack_id)
+    return target
+
+
+def binned_packs(home, installed: set[str] = frozenset()) -> list[dict]:
+    """The packs in the bin, newest first (those installed again meanwhile are not offered)."""
+    folder = bin_folder(home)
+    found = []
+    for meta in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("id") not in installed and (folder / f"{info.get('id')}.zip").is_file():
+            found.append(info)
+    return sorted(found, key=lambda i: i.get("removed_at", 0), reverse=True)
+
+
+def restore_from_bin(home, jobs: JobRunner, pack_id: str) -> Job:
+    """Import a pack from the bin again; its zip leaves the bin once imported."""
+    folder = bin_folder(home)
+    info = next((i for i in binned_packs(home) if i["id"] == pack_id), None)
+    if info is None:
+        raise lib.PackNotFound(f"no pack {pack_id!r} in the bin")
+    # Moved out of the bin first: the import removes it afterwards, and the bin never offers
+    # a pack twice while it is being put back.
+    work = home.tmp / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"{uuid.uuid4().hex}.zip"
+    os.replace(folder / f"{pack_id}.zip", source)
+    (folder / f"{pack_id}.json").unlink(missing_ok=True)
+    return jobs.submit(str(source), f"{info['title']} (v{info['version']})", remove_after=True)
+
+
+def empty_bin(home) -> int:
+    """Delete every pack kept in the bin; returns how many."""
+    folder = bin_folder(home)
+    count = 0
+    for path in folder.glob("*.zip") if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+        (folder / f"{path.stem}.json").unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+def bundled_folders() -> list[Path]:
+    """The authoring folders of the packs shipped with Passerelle."""
+    bundled = Path(lib.__file__).parent / "bundled"
+    if not bundled.is_dir():
+        return []
+    return sorted(p for p in bundled.glob("*/") if (p / "pack.yaml").is_file())
+
+
+def reinstall_bundled(home, jobs: JobRunner, installed: set[str]) -> list[Job]:
+    """Build the bundled packs that are missing and import them in the background."""
+    work = home.tmp / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    submitted = []
+    for folder in bundled_folders():
+        target = work / f"{uuid.uuid4().hex}.zip"
+        built = lib.build_pack(folder, target)
+        if built.manifest["id"] in installed:
+            target.unlink(missing_ok=True)
+            continue
+        submitted.append(jobs.submit(str(target), f"{built.manifest['title']} "
+                                     f"(v{built.manifest['version']})", remove_after=True))
+    return submitted
+
+
+def pack_contents(library: lib.Library, pack_id: str) -> list[dict]:
+    """What a pack holds, as a list of its nodes (titles, kinds, depth), in the pack's order."""
+    nodes = list(library.iter_nodes(pack_id))
+    return nodes
 
 
 def runner(app: Flask | None = None) -> JobRunner:
@@ -124,11 +258,25 @@ def runner(app: Flask | None = None) -> JobRunner:
 
 def find_packs(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
     """Packs on mounted drives: folders holding manifest.json, and zips holding one."""
-    found = []
+    return scan_drives(roots, max_depth)[0]
+
+
+def find_kolibri(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
+    """Kolibri export folders on mounted drives, each with its channels (see :func:`scan_drives`)."""
+    return scan_drives(roots, max_depth)[1]
+
+
+def scan_drives(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> tuple[list[dict], list[dict]]:
+    """Packs, and Kolibri export folders (``path``, ``channels``, ``problems``), on mounted drives."""
+    found, channels = [], []
     for root in roots:
         if not os.path.isdir(root):
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            if "content" in dirnames and kolibri.is_kolibri_folder(dirpath):
+                channels.append(_describe_kolibri(dirpath))
+                dirnames[:] = []  # its storage/ holds thousands of folders and no pack
+                continue
             depth = Path(dirpath).relative_to(root).parts
             if len(depth) >= max_depth:
                 dirnames[:] = []
@@ -141,7 +289,58 @@ def find_packs(roots=USB_ROOTS, max_depth: int = MAX_DEPTH) -> list[dict]:
                 if name.lower().endswith(".zip") and not name.startswith("."):
                     path = Path(dirpath) / name
                     found.append(_describe(path, _read_zip_manifest(path)))
-    return [f for f in found if f is not None]
+    return [f for f in found if f is not None], channels
+
+
+def _describe_kolibri(path: str) -> dict:
+    try:
+        found, problems = kolibri.find_channels(path)
+    except lib.ContentError as exc:
+        return {"path": path, "channels": [], "problems": [exc.message]}
+    return {"path": path, "channels": [c.as_dict() for c in found], "problems": [p.message for p in problems]}
+
+
+def kolibri_channel(roots, path: str, channel_id: str) -> dict | None:
+    """A channel that :func:`scan_drives` offers (a posted path is never taken on trust)."""
+    for folder in find_kolibri(roots):
+        if folder["path"] == path:
+            return next((c for c in folder["channels"] if c["id"] == channel_id), None)
+    return None
+
+
+def kolibri_topics(path: str, channel_id: str, video: str = "low", depth: int = 2) -> list[dict]:
+    """The topics a coordinator may tick, two levels deep, each with the bytes it would import.
+
+    A size counts each file once within its topic; the page adds up the ticked
+    topics (a file shared by two ticked topics is counted twice there, and once
+    by the import).
+    """
+    with kolibri.open_channel(path, channel_id) as db:
+        planned = kolibri.plan(db, video=video)
+    parent = {n.id: n.parent for n in planned.nodes}
+    files: dict[str, dict[str, int]] = {}      # topic id → md5 → size, over its subtree
+    resources: dict[str, int] = {}
+    root = planned.nodes[0].id if planned.nodes else None
+    for n in planned.nodes:
+        own = {f.md5: f.size for f in n.files + ([n.main] if n.main else [])}
+        ancestor = n.id if n.kind == "topic" else n.parent
+        while ancestor is not None:
+            files.setdefault(ancestor, {}).update(own)
+            if n.kind != "topic":
+                resources[ancestor] = resources.get(ancestor, 0) + 1
+            ancestor = parent.get(ancestor)
+    out = []
+    levels = {root: 0}
+    for n in planned.nodes:
+        if n.kind != "topic" or n.id == root:
+            continue
+        level = levels.get(n.parent, depth) + 1
+        levels[n.id] = level
+        if level <= depth:
+            out.append({"id": n.data["kolibri"]["node_id"], "title": n.data["title"], "level": level,
+                        "parent": n.parent if n.parent != root else None,
+                        "size": sum(files.get(n.id, {}).values()), "resources": resources.get(n.id, 0)})
+    return out
 
 
 def _read_folder_manifest(folder: Path) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from passerelle import content as lib
+from passerelle.server import disk
 from passerelle.server.db import connect
 from passerelle.server.home import Home
 from passerelle.server.settings import Settings
@@ -21,4 +22,6 @@ def open_library(home: Home, settings: Settings, *, extra_keys: Iterable[str] = 
     timeout = settings["db_busy_timeout_ms"]
     return lib.Library(lambda: connect(home.db_path, timeout), home.storage, home.tmp,
                        trusted_keys=[*settings["trusted_publisher_keys"], *extra_keys],
-                       require_signature=require_signature or settings["require_signed_packs"])
+                       require_signature=require_signature or settings["require_signed_packs"],
+                       # An import leaves the disk's reserve to learners' progress.
+                       space_margin=disk.import_margin(settings))

@@ -28,6 +28,7 @@ showing one image (``kiosk/templates/resource.html``).
 from __future__ import annotations
 
 import atexit
+import io
 import json
 import os
 import select
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -146,7 +148,8 @@ def _serve() -> None:
             answer = {"ok": False, "error": "out of memory"}
         except Exception as exc:  # noqa: BLE001 - any failure is this document's, answered
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                      "disk": isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)}
+                      "disk": isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError),
+                      "errno": getattr(exc, "errno", None)}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
 
@@ -211,10 +214,13 @@ class Renderer:
     """Page counts and page images of the PDFs of one data home, cached under ``cache_dir``."""
 
     def __init__(self, cache_dir: Path, max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, may_keep: Callable[[], bool] = lambda: True):
         self.dir = Path(cache_dir)
         self.max_bytes = max_bytes
         self.timeout = timeout
+        # Asked before the cache grows: False when the disk is low (the cache is optional,
+        # learners' progress is not); a page is then drawn, sent and not kept.
+        self.may_keep = may_keep
         self.renders = 0  # images made by this renderer (tests and benchmarks read it)
         self._counts: dict[str, int] = {}
         self._failed: dict[str, str] = {}
@@ -261,8 +267,9 @@ class Renderer:
         self._write_small(saved, str(count))
         return count
 
-    def image(self, sha256: str, source: Path, number: int, width: int) -> Path:
-        """The cached image of one page, rendered first if needed."""
+    def image(self, sha256: str, source: Path, number: int, width: int) -> Path | io.BytesIO:
+        """The cached image of one page, rendered first if needed (in memory, not cached,
+        when the disk is low)."""
         if width not in WIDTHS:
             raise PageNotFound(f"width {width} is not one of {WIDTHS}")
         if not 1 <= number <= min(self.page_count(sha256, source), MAX_PAGES):
@@ -289,11 +296,13 @@ class Renderer:
                     raise PageNotFound(f"no page {number}")
                 if not answer.get("ok"):
                     if answer.get("disk"):  # a full disk is the box's problem, not the document's
-                        raise OSError(answer["error"])
+                        raise OSError(answer.get("errno"), answer["error"])
                     self._failed[key] = answer.get("error", "unreadable")
                     raise DocumentError(self._failed[key])
-                os.replace(tmp, final)
                 self.renders += 1
+                if not self.may_keep():
+                    return io.BytesIO(tmp.read_bytes())
+                os.replace(tmp, final)
             finally:
                 tmp.unlink(missing_ok=True)
             self._account(final.stat().st_size)
@@ -310,6 +319,8 @@ class Renderer:
             return path.is_file()
 
     def _write_small(self, path: Path, text: str) -> None:
+        if not self.may_keep():
+            return  # remembered in memory all the same
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
@@ -360,11 +371,14 @@ def renderer(app) -> Renderer:
 
 
 def init_app(app) -> None:
-    home = app.config["HOME"]
+    from passerelle.server import disk
+
+    home, settings = app.config["HOME"], app.config["SETTINGS"]
     app.extensions["passerelle.pdfpages"] = Renderer(
         Path(home.root) / "cache" / "pdf",
         max_bytes=int(app.config.get("PDF_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES)),
-        timeout=float(app.config.get("PDF_RENDER_TIMEOUT", DEFAULT_TIMEOUT)))
+        timeout=float(app.config.get("PDF_RENDER_TIMEOUT", DEFAULT_TIMEOUT)),
+        may_keep=lambda: disk.optional_writes_allowed(home.root, settings))
 
 
 if __name__ == "__main__":

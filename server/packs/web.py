@@ -1,9 +1,11 @@
 """Serving installed content to tablets: blobs, html5 apps, and the catalogue queries.
 
-- ``/files/<sha256>``: a blob of an installed pack, with its MIME type, a
-  strong ETag (the hash itself), a one-year immutable cache (the name *is*
-  the content), HEAD and HTTP Range (tablets seek in videos). Only blobs
-  that an installed pack references are served.
+- ``/files/<sha256>``: a blob of an installed pack, with a strong ETag (the
+  hash itself), a one-year immutable cache (the name *is* the content), HEAD
+  and HTTP Range (tablets seek in videos). Only blobs that an installed pack
+  references are served, and never as something that runs with the box's
+  origin: media as media, SVG and text in a script-less sandbox, anything
+  else as a download (``passerelle.content.media``).
 - ``/apps/<sha256>/<path>``: one file from inside an html5 app's zip, also
   with Range. Every answer carries ``Content-Security-Policy: sandbox
   allow-scripts ...`` so the app runs in an opaque origin even when opened
@@ -15,9 +17,11 @@
 
 from __future__ import annotations
 
-import json
+import io
 import mimetypes
 import re
+from functools import lru_cache
+from xml.etree import ElementTree
 
 from flask import (
     Blueprint,
@@ -32,10 +36,14 @@ from flask import (
 )
 from flask_babel import gettext
 from passerelle import content as lib
+from passerelle.content import media
 from passerelle.server.db import get_db
 from passerelle.server.packs import pdfpages
 from passerelle.server.packs.library import open_library
 from passerelle.server.web.auth import ANYONE, allow
+from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wsgi import FileWrapper
 
 bp = Blueprint("files", __name__)
 ONE_YEAR = 365 * 24 * 3600
@@ -48,6 +56,20 @@ APP_CSP = "; ".join([
     "connect-src 'self'",
     "frame-ancestors 'self'",
     "base-uri 'self'",
+    "form-action 'none'",
+])
+
+
+# A pack's blob opened on its own (an SVG, a text, anything served as a download): an opaque
+# origin that runs no script, submits no form and loads nothing but the box's images.
+BLOB_CSP = "; ".join([
+    "sandbox",
+    "default-src 'none'",
+    "img-src 'self' data:",
+    "media-src 'self'",
+    "style-src 'unsafe-inline'",
+    "frame-ancestors 'self'",
+    "base-uri 'none'",
     "form-action 'none'",
 ])
 
@@ -73,12 +95,15 @@ def blob(sha256: str, name: str | None = None):
     path = library().blob_path(sha256)
     if mime is None or not path.is_file():
         abort(404)
-    response = send_file(path, mimetype=mime, conditional=True, etag=sha256, max_age=ONE_YEAR,
-                         download_name=name)
+    # The answer comes from the allow-list, never from the pack's own words: the catalog
+    # of a box installed before types were checked may still hold any string.
+    how = media.delivery(mime)
+    response = send_file(path, mimetype=how.content_type, conditional=True, etag=sha256,
+                         max_age=ONE_YEAR, as_attachment=how.attachment,
+                         download_name=name or (sha256 if how.attachment else None))
     response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
-    if mime in ("text/html", "image/svg+xml", "application/xhtml+xml"):
-        # Markup a pack carries is shown as data, never run with the box's origin.
-        response.headers["Content-Security-Policy"] = APP_CSP
+    if how.sandbox:
+        response.headers["Content-Security-Policy"] = BLOB_CSP
     return response
 
 
@@ -86,7 +111,7 @@ def blob(sha256: str, name: str | None = None):
 @allow(ANYONE)
 def pdf_page(sha256: str, page: int, width: int):
     """Page ``page`` of an installed PDF as an image ``width`` pixels wide (one of a few steps)."""
-    if not SHA256.match(sha256) or _referenced(sha256) != "application/pdf":
+    if not SHA256.match(sha256) or media.normalise(_referenced(sha256)) != media.PDF:
         abort(404)
     source = library().blob_path(sha256)
     if not source.is_file():
@@ -132,155 +157,69 @@ def app_member(sha256: str, member: str):
         abort(404)
     size = stream.size
     mime = mimetypes.guess_type(member)[0] or "application/octet-stream"
-    etag = f"{sha256}:{member}"
-    response = Response(mimetype=mime)
-    response.set_etag(etag)
+    # A zip member can only be read forwards: Werkzeug's range wrapper skips to the start.
+    response = Response(FileWrapper(stream, 256 * 1024), mimetype=mime, direct_passthrough=True)
+    response.content_length = size
+    response.set_etag(f"{sha256}:{member}")
     response.headers["Content-Security-Policy"] = APP_CSP
     # The app's own files may be fetched by its opaque origin, never with credentials.
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
-    response.headers["Accept-Ranges"] = "bytes"
-    if request.if_none_match.contains(etag):
+    try:
+        # The same conditional and Range rules as /files (send_file): 304, 206, and 416
+        # with "Content-Range: bytes */size" for a range that is malformed or unsatisfiable.
+        response.make_conditional(request, accept_ranges=True, complete_length=size)
+    except RequestedRangeNotSatisfiable:
         stream.close()
-        response.status_code = 304
-        return response
-    start, stop = 0, size
-    byte_range = request.range.range_for_length(size) if request.range else None
-    if request.range and byte_range is None:
-        stream.close()
-        response.status_code = 416
-        response.headers["Content-Range"] = f"bytes */{size}"
-        return response
-    if byte_range:
-        start, stop = byte_range
-        response.status_code = 206
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    response.content_length = stop - start
-    response.response = _read_range(stream, start, stop)
+        raise
     return response
 
 
-def _read_range(stream, start: int, stop: int, chunk: int = 256 * 1024):
-    """Bytes [start, stop) of a stream that can only be read forwards (a zip member)."""
+# An image's blob never changes (its name is its hash): its size is read once.
+@lru_cache(maxsize=4096)
+def image_size(sha256: str) -> tuple[int, int] | None:
+    """(width, height) of an image blob, for the page to keep its place while the image
+    loads; None when it cannot be told. Pillow reads only the header of a raster image;
+    an SVG gives its width and height, or its viewBox."""
     try:
-        skipped = 0
-        while skipped < start:
-            data = stream.read(min(chunk, start - skipped))
-            if not data:
-                return
-            skipped += len(data)
-        left = stop - start
-        while left > 0:
-            data = stream.read(min(chunk, left))
-            if not data:
-                return
-            left -= len(data)
-            yield data
-    finally:
-        stream.close()
-
-
-# --- Catalogue queries for the kiosk ------------------------------------------------------
-
-def packs(db) -> list[dict]:
-    rows = db.execute("SELECT p.id, p.title, p.language, p.node_count,"
-                      " (SELECT n.data FROM content_nodes n WHERE n.pack_id = p.id AND n.parent_id IS NULL)"
-                      " FROM content_packs p ORDER BY p.title COLLATE NOCASE").fetchall()
-    result = []
-    for pack_id, title, language, count, root in rows:
-        root = json.loads(root) if root else {}
-        result.append({"id": pack_id, "title": title, "language": language, "node_count": count,
-                       "description": root.get("description", ""), "root": root.get("id"),
-                       "thumbnail": file_of(root, "thumbnail")})
-    return result
-
-
-def node(db, pack_id: str, node_id: str) -> dict | None:
-    row = db.execute("SELECT n.data, p.language FROM content_nodes n"
-                     " JOIN content_packs p ON p.id = n.pack_id"
-                     " WHERE n.pack_id = ? AND n.node_id = ?", [pack_id, node_id]).fetchone()
-    if row is None:
+        with library().open_blob(sha256) as f:
+            head = f.read(2 * 1024 * 1024)
+    except (lib.ContentError, OSError):
         return None
-    data = json.loads(row[0])
-    data["pack_id"] = pack_id
-    data.setdefault("language", row[1])  # a node without its own language speaks the pack's
-    return data
+    if b"<svg" in head[:4096]:
+        return _svg_size(head)
+    try:
+        with Image.open(io.BytesIO(head)) as picture:
+            return picture.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
-def _by_keys(db, columns: str, keys) -> list[tuple]:
-    """Rows of content_nodes for (pack id, node id) pairs, a few hundred per query: a page
-    listing N resources asks once, not N times."""
-    keys = list(dict.fromkeys((str(p), str(n)) for p, n in keys))
-    rows: list[tuple] = []
-    for start in range(0, len(keys), 400):  # 800 variables: under every SQLite's limit
-        chunk = keys[start:start + 400]
-        # Joined from the keys (not "(pack_id, node_id) IN (VALUES ...)", which SQLite answers
-        # by scanning the whole catalogue): one primary-key search per key.
-        rows += db.execute(
-            f"WITH k (pack_id, node_id) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
-            f" SELECT n.pack_id, n.node_id, {columns} FROM k"
-            " JOIN content_nodes n ON n.pack_id = k.pack_id AND n.node_id = k.node_id"
-            " JOIN content_packs p ON p.id = n.pack_id",
-            [part for key in chunk for part in key]).fetchall()
-    return rows
-
-
-def titles(db, keys) -> dict[tuple[str, str], dict]:
-    """Title and kind of installed nodes, by (pack id, node id); nodes not installed are left out."""
-    return {(pack, node): {"title": title, "kind": kind}
-            for pack, node, title, kind in _by_keys(db, "n.title, n.kind", keys)}
-
-
-def nodes(db, keys) -> dict[tuple[str, str], dict]:
-    """:func:`node` for several nodes at once, by (pack id, node id)."""
-    found = {}
-    for pack, node_id, data, language in _by_keys(db, "n.data, p.language", keys):
-        data = json.loads(data)
-        data["pack_id"] = pack
-        data.setdefault("language", language)
-        found[(pack, node_id)] = data
-    return found
-
-
-def resources(db) -> list[dict]:
-    """Every installed resource (not topics), in pack order, for the lesson builder."""
-    rows = db.execute("SELECT n.pack_id, n.node_id, n.title, n.kind, p.title FROM content_nodes n"
-                      " JOIN content_packs p ON p.id = n.pack_id WHERE n.kind != 'topic'"
-                      " ORDER BY p.title COLLATE NOCASE, n.position").fetchall()
-    keys = ("pack_id", "node_id", "title", "kind", "pack_title")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-def children(db, pack_id: str, node_id: str) -> list[dict]:
-    rows = db.execute("SELECT data FROM content_nodes WHERE pack_id = ? AND parent_id = ?"
-                      " ORDER BY sort_order, position", [pack_id, node_id]).fetchall()
-    return [json.loads(r[0]) for r in rows]
-
-
-def ancestors(db, pack_id: str, found: dict) -> list[dict]:
-    trail, parent = [], found.get("parent")
-    while parent:
-        above = node(db, pack_id, parent)
-        if above is None:
+def _svg_size(data: bytes) -> tuple[int, int] | None:
+    try:
+        for _event, element in ElementTree.iterparse(io.BytesIO(data), events=("start",)):
+            attrs = element.attrib
             break
-        trail.append(above)
-        parent = above.get("parent")
-    return list(reversed(trail))
+        else:
+            return None
+    except ElementTree.ParseError:
+        return None
+    width, height = _svg_length(attrs.get("width")), _svg_length(attrs.get("height"))
+    box = (attrs.get("viewBox") or "").replace(",", " ").split()
+    if (not width or not height) and len(box) == 4:
+        try:
+            width, height = float(box[2]), float(box[3])
+        except ValueError:
+            return None
+    return (round(width), round(height)) if width and height else None
 
 
-def file_of(data: dict, role: str, lang: str | None = None) -> dict | None:
-    files = [f for f in data.get("files", []) if f.get("role") == role]
-    if lang:
-        files = [f for f in files if f.get("lang") == lang] or files
-    return files[0] if files else None
-
-
-def files_of(data: dict, role: str) -> list[dict]:
-    return [f for f in data.get("files", []) if f.get("role") == role]
-
-
-def main_file(data: dict) -> dict | None:
-    return file_of(data, "main")
+def _svg_length(value: str | None) -> float | None:
+    found = re.fullmatch(r"\s*([0-9.]+)\s*(px)?\s*", value or "")
+    try:
+        return float(found.group(1)) if found else None
+    except ValueError:
+        return None
 
 
 def init_app(app: Flask) -> None:

@@ -8,6 +8,10 @@ passes), learners' 4-digit PINs and picture passwords with a lighter one
 thirty times 19 MiB, and a 4-digit secret is protected by the sign-in rate
 limit, not by the hash's cost.
 
+Who is signed in is kept here too, box-local (never an operation): the
+cookie carries a random token, the ``signins`` table its SHA-256, so ending a
+session on the server ends every copy of the cookie.
+
 Records that two boxes could create independently for the same thing (a
 membership, an attendance mark) get a UUID derived from what they join, so
 the two converge on one record instead of duplicating it.
@@ -20,7 +24,11 @@ their labels are the kiosk's (``kiosk/labels.py``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import re
+import secrets
 import time
 import unicodedata
 import uuid as uuidlib
@@ -30,8 +38,15 @@ import argon2
 import sqlite_utils
 from passerelle.server import records
 from passerelle.server.db import new_uuid
-from passerelle.server.errors import Conflict, InvalidInput, NotFound, PasserelleError
+from passerelle.server.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PasserelleError,
+)
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.settings import LANGUAGES
 
 ROLES = ("learner", "facilitator", "coordinator")
 STAFF = ("facilitator", "coordinator")
@@ -41,6 +56,9 @@ PROFILE_FIELDS = ("age_band", "gender", "languages_spoken", "newcomer", "employm
 AGE_BANDS = ("under-18", "18-25", "26-35", "36-45", "46-55", "56-65", "66-75", "over-75")
 GENDERS = ("woman", "man", "non-binary", "other")
 EMPLOYMENT = ("employed", "job-seeker", "student", "retired", "other")
+# The answers each closed profile question offers (languages_spoken is free text).
+PROFILE_CHOICES = {"age_band": AGE_BANDS, "gender": GENDERS, "employment": EMPLOYMENT,
+                   "newcomer": ("yes", "no")}
 # Picture passwords are three of these, in order.
 PICTURES = ("sun", "moon", "tree", "cat", "fish", "house", "car", "flower", "apple", "star",
             "boat", "bird")
@@ -78,10 +96,6 @@ def joined_uuid(*parts: str) -> str:
     return str(uuidlib.uuid5(_NAMESPACE, ":".join(parts)))
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def fold(text: str) -> str:
     """Lower case without accents: how usernames and names are compared."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -91,7 +105,9 @@ def fold(text: str) -> str:
 # --- Organisation and first start ---------------------------------------------------
 
 def organisation(db: sqlite_utils.Database) -> dict | None:
-    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 LIMIT 1").fetchone()
+    # The oldest, should two boxes ever have been set up apart and then synced.
+    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
+                     ).fetchone()
     return records.load(db, "organisation", row[0]) if row else None
 
 
@@ -105,31 +121,45 @@ def needs_setup(db: sqlite_utils.Database) -> bool:
 
 def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], signin_mode: str,
           profile_fields: dict[str, str] | None, display_name: str, username: str,
-          password: str) -> str:
-    """Create the organisation and its first coordinator; refused once done."""
+          password: str, password_again: str | None = None) -> str:
+    """Create the organisation and its first coordinator; refused once done.
+
+    Every problem of the form is reported at once (the organisation's and the coordinator's).
+    """
     if not needs_setup(db):
         raise Conflict(_l("this box is already set up"))
     errors = {}
     if not org_name.strip():
         errors["org_name"] = _l("the organisation needs a name")
-    if not languages or any(lang not in ("fr", "nl", "en", "ar") for lang in languages):
+    if not languages or any(lang not in LANGUAGES for lang in languages):
         errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
     if signin_mode not in SIGNIN_MODES:
         errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
     for field in profile_fields or {}:
         if field not in PROFILE_FIELDS:
             errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    try:
+        validate_user(db, role="coordinator", display_name=display_name, username=username,
+                      password=password, hash_secrets=False)
+    except InvalidInput as exc:
+        errors.update(exc.details or {})
+    if password_again is not None and password_again != password:
+        errors["password_again"] = _l("The two passwords are not the same.")
     if errors:
         raise InvalidInput(_l("the organisation is not valid"), details=errors)
-    existing = organisation(db)
-    org_uuid = existing["uuid"] if existing else new_uuid()
+    # Checked (and the password hashed) before taking the write lock: hashing is slow.
+    coordinator = validate_user(db, role="coordinator", display_name=display_name,
+                                username=username, password=password)
     with records.write_tx(db):
-        records.put(db, "organisation", org_uuid, {
+        # Asked again under the write lock: of parallel first starts, only one sets the box up.
+        if not needs_setup(db):
+            raise Conflict(_l("this box is already set up"))
+        existing = organisation(db)
+        records.put(db, "organisation", existing["uuid"] if existing else new_uuid(), {
             "name": org_name.strip(), "languages": languages, "signin_mode": signin_mode,
             "profile_fields": profile_fields or {},
         })
-        return create_user(db, role="coordinator", display_name=display_name, username=username,
-                           password=password)
+        return _put_new_user(db, coordinator)
 
 
 def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
@@ -145,11 +175,28 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
 # --- Users ---------------------------------------------------------------------------
 
 def check_password(password: str | None) -> str | None:
+    """Every problem of a password at once, so that one correction is enough."""
+    problems = []
     if password is None or len(password) < 10:
-        return _l("at least 10 characters (a sentence of a few words is easy to remember)")
-    if len(set(password)) < 4:
-        return _l("use more different characters")
-    return None
+        problems.append(_l("at least 10 characters (a sentence of a few words is easy to remember)"))
+    if len(set(password or "")) < 4:
+        problems.append(_l("use more different characters"))
+    return _JoinedProblems(problems) if problems else None
+
+
+class _JoinedProblems:
+    """Several lazy messages shown as one, in the language of the page that shows them."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return "; ".join(str(p) for p in self.parts)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
 
 
 def check_pin(pin: str | None) -> str | None:
@@ -172,9 +219,12 @@ def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
     fields = validate_user(db, role=role, display_name=display_name, username=username,
                            password=password, pin=pin, picture=picture, avatar=avatar,
                            language=language, profile=profile, consent=consent)
+    return _put_new_user(db, fields)
+
+
+def _put_new_user(db, fields: dict) -> str:
     user_uuid = new_uuid()
-    fields["created_at"] = now_iso()
-    records.put(db, "user", user_uuid, fields)
+    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso()})
     return user_uuid
 
 
@@ -203,7 +253,7 @@ def validate_user(db, *, role, display_name, username=None, password=None, pin=N
             errors["username"] = _l("this username is already taken")
     if avatar is not None and avatar not in AVATARS:
         errors["avatar"] = _l("one of %(choices)s", choices=", ".join(AVATARS))
-    if language is not None and language not in ("fr", "nl", "en", "ar"):
+    if language is not None and language not in LANGUAGES:
         errors["language"] = _l("one of %(choices)s", choices="fr, nl, en, ar")
     hashes = {k: (existing or {}).get(k) for k in ("password_hash", "pin_hash", "picture_hash")}
     if role in STAFF or password is not None:
@@ -246,10 +296,7 @@ def clean_profile(db, profile: dict, errors: dict) -> dict:
     """Keep only the fields the organisation switched on; every one may stay blank."""
     org = organisation(db)
     enabled = (org or {}).get("profile_fields") or {}
-    allowed = {
-        "age_band": AGE_BANDS, "gender": GENDERS, "employment": EMPLOYMENT,
-        "newcomer": ("yes", "no"),
-    }
+    allowed = PROFILE_CHOICES
     cleaned = {}
     for field, value in profile.items():
         if value in (None, "", []):
@@ -283,7 +330,11 @@ def update_user(db, user_uuid: str, **changes) -> dict:
                                           "profile", "consent")}
     current.update(changes)
     fields = validate_user(db, existing=user, **current)
-    records.put(db, "user", user_uuid, fields)
+    with records.write_tx(db):
+        records.put(db, "user", user_uuid, fields)
+        if credential_stamp(fields) != credential_stamp(user):
+            # A new password, PIN or pictures (a reset) or a new role: signed out everywhere.
+            end_signins(db, user_uuid)
     return get_user(db, user_uuid)
 
 
@@ -293,7 +344,46 @@ def delete_user(db, user_uuid: str) -> None:
                   " AND uuid != ?", [user_uuid]).fetchone()[0] == 0 and \
             get_user(db, user_uuid)["role"] == "coordinator":
         raise Conflict(_l("this is the last coordinator; name another one first"))
-    records.delete(db, "user", user_uuid)
+    with records.write_tx(db):
+        records.delete(db, "user", user_uuid)
+        end_signins(db, user_uuid)
+
+
+def removed_users(db) -> list[dict]:
+    """People removed from this box, newest first, each as they last were (the bin).
+
+    A removal is a tombstone in the operation log; the person's last state is still there, so
+    nothing is lost: progress, attendance and memberships stay attached to the same uuid.
+    """
+    rows = db.execute("SELECT uuid, version FROM users WHERE deleted = 1 ORDER BY version DESC"
+                      ).fetchall()
+    people = []
+    for user_uuid, version in rows:
+        last = _last_state(db, user_uuid)
+        if last is not None:
+            removed_ms = records.parse_version(version)[0]
+            people.append({**last, "uuid": user_uuid,
+                           "removed_at": datetime.fromtimestamp(removed_ms / 1000, UTC)})
+    return people
+
+
+def _last_state(db, user_uuid: str) -> dict | None:
+    puts = [op for op in records.history(db, "user", user_uuid) if op.kind == "put"]
+    return dict(puts[-1].payload) if puts else None
+
+
+def restore_user(db, user_uuid: str) -> dict:
+    """Bring a removed person back as they were: a new put of their last state."""
+    if records.load(db, "user", user_uuid) is not None:
+        return get_user(db, user_uuid)  # already back (two clicks, or another box)
+    last = _last_state(db, user_uuid)
+    if last is None:
+        raise NotFound(_l("no such person"))
+    if last.get("username") and username_taken(db, last["username"], except_uuid=user_uuid):
+        raise Conflict(_l("someone else now has the username %(name)s; change theirs first",
+                          name=last["username"]))
+    records.put(db, "user", user_uuid, last)
+    return get_user(db, user_uuid)
 
 
 def list_users(db, role: str | None = None) -> list[dict]:
@@ -303,6 +393,11 @@ def list_users(db, role: str | None = None) -> list[dict]:
 
 
 # --- Signing in -------------------------------------------------------------------------
+#
+# Each attempt is counted *before* its secret is checked, in the same write transaction
+# that reads the count: parallel attempts queue for the write lock, so however many arrive
+# at once, no more than the limit of secrets is ever checked per window. A success takes
+# its own attempt back (and clears the account's earlier failures).
 
 def _failures(db, key: str, now: float) -> list[float]:
     return [r[0] for r in db.execute(
@@ -310,47 +405,56 @@ def _failures(db, key: str, now: float) -> list[float]:
         [key, now - WINDOW_SECONDS]).fetchall()]
 
 
-def _check_lockout(db, keys: dict[str, int], now: float) -> None:
-    for key, limit in keys.items():
-        recent = _failures(db, key, now)
-        if len(recent) >= limit:
-            raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
-
-
-def _record_failure(db, keys, now: float) -> None:
+def _claim_attempt(db, keys: dict[str, int], now: float) -> list[int]:
+    """Count one attempt against each key, or raise LockedOut when one is at its limit."""
     with records.write_tx(db):
-        db.execute("DELETE FROM signin_failures WHERE at < ?", [now - WINDOW_SECONDS])
-        for key in keys:
-            db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)", [key, now])
+        db.execute("DELETE FROM signin_failures WHERE at <= ?", [now - WINDOW_SECONDS])
+        for key, limit in keys.items():
+            recent = _failures(db, key, now)
+            if len(recent) >= limit:
+                raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
+        return [db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)",
+                           [key, now]).lastrowid for key in keys]
+
+
+def _attempt_succeeded(db, account_key: str, claimed: list[int]) -> None:
+    with records.write_tx(db):
+        db.execute("DELETE FROM signin_failures WHERE key = ?", [account_key])
+        for rowid in claimed:
+            db.execute("DELETE FROM signin_failures WHERE rowid = ?", [rowid])
+
+
+@functools.cache
+def _stand_in_hash(hasher: argon2.PasswordHasher) -> str:
+    return hasher.hash("not a real secret, used to spend equal time")
 
 
 def _verify(hasher: argon2.PasswordHasher, stored: str | None, secret: str) -> bool:
-    if not stored:
-        return False
+    """Check a secret; with no stored hash (no such person), spend the same time on a stand-in,
+    so that the answer's delay does not tell which usernames exist."""
     try:
-        return hasher.verify(stored, secret)
+        return hasher.verify(stored or _stand_in_hash(hasher), secret) and bool(stored)
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 
 
 def authenticate_staff(db, username: str, password: str, client: str,
                        now: float | None = None) -> dict:
-    """A facilitator or coordinator, by username and password; rate limited per account and client."""
+    """A facilitator or coordinator, by username and password; rate limited per name and client.
+
+    The lock is keyed by the name as typed (folded), whether or not it exists: an unknown name
+    is locked, answered and timed exactly like a real one, so no answer reveals a username.
+    """
     now = time.time() if now is None else now
     wanted = fold(username or "")
+    account_key = f"staff:{wanted[:80]}"  # usernames are at most 40 characters
+    claimed = _claim_attempt(db, {account_key: MAX_FAILURES,
+                                  f"client:{client}": MAX_FAILURES_PER_CLIENT}, now)
     staff = records.query(db, "user", "t.role IN ('facilitator', 'coordinator')")
     user = next((u for u in staff if u["username"] and fold(u["username"]) == wanted), None)
-    keys = {f"client:{client}": MAX_FAILURES_PER_CLIENT}
-    if user:
-        keys[f"user:{user['uuid']}"] = MAX_FAILURES
-    _check_lockout(db, keys, now)
-    if user is None or not _verify(STAFF_HASHER, user["password_hash"], password or ""):
-        if user is None:  # spend the same time as a real check: no username probing
-            _verify(STAFF_HASHER, _DUMMY_HASH, password or "")
-        _record_failure(db, keys, now)
+    if not _verify(STAFF_HASHER, user and user["password_hash"], password or ""):
         raise SigninFailed(_l("wrong username or password"))
-    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user['uuid']}"])
-    db.conn.commit()
+    _attempt_succeeded(db, account_key, claimed)
     return user
 
 
@@ -364,8 +468,9 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
     mode = (organisation(db) or {}).get("signin_mode", "pin")
     if mode == "none":
         return user
-    keys = {f"user:{user_uuid}": MAX_FAILURES, f"client:{client}": MAX_FAILURES_PER_CLIENT}
-    _check_lockout(db, keys, now)
+    account_key = f"user:{user_uuid}"
+    claimed = _claim_attempt(db, {account_key: MAX_FAILURES,
+                                  f"client:{client}": MAX_FAILURES_PER_CLIENT}, now)
     if mode == "password":
         ok = _verify(STAFF_HASHER, user["password_hash"], secret or "")
     elif mode == "pin":
@@ -374,14 +479,96 @@ def authenticate_learner(db, user_uuid: str, secret: str | list[str] | None, cli
         given = "-".join(secret) if isinstance(secret, list) else (secret or "")
         ok = _verify(LEARNER_HASHER, user["picture_hash"], given)
     if not ok:
-        _record_failure(db, keys, now)
         raise SigninFailed(_l("that is not the right code"))
-    db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{user_uuid}"])
-    db.conn.commit()
+    _attempt_succeeded(db, account_key, claimed)
     return user
 
 
-_DUMMY_HASH = STAFF_HASHER.hash("not a real password, used to spend equal time")
+# --- Signed-in sessions (local to this box, never synced) ----------------------------------
+#
+# The cookie is signed but readable and copyable (the box serves plain HTTP on shared Wi-Fi),
+# so it only carries a random token; the session is the row of that token's SHA-256 here.
+# Checking one costs a primary-key read per request and writes nothing.
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def credential_stamp(user: dict) -> str:
+    """A fingerprint of what a session rests on: the role and the secrets (not name or language)."""
+    parts = (user.get("role"), user.get("password_hash"), user.get("pin_hash"),
+             user.get("picture_hash"))
+    return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+def start_signin(db, user: dict, lifetime_seconds: float, replaces: str | None = None,
+                 now: float | None = None) -> str:
+    """A new session for this person; returns the token for the cookie.
+
+    Always a new token (a session id planted before sign-in is never promoted); ``replaces``
+    ends the session this browser held before. Expired sessions are purged here.
+    """
+    now = time.time() if now is None else now
+    token = secrets.token_urlsafe(32)
+    with records.write_tx(db):
+        db.execute("DELETE FROM signins WHERE started_at < ?", [now - lifetime_seconds])
+        if replaces:
+            db.execute("DELETE FROM signins WHERE id = ?", [_token_id(replaces)])
+        db.execute("INSERT INTO signins (id, user_uuid, stamp, started_at) VALUES (?, ?, ?, ?)",
+                   [_token_id(token), user["uuid"], credential_stamp(user), now])
+    return token
+
+
+def signed_in_user(db, token: str, lifetime_seconds: float, now: float | None = None
+                   ) -> dict | None:
+    """The person whose session this token is, or None: never started, ended, expired, or
+    the person was removed or their role or a secret changed since (here or by sync)."""
+    user, stale = _signin_of(db, token, lifetime_seconds, now)
+    if stale:
+        end_signin(db, token)  # once: the row is gone for the next request with this cookie
+    return user
+
+
+def session_holder(db, token: str, lifetime_seconds: float, now: float | None = None
+                   ) -> dict | None:
+    """:func:`signed_in_user`, reading only: a stale session is left for the next request
+    to end. For decisions taken where no write may wait for the lock (Waitress' event loop)."""
+    return _signin_of(db, token, lifetime_seconds, now)[0]
+
+
+def _signin_of(db, token: str, lifetime_seconds: float, now: float | None
+               ) -> tuple[dict | None, bool]:
+    """(The person, or None; whether the session row is stale and should be ended.)"""
+    now = time.time() if now is None else now
+    row = db.execute("SELECT user_uuid, stamp, started_at FROM signins WHERE id = ?",
+                     [_token_id(token)]).fetchone()
+    if row is None:
+        return None, False
+    user_uuid, stamp, started_at = row
+    user = None if now - started_at > lifetime_seconds else records.load(db, "user", user_uuid)
+    if user is None or not hmac.compare_digest(credential_stamp(user), stamp):
+        return None, True
+    return user, False
+
+
+def end_signin(db, token: str) -> None:
+    """Sign out: the token, and every copy of the cookie holding it, no longer works."""
+    with records.write_tx(db):
+        db.execute("DELETE FROM signins WHERE id = ?", [_token_id(token)])
+
+
+def signed_in_people(db, lifetime_seconds: float, now: float | None = None) -> set[str]:
+    """Who holds a session that has not expired (learners' idle sessions included)."""
+    now = time.time() if now is None else now
+    rows = db.execute("SELECT DISTINCT user_uuid FROM signins WHERE started_at >= ?",
+                      [now - lifetime_seconds])
+    return {row[0] for row in rows}
+
+
+def end_signins(db, user_uuid: str) -> int:
+    """Sign a person out everywhere; returns how many sessions ended."""
+    with records.write_tx(db):
+        return db.execute("DELETE FROM signins WHERE user_uuid = ?", [user_uuid]).rowcount
 
 
 # --- Classes, memberships, sessions, attendance -------------------------------------------
@@ -394,7 +581,7 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
     class_uuid = new_uuid()
     with records.write_tx(db):
         records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
-                                              "created_at": now_iso()})
+                                              "created_at": records.now_iso()})
         if facilitator_uuid:
             add_member(db, class_uuid, facilitator_uuid)
     return class_uuid
@@ -405,6 +592,8 @@ def get_class(db, class_uuid: str) -> dict:
 
 
 def add_member(db, class_uuid: str, user_uuid: str) -> str:
+    """Add a person to a class, no questions asked: for the box's own steps (setup, a class's
+    creator, a coordinator's roster). A person's request goes through :func:`enrol`."""
     get_class(db, class_uuid)
     user = get_user(db, user_uuid)
     role = "learner" if user["role"] == "learner" else "facilitator"
@@ -412,6 +601,58 @@ def add_member(db, class_uuid: str, user_uuid: str) -> str:
     records.put(db, "membership", membership,
                 {"class_uuid": class_uuid, "user_uuid": user_uuid, "role": role})
     return membership
+
+
+def _enrollable(db, actor: dict, class_uuid: str, where: str, params=()) -> list[dict]:
+    """The people ``actor`` may put into a class (see :func:`may_enrol`)."""
+    if not can_manage_class(db, actor, class_uuid):
+        return []
+    sql, args = where, list(params)
+    if actor["role"] != "coordinator":
+        # A learner none of whose classes is led by someone else: in no class, or only in the
+        # actor's own.
+        sql += (" AND t.role = 'learner' AND NOT EXISTS (SELECT 1 FROM memberships m"
+                " WHERE m.user_uuid = t.uuid AND m.deleted = 0 AND m.class_uuid NOT IN"
+                " (SELECT f.class_uuid FROM memberships f WHERE f.user_uuid = ? AND f.deleted = 0"
+                " AND f.role = 'facilitator'))")
+        args.append(actor["uuid"])
+    return records.query(db, "user", sql, args, "t.display_name COLLATE NOCASE")
+
+
+def may_enrol(db, actor: dict, class_uuid: str, person: dict) -> bool:
+    """Whether ``actor`` may put ``person`` into a class, and so see their record and history.
+
+    A coordinator may put anyone into any class. A facilitator, into a class they lead: only a
+    learner who is in no class yet (a newcomer), or one in other classes they lead too (their
+    own learner, whose record they already see). A learner of another facilitator's class is
+    not theirs to take: a coordinator adds them.
+    """
+    return bool(_enrollable(db, actor, class_uuid, "t.uuid = ?", [person["uuid"]]))
+
+
+def enrollable_learners(db, actor: dict, class_uuid: str) -> list[dict]:
+    """The learners ``actor`` may add to a class (not those already in it), by name."""
+    return _enrollable(db, actor, class_uuid,
+                       "t.role = 'learner' AND NOT EXISTS (SELECT 1 FROM memberships here"
+                       " WHERE here.user_uuid = t.uuid AND here.class_uuid = ? AND here.deleted = 0)",
+                       [class_uuid])
+
+
+def enrol(db, actor: dict, class_uuid: str, user_uuid: str) -> str:
+    """Add a person to a class on behalf of ``actor``: :func:`may_enrol` or Forbidden."""
+    get_class(db, class_uuid)
+    person = get_user(db, user_uuid)
+    with records.write_tx(db):  # checked and added under one lock
+        if not may_enrol(db, actor, class_uuid, person):
+            raise Forbidden(_l("only a coordinator may add this person to this class"))
+        return add_member(db, class_uuid, user_uuid)
+
+
+def learners_in_a_class(db) -> set[str]:
+    """The learners who belong to at least one class (the others are still to be placed)."""
+    rows = db.execute("SELECT DISTINCT user_uuid FROM memberships WHERE deleted = 0"
+                      " AND role = 'learner'").fetchall()
+    return {row[0] for row in rows}
 
 
 def remove_member(db, class_uuid: str, user_uuid: str) -> None:
@@ -463,11 +704,18 @@ def members(db, class_uuid: str, role: str = "learner") -> list[dict]:
                          join="JOIN memberships m ON m.user_uuid = t.uuid")
 
 
-def open_session(db, class_uuid: str, opened_by: str, *, date: str | None = None,
+def open_session(db, class_uuid: str, opened_by: str, *, date: str,
                  place: str = "", partner: str = "", topic: str = "") -> str:
+    """A session on a given day. The day is never guessed: a session without one would be
+    counted on no day, or on the wrong one, in the impact report."""
     get_class(db, class_uuid)
-    date = date or datetime.now(UTC).date().isoformat()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+    date = (date or "").strip()
+    try:
+        valid = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)) and bool(
+            datetime.strptime(date, "%Y-%m-%d"))
+    except ValueError:
+        valid = False
+    if not valid:
         raise InvalidInput(_l("the session is not valid"),
                            details={"date": _l("a date like %(example)s", example="2026-11-22")})
     session_uuid = new_uuid()

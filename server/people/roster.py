@@ -17,6 +17,7 @@ from passerelle.server import records
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.people import accounts
+from passerelle.server.reports import spreadsheet
 
 COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
            "age_band", "gender", "languages_spoken", "newcomer", "employment")
@@ -67,7 +68,8 @@ def read(text: str) -> list[tuple[int, dict]]:
     for i, raw in enumerate(reader, start=2):
         if i - 1 > MAX_ROWS:
             raise InvalidInput(_l("at most %(max)s people per file", max=MAX_ROWS))
-        values = {k: (v or "").strip() for k, v in raw.items() if k}
+        # A cell this box exported with a ' before a formula character reads back as it was.
+        values = {k: spreadsheet.unescape((v or "").strip()) for k, v in raw.items() if k}
         if any(values.values()):
             rows.append((i, values))
     return rows
@@ -118,10 +120,11 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     # Hash first, outside the write lock: hashing is slow on purpose.
     prepared = [(accounts.validate_user(db, **row.fields), row.class_name) for row in roster.rows]
     classes = {c["name"].casefold(): c["uuid"] for c in records.query(db, "class")}
+    _give_avatars(db, prepared, classes)
     created = 0
     with records.write_tx(db):
         for fields, class_name in prepared:
-            fields["created_at"] = accounts.now_iso()
+            fields["created_at"] = records.now_iso()
             uid = accounts.new_uuid()
             records.put(db, "user", uid, fields)
             created += 1
@@ -133,6 +136,24 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     return {"created": created}
 
 
+def _give_avatars(db, prepared: list[tuple[dict, str]], classes: dict[str, str]) -> None:
+    """Learners without an avatar get one, different from their classmates' as long as
+    there are enough: many learners find their name on the sign-in page by its picture."""
+    used: dict[str, list[str]] = {}
+    for fields, class_name in prepared:
+        if fields.get("role", "learner") != "learner" or fields.get("avatar"):
+            continue
+        key = class_name.casefold()
+        if key not in used:
+            used[key] = ([m["avatar"] for m in accounts.members(db, classes[key]) if m.get("avatar")]
+                         if key in classes else [])
+            used[key] += [f["avatar"] for f, c in prepared if c.casefold() == key and f.get("avatar")]
+        taken = used[key]
+        free = [a for a in accounts.AVATARS if a not in taken]
+        fields["avatar"] = free[0] if free else accounts.AVATARS[len(taken) % len(accounts.AVATARS)]
+        taken.append(fields["avatar"])
+
+
 def export(db) -> str:
     """Everyone, without secrets, as CSV (the columns an import reads, plus ids and classes)."""
     memberships: dict[str, list[str]] = {}
@@ -141,7 +162,7 @@ def export(db) -> str:
         if m["class_uuid"] in names:
             memberships.setdefault(m["user_uuid"], []).append(names[m["class_uuid"]])
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheet.writer(out)
     writer.writerow(["uuid", "display_name", "username", "role", "class", "language", "avatar",
                      *PROFILE, "created_at"])
     for user in accounts.list_users(db):

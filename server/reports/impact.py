@@ -40,12 +40,12 @@ number of events. Deleted learners are left out of both.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import re
 import uuid as uuidlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -54,12 +54,42 @@ from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.people import accounts
+from passerelle.server.reports import spreadsheet
 
 SUPPRESS_BELOW = 5
 NOT_GIVEN = "not-given"
 OTHER = "other-values"  # rare free-text values (languages spoken), merged so none is named
 UNKNOWN_LANGUAGE = "unknown"
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (accents right) only when it starts with one
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How numbers and fields are separated in a CSV file.
+
+    ``SPREADSHEET`` is for the files people download from the pages and open in Excel: the
+    boxes run in Belgium, where Windows' regional settings (whatever the language of the
+    interface) give Excel ";" as the list separator and "," as the decimal mark. With commas
+    Excel shows one column, and "1.5" hours becomes the date 1 May. LibreOffice and Google
+    Sheets ask for or detect the separator, so they read it too. ``PLAIN`` (RFC 4180, a
+    decimal point) is for scripts: the command line's files.
+    """
+
+    delimiter: str = ","
+    decimal: str = "."
+
+    def writer(self, out):
+        # The one CSV writer: formulas neutralised, text quoted (reports/spreadsheet.py).
+        return spreadsheet.writer(out, delimiter=self.delimiter)
+
+    def number(self, value) -> str:
+        text = value if isinstance(value, str) else str(value)
+        return text.replace(".", self.decimal) if _DECIMAL.fullmatch(text) else text
+
+
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+PLAIN = CsvDialect()
+SPREADSHEET = CsvDialect(";", ",")
 
 
 # --- Dates ----------------------------------------------------------------------------
@@ -112,8 +142,11 @@ class Cell:
 
     @property
     def shown(self) -> str:
-        """What a reader sees: the number, or "< 5"."""
-        return f"< {SUPPRESS_BELOW}" if self.suppressed else str(self.count)
+        """What a reader sees: the number, "< 5", or "≥ 5" for a larger count hidden with a
+        small one (true, and it leaves several possible splits of the two)."""
+        if not self.suppressed:
+            return str(self.count)
+        return f"< {SUPPRESS_BELOW}" if self.count < SUPPRESS_BELOW else f"≥ {SUPPRESS_BELOW}"
 
 
 def suppress(cells: list[Cell]) -> list[Cell]:
@@ -121,16 +154,19 @@ def suppress(cells: list[Cell]) -> list[Cell]:
 
     1. *Primary*: every count from 1 to 4 is shown as "< 5", never as the number.
        A count of 0 is shown (it says nothing about anyone).
-    2. *Complementary*: when exactly one cell is hidden, the smallest other cell
-       (zero included; the first in display order on a tie) is hidden too, so the
+    2. *Complementary*: when exactly one cell is hidden, the smallest other cell that
+       counts someone (the first in display order on a tie) is hidden too, so the
        hidden count cannot be found again by subtracting the others from the total.
        Two hidden cells only give their sum, which fits several splits.
+    3. A zero is never hidden: "< 5" there would invent people in a category nobody is
+       in ("Under 18: < 5" when nobody gave an age). When no other cell counts anyone,
+       the lone hidden cell is everyone, whose number the report gives anyway.
     """
     for cell in cells:
         cell.suppressed = 0 < cell.count < SUPPRESS_BELOW
     hidden = [c for c in cells if c.suppressed]
     if len(hidden) == 1:
-        others = [c for c in cells if not c.suppressed]
+        others = [c for c in cells if not c.suppressed and c.count > 0]
         if others:
             min(others, key=lambda c: c.count).suppressed = True
     return cells
@@ -210,8 +246,7 @@ def hours(seconds: int) -> str:
 
 
 def _profile_values(field_name: str) -> tuple[str, ...]:
-    return {"age_band": accounts.AGE_BANDS, "gender": accounts.GENDERS,
-            "employment": accounts.EMPLOYMENT, "newcomer": ("yes", "no")}.get(field_name, ())
+    return accounts.PROFILE_CHOICES.get(field_name, ())
 
 
 def _breakdown(field_name: str, profiles: Iterable[dict | None]) -> Breakdown:
@@ -354,12 +389,22 @@ def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:
     return found
 
 
-def impact_csv(report: Report) -> str:
-    """The report as CSV text (with the BOM Excel needs to read accents right)."""
+def impact_csv(report: Report, dialect: CsvDialect = PLAIN,
+               name_of: Callable[[str, str], str] | None = None) -> str:
+    """The report as CSV text (with the BOM Excel needs to read accents right).
+
+    With ``name_of(section, item)``, a "name" column follows "item": what a person reads (a
+    pack's title, a language's name) beside the stable id a script reads.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["section", "item", "measure", "value"])
-    writer.writerows(report.rows())
+    writer = dialect.writer(out)
+    if name_of is None:
+        writer.writerow(["section", "item", "measure", "value"])
+        writer.writerows((*row[:3], dialect.number(row[3])) for row in report.rows())
+    else:
+        writer.writerow(["section", "item", "name", "measure", "value"])
+        writer.writerows((row[0], row[1], name_of(row[0], row[1]), row[2], dialect.number(row[3]))
+                         for row in report.rows())
     return BOM + out.getvalue()
 
 
@@ -382,15 +427,16 @@ PROGRESS_COLUMNS = ("learner_uuid", "display_name", "pack_id", "node_id", "title
                     "completed", "completed_on", "seconds", "answers", "correct")
 
 
-def _csv_line(values: Iterable) -> str:
+def _csv_line(values: Iterable, dialect: CsvDialect = PLAIN) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(values)
+    dialect.writer(out).writerow(values)
     return out.getvalue()
 
 
-def progress_csv(db: sqlite_utils.Database, batch: int = 1000) -> Iterator[str]:
+def progress_csv(db: sqlite_utils.Database, batch: int = 1000, dialect: CsvDialect = PLAIN
+                 ) -> Iterator[str]:
     """All progress, one CSV row per learner and resource, in chunks of ``batch`` rows (BOM first)."""
-    yield BOM + _csv_line(PROGRESS_COLUMNS)
+    yield BOM + _csv_line(PROGRESS_COLUMNS, dialect)
     cursor = db.execute(
         "SELECT p.learner_uuid, u.display_name, p.pack_id, p.node_id, n.title, p.progress,"
         " p.completed_version, p.seconds, p.answers, p.correct FROM progress p"
@@ -398,10 +444,11 @@ def progress_csv(db: sqlite_utils.Database, batch: int = 1000) -> Iterator[str]:
         " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
         " ORDER BY p.learner_uuid, p.pack_id, p.node_id")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = dialect.writer(out)
     while rows := cursor.fetchmany(batch):
         for learner, name, pack_id, node_id, title, progress, done, seconds, answers, correct in rows:
-            writer.writerow([learner, name, pack_id, node_id, title or "", f"{progress:g}",
+            writer.writerow([learner, name, pack_id, node_id, title or "",
+                             dialect.number(f"{progress:g}"),
                              "true" if done else "false",
                              version_time(done).date().isoformat() if done else "",
                              seconds, answers, correct])
@@ -450,7 +497,7 @@ def statement(op: tuple, p: dict, org_uuid: str, node: tuple[str | None, str | N
     if node_kind:
         definition["type"] = ACTIVITY_TYPES.get(node_kind, "http://adlnet.gov/expapi/activities/lesson")
     result: dict = {}
-    seconds = max(0, min(4 * 3600, int(p.get("seconds") or 0)))
+    seconds = max(0, min(records.MAX_EVENT_SECONDS, int(p.get("seconds") or 0)))
     if seconds:
         result["duration"] = iso_duration(seconds)
     if kind == "answer":
@@ -470,7 +517,9 @@ def statement(op: tuple, p: dict, org_uuid: str, node: tuple[str | None, str | N
         "object": {"objectType": "Activity",
                    "id": f"urn:passerelle:{p.get('pack_id')}/{p.get('node_id')}",
                    "definition": definition},
-        "timestamp": version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        # When it happened on the tablet (placed on the box's clock), else when it was recorded.
+        "timestamp": p.get("occurred_at") if isinstance(p.get("occurred_at"), str)
+        else version_time(version).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "context": {"platform": "Passerelle"},
     }
     if language != UNKNOWN_LANGUAGE:

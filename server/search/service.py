@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 import weakref
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from passerelle import content as lib
 from passerelle import search_index as si
+from passerelle.server import disk
 from passerelle.server.errors import InvalidInput
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -56,7 +59,8 @@ def _exercise_text(node: dict) -> str:
         parts.extend(str(h) for h in q.get("hints", []))
         if q.get("type") in ("single_choice", "multiple_choice"):
             parts.extend(str(c) for c in q.get("choices", []))
-    return "\n".join(parts)
+    # Prompts, hints and choices are Markdown, like articles.
+    return si.extract_markdown_text("\n\n".join(parts))
 
 
 def _html5_text(library: lib.Library, sha: str) -> str:
@@ -76,7 +80,7 @@ def node_text(library: lib.Library, node: dict) -> str:
         role, mime, sha = f.get("role"), f.get("mime", ""), f.get("sha256")
         try:
             if role == "main" and node["kind"] == "article":
-                parts.append(_text_of_blob(library, sha))
+                parts.append(si.extract_markdown_text(_text_of_blob(library, sha)))
             elif role == "subtitles" or (role == "transcript" and mime.startswith("text/")):
                 parts.append(si.extract_vtt_text(_text_of_blob(library, sha)))
             elif role == "main" and node["kind"] == "document":
@@ -187,6 +191,21 @@ class SearchService:
                 self._cache.popitem(last=False)
         return found
 
+    def warm(self) -> None:
+        """Start a search worker and read the index once, so the first learner's search
+        is as quick as the next ones (it took 1.5 s: a worker to start, the index's
+        pages and the stemmers to load). Run in the background when the server starts."""
+        try:
+            self.searcher.search("passerelle", limit=1)
+            self.index.suggest("pa", limit=1)
+        except si.SearchError:  # an unusable index is reported by the searches themselves
+            pass
+
+    def warm_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.warm, name="search-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
@@ -200,11 +219,19 @@ class SearchService:
 class IndexingListener:
     """Called by the content library after each successful install, update or removal."""
 
-    def __init__(self, service: SearchService, logger=None):
+    def __init__(self, service: SearchService, logger=None,
+                 may_index: Callable[[], bool] = lambda: True):
         self.service = service
         self.logger = logger or logging.getLogger("passerelle.search")
+        # False when the disk is low: the index is optional, learners' progress is not.
+        self.may_index = may_index
 
     def pack_installed(self, pack_id: str, version: int) -> None:
+        if not self.may_index():
+            # The start-up drift check (or `passerelle index rebuild`) indexes it later.
+            self.logger.warning("search: %s v%s not indexed: the disk is below its reserve",
+                                pack_id, version)
+            return
         count = self.service.reindex_pack(pack_id)
         self.logger.info("search: indexed %s documents of %s v%s", count, pack_id, version)
 
@@ -222,18 +249,25 @@ bp = Blueprint("search", __name__)
 
 
 def _list_arg(name: str, allowed: tuple | None = None, maximum: int = 10) -> list[str] | None:
-    values = [v for raw in request.args.getlist(name) for v in raw.split(",") if v][:maximum]
-    if allowed and any(v not in allowed for v in values):
+    values = [v for raw in request.args.getlist(name) for v in raw.split(",")]
+    if allowed is not None and any(v not in allowed for v in values):  # "" included
         raise InvalidInput(f"{name}: one of {', '.join(allowed)}", details={name: "unknown value"})
-    return values or None
+    return [v for v in values if v][:maximum] or None
+
+
+# A number as JSON writes it: what a client's "integer" may look like once in a query string.
+_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``; ``40.0`` counts (an integer in JSON Schema, and
+    what some clients write for one)."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = Decimal(raw) if _NUMBER.fullmatch(raw) else None
+    if value is None or value != value.to_integral_value() or not low <= value <= high:
         raise InvalidInput(f"{name}: a whole number from {low} to {high}",
                            details={name: f"{low} to {high}"})
-    return int(raw)
+    return int(value)
 
 
 def run_search():
@@ -268,10 +302,18 @@ def api_search():
 @bp.get("/api/v1/search/suggest")
 @allow(ANYONE)
 def api_suggest():
-    prefix = request.args.get("q", "")[:50]
+    if "q" not in request.args:
+        raise InvalidInput("q: the beginning of a word", details={"q": "required"})
+    # Every parameter is checked, even when there is nothing to suggest.
+    prefix, languages, limit = request.args["q"][:50], _list_arg("language"), _int_arg("limit", 8, 1, 20)
     if not prefix.strip():
         return jsonify({"suggestions": []})
-    found = service().suggest(prefix, _list_arg("language"), _int_arg("limit", 8, 1, 20))
+    found = service().suggest(prefix, languages, limit)
+    if len(found) < limit:
+        from passerelle.server.packs.zim import (
+            suggest_titles,  # the ZIMs' title indexes, after the lessons' words
+        )
+        found = list(dict.fromkeys(found + suggest_titles(prefix, limit - len(found))))
     response = jsonify({"suggestions": found})
     response.headers["Cache-Control"] = "private, max-age=60"
     return response
@@ -281,26 +323,37 @@ def api_suggest():
 @allow(ANYONE)
 def page():
     from passerelle.server.db import get_db
-    from passerelle.server.packs.web import packs
+    from passerelle.server.packs import zim as zim_web
+    from passerelle.server.packs.catalogue import packs
 
-    query, result = run_search() if request.args.get("q") else ("", None)
+    only_zim = request.args.get("zim") or None
+    kinds = _list_arg("kind", KINDS) or []
+    query, result = run_search() if request.args.get("q") and not only_zim else (
+        request.args.get("q", ""), None)
+    # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons.
+    sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
+                                 ) if query and not kinds else []
     titles = {p["id"]: p["title"] for p in packs(get_db())}
     return render_template("search.html", query=query, result=result, pack_titles=titles,
-                           kinds=_list_arg("kind", KINDS) or [])
+                           kinds=kinds, zim_sources=sources, only_zim=only_zim,
+                           merged=zim_web.merge(result.hits if result else [], sources))
 
 
 def attach(library: lib.Library, home, parallel: bool = False, workers: int = 0,
-           logger: logging.Logger | None = None) -> SearchService:
+           logger: logging.Logger | None = None, settings=None) -> SearchService:
     """The search service of a data home, listening to its content library.
 
     The CLI and the server both build the library through this, so a pack
     imported either way is indexed the same way. ``parallel`` (analysis in
     worker processes) is for the single-threaded command line only;
-    ``workers`` (searches in worker processes) is for the server.
+    ``workers`` (searches in worker processes) is for the server. With ``settings``,
+    indexing waits while the disk is below ``disk_reserve_mb``.
     """
     search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library,
                            workers=workers, logger=logger)
-    library.listeners.append(IndexingListener(search))
+    may_index = ((lambda: disk.optional_writes_allowed(home.root, settings))
+                 if settings is not None else (lambda: True))
+    library.listeners.append(IndexingListener(search, may_index=may_index))
     return search
 
 
@@ -313,7 +366,7 @@ def init_app(app: Flask) -> None:
     library = app.extensions["passerelle.library"]
     search = attach(library, app.config["HOME"],
                     workers=search_workers(app.config["SETTINGS"]["search_workers"]),
-                    logger=app.logger)
+                    logger=app.logger, settings=app.config["SETTINGS"])
     app.extensions["passerelle.search"] = search
     app.register_blueprint(bp)
     # Catch the drift a crash may leave between the catalogue and the index.
@@ -321,6 +374,10 @@ def init_app(app: Flask) -> None:
         packs = {p.id: p.node_count for p in library.list()}
         indexed = search.index.count()
         if indexed != sum(packs.values()):
+            if not disk.optional_writes_allowed(app.config["HOME"].root, app.config["SETTINGS"]):
+                app.logger.warning("search index has %s documents for %s nodes; not rebuilt: "
+                                   "the disk is below its reserve", indexed, sum(packs.values()))
+                return
             app.logger.warning("search index has %s documents for %s nodes: rebuilding",
                                indexed, sum(packs.values()))
             search.rebuild()

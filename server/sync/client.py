@@ -164,7 +164,7 @@ class Peer:
                 from cryptography.exceptions import InvalidSignature
 
                 signature = base64.b64decode(response.getheader(HEADER_SIGNATURE, ""), validate=True)
-                syncmod.verifier(self.peer_key).verify(
+                syncmod.make_verifier(self.peer_key).verify(
                     signature, response_message(nonce, response.status,
                                                 hashlib.sha256(body).hexdigest()))
             except (InvalidSignature, ValueError):

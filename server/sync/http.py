@@ -54,13 +54,13 @@ from flask import (
     g,
     jsonify,
     request,
-    session,
 )
 from passerelle.server import db as dbmod
+from passerelle.server import records
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput, api_error
 from passerelle.server.sync import ops as syncmod
-from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf
+from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf, has_session_cookie
 
 bp = Blueprint("sync_http", __name__, url_prefix="/api/v1/sync")
 
@@ -189,7 +189,7 @@ def check_device() -> Response | None:
     nonce = request.headers.get(HEADER_NONCE, "")
     signature = request.headers.get(HEADER_SIGNATURE, "")
     if not (device and nonce and signature):
-        if session.get("uid"):
+        if has_session_cookie():
             return api_error(403, "this address is for boxes syncing with this one, not for "
                                   "browsers", "devices_only")
         return api_error(401, "a sync request must be signed by a box paired with this one "
@@ -208,7 +208,7 @@ def check_device() -> Response | None:
     try:
         from cryptography.exceptions import InvalidSignature
 
-        syncmod.verifier(syncmod.parse_public_key(row[0])).verify(
+        syncmod.make_verifier(syncmod.parse_public_key(row[0])).verify(
             base64.b64decode(signature, validate=True), message)
     except (InvalidSignature, ValueError):
         return api_error(401, f"the request is not signed by the key of device {device}",
@@ -279,7 +279,7 @@ def hello():
     """Who this box is, its clock and a nonce; the first request of a pairing or a sync."""
     db = get_db()
     key = _key()
-    return jsonify({"protocol": PROTOCOL, "device_id": syncmod.records.device_id(db),
+    return jsonify({"protocol": PROTOCOL, "device_id": records.device_id(db),
                     "public_key": syncmod.public_key_text(key.public_key()),
                     "label": _state().label, "organisation": _organisation(db),
                     "now_ms": _now_ms(), "nonce": _state().nonces.issue()})
@@ -330,7 +330,7 @@ def exchange_vector():
                         version=version[:40] if isinstance(version, str) else None,
                         ok=True if body.get("done") is True else None)
     now = _now_ms()
-    answer = {"device_id": syncmod.records.device_id(db), "organisation": _organisation(db),
+    answer = {"device_id": records.device_id(db), "organisation": _organisation(db),
               "vector": syncmod.vector(db), "now_ms": now,
               "skew_ms": their_now - now if isinstance(their_now, int) else None,
               "devices": syncmod.device_list(db),

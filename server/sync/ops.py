@@ -33,6 +33,8 @@ import sqlite_utils
 from passerelle.content import signing
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
+from passerelle.server.learning import events
+from passerelle.server.people import accounts
 from passerelle.server.records import Op
 
 KEY_FILE = "device.key"
@@ -118,21 +120,17 @@ def parse_public_key(text: str) -> bytes:
 
 def organisation_of(db: sqlite_utils.Database) -> str | None:
     """The uuid of the organisation this box belongs to (None on a box not yet set up)."""
-    row = db.execute("SELECT uuid FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
-                     ).fetchone()
-    return row[0] if row else None
+    org = accounts.organisation(db)
+    return org["uuid"] if org else None
 
 
 def bundles_encrypted(db: sqlite_utils.Database) -> bool:
     """Whether the organisation asks that USB bundles be encrypted (its record says so)."""
-    row = db.execute("SELECT encrypt_bundles FROM organisations WHERE deleted = 0 LIMIT 1").fetchone()
-    return bool(row and row[0])
+    return bool((accounts.organisation(db) or {}).get("encrypt_bundles"))
 
 
 def set_bundles_encrypted(db: sqlite_utils.Database, on: bool) -> None:
     """Record the organisation's choice as an operation, so that every box follows it."""
-    from passerelle.server.people import accounts
-
     accounts.update_organisation(db, encrypt_bundles=1 if on else 0)
 
 
@@ -144,8 +142,6 @@ def identity(db: sqlite_utils.Database, home) -> dict:
 
 # --- Trust ------------------------------------------------------------------------------
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: str | None = None,
@@ -170,7 +166,7 @@ def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: 
             " public_key = excluded.public_key, organisation = excluded.organisation,"
             " label = coalesce(excluded.label, label), paired_at = excluded.paired_at,"
             " revoked_at = NULL, vouched_by = NULL, anchor = max(anchor, excluded.anchor)",
-            [device_id, text, organisation, label, _now_iso(), 1 if anchor else 0])
+            [device_id, text, organisation, label, records.now_iso(), 1 if anchor else 0])
     return {"device_id": device_id, "public_key": text, "organisation": organisation}
 
 
@@ -184,7 +180,7 @@ def revoke(db: sqlite_utils.Database, device_id: str) -> dict:
                            "(see `passerelle sync status`)")
         if found[0] is None:
             db.execute("UPDATE sync_devices SET revoked_at = ? WHERE device_id = ?",
-                       [_now_iso(), device_id])
+                       [records.now_iso(), device_id])
     held = vector(db).get(device_id, 0)
     return {"device_id": device_id, "ops_kept": held}
 
@@ -446,7 +442,7 @@ class ApplyResult:
         self.vector = other.vector
 
 
-def verifier(raw: bytes):
+def make_verifier(raw: bytes):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     return Ed25519PublicKey.from_public_bytes(raw)
@@ -500,13 +496,18 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             continue
         verifier = verifiers.get(op.origin)
         if verifier is None:
-            verifier = verifiers[op.origin] = verifier(key)
+            verifier = verifiers[op.origin] = make_verifier(key)
         try:
             verifier.verify(op.signature, op.message())
         except InvalidSignature:
             raise SyncRefused(
                 f"operation {op.origin}:{op.seq} is not signed by device {op.origin} (altered, "
                 "or forged by the box that relayed it); nothing of this batch was applied") from None
+        if (op.kind == "event" and op.origin not in hold_from
+                and len(op.payload_text) > events.MAX_EVENT_BYTES):
+            # Larger than any event a box accepts from a tablet: kept out of the log, and the
+            # origin's later ops wait behind it (contiguity) until someone looks.
+            hold_from[op.origin] = (op.seq, "event too large")
         ahead = ms - now_ms
         if ahead > SKEW_REPORT_MS:
             result.clock_ahead_ms[op.origin] = max(ahead, result.clock_ahead_ms.get(op.origin, 0))
@@ -681,6 +682,8 @@ HELD_WORDS = {
     "clock ahead": "they are stamped more than a day ahead of this box's clock; they will be "
                    "accepted once this box's time reaches them, or fix that device's clock",
     "gap": "earlier operations of that device are missing here; import an older bundle first",
+    "event too large": "a learning event of that device is larger than any box accepts from a "
+                       "tablet; it was not taken in",
 }
 
 
@@ -739,7 +742,7 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
                               f"add it with `passerelle sync trust {peer} PUBLIC_KEY` if it is "
                               "one of yours; nothing was imported")
         try:
-            verifier(keys[peer]).verify(base64.b64decode(signature.strip(), validate=True),
+            make_verifier(keys[peer]).verify(base64.b64decode(signature.strip(), validate=True),
                                          manifest_bytes)
         except (InvalidSignature, ValueError):
             raise SyncRefused("bundle.json is not signed by the device it names (the bundle was "
@@ -840,7 +843,7 @@ def _log(db: sqlite_utils.Database, direction: str, peer: str | None, path: str 
     with records.write_tx(db):
         db.execute("INSERT INTO sync_log (at, direction, peer, path, ops, duplicates, held, ok, message)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [_now_iso(), direction, peer, path, ops, duplicates, held, 1 if ok else 0, message])
+                   [records.now_iso(), direction, peer, path, ops, duplicates, held, 1 if ok else 0, message])
         db.execute("DELETE FROM sync_log WHERE id <= (SELECT max(id) FROM sync_log) - 500")
 
 
@@ -872,7 +875,7 @@ def record_peer(db: sqlite_utils.Database, device: str, *, vector: Mapping[str, 
                 version: str | None = None) -> None:
     """Remember what a peer holds (``vector``), where it answers (``url``) and how the last
     sync with it went (``ok``: last success now; ``error``: the last error, in words)."""
-    now = _now_iso()
+    now = records.now_iso()
     with records.write_tx(db):
         db.execute("INSERT INTO sync_peers (device_id, vector, seen_at) VALUES (?, '{}', ?)"
                    " ON CONFLICT (device_id) DO NOTHING", [device, now])
@@ -985,7 +988,7 @@ def adopt_devices(db: sqlite_utils.Database, anchor: str, listed: Iterable[Mappi
             if here is None:
                 db.execute("INSERT INTO sync_devices (device_id, public_key, organisation, label,"
                            " paired_at, revoked_at, vouched_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [device, key, organisation, label, _now_iso(), revoked_at, anchor])
+                           [device, key, organisation, label, records.now_iso(), revoked_at, anchor])
                 added += revoked_at is None
                 revoked += revoked_at is not None
             elif here[1] == anchor:
@@ -1079,7 +1082,7 @@ def make_pairing_code(db: sqlite_utils.Database, home, *, minutes: int = PAIR_MI
     with records.write_tx(db):
         db.execute("DELETE FROM sync_pair_codes WHERE expires_ms < ?", [now_ms - 24 * 3600 * 1000])
         db.execute("INSERT INTO sync_pair_codes (key, created_at, expires_ms) VALUES (?, ?, ?)",
-                   [key, _now_iso(), expires_ms])
+                   [key, records.now_iso(), expires_ms])
     expires = datetime.fromtimestamp(expires_ms / 1000, UTC)
     return {"code": format_code(raw), "expires_ms": expires_ms,
             "expires_at": expires.isoformat(timespec="seconds"), "minutes": minutes}
@@ -1142,7 +1145,7 @@ def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str
             refusal = PairingRefused("a box cannot pair with itself")
         else:
             db.execute("UPDATE sync_pair_codes SET used_at = ?, used_by = ? WHERE key = ?",
-                       [_now_iso(), box_device, match[0]])
+                       [records.now_iso(), box_device, match[0]])
             trust(db, box_device, box_key, label=label, organisation=org)
     if refusal is not None:
         raise refusal
@@ -1153,9 +1156,8 @@ def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str
 
 
 def organisation_name(db: sqlite_utils.Database) -> str | None:
-    row = db.execute("SELECT name FROM organisations WHERE deleted = 0 ORDER BY version LIMIT 1"
-                     ).fetchone()
-    return row[0] if row else None
+    org = accounts.organisation(db)
+    return org["name"] if org else None
 
 
 def parse_vector(text: str) -> dict[str, int]:

@@ -182,6 +182,16 @@ def start_serving(app, port: int) -> list:
         sync = scheduler(app)
         sync.start()
         started.append(sync)
+    # The nightly USB backup (off until a coordinator turns it on) checks on the same terms.
+    from passerelle.server import backups
+    from passerelle.server import db as dbmod
+
+    home = app.config["HOME"]
+    nightly = backups.NightlyBackup(
+        lambda: dbmod.connect(home.db_path, settings["db_busy_timeout_ms"]), home,
+        roots=settings["usb_roots"])
+    nightly.start()
+    started.append(nightly)
     if settings["discovery"]:
         info = _announcement(app)
         announcer = discovery.Announcer(host=settings["host"], port=port, **info)
@@ -192,7 +202,7 @@ def start_serving(app, port: int) -> list:
 
 def stop_serving(started: list) -> None:
     for thing in started:
-        (thing.stop if isinstance(thing, BackgroundSync) else thing.close)()
+        (thing.close if hasattr(thing, "close") else thing.stop)()
 
 
 def _announcement(app) -> dict:

@@ -4,9 +4,12 @@
   :func:`allow`; a view without a declaration answers 403 and logs an error,
   so a route added in a hurry fails closed. A test walks the URL map and the
   permission matrix.
-- **Sessions expire** on the server's clock, not only the cookie's: after
-  ``session_lifetime_minutes`` from sign-in, and for learners after
-  ``idle_signout_minutes`` without a request (shared tablets).
+- **Sessions live on the server**: the cookie holds only a random token
+  whose SHA-256 names a row of ``signins`` (see ``accounts``). Signing out,
+  a new password, PIN or pictures, a new role and removing the person end
+  it, for every copy of the cookie too. Sessions expire on the server's
+  clock: after ``session_lifetime_minutes`` from sign-in, and for learners
+  after ``idle_signout_minutes`` without a request (shared tablets).
 - **CSRF**: Flask-WTF's ``CSRFProtect`` checks a token on every form and
   every JSON write (``X-CSRFToken`` header); it is a well-kept
   implementation of the synchroniser-token pattern, tied to the session.
@@ -22,9 +25,11 @@ from functools import wraps
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from passerelle.server import db as dbmod
 from passerelle.server.db import get_db
 from passerelle.server.errors import api_error, wants_json
 from passerelle.server.people import accounts
+from werkzeug.wrappers import Request
 
 ANYONE = "anyone"
 SIGNED_IN = "signed-in"
@@ -59,13 +64,19 @@ def current_user() -> dict | None:
     return g.get("user")
 
 
+def session_lifetime_seconds() -> float:
+    return current_app.config["SETTINGS"]["session_lifetime_minutes"] * 60
+
+
 def sign_in(user: dict) -> None:
-    """Start a fresh session (a new one, so a fixed session id cannot be reused)."""
+    """Start a fresh session: a new token, and the one this browser held before is ended."""
     language = session.get("language")
+    previous = session.get("sid")
+    token = accounts.start_signin(get_db(), user, session_lifetime_seconds(),
+                                  replaces=previous if isinstance(previous, str) else None)
     session.clear()
     session.permanent = True
-    now = int(time.time())
-    session.update(uid=user["uuid"], role=user["role"], signed_in_at=now, seen_at=now)
+    session.update(sid=token, seen_at=int(time.time()))
     if user.get("language"):
         session["language"] = user["language"]
     elif language:
@@ -73,24 +84,60 @@ def sign_in(user: dict) -> None:
     g.user = user
 
 
+def has_session_cookie() -> bool:
+    """Whether the request carries a signed-in browser's cookie (valid or not): for a clearer
+    refusal where only other boxes are expected, never for access."""
+    return isinstance(session.get("sid"), str)
+
+
+def session_user(app: Flask, cookie: str | None) -> dict | None:
+    """The signed-in person a ``Cookie`` header names, judged outside any request.
+
+    For decisions taken before the app runs (how large a body Waitress may read,
+    ``security.body_allowance``): the cookie is opened by the app's own session
+    interface (its signature checked with the box's key), then its session is
+    looked up as for a request, with a pooled connection and reading only, so a
+    signed-out, expired or revoked session counts for nothing. A learner's idle
+    time is not judged here: no learner is given a larger body.
+    """
+    if not cookie:
+        return None
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "passerelle",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "HTTP_COOKIE": cookie}
+    opened = app.session_interface.open_session(app, Request(environ))
+    token = opened.get("sid") if opened is not None else None
+    if not isinstance(token, str):
+        return None
+    lifetime = app.config["SETTINGS"]["session_lifetime_minutes"] * 60
+    pool = dbmod.pool(app)
+    db = pool.acquire()
+    try:
+        return accounts.session_holder(db, token, lifetime)
+    finally:
+        pool.release(db)
+
+
 def sign_out() -> None:
+    if has_session_cookie():
+        accounts.end_signin(get_db(), session["sid"])
     session.clear()
     g.user = None
 
 
 def _load_user() -> None:
     g.user = None
-    uid = session.get("uid")
-    if not uid:
+    if not has_session_cookie():
         return
+    token = session["sid"]
+    db = get_db()
     now = time.time()
-    settings = current_app.config["SETTINGS"]
-    expired = now - session.get("signed_in_at", 0) > settings["session_lifetime_minutes"] * 60
-    idle = (session.get("role") == "learner"
-            and now - session.get("seen_at", 0) > settings["idle_signout_minutes"] * 60)
-    user = None if expired or idle else accounts.records.load(get_db(), "user", uid)
-    if user is None or user["role"] != session.get("role"):
-        # Expired, idle, deleted, or the role changed since sign-in: sign in again.
+    user = accounts.signed_in_user(db, token, session_lifetime_seconds(), now)
+    idle_limit = current_app.config["SETTINGS"]["idle_signout_minutes"] * 60
+    idle = now - session.get("seen_at", 0) > idle_limit
+    if user is not None and user["role"] == "learner" and idle:
+        accounts.end_signin(db, token)  # a shared tablet left alone: the next person starts afresh
+        user = None
+    if user is None:
         session.clear()
         return
     if now - session.get("seen_at", 0) > 30:  # don't rewrite the cookie on every request
@@ -145,6 +192,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError):
+        # The token is checked before the session: a request that no session could make
+        # (signed out, expired, no cookie) hears "sign in first", as it would without CSRF.
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        allowed = getattr(view, "allowed", frozenset())
+        if allowed and not allowed & {ANYONE, DEVICE}:
+            _load_user()
+            if current_user() is None:
+                if wants_json():
+                    return api_error(401, "sign in first", "unauthorized")
+                return redirect(url_for("kiosk.signin"))
         if wants_json():
             return api_error(400, "the form expired or did not come from this box; reload the page",
                              "csrf_failed")

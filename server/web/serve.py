@@ -16,9 +16,11 @@ from logging.handlers import RotatingFileHandler
 
 from flask import Flask
 from passerelle.server import db as dbmod
+from passerelle.server import disk
 from passerelle.server.search import service as search
 from passerelle.server.settings import Settings
 from passerelle.server.sync import schedule as sync_schedule
+from passerelle.server.web import bodygate
 from waitress.server import create_server
 
 access_logger = logging.getLogger("passerelle.access")
@@ -98,6 +100,8 @@ def build_wsgi(app: Flask, settings: Settings):
         handler = RotatingFileHandler(app.config["HOME"].logs / "access.log",
                                       maxBytes=5 * 2**20, backupCount=5, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(message)s"))
+        # An optional write: it stops before the disk's last space, kept for learners' progress.
+        handler.addFilter(disk.SkipWhenLow(app.config["HOME"].root, settings))
         access_logger.addHandler(handler)
     return AccessLog(app, access_logger)
 
@@ -151,12 +155,16 @@ def run(app: Flask, settings: Settings) -> None:
         host=settings["host"],
         port=settings["port"],
         threads=settings["threads"],
-        max_request_body_size=max(settings["max_request_mb"], settings["max_upload_mb"]) * 1024 * 1024,
+        # Only a backstop: the gate installed below decides each request's limit from its
+        # headers, before its body is read (server/web/bodygate.py).
+        max_request_body_size=max(settings["max_request_mb"], settings["max_upload_mb"]) * 1024 * 1024 + 1,
         ident="passerelle",
         clear_untrusted_proxy_headers=True,
         connection_limit=CONNECTION_LIMIT,
         asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
     )
+
+    bodygate.install(server, app)
 
     def stop(signum, _frame):
         # Waitress' loop turns SystemExit into a graceful shutdown: requests in
@@ -173,6 +181,7 @@ def run(app: Flask, settings: Settings) -> None:
     for url in urls_for(settings["host"], port):
         print(f"  {url}", flush=True)
     beside = sync_schedule.start_serving(app, port)  # background sync, LAN announcement
+    search.service(app).warm_in_background()
     try:
         server.run()
     finally:

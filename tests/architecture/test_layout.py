@@ -90,3 +90,20 @@ def test_libraries_stay_libraries(library, forbidden):
                 if any(name == f or name.startswith(f + ".") for f in forbidden):
                     found.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
     assert not found, "\n".join(found)
+
+
+def test_the_catalogue_tables_are_read_in_one_place():
+    """``content_*`` tables belong to the content library; the server reads them in
+    ``server/packs/`` (``catalogue`` above all). Reports are the one exception: they
+    aggregate over the catalogue in SQL, joined in one query, as reports at scale must."""
+    allowed = ("server/packs/", "server/reports/")
+    found = []
+    for path, tree in sources("server", "kiosk"):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith(allowed):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and re.search(r"\bcontent_(nodes|packs|node_files|zims)\b", node.value)):
+                found.append(f"{rel}:{node.lineno}")
+    assert not found, "catalogue tables read outside server/packs/:\n" + "\n".join(found)

@@ -117,6 +117,28 @@ def html5_zip(index: bytes = b"<!doctype html><title>app</title><p>Hello") -> by
     return buf.getvalue()
 
 
+def epub_zip(chapters=("<p>Once upon a time</p>", "<p>The end</p>")) -> bytes:
+    """A small EPUB 3: mimetype, container, package (manifest + spine) and XHTML chapters."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        zf.writestr("META-INF/container.xml",
+                    '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:'
+                    'xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" '
+                    'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        items = "".join(f'<item id="c{i}" href="text/ch{i}.xhtml" media-type="application/xhtml+xml"/>'
+                        for i in range(len(chapters)))
+        refs = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
+        zf.writestr("OEBPS/content.opf",
+                    '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+                    f'<metadata/><manifest>{items}</manifest><spine>{refs}</spine></package>')
+        for i, body in enumerate(chapters):
+            zf.writestr(f"OEBPS/text/ch{i}.xhtml",
+                        '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>'
+                        f'Chapter {i}</title></head><body>{body}</body></html>')
+    return buf.getvalue()
+
+
 def standard(root: Path) -> tuple[ExportFolder, dict]:
     """A channel with every kind: returns the folder and the ids that tests look at."""
     ex = ExportFolder(root)
@@ -140,7 +162,7 @@ def standard(root: Path) -> tuple[ExportFolder, dict]:
     ids["h5p"] = ex.node(hexid("h5p"), ids["other"], "h5p", "An H5P thing", order=4)
     ex.file(ids["h5p"], "h5p", b"PK h5p", "h5p")
     ids["epub"] = ex.node(hexid("epub"), ids["other"], "document", "A book", order=5)
-    ex.file(ids["epub"], "epub", b"PK epub", "epub")
+    ex.file(ids["epub"], "epub", epub_zip(), "epub")
     ids["coach"] = ex.node(hexid("coach"), ids["other"], "audio", "For coaches", coach=True, order=6)
     ex.file(ids["coach"], "audio", b"coach audio", "mp3")
     # The same resource (same content_id and file) under a second topic.

@@ -110,6 +110,23 @@ def hand_pack(tmp_path: Path, name: str = "hand", blobs: dict[str, bytes] | None
     return write_folder_pack(tmp_path / name, manifest_for(blobs, **kw), blobs)
 
 
+def article_pack(root: Path, body: str, files: list[tuple[bytes, str, str]], *,
+                 pack_id: str = "article-pack", article_mime: str = "text/markdown") -> Path:
+    """A folder pack with one article whose body may link or show ``files``: (bytes, mime, role).
+
+    Hostile packs are written by hand like this (the builder only writes allowed types).
+    """
+    article = body.encode()
+    entries = [{"sha256": sha(article), "size": len(article), "mime": article_mime, "role": "main"}]
+    entries += [{"sha256": sha(data), "size": len(data), "mime": mime, "role": role}
+                for data, mime, role in files]
+    nodes = [{"id": "root", "parent": None, "kind": "topic", "title": "Root", "files": []},
+             {"id": "read-me", "parent": "root", "kind": "article", "title": "Read me", "order": 0,
+              "files": entries}]
+    blobs = [article] + [data for data, _, _ in files]
+    return write_folder_pack(root, manifest_for(nodes=nodes, pack_id=pack_id), blobs)
+
+
 # --- the library ----------------------------------------------------------------------------
 
 class Box:

@@ -11,6 +11,7 @@ import pytest
 from kolibri_channel import (
     CHANNEL,
     PNG,
+    epub_zip,
     hexid,
     html5_zip,
     perseus_zip,
@@ -54,10 +55,14 @@ def test_a_channel_imports_every_kind_it_can_show(export, library, box):
     assert roles["subtitles"]["lang"] == "fr" and roles["thumbnail"]["mime"] == "image/png"
     assert nodes[ids["audio"]]["kind"] == "audio" and nodes[ids["pdf"]]["kind"] == "document"
     assert nodes[ids["app"]]["kind"] == "html5"
-    assert nodes[ids["h5p"]]["unavailable"] == "h5p" and nodes[ids["epub"]]["unavailable"] == "document (epub)"
+    assert nodes[ids["h5p"]]["unavailable"] == "h5p"
+    book = nodes[ids["epub"]]  # an EPUB is a document, read chapter by chapter
+    assert book["kind"] == "document" and book["files"][0]["mime"] == "application/epub+zip"
+    assert book["epub"]["spine"] == ["OEBPS/text/ch0.xhtml", "OEBPS/text/ch1.xhtml"]
     assert ids["coach"] not in nodes and done.report.coach_only == 1
     # The same resource placed twice: one blob, and the first placement keeps the content_id.
     assert nodes[ids["again"]]["id"].startswith(nodes[ids["audio"]]["id"] + "-")
+    assert nodes[ids["again"]]["same_as"] == nodes[ids["audio"]]["id"] and "same_as" not in nodes[ids["audio"]]
     assert nodes[ids["again"]]["files"][0]["sha256"] == nodes[ids["audio"]]["files"][0]["sha256"]
     # Blobs are stored by sha256 and verified.
     sha = roles["main"]["sha256"]
@@ -197,6 +202,19 @@ def test_zip_bombs_in_html5_and_perseus_files_are_refused(tmp_path, library, box
     stored = {p.name for p in box.storage.rglob("*") if p.is_file()}
     assert hashlib.sha256(bomb()).hexdigest() not in stored
     assert hashlib.sha256(bomb("q.json")).hexdigest() not in stored
+
+
+def test_an_epub_that_is_not_one_is_refused(tmp_path, library):
+    ex, ids = standard(tmp_path / "k")
+    fake = ex.node(hexid("fake book"), CHANNEL, "document", "Fake book")
+    ex.file(fake, "epub", b"PK not a zip", "epub")
+    evil = ex.node(hexid("evil book"), CHANNEL, "document", "Evil book")
+    ex.file(evil, "epub", epub_zip(("<p>a</p>",)).replace(b"text/ch0.xhtml", b"../../../../etc/passwd"), "epub")
+    ex.save()
+    done = kolibri.import_channel(library, ex.root, CHANNEL)
+    assert sorted(r.split(":")[0] for r in done.report.refused) == ["Evil book", "Fake book"]
+    nodes = nodes_of(library)
+    assert fake not in nodes and evil not in nodes and ids["epub"] in nodes
 
 
 def test_an_html5_zip_without_index_is_refused(tmp_path, library):

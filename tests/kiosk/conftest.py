@@ -153,7 +153,7 @@ class Player:
 
     @property
     def prompt(self) -> str:
-        return re.search(r'<div class="prompt" id="prompt">(.*?)</div>', self.html, re.S).group(1)
+        return re.search(r'<div class="prompt" id="prompt"[^>]*>(.*?)</div>', self.html, re.S).group(1)
 
     def post(self, action: str, answer=None, *, page: str | None = None, **extra):
         source = page or self.html

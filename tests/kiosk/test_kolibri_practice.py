@@ -77,3 +77,37 @@ def test_an_unavailable_resource_says_so(channel_app, client):
     page = client.get(f"/learn/{PACK}/{hexid('content' + ids['h5p'])}")
     assert page.status_code == 200
     assert "This resource is not available on this box." in page.get_data(as_text=True)
+
+
+def test_an_epub_is_read_chapter_by_chapter_in_the_sandbox(channel_app, as_user):
+    app, ids = channel_app
+    client = as_user("amina")
+    url = f"/learn/{PACK}/{hexid('content' + ids['epub'])}"
+    page = client.get(url).get_data(as_text=True)
+    assert "Chapter 1 of 2" in page and 'sandbox=""' in page
+    src = re.search(r'<iframe class="app book"[^>]* src="([^"]+)"', page).group(1)
+    assert src.endswith("/OEBPS/text/ch0.xhtml")
+    chapter = client.get(src)
+    assert chapter.status_code == 200 and b"Once upon a time" in chapter.data
+    assert "sandbox" in chapter.headers["Content-Security-Policy"]
+    last = client.get(url + "?chapter=2").get_data(as_text=True)
+    assert "Chapter 2 of 2" in last and "ch1.xhtml" in last
+    topic = client.get(f"/learn/{PACK}/{ids['other']}").get_data(as_text=True)
+    book = re.search(rf'<a class="([^"]*)" href="[^"]*{hexid("content" + ids["epub"])}"', topic).group(1)
+    assert "completed" in book.split()  # the last chapter was shown: the book is read
+
+
+def test_one_resource_under_two_topics_shares_its_progress(channel_app, as_user):
+    app, ids = channel_app
+    client = as_user("amina")
+    song = hexid("content" + ids["audio"])
+    again = client.get(f"/learn/{PACK}/{song}-{ids['again'][:8]}")
+    assert again.status_code == 302 and again.location.endswith(f"/learn/{PACK}/{song}")
+    client.get(f"/learn/{PACK}/{song}")
+    page = client.get(f"/learn/{PACK}/{song}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post(f"/learn/{PACK}/{song}/done", data={"csrf_token": token})
+    topic = client.get(f"/learn/{PACK}/{ids['other']}").get_data(as_text=True)
+    tiles = dict((href.rsplit("/", 1)[1], cls) for cls, href in
+                 re.findall(r'<a class="(tile node[^"]*)" href="([^"]+)"', topic))
+    assert "completed" in tiles[song].split() and "completed" in tiles[f"{song}-{ids['again'][:8]}"].split()

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import PACK_ID, Player  # noqa: E402
-from passerelle.server.api.tablet import ID  # noqa: E402
+from passerelle.server.learning.events import ID_PATTERN  # noqa: E402
 
 
 def events(app, who: str | None = None) -> list[dict]:
@@ -66,9 +66,13 @@ def test_one_question_at_a_time_in_order(amina):
     player = Player(amina, "types/all")
     page = player.open()
     assert page.count('data-question="') == 1 and player.question_id == "choice"
-    assert "Question 1 of 5" in text(page)
+    # No "Question 1 of 5" that starts again while more right answers are needed: the
+    # progress shown is towards mastery.
+    assert "Question 1 of" not in text(page)
+    assert "to master this exercise" in progress_sentence(page)
     assert "<strong>strongest</strong>" in page  # the prompt is Markdown
     assert "habits" not in page and "capital of Belgium" not in page
+    player.url += "?more=1"  # on after mastery: every question, in order
     seen = []
     for _ in range(5):
         seen.append(player.question_id)
@@ -263,7 +267,10 @@ def test_completed_once_even_when_practising_on(installed, box, amina):
     player = Player(amina, "mastery/m-of-n")
     answer_pattern(installed, box, player, "TT")
     page = player.open()
+    # Mastered: the way back to the topic, no more questions unless asked for.
     assert "You have mastered this exercise." in page and "Back to the topic" in page
+    assert 'data-question="' not in page and "Keep practising" in page
+    player.url += "?more=1"
     answer_pattern(installed, box, player, "FFFTTTT")  # slips, then masters "again"
     page = player.open()
     assert "You have mastered this exercise." in page  # kept after the slips
@@ -300,7 +307,7 @@ def test_answer_events_carry_what_the_api_expects(installed, box, amina):
     assert [(e["question_id"], e["correct"], e["answer"]) for e in answers] == [
         ("choice", False, 1 - 1), ("habits", True, [0, 2])]
     assert answers[1]["progress"] == pytest.approx(0.25)
-    assert all(ID.match(e["event_id"]) for e in events(installed))
+    assert all(re.fullmatch(ID_PATTERN, e["event_id"]) for e in events(installed))
     assert len({e["event_id"] for e in events(installed)}) == len(events(installed))
 
 
@@ -385,6 +392,7 @@ def test_the_session_stays_small_across_many_exercises(installed, amina):
 
 def test_randomized_rounds_show_each_question_once(amina):
     player = Player(amina, "mastery/shuffled")
+    player.url += "?more=1"  # practising on after mastery
     player.open()
     order = []
     for _ in range(12):
@@ -432,3 +440,17 @@ def test_arabic_digits_and_decimal_mark_are_numbers(amina):
     typed = f"{a / 2:g}".translate(arabic)
     player.answer(typed)
     assert "Correct!" in player.html and f"Your answer: {typed}" in text(player.html)
+
+
+def test_after_mastery_the_way_on_instead_of_more_questions(amina):
+    player = Player(amina, "mastery/m-of-n")
+    player.answer("1")
+    player.next()
+    page = player.answer("1").get_data(as_text=True)
+    assert "Congratulations" in page
+    # The feedback offers the way back (or on), and practising more only as a choice.
+    assert "Back to the topic" in page and "Keep practising" in page
+    assert 'value="next" class="button big"' not in page
+    page = player.next().get_data(as_text=True)
+    assert 'data-question="' not in page and "You have mastered this exercise." in page
+    assert 'data-question="' in amina.get(player.url + "?more=1").get_data(as_text=True)

@@ -99,3 +99,15 @@ Four words &amp; more.
 def test_vtt_text_tolerates_garbage():
     assert extract_vtt_text("") == ""
     assert isinstance(extract_vtt_text("-->\n\n\x00\n"), str)
+
+
+def test_markdown_articles_are_indexed_as_the_text_a_reader_sees():
+    from passerelle.search_index import extract_markdown_text
+
+    text = extract_markdown_text("## Les étapes\n\nUn mot de passe **court** est vite trouvé.\n\n"
+                                 "![Un cadenas fermé](img/padlock.svg)\n\n- Faible : *P@ss1*\n"
+                                 "Voir [le site](https://example.org/).")
+    assert "Les étapes" in text and "Un mot de passe court est vite trouvé." in text
+    assert "Un cadenas fermé" in text and "Faible : P@ss1" in text and "Voir le site." in text
+    for raw in ("**", "##", "![", "](", "padlock.svg", "example.org", "- Faible"):
+        assert raw not in text

@@ -253,3 +253,31 @@ def test_readers_while_a_writer_indexes(tmp_path, corpus, make_doc):
             t.join()
     idx.close()
     assert not errors, errors[0]
+
+
+# --- a misspelt word that its stem still matches ------------------------------------
+
+@pytest.fixture
+def passwords_index(index, make_doc):
+    index.index([
+        make_doc("a", "Un mot de passe solide", "Un mot de passe long protège votre e-mail.",
+                 lang="fr"),
+        make_doc("b", "Pas à pas", "Avancer pas à pas, un mot après l'autre. Pas de panique.",
+                 lang="fr"),
+        make_doc("c", "Les pas de danse", "Un pas, deux pas, trois pas : le mot juste.",
+                 lang="fr"),
+    ])
+    return index
+
+
+def test_a_correction_that_makes_the_whole_query_a_phrase_wins(passwords_index):
+    r = passwords_index.search("mot de pase")
+    assert r.did_you_mean == "mot de passe"
+    assert r.hits[0].title == "Un mot de passe solide"
+
+
+def test_suggestions_go_on_for_queries_of_several_words(passwords_index):
+    assert "mot de passe" in passwords_index.suggest("mot de pa")
+    # Only phrases some document holds, in this order.
+    assert all("mot de" in s.lower() for s in passwords_index.suggest("mot de pa"))
+    assert "Un mot de passe solide" in passwords_index.suggest("un mot de p")

@@ -127,3 +127,28 @@ def test_uploads_have_their_own_size_limit(box):
     response = client.post("/manage/content/upload", content_type="multipart/form-data",
                            data={"csrf_token": token, "pack": (too_big, "big.zip")})
     assert response.status_code == 413
+
+
+def test_failed_imports_name_the_pack_never_the_boxs_folders(app, cora, box, tmp_path, monkeypatch):
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("manifest.json", "{}")
+        zf.writestr("../../etc/evil", "x")
+    cora.post("/manage/content/upload", content_type="multipart/form-data",
+              data={"csrf_token": csrf_token(cora), "pack": (io.BytesIO(evil.getvalue()), "evil.zip")})
+    job = wait_for_jobs(app)[0]
+    assert job.state == "failed" and job.message.startswith("evil.zip: ")
+    page = cora.get("/manage/content").get_data(as_text=True)
+    assert "evil.zip: " in page
+    for secret in (str(box.home), "/uploads/", str(tmp_path)):
+        assert secret not in job.message and secret not in page
+    # Whatever the library or the system says, a path is cut down to its last part.
+    jobs = app.extensions["passerelle.jobs"]
+
+    def fail(source, progress=None):
+        raise OSError(13, "Permission denied", str(box.home / "tmp" / "content" / "staging" / "ab.part"))
+
+    monkeypatch.setattr(jobs.library, "import_pack", fail)
+    jobs.submit(str(box.home / "tmp" / "uploads" / "x.zip"), "demo.zip")
+    job = wait_for_jobs(app)[0]
+    assert job.state == "failed" and "ab.part" in job.message and str(box.home) not in job.message

@@ -111,19 +111,51 @@ def test_guests_browse_without_recording(client, app):
     assert db.execute("SELECT count(*) FROM progress").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("value", ["bytes=5-1", "bytes=999999999-", "bytes=abc", "items=0-1",
+                                   "bytes=0-1,5-2"])
+def test_files_and_apps_refuse_a_bad_range_alike(client, demo, value):
+    blob = demo[("basics/clip", "main")][0]
+    app_sha = demo[("basics/game", "main")][0]
+    answers = {}
+    for url in (f"/files/{blob}", f"/apps/{app_sha}/index.html"):
+        size = len(client.get(url).data)
+        response = client.get(url, headers={"Range": value})
+        assert response.status_code == 416, (url, value)
+        assert response.headers["Content-Range"] == f"bytes */{size}"
+        answers[url] = response.status_code
+    assert len(set(answers.values())) == 1
+
+
+def test_apps_honour_conditions_and_ranges_like_files(client, demo):
+    app_sha = demo[("basics/game", "main")][0]
+    url = f"/apps/{app_sha}/index.html"
+    full = client.get(url)
+    etag = full.headers["ETag"]
+    assert full.headers["Accept-Ranges"] == "bytes"
+    assert int(full.headers["Content-Length"]) == len(full.data)
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    tail = client.get(url, headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.data == full.data[-10:]
+    assert tail.headers["Content-Range"] == f"bytes {len(full.data) - 10}-{len(full.data) - 1}/{len(full.data)}"
+    # A range for another version of the file is ignored: the whole file comes back.
+    stale = client.get(url, headers={"Range": "bytes=0-3", "If-Range": '"another"'})
+    assert stale.status_code == 200 and stale.data == full.data
+    head = client.head(url)
+    assert head.status_code == 200 and head.data == b"" and int(head.headers["Content-Length"]) == len(full.data)
+
+
 def test_the_catalogue_reads_many_nodes_in_one_call(app):
     from passerelle.server.db import get_db
-    from passerelle.server.packs import web
+    from passerelle.server.packs import catalogue as web
 
     wanted = [("demo-fr", f"not-there-{i}") for i in range(450)]  # more than one query's worth
     wanted += [("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome"), ("demo-fr", "basics/quiz")]
     with app.app_context():
         db = get_db()
-        assert web.titles(db, wanted) == {("demo-fr", "basics/quiz"): {"title": "Petit quiz",
-                                                                       "kind": "exercise"},
-                                          ("demo-fr", "basics/welcome"): {"title": "Bienvenue",
-                                                                          "kind": "article"}}
+        titles = {key: (f["title"], f["kind"]) for key, f in web.brief(db, wanted).items()}
+        assert titles == {("demo-fr", "basics/quiz"): ("Petit quiz", "exercise"),
+                          ("demo-fr", "basics/welcome"): ("Bienvenue", "article")}
         found = web.nodes(db, wanted)
         assert set(found) == {("demo-fr", "basics/quiz"), ("demo-fr", "basics/welcome")}
         assert found[("demo-fr", "basics/quiz")] == web.node(db, "demo-fr", "basics/quiz")
-        assert web.titles(db, []) == {} and web.nodes(db, []) == {}
+        assert web.brief(db, []) == {} and web.nodes(db, []) == {}

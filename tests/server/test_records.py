@@ -120,7 +120,7 @@ def test_a_resent_event_counts_once(tmp_path):
 
 
 def test_missed_questions_are_counted_by_the_fold_as_the_migration_counts_them(tmp_path):
-    from passerelle.server.migrations import m0011_missed_questions
+    from passerelle.server.migrations import m0012_missed_questions
 
     db = new_box(tmp_path, "box", "dev")
     answers = [("u1", "n1", "q1", False), ("u1", "n1", "q1", False), ("u1", "n1", "q2", True),
@@ -138,5 +138,5 @@ def test_missed_questions_are_counted_by_the_fold_as_the_migration_counts_them(t
                       ("u2", "n2", "3", 1)]
     with records.write_tx(db):  # a box upgraded from before the table: counted from its log
         db.execute("DROP TABLE missed_questions")
-        m0011_missed_questions(db)
+        m0012_missed_questions(db)
     assert db.execute(read).fetchall() == folded

@@ -90,12 +90,16 @@ def test_counts_under_five_are_never_shown():
 
 
 def test_a_lone_suppressed_cell_takes_the_smallest_other_with_it():
-    # Only "nonbinary" is small: the smallest other cell (here 0) is hidden too.
+    # Only "nonbinary" is small: the smallest other cell counting someone is hidden too,
+    # never a zero (that would invent people).
     assert shown(cells(woman=45, man=40, nonbinary=3, other=0, not_given=10)) == {
-        "woman": "45", "man": "40", "nonbinary": "< 5", "other": "< 5", "not_given": "10"}
+        "woman": "45", "man": "40", "nonbinary": "< 5", "other": "0", "not_given": "≥ 5"}
+    # Nobody gave an age: no age band is shown as "< 5".
+    assert shown(cells(under_18=0, adult=0, not_given=3)) == {
+        "under_18": "0", "adult": "0", "not_given": "< 5"}
     # No zero: the next smallest count is hidden, so 3 cannot be found as total - others.
     assert shown(cells(woman=12, man=9, not_given=3)) == {
-        "woman": "12", "man": "< 5", "not_given": "< 5"}
+        "woman": "12", "man": "≥ 5", "not_given": "< 5"}
     # Nothing small: nothing hidden; zeros are shown.
     assert shown(cells(woman=12, man=9, other=0)) == {"woman": "12", "man": "9", "other": "0"}
 
@@ -107,7 +111,7 @@ def test_rare_free_text_values_are_merged_and_never_named():
     assert "tigrinya" not in keys
     assert keys["arabic"] == "6" and keys["french"] == "6"
     # The merged rare values (2) are hidden, and the smallest other cell (5 not given) with them.
-    assert keys[reports.OTHER] == "< 5" and keys[reports.NOT_GIVEN] == "< 5"
+    assert keys[reports.OTHER] == "< 5" and keys[reports.NOT_GIVEN] == "≥ 5"
 
 
 def test_the_default_range_is_the_last_twelve_months():
@@ -140,9 +144,10 @@ def test_the_report_counts_people_hours_sessions_and_completions(app, populated)
     assert gender == {"woman": "13", "man": "7", "non-binary": "< 5", "other": "0",
                       "not-given": "< 5"}
     ages = {b.field: shown(b.cells) for b in result.breakdowns}["age_band"]
-    # Amina alone in her band: hidden, with the smallest other band (an empty one).
-    assert ages["26-35"] == "< 5" and ages["under-18"] == "< 5" and ages["not-given"] == "23"
-    assert list(ages.values()).count("< 5") == 2
+    # Amina alone in her band: hidden, with the smallest other count of someone (never an
+    # empty band: "under 18: < 5" would invent people).
+    assert ages["26-35"] == "< 5" and ages["under-18"] == "0" and ages["not-given"] == "≥ 5"
+    assert list(ages.values()).count("< 5") == 1
 
 
 def test_the_summary_follows_every_event(app, populated):
@@ -211,9 +216,9 @@ def test_a_facilitators_report_follows_attendance_not_only_todays_members(app, p
     assert farid["summary|all|people_reached"] == "0"
 
 
-def csv_rows(body: bytes) -> list[list[str]]:
+def csv_rows(body: bytes, delimiter: str = ",") -> list[list[str]]:
     assert body.startswith("\ufeff".encode())
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=delimiter))
 
 
 def test_the_page_and_the_csv_show_the_same_numbers(populated, as_user):
@@ -223,9 +228,13 @@ def test_the_page_and_the_csv_show_the_same_numbers(populated, as_user):
     download = cora.get("/manage/reports.csv" + query)
     assert download.status_code == 200 and download.mimetype == "text/csv"
     assert "attachment" in download.headers["Content-Disposition"]
-    rows = csv_rows(download.data)
-    assert rows[0] == ["section", "item", "measure", "value"]
-    from_csv = {f"{s}|{i}|{m}": v for s, i, m, v in rows[1:] if s != "period"}
+    # For Excel set to French or Dutch (Belgium): ";" between fields, a decimal comma.
+    rows = csv_rows(download.data, ";")
+    # A "name" column beside each id: what a person reads.
+    assert rows[0] == ["section", "item", "name", "measure", "value"]
+    from_csv = {f"{s}|{i}|{m}": v.replace(",", ".") for s, i, _n, m, v in rows[1:] if s != "period"}
+    names = {(s, i): n for s, i, n, _m, _v in rows[1:]}
+    assert names[("pack", "demo-fr")] == "Démo Passerelle"
     import html
 
     from_page = {k: html.unescape(v) for k, v in re.findall(r'data-cell="([^"]+)">([^<]*)<', page)}

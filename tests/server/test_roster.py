@@ -68,3 +68,16 @@ def test_problems_name_the_files_columns(app):
         checked = roster.check(get_db(), "display_name;pin;gender\nNoor;1111;robot\n")
     assert checked.rows[0].errors == {"gender": "one of woman, man, non-binary, other"}
     assert checked.problems() == ["row 2: gender: one of woman, man, non-binary, other"]
+
+
+def test_imported_learners_get_different_avatars(runner, box, app, tmp_path):
+    roster = tmp_path / "roster.csv"
+    names = ["Ana", "Ben", "Cleo", "Dani", "Eli"]
+    roster.write_text("display_name,pin,class,avatar\n" + "".join(
+        f"{n},{1000 + i},Groupe E,{'owl' if n == 'Ben' else ''}\n" for i, n in enumerate(names)),
+        encoding="utf-8")
+    assert runner("users", "import", str(roster)).exit_code == 0
+    avatars = dict(sqlite3.connect(app.config["DB_PATH"]).execute(
+        "SELECT display_name, avatar FROM users WHERE display_name IN (?,?,?,?,?)", names))
+    assert avatars["Ben"] == "owl"  # a chosen avatar is kept
+    assert len(set(avatars.values())) == 5 and None not in avatars.values()

@@ -149,6 +149,7 @@ def test_a_served_box_searches_in_workers_and_a_killed_one_is_replaced(live_serv
     import json
     import os
     import signal
+    import time
 
     server = live_server.proc.pid
 
@@ -156,9 +157,13 @@ def test_a_served_box_searches_in_workers_and_a_killed_one_is_replaced(live_serv
         with live_server.get("/api/v1/search?q=" + q) as r:
             return json.loads(r.read())
 
-    assert not descendants(server, depth=2)  # nothing searched yet: no worker
+    # The server starts a worker in the background at start, so that the first
+    # learner's search does not wait for one (workers are forked by multiprocessing's
+    # forkserver, a child of the server).
+    deadline = time.monotonic() + 60
+    while not descendants(server, depth=2) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert search("doigt")["total"] >= 1
-    # Workers are forked by multiprocessing's forkserver, a child of the server.
     workers = descendants(server, depth=2)
     assert workers
     for pid in workers:
@@ -169,4 +174,17 @@ def test_a_served_box_searches_in_workers_and_a_killed_one_is_replaced(live_serv
     everything = descendants(server)
     code, _, err = live_server.stop()
     assert code == 0 and "Traceback" not in err
+    # Helpers that see the server gone end by themselves a moment later: wait for that
+    # (bounded), then none may be left.
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in everything) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(running(pid) for pid in everything)  # no process outlives the server
+
+
+def test_the_search_is_warmed_at_start(app):
+    from passerelle.server.search import service as search
+
+    found = search.service(app)
+    found.warm_in_background().join()
+    assert found.pool.pids(), "a worker is ready before the first learner searches"

@@ -272,6 +272,23 @@ def test_a_gap_is_held_until_the_missing_ops_arrive(make_boxes, kit):
     assert kit.dump(a.db) == kit.dump(b.db)
 
 
+def test_an_event_larger_than_any_tablet_may_send_is_held_back(make_boxes, kit):
+    """A box that stored a huge event (hostile, or from before events were bounded) cannot push
+    it on: it stays out of the log here, and that box's later operations wait behind it."""
+    from passerelle.server.learning import events
+
+    a, b = make_boxes(2)
+    some_ops(a, 1)
+    records.event(a.db, "a-u0", {"event_id": "huge", "pack_id": "p", "node_id": "n",
+                                 "type": "answer", "answer": "x" * (events.MAX_EVENT_BYTES + 1)})
+    records.put(a.db, "user", "after", {"role": "learner", "display_name": "After"})
+    result = kit.direct(a, b)
+    assert result.applied == 2 and result.held == {a.device: (3, 2, "event too large")}
+    assert "larger than any box accepts" in syncmod.HELD_WORDS["event too large"]
+    biggest = b.db.execute("SELECT max(length(payload)) FROM ops").fetchone()[0]
+    assert biggest < 1000 and records.load(b.db, "user", "after") is None
+
+
 def test_signed_bytes_are_the_canonical_op_whatever_the_path(make_boxes):
     (a,) = make_boxes(1)
     payload = {"display_name": "Zoë «ar» عربي \u2028", "n": 0.1, "z": [1, {"b": None, "a": True}],

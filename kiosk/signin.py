@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
-from passerelle.kiosk.pages import safe_next
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
+from passerelle.server.i18n import LANG_COOKIE
 from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user, sign_in, sign_out
+from passerelle.server.web.security import safe_next
 
 
 def client_key() -> str:
@@ -33,24 +34,24 @@ def setup():
         return redirect(url_for("kiosk.home"))
     errors, form = {}, request.form
     if request.method == "POST":
-        if form.get("password") != form.get("password_again"):
-            errors["password_again"] = _("The two passwords are not the same.")
+        try:
+            uid = accounts.setup(
+                db, org_name=form.get("org_name", ""),
+                languages=form.getlist("languages"),
+                signin_mode=form.get("signin_mode", ""),
+                profile_fields={f: form.get(f"purpose_{f}", "").strip()
+                                for f in form.getlist("profile_fields")},
+                display_name=form.get("display_name", ""),
+                username=form.get("username", ""), password=form.get("password", ""),
+                password_again=form.get("password_again", ""))
+        except InvalidInput as exc:
+            errors = exc.details or {}
+        except accounts.Conflict:  # someone else finished setting the box up meanwhile
+            return redirect(url_for("kiosk.home"))
         else:
-            try:
-                uid = accounts.setup(
-                    db, org_name=form.get("org_name", ""),
-                    languages=form.getlist("languages"),
-                    signin_mode=form.get("signin_mode", ""),
-                    profile_fields={f: form.get(f"purpose_{f}", "").strip()
-                                    for f in form.getlist("profile_fields")},
-                    display_name=form.get("display_name", ""),
-                    username=form.get("username", ""), password=form.get("password", ""))
-            except InvalidInput as exc:
-                errors = exc.details or {}
-            else:
-                sign_in(accounts.get_user(db, uid))
-                flash(_("Your box is ready. Welcome!"))
-                return redirect(url_for("kiosk.manage_home"))
+            sign_in(accounts.get_user(db, uid))
+            flash(_("Your box is ready. Welcome!"))
+            return redirect(url_for("kiosk.manage_home"))
     return render_template("setup.html", errors=errors, form=form,
                            modes=accounts.SIGNIN_MODES, fields=accounts.PROFILE_FIELDS), \
         400 if errors else 200
@@ -62,7 +63,9 @@ def signin():
     """Learners pick their class, then their name; staff have their own form."""
     db = get_db()
     classes = accounts.all_classes(db)
-    return render_template("signin.html", classes=classes, next=safe_next(request.args.get("next")))
+    # Only a page the person asked for is carried on: without one, staff go to their own home.
+    return render_template("signin.html", classes=classes,
+                           next=safe_next(request.args.get("next"), "") or None)
 
 
 @bp.route("/signin/staff", methods=["GET", "POST"])
@@ -78,7 +81,10 @@ def signin_staff():
             error, status = signin_problem(exc, _("Wrong username or password."))
         else:
             sign_in(user)
-            return redirect(safe_next(request.args.get("next"), url_for("kiosk.manage_home")))
+            target = safe_next(request.args.get("next"), url_for("kiosk.manage_home"))
+            if target == url_for("kiosk.home"):  # the learners' home is not where staff work
+                target = url_for("kiosk.manage_home")
+            return redirect(target)
     return render_template("signin_staff.html", error=error,
                            username=request.form.get("username", "")), status
 
@@ -124,4 +130,8 @@ def signout():
     sign_out()
     if was and was["role"] == "learner":
         flash(_("Well done! See you next time."))
-    return redirect(url_for("kiosk.signin"))
+    response = redirect(url_for("kiosk.signin"))
+    # The next person finds the box's language (their browser's, or the default),
+    # not the one the last person read in.
+    response.delete_cookie(LANG_COOKIE, samesite="Lax", httponly=True)
+    return response

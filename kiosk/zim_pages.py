@@ -1,0 +1,97 @@
+"""Kiwix ZIM files in the kiosk: the library shelf, the reading frame, and staff's hide switch.
+
+An article is shown inside the kiosk's own page (the learner's header, a way
+back) in an iframe sandboxed like an html5 app; the ZIM's bytes come from
+``/zim/<uuid>/<path>`` (``server/packs/zim.py``), which carries the same
+sandbox in its own CSP header.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from passerelle.content import zim as zimlib
+from passerelle.kiosk import bp
+from passerelle.kiosk.learn import learner
+from passerelle.server.db import get_db
+from passerelle.server.learning import progress
+from passerelle.server.packs import zim as zim_web
+from passerelle.server.web.auth import ANYONE, allow
+
+
+def shelf() -> list[zimlib.ZimInfo]:
+    """The ZIMs a learner sees in the library, in the reader's language first."""
+    lang = str(get_locale()).split("-")[0]
+    return sorted(zim_web.readable(), key=lambda z: (z.lang != lang, z.title.casefold()))
+
+
+def language_name(code: str) -> str:
+    """A ZIM's language in the reader's language ("bel" -> "biélorusse"), else the code."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(code).get_display_name(str(get_locale())) or code
+    except (ValueError, UnknownLocaleError):
+        return code
+
+
+@bp.app_context_processor
+def _globals() -> dict:
+    return {"zim_shelf": shelf, "zim_language": language_name, "zim_catalogue": catalogue}
+
+
+def catalogue() -> dict:
+    """Every ZIM, hidden and unavailable ones included, for the coordinator's content page."""
+    return {"available": zimlib.AVAILABLE, "reason": zimlib.UNAVAILABLE_REASON,
+            "zims": zim_web.zims().list()}
+
+
+def record_open(uuid: str, path: str) -> None:
+    """Opening an article is learning activity: one "started" per learner, ZIM and article
+    (the event id makes the next opening a repeat, as for a lesson)."""
+    who = learner()
+    if who is not None:
+        progress.start(get_db(), who["uuid"], f"zim:{uuid}", path)
+
+
+@bp.get("/read/<uuid>/")
+@allow(ANYONE)
+def zim_home(uuid: str):
+    info = zim_web.visible(uuid)
+    if not info.available or not info.main_path:
+        return render_template("zim.html", zim=info, path=None), 404
+    return zim_read(uuid, info.main_path)
+
+
+@bp.get("/read/<uuid>/<path:path>")
+@allow(ANYONE)
+def zim_read(uuid: str, path: str):
+    info = zim_web.visible(uuid)
+    if not info.available:
+        return render_template("zim.html", zim=info, path=None), 404
+    title = info.title
+    try:
+        found = zim_web.zims().read(uuid, path)
+    except (zimlib.ZimNotFound, zimlib.InvalidZim):
+        abort(404)
+    if isinstance(found, str):
+        return redirect(url_for("kiosk.zim_read", uuid=uuid, path=found))
+    title = found.title or title
+    record_open(uuid, path)
+    return render_template("zim.html", zim=info, path=path, article_title=title,
+                           src=url_for("zim.entry", uuid=uuid, path=path))
+
+
+@bp.post("/manage/content/zim/<uuid>/visibility")
+@allow("coordinator")
+def manage_zim_visibility(uuid: str):
+    hidden = request.form.get("hidden") == "1"
+    try:
+        zim_web.zims().set_hidden(uuid, hidden)
+    except zimlib.ZimNotFound:
+        abort(404)
+    info = zim_web.zims().get(uuid)
+    flash(_("%(title)s is now hidden from learners.", title=info.title) if hidden
+          else _("%(title)s is now in the learners' library.", title=info.title))
+    return redirect(url_for("kiosk.manage_content") + "#zims")

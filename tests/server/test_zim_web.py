@@ -1,0 +1,187 @@
+"""ZIM files on the box: the learners' library, the reading frame, the served entries, search."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from passerelle.content import zim
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from zimfixtures import DEFAULT_ARTICLES, HOSTILE, make_zim  # noqa: E402
+
+from tests.conftest import csrf_token  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not zim.AVAILABLE, reason=zim.UNAVAILABLE_REASON)
+
+ARTICLES = {**DEFAULT_ARTICLES,
+            "Tablette_tactile": ("Tablette tactile", "<p>Une tablette se touche du doigt.</p>"
+                                                     '<img src="logo.png" alt="">')}
+
+
+@pytest.fixture
+def wiki(app, tmp_path):
+    """A Wikipédia-like ZIM on a "USB disk", added to the box; returns its UUID and path."""
+    path = make_zim(tmp_path / "usb" / "wikipedia_fr_test.zim", articles=ARTICLES,
+                    redirects={"MDP": "Mot_de_passe"},
+                    extra={"logo.png": ("image/png", b"\x89PNG\r\n\x1a\n" + b"0" * 2000),
+                           "hostile.html": ("text/html", HOSTILE)})
+    result = app.extensions["passerelle.zims"].add(path)
+    return result.uuid, path
+
+
+def test_the_library_shows_each_zim_with_its_metadata(client, wiki):
+    uuid, _ = wiki
+    page = client.get("/").get_data(as_text=True)
+    assert "Wikipédia test" in page and "Quelques articles" in page
+    assert f'href="/read/{uuid}/"' in page and 'lang="fr"' in page and "French" in page
+    icon = client.get(f"/zim-illustration/{uuid}.png")
+    assert icon.status_code == 200 and icon.data.startswith(b"\x89PNG")
+
+
+def test_tapping_it_opens_its_main_page_in_the_sandboxed_kiosk_frame(as_user, wiki):
+    uuid, _ = wiki
+    amina = as_user("amina")
+    page = amina.get(f"/read/{uuid}/").get_data(as_text=True)
+    assert f'src="/zim/{uuid}/Accueil"' in page
+    assert 'sandbox="allow-scripts allow-forms allow-pointer-lock"' in page
+    assert "Amina" in page and 'href="/"' in page  # the learner's header, a way back
+
+
+def test_entries_are_served_with_type_etag_cache_and_the_app_sandbox(client, wiki):
+    uuid, _ = wiki
+    main = client.get(f"/zim/{uuid}/")
+    assert main.status_code == 302 and main.headers["Location"].endswith(f"/zim/{uuid}/Accueil")
+    redirect = client.get(f"/zim/{uuid}/MDP")
+    assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/Mot_de_passe")
+    article = client.get(f"/zim/{uuid}/Mot_de_passe")
+    assert article.status_code == 200 and article.mimetype == "text/html"
+    assert "phrase de passe" in article.get_data(as_text=True)
+    assert article.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+    assert "immutable" in article.headers["Cache-Control"]
+    etag = article.headers["ETag"]
+    again = client.get(f"/zim/{uuid}/Mot_de_passe", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert client.get(f"/zim/{uuid}/Nope").status_code == 404
+    assert client.get(f"/zim/{'0' * 8}-0000-0000-0000-{'0' * 12}/Accueil").status_code == 404
+
+
+def test_range_requests(client, wiki):
+    uuid, _ = wiki
+    whole = client.get(f"/zim/{uuid}/logo.png").data
+    part = client.get(f"/zim/{uuid}/logo.png", headers={"Range": "bytes=8-19"})
+    assert part.status_code == 206 and part.data == whole[8:20]
+    assert part.headers["Content-Range"] == f"bytes 8-19/{len(whole)}"
+    assert client.get(f"/zim/{uuid}/logo.png", headers={"Range": "bytes=99999-"}).status_code == 416
+
+
+def test_a_hidden_zim_is_gone_for_learners_but_staff_can_preview(as_user, wiki):
+    uuid, _ = wiki
+    cora = as_user("cora")
+    token = csrf_token(cora)
+    response = cora.post(f"/manage/content/zim/{uuid}/visibility",
+                         data={"csrf_token": token, "hidden": "1"})
+    assert response.status_code == 302
+    assert "hidden from learners" in cora.get("/manage/content").get_data(as_text=True)
+    amina = as_user("amina")
+    assert "Wikipédia test" not in amina.get("/").get_data(as_text=True)
+    assert amina.get(f"/zim/{uuid}/Accueil").status_code == 404
+    assert amina.get(f"/read/{uuid}/").status_code == 404
+    assert amina.get("/api/v1/zims").get_json()["zims"] == []
+    assert cora.get(f"/zim/{uuid}/Accueil").status_code == 200
+    cora.post(f"/manage/content/zim/{uuid}/visibility", data={"csrf_token": token, "hidden": "0"})
+    assert "Wikipédia test" in amina.get("/").get_data(as_text=True)
+
+
+def test_an_unplugged_disk_shows_unavailable_and_nothing_is_deleted(as_user, wiki, tmp_path):
+    uuid, path = wiki
+    (tmp_path / "usb").rename(tmp_path / "unplugged")
+    amina = as_user("amina")
+    assert "Wikipédia test" not in amina.get("/").get_data(as_text=True)
+    assert amina.get(f"/zim/{uuid}/Accueil").status_code == 404
+    assert "is not connected" in amina.get(f"/read/{uuid}/").get_data(as_text=True)
+    assert "unavailable" in as_user("cora").get("/manage/content").get_data(as_text=True)
+    (tmp_path / "unplugged").rename(tmp_path / "usb")
+    assert amina.get(f"/zim/{uuid}/Accueil").status_code == 200
+
+
+def test_search_shows_the_lesson_first_and_the_encyclopedia_next(client, wiki):
+    uuid, _ = wiki
+    page = client.get("/search?q=tablette").get_data(as_text=True)
+    results = page[page.index('<ol class="results"'):]
+    links = [chunk.split('"')[0] for chunk in results.split('<a href="')[1:]]
+    assert links[0].startswith("/learn/demo-fr/")  # the box's own lesson leads
+    assert links[1] == f"/read/{uuid}/Tablette_tactile"  # the encyclopedia next
+    assert "/learn/demo-fr/basics/welcome" in links[2:]
+    assert f"/search?q=tablette&amp;zim={uuid}" in page  # a facet for the source
+    only = client.get(f"/search?q=tablette&zim={uuid}").get_data(as_text=True)
+    assert "Tablette_tactile" in only and "/learn/demo-fr/" not in only
+
+
+def test_suggestions_include_the_zims_titles(client, wiki):
+    found = client.get("/api/v1/search/suggest?q=Clav").get_json()["suggestions"]
+    assert "Clavier" in found
+
+
+def test_api_lists_and_searches_zims(client, wiki):
+    uuid, _ = wiki
+    listed = client.get("/api/v1/zims").get_json()
+    assert listed["available"] and listed["zims"][0]["uuid"] == uuid
+    assert "path" not in listed["zims"][0]  # where the disk is is staff's business
+    found = client.get("/api/v1/zims/search?q=mot de passe").get_json()
+    [source] = found["sources"]
+    assert source["mode"] == "fulltext" and source["hits"][0]["path"] == "Mot_de_passe"
+
+
+def test_opening_an_article_is_learning_activity(as_user, wiki, app):
+    uuid, _ = wiki
+    amina = as_user("amina")
+    amina.get(f"/read/{uuid}/Clavier")
+    amina.get(f"/read/{uuid}/Clavier")  # a second opening is a repeat, not another start
+    import sqlite3
+
+    db = sqlite3.connect(app.config["DB_PATH"])
+    rows = db.execute("SELECT pack_id, node_id FROM progress").fetchall()
+    assert rows == [(f"zim:{uuid}", "Clavier")]
+    events = db.execute("SELECT COUNT(*) FROM ops WHERE kind = 'event'").fetchone()[0]
+    assert events == 1
+
+
+def test_cli_import_of_zims_and_damaged_ones(runner, tmp_path):
+    path = make_zim(tmp_path / "w.zim")
+    result = runner("content", "import", str(path))
+    assert result.exit_code == 0 and "added" in result.stdout and "served from" in result.stdout
+    bad = tmp_path / "bad.zim"
+    bad.write_bytes(path.read_bytes()[:5000])
+    result = runner("content", "import", str(bad))
+    assert result.exit_code != 0
+    assert result.stderr.strip().count("\n") == 0 and "bad size or corrupted" in result.stderr
+    listed = runner("content", "list").stdout
+    assert "Wikipédia test" in listed and "bad" not in listed
+    copied = runner("content", "import", str(path), "--copy")
+    assert copied.exit_code == 0
+    assert runner("content", "import", str(tmp_path / "nothing.zip"), "--copy").exit_code != 0
+
+
+def test_another_box_copies_the_file_resumably_and_kiwix_apps_browse_the_catalogue(client, wiki):
+    import xml.etree.ElementTree as ET
+
+    uuid, path = wiki
+    data = path.read_bytes()
+    whole = client.get(f"/zim-file/{uuid}.zim")
+    assert whole.status_code == 200 and whole.data == data
+    rest = client.get(f"/zim-file/{uuid}.zim", headers={"Range": f"bytes={len(data) - 100}-"})
+    assert rest.status_code == 206 and rest.data == data[-100:]
+    root = client.get("/catalog/v2/root.xml")
+    assert root.status_code == 200 and "kind=navigation" in root.headers["Content-Type"]
+    entries = ET.fromstring(client.get("/catalog/v2/entries").data)
+    atom = "{http://www.w3.org/2005/Atom}"
+    [entry] = entries.findall(f"{atom}entry")
+    assert entry.find(f"{atom}id").text == f"urn:uuid:{uuid}"
+    assert entry.find(f"{atom}title").text == "Wikipédia test"
+    assert entry.find(f"{atom}language").text == "fra"
+    links = {link.get("rel"): link.get("href") for link in entry.findall(f"{atom}link")}
+    assert links["http://opds-spec.org/acquisition/open-access"] == f"/zim-file/{uuid}.zim"
+    assert links[None] == f"/zim/{uuid}/"
