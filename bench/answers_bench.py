@@ -43,6 +43,7 @@ history.
 from __future__ import annotations
 
 import argparse
+import html as htmlmod
 import json
 import os
 import random
@@ -52,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,13 +67,22 @@ ANSWER_EVENTS = ("SELECT count(*) FROM ops WHERE kind = 'event' AND entity = 'pr
                  " AND json_extract(payload, '$.type') = 'answer'")
 
 
-def form_fields(html: str) -> dict:
-    """The hidden fields of the page's last form (the question's, or "Next question")."""
-    token = re.findall(r'name="csrf_token" value="([^"]+)"', html)
-    attempt = re.findall(r'name="attempt" value="([^"]+)"', html)
-    if not token or not attempt:
-        raise RuntimeError("no exercise form on the page")
-    return {"csrf_token": token[-1], "attempt": attempt[-1]}
+def form(html: str, marker: str) -> tuple[str, dict]:
+    """The page's last form whose tag carries ``marker``: (where it posts, its hidden fields)."""
+    found = None
+    for match in re.finditer(r"<form ([^>]*)>(.*?)</form>", html, re.S):
+        if marker in match.group(1):
+            found = match
+    if found is None:
+        raise RuntimeError(f"no form {marker!r} on the page")
+    action = htmlmod.unescape(re.search(r'action="([^"]*)"', found.group(1)).group(1))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', found.group(2)))
+    return action.split("#")[0], fields
+
+
+def follow(location: str | None) -> str:
+    """The path a browser loads after a redirect (the fragment stays in the browser)."""
+    return urllib.parse.urlsplit(location or "/")._replace(scheme="", netloc="", fragment="").geturl()
 
 
 def answer_for(html: str, rng: random.Random) -> str:
@@ -148,18 +159,22 @@ class Passerelle:
         return {"html": html, "rng": random.Random(user)}
 
     def answer(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
-        """One answer cycle: (seconds of the check POST, acknowledged, seconds of the cycle)."""
+        """One answer cycle, following the pages' own forms and redirects as a browser does:
+        (seconds of the check POST, acknowledged, seconds of the cycle)."""
         html = state["html"]
+        if 'id="question"' not in html:  # mastered: the page offers the way on, or more practice
+            more = re.search(r'<a class="button secondary" href="([^"]*more=1[^"]*)"', html)
+            html = tablet.request("GET", htmlmod.unescape(more.group(1))).decode()
+        action, fields = form(html, 'id="question"')
         t0 = time.perf_counter()
-        tablet.request("POST", self.path, form={**form_fields(html), "hints_shown": "0",
-                                                "action": "check",
-                                                "answer": answer_for(html, state["rng"])},
-                       expect=302)
+        tablet.request("POST", action, form={**fields, "action": "check",
+                                             "answer": answer_for(html, state["rng"])}, expect=302)
         posted = time.perf_counter() - t0
         ok = (tablet.location or "").endswith("#feedback")
-        html = tablet.request("GET", self.path).decode()  # the browser follows the redirect
-        tablet.request("POST", self.path, form={**form_fields(html), "action": "next"}, expect=302)
-        state["html"] = tablet.request("GET", self.path).decode()
+        html = tablet.request("GET", follow(tablet.location)).decode()
+        action, fields = form(html, 'class="practice-next"')
+        tablet.request("POST", action, form={**fields, "action": "next"}, expect=302)
+        state["html"] = tablet.request("GET", follow(tablet.location)).decode()
         return posted, ok, time.perf_counter() - t0
 
     def recorded(self) -> int:
