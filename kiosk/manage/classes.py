@@ -455,6 +455,16 @@ def manage_content_import():
     return redirect(url_for("kiosk.manage_content"))
 
 
+def _channel_on_drive(path: str, channel_id: str):
+    """The Kolibri channel still on a mounted drive, else None (the coordinator is told why)."""
+    from passerelle.server.packs import imports as content_admin
+
+    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    if channel is None:
+        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
+    return channel
+
+
 @bp.get("/manage/content/kolibri")
 @allow("coordinator")
 def manage_kolibri_topics():
@@ -463,9 +473,8 @@ def manage_kolibri_topics():
     from passerelle.server.packs import imports as content_admin
 
     path, channel_id = request.args.get("path", ""), request.args.get("channel", "")
-    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    channel = _channel_on_drive(path, channel_id)
     if channel is None:
-        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
         return redirect(url_for("kiosk.manage_content"))
     try:
         topics = content_admin.kolibri_topics(path, channel_id)
@@ -485,9 +494,8 @@ def manage_kolibri_import():
     from passerelle.server.packs import imports as content_admin
 
     path, channel_id = request.form.get("path", ""), request.form.get("channel", "")
-    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    channel = _channel_on_drive(path, channel_id)
     if channel is None:
-        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
         return redirect(url_for("kiosk.manage_content"))
     topics = None
     if request.form.get("whole") != "1":
