@@ -81,7 +81,16 @@ def init_app(app: Flask) -> None:
         signin,
         zim_pages,
     )
-    from passerelle.kiosk.manage import backups, classes, material, reports, sync  # noqa: F401
+    from passerelle.kiosk.manage import (  # noqa: F401
+        backups,
+        classes,
+        content,
+        lessons,
+        material,
+        people,
+        reports,
+        sync,
+    )
 
     app.register_blueprint(bp)
     app.jinja_env.globals["static_url"] = static_url

@@ -1,0 +1,249 @@
+"""Coordinators' content pages: installed packs, uploads, Kolibri channels, removal to the bin
+and back, the bundled library and export."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from passerelle.kiosk import bp
+from passerelle.kiosk.manage.common import (
+    confirm_page,
+)
+from passerelle.server.db import get_db
+from passerelle.server.packs import catalogue
+from passerelle.server.web.auth import (
+    allow,
+)
+from passerelle.server.web.security import body_limit
+
+
+@bp.get("/manage/content")
+@allow("coordinator")
+def manage_content():
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    settings = current_app.config["SETTINGS"]
+    jobs = content_admin.runner()
+    home = current_app.config["HOME"]
+    packs = library().list()
+    installed = {p.id for p in packs}
+    drives, channels = content_admin.scan_drives(settings["usb_roots"])
+    return render_template("manage/content.html", packs=packs,
+                           binned=content_admin.binned_packs(home, installed),
+                           bundled_missing=len(content_admin.bundled_folders()) > 0 and any(
+                               f.name not in installed for f in content_admin.bundled_folders()),
+                           drives=drives, kolibri=channels,
+                           jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
+                           max_upload_mb=settings["max_upload_mb"])
+
+
+@bp.post("/manage/content/upload")
+@allow("coordinator")
+@body_limit("max_upload_mb")
+def manage_content_upload():
+    import uuid
+
+    from passerelle.server.packs import imports as content_admin
+
+    upload = request.files.get("pack")
+    if upload is None or not upload.filename:
+        flash(_("Choose a pack file (.zip) first."))
+        return redirect(url_for("kiosk.manage_content"))
+    folder = current_app.config["HOME"].tmp / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    # Never the name the browser sent: a random one, in the box's own folder.
+    target = folder / f"{uuid.uuid4().hex}.zip"
+    upload.save(target)
+    content_admin.runner().submit(str(target), upload.filename[:100], remove_after=True)
+    flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.post("/manage/content/import")
+@allow("coordinator")
+def manage_content_import():
+    from passerelle.server.packs import imports as content_admin
+
+    wanted = request.form.get("path", "")
+    # Only a pack that this page found on a drive: a path is never taken on trust.
+    drives = content_admin.find_packs(current_app.config["SETTINGS"]["usb_roots"])
+    found = next((d for d in drives if d["path"] == wanted), None)
+    if found is None:
+        flash(_("That pack is no longer on the drive. Is the USB stick still plugged in?"))
+    else:
+        content_admin.runner().submit(found["path"], f"{found['title']} (v{found['version']})")
+        flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+def _channel_on_drive(path: str, channel_id: str):
+    """The Kolibri channel still on a mounted drive, else None (the coordinator is told why)."""
+    from passerelle.server.packs import imports as content_admin
+
+    channel = content_admin.kolibri_channel(current_app.config["SETTINGS"]["usb_roots"], path, channel_id)
+    if channel is None:
+        flash(_("That channel is no longer on the drive. Is the USB stick still plugged in?"))
+    return channel
+
+
+@bp.get("/manage/content/kolibri")
+@allow("coordinator")
+def manage_kolibri_topics():
+    """A Kolibri channel on a drive: its topics, each with its size, to tick before importing."""
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+
+    path, channel_id = request.args.get("path", ""), request.args.get("channel", "")
+    channel = _channel_on_drive(path, channel_id)
+    if channel is None:
+        return redirect(url_for("kiosk.manage_content"))
+    try:
+        topics = content_admin.kolibri_topics(path, channel_id)
+    except lib.ContentError as exc:
+        flash(exc.message)
+        return redirect(url_for("kiosk.manage_content"))
+    from flask_babel import get_locale
+    from passerelle.kiosk import size_units
+
+    return render_template("manage/kolibri.html", path=path, channel=channel, topics=topics,
+                           size_units=size_units(), lang=str(get_locale()).replace("_", "-"))
+
+
+@bp.post("/manage/content/kolibri")
+@allow("coordinator")
+def manage_kolibri_import():
+    from passerelle.server.packs import imports as content_admin
+
+    path, channel_id = request.form.get("path", ""), request.form.get("channel", "")
+    channel = _channel_on_drive(path, channel_id)
+    if channel is None:
+        return redirect(url_for("kiosk.manage_content"))
+    topics = None
+    if request.form.get("whole") != "1":
+        topics = sorted({t for t in request.form.getlist("topic") if len(t) == 32 and t.isalnum()})
+        if not topics:
+            flash(_("Choose at least one topic."))
+            return redirect(url_for("kiosk.manage_kolibri_topics", path=path, channel=channel_id))
+    content_admin.runner().submit(path, f"{channel['name']} (v{channel['version']})", channel=channel_id,
+                                  topics=topics)
+    flash(_("The channel is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.route("/manage/content/<pack_id>/remove", methods=["GET", "POST"])
+@allow("coordinator")
+def manage_content_remove(pack_id: str):
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    try:
+        info = library().get(pack_id)
+    except lib.PackNotFound:
+        abort(404)
+    if request.method == "GET":
+        return confirm_page(
+            _("Remove %(name)s?", name=info.title),
+            [_("Learners will no longer find %(name)s in the library, in search or in their "
+               "lessons.", name=info.title),
+             _("Lessons that use it show its resources as missing until it is back.")],
+            _("Yes, remove %(name)s", name=info.title), url_for("kiosk.manage_content"),
+            _("Learners' progress is kept, and the pack waits in the bin on the Content page: "
+              "putting it back takes one click."))
+    try:
+        content_admin.remove_to_bin(library(), current_app.config["HOME"], pack_id)
+    except lib.LibraryBusy:
+        flash(_("An import is running; remove the pack when it has finished."))
+    except lib.PackNotFound:
+        abort(404)
+    else:
+        flash(_("%(name)s was removed. It is in the bin below.", name=info.title))
+    return redirect(url_for("kiosk.manage_content") + "#bin")
+
+
+@bp.post("/manage/content/bin/<pack_id>/restore")
+@allow("coordinator")
+def manage_content_restore(pack_id: str):
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+
+    try:
+        content_admin.restore_from_bin(current_app.config["HOME"], content_admin.runner(), pack_id)
+    except lib.PackNotFound:
+        flash(_("That pack is no longer in the bin."))
+    else:
+        flash(_("The pack is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.route("/manage/content/bin/empty", methods=["GET", "POST"])
+@allow("coordinator")
+def manage_content_empty_bin():
+    from passerelle.server.packs import imports as content_admin
+
+    home = current_app.config["HOME"]
+    if request.method == "GET":
+        names = [p["title"] for p in content_admin.binned_packs(home)]
+        return confirm_page(_("Empty the bin?"), [
+            _("These packs will be deleted for good: %(names)s.", names=", ".join(names) or "—")],
+            _("Yes, empty the bin"), url_for("kiosk.manage_content"),
+            _("Learners' progress is kept; a pack can always be imported again from a file."))
+    content_admin.empty_bin(home)
+    flash(_("The bin is empty."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.post("/manage/content/bundled")
+@allow("coordinator")
+def manage_content_bundled():
+    """Put back the library that ships with Passerelle (after a removal, or on a bare box)."""
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    installed = {p.id for p in library().list()}
+    jobs = content_admin.reinstall_bundled(current_app.config["HOME"], content_admin.runner(),
+                                           installed)
+    if jobs:
+        flash(_("The pack is being imported. You can follow it below."))
+    else:
+        flash(_("Every pack of the bundled library is already installed."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+@bp.get("/manage/content/<pack_id>")
+@allow("coordinator")
+def manage_content_pack(pack_id: str):
+    """What is inside a pack: its topics and resources, as learners will see them."""
+    from passerelle import content as lib
+    from passerelle.server.packs.web import library
+
+    try:
+        info = library().get(pack_id)
+    except lib.PackNotFound:
+        abort(404)
+    found = catalogue.tree(get_db(), pack_id)
+    return render_template("manage/pack.html", pack=info, tree=found[0] if found else None)
+
+
+@bp.get("/manage/content/<pack_id>/export.zip")
+@allow("coordinator")
+def manage_content_export(pack_id: str):
+    """Any installed pack as a zip, to carry to another box on a USB stick."""
+    import uuid
+
+    from flask import send_file
+    from passerelle import content as lib
+    from passerelle.server.packs.web import library
+
+    work = current_app.config["HOME"].tmp / "exports"
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / f"{uuid.uuid4().hex}.zip"
+    try:
+        library().export(pack_id, target, format="zip")
+    except lib.PackNotFound:
+        abort(404)
+    response = send_file(target, mimetype="application/zip", as_attachment=True,
+                         download_name=f"{pack_id}.zip")
+    response.call_on_close(lambda: target.unlink(missing_ok=True))
+    return response
