@@ -155,7 +155,7 @@ def m0005_lessons(db: Database) -> None:
 
 @MIGRATIONS()
 def m0006_sync(db: Database) -> None:
-    # Sync (see server/sync/ops.py and docs/sync.md). Local to each box: none of these tables syncs.
+    # Sync (see server/sync/ and docs/sync.md). Local to each box: none of these tables syncs.
     # The devices whose operations this box accepts; a box always trusts itself.
     db.execute("""
         CREATE TABLE sync_devices (

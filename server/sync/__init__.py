@@ -2,9 +2,10 @@
 
 Design
 ------
-- ``ops``: device keys, trust, version vectors, signed operations, the bounded
-  batches one side sends the other, applying them (verify everything, then one
-  transaction), USB bundles, peers, the sync log and pairing codes.
+- ``ops``: version vectors, signed operations, the bounded batches one side
+  sends the other, applying them (verify everything, then one transaction).
+- ``keys``: device keys and trust. ``bundles``: USB bundles. ``peers``: peers,
+  the sync log and the device list learned from the hub. ``pairing``: codes.
 - ``http``: the serving side (``/api/v1/sync/...``), for devices, not browsers.
 - ``client``: the calling side (pair with a hub, sync with a peer).
 - ``schedule``: the background timer of a serving box.
@@ -12,79 +13,90 @@ Design
 
 Pages, the CLI and the API use the names below (``from passerelle.server import
 sync``) or the public functions of ``client``/``schedule``/``discovery``; nothing
-outside this package reaches into ``ops``.
+outside this package reaches into its modules.
 """
 
+from passerelle.server.sync.bundles import (
+    HELD_WORDS,
+    BundleInfo,
+    ImportResult,
+    days_text,
+    default_bundle_name,
+    export_bundle,
+    import_bundle,
+    read_bundle_manifest,
+)
+from passerelle.server.sync.keys import (
+    KEY_FILE,
+    KEY_PREFIX,
+    bundles_encrypted,
+    device_key,
+    devices,
+    identity,
+    organisation_of,
+    parse_public_key,
+    public_key_text,
+    revoke,
+    revoked_devices,
+    set_bundles_encrypted,
+    trust,
+    trusted_keys,
+)
 from passerelle.server.sync.ops import (
     BUNDLE_FORMAT,
     BUNDLE_SUFFIX,
     BUNDLE_VERSION,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_OPS,
-    HELD_WORDS,
-    KEY_FILE,
-    KEY_PREFIX,
     KINDS,
     MAX_CLOCK_AHEAD_MS,
     OP_DOMAIN,
+    SCRYPT,
+    SKEW_REPORT_MS,
+    ApplyResult,
+    Batch,
+    SignedOp,
+    SyncRefused,
+    apply_batch,
+    canonical_json,
+    changes_for,
+    make_verifier,
+    op_message,
+    parse_vector,
+    sign_pending,
+    vector,
+)
+from passerelle.server.sync.pairing import (
     PAIR_ALPHABET,
     PAIR_CODE_LENGTH,
     PAIR_DOMAIN,
     PAIR_MAX_FAILURES,
     PAIR_MINUTES,
     PAIR_SCRYPT,
-    SCRYPT,
-    SKEW_REPORT_MS,
-    ApplyResult,
-    Batch,
-    BundleInfo,
-    ImportResult,
     OtherOrganisation,
     PairingRefused,
-    SignedOp,
-    SyncRefused,
     accept_pairing,
-    adopt_devices,
-    apply_batch,
-    bundles_encrypted,
-    canonical_json,
-    changes_for,
-    default_bundle_name,
-    default_peer,
-    device_key,
-    device_list,
-    devices,
-    export_bundle,
     format_code,
-    identity,
-    import_bundle,
-    log_attempt,
     make_pairing_code,
     normalise_code,
-    op_message,
-    ops_waiting,
-    organisation_of,
+    organisation_name,
     pair_mac,
     pair_transcript,
     pairing_key,
-    parse_public_key,
-    parse_vector,
+)
+from passerelle.server.sync.peers import (
+    adopt_devices,
+    default_peer,
+    device_list,
+    log_attempt,
+    ops_waiting,
     peer_by_url,
     peer_label,
     peer_vector,
     peers,
-    public_key_text,
-    read_bundle_manifest,
     record_peer,
-    revoke,
-    revoked_devices,
-    set_bundles_encrypted,
     set_default_peer,
-    sign_pending,
     status,
-    trust,
-    trusted_keys,
-    vector,
 )
 
 __all__ = [
@@ -157,4 +169,7 @@ __all__ = [
     "make_pairing_code",
     "accept_pairing",
     "parse_vector",
+    "days_text",
+    "make_verifier",
+    "organisation_name",
 ]

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 from passerelle.server import __version__, records
+from passerelle.server import sync as syncmod
 from passerelle.server.errors import ExitStatus, InvalidInput, NotFound, PasserelleError
-from passerelle.server.sync import ops as syncmod
 from passerelle.server.sync.http import (
     BATCH_TYPE,
     HEADER_DEVICE,

@@ -57,9 +57,9 @@ from flask import (
 )
 from passerelle.server import db as dbmod
 from passerelle.server import records
+from passerelle.server import sync as syncmod
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput, api_error
-from passerelle.server.sync import ops as syncmod
 from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf, has_session_cookie
 
 bp = Blueprint("sync_http", __name__, url_prefix="/api/v1/sync")
