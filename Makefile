@@ -44,11 +44,15 @@ browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The packaging tests check the hotspot's files with the tools that read them on a box
-# (dnsmasq, nft) and the Debian package with lintian: Debian's packages, small, installed once.
+# (dnsmasq, nft, nmcli), the Debian package with lintian, and install and boot it on a
+# minimal Debian (mmdebstrap, systemd-nspawn): Debian's packages, installed once.
 packaging-tools:
-	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null || \
+	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null \
+		&& command -v nmcli >/dev/null && command -v mmdebstrap >/dev/null \
+		&& command -v systemd-nspawn >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		  --no-install-recommends dnsmasq-base nftables lintian; }
+		  --no-install-recommends dnsmasq-base nftables lintian network-manager mmdebstrap \
+		  systemd-container; }
 
 ## deb: the Debian packages passerelle (ARCH=amd64 or arm64) and passerelle-hotspot, in dist/
 ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
