@@ -28,6 +28,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from passerelle.kiosk.qr import qr_svg
 from passerelle.server.web.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
@@ -85,6 +86,7 @@ def init_app(app: Flask) -> None:
         backups,
         classes,
         content,
+        label,
         lessons,
         material,
         people,
@@ -97,6 +99,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["format_date"] = format_date
     app.jinja_env.globals["format_datetime"] = format_datetime
     app.jinja_env.globals["format_size"] = format_size
+    app.jinja_env.globals["qr_svg"] = qr_svg
 
 
 def format_size(size: int | None) -> str:

@@ -127,8 +127,8 @@ def test_a_request_from_the_setup_page_is_applied_and_answered(box, tmp_path):
     proc = _run(box, "--request", request)
     assert proc.returncode == 0, proc.stderr
     assert not request.exists()
-    assert json.loads((requests / "network.result.json").read_text()) == {"ok": True,
-                                                                         "applied": ["wifi"]}
+    assert json.loads((requests / "network.result.json").read_text()) == {
+        "ok": True, "applied": ["wifi"], "wifi_name": "Atelier"}
     assert _keyfile(box)["wifi"]["ssid"] == "Atelier"
     request.write_text(json.dumps({"wifi": {"passphrase": "1234"}}))
     assert _run(box, "--request", request).returncode == 1

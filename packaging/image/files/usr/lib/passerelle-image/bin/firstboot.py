@@ -156,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"passerelle: applied {', '.join(done) or 'nothing'} from {source}")
     if args.request:
-        _write(source.with_name("network.result.json"), json.dumps({"ok": True, "applied": done}),
-               0o644)
+        answer = {"ok": True, "applied": done}
+        if "name" in (config.get("wifi") or {}):  # what the printed label names
+            answer["wifi_name"] = config["wifi"]["name"]
+        _write(source.with_name("network.result.json"), json.dumps(answer), 0o644)
         source.unlink()
     else:
         # Keep the file for reference, without the secret.
