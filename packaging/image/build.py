@@ -122,6 +122,7 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
     run(["chroot", root, "dpkg", "-i", *[f"/var/tmp/passerelle-debs/{d.name}" for d in debs]])
     shutil.rmtree(tmp)
     install_files(root)
+    serves(root)
     chroot = ["chroot", root]
     run([*chroot, "systemctl", "enable", "passerelle-firstboot.service",
          "passerelle-grow-data.service", "passerelle-netconf.path", "fake-hwclock.service"])
@@ -154,6 +155,48 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
         f.unlink()
     shutil.rmtree(root / "var" / "cache" / "apt" / "archives", ignore_errors=True)
     (root / "var" / "cache" / "apt" / "archives" / "partial").mkdir(parents=True)
+
+
+def serves(root: Path) -> None:
+    """The arm64 program answers /api/v1/health, run under qemu in the tree, with a throwaway
+    data home outside /var/lib/passerelle (deleted after): the image's data home stays empty."""
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = root / "var" / "tmp" / "passerelle-check"
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PASSERELLE_HOME": "/var/tmp/passerelle-check",
+           "LANG": "C.UTF-8"}
+    started = time.monotonic()
+    proc = subprocess.Popen(["chroot", str(root), "/usr/bin/passerelle", "serve", "--host",
+                             "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.monotonic() - started < 600:
+            if proc.poll() is not None:
+                raise SystemExit("image: the arm64 program did not start:\n"
+                                 + proc.stderr.read().decode(errors="replace")[-2000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=10) as r:
+                    health = json.load(r)
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise SystemExit("image: the arm64 program gave no health answer in 10 minutes")
+        say(f"system: the arm64 program answers under qemu in {time.monotonic() - started:.0f} s: "
+            f"{health['status']}, schema {health['database']['schema_version']}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _du_mb(path: Path) -> int:
