@@ -78,6 +78,7 @@ def init_app(app: Flask) -> None:
         pages,
         pending,
         practice,
+        quiz,
         signin,
         zim_pages,
     )
@@ -88,6 +89,7 @@ def init_app(app: Flask) -> None:
         lessons,
         material,
         people,
+        quizzes,
         reports,
         sync,
     )

@@ -21,6 +21,7 @@ Design
 from __future__ import annotations
 
 import io
+import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ def _check(db, title: str, sections) -> tuple[str, list[dict]]:
         name = str(section.get("title") or "").strip()[:120]
         clean.append({"title": name, "questions": items})
         keys += [key_of(**i) for i in items]
-    clean = [s for s in clean if s["questions"] or s["title"]]
+    clean = [s for s in clean if s["questions"]]  # an empty section is left out
     if not 1 <= len(keys) <= MAX_QUESTIONS:
         raise _invalid("questions", _l("choose 1 to %(max)s questions", max=MAX_QUESTIONS))
     if len(set(keys)) != len(keys):
@@ -236,6 +237,15 @@ def attempts_made(db, run_uuid: str, learner_uuid: str) -> dict[int, tuple[int, 
     return {a: (right, total) for a, right, total in rows}
 
 
+def submitted(db, run_uuids: list[str]) -> dict[str, int]:
+    """run -> how many learners submitted at least one attempt, in one read."""
+    if not run_uuids:
+        return {}
+    marks = ",".join("?" * len(run_uuids))
+    return dict(db.execute(f"SELECT run_uuid, count(DISTINCT learner_uuid) FROM quiz_answers"
+                           f" WHERE run_uuid IN ({marks}) GROUP BY run_uuid", run_uuids).fetchall())
+
+
 def attempts_left(run: dict, made: int) -> int | None:
     """How many more attempts the learner may submit; None for no limit."""
     if not run["attempts"]:
@@ -257,6 +267,7 @@ def open_for(db, learner_uuid: str) -> list[dict]:
         if lessons.targets(db, run, learner_uuid):
             made = attempts_made(db, run["uuid"], learner_uuid)
             run["made"] = len(made)
+            run["best"] = max(made.values(), default=None)
             run["left"] = attempts_left(run, len(made))
             run["count"] = len(items(run))
             out.append(run)
@@ -351,6 +362,11 @@ def recipients(db, run: dict) -> list[dict]:
     """The learners the run was started for (members of its class it targets)."""
     return [u for u in accounts.members(db, run["class_uuid"])
             if lessons.targets(db, run, u["uuid"])]
+
+
+def seen(values: str | None) -> dict | None:
+    """The numbers a generated question showed, as the report keeps them."""
+    return json.loads(values) if values else None
 
 
 def text_of(question: dict, values: str | None = None) -> str:

@@ -165,3 +165,67 @@ def test_the_order_is_the_learners_own_and_stays_within_sections(db, box):
     question = {"type": "generated", "variables": {"a": {"min": 1, "max": 1000}}, "answer": "a",
                 "prompt": "{a}"}
     assert quizzes.draw(question, "r", "x", 1, 0) == quizzes.draw(question, "r", "x", 1, 0)
+
+
+# --- the pages, without JavaScript ------------------------------------------------------------
+
+def _build_and_start(fatou, box, attempts="2"):
+    import re
+
+    from tests.conftest import csrf_token
+
+    token = csrf_token(fatou)
+    page = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "title": "Test", "add": [Q1], "action": "add"}).get_data(as_text=True)
+    assert f'value="0|{Q1}"' in page
+    page = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "title": "Test", "item": [f"0|{Q1}"], "action": "replace:0"}
+    ).get_data(as_text=True)
+    assert f'value="0|{Q2}"' in page and f'value="0|{Q1}"' not in page  # swapped
+    page = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "title": "Test", "item": [f"0|{Q2}"], "section_title": ["", "Deux"],
+        "add": [Q1], "to": "0", "action": "section"}).get_data(as_text=True)
+    assert "Section 2" in page
+    response = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "title": "Test", "item": [f"0|{Q1}", f"0|{Q2}"], "action": "save"})
+    assert response.status_code == 302
+    listing = fatou.get("/manage/quizzes").get_data(as_text=True)
+    start = re.search(r'href="(/manage/quizzes/[^"]+/start/[^"]+)"', listing).group(1)
+    response = fatou.post(start, data={"csrf_token": token, "who": "class", "attempts": attempts})
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def test_a_quiz_made_started_answered_and_reported_through_the_pages(as_user, box):
+    import re
+
+    from tests.conftest import csrf_token
+
+    fatou = as_user("fatou")
+    assert "/manage/quizzes" in fatou.get("/manage").get_data(as_text=True)  # one tap from home
+    run = _build_and_start(fatou, box)
+    amina = as_user("amina")
+    link = re.search(r'href="(/quiz/[^"]+)"', amina.get("/").get_data(as_text=True)).group(1)
+    assert "Combien font" in amina.get(link).get_data(as_text=True)
+    token = csrf_token(amina)
+    asked = amina.post(link, data={"csrf_token": token, "attempt": "1", "a0": "0"})
+    assert asked.status_code == 200 and "Submit anyway" in asked.get_data(as_text=True)
+    unreadable = amina.post(link, data={"csrf_token": token, "attempt": "1", "a0": "0", "a1": "abc"})
+    assert unreadable.status_code == 422 and "Write only a number" in unreadable.get_data(as_text=True)
+    done = amina.post(link, data={"csrf_token": token, "attempt": "1", "a0": "0", "blank_ok": "1"})
+    assert "1 out of 2" in amina.get(done.headers["Location"]).get_data(as_text=True)
+    again = amina.post(link, data={"csrf_token": token, "attempt": "1", "a0": "1", "a1": "3"})
+    assert again.status_code == 302  # the same attempt again: nothing recorded
+    report = fatou.get(run).get_data(as_text=True)
+    assert "1 out of 2" in report and "Combien font" in report and "not submitted" in report
+    assert "The right answer:" in report
+    sheet = fatou.get(run + "/report.csv")
+    assert sheet.headers["Content-Type"].startswith("text/csv")
+    assert '"Amina";1;1;2;50;1;0' in sheet.get_data(as_text=True)
+    fatou.post(run + "/close", data={"csrf_token": csrf_token(fatou)})
+    assert "/quiz/" not in amina.get("/").get_data(as_text=True)
+    assert "This quiz has ended" in amina.get(link).get_data(as_text=True)
+    # Farid does not facilitate this class: neither the report nor its file.
+    farid = as_user("farid")
+    assert farid.get(run).status_code == 403 and farid.get(run + "/report.csv").status_code == 403
+    assert as_user("chloe").get(link).status_code == 404  # another class's learner
