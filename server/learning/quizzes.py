@@ -376,36 +376,45 @@ def text_of(question: dict, values: str | None = None) -> str:
 
 
 def report(db, run_uuid: str) -> Report:
-    """Scores, answers per question and the most missed questions of one run. A few queries
-    whatever the class: the answers in one read, the exercises in another."""
+    """Scores, answers per question and the most missed questions of one run. The same four
+    reads whatever the class: SQLite adds up the answers (per attempt, per question, and the
+    marks of each learner's best attempt), so Python handles a few rows per learner and per
+    question, never one per answer."""
     run = get_run(db, run_uuid)
     listed = items(run)
     shown = questions_of(db, run)
-    rows = db.execute("SELECT learner_uuid, attempt, item, correct, seen_values FROM quiz_answers"
-                      " WHERE run_uuid = ?", [run_uuid]).fetchall()
-    by_learner: dict[str, dict[int, dict[int, int]]] = {}
     per_item = {i["item"]: {"answers": 0, "right": 0, "seen": None} for i in listed}
-    for learner, attempt, item, correct, seen in rows:
-        by_learner.setdefault(learner, {}).setdefault(attempt, {})[item] = correct
-        stats = per_item.get(item)
-        if stats is not None:
-            stats["answers"] += 1
-            stats["right"] += correct
-            if not correct and seen:
-                stats["seen"] = seen
+    # The values of one wrong answer (the highest text, so every box shows the same numbers).
+    for item, answers, right, seen in db.execute(
+            "SELECT item, count(*), sum(correct), max(CASE WHEN correct = 0 THEN seen_values END)"
+            " FROM quiz_answers WHERE run_uuid = ? GROUP BY item", [run_uuid]):
+        if item in per_item:
+            per_item[item].update(answers=answers, right=right, seen=seen)
+    by_learner: dict[str, dict] = {}
+    for learner, attempts, best, score, marks in db.execute(
+            """WITH scores AS (
+                   SELECT learner_uuid, attempt, sum(correct) AS score FROM quiz_answers
+                   WHERE run_uuid = ? GROUP BY learner_uuid, attempt),
+               ranked AS (
+                   SELECT learner_uuid, attempt, score, count(*) OVER (PARTITION BY learner_uuid)
+                          AS attempts, row_number() OVER (PARTITION BY learner_uuid
+                          ORDER BY score DESC, attempt DESC) AS rank FROM scores)
+               SELECT r.learner_uuid, r.attempts, r.attempt, r.score,
+                      (SELECT group_concat(a.item || ':' || a.correct) FROM quiz_answers a
+                       WHERE a.run_uuid = ? AND a.learner_uuid = r.learner_uuid
+                       AND a.attempt = r.attempt)
+               FROM ranked r WHERE r.rank = 1""", [run_uuid, run_uuid]):
+        pairs = (pair.partition(":") for pair in (marks or "").split(",") if pair)
+        by_learner[learner] = {"attempts": attempts, "best": best, "score": score,
+                               "marks": {int(i): int(c) for i, _c, c in pairs}}
     people = {u["uuid"]: u for u in recipients(db, run)}
     missing = [uuid for uuid in by_learner if uuid not in people]  # left the class since
     for uuid in missing:
         found = records.load(db, "user", uuid)
         people[uuid] = found or {"uuid": uuid, "display_name": "?"}
-    learners = []
-    for uuid, person in people.items():
-        attempts = by_learner.get(uuid, {})
-        best = max(attempts, key=lambda a: (sum(attempts[a].values()), a), default=None)
-        marks = attempts.get(best, {}) if best is not None else {}
-        learners.append({"uuid": uuid, "display_name": person["display_name"],
-                         "attempts": len(attempts), "score": sum(marks.values()),
-                         "total": len(listed), "marks": marks, "best": best})
+    nothing = {"attempts": 0, "best": None, "score": 0, "marks": {}}
+    learners = [{"uuid": uuid, "display_name": person["display_name"], "total": len(listed),
+                 **by_learner.get(uuid, nothing)} for uuid, person in people.items()]
     learners.sort(key=lambda u: u["display_name"].casefold())
     for u in learners:
         for item, mark in u["marks"].items():
