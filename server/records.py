@@ -484,6 +484,9 @@ def _fold_quiz_answer(db, op: Op) -> None:
     (the same attempt made on both while apart) keep the one with the lower version, so every
     box folds the same row whatever order the answers arrive in."""
     p = op.payload
+    if not all(isinstance(p.get(k), int) and not isinstance(p.get(k), bool)
+               for k in ("attempt", "item")):
+        return  # not an answer this box can place (kept in the log all the same)
     values = p.get("values")
     db.execute(
         "INSERT INTO quiz_answers (run_uuid, learner_uuid, attempt, item, pack_id, node_id,"

@@ -31,7 +31,7 @@ from passerelle.server import records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import Forbidden, InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
-from passerelle.server.learning import lessons, progress
+from passerelle.server.learning import events, lessons, progress
 from passerelle.server.packs import authoring, catalogue
 from passerelle.server.people import accounts
 from passerelle.server.reports import impact
@@ -41,6 +41,7 @@ MAX_SECTIONS = 10
 MAX_ATTEMPTS = 10   # "as many times as the facilitator allows": 1 to 10, or no limit (0)
 MOST_MISSED = 5
 _WIDGET = re.compile(r"\[\[\u2603 w[0-9]+\]\]")
+_QUESTION_ID = re.compile(events.QUESTION_PATTERN)
 
 
 # --- Questions ---------------------------------------------------------------------------
@@ -60,7 +61,9 @@ def parse_key(key: str) -> dict | None:
 
 def available(db) -> list[dict]:
     """Every question of the installed exercises, as the quiz builder lists them."""
-    found = authoring.exercise_questions(db, copying=False)
+    # Only questions whose id an answer event can carry (the pack format's ids all can).
+    found = [q for q in authoring.exercise_questions(db, copying=False)
+             if _QUESTION_ID.fullmatch(str(q["question"].get("id")))]
     for q in found:
         q["prompt"] = _WIDGET.sub("…", q["prompt"])
     return found
@@ -119,7 +122,8 @@ def _check(db, title: str, sections) -> tuple[str, list[dict]]:
 
 def _question(found: dict, item: dict) -> dict | None:
     data = found.get((item["pack_id"], item["node_id"]))
-    if data is None or data.get("kind") != "exercise":
+    if data is None or data.get("kind") != "exercise" or not _QUESTION_ID.fullmatch(
+            item["question_id"]):
         return None
     return next((q for q in (data.get("exercise") or {}).get("questions", [])
                  if str(q.get("id")) == item["question_id"]), None)

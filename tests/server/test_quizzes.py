@@ -129,9 +129,12 @@ def test_the_fold_keeps_the_same_answer_on_every_box(db, box):
                        box.ids["amina"], {**base, "event_id": "e1", "correct": True})
     late = records.Op("box-c", 1, "0000000000002.00000.box-c", "event", "progress",
                       box.ids["amina"], {**base, "event_id": "e2", "correct": False})
+    odd = records.Op("box-d", 1, "0000000000003.00000.box-d", "event", "progress",
+                     box.ids["amina"], {**base, "event_id": "e3", "attempt": "one"})
     with records.write_tx(db):
         records.apply(db, late)
         records.apply(db, early)
+        records.apply(db, odd)  # from a box that placed it otherwise: kept in the log only
     assert quizzes.attempts_made(db, run, box.ids["amina"]) == {1: (1, 1)}
 
 
