@@ -87,7 +87,11 @@ def test_a_quiz_from_making_to_the_printed_report(live_server, page_factory, box
     tablet.get_by_role("button", name="Envoyer", exact=True).click()
     assert "Vous avez 1 sur 2." in tablet.locator("main").inner_text()
     assert tablet.get_by_role("link", name="Réessayer").is_visible()
-    tablet.goto("/")
+    for lang in ("ar", "fr"):  # her result and her home, to look at; French to go on
+        tablet.goto(f"/language/{lang}?next={quiz_path}")
+        tablet.screenshot(path=str(ARTIFACTS / f"learner-quiz-result-{lang}.png"), full_page=True)
+        tablet.goto(f"/language/{lang}?next=/")
+        tablet.screenshot(path=str(ARTIFACTS / f"learner-quiz-home-{lang}.png"), full_page=True)
     assert "1 sur 2" in tablet.locator("section.quizzes").inner_text()
 
     # The report: "1 out of 2", the most missed question as she saw it, with its right answer.
@@ -133,6 +137,3 @@ def test_a_quiz_from_making_to_the_printed_report(live_server, page_factory, box
     staff.goto("/manage/quizzes")
     edit = staff.get_by_role("link", name="Edit Check-up").get_attribute("href")
     screenshots(staff, "quiz-builder", edit)
-    for lang in ("fr", "ar"):
-        tablet.goto(f"/language/{lang}?next=/")
-        tablet.screenshot(path=str(ARTIFACTS / f"learner-quiz-home-{lang}.png"), full_page=True)
