@@ -79,6 +79,7 @@ def init_app(app: Flask) -> None:
         pages,
         pending,
         practice,
+        quiz,
         signin,
         zim_pages,
     )
@@ -90,6 +91,7 @@ def init_app(app: Flask) -> None:
         lessons,
         material,
         people,
+        quizzes,
         reports,
         sync,
     )

@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
-from passerelle.server.learning import bookmarks, lessons, progress
+from passerelle.server.learning import bookmarks, lessons, progress, quizzes
 from passerelle.server.packs import catalogue, pdfpages
 from passerelle.server.packs import web as cw
 from passerelle.server.web.auth import ANYONE, allow, current_user
@@ -84,14 +84,15 @@ def home():
     db = get_db()
     lang = str(get_locale())
     packs = sorted(catalogue.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
-    resume, marked, assigned = [], [], []
+    resume, marked, assigned, open_quizzes = [], [], [], []
     who = learner()
     if who is not None:
         assigned = lessons.assigned_to(db, who["uuid"])
+        open_quizzes = quizzes.open_for(db, who["uuid"])
         marked = bookmarks.of_learner(db, who["uuid"])
         resume = progress.in_progress(db, who["uuid"])
     return render_template("home.html", packs=packs, resume=resume, bookmarks=marked,
-                           assigned=assigned)
+                           assigned=assigned, quizzes=open_quizzes)
 
 
 @bp.get("/learn/<pack_id>")

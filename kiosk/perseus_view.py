@@ -146,25 +146,26 @@ DEFAULT_LABELS = {"choose_one": "Choose one answer:", "choose_all": "Choose ever
 
 
 def question_html(question: dict, draft: dict | None, disabled: bool = False,
-                  labels: dict | None = None) -> Markup:
-    """The prompt with its widgets in place; ``draft`` refills what the learner had entered."""
+                  labels: dict | None = None, prefix: str = "") -> Markup:
+    """The prompt with its widgets in place; ``draft`` refills what the learner had entered.
+    ``prefix`` goes before each field's name, so several questions share one form (a quiz)."""
     draft = draft if isinstance(draft, dict) else {}
     labels = {**DEFAULT_LABELS, **(labels or {})}
-    widgets = {key: _widget_html(key, w, draft.get(key), disabled, labels)
+    widgets = {key: _widget_html(prefix + key, w, draft.get(key), disabled, labels)
                for key, w in (question.get("widgets") or {}).items()}
     html = markdown_math(question.get("prompt", ""), widgets)
     missing = [widgets[k] for k in widgets if f"[[\u2603 {k}]]" not in question.get("prompt", "")]
     return Markup(html + Markup("").join(missing))
 
 
-def read_form(question: dict, form) -> dict:
+def read_form(question: dict, form, prefix: str = "") -> dict:
     """The learner's entries from a posted form, keyed like the question's widgets."""
     out: dict = {}
     for key, widget in (question.get("widgets") or {}).items():
         if widget["type"] == "radio":
-            out[key] = [v for v in form.getlist(key) if v.isdigit()][:50]
+            out[key] = [v for v in form.getlist(prefix + key) if v.isdigit()][:50]
         else:
-            out[key] = form.get(key, "")[:100]
+            out[key] = form.get(prefix + key, "")[:100]
     return out
 
 

@@ -154,22 +154,29 @@ class NotAnAnswer(ValueError):
 
 def _read_answer(question: dict):
     """The learner's answer from the form, in the form ``check_answer`` takes."""
+    return read_answer(question, request.form)
+
+
+def read_answer(question: dict, form, name: str = "answer"):
+    """A learner's answer to ``question`` from a posted ``form`` (its field ``name``; a
+    Khan Academy question's fields start with it), in the form ``check_answer`` takes;
+    NotAnAnswer saying what to do when there is none."""
     kind = question["type"]
     if kind == "perseus":
-        return _read_perseus(question)
+        return _read_perseus(question, form, "" if name == "answer" else name + "-")
     count = len(question.get("choices") or [])
     if kind == "single_choice":
-        raw = request.form.get("answer", "")
+        raw = form.get(name, "")
         if not raw.isdigit() or int(raw) >= count:
             raise NotAnAnswer(_("Choose one answer, then press “Check”."))
         return int(raw)
     if kind == "multiple_choice":
-        chosen = sorted({int(v) for v in request.form.getlist("answer")
+        chosen = sorted({int(v) for v in form.getlist(name)
                          if v.isdigit() and int(v) < count})
         if not chosen:
             raise NotAnAnswer(_("Choose at least one answer, then press “Check”."))
         return chosen
-    text = request.form.get("answer", "")[:MAX_ANSWER_CHARS].strip()
+    text = form.get(name, "")[:MAX_ANSWER_CHARS].strip()
     if not text:
         raise NotAnAnswer(_("Write your answer, then press “Check”."))
     if kind in ("numeric", "generated"):
@@ -179,9 +186,9 @@ def _read_answer(question: dict):
     return text
 
 
-def _read_perseus(question: dict) -> dict:
+def _read_perseus(question: dict, form, prefix: str = "") -> dict:
     """A Khan Academy question's entries; what Khan Academy would not grade is sent back, unrecorded."""
-    given = pv.read_form(question, request.form)
+    given = pv.read_form(question, form, prefix)
     state, reason = perseus_grade(question, given)
     if state == "invalid":
         if reason == "simplify":
@@ -262,7 +269,7 @@ def _format_number(value) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.10g}"
 
 
-def _correct_answer(question: dict, shown: dict) -> list[str]:
+def correct_answer(question: dict, shown: dict) -> list[str]:
     """The right answer(s), as text to show after a wrong answer."""
     kind = question["type"]
     choices = question.get("choices") or []
@@ -314,7 +321,7 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
         correct, given, just = run["f"]
         feedback = {"correct": bool(correct), "just_mastered": bool(just),
                     "given": _given_text(question, given),
-                    "right": _correct_answer(question, shown),
+                    "right": correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
     if question["type"] == "perseus":
         hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]

@@ -407,3 +407,35 @@ def m0012_missed_questions(db: Database) -> None:
         "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
         " seen_values, seen_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((*key, n, *seen.get(key, (None, None))) for key, n in counts.items()))
+
+
+@MIGRATIONS()
+def m0020_quizzes(db: Database) -> None:
+    # Quizzes that assess (server/learning/quizzes.py): the quiz a facilitator makes, and each
+    # time it is started for learners (a copy of its questions, so editing the quiz later
+    # never changes what was answered). Both are records that sync.
+    versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
+    db.execute(f"""CREATE TABLE quizzes ({versioned}, title TEXT, sections TEXT, shuffle INTEGER,
+                   created_by TEXT, created_at TEXT)""")
+    db.execute(f"""CREATE TABLE quiz_runs ({versioned}, quiz_uuid TEXT, title TEXT, sections TEXT,
+                   shuffle INTEGER, attempts INTEGER, class_uuid TEXT, target TEXT, open INTEGER,
+                   created_by TEXT, created_at TEXT)""")
+    db.execute("CREATE INDEX quiz_runs_class ON quiz_runs (class_uuid) WHERE deleted = 0")
+    # Each answer of each attempt, folded from the learners' answer events (records.
+    # _fold_quiz_answer): a report reads a class's few hundred rows, never the log.
+    db.execute("""
+        CREATE TABLE quiz_answers (
+            run_uuid TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            pack_id TEXT,
+            node_id TEXT,
+            question_id TEXT,
+            correct INTEGER NOT NULL,
+            answer TEXT,
+            seen_values TEXT,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
+        ) WITHOUT ROWID
+    """)

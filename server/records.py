@@ -65,13 +65,18 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "lesson": ("title", "description", "items", "created_by", "created_at"),
     "assignment": ("lesson_uuid", "class_uuid", "target", "open", "created_by", "created_at"),
     "bookmark": ("learner_uuid", "pack_id", "node_id", "created_at"),
+    "quiz": ("title", "sections", "shuffle", "created_by", "created_at"),
+    "quiz_run": ("quiz_uuid", "title", "sections", "shuffle", "attempts", "class_uuid", "target",
+                 "open", "created_by", "created_at"),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
           "attendance": "attendance", "group": "groups", "group_member": "group_members",
           "lesson": "lessons", "assignment": "assignments",
           "bookmark": "bookmarks"}
+TABLES |= {"quiz": "quizzes", "quiz_run": "quiz_runs"}
 JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
+JSON_COLUMNS |= {"sections"}
 
 
 @dataclass(frozen=True)
@@ -377,6 +382,11 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
 def _fold_event(db, op: Op) -> None:
     """Commutative merge of one event into the learner's summary for that resource."""
     p = op.payload
+    if p.get("quiz"):
+        # An answer in a quiz assesses: it is kept apart from practice and never counts
+        # towards an exercise's mastery (``quiz_answers``, read by the quiz report).
+        _fold_quiz_answer(db, op)
+        return
     progress, completed, answered, correct, seconds = event_counts(op)
     # position: the latest one by version wins (resume where the learner last was).
     db.execute(
@@ -467,6 +477,29 @@ def _fold_answer(db, op: Op) -> None:
             " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
             "   OR excluded.seen_version > seen_version) THEN excluded.seen_version ELSE seen_version END",
             [*key, missed, seen, op.version if seen else None])
+
+
+def _fold_quiz_answer(db, op: Op) -> None:
+    """One answer of one attempt at a quiz. Two boxes holding an answer for the same place
+    (the same attempt made on both while apart) keep the one with the lower version, so every
+    box folds the same row whatever order the answers arrive in."""
+    p = op.payload
+    if not all(isinstance(p.get(k), int) and not isinstance(p.get(k), bool)
+               for k in ("attempt", "item")):
+        return  # not an answer this box can place (kept in the log all the same)
+    values = p.get("values")
+    db.execute(
+        "INSERT INTO quiz_answers (run_uuid, learner_uuid, attempt, item, pack_id, node_id,"
+        " question_id, correct, answer, seen_values, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_uuid, learner_uuid, attempt, item) DO UPDATE SET"
+        " pack_id = excluded.pack_id, node_id = excluded.node_id,"
+        " question_id = excluded.question_id, correct = excluded.correct,"
+        " answer = excluded.answer, seen_values = excluded.seen_values, version = excluded.version"
+        " WHERE excluded.version < quiz_answers.version",
+        [p["quiz"], op.subject, p.get("attempt"), p.get("item"), p.get("pack_id"), p.get("node_id"),
+         p.get("question_id"), 1 if p.get("correct") else 0,
+         json.dumps(p.get("answer"), separators=(",", ":")),
+         json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None, op.version])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

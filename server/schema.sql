@@ -187,6 +187,28 @@ CREATE TABLE progress (
             PRIMARY KEY (learner_uuid, pack_id, node_id)
         ) WITHOUT ROWID;
 
+CREATE TABLE quiz_answers (
+            run_uuid TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            pack_id TEXT,
+            node_id TEXT,
+            question_id TEXT,
+            correct INTEGER NOT NULL,
+            answer TEXT,
+            seen_values TEXT,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
+        ) WITHOUT ROWID;
+
+CREATE TABLE quiz_runs (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, quiz_uuid TEXT, title TEXT, sections TEXT,
+                   shuffle INTEGER, attempts INTEGER, class_uuid TEXT, target TEXT, open INTEGER,
+                   created_by TEXT, created_at TEXT);
+
+CREATE TABLE quizzes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, sections TEXT, shuffle INTEGER,
+                   created_by TEXT, created_at TEXT);
+
 CREATE TABLE signin_failures (
             key TEXT NOT NULL,
             at REAL NOT NULL
@@ -275,6 +297,8 @@ CREATE INDEX ops_subject ON ops (entity, subject, version);
 CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_version IS NOT NULL;
 
 CREATE INDEX progress_node ON progress (pack_id, node_id);
+
+CREATE INDEX quiz_runs_class ON quiz_runs (class_uuid) WHERE deleted = 0;
 
 CREATE INDEX signin_failures_key ON signin_failures (key, at);
 

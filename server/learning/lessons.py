@@ -332,3 +332,9 @@ def learner_summary(db, learner_uuid: str) -> dict:
         "mastered": sum(1 for h in history if h["completed"] and h["kind"] == "exercise"),
         "attended": attended,
     }
+
+
+# Quizzes (``quizzes``) are started for the same recipients as lessons, and their report shows
+# a missed question as the learners saw it, as the grid does.
+targets = _targets
+as_seen = _as_seen

@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app
 from passerelle.server import disk, records
 from passerelle.server.errors import DISK_FULL, InsufficientStorage
+from passerelle.server.learning import events as checks
 from passerelle.server.learning import mastery
 from passerelle.server.packs import catalogue
 
@@ -209,6 +210,25 @@ def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *,
                        "progress": 1.0})
     accepted = record(db, learner_uuid, events)
     return finishing and accepted == len(events)
+
+
+def quiz_attempt(db, learner_uuid: str, run_uuid: str, attempt: int, answers: list[dict]) -> int:
+    """Record every answer of one submitted attempt at a quiz together, in one transaction:
+    an attempt is kept whole or not at all. ``answers``: ``{item, pack_id, node_id,
+    question_id, answer, correct, values?}``. Each event's id comes from the learner, the quiz,
+    the attempt and the question's place, so the same form submitted twice counts once; how
+    many answers were new."""
+    made = []
+    for a in answers:
+        event = {"event_id": event_id("quiz", learner_uuid, run_uuid, str(attempt), str(a["item"])),
+                 "pack_id": a["pack_id"], "node_id": a["node_id"], "type": "answer",
+                 "question_id": a["question_id"], "answer": a["answer"],
+                 "correct": bool(a["correct"]), "quiz": run_uuid, "attempt": attempt,
+                 "item": a["item"]}
+        if a.get("values"):
+            event["values"] = a["values"]
+        made.append(checks.check_quiz_answer(event))
+    return record(db, learner_uuid, made)
 
 
 # --- reads for the pages -------------------------------------------------------------------
