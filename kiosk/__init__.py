@@ -84,12 +84,14 @@ def init_app(app: Flask) -> None:
     from passerelle.kiosk.manage import (  # noqa: F401
         backups,
         classes,
+        coach,
         content,
         lessons,
         material,
         people,
         reports,
         sync,
+        upkeep,
     )
 
     app.register_blueprint(bp)
