@@ -21,10 +21,10 @@ from passerelle.server.web.auth import (
 
 # --- Lessons, assignments, groups; the class grid; one learner -------------------------------
 
-def _flatten(nodes: list[dict], into: dict) -> dict:
+def flatten(nodes: list[dict], into: dict) -> dict:
     for n in nodes:
         if n.get("kind") == "topic" or "node_id" not in n:
-            _flatten(n["children"], into)
+            flatten(n["children"], into)
         else:
             into[f"{n['pack_id']}/{n['node_id']}"] = n
     return into
@@ -39,13 +39,13 @@ def _topics(nodes: list[dict], depth: int = 0, into: list | None = None) -> list
     for n in nodes:
         if n.get("kind") == "topic":
             entry = {"key": f"{n['pack_id']}/{n['node_id']}", "title": n["title"], "depth": depth,
-                     "leaves": set(_flatten(n["children"], {}))}
+                     "leaves": set(flatten(n["children"], {}))}
             into.append(entry)
             _topics(n["children"], depth + 1, into)
     return into
 
 
-def _picker(tree: list[dict], known: dict, form) -> dict:
+def resource_picker(tree: list[dict], known: dict, form) -> dict:
     """The resource picker's search and filters (words, kind, language, pack, topic): what was
     asked, the choices each filter offers, and the resources found (None: no filter, so the
     whole library is shown as a tree)."""
@@ -99,7 +99,7 @@ def _lesson_builder(db, lesson: dict | None):
 
     form = request.form
     tree = catalogue.tree(db)
-    known = _flatten(tree, {})
+    known = flatten(tree, {})
     errors, status = {}, 200
     if request.method == "POST":
         # Unknown items go to the service as they came, which names what is not installed.
@@ -141,7 +141,7 @@ def _lesson_builder(db, lesson: dict | None):
                   "description": (lesson or {}).get("description", "")}
     chosen = [{"key": i, **known[i]} for i in items if i in known]
     return render_template("manage/lesson_builder.html", lesson=lesson, tree=tree, chosen=chosen,
-                           values=values, errors=errors, picker=_picker(tree, known, form)), status
+                           values=values, errors=errors, picker=resource_picker(tree, known, form)), status
 
 
 @bp.route("/manage/lessons", methods=["GET", "POST"])

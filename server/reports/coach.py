@@ -100,8 +100,8 @@ def activity_rows(db: sqlite_utils.Database, learners: dict[str, str], start: da
         p = json.loads(payload)
         occurred = _occurred(p, version)
         if start <= occurred.date() <= end:
-            found.append({"occurred_at": occurred, "recorded_at": version_time(version),
-                          "learner_uuid": subject, "learner": learners[subject], **p})
+            found.append({**p, "occurred_at": occurred, "recorded_at": version_time(version),
+                          "learner_uuid": subject, "learner": learners[subject]})
     found.sort(key=lambda e: (e["occurred_at"], e["recorded_at"]))
     titles = catalogue.brief(db, list({(e.get("pack_id"), e.get("node_id")) for e in found}))
     for e in found:
