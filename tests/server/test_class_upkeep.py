@@ -153,3 +153,22 @@ def test_the_bin_keeps_every_version_in_the_operation_log(app, box):
         assert kinds == ["put", "put", "delete"]
         assert upkeep.restore_class(db, box.ids["class_b"])["name"] == "Groupe B bis"
         assert upkeep.restore_class(db, box.ids["class_b"])["name"] == "Groupe B bis"  # twice: fine
+
+
+def test_a_deleted_class_still_counts_in_its_facilitators_impact_report(app, box, as_user):
+    from datetime import UTC, datetime
+
+    with app.app_context():
+        db = get_db()
+        accounts.mark_attendance(db, box.ids["session_a"], box.ids["amina"], True)
+    today = datetime.now(UTC).date().isoformat()
+    fatou = as_user("fatou")
+
+    def reached() -> str:
+        page = fatou.get(f"/manage/reports?start={today}&end={today}").get_data(as_text=True)
+        return re.search(r'data-cell="summary\|all\|sessions">([^<]*)<', page).group(1)
+
+    assert reached() == "1"
+    with app.app_context():
+        upkeep.delete_class(get_db(), box.ids["class_a"])
+    assert reached() == "1"  # the session it held is still Fatou's to report

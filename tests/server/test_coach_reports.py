@@ -146,6 +146,7 @@ def test_the_activity_log_leaves_out_other_classes(app, box, worked):
 def test_the_class_page_reaches_every_report(as_user, box, worked):
     page = as_user("fatou").get(f"/manage/classes/{box.ids['class_a']}").get_data(as_text=True)
     for link in (f"/manage/classes/{box.ids['class_a']}/grid",
+                 f"/manage/classes/{box.ids['class_a']}/grid.csv",
                  f"/manage/classes/{box.ids['class_a']}/activity",
                  f"/manage/groups/{worked['group']}/grid",
                  f"/manage/assignments/{worked['assignment']}/report"):
