@@ -104,14 +104,27 @@ def test_a_facilitator_keeps_lessons_classes_and_reports_up_to_date(
     assert amina[found[0].index("Bienvenue")] == "Completed"
     staff.wait_for_function("() => !document.querySelector('[data-print]').hidden")  # print.js
     staff.emulate_media(media="print")
-    for selector in ("header.top", "[data-print]", ".no-print"):
+    for selector in ("header.top", "[data-print]", ".no-print", ".back-home"):
         assert hidden_when_printed(staff, selector), selector
     assert staff.locator(".print-only").is_visible()
     reader = printed(staff)
     assert size(reader) == A4
     paper = text_of(reader)
     assert "Amina" in paper and "Bienvenue" in paper and "Download" not in paper
+    # The same on paper in Arabic: right to left, A4, the words of the page's language.
+    from tests.browser.conftest import ARTIFACTS
+
+    grid_path = staff.url.split(live_server.url)[1]
+    staff.goto(f"/language/ar?next={grid_path}")
+    assert staff.locator("html").get_attribute("dir") == "rtl"
+    staff.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+    ARTIFACTS.mkdir(exist_ok=True)
+    staff.screenshot(path=str(ARTIFACTS / "staff-grid-printed-ar-a4.png"), full_page=True)
+    reader = printed(staff)
+    assert size(reader) == A4 and "Amina" in text_of(reader)
     staff.emulate_media(media="screen")
+    staff.set_viewport_size({"width": 800, "height": 1280})
+    staff.goto(f"/language/en?next={grid_path}")
 
     # One lesson's report, from the class page.
     staff.goto(class_path)
