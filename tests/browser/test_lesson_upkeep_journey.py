@@ -136,6 +136,6 @@ def test_a_facilitator_keeps_lessons_classes_and_reports_up_to_date(
 
     for name, path in (("lesson-builder", builder_path), ("class-upkeep", class_path),
                        ("grid-print", f"{class_path}/grid"),
-                       ("activity-log", f"{class_path}/activity")):
+                       ("activity-log", f"{class_path}/activity"), ("lessons", "/manage/lessons")):
         screenshots(staff, name, path)
     assert re.search(r"/manage/classes/[0-9a-f-]+$", class_path)
