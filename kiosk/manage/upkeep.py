@@ -108,8 +108,7 @@ def manage_group(group_uuid: str):
     db = get_db()
     found, group = _managed_group(db, group_uuid)
     errors, status = {}, 200
-    members = next(g["members"] for g in lessons.groups_of(db, group["uuid"])
-                   if g["uuid"] == group_uuid)
+    members = lessons.group_members(db, group_uuid)
     name = found["name"]
     if request.method == "POST":
         name = request.form.get("name", "")

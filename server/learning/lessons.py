@@ -11,7 +11,13 @@ progress, completed, or *needs help* (an exercise with at least three answers,
 fewer than half right, not yet mastered). "Most missed questions" adds up the
 wrong answers per learner and question that the fold counts (``missed_questions``). A
 grid costs the same few queries whatever its size: the resources' titles come
-from the catalogue in one read, and nothing replays the learners' history.
+from the catalogue in one read, and nothing replays the learners' history. The
+same grid is drawn for a group (its learners, the lessons that reach them) and
+for one assigned lesson (the learners it reaches, its resources).
+
+A lesson is shared by the staff of the box: a copy (:func:`copy_lesson`) is a
+lesson of its own; deleting one removes its assignments and never touches
+progress, which belongs to the resources.
 """
 
 from __future__ import annotations
@@ -47,13 +53,18 @@ def create_group(db, class_uuid: str, name: str) -> str:
 def groups_of(db, class_uuid: str) -> list[dict]:
     groups = records.query(db, "group", "t.class_uuid = ?", [class_uuid], "t.name COLLATE NOCASE")
     for group in groups:
-        group["members"] = {m["learner_uuid"] for m in
-                            records.query(db, "group_member", "t.group_uuid = ?", [group["uuid"]])}
+        group["members"] = group_members(db, group["uuid"])
     return groups
 
 
 def get_group(db, group_uuid: str) -> dict:
     return records.require(db, "group", group_uuid, _l("no such group"))
+
+
+def group_members(db, group_uuid: str) -> set[str]:
+    """The uuids of the learners in a group."""
+    return {m["learner_uuid"] for m in
+            records.query(db, "group_member", "t.group_uuid = ?", [group_uuid])}
 
 
 def _group_name(name: str) -> str:
@@ -73,8 +84,7 @@ def rename_group(db, group_uuid: str, name: str) -> None:
 def set_group_members(db, group_uuid: str, learners: list[str]) -> None:
     """The group is exactly these learners of its class (the others are taken out)."""
     group = get_group(db, group_uuid)
-    now = {m["learner_uuid"] for m in
-           records.query(db, "group_member", "t.group_uuid = ?", [group_uuid])}
+    now = group_members(db, group_uuid)
     wanted = set(learners)
     in_class = {m["uuid"] for m in accounts.members(db, group["class_uuid"])}
     if not wanted <= in_class:
@@ -332,8 +342,7 @@ def group_grid(db, group_uuid: str) -> Grid:
     """The grid of a group: its learners, and the open lessons of their class that reach them
     (the whole class's, the group's own)."""
     group = get_group(db, group_uuid)
-    members = {m["learner_uuid"] for m in
-               records.query(db, "group_member", "t.group_uuid = ?", [group_uuid])}
+    members = group_members(db, group_uuid)
     learners = [u for u in accounts.members(db, group["class_uuid"]) if u["uuid"] in members]
     found = [a for a in assignments_of_class(db, group["class_uuid"], only_open=True)
              if (a["target"] or {}).get("type", "class") == "class"
