@@ -86,6 +86,7 @@ def init_app(app: Flask) -> None:
     from passerelle.kiosk.manage import (  # noqa: F401
         backups,
         classes,
+        coach,
         content,
         label,
         lessons,
@@ -94,6 +95,7 @@ def init_app(app: Flask) -> None:
         quizzes,
         reports,
         sync,
+        upkeep,
     )
 
     app.register_blueprint(bp)

@@ -42,10 +42,14 @@ STAFF = accounts.STAFF
 
 def _scope(db) -> list[str] | None:
     """None for a coordinator (everything), else the uuids of the facilitator's classes."""
+    from passerelle.server.learning import upkeep
+
     user = current_user()
     if user["role"] == "coordinator":
         return None
-    return [c["uuid"] for c in accounts.classes_of(db, user)]
+    # A class in the bin still counts for the months it ran: deleting it keeps the history.
+    return [c["uuid"] for c in accounts.classes_of(db, user)] + \
+        [c["uuid"] for c in upkeep.removed_classes(db, user)]
 
 
 def _field_labels() -> dict[str, str]:

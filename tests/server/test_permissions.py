@@ -31,7 +31,7 @@ def values_for(ids, app):
     return {"class_uuid": ids["class_a"], "session_uuid": ids["session_a"],
               "learner_uuid": ids["amina"], "user_uuid": ids["bart"], "code": "nl",
               "digest": "0000000000", "filename": "style.css", "pack_id": "demo-fr",
-              "node_id": "basics/welcome", "sha256": app_sha, "assignment_uuid": "none", "lesson_uuid": "none", "token": "0" * 32, "action": "open", "member": "app.js", "name": "x.zip",
+              "node_id": "basics/welcome", "sha256": app_sha, "assignment_uuid": "none", "lesson_uuid": "none", "group_uuid": "none", "token": "0" * 32, "action": "open", "member": "app.js", "name": "x.zip",
             "device_id": "no-such-device", "page": 1, "width": 800,
             "quiz_uuid": "none", "run_uuid": "none",
             # A ZIM the box does not hold: each route still says who may ask.
