@@ -75,6 +75,7 @@ def init_app(app: Flask) -> None:
     from passerelle.kiosk import (  # noqa: F401
         bookmarks,
         learn,
+        me,
         pages,
         pending,
         practice,
@@ -89,6 +90,7 @@ def init_app(app: Flask) -> None:
         material,
         people,
         reports,
+        settings,
         sync,
     )
 
