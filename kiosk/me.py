@@ -10,7 +10,7 @@ from markupsafe import Markup
 from passerelle.kiosk import bp
 from passerelle.kiosk.signin import client_key, signin_problem
 from passerelle.server.db import get_db
-from passerelle.server.errors import InvalidInput, NotFound
+from passerelle.server.errors import Forbidden, InvalidInput, NotFound
 from passerelle.server.i18n import direction as i18n_direction
 from passerelle.server.learning import progress
 from passerelle.server.people import accounts, selfservice
@@ -24,7 +24,8 @@ def _secret_from(form, prefix: str, mode: str):
     return form.get(prefix, "")
 
 
-def _page(errors: dict | None = None, form=None, status: int = 200):
+def _page(errors: dict | None = None, form=None, status: int = 200, which: str = ""):
+    """The page; ``which`` form (``secret`` or ``profile``) was just sent, with ``errors``."""
     db = get_db()
     me = current_user()
     done = progress.completed(db, me["uuid"])
@@ -34,14 +35,20 @@ def _page(errors: dict | None = None, form=None, status: int = 200):
     values = {"avatar": me.get("avatar") or "", "language": me.get("language") or "",
               **{f"profile_{k}": (", ".join(v) if isinstance(v, list) else v)
                  for k, v in (me.get("profile") or {}).items()}}
-    if form is not None and form.get("what") == "profile":
+    if which == "profile":
         values.update(form.to_dict())
     return render_template(
         "me.html", me=me, done=done, certificates=reports.completed_modules(db, [me["uuid"]]),
         rights=selfservice.rights(db), errors=errors or {}, values=values,
-        secret_form=form is not None and form.get("what") == "secret",
+        secret_form=which == "secret",
         profile_fields=org.get("profile_fields") or {}, avatars=accounts.AVATARS,
         pictures=accounts.PICTURES, choices=accounts.PROFILE_CHOICES), status
+
+
+def _not_allowed():
+    # The page offered no such form (the organisation changed its mind meanwhile): say so there.
+    flash(_("Your organisation does not let learners change this themselves. Ask a facilitator."))
+    return redirect(url_for("kiosk.me_page"))
 
 
 @bp.get("/me")
@@ -58,15 +65,18 @@ def me_secret():
     form = request.form
     new = _secret_from(form, "new", mode)
     if mode == "pin" and new != form.get("new_again", ""):
-        return _page({"new_again": _("The two new codes are not the same.")}, form, 400)
+        return _page({"new_again": _("The two new codes are not the same.")}, form, 400, "secret")
     try:
         user = selfservice.change_secret(db, current_user(), _secret_from(form, "current", mode),
                                          new, client_key())
     except (accounts.SigninFailed, accounts.LockedOut) as exc:
         message, status = signin_problem(exc, _("Your current code is not right."))
-        return _page({"current": message}, form, status)
+        return _page({"current": message}, form, status, "secret")
     except InvalidInput as exc:
-        return _page({"new": str((exc.details or {}).get("new", exc.message))}, form, 400)
+        return _page({"new": str((exc.details or {}).get("new", exc.message))}, form, 400,
+                     "secret")
+    except Forbidden:
+        return _not_allowed()
     # The new code ended every session, this one too: this tablet stays signed in.
     sign_in(user)
     flash(_("Your new code is saved. Use it next time you sign in."))
@@ -86,7 +96,9 @@ def me_profile():
         selfservice.update_profile(db, current_user(), avatar=form.get("avatar"),
                                    language=form.get("language"), profile=profile)
     except InvalidInput as exc:
-        return _page(exc.details or {}, form, 400)
+        return _page(exc.details or {}, form, 400, "profile")
+    except Forbidden:
+        return _not_allowed()
     if form.get("language"):
         from flask import session
 

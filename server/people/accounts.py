@@ -356,6 +356,10 @@ def clean_profile(db, profile: dict, errors: dict, kept: dict | None = None) -> 
             errors[f"profile.{field}"] = _l("a list of languages")
         else:
             cleaned[field] = value
+    for field, value in (kept or {}).items():
+        # Not asked any more, so not on the form: kept rather than lost.
+        if field not in enabled and field not in profile:
+            cleaned[field] = value
     return cleaned
 
 
