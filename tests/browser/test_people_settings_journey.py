@@ -52,6 +52,15 @@ def effects_screenshots(page) -> None:
     page.goto("/language/en?next=/manage/settings")
 
 
+def shoot(page, name: str, width: int) -> None:
+    from tests.browser.conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 740})
+    page.screenshot(path=str(ARTIFACTS / f"staff-{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 800, "height": 1280})
+
+
 def fits_the_screen(page) -> bool:
     return page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -117,6 +126,11 @@ def test_a_coordinator_with_many_people_then_a_learner_on_their_own_page(
     amina_pin = row.locator(".pin-shown").inner_text()
     assert re.fullmatch(r"\d{4}", amina_pin)
     axe_clean(page)
+    shoot(page, "new-codes-en-phone", 360)
+    page.emulate_media(media="print")  # printed: the list alone, without the menus
+    assert not page.locator("header.top").is_visible()
+    shoot(page, "new-codes-en-print", 800)
+    page.emulate_media(media="screen")
     page.get_by_role("link", name="Back to the people").click()
 
     # The list as a file, re-importable.
