@@ -203,3 +203,31 @@ def test_export_of_the_filtered_list_imports_back_as_updates(app, as_user, box):
     learner = app.test_client()
     assert learner.post(f"/signin/learner/{box.ids['amina']}", data={
         "csrf_token": csrf_token(learner), "secret": "1234"}).status_code == 302
+
+
+def test_new_pictures_when_learners_sign_in_with_pictures(app, box):
+    from passerelle.server.db import get_db
+    from passerelle.server.people import accounts, directory
+
+    with app.app_context():
+        db = get_db()
+        accounts.update_organisation(db, signin_mode="picture")
+        done, skipped = directory.reset_secrets(db, [box.ids["chloe"], box.ids["cora"]])
+        assert [d["person"]["display_name"] for d in done] == ["Chloe"]
+        assert [p["display_name"] for p in skipped] == ["Cora Coordinator"]
+        pictures = done[0]["secret"]
+        assert len(pictures) == 3 and set(pictures) <= set(accounts.PICTURES)
+        assert accounts.authenticate_learner(db, box.ids["chloe"], pictures, "test")
+
+
+def test_the_page_of_new_pictures_names_them(app, as_user, box):
+    from passerelle.server.db import get_db
+    from passerelle.server.people import accounts
+
+    with app.app_context():
+        accounts.update_organisation(get_db(), signin_mode="picture")
+    cora = as_user("cora")
+    html = post(cora, "/manage/people/chosen", {"action": "reset", "people": [box.ids["bart"]],
+                                                "confirm": "1"}).get_data(as_text=True)
+    assert "Pictures, in order" in html
+    assert len(re.findall(r'<li><svg class="icon" role="img"', html)) == 3
