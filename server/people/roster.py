@@ -29,7 +29,8 @@ COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "lang
 # Written by the export for people to read, ignored on import.
 IGNORED = ("created_at",)
 PROFILE = ("age_band", "gender", "languages_spoken", "newcomer", "employment")
-MAX_ROWS = 5000
+# An export of the whole box must come back in one file: 5,000 people check in under a second.
+MAX_ROWS = 20000
 
 
 @dataclass
