@@ -76,6 +76,7 @@ def init_app(app: Flask) -> None:
     from passerelle.kiosk import (  # noqa: F401
         bookmarks,
         learn,
+        me,
         pages,
         pending,
         practice,
@@ -94,6 +95,7 @@ def init_app(app: Flask) -> None:
         people,
         quizzes,
         reports,
+        settings,
         sync,
         upkeep,
     )

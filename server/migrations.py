@@ -439,3 +439,18 @@ def m0020_quizzes(db: Database) -> None:
             PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
         ) WITHOUT ROWID
     """)
+
+
+@MIGRATIONS()
+def m0022_people_at_scale(db: Database) -> None:
+    # The people page pages through thousands of people by name (keyset paging): these let it
+    # read one page in name order without sorting the whole table, with or without a role.
+    db.execute("CREATE INDEX users_name ON users (display_name COLLATE NOCASE, uuid)"
+               " WHERE deleted = 0")
+    db.execute("CREATE INDEX users_role_name ON users (role, display_name COLLATE NOCASE, uuid)"
+               " WHERE deleted = 0")
+    # The organisation's choices about learners' own page (NULL: not allowed): whether they may
+    # edit their own profile, and change their own PIN or pictures. Organisation fields sync,
+    # so every box of the organisation follows them.
+    db.execute("ALTER TABLE organisations ADD COLUMN learners_edit_profile INTEGER")
+    db.execute("ALTER TABLE organisations ADD COLUMN learners_change_secret INTEGER")

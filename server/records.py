@@ -52,7 +52,8 @@ from passerelle.server.learning import mastery
 # may set (besides uuid, version and deleted). Anything else in a payload is
 # kept in the op but not in the table, so a newer box can add fields.
 ENTITIES: dict[str, tuple[str, ...]] = {
-    "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles"),
+    "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles",
+                     "learners_edit_profile", "learners_change_secret"),
     "user": ("role", "display_name", "username", "password_hash", "pin_hash",
              "picture_hash", "avatar", "language", "profile", "consent", "created_at"),
     "class": ("name", "description", "created_at"),

@@ -169,7 +169,7 @@ CREATE TABLE ops (
         ) WITHOUT ROWID;
 
 CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER);
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER, learners_edit_profile INTEGER, learners_change_secret INTEGER);
 
 CREATE TABLE progress (
             learner_uuid TEXT NOT NULL,
@@ -306,6 +306,10 @@ CREATE INDEX signins_started ON signins (started_at);
 
 CREATE INDEX signins_user ON signins (user_uuid);
 
+CREATE INDEX users_name ON users (display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
+
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
+
+CREATE INDEX users_role_name ON users (role, display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
 
 CREATE INDEX users_username ON users (username) WHERE deleted = 0;

@@ -278,3 +278,16 @@ def of_learner(db, learner_uuid: str, pack_id: str | None = None, limit: int = 1
     for row in rows:
         row["completed"] = bool(row["completed"])
     return rows
+
+
+def completed(db, learner_uuid: str, limit: int = 500) -> list[dict]:
+    """The resources a learner completed, newest first, with when (for their own page)."""
+    rows = db.execute(
+        "SELECT pack_id, node_id, completed_version FROM progress WHERE learner_uuid = ?"
+        " AND completed_version IS NOT NULL ORDER BY completed_version DESC LIMIT ?",
+        [learner_uuid, limit]).fetchall()
+    known = catalogue.brief(db, [(p, n) for p, n, _ in rows])
+    return [{"pack_id": p, "node_id": n, "title": known[(p, n)]["title"],
+             "kind": known[(p, n)]["kind"], "language": known[(p, n)]["language"],
+             "completed_version": version}
+            for p, n, version in rows if (p, n) in known and known[(p, n)]["kind"] != "topic"]

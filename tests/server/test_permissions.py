@@ -175,3 +175,13 @@ def test_a_coordinator_may_add_anyone_to_any_class(box, as_user):
     assert response.status_code == 302
     names = [p["display_name"] for p in cora.get(f"/api/v1/classes/{class_a}").get_json()["learners"]]
     assert "Chloe" in names
+
+
+def test_people_settings_and_the_learners_own_page_declare_who_may_call_them(app):
+    """The people list's actions and export, the settings, and the learner's own page."""
+    expected = {"kiosk.manage_people_chosen": {"coordinator"},
+                "kiosk.manage_people_export": {"coordinator"},
+                "kiosk.manage_settings": {"coordinator"},
+                "kiosk.me_page": {"learner"}, "kiosk.me_secret": {"learner"},
+                "kiosk.me_profile": {"learner"}, "kiosk.me_certificate": {"learner"}}
+    assert {e: set(app.view_functions[e].allowed) for e in expected} == expected
