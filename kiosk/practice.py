@@ -49,7 +49,7 @@ from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
 from passerelle.kiosk import bp, pending
 from passerelle.kiosk import perseus_view as pv
-from passerelle.kiosk.learn import place
+from passerelle.kiosk.learn import place, require_visible
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
 from passerelle.server.learning import mastery as mastery_rules
@@ -367,6 +367,7 @@ def _exercise_of(pack_id: str, node_id: str) -> dict:
     found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
+    found["guide"] = require_visible(get_db(), pack_id, found)
     exercise = found.get("exercise") or {}
     if not exercise.get("questions"):
         abort(404)

@@ -33,6 +33,7 @@ from passerelle.server.db import get_db, snapshot
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import NAMES, offered
 from passerelle.server.i18n import direction as i18n_direction
+from passerelle.server.packs import catalogue
 from passerelle.server.people import accounts
 from passerelle.server.reports import impact as reports
 from passerelle.server.web.auth import allow, current_user, require
@@ -96,8 +97,13 @@ def manage_reports():
     return render_template("manage/reports.html", report=report, error=error, classes=classes,
                            field_labels=_field_labels(), value_label=_value_label,
                            language_name=language_name, charts=_charts(report), hours=reports.hours,
-                           long_date=_long_date,
+                           long_date=_long_date, pack_titles=_pack_titles(db),
                            query={"start": start.isoformat(), "end": end.isoformat()}), status
+
+
+def _pack_titles(db) -> dict[str, str]:
+    """Installed packs' titles (drop-in use names packs no learner opened)."""
+    return {p["id"]: p["title"] for p in catalogue.packs(db)}
 
 
 @bp.get("/manage/reports.csv")
@@ -107,10 +113,10 @@ def manage_reports_csv():
     start, end = reports.date_range(request.args.get("start"), request.args.get("end"))
     report = reports.impact(db, start, end, _scope(db))
     name = f"impact-{start.isoformat()}-{end.isoformat()}.csv"
-    titles = {p.pack_id: p.title for p in report.packs}
+    titles = {**_pack_titles(db), **{p.pack_id: p.title for p in report.packs}}
 
     def name_of(section: str, item: str) -> str:
-        if section == "pack":
+        if section in ("pack", "guests:pack"):
             return titles.get(item, item)
         if section == "language":
             return language_name(item)
