@@ -92,7 +92,8 @@ def main_page(uuid: str):
 @allow(ANYONE)
 def entry(uuid: str, path: str):
     visible(uuid)
-    etag = hashlib.sha1(f"{uuid}\0{path}".encode(), usedforsecurity=False).hexdigest()
+    helper = _reader_helper()
+    etag = hashlib.sha1(f"{uuid}\0{path}\0{helper}".encode(), usedforsecurity=False).hexdigest()
     if request.if_none_match.contains(etag):
         response = _immutable(Response(status=304))
         response.set_etag(etag)
@@ -112,6 +113,8 @@ def entry(uuid: str, path: str):
     response.set_etag(etag)
     response.headers["Accept-Ranges"] = "bytes"
     content = found.content
+    if helper and (found.mimetype or "").startswith("text/html") and not request.range:
+        content = bytes(content) + helper.encode()
     size = len(content)
     start, stop = 0, size
     if request.range:
@@ -130,6 +133,18 @@ def entry(uuid: str, path: str):
     else:
         response.response = _chunks(content, start, stop)
     return response
+
+
+def _reader_helper() -> str:
+    """What is added at the end of an article's HTML: the reader's script (it tells the kiosk
+    page which article is shown, so the address follows it and a reload keeps it) and its
+    style (wide images and tables fit a phone). Both from the box itself, as the article's
+    policy allows; "" outside the kiosk's app (no static files to point to)."""
+    static_url = current_app.jinja_env.globals.get("static_url")
+    if static_url is None:
+        return ""
+    return (f'\n<link rel="stylesheet" href="{static_url("zimframe.css")}">'
+            f'<script src="{static_url("zimframe.js")}"></script>\n')
 
 
 def _chunks(content: memoryview, start: int, stop: int):

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -347,6 +348,11 @@ def page():
     # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons.
     sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
                                  ) if query and not kinds else []
+    if result is not None and result.did_you_mean and any(s.hits for s in sources):
+        # The encyclopedias found the words as typed ("Ray Charles"): the lessons' correction
+        # ("Ray charge") was of words they simply do not hold, and its hits answer another
+        # question. Results are shared between requests: a changed copy, never the original.
+        result = None if result.mode == "fuzzy" else dataclasses.replace(result, did_you_mean=None)
     titles = {p["id"]: p["title"] for p in packs(get_db())}
     return render_template("search.html", query=query, result=result, pack_titles=titles,
                            kinds=kinds, zim_sources=sources, only_zim=only_zim,
