@@ -145,9 +145,9 @@ def test_the_reader_page_and_the_article_know_each_other(app, client, tmp_path):
     assert f'data-entry-prefix="/zim/{uuid}/"' in page and f'data-read-prefix="/read/{uuid}/"' in page
     assert "zimreader.js" in page
     article = client.get(f"/zim/{uuid}/Mot_de_passe").get_data(as_text=True)
-    assert article.rstrip().endswith("</script>") and "zimframe.js" in article
-    assert "zimframe.css" in article
+    assert article.rstrip().endswith("</script>") and "passerelleZim" in article
+    assert "table { display: block" in article
     image = client.get(f"/zim/{uuid}/logo.png")
-    assert b"zimframe" not in image.data
+    assert b"passerelleZim" not in image.data
     # Reloading the address the page moved to opens that article.
     assert 'src="/zim/' + uuid + '/Clavier"' in client.get(f"/read/{uuid}/Clavier").get_data(as_text=True)
