@@ -69,6 +69,7 @@ def test_guests_counted_and_guides_for_staff_only(server_factory, page_factory, 
     learner.wait_for_url("**/")
     learner.goto(f"/learn/{PACK}/mail")
     assert "Guide de l" not in learner.locator("main").inner_text()
+    learner_screenshots(learner, "learner-topic-without-guides", f"/learn/{PACK}/mail")
     assert learner.goto(f"/learn/{PACK}/mail/guide").status == 404
     learner.goto("/search?q=zanzibarite")
     assert "Guide de l" not in learner.locator("main").inner_text()
@@ -129,6 +130,39 @@ def test_the_zim_reader_address_follows_the_article(server_factory, page_factory
     page.reload()
     assert page.frame_locator("iframe.zim-frame").locator("#k").inner_text().startswith("Le clavier")
     assert page.title().startswith("Clavier")
+
+
+def learner_screenshots(page, name: str, path: str) -> None:
+    """A learner's page at each size, in French and Arabic, under test-artifacts/."""
+    from tests.browser.test_coordinator_journey import SIZES
+
+    for lang in ("fr", "ar"):
+        page.goto(f"/language/{lang}?next={path}")
+        for size, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=str(_artifact(f"{name}-{lang}-{size}.png")), full_page=True)
+    page.set_viewport_size({"width": 360, "height": 740})
+
+
+def test_an_english_question_keeps_its_direction_in_arabic(server_factory, page_factory, box,
+                                                          tmp_path):
+    """A Khan Academy question of a Kolibri channel, in the Arabic interface on a phone."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
+    from kolibri_channel import CHANNEL, hexid, standard
+    from passerelle.content import kolibri
+    from passerelle.server.app import create_app
+
+    ex, ids = standard(tmp_path / "KOLIBRI_DATA")
+    ex.save()
+    app = create_app({"home": box.home, "TESTING": True})
+    kolibri.import_channel(app.extensions["passerelle.library"], ex.root, CHANNEL)
+    server = server_factory()
+    page = page_factory(server.url, locale="ar", viewport={"width": 360, "height": 740})
+    url = f"/practice/kolibri-{CHANNEL}/{hexid('content' + ids['exercise'])}"
+    page.goto(f"/language/ar?next={url}")
+    assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+    assert page.evaluate("getComputedStyle(document.getElementById('prompt')).direction") == "ltr"
+    learner_screenshots(page, "perseus-question", url)
 
 
 def _artifact(name: str) -> Path:
