@@ -75,6 +75,7 @@ def init_app(app: Flask) -> None:
     # then the staff pages (kiosk/manage/).
     from passerelle.kiosk import (  # noqa: F401
         bookmarks,
+        guests,
         learn,
         me,
         pages,

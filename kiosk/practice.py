@@ -38,7 +38,9 @@ import random
 import secrets
 
 from flask import abort, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from passerelle.content import (
     ExpressionError,
     check_answer,
@@ -49,9 +51,10 @@ from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
 from passerelle.kiosk import bp, pending
 from passerelle.kiosk import perseus_view as pv
-from passerelle.kiosk.learn import place
+from passerelle.kiosk.learn import place, require_visible
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
+from passerelle.server.i18n import content_attrs, direction
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
 from passerelle.server.packs import catalogue
@@ -323,10 +326,13 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
                     "given": _given_text(question, given),
                     "right": correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
+    content = content_attrs(found.get("language"))
     if question["type"] == "perseus":
         hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]
+        content = pv.text_attrs(question, found.get("language"))
         labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
-                  "answer": _("Your answer")}
+                  "answer": _("Your answer"),
+                  "attrs": Markup(' lang="%s" dir="%s"') % (str(get_locale()), direction())}
         prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
                                   labels=labels)
     else:
@@ -335,6 +341,7 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
     _save_run(pack_id, node_id, run)
     context = {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
+        "content": content,  # the question's lang and dir (a Perseus one's, from its letters)
         "prompt": prompt, "choices": question.get("choices") or [],
         "numeric_answer": question["type"] in ("numeric", "generated"),
         "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
@@ -374,6 +381,7 @@ def _exercise_of(pack_id: str, node_id: str) -> dict:
     found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
+    found["guide"] = require_visible(get_db(), pack_id, found)
     exercise = found.get("exercise") or {}
     if not exercise.get("questions"):
         abort(404)

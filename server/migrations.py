@@ -454,3 +454,42 @@ def m0022_people_at_scale(db: Database) -> None:
     # so every box of the organisation follows them.
     db.execute("ALTER TABLE organisations ADD COLUMN learners_edit_profile INTEGER")
     db.execute("ALTER TABLE organisations ADD COLUMN learners_change_secret INTEGER")
+
+
+@MIGRATIONS()
+def m0023_guest_days(db: Database) -> None:
+    # Drop-in use ("just look around", nobody signed in), for the impact report: page views and
+    # time per UTC day, visitor and pack. A visitor is a random id of one day, made by the
+    # browser's session (learning/guests.py): nothing names a person, and nothing links one
+    # day's visit to another's. The views travel as "guest" events in the log, so every box
+    # and the hub add up the same rows; a trigger folds them, as activity_days is kept.
+    db.execute("""
+        CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # The day the box's clock gave the view, else its version's (the same but for a clock set back).
+    day = ("coalesce(date(json_extract(NEW.payload, '$.day')),"
+           " date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch'))")
+    # Time is that of the page before this one (seen until this one opened), credited to its pack.
+    seconds = ("max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER),"
+               " 0)))")
+    db.execute(f"""
+        CREATE TRIGGER guest_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'guest'
+        BEGIN
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES ({day}, NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = views + 1;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            SELECT {day}, NEW.subject, coalesce(json_extract(NEW.payload, '$.seconds_pack_id'), ''),
+                   0, {seconds}
+            WHERE {seconds} > 0
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
+        END
+    """)

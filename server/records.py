@@ -185,8 +185,12 @@ def delete(db: sqlite_utils.Database, entity: str, uuid: str) -> Op:
     return op
 
 
-def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict) -> Op | None:
+def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict,
+          entity: str = "progress") -> Op | None:
     """Record a learning event; None when its ``event_id`` was already recorded here.
+
+    ``entity`` "guest" is a visitor's anonymous page view (``learning/guests.py``): its
+    subject is a random id of the day, not a person, and it is folded by a trigger.
 
     Tablets queue events while the box is unreachable and send them again: the
     ``event_id`` they make keeps a resent event from counting twice.
@@ -198,7 +202,7 @@ def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict) -> Op | N
     with write_tx(db):
         if event_id and _recorded(db, event_id):
             return None
-        op = _new_op(db, "event", "progress", learner_uuid, payload)
+        op = _new_op(db, "event", entity, learner_uuid, payload)
         apply(db, op)
     return op
 
@@ -327,7 +331,8 @@ def apply(db: sqlite_utils.Database, op: Op) -> bool:
     if cursor.rowcount == 0:
         return False
     if op.kind == "event":
-        _fold_event(db, op)
+        if op.entity == "progress":  # "guest" views are added up by a trigger (m0023)
+            _fold_event(db, op)
     else:
         _fold_record(db, op)
     return True

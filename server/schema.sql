@@ -10,6 +10,19 @@ CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
             SET events = events + 1, seconds = seconds + excluded.seconds;
         END;
 
+CREATE TRIGGER guest_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'guest'
+        BEGIN
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES (coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = views + 1;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            SELECT coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.seconds_pack_id'), ''),
+                   0, max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0)))
+            WHERE max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))) > 0
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
+        END;
+
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
    "migration_set" TEXT,
@@ -127,6 +140,15 @@ CREATE TABLE device_history (
 CREATE TABLE group_members (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, group_uuid TEXT, learner_uuid TEXT);
 
 CREATE TABLE groups (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, name TEXT);
+
+CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID;
 
 CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
                    created_by TEXT, created_at TEXT);

@@ -276,10 +276,12 @@ def assigned_to(db, learner_uuid: str) -> list[dict]:
 def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
     statuses = _statuses(db, [learner_uuid], items)
     known = catalogue.brief(db, [(i["pack_id"], i["node_id"]) for i in items])
+    # A teaching guide put in a lesson is the facilitator's, not shown to learners.
+    guides = catalogue.staff_only_keys(db, known)
     out = []
     for item in items:
         facts = known.get((item["pack_id"], item["node_id"]))
-        if facts:
+        if facts and (item["pack_id"], item["node_id"]) not in guides:
             out.append({**item, "title": facts["title"], "kind": facts["kind"],
                         "language": facts["language"],
                         "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),

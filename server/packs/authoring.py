@@ -51,6 +51,14 @@ def pack_id(db) -> str:
     return db.execute("SELECT value FROM meta WHERE key = 'local_pack_id'").fetchone()[0]
 
 
+LOCAL_PACK = re.compile(r"local-[0-9a-f]{8}")
+
+
+def is_local_pack(pack_id: str) -> bool:
+    """Whether an id is a box's own material pack (this box's or, through sync, another's)."""
+    return bool(LOCAL_PACK.fullmatch(pack_id or ""))
+
+
 def folder(home, local_pack: str) -> Path:
     return Path(home.root) / "authoring" / local_pack
 

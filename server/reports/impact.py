@@ -30,6 +30,12 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
 Small counts are suppressed (:func:`suppress`) in the breakdowns by profile
 field, so that no one can be singled out: see the rule there.
 
+*Drop-in use* (``Report.guests``, the organisation's report only): visits, page views and
+hours of people who looked around without signing in (``learning/guests.py``). They are
+not people reached and never in the learners' figures. Nothing about a visitor is known
+but a random id of one day, so there is no profile to break down and nothing to suppress;
+the counts are shown as the learners' totals are.
+
 Exports
 -------
 :func:`progress_csv` (one row per learner and resource) and
@@ -53,6 +59,7 @@ import sqlite_utils
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.learning import guests as guest_use
 from passerelle.server.people import accounts
 from passerelle.server.reports import spreadsheet
 
@@ -212,6 +219,7 @@ class Report:
     packs: list[PackRow] = field(default_factory=list)
     languages: list[LanguageRow] = field(default_factory=list)
     breakdowns: list[Breakdown] = field(default_factory=list)
+    guests: guest_use.GuestUse | None = None  # drop-in use; the organisation's report only
 
     @property
     def hours(self) -> str:
@@ -238,6 +246,15 @@ class Report:
                     ("language", lang.language, "resources_completed", str(lang.completed))]
         for b in self.breakdowns:
             out += [(f"profile:{b.field}", c.key, "people_reached", c.shown) for c in b.cells]
+        if self.guests is not None:
+            g = self.guests
+            out += [("guests", "all", "visits", str(g.visits)),
+                    ("guests", "all", "page_views", str(g.views)),
+                    ("guests", "all", "hours", hours(g.seconds))]
+            for p in g.packs:
+                out += [("guests:pack", p.pack_id, "visits", str(p.visits)),
+                        ("guests:pack", p.pack_id, "page_views", str(p.views)),
+                        ("guests:pack", p.pack_id, "hours", hours(p.seconds))]
         return out
 
 
@@ -374,6 +391,8 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
     if enabled:
         profiles = _profiles(db, reached)
         report.breakdowns = [_breakdown(f, (profiles.get(u) for u in reached)) for f in enabled]
+    if class_uuids is None:  # visitors belong to no class
+        report.guests = guest_use.use(db, start, end)
     return report
 
 
