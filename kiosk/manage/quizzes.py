@@ -130,6 +130,16 @@ def manage_quiz_edit(quiz_uuid: str):
     return _builder(db, quizzes.get_quiz(db, quiz_uuid))
 
 
+@bp.get("/manage/quizzes/<quiz_uuid>/start")
+@allow(*STAFF)
+def manage_quiz_start_for(quiz_uuid: str):
+    """The class chosen in a list (for staff with many classes): on to that class's form."""
+    class_uuid = request.args.get("class_uuid", "")
+    if not class_uuid:
+        return redirect(url_for("kiosk.manage_quizzes"))
+    return redirect(url_for("kiosk.manage_quiz_start", quiz_uuid=quiz_uuid, class_uuid=class_uuid))
+
+
 @bp.route("/manage/quizzes/<quiz_uuid>/start/<class_uuid>", methods=["GET", "POST"])
 @allow(*STAFF)
 def manage_quiz_start(quiz_uuid: str, class_uuid: str):

@@ -232,3 +232,21 @@ def test_a_quiz_made_started_answered_and_reported_through_the_pages(as_user, bo
     farid = as_user("farid")
     assert farid.get(run).status_code == 403 and farid.get(run + "/report.csv").status_code == 403
     assert as_user("chloe").get(link).status_code == 404  # another class's learner
+
+
+def test_staff_with_many_classes_choose_the_class_in_a_list(app, as_user, box):
+    import re
+
+    from passerelle.server.people import accounts
+
+    with app.app_context():
+        for name in ("C", "D", "E"):
+            accounts.create_class(get_db(), f"Groupe {name}")
+        make(get_db(), box)
+    cora = as_user("cora")
+    page = cora.get("/manage/quizzes").get_data(as_text=True)
+    assert "Start it for" not in page and '<select id="class-' in page
+    quiz = re.search(r'action="/manage/quizzes/([0-9a-f-]+)/start"', page).group(1)
+    response = cora.get(f"/manage/quizzes/{quiz}/start?class_uuid={box.ids['class_b']}")
+    assert response.headers["Location"].endswith(f"/manage/quizzes/{quiz}/start/{box.ids['class_b']}")
+    assert "Groupe B" in cora.get(response.headers["Location"]).get_data(as_text=True)
