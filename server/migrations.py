@@ -407,3 +407,21 @@ def m0012_missed_questions(db: Database) -> None:
         "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
         " seen_values, seen_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((*key, n, *seen.get(key, (None, None))) for key, n in counts.items()))
+
+
+@MIGRATIONS()
+def m0017_sites(db: Database) -> None:
+    # Sites (docs/sync.md, "Sites"): a box belongs to one site; learners and classes have a home
+    # site. ``sites`` is a synced record like the others (organisation-wide: every box knows the
+    # names). NULL site means organisation-wide: data made before sites keeps reaching every box.
+    db.execute("""
+        CREATE TABLE sites (uuid TEXT PRIMARY KEY, version TEXT NOT NULL,
+                            deleted INTEGER NOT NULL DEFAULT 0, name TEXT)
+    """)
+    db.execute("ALTER TABLE users ADD COLUMN site TEXT")
+    db.execute("ALTER TABLE classes ADD COLUMN site TEXT")
+    db.execute("CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL")
+    db.execute("CREATE INDEX classes_site ON classes (site) WHERE site IS NOT NULL")
+    # The site of each device, as the coordinator assigned it on the hub (local, never synced):
+    # what the hub sends a box is chosen by it.
+    db.execute("ALTER TABLE sync_devices ADD COLUMN site TEXT")

@@ -54,8 +54,8 @@ from passerelle.server.learning import mastery
 ENTITIES: dict[str, tuple[str, ...]] = {
     "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles"),
     "user": ("role", "display_name", "username", "password_hash", "pin_hash",
-             "picture_hash", "avatar", "language", "profile", "consent", "created_at"),
-    "class": ("name", "description", "created_at"),
+             "picture_hash", "avatar", "language", "profile", "consent", "created_at", "site"),
+    "class": ("name", "description", "created_at", "site"),
     "membership": ("class_uuid", "user_uuid", "role"),
     "class_session": ("class_uuid", "date", "place", "partner", "topic", "opened_by",
                       "closed"),
@@ -65,12 +65,13 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "lesson": ("title", "description", "items", "created_by", "created_at"),
     "assignment": ("lesson_uuid", "class_uuid", "target", "open", "created_by", "created_at"),
     "bookmark": ("learner_uuid", "pack_id", "node_id", "created_at"),
+    "site": ("name",),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
           "attendance": "attendance", "group": "groups", "group_member": "group_members",
           "lesson": "lessons", "assignment": "assignments",
-          "bookmark": "bookmarks"}
+          "bookmark": "bookmarks", "site": "sites"}
 JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
-from passerelle.server.people import accounts
+from passerelle.server.people import accounts, sites
 from passerelle.server.reports import spreadsheet
 
 COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
@@ -125,6 +125,7 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
     with records.write_tx(db):
         for fields, class_name in prepared:
             fields["created_at"] = records.now_iso()
+            fields["site"] = sites.home_site_for(db, fields.get("role"))
             uid = accounts.new_uuid()
             records.put(db, "user", uid, fields)
             created += 1

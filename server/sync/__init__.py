@@ -84,6 +84,16 @@ from passerelle.server.sync.pairing import (
     pair_transcript,
     pairing_key,
 )
+from passerelle.server.sync.partition import (
+    SiteBatch,
+    apply_received,
+    assign_site,
+    changes_for_site,
+    device_site,
+    is_anchor,
+    op_sites,
+    parse_lines,
+)
 from passerelle.server.sync.peers import (
     adopt_devices,
     default_peer,
@@ -172,4 +182,12 @@ __all__ = [
     "days_text",
     "make_verifier",
     "organisation_name",
+    "SiteBatch",
+    "apply_received",
+    "assign_site",
+    "changes_for_site",
+    "device_site",
+    "is_anchor",
+    "op_sites",
+    "parse_lines",
 ]

@@ -105,6 +105,14 @@ def gunzip_bounded(data: bytes, limit: int = MAX_BATCH_BYTES) -> bytes:
     return out
 
 
+def parse_site_batch(data: bytes) -> tuple[list[syncmod.SignedOp], list[tuple[str, int, int]]]:
+    """A pulled batch: its ops, and the runs skipped because they belong to other sites."""
+    lines = [line for line in gunzip_bounded(data).splitlines() if line.strip()]
+    if len(lines) > MAX_BATCH_OPS:
+        raise syncmod.SyncRefused(f"a batch holds more than {MAX_BATCH_OPS} operations")
+    return syncmod.parse_lines(lines)
+
+
 def parse_batch(data: bytes) -> list[syncmod.SignedOp]:
     lines = [line for line in gunzip_bounded(data).splitlines() if line.strip()]
     if len(lines) > MAX_BATCH_OPS:
@@ -334,6 +342,7 @@ def exchange_vector():
               "vector": syncmod.vector(db), "now_ms": now,
               "skew_ms": their_now - now if isinstance(their_now, int) else None,
               "devices": syncmod.device_list(db),
+              "site": syncmod.device_site(db, g.sync_device),  # the caller's, as assigned here
               "max_ops": current_app.config["SETTINGS"]["sync_batch_ops"]}
     return jsonify(answer)
 
@@ -351,6 +360,7 @@ def changes():
     max_ops = min(max_ops, cap)
     home = current_app.config["HOME"]
     path, busy_ms = current_app.config["DB_PATH"], current_app.config["DB_BUSY_TIMEOUT_MS"]
+    site = syncmod.device_site(get_db(), g.sync_device)  # a box of a site gets only its own
 
     def frames():
         # The stream runs after the request has ended (its pooled connection given back), so
@@ -358,7 +368,7 @@ def changes():
         # One batch in memory at a time; Waitress holds the app back when the client is slow.
         db = dbmod.connect(path, busy_ms)
         try:
-            for batch in syncmod.changes_for(db, since, max_ops, home=home):
+            for batch in syncmod.changes_for_site(db, since, site, max_ops, home=home):
                 data = gzip.compress(batch.lines(), compresslevel=6, mtime=0)
                 yield struct.pack(">I", len(data)) + data
             yield struct.pack(">I", 0)
