@@ -38,7 +38,7 @@ CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delet
             class_uuid TEXT, date TEXT, place TEXT, partner TEXT, topic TEXT,
             opened_by TEXT, closed INTEGER);
 
-CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT);
+CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT, site TEXT);
 
 CREATE TABLE content_blobs (
             sha256 TEXT PRIMARY KEY,
@@ -199,6 +199,9 @@ CREATE TABLE signins (
             started_at REAL NOT NULL
         ) WITHOUT ROWID;
 
+CREATE TABLE sites (uuid TEXT PRIMARY KEY, version TEXT NOT NULL,
+                            deleted INTEGER NOT NULL DEFAULT 0, name TEXT);
+
 CREATE TABLE sync_devices (
             device_id TEXT PRIMARY KEY,
             public_key TEXT NOT NULL,
@@ -206,7 +209,7 @@ CREATE TABLE sync_devices (
             label TEXT,
             paired_at TEXT NOT NULL,
             revoked_at TEXT
-        , vouched_by TEXT, anchor INTEGER NOT NULL DEFAULT 0);
+        , vouched_by TEXT, anchor INTEGER NOT NULL DEFAULT 0, site TEXT);
 
 CREATE TABLE "sync_log" (
             id INTEGER PRIMARY KEY,
@@ -239,7 +242,7 @@ CREATE TABLE sync_peers (
 CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
             picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
-            created_at TEXT);
+            created_at TEXT, site TEXT);
 
 CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0;
 
@@ -252,6 +255,8 @@ CREATE INDEX bookmarks_learner ON bookmarks (learner_uuid, created_at) WHERE del
 CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
 
 CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0;
+
+CREATE INDEX classes_site ON classes (site) WHERE site IS NOT NULL;
 
 CREATE INDEX content_node_files_sha256 ON content_node_files (sha256);
 
@@ -283,5 +288,7 @@ CREATE INDEX signins_started ON signins (started_at);
 CREATE INDEX signins_user ON signins (user_uuid);
 
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
+
+CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL;
 
 CREATE INDEX users_username ON users (username) WHERE deleted = 0;
