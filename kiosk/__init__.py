@@ -89,6 +89,7 @@ def init_app(app: Flask) -> None:
         material,
         people,
         reports,
+        sites,
         sync,
     )
 

@@ -173,3 +173,50 @@ def test_sites_by_usb_bundle(make_boxes, tmp_path, kit):
     assert "late-b" not in learners(c.db)
     assert syncmod.vector(c.db).get(hub.device, 0) < syncmod.vector(hub.db)[hub.device]
     assert result.held or result.applied
+
+
+def test_the_hub_page_makes_sites_and_puts_boxes_in_them(http_kit, as_user, box_app):
+    from tests.conftest import csrf_token
+
+    kit = http_kit
+    a = kit.new("library")
+    kit.pair(a)
+    box_app.config["SETTINGS"].values["hub_mode"] = True
+    cora = as_user("cora")
+    token = csrf_token(cora)
+    page = cora.post("/manage/sync/sites", data={"csrf_token": token, "name": "Molenbeek"},
+                     follow_redirects=True).get_data(as_text=True)
+    assert "Molenbeek" in page and "The site is made" in page
+    hub = kit.hub_db()
+    site = sites.find_site(hub, "Molenbeek")["uuid"]
+    saved = cora.post(f"/manage/sync/sites/assign/{a.device}",
+                      data={"csrf_token": token, "site": site}, follow_redirects=True)
+    assert "receives its site" in saved.get_data(as_text=True)
+    assert syncmod.device_site(hub, a.device) == site
+    fatou = as_user("fatou")
+    assert fatou.post("/manage/sync/sites", data={"csrf_token": csrf_token(fatou),
+                                                  "name": "X"}).status_code == 403
+    assert kit.sync(a).ok and sites.this_site(a.db) == site
+
+
+def test_sites_from_the_command_line(http_kit, sync_cli):
+    kit = http_kit
+    a = kit.new("library")
+    kit.pair(a)
+    code, out, err = sync_cli(kit.hub_home, "site", "add", "Schaerbeek")
+    assert code == 0, err
+    code, out, err = sync_cli(kit.hub_home, "site", "assign", a.device, "Schaerbeek")
+    assert code == 0 and "now receives Schaerbeek" in out, err
+    hub = kit.hub_db()
+    learner = sorted(learners(hub))[0]
+    code, out, err = sync_cli(kit.hub_home, "site", "move", learner, "schaerbeek")
+    assert code == 0, err
+    code, out, err = sync_cli(kit.hub_home, "site", "list", "--json")
+    import json
+
+    listed = json.loads(out)["sites"]
+    assert listed[0]["name"] == "Schaerbeek" and listed[0]["learners"] == 1
+    assert listed[0]["boxes"] == [a.device]
+    assert kit.sync(a).ok
+    assert learners(a.db) == {u: s for u, s in learners(hub).items() if s is None or
+                              s == listed[0]["uuid"]}
