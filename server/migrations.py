@@ -425,3 +425,21 @@ def m0017_sites(db: Database) -> None:
     # The site of each device, as the coordinator assigned it on the hub (local, never synced):
     # what the hub sends a box is chosen by it.
     db.execute("ALTER TABLE sync_devices ADD COLUMN site TEXT")
+
+
+@MIGRATIONS()
+def m0018_flat_sync(db: Database) -> None:
+    # Single-use request nonces in the database instead of one process's memory, so any number
+    # of hub processes share them (server/sync/nonces.py). Local, never synced.
+    db.execute("""
+        CREATE TABLE sync_nonces (
+            nonce TEXT PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
+        )
+    """)
+    db.execute("CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms)")
+    # sync_log is kept for a number of days (setting sync_log_days), not a number of rows.
+    db.execute("CREATE INDEX sync_log_at ON sync_log (at)")
+    # The version of the device list a box last took from its hub: the hub sends the list
+    # again only when it changed.
+    db.execute("ALTER TABLE sync_peers ADD COLUMN devices_version TEXT")

@@ -224,6 +224,11 @@ CREATE TABLE "sync_log" (
             message TEXT NOT NULL
         );
 
+CREATE TABLE sync_nonces (
+            nonce TEXT PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
+        );
+
 CREATE TABLE sync_pair_codes (
             key BLOB PRIMARY KEY,
             created_at TEXT NOT NULL,
@@ -237,7 +242,7 @@ CREATE TABLE sync_peers (
             device_id TEXT PRIMARY KEY,
             vector TEXT NOT NULL,
             seen_at TEXT NOT NULL
-        , url TEXT, last_ok_at TEXT, last_error TEXT, last_error_at TEXT, version TEXT);
+        , url TEXT, last_ok_at TEXT, last_error TEXT, last_error_at TEXT, version TEXT, devices_version TEXT);
 
 CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
@@ -286,6 +291,10 @@ CREATE INDEX signin_failures_key ON signin_failures (key, at);
 CREATE INDEX signins_started ON signins (started_at);
 
 CREATE INDEX signins_user ON signins (user_uuid);
+
+CREATE INDEX sync_log_at ON sync_log (at);
+
+CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms);
 
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
 

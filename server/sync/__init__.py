@@ -96,8 +96,10 @@ from passerelle.server.sync.partition import (
 )
 from passerelle.server.sync.peers import (
     adopt_devices,
+    adopted_devices_version,
     default_peer,
     device_list,
+    devices_version,
     log_attempt,
     ops_waiting,
     peer_by_url,
@@ -105,6 +107,7 @@ from passerelle.server.sync.peers import (
     peer_vector,
     peers,
     record_peer,
+    set_adopted_devices_version,
     set_default_peer,
     status,
 )
@@ -163,6 +166,9 @@ __all__ = [
     "peers",
     "device_list",
     "adopt_devices",
+    "adopted_devices_version",
+    "devices_version",
+    "set_adopted_devices_version",
     "PAIR_ALPHABET",
     "PAIR_CODE_LENGTH",
     "PAIR_MINUTES",

@@ -489,8 +489,12 @@ def _exchange(db, peer: Peer, result: SyncResult, clock) -> dict[str, int]:
     """Vectors, clocks and the organisation's devices; returns what the peer holds."""
     org = syncmod.organisation_of(db)
     now = int(clock() * 1000)
-    answer = peer.post("vector", {"vector": syncmod.vector(db), "now_ms": now, "organisation": org,
-                                  "version": __version__})
+    asked = {"vector": syncmod.vector(db), "now_ms": now, "organisation": org,
+             "version": __version__}
+    if result.peer_device and syncmod.is_anchor(db, result.peer_device):
+        # The device list comes again only when the hub's changed since this box took it.
+        asked["devices_version"] = syncmod.adopted_devices_version(db, result.peer_device)
+    answer = peer.post("vector", asked)
     their_org = (answer.get("organisation") or {}).get("uuid")
     if org and their_org and org != their_org:
         raise syncmod.OtherOrganisation(f"{peer.url} belongs to another organisation "
@@ -509,6 +513,10 @@ def _exchange(db, peer: Peer, result: SyncResult, clock) -> dict[str, int]:
         if learned["revoked"]:
             result.notes.append(f"{learned['revoked']} device(s) revoked by the coordinator are "
                                 "refused from now on")
+        version = answer.get("devices_version")
+        if learned.get("anchor") and isinstance(version, str):
+            syncmod.record_peer(db, result.peer_device)
+            syncmod.set_adopted_devices_version(db, result.peer_device, version[:40])
     if "site" in answer and syncmod.is_anchor(db, result.peer_device):
         site = answer["site"]
         sites.set_this_site(db, site if isinstance(site, str) and site else None)

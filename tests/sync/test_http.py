@@ -332,17 +332,26 @@ def test_code_pair_now_and_status_on_the_command_line(http_kit, sync_cli):
     assert [p["url"] for p in peers] == [kit.hub.url] and peers[0]["last_ok_at"]
 
 
-def test_nonces_are_single_use_expire_and_are_capped(monkeypatch):
-    from passerelle.server.sync import http as sync_http
+def test_nonces_are_single_use_expire_and_are_shared_by_processes(make_boxes):
+    """Nonces live in the database: one issued through one connection (one hub process) is
+    taken once through another, never twice, and expires after its time."""
+    from passerelle.server import db as dbmod
+    from passerelle.server.sync import nonces
 
-    now = [1000.0]
-    monkeypatch.setattr(sync_http.time, "monotonic", lambda: now[0])
-    store = sync_http.NonceStore(ttl_s=60, cap=3)
-    first = store.issue()
-    assert store.valid(first) and store.take(first) and not store.take(first)
-    old, *rest = [store.issue() for _ in range(4)]
-    assert len(store) == 3 and not store.take(old)  # the oldest went first
-    now[0] += 61
-    assert not any(store.take(n) for n in rest)  # expired, whatever the wall clock says
-    store.issue()
-    assert len(store) == 1
+    box = make_boxes(1, trusted=False)[0]
+    other = dbmod.connect(box.home / "passerelle.db")  # a second process's connection
+    try:
+        now = 1_000_000
+        first = nonces.issue(box.db, ttl_s=60, now_ms=now)
+        assert nonces.valid(other, first, now_ms=now)
+        assert nonces.take(other, first, now_ms=now) and not nonces.take(box.db, first, now_ms=now)
+        with records.write_tx(box.db):  # one transaction: more than the old in-memory cap
+            many = [nonces.issue(box.db, ttl_s=60, now_ms=now) for _ in range(20_000)]
+        assert all(nonces.valid(other, n, now_ms=now) for n in many[:5])  # no cap: none pushed out
+        assert not nonces.take(other, many[0], now_ms=now + 61_000)  # expired
+        assert nonces.purge(other, now_ms=now + 61_000) >= 19_999
+        assert box.db.execute("SELECT count(*) FROM sync_nonces").fetchone()[0] == 0
+    finally:
+        other.close()
+
+

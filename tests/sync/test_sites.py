@@ -220,3 +220,33 @@ def test_sites_from_the_command_line(http_kit, sync_cli):
     assert kit.sync(a).ok
     assert learners(a.db) == {u: s for u, s in learners(hub).items() if s is None or
                               s == listed[0]["uuid"]}
+
+
+def test_the_device_list_travels_only_when_it_changed(http_kit, monkeypatch):
+    kit = http_kit
+    a, b = kit.new("a"), kit.new("b")
+    kit.pair(a)
+    taken = []
+    real = syncmod.adopt_devices
+    monkeypatch.setattr(syncmod, "adopt_devices", lambda *args: taken.append(1) or real(*args))
+    assert kit.sync(a).ok and len(taken) == 1
+    assert kit.sync(a).ok and len(taken) == 1       # unchanged: not sent, not adopted
+    kit.pair(b)                                     # the hub's list changed
+    assert kit.sync(a).ok and len(taken) == 2
+    assert b.device in {d["device_id"] for d in syncmod.devices(a.db)}
+    assert kit.sync(a).ok and len(taken) == 2
+
+
+def test_sync_log_is_kept_by_time_not_by_count(make_boxes):
+    from datetime import UTC, datetime, timedelta
+
+    box = make_boxes(1, trusted=False)[0]
+    old = (datetime.now(UTC) - timedelta(days=31)).isoformat(timespec="seconds")
+    recent = (datetime.now(UTC) - timedelta(days=29)).isoformat(timespec="seconds")
+    with records.write_tx(box.db):
+        for at in [old] * 3 + [recent] * 600:
+            box.db.execute("INSERT INTO sync_log (at, direction, ok, message) VALUES (?, 'sync', 1,"
+                           " 'x')", [at])
+    syncmod.log_attempt(box.db, "sync", None, None, True, "now")
+    ats = [r[0] for r in box.db.execute("SELECT at FROM sync_log")]
+    assert len(ats) == 601 and old not in ats
