@@ -443,3 +443,28 @@ def m0018_flat_sync(db: Database) -> None:
     # The version of the device list a box last took from its hub: the hub sends the list
     # again only when it changed.
     db.execute("ALTER TABLE sync_peers ADD COLUMN devices_version TEXT")
+
+
+@MIGRATIONS()
+def m0019_report_summaries(db: Database) -> None:
+    # The impact report reads summaries only (server/reports/impact.py): activity_days (a day,
+    # learner and pack) and now activity_months (a month, learner and pack), both kept by the
+    # fold in Python (records.fold_activity), which works the same on every database engine.
+    # The trigger that kept activity_days with json_extract goes.
+    db.execute("DROP TRIGGER IF EXISTS activity_days_fold")
+    db.execute("""
+        CREATE TABLE activity_months (
+            month TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (month, learner_uuid, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # Backfilled from the daily summary, which already holds every event of the log.
+    db.execute("""
+        INSERT INTO activity_months (month, learner_uuid, pack_id, events, seconds)
+        SELECT substr(day, 1, 7), learner_uuid, pack_id, sum(events), sum(seconds)
+        FROM activity_days GROUP BY substr(day, 1, 7), learner_uuid, pack_id
+    """)

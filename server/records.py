@@ -410,6 +410,37 @@ def _fold_event(db, op: Op) -> None:
     )
     if p.get("type") == "answer":
         _fold_answer(db, op)
+    fold_activity(db, op, seconds)
+
+
+def activity_day(op: Op) -> str:
+    """The UTC day an event counts on in reports: when it happened on the tablet
+    (``occurred_at``), else the day of its version."""
+    occurred = op.payload.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            moment = datetime.fromisoformat(occurred)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            return moment.date().isoformat()
+    return datetime.fromtimestamp(parse_version(op.version)[0] / 1000, UTC).date().isoformat()
+
+
+def fold_activity(db, op: Op, seconds: int) -> None:
+    """Count one event in the daily and monthly summaries the reports read (day, learner,
+    pack): computed here, so every database engine keeps them the same way."""
+    day = activity_day(op)
+    pack = op.payload.get("pack_id")
+    pack = "" if pack is None else str(pack)
+    for table, key in (("activity_days", ("day", day)), ("activity_months", ("month", day[:7]))):
+        db.execute(
+            f"INSERT INTO {table} ({key[0]}, learner_uuid, pack_id, events, seconds)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT ({0}, learner_uuid, pack_id) DO UPDATE SET"
+            " events = {1}.events + 1, seconds = {1}.seconds + excluded.seconds".format(key[0], table),
+            [key[1], op.subject, pack, seconds])
 
 
 def merge_answers(recent: list, solved: list, version: str, correct: bool,

@@ -1,15 +1,5 @@
 -- Generated from the migrations by `make docs`; do not edit by hand.
 
-CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
-        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
-        BEGIN
-            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
-            VALUES (coalesce(date(json_extract(NEW.payload, '$.occurred_at')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject,
-                    coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
-            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
-            SET events = events + 1, seconds = seconds + excluded.seconds;
-        END;
-
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
    "migration_set" TEXT,
@@ -24,6 +14,15 @@ CREATE TABLE activity_days (
             events INTEGER NOT NULL,
             seconds INTEGER NOT NULL,
             PRIMARY KEY (day, learner_uuid, pack_id)
+        ) WITHOUT ROWID;
+
+CREATE TABLE activity_months (
+            month TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (month, learner_uuid, pack_id)
         ) WITHOUT ROWID;
 
 CREATE TABLE assignments (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, lesson_uuid TEXT, class_uuid TEXT,

@@ -17,10 +17,12 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   fold does). *Resources completed*: resources whose first completion falls
   in the range (``progress.completed_version``), so a resource done twice
   counts once.
-- Learning time is read from ``activity_days`` (one row per day, learner and
-  pack, kept by a trigger on ``ops``: migration ``m0004_report_indexes``), not
-  from the events themselves: scanning 2,000,000 events takes 15 s on a
-  small box, the daily summary a fraction of a second.
+- Learning time is read from the summaries ``activity_months`` (whole months)
+  and ``activity_days`` (the days at either end), one row per month or day,
+  learner and pack, kept by the fold (``records.fold_activity``), never from
+  the events themselves: scanning 2,000,000 events takes 15 s on a small box,
+  the summaries a fraction of a second. Every figure is aggregated in SQL; what
+  comes back to Python is one row per pack, language or distinct profile.
 - A facilitator's report is restricted to the sessions of their classes and
   to *their* learners for the range: those marked present at one of those
   sessions in the range (a learner who has since left the class still counts,
@@ -249,17 +251,18 @@ def _profile_values(field_name: str) -> tuple[str, ...]:
     return accounts.PROFILE_CHOICES.get(field_name, ())
 
 
-def _breakdown(field_name: str, profiles: Iterable[dict | None]) -> Breakdown:
+def _breakdown(field_name: str, profiles: Iterable[tuple[dict | None, int]]) -> Breakdown:
+    """Counts per value of one profile field, from (profile, how many people have it)."""
     counts: dict[str, int] = defaultdict(int)
-    for profile in profiles:
+    for profile, n in profiles:
         value = (profile or {}).get(field_name)
         if value in (None, "", []):
-            counts[NOT_GIVEN] += 1
+            counts[NOT_GIVEN] += n
         elif isinstance(value, list):  # languages spoken: a person counts once per language
             for v in {str(v).strip().casefold() for v in value if str(v).strip()}:
-                counts[v] += 1
+                counts[v] += n
         else:
-            counts[str(value)] += 1
+            counts[str(value)] += n
     known = _profile_values(field_name)
     if known:
         keys = [*known, *sorted(k for k in counts if k not in known and k != NOT_GIVEN)]
@@ -296,97 +299,143 @@ def scope_learners(db: sqlite_utils.Database, class_uuids: Collection[str], star
     return members | attended
 
 
+def _month_span(start: date, end: date) -> tuple[str, str] | None:
+    """The whole calendar months inside ``start``..``end`` ("YYYY-MM" first and last), if any."""
+    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after_end = end + timedelta(days=1)
+    last = (after_end.replace(day=1) if after_end.day == 1 else end.replace(day=1)) - timedelta(days=1)
+    if first > last:
+        return None
+    return first.isoformat()[:7], last.isoformat()[:7]
+
+
+def _activity(start: date, end: date) -> tuple[str, list]:
+    """SQL for the (learner_uuid, pack_id, seconds) rows of the range, from the summaries: the
+    monthly one for whole months, the daily one for the days at either end."""
+    span = _month_span(start, end)
+    if span is None:
+        return ("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?",
+                [start.isoformat(), end.isoformat()])
+    month_first = date.fromisoformat(span[0] + "-01")
+    month_after = (date.fromisoformat(span[1] + "-28") + timedelta(days=4)).replace(day=1)
+    parts = ["SELECT learner_uuid, pack_id, seconds FROM activity_months WHERE month BETWEEN ? AND ?"]
+    params: list = [span[0], span[1]]
+    if start < month_first:
+        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
+        params += [start.isoformat(), (month_first - timedelta(days=1)).isoformat()]
+    if month_after <= end:
+        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
+        params += [month_after.isoformat(), end.isoformat()]
+    return " UNION ALL ".join(parts), params
+
+
+def _scope_sql(class_uuids: Collection[str], start: date, end: date) -> tuple[str, list]:
+    """SQL for the learners of these classes for the range (see :func:`scope_learners`)."""
+    marks = ",".join("?" * len(class_uuids)) or "NULL"
+    classes = list(class_uuids)
+    return (f"SELECT user_uuid AS learner_uuid FROM memberships WHERE deleted = 0"
+            f" AND role = 'learner' AND class_uuid IN ({marks})"
+            f" UNION SELECT a.learner_uuid FROM attendance a"
+            f" JOIN class_sessions s ON s.uuid = a.session_uuid"
+            f" WHERE a.deleted = 0 AND a.present = 1 AND s.deleted = 0 AND s.date BETWEEN ? AND ?"
+            f" AND s.class_uuid IN ({marks})",
+            [*classes, start.isoformat(), end.isoformat(), *classes])
+
+
 def impact(db: sqlite_utils.Database, start: date, end: date,
            class_uuids: Collection[str] | None = None) -> Report:
     """The impact report for ``start``..``end`` (both included): the whole organisation, or only
     the given classes (their learners for the range, see :func:`scope_learners`, and their
-    sessions) when ``class_uuids`` is set."""
+    sessions) when ``class_uuids`` is set.
+
+    Every figure is aggregated in SQL from the summaries (``activity_months`` for whole months,
+    ``activity_days`` for the days at the ends, ``progress`` for completions, sessions and
+    attendance): the rows that come back are one per pack, language or profile, whatever the
+    number of learners."""
     org = accounts.organisation(db) or {}
     report = Report(start, end, org.get("name") or "", "organisation" if class_uuids is None
                     else "classes")
-    scope = None if class_uuids is None else scope_learners(db, class_uuids, start, end)
-    first, last = start.isoformat(), end.isoformat()
     low, high = version_bounds(start, end)
-
-    # Learning time and who learned, per learner and pack (the daily summary).
-    per_pack: dict[str, dict] = defaultdict(lambda: {"learners": set(), "seconds": 0, "completed": 0})
-    reached: set[str] = set()
-    for learner, pack_id, seconds in db.execute(
-            "SELECT learner_uuid, pack_id, sum(seconds) FROM activity_days"
-            " WHERE day BETWEEN ? AND ? GROUP BY learner_uuid, pack_id", [first, last]):
-        if scope is not None and learner not in scope:
-            continue
-        reached.add(learner)
-        per_pack[pack_id]["learners"].add(learner)
-        per_pack[pack_id]["seconds"] += seconds
-        report.seconds += seconds
-    if scope is None:  # no one to leave out: count in SQL, per pack
-        completions = db.execute(
-            "SELECT NULL, pack_id, count(*) FROM progress"
-            " WHERE completed_version >= ? AND completed_version < ? GROUP BY pack_id", [low, high])
+    activity, activity_params = _activity(start, end)
+    if class_uuids is None:
+        scoped = f"SELECT learner_uuid, pack_id, seconds FROM ({activity}) act"
+        scoped_params = activity_params
+        completions = ("SELECT pack_id, count(*) FROM progress"
+                       " WHERE completed_version >= ? AND completed_version < ? GROUP BY pack_id")
+        completion_params: list = [low, high]
     else:
-        completions = db.execute(
-            "SELECT learner_uuid, pack_id, count(*) FROM progress"
-            " WHERE completed_version >= ? AND completed_version < ? GROUP BY learner_uuid, pack_id",
-            [low, high])
-    for learner, pack_id, done in completions:
-        if scope is not None and learner not in scope:
-            continue
-        per_pack[pack_id]["completed"] += done
+        scope, scope_params = _scope_sql(class_uuids, start, end)
+        scoped = (f"SELECT act.learner_uuid, act.pack_id, act.seconds FROM ({activity}) act"
+                  f" WHERE act.learner_uuid IN ({scope})")
+        scoped_params = [*activity_params, *scope_params]
+        completions = (f"SELECT pack_id, count(*) FROM progress WHERE completed_version >= ?"
+                       f" AND completed_version < ? AND learner_uuid IN ({scope}) GROUP BY pack_id")
+        completion_params = [low, high, *scope_params]
+
+    # Learning time and who learned, per pack, then per language of the pack.
+    per_pack: dict[str, list[int]] = {}
+    for pack_id, learners, seconds in db.execute(
+            f"SELECT pack_id, count(DISTINCT learner_uuid), sum(seconds) FROM ({scoped}) s"
+            " GROUP BY pack_id", scoped_params):
+        per_pack[pack_id] = [learners, seconds, 0]
+        report.seconds += seconds
+    for pack_id, done in db.execute(completions, completion_params):
+        per_pack.setdefault(pack_id, [0, 0, 0])[2] += done
         report.completed += done
+    installed = {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT id, title, language FROM content_packs").fetchall()}
+    language_of = {pack_id: installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))[1]
+                   for pack_id in per_pack}
+    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for pack_id, (learners, seconds, done) in per_pack.items():
+        title, language = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
+        report.packs.append(PackRow(pack_id, title, language, learners, seconds, done))
+        by_language[language][1] += seconds
+        by_language[language][2] += done
+    if per_pack:
+        # Distinct learners per language: a learner of two packs of one language counts once.
+        cases = " ".join("WHEN ? THEN ?" for _ in language_of)
+        for language, learners in db.execute(
+                f"SELECT CASE pack_id {cases} END AS language, count(DISTINCT learner_uuid)"
+                f" FROM ({scoped}) s GROUP BY 1",
+                [*(x for item in language_of.items() for x in item), *scoped_params]):
+            if language is not None:
+                by_language[language][0] = learners
+    report.packs.sort(key=lambda p: (-p.learners, p.title.casefold()))
+    report.languages = sorted((LanguageRow(lang, *v) for lang, v in by_language.items()),
+                              key=lambda r: (-r.learners, r.language))
 
     # Sessions and attendance.
     session_where = "s.deleted = 0 AND s.date BETWEEN ? AND ?"
-    params: list = [first, last]
+    params: list = [start.isoformat(), end.isoformat()]
     if class_uuids is not None:
         session_where += f" AND s.class_uuid IN ({','.join('?' * len(class_uuids)) or 'NULL'})"
         params += list(class_uuids)
     report.sessions = db.execute(f"SELECT count(*) FROM class_sessions s WHERE {session_where}",
                                  params).fetchone()[0]
-    for learner, marks in db.execute(
-            "SELECT a.learner_uuid, count(*) FROM attendance a"
-            " JOIN class_sessions s ON s.uuid = a.session_uuid"
-            f" WHERE a.deleted = 0 AND a.present = 1 AND {session_where} GROUP BY a.learner_uuid",
-            params):
-        report.attendances += marks
-        reached.add(learner)
-    report.people = len(reached)
+    present = ("SELECT a.learner_uuid FROM attendance a JOIN class_sessions s"
+               f" ON s.uuid = a.session_uuid WHERE a.deleted = 0 AND a.present = 1 AND {session_where}")
+    report.attendances = db.execute(f"SELECT count(*) FROM ({present}) p", params).fetchone()[0]
 
-    # Per pack and per language of the pack.
-    installed = {r[0]: (r[1], r[2]) for r in db.execute(
-        "SELECT id, title, language FROM content_packs").fetchall()}
-    by_language: dict[str, dict] = defaultdict(lambda: {"learners": set(), "seconds": 0, "completed": 0})
-    for pack_id, found in per_pack.items():
-        title, language = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
-        report.packs.append(PackRow(pack_id, title, language, len(found["learners"]),
-                                    found["seconds"], found["completed"]))
-        into = by_language[language]
-        into["learners"] |= found["learners"]
-        into["seconds"] += found["seconds"]
-        into["completed"] += found["completed"]
-    report.packs.sort(key=lambda p: (-p.learners, p.title.casefold()))
-    report.languages = sorted(
-        (LanguageRow(lang, len(v["learners"]), v["seconds"], v["completed"])
-         for lang, v in by_language.items()), key=lambda r: (-r.learners, r.language))
+    # Who was reached: learned in the range, or was present at a session of it.
+    reached = f"SELECT learner_uuid FROM ({scoped}) s UNION SELECT learner_uuid FROM ({present}) p"
+    reached_params = [*scoped_params, *params]
+    report.people = db.execute(f"SELECT count(*) FROM ({reached}) r", reached_params).fetchone()[0]
 
-    # Who was reached, by each profile field the organisation asks.
+    # Who was reached, by each profile field the organisation asks: one row per distinct
+    # profile (a handful of answers), never one per learner.
     enabled = list((org.get("profile_fields") or {}).keys())
     if enabled:
-        profiles = _profiles(db, reached)
-        report.breakdowns = [_breakdown(f, (profiles.get(u) for u in reached)) for f in enabled]
+        groups: list[tuple[dict | None, int]] = []
+        for profile, n in db.execute(
+                f"SELECT u.profile, count(*) FROM users u WHERE u.deleted = 0"
+                f" AND u.uuid IN ({reached}) GROUP BY u.profile", reached_params):
+            groups.append((json.loads(profile) if profile else None, n))
+        missing = report.people - sum(n for _, n in groups)  # deleted since: "not given"
+        if missing:
+            groups.append((None, missing))
+        report.breakdowns = [_breakdown(f, groups) for f in enabled]
     return report
-
-
-def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:
-    found: dict[str, dict | None] = {}
-    ids = list(uuids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for uid, profile in db.execute(
-                f"SELECT uuid, profile FROM users WHERE deleted = 0"
-                f" AND uuid IN ({','.join('?' * len(chunk))})", chunk):
-            found[uid] = json.loads(profile) if profile else None
-    return found
 
 
 def impact_csv(report: Report, dialect: CsvDialect = PLAIN,
