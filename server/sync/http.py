@@ -294,8 +294,7 @@ def exchange_vector():
                         version=version[:40] if isinstance(version, str) else None,
                         ok=True if body.get("done") is True else None)
     now = _now_ms()
-    devices = syncmod.device_list(db)
-    version = syncmod.devices_version(devices)
+    version = syncmod.devices_version(db)
     answer = {"device_id": records.device_id(db), "organisation": _organisation(db),
               "vector": syncmod.vector(db), "now_ms": now,
               "skew_ms": their_now - now if isinstance(their_now, int) else None,
@@ -303,7 +302,7 @@ def exchange_vector():
               "site": syncmod.device_site(db, g.sync_device),  # the caller's, as assigned here
               "max_ops": current_app.config["SETTINGS"]["sync_batch_ops"]}
     if body.get("devices_version") != version:  # the list only when the caller lacks it
-        answer["devices"] = devices
+        answer["devices"] = syncmod.device_list(db)
     return jsonify(answer)
 
 

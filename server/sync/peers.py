@@ -15,6 +15,7 @@ from passerelle.server.sync.keys import (
     KEY_PREFIX,
     devices,
     identity,
+    mark_devices_changed,
     organisation_of,
     parse_public_key,
 )
@@ -208,14 +209,8 @@ def adopt_devices(db: sqlite_utils.Database, anchor: str, listed: Iterable[Mappi
                 db.execute("UPDATE sync_devices SET revoked_at = ? WHERE device_id = ?",
                            [revoked_at, device])
                 revoked += 1
+        mark_devices_changed(db)  # a box's list is served to the boxes that sync with it
     return {"added": added, "revoked": revoked, "anchor": True}
-
-
-def devices_version(listed: list[dict]) -> str:
-    """A short fingerprint of a device list: the hub sends the list only when it changed."""
-    import hashlib
-
-    return hashlib.sha256(canonical_json(listed).encode()).hexdigest()[:20]
 
 
 def adopted_devices_version(db: sqlite_utils.Database, peer: str) -> str | None:
