@@ -216,9 +216,10 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--learners", type=int, default=None)
     parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--keep", type=Path, help="Build in this folder and keep it.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sites-bench-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         if args.what == "vector":
             bench_vector(root, args.origins)
         elif args.what == "bytes":

@@ -372,39 +372,6 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
                        f" AND completed_version < ? AND learner_uuid IN ({scope}) GROUP BY pack_id")
         completion_params = [low, high, *scope_params]
 
-    # Learning time and who learned, per pack, then per language of the pack.
-    per_pack: dict[str, list[int]] = {}
-    for pack_id, learners, seconds in db.execute(
-            f"SELECT pack_id, count(DISTINCT learner_uuid), sum(seconds) FROM ({scoped}) s"
-            " GROUP BY pack_id", scoped_params):
-        per_pack[pack_id] = [learners, seconds, 0]
-        report.seconds += seconds
-    for pack_id, done in db.execute(completions, completion_params):
-        per_pack.setdefault(pack_id, [0, 0, 0])[2] += done
-        report.completed += done
-    installed = {r[0]: (r[1], r[2]) for r in db.execute(
-        "SELECT id, title, language FROM content_packs").fetchall()}
-    language_of = {pack_id: installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))[1]
-                   for pack_id in per_pack}
-    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for pack_id, (learners, seconds, done) in per_pack.items():
-        title, language = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
-        report.packs.append(PackRow(pack_id, title, language, learners, seconds, done))
-        by_language[language][1] += seconds
-        by_language[language][2] += done
-    if per_pack:
-        # Distinct learners per language: a learner of two packs of one language counts once.
-        cases = " ".join("WHEN ? THEN ?" for _ in language_of)
-        for language, learners in db.execute(
-                f"SELECT CASE pack_id {cases} END AS language, count(DISTINCT learner_uuid)"
-                f" FROM ({scoped}) s GROUP BY 1",
-                [*(x for item in language_of.items() for x in item), *scoped_params]):
-            if language is not None:
-                by_language[language][0] = learners
-    report.packs.sort(key=lambda p: (-p.learners, p.title.casefold()))
-    report.languages = sorted((LanguageRow(lang, *v) for lang, v in by_language.items()),
-                              key=lambda r: (-r.learners, r.language))
-
     # Sessions and attendance.
     session_where = "s.deleted = 0 AND s.date BETWEEN ? AND ?"
     params: list = [start.isoformat(), end.isoformat()]
@@ -417,23 +384,54 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
                f" ON s.uuid = a.session_uuid WHERE a.deleted = 0 AND a.present = 1 AND {session_where}")
     report.attendances = db.execute(f"SELECT count(*) FROM ({present}) p", params).fetchone()[0]
 
-    # Who was reached: learned in the range, or was present at a session of it.
-    reached = f"SELECT learner_uuid FROM ({scoped}) s UNION SELECT learner_uuid FROM ({present}) p"
-    reached_params = [*scoped_params, *params]
-    report.people = db.execute(f"SELECT count(*) FROM ({reached}) r", reached_params).fetchone()[0]
+    # Everything about learners in one statement, so the summaries are read once: ``lp`` (one
+    # row per learner and pack of the range; a CTE used three times, which both SQLite and
+    # PostgreSQL materialise) gives learners and time per pack, learners per language of the
+    # pack, and everyone reached (learned, or was present) per distinct profile.
+    installed = {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT id, title, language FROM content_packs").fetchall()}
+    cases = " ".join("WHEN ? THEN ?" for _ in installed)
+    language = f"CASE pack_id {cases} ELSE ? END" if installed else "?"
+    language_params = [*(x for pack_id, (_, lang) in installed.items() for x in (pack_id, lang)),
+                       UNKNOWN_LANGUAGE]
+    rows = db.execute(
+        f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds FROM ({scoped}) act"
+        f"            GROUP BY learner_uuid, pack_id)"
+        f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM lp GROUP BY pack_id"
+        f" UNION ALL SELECT 'language', lang, count(DISTINCT learner_uuid), NULL"
+        f"   FROM (SELECT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
+        f" UNION ALL SELECT 'profile', u.profile, count(*), NULL"
+        f"   FROM (SELECT learner_uuid FROM lp UNION SELECT learner_uuid FROM ({present}) p) r"
+        f"   LEFT JOIN users u ON u.uuid = r.learner_uuid AND u.deleted = 0 GROUP BY u.profile",
+        [*scoped_params, *language_params, *params]).fetchall()
+    per_pack: dict[str, list[int]] = {}
+    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    groups: list[tuple[dict | None, int]] = []
+    for part, key, count, seconds in rows:
+        if part == "pack":
+            per_pack[key] = [count, seconds, 0]
+            report.seconds += seconds
+        elif part == "language":
+            by_language[key][0] = count
+        else:
+            groups.append((json.loads(key) if key else None, count))
+            report.people += count
+    for pack_id, done in db.execute(completions, completion_params):
+        per_pack.setdefault(pack_id, [0, 0, 0])[2] += done
+        report.completed += done
+    for pack_id, (learners, seconds, done) in per_pack.items():
+        title, lang = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
+        report.packs.append(PackRow(pack_id, title, lang, learners, seconds, done))
+        by_language[lang][1] += seconds
+        by_language[lang][2] += done
+    report.packs.sort(key=lambda p: (-p.learners, p.title.casefold()))
+    report.languages = sorted((LanguageRow(lang, *v) for lang, v in by_language.items()),
+                              key=lambda r: (-r.learners, r.language))
 
-    # Who was reached, by each profile field the organisation asks: one row per distinct
-    # profile (a handful of answers), never one per learner.
+    # Who was reached, by each profile field the organisation asks: from one row per distinct
+    # profile (a handful of answers), never one per learner; deleted learners are "not given".
     enabled = list((org.get("profile_fields") or {}).keys())
     if enabled:
-        groups: list[tuple[dict | None, int]] = []
-        for profile, n in db.execute(
-                f"SELECT u.profile, count(*) FROM users u WHERE u.deleted = 0"
-                f" AND u.uuid IN ({reached}) GROUP BY u.profile", reached_params):
-            groups.append((json.loads(profile) if profile else None, n))
-        missing = report.people - sum(n for _, n in groups)  # deleted since: "not given"
-        if missing:
-            groups.append((None, missing))
         report.breakdowns = [_breakdown(f, groups) for f in enabled]
     return report
 
