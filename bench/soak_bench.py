@@ -161,6 +161,11 @@ def main() -> None:
             rss, hwm = vm(server.proc.pid, "VmRSS"), vm(server.proc.pid, "VmHWM")
         finally:
             server.stop()
+            log = (hub_home / "bench-server.log").read_text(errors="replace").splitlines()
+            errors_logged = [line for line in log if "Error" in line or "error" in line]
+            print(f"hub log: {len(errors_logged)} error lines; the last ones:")
+            for line in errors_logged[-6:]:
+                print("   ", line[:300])
     errors = [e for p in parts for e in p["errors"]]
     idle = [ms for p in parts for ms in p["idle_ms"]]
     busy = [ms for p in parts for ms in p["busy_ms"]]

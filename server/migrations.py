@@ -429,8 +429,8 @@ def m0017_sites(db: Database) -> None:
 
 @MIGRATIONS()
 def m0018_flat_sync(db: Database) -> None:
-    # Single-use request nonces in the database instead of one process's memory, so any number
-    # of hub processes share them (server/sync/nonces.py). Local, never synced.
+    # Used request nonces, in the database instead of one process's memory, so any number of
+    # hub processes share them (server/sync/nonces.py). Local, never synced.
     db.execute("""
         CREATE TABLE sync_nonces (
             nonce TEXT PRIMARY KEY,

@@ -19,9 +19,10 @@ carries the caller's device id, a nonce and an Ed25519 signature by its
 device key over ``(method, path, sha256(body), nonce, device id)``. Nonces are
 issued by this server (``hello``, and a fresh one in every answer's
 ``X-Passerelle-Next-Nonce`` so a sync needs no extra round trip), single-use,
-kept in the database for ``NONCE_TTL_S`` (:mod:`.nonces`), so any number of
-server processes share them; the caller's clock plays no part, which matters
-on boxes whose clocks are days wrong. Unknown device → 401, bad
+made and checked with a key derived from this server's device key and
+recorded as used in the database for ``NONCE_TTL_S`` (:mod:`.nonces`), so any
+number of server processes share them; the caller's clock plays no part,
+which matters on boxes whose clocks are days wrong. Unknown device → 401, bad
 signature or unknown/used nonce → 401, revoked device → 403 with the date in
 words. JSON answers are signed by this server's device key over the request's
 nonce, the status and the body's hash, so a box can trust the device list and
@@ -122,6 +123,7 @@ def parse_batch(data: bytes) -> list[syncmod.SignedOp]:
 class _State:
     def __init__(self):
         self.key = None
+        self.nonce_secret: bytes | None = None
         self.lock = threading.Lock()
         self.label = socket.gethostname()
 
@@ -138,6 +140,14 @@ def _key():
             if state.key is None:
                 state.key = syncmod.device_key(get_db(), current_app.config["HOME"])
     return state.key
+
+
+def _nonce_secret() -> bytes:
+    """The key of this server's nonces: derived from its device key, the same in every process."""
+    state = _state()
+    if state.nonce_secret is None:
+        state.nonce_secret = nonces.secret_from_key(_key())
+    return state.nonce_secret
 
 
 def _now_ms() -> int:
@@ -177,7 +187,7 @@ def check_device() -> Response | None:
     except (InvalidSignature, ValueError):
         return api_error(401, f"the request is not signed by the key of device {device}",
                          "bad_signature")
-    if not nonces.take(get_db(), nonce):
+    if not nonces.take(get_db(), _nonce_secret(), nonce):
         return api_error(401, "the request's nonce is unknown or was already used (a replayed "
                               "request, or this server restarted); ask for a new one",
                          "bad_nonce")
@@ -193,7 +203,7 @@ def check_device() -> Response | None:
 @bp.after_request
 def _sign_answer(response: Response) -> Response:
     """Every answer carries the next nonce; JSON answers are signed by this server's key."""
-    response.headers[HEADER_NEXT_NONCE] = nonces.issue(get_db())
+    response.headers[HEADER_NEXT_NONCE] = nonces.issue(_nonce_secret())
     if not response.is_streamed and response.mimetype == "application/json":
         try:
             key = _key()
@@ -246,7 +256,7 @@ def hello():
     return jsonify({"protocol": PROTOCOL, "device_id": records.device_id(db),
                     "public_key": syncmod.public_key_text(key.public_key()),
                     "label": _state().label, "organisation": _organisation(db),
-                    "now_ms": _now_ms(), "nonce": nonces.issue(get_db())})
+                    "now_ms": _now_ms(), "nonce": nonces.issue(_nonce_secret())})
 
 
 @bp.post("/pair")
@@ -255,7 +265,7 @@ def pair():
     """A box pairs with a one-time code; authenticated by the code (HMAC both ways)."""
     body = _json_body()
     nonce = body.get("nonce")
-    if not isinstance(nonce, str) or not nonces.take(get_db(), nonce):
+    if not isinstance(nonce, str) or not nonces.take(get_db(), _nonce_secret(), nonce):
         return api_error(401, "the pairing request's nonce is unknown or was already used; start "
                               "the pairing again", "bad_nonce")
     db = get_db()

@@ -333,23 +333,27 @@ def test_code_pair_now_and_status_on_the_command_line(http_kit, sync_cli):
 
 
 def test_nonces_are_single_use_expire_and_are_shared_by_processes(make_boxes):
-    """Nonces live in the database: one issued through one connection (one hub process) is
-    taken once through another, never twice, and expires after its time."""
+    """A nonce made by one process (one connection) is taken once through another, never
+    twice; expired, altered or foreign nonces are refused; there is no cap."""
     from passerelle.server import db as dbmod
     from passerelle.server.sync import nonces
 
     box = make_boxes(1, trusted=False)[0]
+    secret = nonces.secret_from_key(syncmod.device_key(box.db, box.home))
     other = dbmod.connect(box.home / "passerelle.db")  # a second process's connection
     try:
         now = 1_000_000
-        first = nonces.issue(box.db, ttl_s=60, now_ms=now)
-        assert nonces.valid(other, first, now_ms=now)
-        assert nonces.take(other, first, now_ms=now) and not nonces.take(box.db, first, now_ms=now)
-        with records.write_tx(box.db):  # one transaction: more than the old in-memory cap
-            many = [nonces.issue(box.db, ttl_s=60, now_ms=now) for _ in range(20_000)]
-        assert all(nonces.valid(other, n, now_ms=now) for n in many[:5])  # no cap: none pushed out
-        assert not nonces.take(other, many[0], now_ms=now + 61_000)  # expired
-        assert nonces.purge(other, now_ms=now + 61_000) >= 19_999
+        first = nonces.issue(secret, ttl_s=60, now_ms=now)
+        assert nonces.valid(secret, first, now_ms=now)
+        assert nonces.take(other, secret, first, now_ms=now)
+        assert not nonces.take(box.db, secret, first, now_ms=now)  # a replay, from anywhere
+        many = [nonces.issue(secret, ttl_s=60, now_ms=now) for _ in range(20_000)]
+        assert len(set(many)) == 20_000 and nonces.take(box.db, secret, many[0], now_ms=now)
+        assert not nonces.take(box.db, secret, many[1], now_ms=now + 61_000)  # expired
+        body, _, mac = many[2].rpartition(".")
+        assert not nonces.take(box.db, secret, "f" + body + "." + mac, now_ms=now)  # altered
+        assert not nonces.take(box.db, b"another server" * 2, many[3], now_ms=now)
+        assert nonces.purge(other, now_ms=now + 61_000) == 2
         assert box.db.execute("SELECT count(*) FROM sync_nonces").fetchone()[0] == 0
     finally:
         other.close()
