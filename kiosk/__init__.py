@@ -97,6 +97,7 @@ def init_app(app: Flask) -> None:
         quizzes,
         reports,
         settings,
+        sites,
         sync,
         upkeep,
     )

@@ -410,6 +410,67 @@ def m0012_missed_questions(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0017_sites(db: Database) -> None:
+    # Sites (docs/sync.md, "Sites"): a box belongs to one site; learners and classes have a home
+    # site. ``sites`` is a synced record like the others (organisation-wide: every box knows the
+    # names). NULL site means organisation-wide: data made before sites keeps reaching every box.
+    db.execute("""
+        CREATE TABLE sites (uuid TEXT PRIMARY KEY, version TEXT NOT NULL,
+                            deleted INTEGER NOT NULL DEFAULT 0, name TEXT)
+    """)
+    db.execute("ALTER TABLE users ADD COLUMN site TEXT")
+    db.execute("ALTER TABLE classes ADD COLUMN site TEXT")
+    db.execute("CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL")
+    db.execute("CREATE INDEX classes_site ON classes (site) WHERE site IS NOT NULL")
+    # The site of each device, as the coordinator assigned it on the hub (local, never synced):
+    # what the hub sends a box is chosen by it.
+    db.execute("ALTER TABLE sync_devices ADD COLUMN site TEXT")
+
+
+@MIGRATIONS()
+def m0018_flat_sync(db: Database) -> None:
+    # Used request nonces, in the database instead of one process's memory, so any number of
+    # hub processes share them (server/sync/nonces.py). Local, never synced.
+    db.execute("""
+        CREATE TABLE sync_nonces (
+            nonce TEXT PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
+        )
+    """)
+    db.execute("CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms)")
+    # sync_log is kept for a number of days (setting sync_log_days), not a number of rows.
+    db.execute("CREATE INDEX sync_log_at ON sync_log (at)")
+    # The version of the device list a box last took from its hub: the hub sends the list
+    # again only when it changed.
+    db.execute("ALTER TABLE sync_peers ADD COLUMN devices_version TEXT")
+
+
+@MIGRATIONS()
+def m0019_report_summaries(db: Database) -> None:
+    # The impact report reads summaries only (server/reports/impact.py): activity_days (a day,
+    # learner and pack) and now activity_months (a month, learner and pack), both kept by the
+    # fold in Python (records.fold_activity), which works the same on every database engine.
+    # The trigger that kept activity_days with json_extract goes.
+    db.execute("DROP TRIGGER IF EXISTS activity_days_fold")
+    db.execute("""
+        CREATE TABLE activity_months (
+            month TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (month, learner_uuid, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # Backfilled from the daily summary, which already holds every event of the log.
+    db.execute("""
+        INSERT INTO activity_months (month, learner_uuid, pack_id, events, seconds)
+        SELECT substr(day, 1, 7), learner_uuid, pack_id, sum(events), sum(seconds)
+        FROM activity_days GROUP BY substr(day, 1, 7), learner_uuid, pack_id
+    """)
+
+
+@MIGRATIONS()
 def m0020_quizzes(db: Database) -> None:
     # Quizzes that assess (server/learning/quizzes.py): the quiz a facilitator makes, and each
     # time it is started for learners (a copy of its questions, so editing the quiz later

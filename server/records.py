@@ -55,8 +55,8 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles",
                      "learners_edit_profile", "learners_change_secret"),
     "user": ("role", "display_name", "username", "password_hash", "pin_hash",
-             "picture_hash", "avatar", "language", "profile", "consent", "created_at"),
-    "class": ("name", "description", "created_at"),
+             "picture_hash", "avatar", "language", "profile", "consent", "created_at", "site"),
+    "class": ("name", "description", "created_at", "site"),
     "membership": ("class_uuid", "user_uuid", "role"),
     "class_session": ("class_uuid", "date", "place", "partner", "topic", "opened_by",
                       "closed"),
@@ -69,12 +69,13 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "quiz": ("title", "sections", "shuffle", "created_by", "created_at"),
     "quiz_run": ("quiz_uuid", "title", "sections", "shuffle", "attempts", "class_uuid", "target",
                  "open", "created_by", "created_at"),
+    "site": ("name",),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
           "attendance": "attendance", "group": "groups", "group_member": "group_members",
           "lesson": "lessons", "assignment": "assignments",
-          "bookmark": "bookmarks"}
+          "bookmark": "bookmarks", "site": "sites"}
 TABLES |= {"quiz": "quizzes", "quiz_run": "quiz_runs"}
 JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
 JSON_COLUMNS |= {"sections"}
@@ -388,12 +389,14 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
 def _fold_event(db, op: Op) -> None:
     """Commutative merge of one event into the learner's summary for that resource."""
     p = op.payload
+    progress, completed, answered, correct, seconds = event_counts(op)
     if p.get("quiz"):
         # An answer in a quiz assesses: it is kept apart from practice and never counts
-        # towards an exercise's mastery (``quiz_answers``, read by the quiz report).
+        # towards an exercise's mastery (``quiz_answers``, read by the quiz report). Its
+        # time and day still count in the reports' activity.
         _fold_quiz_answer(db, op)
+        fold_activity(db, op, seconds)
         return
-    progress, completed, answered, correct, seconds = event_counts(op)
     # position: the latest one by version wins (resume where the learner last was).
     db.execute(
         """
@@ -425,6 +428,37 @@ def _fold_event(db, op: Op) -> None:
     )
     if p.get("type") == "answer":
         _fold_answer(db, op)
+    fold_activity(db, op, seconds)
+
+
+def activity_day(op: Op) -> str:
+    """The UTC day an event counts on in reports: when it happened on the tablet
+    (``occurred_at``), else the day of its version."""
+    occurred = op.payload.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            moment = datetime.fromisoformat(occurred)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            return moment.date().isoformat()
+    return datetime.fromtimestamp(parse_version(op.version)[0] / 1000, UTC).date().isoformat()
+
+
+def fold_activity(db, op: Op, seconds: int) -> None:
+    """Count one event in the daily and monthly summaries the reports read (day, learner,
+    pack): computed here, so every database engine keeps them the same way."""
+    day = activity_day(op)
+    pack = op.payload.get("pack_id")
+    pack = "" if pack is None else str(pack)
+    for table, key in (("activity_days", ("day", day)), ("activity_months", ("month", day[:7]))):
+        db.execute(
+            f"INSERT INTO {table} ({key[0]}, learner_uuid, pack_id, events, seconds)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT ({0}, learner_uuid, pack_id) DO UPDATE SET"
+            " events = {1}.events + 1, seconds = {1}.seconds + excluded.seconds".format(key[0], table),
+            [key[1], op.subject, pack, seconds])
 
 
 def merge_answers(recent: list, solved: list, version: str, correct: bool,

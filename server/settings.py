@@ -180,6 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),
+    Setting("sync_log_days", int, 30,
+            "Days of sync history (sync_log) kept: every export, import, sync and pairing.",
+            minimum=1, maximum=3650),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

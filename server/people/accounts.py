@@ -46,6 +46,7 @@ from passerelle.server.errors import (
     PasserelleError,
 )
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.people import sites
 from passerelle.server.settings import LANGUAGES
 
 ROLES = ("learner", "facilitator", "coordinator")
@@ -264,7 +265,8 @@ def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
 
 def _put_new_user(db, fields: dict) -> str:
     user_uuid = new_uuid()
-    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso()})
+    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso(),
+                                        "site": sites.home_site_for(db, fields.get("role"))})
     return user_uuid
 
 
@@ -380,6 +382,7 @@ def update_user(db, user_uuid: str, **changes) -> dict:
                                           "profile", "consent")}
     current.update(changes)
     fields = validate_user(db, existing=user, **current)
+    fields["site"] = user.get("site") if fields.get("role") == "learner" else None  # moves: sites.move
     with records.write_tx(db):
         records.put(db, "user", user_uuid, fields)
         if credential_stamp(fields) != credential_stamp(user):
@@ -631,7 +634,8 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
     class_uuid = new_uuid()
     with records.write_tx(db):
         records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
-                                              "created_at": records.now_iso()})
+                                              "created_at": records.now_iso(),
+                                              "site": sites.this_site(db)})
         if facilitator_uuid:
             add_member(db, class_uuid, facilitator_uuid)
     return class_uuid

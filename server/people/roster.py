@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import lazy_text as _l
-from passerelle.server.people import accounts
+from passerelle.server.people import accounts, sites
 from passerelle.server.reports import spreadsheet
 
 COLUMNS = ("display_name", "username", "role", "pin", "password", "class", "language", "avatar",
@@ -202,6 +202,7 @@ def import_roster(db, text: str, default_class: str | None = None) -> dict:
         for fields, row in prepared:
             if row.existing is None:
                 fields["created_at"] = records.now_iso()
+                fields["site"] = sites.home_site_for(db, fields.get("role"))
                 uid = accounts.new_uuid()
                 created += 1
             else:
