@@ -1,5 +1,18 @@
 -- Generated from the migrations by `make docs`; do not edit by hand.
 
+CREATE TRIGGER guest_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'guest'
+        BEGIN
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES (coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = views + 1;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            SELECT coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.seconds_pack_id'), ''),
+                   0, max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0)))
+            WHERE max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))) > 0
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
+        END;
+
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
    "migration_set" TEXT,
@@ -127,6 +140,15 @@ CREATE TABLE group_members (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delete
 
 CREATE TABLE groups (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, name TEXT);
 
+CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
                    created_by TEXT, created_at TEXT);
 
@@ -168,7 +190,7 @@ CREATE TABLE ops (
         ) WITHOUT ROWID;
 
 CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER);
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER, learners_edit_profile INTEGER, learners_change_secret INTEGER);
 
 CREATE TABLE progress (
             learner_uuid TEXT NOT NULL,
@@ -185,6 +207,28 @@ CREATE TABLE progress (
             last_version TEXT NOT NULL, recent TEXT, solved TEXT,
             PRIMARY KEY (learner_uuid, pack_id, node_id)
         ) WITHOUT ROWID;
+
+CREATE TABLE quiz_answers (
+            run_uuid TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            pack_id TEXT,
+            node_id TEXT,
+            question_id TEXT,
+            correct INTEGER NOT NULL,
+            answer TEXT,
+            seen_values TEXT,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
+        ) WITHOUT ROWID;
+
+CREATE TABLE quiz_runs (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, quiz_uuid TEXT, title TEXT, sections TEXT,
+                   shuffle INTEGER, attempts INTEGER, class_uuid TEXT, target TEXT, open INTEGER,
+                   created_by TEXT, created_at TEXT);
+
+CREATE TABLE quizzes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, sections TEXT, shuffle INTEGER,
+                   created_by TEXT, created_at TEXT);
 
 CREATE TABLE signin_failures (
             key TEXT NOT NULL,
@@ -285,6 +329,8 @@ CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_
 
 CREATE INDEX progress_node ON progress (pack_id, node_id);
 
+CREATE INDEX quiz_runs_class ON quiz_runs (class_uuid) WHERE deleted = 0;
+
 CREATE INDEX signin_failures_key ON signin_failures (key, at);
 
 CREATE INDEX signins_started ON signins (started_at);
@@ -295,7 +341,11 @@ CREATE INDEX sync_log_at ON sync_log (at);
 
 CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms);
 
+CREATE INDEX users_name ON users (display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
+
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
+
+CREATE INDEX users_role_name ON users (role, display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
 
 CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL;
 
