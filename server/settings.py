@@ -176,6 +176,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),
+    Setting("database_url", str, "",
+            "Where the hub keeps its records: empty for SQLite in the data home (every box), or "
+            "a postgresql://user@host/name URL for a hub on PostgreSQL (see docs/deployment.md). "
+            "Packs and the search index stay in the data home either way."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -416,3 +416,106 @@ def template_db(tmp_path_factory) -> Path:
     conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to copy
     conn.close()
     return path
+
+
+# --- PostgreSQL: a throwaway cluster for the hub's engine ------------------------------------
+
+def _postgresql_bindir() -> Path | None:
+    import glob
+    import shutil as sh
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if found:
+        return Path(found[-1]).parent
+    initdb = sh.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+class PostgresCluster:
+    """initdb + pg_ctl in a temporary folder, on 127.0.0.1 and a free port; gone at the end.
+
+    Run as the ``postgres`` user when the suite runs as root (PostgreSQL refuses root).
+    fsync is off: a test cluster is thrown away, and its durability is not what is tested.
+    """
+
+    def __init__(self, bindir: Path):
+        import pwd
+        import tempfile
+
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="passerelle-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.base = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
+
+    def start(self) -> PostgresCluster:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
+                  "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync")
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
+                  "-t", "60", "-l", str(self.root / "log"), "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"{self.base}/{database}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        import shutil as sh
+
+        try:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                      "stop")
+        finally:
+            sh.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster():
+    """A running PostgreSQL; a missing PostgreSQL fails the tests that need it, never skips."""
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
+                    "package (or: apt-get install postgresql)", pytrace=False)
+    cluster = PostgresCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+_pg_databases = iter(range(1, 10**9))
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(postgresql_cluster) -> str:
+    """One migrated PostgreSQL database (device id made), copied for each test that needs one."""
+    from passerelle.server import db as dbmod
+
+    postgresql_cluster.admin("CREATE DATABASE passerelle_template")
+    dbmod.prepare(postgresql_cluster.url("passerelle_template"))
+    return "passerelle_template"
+
+
+@pytest.fixture
+def postgresql_url(postgresql_cluster, postgresql_template) -> str:
+    """The URL of a fresh, migrated PostgreSQL database of this test's own."""
+    name = f"test_{next(_pg_databases)}"
+    postgresql_cluster.admin(f"CREATE DATABASE {name} TEMPLATE {postgresql_template}")
+    yield postgresql_cluster.url(name)
+    postgresql_cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")

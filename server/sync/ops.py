@@ -52,17 +52,9 @@ class SyncRefused(InvalidInput):
 
 # --- Version vectors --------------------------------------------------------------------
 
-def vector(db: sqlite_utils.Database) -> dict[str, int]:
-    """``{origin: highest seq}``, like :func:`records.version_vector` but one index probe per
-    origin instead of a scan of the whole log (a "nothing new" exchange stays fast)."""
-    found: dict[str, int] = {}
-    row = db.execute("SELECT origin FROM ops ORDER BY origin LIMIT 1").fetchone()
-    while row is not None:
-        origin = row[0]
-        found[origin] = db.execute("SELECT max(seq) FROM ops WHERE origin = ?", [origin]).fetchone()[0]
-        row = db.execute("SELECT origin FROM ops WHERE origin > ? ORDER BY origin LIMIT 1",
-                         [origin]).fetchone()
-    return found
+# The version vector is records.version_vector (the ``heads`` table, one read); sync calls it
+# ``vector``.
+vector = records.version_vector
 
 
 # --- Signed operations ------------------------------------------------------------------
@@ -318,8 +310,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
         if version_device != op.origin:
             raise SyncRefused(f"operation {op.origin}:{op.seq} carries another device's version")
         if op.origin not in known:
-            known[op.origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?",
-                                          [op.origin]).fetchone()[0]
+            known[op.origin] = records.head(db, op.origin)
         if op.seq <= known[op.origin]:
             # Already here (contiguity): it will count as a duplicate and change nothing, so its
             # signature is not worth checking again; a batch resent after a cut costs little.
@@ -350,13 +341,15 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
         if ahead > max_ahead_ms and op.origin not in hold_from:
             hold_from[op.origin] = (op.seq, "clock ahead")
     with records.write_tx(db):
-        have: dict[str, int] = {}
+        # Each origin's row of heads locked (in sorted order, as every writer takes them) until
+        # the commit: two pushes relaying one origin at once apply it one after the other, and
+        # the second finds the first's ops there (contiguity holds with many writers).
+        have = {origin: records.head(db, origin, lock=True)
+                for origin in sorted({op.origin for op in ops})}
+        start = dict(have)
         newest = ""
         signatures = []
         for op in ops:
-            if op.origin not in have:
-                have[op.origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?",
-                                             [op.origin]).fetchone()[0]
             if op.seq <= have[op.origin]:
                 result.duplicates += 1  # contiguity: everything up to `have` is already here
                 continue
@@ -367,7 +360,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                 first, count, why = result.held.get(op.origin, (op.seq, 0, held[1]))
                 result.held[op.origin] = (first, count + 1, why)
                 continue
-            if records.apply(db, op.op):
+            if records.apply(db, op.op, heads=False):
                 result.applied += 1
                 signatures.append((op.origin, op.seq, op.signature))
                 newest = max(newest, op.version)
@@ -377,8 +370,11 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
         if signatures:
             db.conn.executemany("INSERT OR IGNORE INTO op_signatures (origin, seq, signature)"
                                 " VALUES (?, ?, ?)", signatures)
+        for origin, seq in have.items():
+            if seq > start[origin]:
+                db.execute("UPDATE heads SET max_seq = ? WHERE origin = ?", [seq, origin])
         if newest:
-            records.observe_version(db, newest)
+            records.observe_version(db, newest)  # last: the clock row is every writer's
     result.vector = vector(db)
     return result
 

@@ -338,6 +338,7 @@ with db.conn:
     # Pre-made signatures: this test measures streaming, not 200,000 Ed25519 signatures.
     db.conn.executemany("INSERT INTO op_signatures VALUES ('big', ?, ?)",
                         ((i, bytes(64)) for i in range(1, 200_001)))
+    db.execute("INSERT INTO heads VALUES ('big', 200000)")
 sync.device_key(db, home)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 info = sync.export_bundle(db, home, home / 'out.bundle', max_ops=5000, log=False)
