@@ -128,6 +128,11 @@ CREATE TABLE group_members (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delete
 
 CREATE TABLE groups (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, name TEXT);
 
+CREATE TABLE heads (
+            origin TEXT PRIMARY KEY,
+            max_seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
 CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
                    created_by TEXT, created_at TEXT);
 

@@ -519,3 +519,81 @@ def postgresql_url(postgresql_cluster, postgresql_template) -> str:
     postgresql_cluster.admin(f"CREATE DATABASE {name} TEMPLATE {postgresql_template}")
     yield postgresql_cluster.url(name)
     postgresql_cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+_pg_free: list[str] = []  # databases made from the template, given back clean after a test
+
+
+class Databases:
+    """Migrated databases of one engine for a test: a copy of the SQLite template file, or a
+    PostgreSQL database made from the migrated template database (making one takes most of
+    a second here, so they are emptied and reused from test to test)."""
+
+    def __init__(self, engine: str, request, root: Path):
+        self.engine, self.request, self.root = engine, request, root
+        self.made: list = []
+        self.taken: list[str] = []
+
+    def url(self, name: str) -> str:
+        """A new migrated database's location (a file path or a postgresql:// URL)."""
+        import shutil as sh
+
+        if self.engine == "sqlite":
+            path = self.root / f"{name}.db"
+            sh.copy(self.request.getfixturevalue("template_db"), path)
+            return str(path)
+        cluster = self.request.getfixturevalue("postgresql_cluster")
+        template = self.request.getfixturevalue("postgresql_template")
+        if _pg_free:
+            database = _pg_free.pop()
+            _empty_postgres(cluster.url(database))
+        else:
+            database = f"test_{next(_pg_databases)}"
+            cluster.admin(f"CREATE DATABASE {database} TEMPLATE {template}")
+        self.taken.append(database)
+        return cluster.url(database)
+
+    def new(self, name: str, device: str | None = None):
+        from passerelle.server import db as dbmod
+
+        db = dbmod.connect(self.url(name))
+        if device is not None:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'device_id'", [device])
+            db.conn.commit()
+        self.made.append(db)
+        return db
+
+    def close(self) -> None:
+        for db in self.made:
+            db.close()
+        self.made.clear()
+        _pg_free.extend(self.taken)
+        self.taken.clear()
+
+
+def _empty_postgres(url: str) -> None:
+    """A used test database back to the template's state: every table emptied, a device id."""
+    import uuid
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'")]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('device_id', %s), ('created_at',"
+                     " '2026-01-01T00:00:00+00:00')", [str(uuid.uuid4())])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request) -> str:
+    """Run a test on both engines: SQLite (every box) and PostgreSQL (a hub)."""
+    return request.param
+
+
+@pytest.fixture
+def databases(engine, request, tmp_path):
+    made = Databases(engine, request, tmp_path)
+    yield made
+    made.close()
