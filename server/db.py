@@ -172,6 +172,7 @@ def prepare(db_path: Path | str, busy_timeout_ms: int = 5000, sets=None) -> dict
     """
     if dialect.is_postgres_url(db_path):
         return _prepare_postgres(str(db_path))
+    db_path = Path(db_path)
     try:
         db = connect(db_path, busy_timeout_ms)
         found = problems(db)
@@ -402,7 +403,7 @@ def init_app(app: Flask) -> None:
         from passerelle.server import pg
 
         app.extensions["passerelle.db_pool"] = pg.PgPool(app.config["DB_PATH"], keep)
-        return
-    app.extensions["passerelle.db_pool"] = Pool(
-        app.config["DB_PATH"], app.config["DB_BUSY_TIMEOUT_MS"], keep=keep)
+    else:
+        app.extensions["passerelle.db_pool"] = Pool(
+            app.config["DB_PATH"], app.config["DB_BUSY_TIMEOUT_MS"], keep=keep)
     app.teardown_appcontext(close_db)

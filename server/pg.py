@@ -65,7 +65,7 @@ def _open(url: str) -> psycopg.Connection:
 
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _MASK = re.compile(r"\x00(\d+)\x00")
-_INSERT_OR = re.compile(r"^(\s*)INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)\s*\(([^)]*)\)",
+_INSERT_OR = re.compile(r"^(\s*)INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)(\s*\(([^)]*)\))?",
                         re.I | re.S)
 _MINMAX = re.compile(r"\b(max|min)\s*\(", re.I)
 _JSON = re.compile(r"json_extract\(\s*([\w.]+)\s*,\s*\x00(\d+)\x00\s*\)", re.I)
@@ -137,14 +137,16 @@ def translate(sql: str) -> str:
     code = code.replace("%", "%%").replace("?", "%s")
     m = _INSERT_OR.match(code)
     if m:
-        lead, how, table, columns = m.groups()
-        code = f"{lead}INSERT INTO {table} ({columns})" + code[m.end():]
+        lead, how, table, listed, columns = m.groups()
+        code = f"{lead}INSERT INTO {table}{listed or ''}" + code[m.end():]
         if how.upper() == "IGNORE":
             code = code.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
         else:
             keys = _PRIMARY_KEYS.get(table.lower())
             if not keys:
                 raise ValueError(f"INSERT OR REPLACE into {table}, whose primary key is unknown")
+            if columns is None:
+                raise ValueError(f"INSERT OR REPLACE into {table} must name its columns")
             names = [c.strip() for c in columns.split(",")]
             rest = [c for c in names if c not in keys]
             action = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}"

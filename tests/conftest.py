@@ -41,7 +41,9 @@ def home(tmp_path) -> Path:
 @pytest.fixture
 def app(box):
     """The app of a set-up box (see `box`), as learners and staff meet it."""
-    return create_app({"home": box.home, "TESTING": True})
+    app = create_app({"home": box.home, "TESTING": True})
+    yield app
+    app.extensions["passerelle.db_pool"].close()  # a PostgreSQL pool's connections too
 
 
 def english_client(app):
@@ -340,14 +342,25 @@ def _build_box(home: Path) -> dict:
         accounts.add_member(db, ids["class_b"], ids["chloe"])
         ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail",
                                                   date=datetime.datetime.now(datetime.UTC).date().isoformat())
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not db_url_of(home):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # A small pack (article with an image, clip with subtitles, html5 app, exercise).
     from passerelle.content import build_pack
 
     built = build_pack(REPO / "tests" / "fixtures" / "demo-pack", home.parent / "demo-fr.zip",
                        created="2026-11-01T00:00:00Z")
     app.extensions["passerelle.library"].import_pack(built.path)
+    app.extensions["passerelle.db_pool"].close()  # a PostgreSQL template must have no session
     return ids
+
+
+def db_url_of(home: Path) -> str | None:
+    toml = home / "passerelle.toml"
+    if toml.exists():
+        import tomllib
+
+        return tomllib.loads(toml.read_text()).get("database_url")
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -597,3 +610,31 @@ def databases(engine, request, tmp_path):
     made = Databases(engine, request, tmp_path)
     yield made
     made.close()
+
+
+@pytest.fixture(scope="session")
+def pg_box_template(tmp_path_factory, postgresql_cluster):
+    """The set-up box of `box`, its records on PostgreSQL (a hub's engine)."""
+    home = tmp_path_factory.mktemp("pg-box-template") / "box"
+    home.mkdir()
+    postgresql_cluster.admin("CREATE DATABASE box_template")
+    (home / "passerelle.toml").write_text(
+        f'database_url = "{postgresql_cluster.url("box_template")}"\n')
+    return home, _build_box(home)
+
+
+@pytest.fixture
+def box_of_engine(engine, request, tmp_path) -> Box:
+    """`box` on the engine of `engine`: a test module whose `box` returns this runs on both."""
+    import shutil as sh
+
+    if engine == "sqlite":
+        return request.getfixturevalue("box")
+    template, ids = request.getfixturevalue("pg_box_template")
+    cluster = request.getfixturevalue("postgresql_cluster")
+    home = tmp_path / "box"
+    sh.copytree(template, home)
+    database = f"test_{next(_pg_databases)}"
+    cluster.admin(f"CREATE DATABASE {database} TEMPLATE box_template")
+    (home / "passerelle.toml").write_text(f'database_url = "{cluster.url(database)}"\n')
+    return Box(home, ids)
