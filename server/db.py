@@ -158,6 +158,14 @@ def recovery_hint(db_path: Path) -> str:
             "with: passerelle restore FILE")
 
 
+def engine_errors() -> tuple[type[Exception], ...]:
+    """The database errors of the engines in use (psycopg's only once a hub loaded it)."""
+    import sys
+
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
 def target(home, settings) -> str:
     """Where the records are: the ``database_url`` setting, or the SQLite file in the home."""
     return settings["database_url"] or str(home.db_path)

@@ -29,19 +29,22 @@ def _setting_option(name: str, *decls: str, **kw):
 @_setting_option("host", "--host", metavar="ADDR")
 @_setting_option("port", "--port", metavar="PORT")
 @_setting_option("threads", "--threads", metavar="N")
+@_setting_option("database_url", "--database", metavar="URL")
 @pass_env
-def serve(env: Env, host: str | None, port: int | None, threads: int | None) -> None:
+def serve(env: Env, host: str | None, port: int | None, threads: int | None,
+          database_url: str | None) -> None:
     """Serve the kiosk and the API to the tablets on the LAN.
 
     Checks the database and applies migrations first; stops cleanly on
-    SIGTERM or Ctrl-C.
+    SIGTERM or Ctrl-C. A hub may keep its records on PostgreSQL (--database).
 
     Example: passerelle serve --host 0.0.0.0 --port 8080 --threads 8
     """
     from passerelle.server.app import create_app
     from passerelle.server.web.serve import run
 
-    settings = env.settings({"host": host, "port": port, "threads": threads})
+    settings = env.settings({"host": host, "port": port, "threads": threads,
+                             "database_url": database_url})
     app = create_app(settings)
     run(app, settings)
 
