@@ -293,6 +293,41 @@ def backup(db_path: Path, dest: Path) -> Path:
     return dest
 
 
+def backup_postgres(url: str, dest: Path) -> Path:
+    """A hub on PostgreSQL: ``pg_dump`` of its database (see docs/deployment.md for WAL archiving)."""
+    from passerelle.server import pg
+
+    dest = Path(dest)
+    if dest.is_dir():
+        dest = default_backup_path(dest).with_suffix(".pgdump")
+    if dest.exists():
+        raise DatabaseProblem(f"{dest} already exists; choose another name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pg.dump(url, dest)
+    except (OSError, RuntimeError) as exc:
+        raise DatabaseProblem(f"the backup of {_safe_url(url)} failed: {exc}") from None
+    return dest
+
+
+def move_to_postgres(db_path: Path, url: str) -> dict:
+    """Move a hub's SQLite database into an empty PostgreSQL database, keeping its device id."""
+    from passerelle.server import pg
+
+    prepare(db_path)
+    _prepare_postgres(url)
+    lite, post = connect(db_path), pg.connect(url)
+    try:
+        try:
+            copied = pg.move_from_sqlite(lite, post)
+        except ValueError as exc:
+            raise DatabaseProblem(str(exc)) from None
+        return {"device_id": get_meta(post, "device_id"), "tables": copied}
+    finally:
+        lite.close()
+        post.close()
+
+
 def validate_backup(path: Path) -> None:
     """Refuse anything but a sound Passerelle database before it replaces the live one."""
     path = Path(path)

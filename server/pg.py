@@ -372,3 +372,70 @@ def migrate(db: PgDatabase, sets, variants: dict) -> None:
                             " VALUES (%s, %s, now()::text)", [migrations.name, migration.name])
                 raw.execute("RELEASE migration")
     _load_primary_keys(raw, refresh=True)
+
+
+# --- Moving a SQLite hub here, and backups ----------------------------------------------------
+
+def move_from_sqlite(sqlite_db, db: PgDatabase) -> dict[str, int]:
+    """Copy every table of a migrated SQLite database into a migrated, empty PostgreSQL one.
+
+    The device id comes along (``meta`` is copied whole): the hub keeps its identity, its
+    operations' origin and the trust of the boxes paired with it. One transaction: a move
+    that fails leaves the PostgreSQL database as it was. The trigger that keeps the
+    summaries is off during the copy, since the summaries are copied as they are.
+    """
+    raw = db.conn.raw
+    ours = set(db.table_names()) - {MIGRATIONS_TABLE}
+    theirs = {r[0] for r in sqlite_db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    tables = sorted(ours & theirs)
+    copied: dict[str, int] = {}
+    with db.atomic():
+        if raw.execute("SELECT count(*) FROM ops").fetchone()[0]:
+            raise ValueError("the PostgreSQL database already holds operations; "
+                             "a hub moves into an empty database")
+        raw.execute("ALTER TABLE ops DISABLE TRIGGER USER")
+        for table in tables:
+            raw.execute(f"DELETE FROM {table}")
+            names = [r[1] for r in sqlite_db.execute(f"PRAGMA table_info({table})")]
+            insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES"
+                      f" ({', '.join(['%s'] * len(names))})")
+            cursor = sqlite_db.execute(f"SELECT {', '.join(names)} FROM {table}")
+            count = 0
+            while rows := cursor.fetchmany(5000):
+                with raw.cursor() as out:
+                    out.executemany(insert, rows)
+                count += len(rows)
+            copied[table] = count
+        raw.execute("ALTER TABLE ops ENABLE TRIGGER USER")
+        for table, column in raw.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND is_identity = 'YES'").fetchall():
+            if table in copied:  # identity columns go on after the copied ids
+                raw.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                            f" coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)")
+    return copied
+
+
+def dump(url: str, dest) -> None:
+    """``pg_dump`` in its custom format (restored with ``pg_restore``): one consistent snapshot
+    while the hub keeps serving. Written beside ``dest`` and renamed, so never half a file."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    program = shutil.which("pg_dump") or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))), None)
+    if program is None:
+        raise FileNotFoundError("pg_dump is not installed (Debian: apt-get install postgresql-client)")
+    dest = Path(dest)
+    partial = dest.with_name(dest.name + ".partial")
+    done = subprocess.run([str(program), "--format=custom", "--no-owner", f"--file={partial}",
+                           f"--dbname={url}"], capture_output=True, text=True, check=False)
+    if done.returncode:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"pg_dump failed: {done.stderr.strip()}")
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, dest)

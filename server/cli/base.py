@@ -38,7 +38,7 @@ from passerelle.server.settings import (
 # (`content`, `pack`, `users`, `search`, `index`, `sync`) take their place here.
 SECTIONS = (
     ("Run the box", ("serve", "config", "migrate", "check")),
-    ("Keep data safe", ("backup", "restore")),
+    ("Keep data safe", ("backup", "restore", "db")),
     ("Content", ("content", "pack")),
     ("People", ("users", "report")),
     ("Search", ("search", "index")),

@@ -127,11 +127,16 @@ def backup(env: Env, dest: Path | None) -> None:
     """Snapshot the database, safely while serving.
 
     DEST is a file or a folder; by default HOME/backups/passerelle-<time>.db.
-    Content blobs are not copied: packs can be imported again.
+    Content blobs are not copied: packs can be imported again. A hub on
+    PostgreSQL is dumped with pg_dump (restore it with pg_restore).
 
     Example: passerelle backup /media/usb/box-backup.db
     """
-    env.settings()
+    settings = env.settings()
+    if settings["database_url"]:
+        written = dbmod.backup_postgres(settings["database_url"], dest or env.home.ensure().backups)
+        click.echo(f"backup written to {written} (pg_dump; restore with pg_restore)")
+        return
     written = dbmod.backup(env.home.db_path, dest or env.home.ensure().backups)
     click.echo(f"backup written to {written}")
 

@@ -163,3 +163,38 @@ def test_serve_with_database_runs_a_hub_on_postgresql(tmp_path, postgresql_url):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_a_sqlite_hub_moves_to_postgresql_keeping_its_device_id(runner, home, postgresql_cluster):
+    from passerelle.server import records
+    from passerelle.server import sync as syncmod
+
+    assert runner("migrate").exit_code == 0
+    lite = dbmod.connect(home / "passerelle.db")
+    device = records.device_id(lite)
+    records.put(lite, "class", "c1", {"name": "Groupe A"})
+    records.event(lite, "learner-1", {"pack_id": "p", "node_id": "n", "type": "progress",
+                                      "progress": 0.5, "seconds": 60})
+    syncmod.sign_pending(lite, home)
+    vector, days = syncmod.vector(lite), lite.execute("SELECT * FROM activity_days").fetchall()
+    lite.close()
+    postgresql_cluster.admin("CREATE DATABASE moved")
+    url = postgresql_cluster.url("moved")
+
+    moved = runner("db", "move-to-postgres", url)
+    assert moved.exit_code == 0, moved.stderr
+    assert device in moved.stdout
+    post = dbmod.connect(url)
+    assert records.device_id(post) == device
+    assert syncmod.vector(post) == vector
+    assert post.execute("SELECT * FROM activity_days").fetchall() == days  # not counted twice
+    assert records.load(post, "class", "c1")["name"] == "Groupe A"
+    records.put(post, "class", "c2", {"name": "Groupe B"})  # numbering goes on after the moved ops
+    assert syncmod.vector(post) == {device: vector[device] + 1}
+    post.close()
+    # The home now uses it, and backs it up with pg_dump.
+    assert "database_url" in (home / "passerelle.toml").read_text()
+    backup = runner("backup", str(home / "hub.pgdump"))
+    assert backup.exit_code == 0, backup.stderr
+    assert (home / "hub.pgdump").read_bytes()[:5] == b"PGDMP"
+    assert runner("db", "move-to-postgres", url).exit_code != 0  # already moved
