@@ -253,6 +253,12 @@ class PgDatabase:
             self.conn.rollback()
             raise
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements sent without waiting for each answer (see records.apply_many)."""
+        with self.conn.raw.pipeline():
+            yield
+
     def table_names(self) -> list[str]:
         return [r[0] for r in self.conn.raw.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")]

@@ -372,6 +372,75 @@ def apply(db: sqlite_utils.Database, op: Op, heads: bool = True) -> bool:
     return True
 
 
+def apply_many(db: sqlite_utils.Database, ops: list[Op], heads: bool = True) -> list[Op]:
+    """Fold many operations, as :func:`apply` one by one would; the ones that were new.
+
+    The same statements, grouped so a hub on PostgreSQL waits for the server a few
+    times per batch instead of several times per operation: the log takes the ops in
+    multi-row inserts that say which were new, the fold's writes go out without
+    waiting for each answer (a pipeline), and each exercise's state is read and
+    written once for all of its answers (their merge is commutative).
+    """
+    new: list[Op] = []
+    seen: set[tuple[str, int]] = set()
+    for start in range(0, len(ops), 500):
+        chunk = []
+        for op in ops[start:start + 500]:
+            if (op.origin, op.seq) not in seen:  # the same op twice in a batch folds once
+                seen.add((op.origin, op.seq))
+                chunk.append(op)
+        if not chunk:
+            continue
+        inserted = {tuple(r) for r in db.execute(
+            "INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
+            f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
+            " ON CONFLICT DO NOTHING RETURNING origin, seq",
+            [v for op in chunk for v in op.row()]).fetchall()}
+        new.extend(op for op in chunk if (op.origin, op.seq) in inserted)
+    answers: dict[tuple, list[Op]] = {}
+    with _pipeline(db):
+        for op in new:
+            if heads:
+                _raise_head(db, op.origin, op.seq)
+            if op.kind == "event":
+                _fold_event(db, op, answer_state=False)
+                if op.payload.get("type") == "answer":
+                    key = (op.subject, op.payload.get("pack_id"), op.payload.get("node_id"))
+                    answers.setdefault(key, []).append(op)
+            else:
+                _fold_record(db, op)
+    keys = list(answers)
+    for start in range(0, len(keys), 300):
+        chunk = keys[start:start + 300]
+        rows = db.execute(
+            "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+            " (learner_uuid, pack_id, node_id) IN"
+            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
+            [v for key in chunk for v in key]).fetchall()
+        state = {tuple(r[:3]): (json.loads(r[3] or "[]"), json.loads(r[4] or "[]")) for r in rows}
+        updates = []
+        for key in chunk:
+            recent, solved = state.get(key, ([], []))
+            for op in answers[key]:
+                recent, solved = _merge_answer(recent, solved, op)
+            updates.append((json.dumps(recent, separators=(",", ":")),
+                            json.dumps(solved, separators=(",", ":")), *key))
+        db.conn.executemany("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ?"
+                            " AND pack_id = ? AND node_id = ?", updates)
+    return new
+
+
+@contextmanager
+def _pipeline(db):
+    """Statements whose answers nobody reads sent without waiting (PostgreSQL); as is on SQLite."""
+    pipeline = getattr(db, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    with pipeline():
+        yield
+
+
 def _fold_record(db, op: Op) -> None:
     table = TABLES.get(op.entity)
     if table is None:  # an entity from a newer Passerelle: kept in the log, folded once upgraded
@@ -422,8 +491,11 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
     return progress, completed, answered, correct, seconds
 
 
-def _fold_event(db, op: Op) -> None:
-    """Commutative merge of one event into the learner's summary for that resource."""
+def _fold_event(db, op: Op, answer_state: bool = True) -> None:
+    """Commutative merge of one event into the learner's summary for that resource.
+
+    ``answer_state=False``: the caller merges the exercise's state itself (a batch reads and
+    writes each exercise's row once, see :func:`apply_many`)."""
     p = op.payload
     progress, completed, answered, correct, seconds = event_counts(op)
     # position: the latest one by version wins (resume where the learner last was).
@@ -456,7 +528,9 @@ def _fold_event(db, op: Op) -> None:
          op.version, op.version],
     )
     if p.get("type") == "answer":
-        _fold_answer(db, op)
+        if answer_state:
+            _fold_answer_state(db, op)
+        _count_missed(db, op)
 
 
 def merge_answers(recent: list, solved: list, version: str, correct: bool,
@@ -483,22 +557,31 @@ def missed_question(payload: dict) -> str | None:
     return "" if question is None else str(question)
 
 
-def _fold_answer(db, op: Op) -> None:
+def _fold_answer_state(db, op: Op) -> None:
     """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
-    answer reads one row instead of replaying the learner's history; and count wrong answers
-    per question, so the facilitator's "most missed questions" add up a few small rows
-    instead of parsing every answer the class ever gave."""
+    answer reads one row instead of replaying the learner's history."""
     p = op.payload
     key = [op.subject, p.get("pack_id"), p.get("node_id")]
     row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
                      " AND node_id = ?", key).fetchone()
-    question = p.get("question_id")
-    recent, solved = merge_answers(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"),
-                                   op.version, bool(p.get("correct")),
-                                   None if question is None else str(question))
+    recent, solved = _merge_answer(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"), op)
     db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
                " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
                                     json.dumps(solved, separators=(",", ":")), *key])
+
+
+def _merge_answer(recent: list, solved: list, op: Op) -> tuple[list, list]:
+    p = op.payload
+    question = p.get("question_id")
+    return merge_answers(recent, solved, op.version, bool(p.get("correct")),
+                         None if question is None else str(question))
+
+
+def _count_missed(db, op: Op) -> None:
+    """Count wrong answers per question, so the facilitator's "most missed questions" add
+    up a few small rows instead of parsing every answer the class ever gave."""
+    p = op.payload
+    key = [op.subject, p.get("pack_id"), p.get("node_id")]
     missed = missed_question(p)
     if missed is not None:
         # The numbers a generated question showed, from the latest wrong answer by version (the

@@ -349,6 +349,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
         start = dict(have)
         newest = ""
         signatures = []
+        to_apply: list[SignedOp] = []
         for op in ops:
             if op.seq <= have[op.origin]:
                 result.duplicates += 1  # contiguity: everything up to `have` is already here
@@ -360,13 +361,17 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                 first, count, why = result.held.get(op.origin, (op.seq, 0, held[1]))
                 result.held[op.origin] = (first, count + 1, why)
                 continue
-            if records.apply(db, op.op, heads=False):
+            to_apply.append(op)
+            have[op.origin] = op.seq
+        new = {(o.origin, o.seq) for o in records.apply_many(db, [op.op for op in to_apply],
+                                                              heads=False)}
+        for op in to_apply:
+            if (op.origin, op.seq) in new:
                 result.applied += 1
                 signatures.append((op.origin, op.seq, op.signature))
                 newest = max(newest, op.version)
             else:
                 result.duplicates += 1
-            have[op.origin] = op.seq
         if signatures:
             db.conn.executemany("INSERT OR IGNORE INTO op_signatures (origin, seq, signature)"
                                 " VALUES (?, ?, ?)", signatures)
