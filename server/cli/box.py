@@ -155,7 +155,9 @@ def restore(env: Env, file: Path, yes: bool) -> None:
 
     Example: passerelle restore ~/.passerelle/backups/passerelle-20261122-101500-000000.db --yes
     """
-    env.settings()
+    if env.settings()["database_url"]:
+        raise click.UsageError("this hub keeps its records on PostgreSQL: restore its pg_dump "
+                               "with pg_restore (see docs/deployment.md)")
     home = env.home.ensure()
     dbmod.validate_backup(file)
     if not yes and not click.confirm(f"Replace {home.db_path} with {file}?", default=False):
