@@ -16,15 +16,15 @@ PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
 
-.PHONY: run test lint docs translations browser packaging-tools deb deb-lock image image-check image-tools clean
+.PHONY: run test lint docs translations browser packaging-tools postgresql deb deb-lock image image-check image-tools clean
 
 ## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
 run: $(VENV)/.installed
 	$(BIN)/passerelle content import --bundled
 	$(BIN)/passerelle serve --port $(PORT)
 
-## test: the whole suite, lint included (installs Debian's chromium for the browser tests if missing)
-test: $(VENV)/.installed-test browser packaging-tools
+## test: the whole suite, lint included (installs Debian's chromium and postgresql if missing)
+test: $(VENV)/.installed-test browser packaging-tools postgresql
 	$(RUFF) .
 	$(BIN)/pytest
 
@@ -53,6 +53,13 @@ packaging-tools:
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		  --no-install-recommends dnsmasq-base nftables lintian network-manager mmdebstrap \
 		  systemd-container; }
+
+# The hub's PostgreSQL engine is tested on a real PostgreSQL: the suite starts a throwaway
+# cluster of its own with Debian's initdb and pg_ctl (the package's own cluster is not used).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		  --no-install-recommends postgresql; }
 
 ## deb: the Debian packages passerelle (ARCH=amd64 or arm64) and passerelle-hotspot, in dist/
 ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)

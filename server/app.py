@@ -56,7 +56,13 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """
     settings, flask_overrides = _settings_from(config)
     home = Home(settings.home).ensure()
-    info = db.prepare(home.db_path, settings["db_busy_timeout_ms"])
+    target = db.target(home, settings)
+    if target != str(home.db_path):
+        # A hub on PostgreSQL: its records there, its content library in the home's SQLite file.
+        from passerelle.server.migrations import all_sets
+
+        db.prepare(home.db_path, settings["db_busy_timeout_ms"], sets=all_sets()[1:])
+    info = db.prepare(target, settings["db_busy_timeout_ms"])
 
     # instance_path is given so Flask never searches the (namespace) package for one.
     app = Flask(__name__, instance_path=str(home.root), static_folder=None, template_folder=None)
@@ -64,7 +70,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=home.secret_key(),
         SETTINGS=settings,
         HOME=home,
-        DB_PATH=str(home.db_path),
+        DB_PATH=target,  # a SQLite file, or a postgresql:// URL
         DB_BUSY_TIMEOUT_MS=settings["db_busy_timeout_ms"],
         DEVICE_ID=info["device_id"],
         MAX_CONTENT_LENGTH=settings["max_request_mb"] * 1024 * 1024,

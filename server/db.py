@@ -30,6 +30,7 @@ from pathlib import Path
 
 import sqlite_utils
 from flask import Flask, current_app, g, has_request_context
+from passerelle.server import dialect
 from passerelle.server.errors import DatabaseProblem, NotFound
 from passerelle.server.migrations import MIGRATIONS, all_sets, apply_all
 from passerelle.server.records import now_iso
@@ -47,6 +48,8 @@ class Database(sqlite_utils.Database):
     it a read snapshot of the WAL: a pooled connection given to the next
     request would show that request stale data. :meth:`reset` closes them.
     """
+
+    dialect = dialect.SQLITE
 
     def __init__(self, conn: sqlite3.Connection, **kwargs):
         self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
@@ -68,6 +71,11 @@ class Database(sqlite_utils.Database):
 
 def connect(path: str | os.PathLike, busy_timeout_ms: int = 5000,
             check_same_thread: bool = True) -> Database:
+    """A connection to the database at ``path``: a SQLite file, or a ``postgresql://`` URL (a hub)."""
+    if dialect.is_postgres_url(path):
+        from passerelle.server import pg  # only a hub on PostgreSQL loads its driver
+
+        return pg.connect(path)
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000,
                            check_same_thread=check_same_thread)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -150,11 +158,29 @@ def recovery_hint(db_path: Path) -> str:
             "with: passerelle restore FILE")
 
 
-def prepare(db_path: Path, busy_timeout_ms: int = 5000) -> dict:
+def engine_errors() -> tuple[type[Exception], ...]:
+    """The database errors of the engines in use (psycopg's only once a hub loaded it)."""
+    import sys
+
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
+def target(home, settings) -> str:
+    """Where the records are: the ``database_url`` setting, or the SQLite file in the home."""
+    return settings["database_url"] or str(home.db_path)
+
+
+def prepare(db_path: Path | str, busy_timeout_ms: int = 5000, sets=None) -> dict:
     """Open the database at start: integrity check, WAL, migrations, device id.
 
-    Returns a summary (device id, schema version) for the log and the health route.
+    ``db_path`` may be a ``postgresql://`` URL (a hub on PostgreSQL). ``sets`` limits the
+    migrations applied (a hub on PostgreSQL keeps only its content library in the home's
+    SQLite file). Returns a summary (device id, schema version) for the log and the health route.
     """
+    if dialect.is_postgres_url(db_path):
+        return _prepare_postgres(str(db_path))
+    db_path = Path(db_path)
     try:
         db = connect(db_path, busy_timeout_ms)
         found = problems(db)
@@ -168,6 +194,10 @@ def prepare(db_path: Path, busy_timeout_ms: int = 5000) -> dict:
         )
     try:
         db.execute("PRAGMA journal_mode = WAL")
+        if sets is not None:
+            for migrations in sets:
+                migrations.apply(db)
+            return {}
         apply_all(db)
         device_id = ensure_device_id(db)
         return {"device_id": device_id, "schema_version": schema_version(db)}
@@ -175,7 +205,35 @@ def prepare(db_path: Path, busy_timeout_ms: int = 5000) -> dict:
         db.close()
 
 
+def _prepare_postgres(url: str) -> dict:
+    from passerelle.server import migrations, pg
+
+    try:
+        db = pg.connect(url)
+    except pg.psycopg.Error as exc:
+        raise DatabaseProblem(f"cannot reach the PostgreSQL database {_safe_url(url)}: "
+                              f"{str(exc).strip()}") from None
+    try:
+        pg.migrate(db, all_sets(), migrations.POSTGRES_VARIANTS)
+        device_id = ensure_device_id(db)
+        return {"device_id": device_id, "schema_version": schema_version(db)}
+    finally:
+        db.close()
+
+
+def _safe_url(url: str) -> str:
+    """A URL as a message may show it: without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
 def schema_version(db: sqlite_utils.Database) -> str:
+    if dialect.of(db) is dialect.POSTGRES:
+        from passerelle.server import pg
+
+        names = pg.applied(db, MIGRATIONS.name)
+        return names[-1] if names else ""
     applied = MIGRATIONS.applied(db)
     return applied[-1].name if applied else ""
 
@@ -233,6 +291,41 @@ def backup(db_path: Path, dest: Path) -> Path:
         os.fsync(f.fileno())
     os.replace(partial, dest)
     return dest
+
+
+def backup_postgres(url: str, dest: Path) -> Path:
+    """A hub on PostgreSQL: ``pg_dump`` of its database (see docs/deployment.md for WAL archiving)."""
+    from passerelle.server import pg
+
+    dest = Path(dest)
+    if dest.is_dir():
+        dest = default_backup_path(dest).with_suffix(".pgdump")
+    if dest.exists():
+        raise DatabaseProblem(f"{dest} already exists; choose another name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pg.dump(url, dest)
+    except (OSError, RuntimeError) as exc:
+        raise DatabaseProblem(f"the backup of {_safe_url(url)} failed: {exc}") from None
+    return dest
+
+
+def move_to_postgres(db_path: Path, url: str) -> dict:
+    """Move a hub's SQLite database into an empty PostgreSQL database, keeping its device id."""
+    from passerelle.server import pg
+
+    prepare(db_path)
+    _prepare_postgres(url)
+    lite, post = connect(db_path), pg.connect(url)
+    try:
+        try:
+            copied = pg.move_from_sqlite(lite, post)
+        except ValueError as exc:
+            raise DatabaseProblem(str(exc)) from None
+        return {"device_id": get_meta(post, "device_id"), "tables": copied}
+    finally:
+        lite.close()
+        post.close()
 
 
 def validate_backup(path: Path) -> None:
@@ -309,7 +402,9 @@ def snapshot(path: str | os.PathLike, busy_timeout_ms: int = 5000) -> Iterator[D
     outlives its request, and must not see half of a write made meanwhile)."""
     db = connect(path, busy_timeout_ms)
     try:
-        db.execute("BEGIN")
+        # PostgreSQL's default (read committed) gives each statement its own snapshot.
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                    if dialect.of(db) is dialect.POSTGRES else "BEGIN")
         yield db
     finally:
         db.conn.rollback()
@@ -346,7 +441,12 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["passerelle.db_pool"] = Pool(
-        app.config["DB_PATH"], app.config["DB_BUSY_TIMEOUT_MS"],
-        keep=max(4, app.config["SETTINGS"]["threads"]))
+    keep = max(4, app.config["SETTINGS"]["threads"])
+    if dialect.is_postgres_url(app.config["DB_PATH"]):
+        from passerelle.server import pg
+
+        app.extensions["passerelle.db_pool"] = pg.PgPool(app.config["DB_PATH"], keep)
+    else:
+        app.extensions["passerelle.db_pool"] = Pool(
+            app.config["DB_PATH"], app.config["DB_BUSY_TIMEOUT_MS"], keep=keep)
     app.teardown_appcontext(close_db)

@@ -410,6 +410,21 @@ def m0012_missed_questions(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0013_heads(db: Database) -> None:
+    # The highest sequence number held per origin device: the version vector in one read, and
+    # the row a writer locks to give its origin's next operation a number (records._next_seq,
+    # sync.ops.apply_batch), so concurrent writers on a hub on PostgreSQL neither reuse a
+    # number nor break an origin's contiguity. Kept by records.apply with every operation.
+    db.execute("""
+        CREATE TABLE heads (
+            origin TEXT PRIMARY KEY,
+            max_seq INTEGER NOT NULL
+        ) WITHOUT ROWID
+    """)
+    db.execute("INSERT INTO heads (origin, max_seq) SELECT origin, max(seq) FROM ops GROUP BY origin")
+
+
+@MIGRATIONS()
 def m0017_sites(db: Database) -> None:
     # Sites (docs/sync.md, "Sites"): a box belongs to one site; learners and classes have a home
     # site. ``sites`` is a synced record like the others (organisation-wide: every box knows the
@@ -553,4 +568,106 @@ def m0023_guest_days(db: Database) -> None:
             WHERE {seconds} > 0
             ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
         END
+    """)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+# A hub on PostgreSQL runs the same migration functions, their SQLite DDL translated
+# (passerelle.server.pg.translate_ddl: types, keys, indexes). A migration written with what
+# only SQLite has (a trigger, a backfill through SQLite's JSON or date functions) has a
+# PostgreSQL variant here, registered under its name. The migrations before PostgreSQL
+# support met an empty database there (a hub is created on PostgreSQL, or moved to it with
+# `passerelle db move-to-postgres`, which copies the tables): their variants make the schema,
+# with nothing to backfill.
+
+POSTGRES_VARIANTS: dict = {}
+
+
+def postgres_variant(name: str):
+    def register(fn):
+        POSTGRES_VARIANTS[name] = fn
+        return fn
+    return register
+
+
+@postgres_variant("m0004_report_indexes")
+def _pg_report_indexes(db) -> None:
+    db.execute("""
+        CREATE TABLE activity_days (
+            day TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, learner_uuid, pack_id)
+        )
+    """)
+    db.execute("CREATE INDEX progress_completed ON progress (completed_version)"
+               " WHERE completed_version IS NOT NULL")
+    db.execute("CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0")
+
+
+@postgres_variant("m0010_exercise_state")
+def _pg_exercise_state(db) -> None:
+    db.execute("ALTER TABLE progress ADD COLUMN recent TEXT")
+    db.execute("ALTER TABLE progress ADD COLUMN solved TEXT")
+
+
+@postgres_variant("m0011_activity_days_by_occurrence")
+def _pg_activity_days_by_occurrence(db) -> None:
+    # The trigger of m0011 in PL/pgSQL, with SQLite's rules: the event's UTC day of
+    # occurred_at (a malformed one falls back to the version's day), seconds clamped to 0..4 h
+    # (a number, or the leading integer of a string, as SQLite's CAST takes it).
+    db.conn.raw.execute(r"""
+        CREATE FUNCTION activity_days_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            p jsonb := NEW.payload::jsonb;
+            d text;
+            secs bigint := 0;
+        BEGIN
+            IF p ->> 'occurred_at' IS NOT NULL THEN
+                BEGIN
+                    d := to_char((p ->> 'occurred_at')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+                EXCEPTION WHEN others THEN
+                    d := NULL;
+                END;
+            END IF;
+            IF d IS NULL THEN
+                d := to_char(to_timestamp(substr(NEW.version, 1, 13)::bigint / 1000)
+                             AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+            END IF;
+            IF jsonb_typeof(p -> 'seconds') = 'number' THEN
+                secs := greatest(0, least(14400, trunc((p ->> 'seconds')::numeric)));
+            ELSIF jsonb_typeof(p -> 'seconds') = 'string'
+                  AND p ->> 'seconds' ~ '^\s*[-+]?[0-9]+' THEN
+                secs := greatest(0, least(14400,
+                                 substring(p ->> 'seconds' from '[-+]?[0-9]+')::numeric));
+            END IF;
+            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
+            VALUES (d, NEW.subject, coalesce(p ->> 'pack_id', ''), 1, secs)
+            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
+            SET events = activity_days.events + 1, seconds = activity_days.seconds + excluded.seconds;
+            RETURN NULL;
+        END $$
+    """)
+    db.conn.raw.execute("""
+        CREATE TRIGGER activity_days_fold AFTER INSERT ON ops FOR EACH ROW
+        WHEN (NEW.kind = 'event' AND NEW.entity = 'progress')
+        EXECUTE FUNCTION activity_days_fold()
+    """)
+
+
+@postgres_variant("m0012_missed_questions")
+def _pg_missed_questions(db) -> None:
+    db.execute("""
+        CREATE TABLE missed_questions (
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            wrong INTEGER NOT NULL,
+            seen_values TEXT,
+            seen_version TEXT,
+            PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
+        )
     """)

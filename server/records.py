@@ -26,6 +26,13 @@ WAL a deferred transaction that later tries to write fails at once with
 SQLITE_BUSY when another writer got there first, which would lose a
 learner's answer under load; an immediate one waits its turn.
 
+A hub on PostgreSQL has many writers at once, so every write here is correct
+without SQLite's single writer: an origin's next sequence number is taken
+under a lock on its row of ``heads`` (held to the commit), the fold of a put
+is one conditional upsert (the higher version wins inside the database, not
+in a read-then-write), and the clock row is locked only by a writer that
+needs it, last.
+
 Tablets' progress batches go through :class:`GroupCommit`: the batches of
 requests that arrive while one is being written wait, and are then written
 together in one transaction (one lock, one fsync), each request answered
@@ -46,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
+from passerelle.server import dialect
 from passerelle.server.learning import mastery
 
 # Tables that hold mutable, syncing records, and the columns of each that a put
@@ -133,26 +141,36 @@ def parse_version(version: str) -> tuple[int, int, str]:
     return int(ms), int(counter), device
 
 
+def _clock(db) -> tuple[int, int]:
+    """The clock row, locked until the commit where rows lock (read it last in a transaction)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'hlc'" + dialect.of(db).for_update
+                     ).fetchone()
+    return (0, 0) if row is None else tuple(map(int, row[0].split(".")))
+
+
+def _set_clock(db, ms: int, counter: int) -> None:
+    db.execute("INSERT INTO meta (key, value) VALUES ('hlc', ?)"
+               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", [f"{ms}.{counter}"])
+
+
 def next_version(db: sqlite_utils.Database, device: str, now_ms: int | None = None) -> str:
     """A new version, later than every version this box has issued or seen (call in write_tx)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    row = db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
-    last_ms, last_counter = (0, 0) if row is None else map(int, row[0].split("."))
+    last_ms, last_counter = _clock(db)
     if now_ms > last_ms:
         ms, counter = now_ms, 0
     else:  # the wall clock went back, or two writes in one millisecond
         ms, counter = last_ms, last_counter + 1
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('hlc', ?)", [f"{ms}.{counter}"])
+    _set_clock(db, ms, counter)
     return _format_version(ms, counter, device)
 
 
 def observe_version(db: sqlite_utils.Database, version: str) -> None:
-    """Move this box's clock past a version received from elsewhere (sync calls this)."""
+    """Move this box's clock past a version received from elsewhere (sync calls this, as the
+    last write of its transaction: the clock row is the one every writer shares)."""
     ms, counter, _ = parse_version(version)
-    row = db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
-    last = (0, 0) if row is None else tuple(map(int, row[0].split(".")))
-    if (ms, counter) > last:
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('hlc', ?)", [f"{ms}.{counter}"])
+    if (ms, counter) > _clock(db):
+        _set_clock(db, ms, counter)
 
 
 # --- Writing operations ------------------------------------------------------------
@@ -161,10 +179,31 @@ def device_id(db: sqlite_utils.Database) -> str:
     return db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()[0]
 
 
+def head(db: sqlite_utils.Database, origin: str, lock: bool = False) -> int:
+    """The highest sequence number held of ``origin`` (0: none).
+
+    ``lock`` (in a write transaction) makes the origin's row and locks it until the
+    commit, so no other writer numbers or applies that origin's ops meanwhile. Lock
+    several origins in sorted order: every writer then takes them in the same order.
+    """
+    if lock:
+        db.execute("INSERT INTO heads (origin, max_seq) VALUES (?, 0) ON CONFLICT DO NOTHING",
+                   [origin])
+    row = db.execute("SELECT max_seq FROM heads WHERE origin = ?"
+                     + (dialect.of(db).for_update if lock else ""), [origin]).fetchone()
+    return row[0] if row else 0
+
+
+def raise_head(db, origin: str, seq: int) -> None:
+    d = dialect.of(db)
+    db.execute("INSERT INTO heads (origin, max_seq) VALUES (?, ?) ON CONFLICT (origin)"
+               f" DO UPDATE SET max_seq = {d.greatest('heads.max_seq', 'excluded.max_seq')}",
+               [origin, seq])
+
+
 def _new_op(db, kind: str, entity: str, subject: str, payload: dict) -> Op:
     origin = device_id(db)
-    seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops WHERE origin = ?",
-                     [origin]).fetchone()[0]
+    seq = head(db, origin, lock=True) + 1
     return Op(origin, seq, next_version(db, origin), kind, entity, subject, payload)
 
 
@@ -324,13 +363,19 @@ class GroupCommit:
 
 # --- Folding operations into tables ---------------------------------------------------
 
-def apply(db: sqlite_utils.Database, op: Op) -> bool:
-    """Fold one operation into the tables; False when it was already applied (idempotent)."""
+def apply(db: sqlite_utils.Database, op: Op, heads: bool = True) -> bool:
+    """Fold one operation into the tables; False when it was already applied (idempotent).
+
+    ``heads=False``: the caller keeps the origin's row of ``heads`` itself (a batch sets it
+    once per origin).
+    """
     cursor = db.execute(
-        "INSERT OR IGNORE INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", op.row())
+        "INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", op.row())
     if cursor.rowcount == 0:
         return False
+    if heads:
+        raise_head(db, op.origin, op.seq)
     if op.kind == "event":
         if op.entity == "progress":  # "guest" views are added up by a trigger (m0023)
             _fold_event(db, op)
@@ -339,14 +384,83 @@ def apply(db: sqlite_utils.Database, op: Op) -> bool:
     return True
 
 
+def apply_many(db: sqlite_utils.Database, ops: list[Op], heads: bool = True) -> list[Op]:
+    """Fold many operations, as :func:`apply` one by one would; the ones that were new.
+
+    The same statements, grouped so a hub on PostgreSQL waits for the server a few
+    times per batch instead of several times per operation: the log takes the ops in
+    multi-row inserts that say which were new, the fold's writes go out without
+    waiting for each answer (a pipeline), and each exercise's state is read and
+    written once for all of its answers (their merge is commutative).
+    """
+    new: list[Op] = []
+    seen: set[tuple[str, int]] = set()
+    for start in range(0, len(ops), 500):
+        chunk = []
+        for op in ops[start:start + 500]:
+            if (op.origin, op.seq) not in seen:  # the same op twice in a batch folds once
+                seen.add((op.origin, op.seq))
+                chunk.append(op)
+        if not chunk:
+            continue
+        inserted = {tuple(r) for r in db.execute(
+            "INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
+            f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
+            " ON CONFLICT DO NOTHING RETURNING origin, seq",
+            [v for op in chunk for v in op.row()]).fetchall()}
+        new.extend(op for op in chunk if (op.origin, op.seq) in inserted)
+    answers: dict[tuple, list[Op]] = {}
+    with _pipeline(db):
+        for op in new:
+            if heads:
+                raise_head(db, op.origin, op.seq)
+            if op.kind == "event":
+                if op.entity != "progress":  # "guest" views are added up by a trigger (m0023)
+                    continue
+                _fold_event(db, op, answer_state=False)
+                # A quiz's answers never move an exercise's state (see _fold_event).
+                if op.payload.get("type") == "answer" and not op.payload.get("quiz"):
+                    key = (op.subject, op.payload.get("pack_id"), op.payload.get("node_id"))
+                    answers.setdefault(key, []).append(op)
+            else:
+                _fold_record(db, op)
+    keys = list(answers)
+    for start in range(0, len(keys), 300):
+        chunk = keys[start:start + 300]
+        rows = db.execute(
+            "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+            " (learner_uuid, pack_id, node_id) IN"
+            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
+            [v for key in chunk for v in key]).fetchall()
+        state = {tuple(r[:3]): (json.loads(r[3] or "[]"), json.loads(r[4] or "[]")) for r in rows}
+        updates = []
+        for key in chunk:
+            recent, solved = state.get(key, ([], []))
+            for op in answers[key]:
+                recent, solved = _merge_answer(recent, solved, op)
+            updates.append((json.dumps(recent, separators=(",", ":")),
+                            json.dumps(solved, separators=(",", ":")), *key))
+        db.conn.executemany("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ?"
+                            " AND pack_id = ? AND node_id = ?", updates)
+    return new
+
+
+@contextmanager
+def _pipeline(db):
+    """Statements whose answers nobody reads sent without waiting (PostgreSQL); as is on SQLite."""
+    pipeline = getattr(db, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    with pipeline():
+        yield
+
+
 def _fold_record(db, op: Op) -> None:
     table = TABLES.get(op.entity)
     if table is None:  # an entity from a newer Passerelle: kept in the log, folded once upgraded
         return
     columns = ENTITIES[op.entity]
-    current = db.execute(f"SELECT version FROM {table} WHERE uuid = ?", [op.subject]).fetchone()
-    if current is not None and current[0] >= op.version:
-        return  # a later version already won; this one stays in the log as history
     values = {c: None for c in columns}
     if op.kind == "put":
         for c in columns:
@@ -356,8 +470,14 @@ def _fold_record(db, op: Op) -> None:
                 values[c] = (json.dumps(value, sort_keys=True) if c in JSON_COLUMNS
                              and value is not None else value)
     names = ["uuid", "version", "deleted", *columns]
+    # One statement: the row keeps the higher version even when two writers fold puts of one
+    # record at once (a lower one stays in the log as history). Versions compare bytewise on
+    # both engines.
     db.execute(
-        f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        f" ON CONFLICT (uuid) DO UPDATE SET"
+        f" {', '.join(f'{n} = excluded.{n}' for n in names[1:])}"
+        f" WHERE {table}.version < excluded.version",
         [op.subject, op.version, 1 if op.kind == "delete" else 0, *(values[c] for c in columns)],
     )
 
@@ -386,8 +506,11 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
     return progress, completed, answered, correct, seconds
 
 
-def _fold_event(db, op: Op) -> None:
-    """Commutative merge of one event into the learner's summary for that resource."""
+def _fold_event(db, op: Op, answer_state: bool = True) -> None:
+    """Commutative merge of one event into the learner's summary for that resource.
+
+    ``answer_state=False``: the caller merges the exercise's state itself (a batch reads and
+    writes each exercise's row once, see :func:`apply_many`)."""
     p = op.payload
     progress, completed, answered, correct, seconds = event_counts(op)
     if p.get("quiz"):
@@ -400,34 +523,36 @@ def _fold_event(db, op: Op) -> None:
     # position: the latest one by version wins (resume where the learner last was).
     db.execute(
         """
-        INSERT INTO progress (learner_uuid, pack_id, node_id, progress, completed_version,
+        INSERT INTO progress AS t (learner_uuid, pack_id, node_id, progress, completed_version,
                               seconds, answers, correct, position, position_version,
                               first_version, last_version)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (learner_uuid, pack_id, node_id) DO UPDATE SET
-            progress = max(progress, excluded.progress),
+            progress = max(t.progress, excluded.progress),
             completed_version = CASE
-                WHEN completed_version IS NULL THEN excluded.completed_version
-                WHEN excluded.completed_version IS NULL THEN completed_version
-                ELSE min(completed_version, excluded.completed_version) END,
-            seconds = seconds + excluded.seconds,
-            answers = answers + excluded.answers,
-            correct = correct + excluded.correct,
+                WHEN t.completed_version IS NULL THEN excluded.completed_version
+                WHEN excluded.completed_version IS NULL THEN t.completed_version
+                ELSE min(t.completed_version, excluded.completed_version) END,
+            seconds = t.seconds + excluded.seconds,
+            answers = t.answers + excluded.answers,
+            correct = t.correct + excluded.correct,
             position = CASE WHEN excluded.position IS NOT NULL
-                             AND (position_version IS NULL OR excluded.position_version > position_version)
-                            THEN excluded.position ELSE position END,
+                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
+                            THEN excluded.position ELSE t.position END,
             position_version = CASE WHEN excluded.position IS NOT NULL
-                             AND (position_version IS NULL OR excluded.position_version > position_version)
-                            THEN excluded.position_version ELSE position_version END,
-            first_version = min(first_version, excluded.first_version),
-            last_version = max(last_version, excluded.last_version)
+                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
+                            THEN excluded.position_version ELSE t.position_version END,
+            first_version = min(t.first_version, excluded.first_version),
+            last_version = max(t.last_version, excluded.last_version)
         """,
         [op.subject, p.get("pack_id"), p.get("node_id"), progress, completed, seconds, answered,
          correct, p.get("position"), op.version if p.get("position") is not None else None,
          op.version, op.version],
     )
     if p.get("type") == "answer":
-        _fold_answer(db, op)
+        if answer_state:
+            _fold_answer_state(db, op)
+        _count_missed(db, op)
     fold_activity(db, op, seconds)
 
 
@@ -485,22 +610,31 @@ def missed_question(payload: dict) -> str | None:
     return "" if question is None else str(question)
 
 
-def _fold_answer(db, op: Op) -> None:
+def _fold_answer_state(db, op: Op) -> None:
     """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
-    answer reads one row instead of replaying the learner's history; and count wrong answers
-    per question, so the facilitator's "most missed questions" add up a few small rows
-    instead of parsing every answer the class ever gave."""
+    answer reads one row instead of replaying the learner's history."""
     p = op.payload
     key = [op.subject, p.get("pack_id"), p.get("node_id")]
     row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
                      " AND node_id = ?", key).fetchone()
-    question = p.get("question_id")
-    recent, solved = merge_answers(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"),
-                                   op.version, bool(p.get("correct")),
-                                   None if question is None else str(question))
+    recent, solved = _merge_answer(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"), op)
     db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
                " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
                                     json.dumps(solved, separators=(",", ":")), *key])
+
+
+def _merge_answer(recent: list, solved: list, op: Op) -> tuple[list, list]:
+    p = op.payload
+    question = p.get("question_id")
+    return merge_answers(recent, solved, op.version, bool(p.get("correct")),
+                         None if question is None else str(question))
+
+
+def _count_missed(db, op: Op) -> None:
+    """Count wrong answers per question, so the facilitator's "most missed questions" add
+    up a few small rows instead of parsing every answer the class ever gave."""
+    p = op.payload
+    key = [op.subject, p.get("pack_id"), p.get("node_id")]
     missed = missed_question(p)
     if missed is not None:
         # The numbers a generated question showed, from the latest wrong answer by version (the
@@ -508,14 +642,14 @@ def _fold_answer(db, op: Op) -> None:
         values = p.get("values")
         seen = json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None
         db.execute(
-            "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
+            "INSERT INTO missed_questions AS t (learner_uuid, pack_id, node_id, question_id, wrong,"
             " seen_values, seen_version) VALUES (?, ?, ?, ?, 1, ?, ?)"
             " ON CONFLICT (learner_uuid, pack_id, node_id, question_id) DO UPDATE SET"
-            " wrong = wrong + 1,"
-            " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
-            "   OR excluded.seen_version > seen_version) THEN excluded.seen_values ELSE seen_values END,"
-            " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
-            "   OR excluded.seen_version > seen_version) THEN excluded.seen_version ELSE seen_version END",
+            " wrong = t.wrong + 1,"
+            " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
+            "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_values ELSE t.seen_values END,"
+            " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
+            "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_version ELSE t.seen_version END",
             [*key, missed, seen, op.version if seen else None])
 
 
@@ -550,8 +684,8 @@ def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int
 
 
 def version_vector(db: sqlite_utils.Database) -> dict[str, int]:
-    """Highest sequence number held per origin device (what sync compares)."""
-    return dict(db.execute("SELECT origin, max(seq) FROM ops GROUP BY origin").fetchall())
+    """Highest sequence number held per origin device (what sync compares), in one read."""
+    return dict(db.execute("SELECT origin, max_seq FROM heads WHERE max_seq > 0").fetchall())
 
 
 def query(db: sqlite_utils.Database, entity: str, where: str = "", params=(),
@@ -597,5 +731,5 @@ def _decode(record: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["Op", "write_tx", "put", "delete", "event", "GroupCommit", "WriteFailed", "apply", "load",
-           "query", "require", "history", "ops_since", "version_vector", "next_version",
+           "query", "require", "history", "ops_since", "version_vector", "head", "next_version",
            "observe_version", "parse_version"]

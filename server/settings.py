@@ -183,6 +183,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_log_days", int, 30,
             "Days of sync history (sync_log) kept: every export, import, sync and pairing.",
             minimum=1, maximum=3650),
+    Setting("database_url", str, "",
+            "Where the hub keeps its records: empty for SQLite in the data home (every box), or "
+            "a postgresql://user@host/name URL for a hub on PostgreSQL (see docs/deployment.md). "
+            "Packs and the search index stay in the data home either way."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

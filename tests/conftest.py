@@ -41,7 +41,9 @@ def home(tmp_path) -> Path:
 @pytest.fixture
 def app(box):
     """The app of a set-up box (see `box`), as learners and staff meet it."""
-    return create_app({"home": box.home, "TESTING": True})
+    app = create_app({"home": box.home, "TESTING": True})
+    yield app
+    app.extensions["passerelle.db_pool"].close()  # a PostgreSQL pool's connections too
 
 
 def english_client(app):
@@ -340,14 +342,25 @@ def _build_box(home: Path) -> dict:
         accounts.add_member(db, ids["class_b"], ids["chloe"])
         ids["session_a"] = accounts.open_session(db, ids["class_a"], ids["fatou"], topic="E-mail",
                                                   date=datetime.datetime.now(datetime.UTC).date().isoformat())
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not db_url_of(home):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # A small pack (article with an image, clip with subtitles, html5 app, exercise).
     from passerelle.content import build_pack
 
     built = build_pack(REPO / "tests" / "fixtures" / "demo-pack", home.parent / "demo-fr.zip",
                        created="2026-11-01T00:00:00Z")
     app.extensions["passerelle.library"].import_pack(built.path)
+    app.extensions["passerelle.db_pool"].close()  # a PostgreSQL template must have no session
     return ids
+
+
+def db_url_of(home: Path) -> str | None:
+    toml = home / "passerelle.toml"
+    if toml.exists():
+        import tomllib
+
+        return tomllib.loads(toml.read_text()).get("database_url")
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -416,3 +429,212 @@ def template_db(tmp_path_factory) -> Path:
     conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to copy
     conn.close()
     return path
+
+
+# --- PostgreSQL: a throwaway cluster for the hub's engine ------------------------------------
+
+def _postgresql_bindir() -> Path | None:
+    import glob
+    import shutil as sh
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if found:
+        return Path(found[-1]).parent
+    initdb = sh.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+class PostgresCluster:
+    """initdb + pg_ctl in a temporary folder, on 127.0.0.1 and a free port; gone at the end.
+
+    Run as the ``postgres`` user when the suite runs as root (PostgreSQL refuses root).
+    fsync is off: a test cluster is thrown away, and its durability is not what is tested.
+    """
+
+    def __init__(self, bindir: Path):
+        import pwd
+        import tempfile
+
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="passerelle-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.base = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
+
+    def start(self) -> PostgresCluster:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
+                  "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync")
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
+                  "-t", "60", "-l", str(self.root / "log"), "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"{self.base}/{database}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        import shutil as sh
+
+        try:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                      "stop")
+        finally:
+            sh.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster():
+    """A running PostgreSQL; a missing PostgreSQL fails the tests that need it, never skips."""
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
+                    "package (or: apt-get install postgresql)", pytrace=False)
+    cluster = PostgresCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+_pg_databases = iter(range(1, 10**9))
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(postgresql_cluster) -> str:
+    """One migrated PostgreSQL database (device id made), copied for each test that needs one."""
+    from passerelle.server import db as dbmod
+
+    postgresql_cluster.admin("CREATE DATABASE passerelle_template")
+    dbmod.prepare(postgresql_cluster.url("passerelle_template"))
+    return "passerelle_template"
+
+
+@pytest.fixture
+def postgresql_url(postgresql_cluster, postgresql_template) -> str:
+    """The URL of a fresh, migrated PostgreSQL database of this test's own."""
+    name = f"test_{next(_pg_databases)}"
+    postgresql_cluster.admin(f"CREATE DATABASE {name} TEMPLATE {postgresql_template}")
+    yield postgresql_cluster.url(name)
+    postgresql_cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+_pg_free: list[str] = []  # databases made from the template, given back clean after a test
+
+
+class Databases:
+    """Migrated databases of one engine for a test: a copy of the SQLite template file, or a
+    PostgreSQL database made from the migrated template database (making one takes most of
+    a second here, so they are emptied and reused from test to test)."""
+
+    def __init__(self, engine: str, request, root: Path):
+        self.engine, self.request, self.root = engine, request, root
+        self.made: list = []
+        self.taken: list[str] = []
+
+    def url(self, name: str) -> str:
+        """A new migrated database's location (a file path or a postgresql:// URL)."""
+        import shutil as sh
+
+        if self.engine == "sqlite":
+            path = self.root / f"{name}.db"
+            sh.copy(self.request.getfixturevalue("template_db"), path)
+            return str(path)
+        cluster = self.request.getfixturevalue("postgresql_cluster")
+        template = self.request.getfixturevalue("postgresql_template")
+        if _pg_free:
+            database = _pg_free.pop()
+            _empty_postgres(cluster.url(database))
+        else:
+            database = f"test_{next(_pg_databases)}"
+            cluster.admin(f"CREATE DATABASE {database} TEMPLATE {template}")
+        self.taken.append(database)
+        return cluster.url(database)
+
+    def new(self, name: str, device: str | None = None):
+        from passerelle.server import db as dbmod
+
+        db = dbmod.connect(self.url(name))
+        if device is not None:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'device_id'", [device])
+            db.conn.commit()
+        self.made.append(db)
+        return db
+
+    def close(self) -> None:
+        for db in self.made:
+            db.close()
+        self.made.clear()
+        _pg_free.extend(self.taken)
+        self.taken.clear()
+
+
+def _empty_postgres(url: str) -> None:
+    """A used test database back to the template's state: every table emptied, a device id."""
+    import uuid
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'")]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('device_id', %s), ('created_at',"
+                     " '2026-01-01T00:00:00+00:00')", [str(uuid.uuid4())])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request) -> str:
+    """Run a test on both engines: SQLite (every box) and PostgreSQL (a hub)."""
+    return request.param
+
+
+@pytest.fixture
+def databases(engine, request, tmp_path):
+    made = Databases(engine, request, tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def pg_box_template(tmp_path_factory, postgresql_cluster):
+    """The set-up box of `box`, its records on PostgreSQL (a hub's engine)."""
+    home = tmp_path_factory.mktemp("pg-box-template") / "box"
+    home.mkdir()
+    postgresql_cluster.admin("CREATE DATABASE box_template")
+    (home / "passerelle.toml").write_text(
+        f'database_url = "{postgresql_cluster.url("box_template")}"\n')
+    return home, _build_box(home)
+
+
+@pytest.fixture
+def box_of_engine(engine, request, tmp_path) -> Box:
+    """`box` on the engine of `engine`: a test module whose `box` returns this runs on both."""
+    import shutil as sh
+
+    if engine == "sqlite":
+        return request.getfixturevalue("box")
+    template, ids = request.getfixturevalue("pg_box_template")
+    cluster = request.getfixturevalue("postgresql_cluster")
+    home = tmp_path / "box"
+    sh.copytree(template, home)
+    database = f"test_{next(_pg_databases)}"
+    cluster.admin(f"CREATE DATABASE {database} TEMPLATE box_template")
+    (home / "passerelle.toml").write_text(f'database_url = "{cluster.url(database)}"\n')
+    return Box(home, ids)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import Blueprint, Flask, current_app, jsonify, request
-from passerelle.server import __version__, disk
+from passerelle.server import __version__, dialect, disk
 from passerelle.server import db as dbmod
 from passerelle.server.api.openapi import spec
 from passerelle.server.errors import InvalidInput
@@ -29,8 +27,11 @@ def health():
         device_id = dbmod.get_meta(conn, "device_id")
         conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
         database["schema_version"] = dbmod.schema_version(conn)
-        database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    except sqlite3.Error as exc:
+        if dialect.of(conn) is dialect.POSTGRES:  # a hub on PostgreSQL: WAL is the server's own
+            database["journal_mode"] = "postgresql"
+        else:
+            database["journal_mode"] = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    except dbmod.engine_errors() as exc:
         database = {"status": "error", "message": str(exc)}
     try:
         space = disk.space(current_app.config["HOME"].root, current_app.config["SETTINGS"]).as_dict()

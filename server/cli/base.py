@@ -26,6 +26,7 @@ from passerelle.server.errors import (
     PasserelleError,
 )
 from passerelle.server.home import Home
+from passerelle.server.migrations import all_sets
 from passerelle.server.settings import (
     Settings,
     SettingsError,
@@ -37,7 +38,7 @@ from passerelle.server.settings import (
 # (`content`, `pack`, `users`, `search`, `index`, `sync`) take their place here.
 SECTIONS = (
     ("Run the box", ("serve", "config", "migrate", "check")),
-    ("Keep data safe", ("backup", "restore")),
+    ("Keep data safe", ("backup", "restore", "db")),
     ("Content", ("content", "pack")),
     ("People", ("users", "report")),
     ("Search", ("search", "index")),
@@ -69,12 +70,20 @@ class Env:
         """Make the home, check the database and apply migrations (what `serve` does on start)."""
         settings = self.settings()
         self.home.ensure()
-        return dbmod.prepare(self.home.db_path, settings["db_busy_timeout_ms"])
+        target = dbmod.target(self.home, settings)
+        if target != str(self.home.db_path):  # a hub on PostgreSQL keeps packs in the home
+            dbmod.prepare(self.home.db_path, settings["db_busy_timeout_ms"], sets=all_sets()[1:])
+        return dbmod.prepare(target, settings["db_busy_timeout_ms"])
+
+    @property
+    def db_target(self) -> str:
+        """The records' database: the SQLite file in the home, or the hub's PostgreSQL URL."""
+        return dbmod.target(self.home, self.settings())
 
     def open_db(self):
         """A migrated database connection for one command; the caller closes it."""
         self.prepare()
-        return dbmod.connect(self.home.db_path, self.settings()["db_busy_timeout_ms"])
+        return dbmod.connect(self.db_target, self.settings()["db_busy_timeout_ms"])
 
     @contextmanager
     def db(self):

@@ -29,19 +29,22 @@ def _setting_option(name: str, *decls: str, **kw):
 @_setting_option("host", "--host", metavar="ADDR")
 @_setting_option("port", "--port", metavar="PORT")
 @_setting_option("threads", "--threads", metavar="N")
+@_setting_option("database_url", "--database", metavar="URL")
 @pass_env
-def serve(env: Env, host: str | None, port: int | None, threads: int | None) -> None:
+def serve(env: Env, host: str | None, port: int | None, threads: int | None,
+          database_url: str | None) -> None:
     """Serve the kiosk and the API to the tablets on the LAN.
 
     Checks the database and applies migrations first; stops cleanly on
-    SIGTERM or Ctrl-C.
+    SIGTERM or Ctrl-C. A hub may keep its records on PostgreSQL (--database).
 
     Example: passerelle serve --host 0.0.0.0 --port 8080 --threads 8
     """
     from passerelle.server.app import create_app
     from passerelle.server.web.serve import run
 
-    settings = env.settings({"host": host, "port": port, "threads": threads})
+    settings = env.settings({"host": host, "port": port, "threads": threads,
+                             "database_url": database_url})
     app = create_app(settings)
     run(app, settings)
 
@@ -124,11 +127,16 @@ def backup(env: Env, dest: Path | None) -> None:
     """Snapshot the database, safely while serving.
 
     DEST is a file or a folder; by default HOME/backups/passerelle-<time>.db.
-    Content blobs are not copied: packs can be imported again.
+    Content blobs are not copied: packs can be imported again. A hub on
+    PostgreSQL is dumped with pg_dump (restore it with pg_restore).
 
     Example: passerelle backup /media/usb/box-backup.db
     """
-    env.settings()
+    settings = env.settings()
+    if settings["database_url"]:
+        written = dbmod.backup_postgres(settings["database_url"], dest or env.home.ensure().backups)
+        click.echo(f"backup written to {written} (pg_dump; restore with pg_restore)")
+        return
     written = dbmod.backup(env.home.db_path, dest or env.home.ensure().backups)
     click.echo(f"backup written to {written}")
 
@@ -147,7 +155,9 @@ def restore(env: Env, file: Path, yes: bool) -> None:
 
     Example: passerelle restore ~/.passerelle/backups/passerelle-20261122-101500-000000.db --yes
     """
-    env.settings()
+    if env.settings()["database_url"]:
+        raise click.UsageError("this hub keeps its records on PostgreSQL: restore its pg_dump "
+                               "with pg_restore (see docs/deployment.md)")
     home = env.home.ensure()
     dbmod.validate_backup(file)
     if not yes and not click.confirm(f"Replace {home.db_path} with {file}?", default=False):

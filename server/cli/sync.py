@@ -178,7 +178,7 @@ def sync_now(env: Env, peer_url: str | None, as_json: bool) -> None:
 
     settings = env.settings()
     env.prepare()
-    path, timeout_ms = env.home.db_path, settings["db_busy_timeout_ms"]
+    path, timeout_ms = env.db_target, settings["db_busy_timeout_ms"]
     result = sync_client.sync_once(lambda: dbmod.connect(path, timeout_ms), env.home, peer_url,
                                    timeout=settings["sync_timeout_seconds"],
                                    max_ops=settings["sync_batch_ops"])

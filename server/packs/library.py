@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from passerelle import content as lib
 from passerelle.server import disk
-from passerelle.server.db import connect
+from passerelle.server.db import connect, target
 from passerelle.server.home import Home
 from passerelle.server.settings import Settings
 
@@ -20,7 +20,9 @@ def open_library(home: Home, settings: Settings, *, extra_keys: Iterable[str] = 
     (the search index) are attached by the callers that need them.
     """
     timeout = settings["db_busy_timeout_ms"]
-    return lib.Library(lambda: connect(home.db_path, timeout), home.storage, home.tmp,
+    # On a hub on PostgreSQL the catalogue is there too, beside the records reports join it to.
+    where = target(home, settings)
+    return lib.Library(lambda: connect(where, timeout), home.storage, home.tmp,
                        trusted_keys=[*settings["trusted_publisher_keys"], *extra_keys],
                        require_signature=require_signature or settings["require_signed_packs"],
                        # An import leaves the disk's reserve to learners' progress.

@@ -458,7 +458,7 @@ def _failures(db, key: str, now: float) -> list[float]:
         [key, now - WINDOW_SECONDS]).fetchall()]
 
 
-def _claim_attempt(db, keys: dict[str, int], now: float) -> list[int]:
+def _claim_attempt(db, keys: dict[str, int], now: float) -> list[tuple[str, float]]:
     """Count one attempt against each key, or raise LockedOut when one is at its limit."""
     with records.write_tx(db):
         db.execute("DELETE FROM signin_failures WHERE at <= ?", [now - WINDOW_SECONDS])
@@ -466,15 +466,17 @@ def _claim_attempt(db, keys: dict[str, int], now: float) -> list[int]:
             recent = _failures(db, key, now)
             if len(recent) >= limit:
                 raise LockedOut(max(1, int(recent[-limit] + WINDOW_SECONDS - now) + 1))
-        return [db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)",
-                           [key, now]).lastrowid for key in keys]
+        for key in keys:
+            db.execute("INSERT INTO signin_failures (key, at) VALUES (?, ?)", [key, now])
+        # (key, time) names the claim on both engines (PostgreSQL has no rowid).
+        return [(key, now) for key in keys]
 
 
-def _attempt_succeeded(db, account_key: str, claimed: list[int]) -> None:
+def _attempt_succeeded(db, account_key: str, claimed: list[tuple[str, float]]) -> None:
     with records.write_tx(db):
         db.execute("DELETE FROM signin_failures WHERE key = ?", [account_key])
-        for rowid in claimed:
-            db.execute("DELETE FROM signin_failures WHERE rowid = ?", [rowid])
+        for key, at in claimed:
+            db.execute("DELETE FROM signin_failures WHERE key = ? AND at = ?", [key, at])
 
 
 @functools.cache

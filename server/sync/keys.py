@@ -126,8 +126,8 @@ def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: 
             "INSERT INTO sync_devices (device_id, public_key, organisation, label, paired_at, anchor)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
             " public_key = excluded.public_key, organisation = excluded.organisation,"
-            " label = coalesce(excluded.label, label), paired_at = excluded.paired_at,"
-            " revoked_at = NULL, vouched_by = NULL, anchor = max(anchor, excluded.anchor)",
+            " label = coalesce(excluded.label, sync_devices.label), paired_at = excluded.paired_at,"
+            " revoked_at = NULL, vouched_by = NULL, anchor = max(sync_devices.anchor, excluded.anchor)",
             [device_id, text, organisation, label, records.now_iso(), 1 if anchor else 0])
         mark_devices_changed(db)
     return {"device_id": device_id, "public_key": text, "organisation": organisation}

@@ -30,7 +30,7 @@ import secrets
 import time
 
 import sqlite_utils
-from passerelle.server import records
+from passerelle.server import dialect, records
 
 TTL_S = 600
 DOMAIN = b"passerelle-nonce/1"
@@ -82,7 +82,8 @@ def take(db: sqlite_utils.Database, secret: bytes, nonce: str, now_ms: int | Non
     if expires is None:
         return False
     conn = db.conn
-    relaxed = not conn.in_transaction
+    # SQLite only: PostgreSQL has no such pragma (its commit is as durable as its settings).
+    relaxed = dialect.of(db).name == "sqlite" and not conn.in_transaction
     if relaxed:
         conn.execute("PRAGMA synchronous = NORMAL")
     try:

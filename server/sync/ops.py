@@ -53,17 +53,9 @@ class SyncRefused(InvalidInput):
 
 # --- Version vectors --------------------------------------------------------------------
 
-def vector(db: sqlite_utils.Database) -> dict[str, int]:
-    """``{origin: highest seq}``, like :func:`records.version_vector` but one index probe per
-    origin instead of a scan of the whole log (a "nothing new" exchange stays fast)."""
-    found: dict[str, int] = {}
-    row = db.execute("SELECT origin FROM ops ORDER BY origin LIMIT 1").fetchone()
-    while row is not None:
-        origin = row[0]
-        found[origin] = db.execute("SELECT max(seq) FROM ops WHERE origin = ?", [origin]).fetchone()[0]
-        row = db.execute("SELECT origin FROM ops WHERE origin > ? ORDER BY origin LIMIT 1",
-                         [origin]).fetchone()
-    return found
+# The version vector is records.version_vector (the ``heads`` table, one read); sync calls it
+# ``vector``.
+vector = records.version_vector
 
 
 # --- Signed operations ------------------------------------------------------------------
@@ -323,8 +315,7 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
         if version_device != op.origin:
             raise SyncRefused(f"operation {op.origin}:{op.seq} carries another device's version")
         if op.origin not in known:
-            known[op.origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?",
-                                          [op.origin]).fetchone()[0]
+            known[op.origin] = records.head(db, op.origin)
         if op.seq <= known[op.origin]:
             # Already here (contiguity): it will count as a duplicate and change nothing, so its
             # signature is not worth checking again; a batch resent after a cut costs little.
@@ -358,13 +349,16 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
     for origin, first, last in sorted(skips or ()):
         runs.setdefault(origin, []).append((first, last))
     with records.write_tx(db):
-        have: dict[str, int] = {}
+        # Each origin's row of heads locked (in sorted order, as every writer takes them) until
+        # the commit: two pushes relaying one origin at once apply it one after the other, and
+        # the second finds the first's ops there (contiguity holds with many writers).
+        have = {origin: records.head(db, origin, lock=True)
+                for origin in sorted({op.origin for op in ops})}
+        start = dict(have)
         newest = ""
         signatures = []
+        to_apply: list[SignedOp] = []
         for op in ops:
-            if op.origin not in have:
-                have[op.origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?",
-                                             [op.origin]).fetchone()[0]
             if op.seq <= have[op.origin]:
                 result.duplicates += 1  # contiguity: everything up to `have` is already here
                 continue
@@ -377,24 +371,30 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                 first, count, why = result.held.get(op.origin, (op.seq, 0, held[1]))
                 result.held[op.origin] = (first, count + 1, why)
                 continue
-            if records.apply(db, op.op):
+            to_apply.append(op)
+            have[op.origin] = op.seq
+        new = {(o.origin, o.seq) for o in records.apply_many(db, [op.op for op in to_apply],
+                                                              heads=False)}
+        for op in to_apply:
+            if (op.origin, op.seq) in new:
                 result.applied += 1
                 signatures.append((op.origin, op.seq, op.signature))
                 newest = max(newest, op.version)
             else:
                 result.duplicates += 1
-            have[op.origin] = op.seq
         for origin in list(runs):  # runs after an origin's last op in the batch, or alone
             if origin not in hold_from:
                 if origin not in have:
-                    have[origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE"
-                                              " origin = ?", [origin]).fetchone()[0]
-                _take_skips(db, runs, origin, have[origin], None)
+                    have[origin] = start[origin] = records.head(db, origin, lock=True)
+                have[origin] = _take_skips(db, runs, origin, have[origin], None)
         if signatures:
             db.conn.executemany("INSERT OR IGNORE INTO op_signatures (origin, seq, signature)"
                                 " VALUES (?, ?, ?)", signatures)
+        for origin, seq in have.items():
+            if seq > start[origin]:
+                db.execute("UPDATE heads SET max_seq = ? WHERE origin = ?", [seq, origin])
         if newest:
-            records.observe_version(db, newest)
+            records.observe_version(db, newest)  # last: the clock row is every writer's
     result.vector = vector(db)
     return result
 
@@ -405,6 +405,7 @@ def record_skip(db: sqlite_utils.Database, origin: str, first: int, last: int) -
     db.execute("INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
                " VALUES (?, ?, '', 'put', ?, '', ?, NULL) ON CONFLICT (origin, seq) DO NOTHING",
                [origin, last, SKIP_ENTITY, json.dumps({"first": first})])
+    records.raise_head(db, origin, last)
 
 
 def _take_skips(db, runs: dict[str, list[tuple[int, int]]], origin: str, have: int,

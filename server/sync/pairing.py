@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import sqlite_utils
-from passerelle.server import records
+from passerelle.server import dialect, records
 from passerelle.server.errors import InvalidInput
 from passerelle.server.people import accounts
 from passerelle.server.sync.keys import (
@@ -133,7 +133,10 @@ def accept_pairing(db: sqlite_utils.Database, home, request: Mapping, nonce: str
 
     refusal: SyncRefused | None = None
     with records.write_tx(db):
-        rows = db.execute("SELECT key, expires_ms, used_at, used_by FROM sync_pair_codes").fetchall()
+        # Locked until the commit (PostgreSQL; SQLite has one writer): ten boxes using one code
+        # at once wait here in turn, and all but the first find it used.
+        rows = db.execute("SELECT key, expires_ms, used_at, used_by FROM sync_pair_codes"
+                          + dialect.of(db).for_update).fetchall()
         match = next((r for r in rows if hmac.compare_digest(
             pair_mac(bytes(r[0]), "box", transcript), mac)), None)
         if match is None:

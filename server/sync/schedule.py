@@ -142,7 +142,7 @@ def init_app(app) -> None:
 
     settings = app.config["SETTINGS"]
     home = app.config["HOME"]
-    path, timeout_ms = home.db_path, settings["db_busy_timeout_ms"]
+    path, timeout_ms = dbmod.target(home, settings), settings["db_busy_timeout_ms"]
 
     def run_once():
         results = sync_client.sync_all(
@@ -188,7 +188,7 @@ def start_serving(app, port: int) -> list:
 
     home = app.config["HOME"]
     nightly = backups.NightlyBackup(
-        lambda: dbmod.connect(home.db_path, settings["db_busy_timeout_ms"]), home,
+        lambda: dbmod.connect(dbmod.target(home, settings), settings["db_busy_timeout_ms"]), home,
         roots=settings["usb_roots"])
     nightly.start()
     started.append(nightly)
@@ -211,7 +211,7 @@ def _announcement(app) -> dict:
     from passerelle.server.people import accounts
 
     settings = app.config["SETTINGS"]
-    db = dbmod.connect(app.config["HOME"].db_path, settings["db_busy_timeout_ms"])
+    db = dbmod.connect(app.config["DB_PATH"], settings["db_busy_timeout_ms"])
     try:
         org = accounts.organisation(db) or {}
         return {"device_id": records.device_id(db), "organisation": org.get("uuid"),

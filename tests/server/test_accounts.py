@@ -10,6 +10,12 @@ from passerelle.server.people import accounts
 from tests.conftest import PASSWORDS, PINS, csrf_token
 
 
+@pytest.fixture
+def box(box_of_engine):
+    """Every test here runs on SQLite (a box) and on PostgreSQL (a hub)."""
+    return box_of_engine
+
+
 def test_setup_creates_the_organisation_and_the_first_coordinator(fresh_client, fresh_app):
     assert fresh_client.get("/manage").headers["Location"].endswith("/setup")
     page = fresh_client.get("/setup").get_data(as_text=True)

@@ -31,11 +31,16 @@ class Box:
         self.db.close()
 
 
-def new_box(template: Path, root: Path, name: str, device: str | None = None) -> Box:
+def new_box(template, root: Path, name: str, device: str | None = None) -> Box:
+    """A box with a migrated database: ``template`` is the SQLite template file, or a
+    ``Databases`` factory (tests on both engines) that makes one."""
     home = root / name
     home.mkdir(parents=True)
-    shutil.copy(template, home / "passerelle.db")
-    db = dbmod.connect(home / "passerelle.db")
+    if isinstance(template, Path):
+        shutil.copy(template, home / "passerelle.db")
+        db = dbmod.connect(home / "passerelle.db")
+    else:
+        db = dbmod.connect(template.url(name))
     device = device or f"dev-{name}"
     db.execute("UPDATE meta SET value = ? WHERE key = 'device_id'", [device])
     db.conn.commit()
@@ -52,11 +57,12 @@ def trust_all(boxes: list[Box]) -> None:
 
 
 @pytest.fixture
-def make_boxes(template_db, tmp_path):
+def make_boxes(databases, tmp_path):
+    """Boxes whose databases are on the engine of ``engine``: these tests run on both."""
     made: list[Box] = []
 
     def make(n: int, trusted: bool = True, root: Path | None = None) -> list[Box]:
-        boxes = [new_box(template_db, root or tmp_path, f"box{len(made) + i}") for i in range(n)]
+        boxes = [new_box(databases, root or tmp_path, f"box{len(made) + i}") for i in range(n)]
         made.extend(boxes)
         if trusted:
             trust_all(boxes)

@@ -1,0 +1,78 @@
+"""The SQL fragments that differ between the two engines a Passerelle database runs on.
+
+Boxes run SQLite; a hub may run PostgreSQL (:mod:`.pg`). Most of the SQL the
+server writes is the same on both (``ON CONFLICT`` upserts, ``?`` placeholders,
+which the PostgreSQL engine turns into its own). What differs is named here,
+once, and code that needs it asks the database it holds: ``dialect.of(db)``.
+
+The PostgreSQL engine also rewrites the SQLite spellings already written
+through the code (``INSERT OR IGNORE``, scalar ``max(a, b)``, ``json_extract``,
+``COLLATE NOCASE``): see :func:`passerelle.server.pg.translate`.
+"""
+
+from __future__ import annotations
+
+
+class Dialect:
+    """SQLite's spelling (the default, and what every box runs)."""
+
+    name = "sqlite"
+    # Row locks: SQLite has one writer at a time (BEGIN IMMEDIATE), so a row needs no lock
+    # of its own; PostgreSQL locks the rows a writer reads to change.
+    for_update = ""
+
+    def greatest(self, *exprs: str) -> str:
+        return f"max({', '.join(exprs)})"
+
+    def least(self, *exprs: str) -> str:
+        return f"min({', '.join(exprs)})"
+
+    def json_text(self, column: str, key: str) -> str:
+        """A top-level key of a JSON text column, as text."""
+        return f"json_extract({column}, '$.{key}')"
+
+    def nocase(self, expr: str) -> str:
+        """An expression ordered without regard to ASCII case."""
+        return f"{expr} COLLATE NOCASE"
+
+    def day_of_ms(self, expr: str) -> str:
+        """The UTC day (YYYY-MM-DD) of a count of milliseconds since 1970."""
+        return f"date(({expr}) / 1000, 'unixepoch')"
+
+    def insert_ignore(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
+        """An insert that does nothing when the row's key is already there."""
+        return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+                f" ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING")
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    for_update = " FOR UPDATE"
+
+    def greatest(self, *exprs: str) -> str:
+        return f"greatest({', '.join(exprs)})"
+
+    def least(self, *exprs: str) -> str:
+        return f"least({', '.join(exprs)})"
+
+    def json_text(self, column: str, key: str) -> str:
+        return f"({column}::jsonb ->> '{key}')"
+
+    def nocase(self, expr: str) -> str:
+        return f"lower({expr})"
+
+    def day_of_ms(self, expr: str) -> str:
+        return f"to_char(to_timestamp(({expr}) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+SQLITE = Dialect()
+POSTGRES = PostgresDialect()
+
+
+def of(db) -> Dialect:
+    """The dialect of a database handle (a plain sqlite-utils database is SQLite)."""
+    return getattr(db, "dialect", SQLITE)
+
+
+def is_postgres_url(target) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
