@@ -149,6 +149,11 @@ CREATE TABLE guest_days (
             PRIMARY KEY (day, guest, pack_id)
         ) WITHOUT ROWID;
 
+CREATE TABLE heads (
+            origin TEXT PRIMARY KEY,
+            max_seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
 CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
                    created_by TEXT, created_at TEXT);
 
