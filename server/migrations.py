@@ -671,3 +671,60 @@ def _pg_missed_questions(db) -> None:
             PRIMARY KEY (learner_uuid, pack_id, node_id, question_id)
         )
     """)
+
+
+@postgres_variant("m0023_guest_days")
+def _pg_guest_days(db) -> None:
+    # The table as on SQLite; its trigger in PL/pgSQL with the same rules: the day the box's
+    # clock gave the view (a malformed one falls back to the version's day), the time of the
+    # page before clamped to 0..30 minutes and credited to that page's pack.
+    db.execute("""
+        CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID
+    """)
+    db.conn.raw.execute(r"""
+        CREATE FUNCTION guest_days_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            p jsonb := NEW.payload::jsonb;
+            d text;
+            secs bigint := 0;
+        BEGIN
+            BEGIN
+                d := to_char((p ->> 'day')::date, 'YYYY-MM-DD');
+            EXCEPTION WHEN others THEN
+                d := NULL;
+            END;
+            IF d IS NULL THEN
+                d := to_char(to_timestamp(substr(NEW.version, 1, 13)::bigint / 1000)
+                             AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+            END IF;
+            IF jsonb_typeof(p -> 'seconds') = 'number' THEN
+                secs := greatest(0, least(1800, trunc((p ->> 'seconds')::numeric)));
+            ELSIF jsonb_typeof(p -> 'seconds') = 'string'
+                  AND p ->> 'seconds' ~ '^\s*[-+]?[0-9]+' THEN
+                secs := greatest(0, least(1800,
+                                 substring(p ->> 'seconds' from '[-+]?[0-9]+')::numeric));
+            END IF;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES (d, NEW.subject, coalesce(p ->> 'pack_id', ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = guest_days.views + 1;
+            IF secs > 0 THEN
+                INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+                VALUES (d, NEW.subject, coalesce(p ->> 'seconds_pack_id', ''), 0, secs)
+                ON CONFLICT (day, guest, pack_id) DO UPDATE
+                SET seconds = guest_days.seconds + excluded.seconds;
+            END IF;
+            RETURN NULL;
+        END $$
+    """)
+    db.conn.raw.execute("""
+        CREATE TRIGGER guest_days_fold AFTER INSERT ON ops FOR EACH ROW
+        WHEN (NEW.kind = 'event' AND NEW.entity = 'guest')
+        EXECUTE FUNCTION guest_days_fold()
+    """)

@@ -48,9 +48,11 @@ def postgres_schema(db) -> dict:
         for name, primary, unique, partial, constraint, cols in raw.execute(
                 "SELECT ic.relname, i.indisprimary, i.indisunique, i.indpred IS NOT NULL,"
                 " EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid),"
-                " array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, pos)"
-                "       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n"
-                "       ORDER BY k.pos)"
+                # Each key as PostgreSQL writes it: a column, or lower(column) for SQLite's
+                # COLLATE NOCASE, which SQLite's index_info names by its column.
+                " array(SELECT regexp_replace(pg_get_indexdef(i.indexrelid, k.pos::int, true),"
+                "                             '^lower\\((.*)\\)$|^\"(.*)\"$', '\\1\\2')"
+                "       FROM unnest(i.indkey) WITH ORDINALITY k(n, pos) ORDER BY k.pos)"
                 " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
                 " WHERE i.indrelid = %s::regclass", [table]):
             if primary:
