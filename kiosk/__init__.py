@@ -29,6 +29,7 @@ from flask import (
     url_for,
 )
 from passerelle.kiosk.qr import qr_svg
+from passerelle.server.web import captive
 from passerelle.server.web.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
@@ -108,6 +109,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["format_datetime"] = format_datetime
     app.jinja_env.globals["format_size"] = format_size
     app.jinja_env.globals["qr_svg"] = qr_svg
+    app.jinja_env.globals["box_url"] = captive.BOX_URL  # what the hotspot guarantees
 
 
 def format_size(size: int | None) -> str:

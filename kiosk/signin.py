@@ -66,7 +66,7 @@ def setup():
                         "%(address)s again.", address=captive.BOX_URL))
             return redirect(url_for("kiosk.manage_home"))
     return render_template("setup.html", errors=errors, form=form, offer_wifi=offer_wifi,
-                           box_url=captive.BOX_URL, modes=accounts.SIGNIN_MODES,
+                           modes=accounts.SIGNIN_MODES,
                            fields=accounts.PROFILE_FIELDS), 400 if errors else 200
 
 

@@ -8,7 +8,7 @@ from passerelle.kiosk import bp
 from passerelle.kiosk.manage.common import STAFF
 from passerelle.server.db import get_db
 from passerelle.server.people import accounts
-from passerelle.server.web import captive, network
+from passerelle.server.web import network
 from passerelle.server.web.auth import allow
 
 
@@ -17,4 +17,4 @@ from passerelle.server.web.auth import allow
 def manage_label():
     answer = network.last_result(current_app.config["HOME"].root) or {}
     return render_template("manage/label.html", org=accounts.organisation(get_db()) or {},
-                           box_url=captive.BOX_URL, wifi_name=answer.get("wifi_name"))
+                           wifi_name=answer.get("wifi_name"))

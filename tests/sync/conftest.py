@@ -22,6 +22,7 @@ class Box:
     home: Path
     db: object
     device: str
+    location: str = ""  # the database: a file path or a postgresql:// URL
 
     @property
     def public_key(self) -> str:
@@ -38,14 +39,15 @@ def new_box(template, root: Path, name: str, device: str | None = None) -> Box:
     home.mkdir(parents=True)
     if isinstance(template, Path):
         shutil.copy(template, home / "passerelle.db")
-        db = dbmod.connect(home / "passerelle.db")
+        location = str(home / "passerelle.db")
     else:
-        db = dbmod.connect(template.url(name))
+        location = template.url(name)
+    db = dbmod.connect(location)
     device = device or f"dev-{name}"
     db.execute("UPDATE meta SET value = ? WHERE key = 'device_id'", [device])
     db.conn.commit()
     syncmod.device_key(db, home)
-    return Box(name, home, db, device)
+    return Box(name, home, db, device, location)
 
 
 def trust_all(boxes: list[Box]) -> None:

@@ -340,7 +340,7 @@ def test_nonces_are_single_use_expire_and_are_shared_by_processes(make_boxes):
 
     box = make_boxes(1, trusted=False)[0]
     secret = nonces.secret_from_key(syncmod.device_key(box.db, box.home))
-    other = dbmod.connect(box.home / "passerelle.db")  # a second process's connection
+    other = dbmod.connect(box.location)  # a second process's connection
     try:
         now = 1_000_000
         first = nonces.issue(secret, ttl_s=60, now_ms=now)
