@@ -67,6 +67,9 @@ FULL_CHECK_MAX = 2 * 1024**3
 SPACE_MARGIN = 64 * 1024 * 1024
 MAX_ILLUSTRATION = 256 * 1024
 MAX_REDIRECTS = 16
+# HTML read of one article for indexing or a snippet: a 5 MB page must not make the
+# indexer's memory jump (its first megabyte holds far more text than is indexed of it).
+MAX_ARTICLE_BYTES = 1024 * 1024
 SPLIT_SUFFIX = re.compile(r"\.zim[a-z]{2}$", re.IGNORECASE)
 # ZIM metadata names languages with ISO 639-3 codes; the kiosk speaks ISO 639-1.
 ISO639_3 = {
@@ -204,6 +207,17 @@ class ZimHit:
     uuid: str
     path: str
     title: str
+    snippet: str = ""        # escaped HTML with <mark>, made by the search edge
+
+
+@dataclass
+class ZimArticle:
+    """An HTML article read for indexing: its entry number, path, title and (capped) HTML."""
+
+    entry: int
+    path: str
+    title: str
+    html: str
 
 
 @dataclass
@@ -572,6 +586,50 @@ class ZimLibrary:
         except RuntimeError as exc:
             raise InvalidZim(f"{path}: cannot be read from the ZIM ({exc})") from None
 
+    def entry_count(self, uuid: str) -> int:
+        """How many entries :meth:`articles` walks through (articles, media, redirects)."""
+        return self.archive(uuid).entry_count
+
+    def articles(self, uuid: str, start: int, count: int,
+                 max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[list[ZimArticle], int, int]:
+        """The HTML articles among entries ``start`` to ``start + count`` (by entry number):
+        (articles, the entry to read next, entries that could not be read).
+
+        Redirects, media and, in old-layout files, entries outside the ``A/``
+        namespace are passed over. A damaged cluster makes its entries
+        unreadable, not the walk: they are counted and skipped, so a hostile
+        file can neither stop nor crash the indexing of the rest. Entries are
+        read by number through libzim's ``_get_entry_by_id``, the only way its
+        Python API walks a whole archive.
+        """
+        archive = self.archive(uuid)
+        old_layout = not archive.has_new_namespace_scheme
+        stop = min(archive.entry_count, start + count)
+        found, unreadable = [], 0
+        for number in range(start, stop):
+            try:
+                entry = archive._get_entry_by_id(number)
+                if entry.is_redirect or (old_layout and not entry.path.startswith("A/")):
+                    continue
+                item = entry.get_item()
+                if not item.mimetype.startswith("text/html"):
+                    continue
+                html = bytes(item.content[:max_bytes]).decode("utf-8", errors="replace")
+                found.append(ZimArticle(number, entry.path, entry.title or item.title, html))
+            except (RuntimeError, KeyError, IndexError, UnicodeError):
+                unreadable += 1
+        return found, stop, unreadable
+
+    def article_html(self, uuid: str, path: str, max_bytes: int = 64 * 1024) -> str:
+        """The beginning of an article's HTML (for a search snippet); "" when it cannot be read."""
+        try:
+            found = self.read(uuid, path)
+        except (ZimNotFound, InvalidZim):
+            return ""
+        if isinstance(found, str) or not found.mimetype.startswith("text/html"):
+            return ""
+        return bytes(found.content[:max_bytes]).decode("utf-8", errors="replace")
+
     def search(self, uuid: str, query: str, start: int = 0, count: int = 10) -> ZimResults:
         """Full text through the ZIM's own Xapian index, else titles through its title index."""
         info = self.get(uuid)
@@ -636,6 +694,7 @@ __all__ = [
     "UNAVAILABLE_REASON",
     "AddResult",
     "InvalidZim",
+    "ZimArticle",
     "ZimHit",
     "ZimInfo",
     "ZimItem",

@@ -139,6 +139,14 @@ class SearchResult:
     approximate: bool = False
 
 
+def snippet(text: str, query: str, language: str = "", max_chars: int = 240) -> str:
+    """A snippet of ``text`` around the words of ``query``, as search hits have: escaped,
+    with ``<mark>``. For text found by another engine (a ZIM's own Xapian index)."""
+    pq = parse(query)
+    matcher = SearchIndex._matcher(pq.terms or pq.kind_terms)
+    return highlight(text[:SCAN_CHARS], matcher, primary_language(language), max_chars)[0]
+
+
 def _empty_result(query_filters=None) -> SearchResult:
     return SearchResult(hits=[], total=0, facets={"kind": {}, "language": {}, "pack": {}},
                         query_filters=query_filters or {})

@@ -407,3 +407,24 @@ def m0012_missed_questions(db: Database) -> None:
         "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
         " seen_values, seen_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((*key, n, *seen.get(key, (None, None))) for key, n in counts.items()))
+
+
+@MIGRATIONS()
+def m0024_zim_index_jobs(db: Database) -> None:
+    # The indexing of a ZIM without its own full-text index into the box's FTS5 search
+    # (server/search/zim_index.py), one row per ZIM: where it stands, so that it resumes
+    # after a restart or a power cut. `next_entry` is the first entry number not yet
+    # indexed; the articles themselves are in the ZIM's own index file.
+    db.execute("""
+        CREATE TABLE zim_index_jobs (
+            uuid TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            next_entry INTEGER NOT NULL DEFAULT 0,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT,
+            updated_at TEXT NOT NULL
+        )
+    """)

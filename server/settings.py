@@ -176,6 +176,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),
+    Setting("zim_index", bool, True,
+            "Index the articles of ZIM files that carry no full-text index of their own into "
+            "the box's search, in the background while serving (off: only those started from "
+            "the content page or `passerelle index zim`)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -185,3 +185,130 @@ def test_another_box_copies_the_file_resumably_and_kiwix_apps_browse_the_catalog
     links = {link.get("rel"): link.get("href") for link in entry.findall(f"{atom}link")}
     assert links["http://opds-spec.org/acquisition/open-access"] == f"/zim-file/{uuid}.zim"
     assert links[None] == f"/zim/{uuid}/"
+
+
+# --- the box's own full-text index for ZIMs without one ------------------------------------
+
+@pytest.fixture
+def plain(app, tmp_path):
+    """A ZIM with a title index but no full-text index (a zimit capture, a small export)."""
+    articles = {**ARTICLES, **{f"Page_{i}": (f"Page {i}", f"<p>Texte numéro {i} du recueil "
+                                                        f"<script>var x = '<b>';</script></p>")
+                               for i in range(40)}}
+    path = make_zim(tmp_path / "usb" / "plain.zim", articles=articles, fulltext=False,
+                    name="plain_fr", title="Recueil sans index",
+                    extra={"logo.png": ("image/png", b"\x89PNG\r\n\x1a\n" + b"0" * 200)})
+    uuid = app.extensions["passerelle.zims"].add(path).uuid
+    return uuid, len(articles)
+
+
+def test_a_zim_without_full_text_index_is_indexed_and_searched_with_snippets(client, app, plain):
+    uuid, count = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    indexer.run(uuid)
+    job = indexer.status(uuid)
+    assert job.state == "done" and job.indexed == count and job.percent == 100
+    found = client.get("/api/v1/zims/search?q=phrase de passe").get_json()
+    [source] = found["sources"]
+    assert source["mode"] == "index" and source["hits"][0]["path"] == "Mot_de_passe"
+    assert "<mark>phrase</mark> de <mark>passe</mark>" in source["hits"][0]["snippet"]
+    page = client.get("/search?q=doigt").get_data(as_text=True)
+    assert f"/read/{uuid}/Tablette_tactile" in page
+    assert 'class="snippet"' in page and "<mark>doigt</mark>" in page
+
+
+def test_indexing_goes_by_bounded_slices_and_resumes_after_a_crash(app, plain, monkeypatch):
+    from passerelle.server.search import zim_index
+
+    uuid, count = plain
+    monkeypatch.setattr(zim_index, "BATCH_ENTRIES", 10)
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    assert indexer.step(uuid) is True   # one slice, more to do
+    first = indexer.status(uuid)
+    assert 0 < first.next_entry <= 50 and first.state == "queued" and 0 < first.percent < 100
+    # Killed after a slice's documents were committed, before its progress was: the next
+    # start indexes that slice again, and nothing is counted twice.
+    real_set = zim_index.ZimIndexer._set
+
+    def crash(self, uuid_, **values):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(zim_index.ZimIndexer, "_set", crash)
+    with pytest.raises(KeyboardInterrupt):
+        indexer.step(uuid)
+    monkeypatch.setattr(zim_index.ZimIndexer, "_set", real_set)
+    assert indexer.status(uuid).next_entry == first.next_entry
+    # A new process (a new app on the same data home) goes on from there.
+    from passerelle.server.app import create_app
+
+    again = create_app({"home": app.config["HOME"].root, "TESTING": True})
+    later = again.extensions["passerelle.zim_index"]
+    later.run(uuid)
+    job = later.status(uuid)
+    assert job.state == "done" and job.indexed == count
+
+
+def test_indexing_is_skippable_and_a_second_process_waits_its_turn(app, plain):
+    import fcntl
+    import os
+
+    uuid, _ = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.skip(uuid)
+    assert indexer.queue_new() == [] and indexer.status(uuid).state == "skipped"
+    indexer.step(uuid)
+    assert indexer.index(uuid) is None
+    indexer.queue(uuid)
+    indexer.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(indexer.folder / f"{uuid}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)    # another process is indexing it
+        assert indexer.step(uuid) is False and indexer.status(uuid).next_entry == 0
+    finally:
+        os.close(fd)
+    indexer.step(uuid)
+    assert indexer.status(uuid).state == "done"
+
+
+def test_cli_import_queues_indexing_unless_no_index(runner, tmp_path):
+    path = make_zim(tmp_path / "p.zim", fulltext=False)
+    result = runner("content", "import", str(path), "--no-index")
+    assert result.exit_code == 0 and "not indexed for full-text search" in result.stdout
+    result = runner("index", "zim")
+    assert "no ZIM waits" in result.stdout
+    other = make_zim(tmp_path / "q.zim", fulltext=False, name="other")
+    result = runner("content", "import", str(other))
+    assert result.exit_code == 0 and "indexed for search in the background" in result.stdout
+    result = runner("index", "zim")
+    assert result.exit_code == 0 and "done, 4 articles indexed" in result.stdout
+    assert runner("content", "import", "x.zip", "--no-index").exit_code != 0
+
+
+def test_a_hostile_zim_fails_its_indexing_cleanly_and_stays_served(client, app, plain, monkeypatch):
+    from passerelle.content import zim as zimlib
+
+    uuid, _ = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+
+    def damaged(self, uuid_, start, count, max_bytes=0):
+        raise zimlib.InvalidZim("Plain: cannot be read from the ZIM (bad cluster)")
+
+    monkeypatch.setattr(zimlib.ZimLibrary, "articles", damaged)
+    assert indexer.step(uuid) is False
+    job = indexer.status(uuid)
+    assert job.state == "failed" and "bad cluster" in job.error
+    monkeypatch.undo()
+    assert client.get(f"/zim/{uuid}/Clavier").status_code == 200
+    indexer.queue(uuid)   # a failure is started again from the beginning
+    assert indexer.status(uuid).next_entry == 0 and indexer.status(uuid).state == "queued"
+
+
+def test_xapian_hits_get_snippets_of_their_article(client, wiki):
+    found = client.get("/api/v1/zims/search?q=clavier").get_json()
+    [source] = found["sources"]
+    assert source["mode"] == "fulltext"
+    assert "sert à taper" in source["hits"][0]["snippet"]
+    assert "<mark>clavier</mark>" in source["hits"][0]["snippet"].lower()
