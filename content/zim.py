@@ -119,6 +119,12 @@ def m0002_zim_catalog(db: Database) -> None:
     """)
 
 
+def kiosk_language(language: str) -> str:
+    """A ZIM's ``Language`` ("fra", "eng,fra") as the kiosk names it: "fr"."""
+    first = (language or "").split(",")[0].strip().lower()
+    return ISO639_3.get(first, first)
+
+
 # --- errors -------------------------------------------------------------------------------
 
 class ZimUnsupported(ContentError):
@@ -170,8 +176,7 @@ class ZimInfo:
     @property
     def lang(self) -> str:
         """The first language as an ISO 639-1 code when there is one (for ``lang=`` and sorting)."""
-        first = self.language.split(",")[0].strip().lower()
-        return ISO639_3.get(first, first)
+        return kiosk_language(self.language)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -703,6 +708,7 @@ __all__ = [
     "ZimResults",
     "ZimUnsupported",
     "inspect",
+    "kiosk_language",
     "open_archive",
     "zim_parts",
 ]

@@ -42,9 +42,12 @@ def _globals() -> dict:
 
 
 def catalogue() -> dict:
-    """Every ZIM, hidden and unavailable ones included, for the coordinator's content page."""
+    """Every ZIM, hidden and unavailable ones included, for the coordinator's content page,
+    with where the indexing of each one without a full-text index stands."""
+    indexing = zim_web.indexer().statuses()
     return {"available": zimlib.AVAILABLE, "reason": zimlib.UNAVAILABLE_REASON,
-            "zims": zim_web.zims().list()}
+            "zims": zim_web.zims().list(), "indexing": indexing,
+            "indexing_now": any(j.state == "queued" for j in indexing.values())}
 
 
 def record_open(uuid: str, path: str) -> None:
@@ -83,6 +86,21 @@ def zim_read(uuid: str, path: str):
                            src=url_for("zim.entry", uuid=uuid, path=path))
 
 
+@bp.post("/read/<uuid>/time")
+@allow(ANYONE)
+def zim_time(uuid: str):
+    """The reading page's report of time spent on an article (every minute, and when the
+    learner leaves it): a learning event for a signed-in learner, nothing for anyone else."""
+    who = learner()
+    if who is None:
+        return "", 204
+    zim_web.visible(uuid)
+    form = request.form
+    progress.read_zim(get_db(), who["uuid"], uuid, form.get("path"), form.get("seconds"),
+                      form.get("beat"))
+    return "", 204
+
+
 @bp.post("/manage/content/zim/<uuid>/visibility")
 @allow("coordinator")
 def manage_zim_visibility(uuid: str):
@@ -94,4 +112,27 @@ def manage_zim_visibility(uuid: str):
     info = zim_web.zims().get(uuid)
     flash(_("%(title)s is now hidden from learners.", title=info.title) if hidden
           else _("%(title)s is now in the learners' library.", title=info.title))
+    return redirect(url_for("kiosk.manage_content") + "#zims")
+
+
+@bp.post("/manage/content/zim/<uuid>/indexing")
+@allow("coordinator")
+def manage_zim_indexing(uuid: str):
+    """Start indexing a ZIM's articles for search, or stop it (its partial index dropped)."""
+    from flask import current_app
+    from passerelle.server.search import zim_index
+
+    start = request.form.get("index") == "1"
+    try:
+        info = zim_web.zims().get(uuid)
+        if start:
+            zim_web.indexer().queue(uuid)
+            zim_index.wake(current_app)
+        else:
+            zim_web.indexer().skip(uuid)
+    except zimlib.ZimNotFound:
+        abort(404)
+    flash(_("The articles of %(title)s are being indexed for search, a little at a time; "
+            "learners can use the box meanwhile.", title=info.title) if start
+          else _("%(title)s is searched by its titles only.", title=info.title))
     return redirect(url_for("kiosk.manage_content") + "#zims")

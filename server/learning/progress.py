@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app
 from passerelle.server import disk, records
 from passerelle.server.errors import DISK_FULL, InsufficientStorage
+from passerelle.server.learning import events as events_
 from passerelle.server.learning import mastery
 from passerelle.server.packs import catalogue
 
@@ -141,6 +142,14 @@ def start(db, learner_uuid: str, pack_id: str, node_id: str) -> None:
     if not recorded(db, started):
         record(db, learner_uuid, [{"event_id": started, "pack_id": pack_id, "node_id": node_id,
                                    "type": "started"}])
+
+
+def read_zim(db, learner_uuid: str, uuid, path, seconds, beat) -> bool:
+    """Time spent reading a ZIM article (a page's report, see :func:`events.zim_time`); True
+    when it was new. Reports count it as the time spent on any other resource."""
+    event = events_.zim_time(uuid, path, seconds, beat)
+    event["event_id"] = event_id("time", learner_uuid, event["pack_id"], event["node_id"], beat)
+    return record(db, learner_uuid, [event]) > 0
 
 
 def complete(db, learner_uuid: str, pack_id: str, node_id: str) -> bool:

@@ -355,6 +355,8 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
     # Per pack and per language of the pack.
     installed = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, title, language FROM content_packs").fetchall()}
+    # A ZIM read on the box (time on its articles) is a row like a pack's.
+    installed.update(zim_titles(db))
     by_language: dict[str, dict] = defaultdict(lambda: {"learners": set(), "seconds": 0, "completed": 0})
     for pack_id, found in per_pack.items():
         title, language = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
@@ -375,6 +377,14 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
         profiles = _profiles(db, reached)
         report.breakdowns = [_breakdown(f, (profiles.get(u) for u in reached)) for f in enabled]
     return report
+
+
+def zim_titles(db) -> dict[str, tuple[str, str]]:
+    """``zim:<uuid>`` -> (title, language as the kiosk names it) of the box's ZIM files."""
+    from passerelle.content.zim import kiosk_language
+
+    return {f"zim:{uuid}": (title, kiosk_language(language) or UNKNOWN_LANGUAGE)
+            for uuid, title, language in db.execute("SELECT uuid, title, language FROM content_zims")}
 
 
 def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:

@@ -312,3 +312,50 @@ def test_xapian_hits_get_snippets_of_their_article(client, wiki):
     assert source["mode"] == "fulltext"
     assert "sert à taper" in source["hits"][0]["snippet"]
     assert "<mark>clavier</mark>" in source["hits"][0]["snippet"].lower()
+
+
+# --- reading time, for the learner's progress and the reports ---------------------------------
+
+def test_time_spent_reading_an_article_is_counted_in_reports(as_user, wiki, app):
+    from datetime import UTC, datetime
+
+    from passerelle.server.db import get_db
+    from passerelle.server.reports import impact as reports
+
+    uuid, _ = wiki
+    amina = as_user("amina")
+    page = amina.get(f"/read/{uuid}/Mot_de_passe").get_data(as_text=True)
+    assert f'data-zim-time="/read/{uuid}/time"' in page and "zimtime.js" in page
+    token = csrf_token(amina)
+    beat = "ab" * 16
+    form = {"csrf_token": token, "path": "Mot_de_passe", "seconds": "60", "beat": beat}
+    assert amina.post(f"/read/{uuid}/time", data=form).status_code == 204
+    assert amina.post(f"/read/{uuid}/time", data=form).status_code == 204  # resent: once
+    assert amina.post(f"/read/{uuid}/time", data={**form, "beat": "cd" * 16,
+                                                  "seconds": "45"}).status_code == 204
+    bad = amina.post(f"/read/{uuid}/time", data={**form, "seconds": "-3", "beat": "zz"})
+    assert bad.status_code == 400
+    with app.app_context():
+        row = get_db().execute("SELECT seconds FROM progress WHERE pack_id = ? AND node_id = ?",
+                               [f"zim:{uuid}", "Mot_de_passe"]).fetchone()
+        assert row[0] == 105
+        today = datetime.now(UTC).date()
+        result = reports.impact(get_db(), today, today)
+    packs = {p.pack_id: p for p in result.packs}
+    assert packs[f"zim:{uuid}"].seconds == 105 and packs[f"zim:{uuid}"].title == "Wikipédia test"
+    assert packs[f"zim:{uuid}"].language == "fr" and result.seconds >= 105
+
+
+def test_staff_and_guests_reading_record_nothing(as_user, wiki, app):
+    uuid, _ = wiki
+    for who in (None, "fatou"):
+        client = as_user(who)
+        page = client.get(f"/read/{uuid}/Clavier").get_data(as_text=True)
+        assert "data-zim-time" not in page
+        form = {"csrf_token": csrf_token(client), "path": "Clavier", "seconds": "60",
+                "beat": "ef" * 16}
+        assert client.post(f"/read/{uuid}/time", data=form).status_code == 204
+    import sqlite3
+
+    assert sqlite3.connect(app.config["DB_PATH"]).execute(
+        "SELECT count(*) FROM progress").fetchone()[0] == 0
