@@ -33,6 +33,7 @@ import platform
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -378,12 +379,18 @@ class ZimLibrary:
     """
 
     def __init__(self, connect: Callable[[], Database], storage_dir: str | os.PathLike,
-                 space_margin: int = SPACE_MARGIN):
+                 space_margin: int = SPACE_MARGIN, cache_seconds: float = 2.0):
         self.connect = connect
         self.folder = Path(storage_dir) / "zim"
         self.space_margin = space_margin
         self._open: dict[str, tuple[Any, tuple[int, int]]] = {}
         self._lock = threading.Lock()
+        # The catalogue's rows, read once for every request of the next two seconds: a
+        # Wikipedia page pulls 30 entries at once, and a database connection per entry was
+        # most of the time of serving one. Changes made here clear it; a command run in
+        # another process shows within ``cache_seconds``.
+        self._rows: tuple[float, dict[str, tuple]] | None = None
+        self._cache_seconds = cache_seconds
 
     @contextmanager
     def _db(self) -> Iterator[Database]:
@@ -395,17 +402,27 @@ class ZimLibrary:
 
     # -- queries --
 
-    def list(self, *, include_hidden: bool = True) -> list[ZimInfo]:
+    def _catalogue(self) -> dict[str, tuple]:
+        now = time.monotonic()
+        cached = self._rows
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
         with self._db() as db:
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM content_zims"
                               " ORDER BY title COLLATE NOCASE, uuid").fetchall()
-        found = [self._info(r) for r in rows]
+        found = {row[0]: tuple(row) for row in rows}
+        self._rows = (now, found)
+        return found
+
+    def _changed(self) -> None:
+        self._rows = None
+
+    def list(self, *, include_hidden: bool = True) -> list[ZimInfo]:
+        found = [self._info(r) for r in self._catalogue().values()]
         return [z for z in found if include_hidden or not z.hidden]
 
     def get(self, uuid: str) -> ZimInfo:
-        with self._db() as db:
-            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM content_zims WHERE uuid = ?",
-                             [uuid]).fetchone()
+        row = self._catalogue().get(uuid)
         if row is None:
             raise ZimNotFound(f"no ZIM {uuid!r} on this box")
         return self._info(row)
@@ -473,6 +490,7 @@ class ZimLibrary:
                              f"({', '.join('?' * len(row))})", list(row.values()))
         with self._lock:
             self._open.pop(facts["uuid"], None)
+        self._changed()
         return AddResult(facts["uuid"], facts["title"], status, facts["path"], facts["size"],
                          facts["verified"], warnings)
 
@@ -530,6 +548,7 @@ class ZimLibrary:
             cursor = db.execute("UPDATE content_zims SET hidden = ?, updated_at = ? WHERE uuid = ?",
                                 [int(hidden), _now(), uuid])
             db.conn.commit()
+        self._changed()
         if cursor.rowcount == 0:
             raise ZimNotFound(f"no ZIM {uuid!r} on this box")
 
@@ -539,6 +558,7 @@ class ZimLibrary:
         with self._db() as db:
             with db.atomic():
                 db.execute("DELETE FROM content_zims WHERE uuid = ?", [uuid])
+        self._changed()
         with self._lock:
             self._open.pop(uuid, None)
         path = Path(info.path)
