@@ -15,9 +15,12 @@ from passerelle.content import zim as zimlib
 from passerelle.kiosk import bp
 from passerelle.kiosk.learn import learner
 from passerelle.server.db import get_db
-from passerelle.server.learning import progress
+from passerelle.server.errors import InvalidInput, NotFound
+from passerelle.server.learning import lessons, progress
+from passerelle.server.packs import catalogue as installed
 from passerelle.server.packs import zim as zim_web
-from passerelle.server.web.auth import ANYONE, allow
+from passerelle.server.people.accounts import STAFF
+from passerelle.server.web.auth import ANYONE, allow, current_user
 
 
 def shelf() -> list[zimlib.ZimInfo]:
@@ -58,6 +61,15 @@ def record_open(uuid: str, path: str) -> None:
         progress.start(get_db(), who["uuid"], f"zim:{uuid}", path)
 
 
+def lesson_articles(db, lesson: dict | None, posted: list[str]) -> dict[str, dict]:
+    """The ZIM articles of a lesson in the builder ("zim:<uuid>/<path>" -> title, kind,
+    language): they are in no pack's tree, and must keep their place when it is saved."""
+    keys = [(i["pack_id"], i["node_id"]) for i in (lesson or {}).get("items", [])]
+    keys += [tuple(k.split("/", 1)) for k in posted if "/" in k]
+    keys = [k for k in keys if k[0].startswith(installed.ZIM_PREFIX)]
+    return {f"{p}/{n}": facts for (p, n), facts in installed.brief(db, keys).items()}
+
+
 @bp.get("/read/<uuid>/")
 @allow(ANYONE)
 def zim_home(uuid: str):
@@ -83,7 +95,33 @@ def zim_read(uuid: str, path: str):
     title = found.title or title
     record_open(uuid, path)
     return render_template("zim.html", zim=info, path=path, article_title=title,
-                           src=url_for("zim.entry", uuid=uuid, path=path))
+                           src=url_for("zim.entry", uuid=uuid, path=path),
+                           lessons=lessons.lessons(get_db()) if zim_web._is_staff() else None)
+
+
+@bp.post("/read/<uuid>/lesson")
+@allow(*STAFF)
+def zim_add_to_lesson(uuid: str):
+    """Staff add the article they are reading to a lesson (a saved one, or a new one)."""
+    info = zim_web.visible(uuid)
+    path = request.form.get("path", "")
+    lesson_uuid = request.form.get("lesson") or None
+    try:
+        zim_web.zims().read(uuid, path)
+    except (zimlib.ZimNotFound, zimlib.InvalidZim):
+        abort(404)
+    who = current_user()
+    try:
+        lesson_uuid = lessons.add_to_lesson(get_db(), lesson_uuid, f"zim:{uuid}", path,
+                                            who["uuid"], new_title=request.form.get("title", ""))
+    except InvalidInput:
+        flash(_("Choose a lesson, or give the new lesson a title (at most 120 characters)."))
+    except NotFound:
+        abort(404)
+    else:
+        lesson = lessons.get_lesson(get_db(), lesson_uuid)
+        flash(_("Added to the lesson %(title)s.", title=lesson["title"]))
+    return redirect(url_for("kiosk.zim_read", uuid=info.uuid, path=path))
 
 
 @bp.post("/read/<uuid>/time")

@@ -359,3 +359,66 @@ def test_staff_and_guests_reading_record_nothing(as_user, wiki, app):
 
     assert sqlite3.connect(app.config["DB_PATH"]).execute(
         "SELECT count(*) FROM progress").fetchone()[0] == 0
+
+
+# --- a ZIM article in a lesson ------------------------------------------------------------
+
+def test_staff_add_an_article_to_a_lesson_and_learners_open_it_from_there(as_user, wiki, app, box):
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons
+
+    uuid, _ = wiki
+    fatou = as_user("fatou")
+    page = fatou.get(f"/read/{uuid}/Mot_de_passe").get_data(as_text=True)
+    assert 'class="add-to-lesson"' in page and f'action="/read/{uuid}/lesson"' in page
+    token = csrf_token(fatou)
+    response = fatou.post(f"/read/{uuid}/lesson", data={
+        "csrf_token": token, "path": "Mot_de_passe", "lesson": "", "title": "Sécurité"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        f"/read/{uuid}/Mot_de_passe")
+    with app.app_context():
+        [lesson] = [x for x in lessons.lessons(get_db()) if x["title"] == "Sécurité"]
+        assert lesson["items"] == [{"pack_id": f"zim:{uuid}", "node_id": "Mot_de_passe"}]
+    # Then another article into the same lesson, twice: once.
+    for _ in range(2):
+        fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Clavier",
+                                                 "lesson": lesson["uuid"]})
+    with app.app_context():
+        items = lessons.get_lesson(get_db(), lesson["uuid"])["items"]
+        assert [i["node_id"] for i in items] == ["Mot_de_passe", "Clavier"]
+        lessons.assign(get_db(), lesson["uuid"], box.ids["class_a"], box.ids["fatou"])
+    # No such article, no such lesson, no title: nothing changes.
+    assert fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Nope",
+                                                    "lesson": ""}).status_code == 404
+    fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Clavier", "lesson": "",
+                                             "title": ""})
+    with app.app_context():
+        assert len([x for x in lessons.lessons(get_db()) if x["title"] == "Sécurité"]) == 1
+    # The learner's lesson links to the article, with its title from the ZIM.
+    amina = as_user("amina")
+    home = amina.get("/").get_data(as_text=True)
+    link = f"/learn/zim:{uuid}/Mot_de_passe"
+    assert link in home and "Mot de passe" in home
+    opened = amina.get(link)
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(
+        f"/read/{uuid}/Mot_de_passe")
+    grid = fatou.get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
+    assert "Clavier" in grid
+    builder = fatou.get(f"/manage/lessons/{lesson['uuid']}/edit")
+    assert builder.status_code == 200 and "Mot de passe" in builder.get_data(as_text=True)
+    # Saved again from the builder, the lesson keeps its ZIM articles.
+    fatou.post(f"/manage/lessons/{lesson['uuid']}/edit", data={
+        "csrf_token": token, "title": "Sécurité", "action": "save",
+        "item": [f"zim:{uuid}/Mot_de_passe", f"zim:{uuid}/Clavier"]})
+    with app.app_context():
+        items = lessons.get_lesson(get_db(), lesson["uuid"])["items"]
+        assert [i["node_id"] for i in items] == ["Mot_de_passe", "Clavier"]
+
+
+def test_learners_have_no_lesson_form_and_cannot_post_it(as_user, wiki):
+    uuid, _ = wiki
+    amina = as_user("amina")
+    assert "add-to-lesson" not in amina.get(f"/read/{uuid}/Clavier").get_data(as_text=True)
+    response = amina.post(f"/read/{uuid}/lesson", data={
+        "csrf_token": csrf_token(amina), "path": "Clavier", "lesson": "", "title": "X"})
+    assert response.status_code == 403
