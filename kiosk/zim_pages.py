@@ -48,9 +48,21 @@ def catalogue() -> dict:
     """Every ZIM, hidden and unavailable ones included, for the coordinator's content page,
     with where the indexing of each one without a full-text index stands."""
     indexing = zim_web.indexer().statuses()
+    listed = zim_web.zims().list()
     return {"available": zimlib.AVAILABLE, "reason": zimlib.UNAVAILABLE_REASON,
-            "zims": zim_web.zims().list(), "indexing": indexing,
-            "indexing_now": any(j.state == "queued" for j in indexing.values())}
+            "zims": listed, "indexing": indexing,
+            "indexing_now": any(j.state == "queued" for j in indexing.values()),
+            "usb": usb_zims(listed) if zimlib.AVAILABLE else []}
+
+
+def usb_zims(listed: list[zimlib.ZimInfo]) -> list[dict]:
+    """ZIM files on USB drives that the box does not serve from there yet."""
+    from flask import current_app
+
+    served = {(z.uuid, z.path) for z in listed if z.available}
+    found = zim_web.find_on_drives(current_app.config["SETTINGS"]["usb_roots"])
+    return [z for z in found if (z.get("uuid"), zimlib.zim_parts(z["path"])[0].as_posix())
+            not in served]
 
 
 def record_open(uuid: str, path: str) -> None:
@@ -173,4 +185,34 @@ def manage_zim_indexing(uuid: str):
     flash(_("The articles of %(title)s are being indexed for search, a little at a time; "
             "learners can use the box meanwhile.", title=info.title) if start
           else _("%(title)s is searched by its titles only.", title=info.title))
+    return redirect(url_for("kiosk.manage_content") + "#zims")
+
+
+@bp.post("/manage/content/zim/import")
+@allow("coordinator")
+def manage_zim_import():
+    """Add a ZIM found on a USB drive, served from the drive (``content import --copy`` puts
+    one in the data home). Only a file the drive scan lists is taken: the form names no
+    other path on the box. A damaged file gets libzim's one line and changes nothing."""
+    from flask import current_app
+    from passerelle.server.search import zim_index
+
+    wanted = request.form.get("path", "")
+    found = {z["path"]: z for z in zim_web.find_on_drives(current_app.config["SETTINGS"]["usb_roots"])}
+    if wanted not in found:
+        abort(404)
+    if found[wanted].get("problem"):
+        flash(_("%(path)s cannot be added: %(problem)s", path=wanted,
+                problem=found[wanted]["problem"]))
+        return redirect(url_for("kiosk.manage_content") + "#zims")
+    try:
+        result = zim_web.zims().add(wanted, full_check=False)
+    except zimlib.ContentError as exc:
+        flash(_("%(path)s cannot be added: %(problem)s", path=wanted, problem=exc.message))
+        return redirect(url_for("kiosk.manage_content") + "#zims")
+    info = zim_web.zims().get(result.uuid)
+    if not info.has_fulltext and current_app.config["SETTINGS"]["zim_index"]:
+        zim_web.indexer().queue(info.uuid)
+        zim_index.wake(current_app)
+    flash(_("%(title)s is added, served from the USB drive.", title=info.title))
     return redirect(url_for("kiosk.manage_content") + "#zims")

@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -290,6 +292,38 @@ def suggest_titles(prefix: str, limit: int = 8) -> list[str]:
             except (zimlib.ZimNotFound, zimlib.InvalidZim, RuntimeError):
                 continue
     return list(dict.fromkeys(titles))[:limit]
+
+
+# --- ZIM files on USB drives ------------------------------------------------------------------
+
+def find_on_drives(roots, max_depth: int = 4) -> list[dict]:
+    """ZIM files on mounted drives (``x.zim``, or the first part ``x.zimaa`` of a split one),
+    each described from its header: path, uuid, title, language, size, articles; or the one
+    line libzim gives for a damaged one (``problem``). Kolibri's storage folders and hidden
+    folders are not walked."""
+    found = []
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            if len(Path(dirpath).relative_to(root).parts) >= max_depth:
+                dirnames[:] = []
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "content"]
+            for name in sorted(filenames):
+                low = name.lower()
+                if name.startswith(".") or not (low.endswith(".zim") or low.endswith(".zimaa")):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    facts = zimlib.inspect(path, full_check=False)
+                except zimlib.ContentError as exc:
+                    found.append({"path": str(path), "problem": exc.message})
+                    continue
+                found.append({"path": str(path), "uuid": facts["uuid"], "title": facts["title"],
+                              "language": zimlib.kiosk_language(facts["language"]),
+                              "size": facts["size"], "article_count": facts["article_count"],
+                              "has_fulltext": facts["has_fulltext"]})
+    return found
 
 
 # --- sharing: the file itself, and a Kiwix-compatible OPDS catalogue --------------------------

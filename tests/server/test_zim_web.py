@@ -422,3 +422,38 @@ def test_learners_have_no_lesson_form_and_cannot_post_it(as_user, wiki):
     response = amina.post(f"/read/{uuid}/lesson", data={
         "csrf_token": csrf_token(amina), "path": "Clavier", "lesson": "", "title": "X"})
     assert response.status_code == 403
+
+
+# --- ZIM files on USB drives --------------------------------------------------------------
+
+def test_zims_on_a_usb_drive_are_offered_and_added_from_the_content_page(box, tmp_path,
+                                                                          monkeypatch):
+    from passerelle.server.app import create_app
+
+    from tests.conftest import english_client, sign_in
+
+    drive = tmp_path / "media" / "usb0"
+    good = make_zim(drive / "kiwix" / "plain.zim", fulltext=False, title="Recueil USB")
+    bad = drive / "kiwix" / "broken.zim"
+    bad.write_bytes(good.read_bytes()[:3000])
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "media"))
+    app = create_app({"home": box.home, "TESTING": True})
+    client = english_client(app)
+    sign_in(client, box, "cora")
+    token = csrf_token(client)
+    page = client.get("/manage/content").get_data(as_text=True)
+    assert "ZIM files on USB drives" in page and "Recueil USB" in page and str(good) in page
+    assert "bad size or corrupted" in page   # the damaged one says why, with no button
+    # Only what the scan lists is taken; a damaged file changes nothing.
+    assert client.post("/manage/content/zim/import", data={"csrf_token": token,
+                                                           "path": "/etc/passwd"}).status_code == 404
+    client.post("/manage/content/zim/import", data={"csrf_token": token, "path": str(bad)})
+    assert app.extensions["passerelle.zims"].list() == []
+    done = client.post("/manage/content/zim/import", data={"csrf_token": token, "path": str(good)},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Recueil USB is added, served from the USB drive." in done
+    [added] = app.extensions["passerelle.zims"].list()
+    assert added.path == str(good) and not added.copied
+    assert app.extensions["passerelle.zim_index"].status(added.uuid).state == "queued"
+    assert "Search: indexing its articles" in done and 'data-poll="10"' in done
+    assert f'value="{good}"' not in done   # served now: no longer offered
