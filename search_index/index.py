@@ -525,8 +525,11 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000,
-                 parallel: bool = False, readonly: bool = False):
+                 parallel: bool = False, readonly: bool = False, mmap_bytes: int = 256 * 1024**2):
         self.path = Path(path)
+        # Memory-mapped reads are quicker, but the mapped pages count in the process's
+        # resident size: an index built beside a served box may want a smaller window.
+        self.mmap_bytes = int(mmap_bytes)
         # A reader (a search worker process) never creates or migrates the
         # file: that would take the write lock, which a large import may hold
         # for a while. The writer of the data home prepares it first.
@@ -568,7 +571,7 @@ class SearchIndex:
             conn.execute("PRAGMA synchronous = NORMAL")
             # Memory-mapped reads share the OS page cache between the threads'
             # connections instead of each keeping a large private cache.
-            conn.execute("PRAGMA mmap_size = 268435456")
+            conn.execute(f"PRAGMA mmap_size = {self.mmap_bytes}")
             conn.execute("PRAGMA cache_size = -4000")
             conn.execute("PRAGMA temp_store = MEMORY")
             self._local.conn = conn
