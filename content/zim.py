@@ -347,11 +347,20 @@ def inspect(path: str | os.PathLike, *, full_check: bool | None = None) -> dict:
         "date": _text(archive, "Date"), "tags": _text(archive, "Tags"),
         "path": str(base), "parts": len(parts), "size": size, "mtime_ns": mtime,
         "checksum": archive.checksum if archive.has_checksum else "",
-        "verified": verified, "article_count": archive.article_count,
-        "media_count": archive.media_count, "main_path": main_path,
+        "verified": verified, "article_count": _counter(archive, "article_count"),
+        "media_count": _counter(archive, "media_count"), "main_path": main_path,
         "has_fulltext": archive.has_fulltext_index, "has_title_index": archive.has_title_index,
         "illustration": illustration,
     }
+
+
+def _counter(archive, name: str) -> int:
+    """An article or media count; 0 when the cluster holding it is damaged (libzim reads the
+    counter from the file's metadata: a damaged one must not make the whole file unreadable)."""
+    try:
+        return getattr(archive, name)
+    except RuntimeError:
+        return 0
 
 
 def _resolve(archive, entry):

@@ -324,6 +324,9 @@ def _remove_zim(env: Env, uuid: str, yes: bool) -> bool:
     if not yes and not click.confirm(f"Remove {info.title} ({uuid})?", default=False):
         raise click.Abort()
     deleted = zims.remove(uuid)
+    from passerelle.server.packs.zim import indexer_for
+
+    indexer_for(env.home, env.settings(), zims).forget(uuid)   # its search index, if any
     click.echo(f"removed {info.title}; " + ("its copy in the data home was deleted" if deleted
                                            else f"{info.path} was left where it is"))
     return True

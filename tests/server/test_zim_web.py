@@ -283,6 +283,11 @@ def test_cli_import_queues_indexing_unless_no_index(runner, tmp_path):
     assert result.exit_code == 0 and "indexed for search in the background" in result.stdout
     result = runner("index", "zim")
     assert result.exit_code == 0 and "done, 4 articles indexed" in result.stdout
+    indexes = list((runner.home / "index" / "zim").glob("*.db"))
+    assert len(indexes) == 1
+    uuid = indexes[0].stem
+    assert runner("content", "remove", uuid, "--yes").exit_code == 0
+    assert not indexes[0].exists()   # forgetting a ZIM drops its search index
     assert runner("content", "import", "x.zip", "--no-index").exit_code != 0
 
 
@@ -457,3 +462,24 @@ def test_zims_on_a_usb_drive_are_offered_and_added_from_the_content_page(box, tm
     assert app.extensions["passerelle.zim_index"].status(added.uuid).state == "queued"
     assert "Search: indexing its articles" in done and 'data-poll="10"' in done
     assert f'value="{good}"' not in done   # served now: no longer offered
+
+
+def test_a_zim_with_damaged_clusters_is_indexed_around_them(client, app, as_user, tmp_path):
+    import random
+
+    from zimfixtures import damaged_copy
+
+    rng = random.Random(1)
+    articles = {f"P{i}": (f"Page {i}", "<p>" + " ".join(f"w{rng.randrange(10**5)}"
+                                                         for _ in range(300)) + "</p>")
+                for i in range(30)}
+    damaged, unreadable = damaged_copy(make_zim(tmp_path / "big.zim", articles=articles,
+                                                fulltext=False), tmp_path)
+    uuid = app.extensions["passerelle.zims"].add(damaged, full_check=False).uuid
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    indexer.run(uuid)
+    job = indexer.status(uuid)
+    assert job.state == "done" and job.unreadable == unreadable and job.indexed > 0
+    page = as_user("cora").get("/manage/content").get_data(as_text=True)
+    assert f"{unreadable} entries could not be read" in page or "entry could not be read" in page
