@@ -108,7 +108,12 @@ def zim_read(uuid: str, path: str):
     record_open(uuid, path)
     return render_template("zim.html", zim=info, path=path, article_title=title,
                            src=url_for("zim.entry", uuid=uuid, path=path),
-                           lessons=lessons.lessons(get_db()) if zim_web._is_staff() else None)
+                           lessons=lessons.lessons(get_db()) if _staff() else None)
+
+
+def _staff() -> bool:
+    user = current_user()
+    return bool(user and user["role"] in STAFF)
 
 
 @bp.post("/read/<uuid>/lesson")
