@@ -33,6 +33,7 @@ import platform
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,9 @@ FULL_CHECK_MAX = 2 * 1024**3
 SPACE_MARGIN = 64 * 1024 * 1024
 MAX_ILLUSTRATION = 256 * 1024
 MAX_REDIRECTS = 16
+# HTML read of one article for indexing or a snippet: a 5 MB page must not make the
+# indexer's memory jump (its first megabyte holds far more text than is indexed of it).
+MAX_ARTICLE_BYTES = 1024 * 1024
 SPLIT_SUFFIX = re.compile(r"\.zim[a-z]{2}$", re.IGNORECASE)
 # ZIM metadata names languages with ISO 639-3 codes; the kiosk speaks ISO 639-1.
 ISO639_3 = {
@@ -114,6 +118,12 @@ def m0002_zim_catalog(db: Database) -> None:
             updated_at TEXT NOT NULL
         )
     """)
+
+
+def kiosk_language(language: str) -> str:
+    """A ZIM's ``Language`` ("fra", "eng,fra") as the kiosk names it: "fr"."""
+    first = (language or "").split(",")[0].strip().lower()
+    return ISO639_3.get(first, first)
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -167,8 +177,7 @@ class ZimInfo:
     @property
     def lang(self) -> str:
         """The first language as an ISO 639-1 code when there is one (for ``lang=`` and sorting)."""
-        first = self.language.split(",")[0].strip().lower()
-        return ISO639_3.get(first, first)
+        return kiosk_language(self.language)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -204,6 +213,17 @@ class ZimHit:
     uuid: str
     path: str
     title: str
+    snippet: str = ""        # escaped HTML with <mark>, made by the search edge
+
+
+@dataclass
+class ZimArticle:
+    """An HTML article read for indexing: its entry number, path, title and (capped) HTML."""
+
+    entry: int
+    path: str
+    title: str
+    html: str
 
 
 @dataclass
@@ -327,11 +347,20 @@ def inspect(path: str | os.PathLike, *, full_check: bool | None = None) -> dict:
         "date": _text(archive, "Date"), "tags": _text(archive, "Tags"),
         "path": str(base), "parts": len(parts), "size": size, "mtime_ns": mtime,
         "checksum": archive.checksum if archive.has_checksum else "",
-        "verified": verified, "article_count": archive.article_count,
-        "media_count": archive.media_count, "main_path": main_path,
+        "verified": verified, "article_count": _counter(archive, "article_count"),
+        "media_count": _counter(archive, "media_count"), "main_path": main_path,
         "has_fulltext": archive.has_fulltext_index, "has_title_index": archive.has_title_index,
         "illustration": illustration,
     }
+
+
+def _counter(archive, name: str) -> int:
+    """An article or media count; 0 when the cluster holding it is damaged (libzim reads the
+    counter from the file's metadata: a damaged one must not make the whole file unreadable)."""
+    try:
+        return getattr(archive, name)
+    except RuntimeError:
+        return 0
 
 
 def _resolve(archive, entry):
@@ -359,12 +388,18 @@ class ZimLibrary:
     """
 
     def __init__(self, connect: Callable[[], Database], storage_dir: str | os.PathLike,
-                 space_margin: int = SPACE_MARGIN):
+                 space_margin: int = SPACE_MARGIN, cache_seconds: float = 2.0):
         self.connect = connect
         self.folder = Path(storage_dir) / "zim"
         self.space_margin = space_margin
         self._open: dict[str, tuple[Any, tuple[int, int]]] = {}
         self._lock = threading.Lock()
+        # The catalogue's rows, read once for every request of the next two seconds: a
+        # Wikipedia page pulls 30 entries at once, and a database connection per entry was
+        # most of the time of serving one. Changes made here clear it; a command run in
+        # another process shows within ``cache_seconds``.
+        self._rows: tuple[float, dict[str, tuple]] | None = None
+        self._cache_seconds = cache_seconds
 
     @contextmanager
     def _db(self) -> Iterator[Database]:
@@ -376,17 +411,27 @@ class ZimLibrary:
 
     # -- queries --
 
-    def list(self, *, include_hidden: bool = True) -> list[ZimInfo]:
+    def _catalogue(self) -> dict[str, tuple]:
+        now = time.monotonic()
+        cached = self._rows
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
         with self._db() as db:
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM content_zims"
                               " ORDER BY title COLLATE NOCASE, uuid").fetchall()
-        found = [self._info(r) for r in rows]
+        found = {row[0]: tuple(row) for row in rows}
+        self._rows = (now, found)
+        return found
+
+    def _changed(self) -> None:
+        self._rows = None
+
+    def list(self, *, include_hidden: bool = True) -> list[ZimInfo]:
+        found = [self._info(r) for r in self._catalogue().values()]
         return [z for z in found if include_hidden or not z.hidden]
 
     def get(self, uuid: str) -> ZimInfo:
-        with self._db() as db:
-            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM content_zims WHERE uuid = ?",
-                             [uuid]).fetchone()
+        row = self._catalogue().get(uuid)
         if row is None:
             raise ZimNotFound(f"no ZIM {uuid!r} on this box")
         return self._info(row)
@@ -454,6 +499,7 @@ class ZimLibrary:
                              f"({', '.join('?' * len(row))})", list(row.values()))
         with self._lock:
             self._open.pop(facts["uuid"], None)
+        self._changed()
         return AddResult(facts["uuid"], facts["title"], status, facts["path"], facts["size"],
                          facts["verified"], warnings)
 
@@ -511,6 +557,7 @@ class ZimLibrary:
             cursor = db.execute("UPDATE content_zims SET hidden = ?, updated_at = ? WHERE uuid = ?",
                                 [int(hidden), _now(), uuid])
             db.conn.commit()
+        self._changed()
         if cursor.rowcount == 0:
             raise ZimNotFound(f"no ZIM {uuid!r} on this box")
 
@@ -520,6 +567,7 @@ class ZimLibrary:
         with self._db() as db:
             with db.atomic():
                 db.execute("DELETE FROM content_zims WHERE uuid = ?", [uuid])
+        self._changed()
         with self._lock:
             self._open.pop(uuid, None)
         path = Path(info.path)
@@ -571,6 +619,50 @@ class ZimLibrary:
             return ZimItem(item.path, item.title, item.mimetype, item.size, item.content)
         except RuntimeError as exc:
             raise InvalidZim(f"{path}: cannot be read from the ZIM ({exc})") from None
+
+    def entry_count(self, uuid: str) -> int:
+        """How many entries :meth:`articles` walks through (articles, media, redirects)."""
+        return self.archive(uuid).entry_count
+
+    def articles(self, uuid: str, start: int, count: int,
+                 max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[list[ZimArticle], int, int]:
+        """The HTML articles among entries ``start`` to ``start + count`` (by entry number):
+        (articles, the entry to read next, entries that could not be read).
+
+        Redirects, media and, in old-layout files, entries outside the ``A/``
+        namespace are passed over. A damaged cluster makes its entries
+        unreadable, not the walk: they are counted and skipped, so a hostile
+        file can neither stop nor crash the indexing of the rest. Entries are
+        read by number through libzim's ``_get_entry_by_id``, the only way its
+        Python API walks a whole archive.
+        """
+        archive = self.archive(uuid)
+        old_layout = not archive.has_new_namespace_scheme
+        stop = min(archive.entry_count, start + count)
+        found, unreadable = [], 0
+        for number in range(start, stop):
+            try:
+                entry = archive._get_entry_by_id(number)
+                if entry.is_redirect or (old_layout and not entry.path.startswith("A/")):
+                    continue
+                item = entry.get_item()
+                if not item.mimetype.startswith("text/html"):
+                    continue
+                html = bytes(item.content[:max_bytes]).decode("utf-8", errors="replace")
+                found.append(ZimArticle(number, entry.path, entry.title or item.title, html))
+            except (RuntimeError, KeyError, IndexError, UnicodeError):
+                unreadable += 1
+        return found, stop, unreadable
+
+    def article_html(self, uuid: str, path: str, max_bytes: int = 64 * 1024) -> str:
+        """The beginning of an article's HTML (for a search snippet); "" when it cannot be read."""
+        try:
+            found = self.read(uuid, path)
+        except (ZimNotFound, InvalidZim):
+            return ""
+        if isinstance(found, str) or not found.mimetype.startswith("text/html"):
+            return ""
+        return bytes(found.content[:max_bytes]).decode("utf-8", errors="replace")
 
     def search(self, uuid: str, query: str, start: int = 0, count: int = 10) -> ZimResults:
         """Full text through the ZIM's own Xapian index, else titles through its title index."""
@@ -636,6 +728,7 @@ __all__ = [
     "UNAVAILABLE_REASON",
     "AddResult",
     "InvalidZim",
+    "ZimArticle",
     "ZimHit",
     "ZimInfo",
     "ZimItem",
@@ -644,6 +737,7 @@ __all__ = [
     "ZimResults",
     "ZimUnsupported",
     "inspect",
+    "kiosk_language",
     "open_archive",
     "zim_parts",
 ]

@@ -130,6 +130,10 @@ def pack_home(pack_id: str):
 @bp.get("/learn/<pack_id>/<path:node_id>")
 @allow(ANYONE)
 def learn(pack_id: str, node_id: str):
+    if pack_id.startswith(catalogue.ZIM_PREFIX):
+        # A ZIM article in a lesson, a report or "continue": read in the ZIM's own frame.
+        return redirect(url_for("kiosk.zim_read", uuid=pack_id[len(catalogue.ZIM_PREFIX):],
+                                path=node_id))
     db = get_db()
     found = catalogue.node(db, pack_id, node_id)
     if found is None:

@@ -30,7 +30,7 @@ from .extract import (
     extract_pdf_text,
     extract_vtt_text,
 )
-from .index import Document, Hit, SearchIndex, SearchResult
+from .index import Document, Hit, SearchIndex, SearchResult, snippet
 from .pool import SearchPool, default_workers
 
 __all__ = [
@@ -46,4 +46,5 @@ __all__ = [
     "extract_markdown_text",
     "extract_pdf_text",
     "extract_vtt_text",
+    "snippet",
 ]

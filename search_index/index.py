@@ -147,6 +147,14 @@ class SearchResult:
     approximate: bool = False
 
 
+def snippet(text: str, query: str, language: str = "", max_chars: int = 240) -> str:
+    """A snippet of ``text`` around the words of ``query``, as search hits have: escaped,
+    with ``<mark>``. For text found by another engine (a ZIM's own Xapian index)."""
+    pq = parse(query)
+    matcher = SearchIndex._matcher(pq.terms or pq.kind_terms)
+    return highlight(text[:SCAN_CHARS], matcher, primary_language(language), max_chars)[0]
+
+
 def _empty_result(query_filters=None) -> SearchResult:
     return SearchResult(hits=[], total=0, facets={"kind": {}, "language": {}, "pack": {}},
                         query_filters=query_filters or {})
@@ -531,8 +539,11 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000,
-                 parallel: bool = False, readonly: bool = False):
+                 parallel: bool = False, readonly: bool = False, mmap_bytes: int = 256 * 1024**2):
         self.path = Path(path)
+        # Memory-mapped reads are quicker, but the mapped pages count in the process's
+        # resident size: an index built beside a served box may want a smaller window.
+        self.mmap_bytes = int(mmap_bytes)
         # A reader (a search worker process) never creates or migrates the
         # file: that would take the write lock, which a large import may hold
         # for a while. The writer of the data home prepares it first.
@@ -574,7 +585,7 @@ class SearchIndex:
             conn.execute("PRAGMA synchronous = NORMAL")
             # Memory-mapped reads share the OS page cache between the threads'
             # connections instead of each keeping a large private cache.
-            conn.execute("PRAGMA mmap_size = 268435456")
+            conn.execute(f"PRAGMA mmap_size = {self.mmap_bytes}")
             conn.execute("PRAGMA cache_size = -4000")
             conn.execute("PRAGMA temp_store = MEMORY")
             self._local.conn = conn

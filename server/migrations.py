@@ -571,6 +571,27 @@ def m0023_guest_days(db: Database) -> None:
     """)
 
 
+@MIGRATIONS()
+def m0024_zim_index_jobs(db: Database) -> None:
+    # The indexing of a ZIM without its own full-text index into the box's FTS5 search
+    # (server/search/zim_index.py), one row per ZIM: where it stands, so that it resumes
+    # after a restart or a power cut. `next_entry` is the first entry number not yet
+    # indexed; the articles themselves are in the ZIM's own index file.
+    db.execute("""
+        CREATE TABLE zim_index_jobs (
+            uuid TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            next_entry INTEGER NOT NULL DEFAULT 0,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT,
+            updated_at TEXT NOT NULL
+        )
+    """)
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 # A hub on PostgreSQL runs the same migration functions, their SQLite DDL translated
 # (passerelle.server.pg.translate_ddl: types, keys, indexes). A migration written with what

@@ -297,6 +297,18 @@ CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGE
             picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
             created_at TEXT, site TEXT);
 
+CREATE TABLE zim_index_jobs (
+            uuid TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            next_entry INTEGER NOT NULL DEFAULT 0,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+
 CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0;
 
 CREATE INDEX attendance_learner ON attendance (learner_uuid);

@@ -187,6 +187,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the hub keeps its records: empty for SQLite in the data home (every box), or "
             "a postgresql://user@host/name URL for a hub on PostgreSQL (see docs/deployment.md). "
             "Packs and the search index stay in the data home either way."),
+    Setting("zim_index", bool, True,
+            "Index the articles of ZIM files that carry no full-text index of their own into "
+            "the box's search, in the background while serving (off: only those started from "
+            "the content page or `passerelle index zim`)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

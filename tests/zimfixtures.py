@@ -94,3 +94,32 @@ def make_zim(path: Path, *, title: str = "Wikipédia test", language: str = "fra
         for entry_path, target in (redirects or {}).items():
             creator.add_redirection(entry_path, entry_path, target, {Hint.FRONT_ARTICLE: False})
     return path
+
+
+def damaged_copy(path: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A copy of the ZIM with one damaged cluster (found by trying): it opens, its header and
+    directory are intact, and some of its entries cannot be read. (path, unreadable)."""
+    from libzim.reader import Archive
+
+    data = path.read_bytes()
+    for offset in range(len(data) // 24, len(data) // 2, len(data) // 48):
+        bad = bytearray(data)
+        for i in range(offset, offset + 300):
+            bad[i] ^= 0x5A
+        copy = tmp_path / f"damaged-{offset}.zim"
+        copy.write_bytes(bytes(bad))
+        try:
+            archive = Archive(str(copy))
+        except RuntimeError:
+            continue
+        unreadable = 0
+        for number in range(archive.entry_count):
+            try:
+                bytes(archive._get_entry_by_id(number).get_item().content)
+            except RuntimeError:
+                unreadable += 1
+        if 0 < unreadable < archive.entry_count - 2:
+            return copy, unreadable
+    import pytest
+
+    pytest.skip("no offset damaged only some clusters")

@@ -95,11 +95,13 @@ def resource_picker(tree: list[dict], known: dict, form) -> dict:
 def _lesson_builder(db, lesson: dict | None):
     """The lesson builder, without JavaScript: the chosen resources travel in the form, in
     order, and each button (add, up, down, remove, save) sends the whole form back."""
+    from passerelle.kiosk import zim_pages
     from passerelle.server.learning import lessons
 
     form = request.form
     tree = catalogue.tree(db)
     known = flatten(tree, {})
+    known.update(zim_pages.lesson_articles(db, lesson, form.getlist("item")))  # ZIM articles
     errors, status = {}, 200
     if request.method == "POST":
         # Unknown items go to the service as they came, which names what is not installed.

@@ -204,13 +204,16 @@ PATHS.update({
     "/api/v1/zims/search": {"get": {
         "summary": "Search the ZIM files", "operationId": "searchZims", "tags": ["zim"],
         "description": "Each readable ZIM answers from its own index: Xapian full text when "
-                       "it has one (`mode: fulltext`), else its title index (`mode: title`).",
+                       "it has one (`mode: fulltext`), else the box's index of its articles "
+                       "once it has been indexed (`mode: index`), else its title index "
+                       "(`mode: title`). `snippet` is escaped HTML with `<mark>` around the "
+                       "words found.",
         "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string",
                                                                                 "maxLength": 200}},
                        {"name": "zim", "in": "query", "required": False,
                         "schema": {"type": "string"}, "description": "Only this ZIM (its UUID)."}],
         "responses": {"200": {"description": "query, sources: [{uuid, title, language, total, "
-                                             "mode, hits: [{path, title, url}]}]"}}}},
+                                             "mode, hits: [{path, title, snippet, url}]}]"}}}},
 })
 
 # Sync between boxes (server/sync/http.py, docs/sync.md): for devices, not browsers.

@@ -117,12 +117,15 @@ def content() -> None:
               help="ZIM files: copy it into the data home instead of serving it where it is.")
 @click.option("--verify", is_flag=True,
               help="ZIM files: check the checksum over the whole file, however big.")
+@click.option("--no-index", "no_index", is_flag=True,
+              help="ZIM files without a full-text index: do not index their articles for "
+                   "search (for huge files; the content page can start it later).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
 @pass_env
 def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, force: bool,
                    require_signature: bool, trusted: tuple[str, ...], channel: str | None,
                    topics: tuple[str, ...], video: str, copy: bool, verify: bool,
-                   as_json: bool) -> None:
+                   no_index: bool, as_json: bool) -> None:
     """Install or update a pack from a zip, a folder (USB stick) or another box's URL,
     or add a Kiwix ZIM file (Wikipedia...), also split ones (.zimaa, .zimab...).
 
@@ -142,11 +145,11 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
     if bool(source) == bundled:
         raise click.UsageError("give either SOURCE or --bundled")
     if source and is_zim(source):
-        _import_zim(env, source, copy, verify, dry_run, as_json)
+        _import_zim(env, source, copy, verify, dry_run, as_json, no_index)
         return
-    if copy or verify:
-        raise click.UsageError("--copy and --verify are for ZIM files; packs are always copied "
-                               "and verified")
+    if copy or verify or no_index:
+        raise click.UsageError("--copy, --verify and --no-index are for ZIM files; packs are "
+                               "always copied, verified and indexed")
     if source and ((Path(source).is_dir() and kolibri.is_kolibri_folder(source))
                    or cli_kolibri.is_kolibri_server(source, channel)):
         cli_kolibri.check_options(channel, topics)
@@ -190,8 +193,8 @@ def is_zim(source: str) -> bool:
 
 
 def _import_zim(env: Env, source: str, copy: bool, verify: bool, dry_run: bool,
-                as_json: bool) -> None:
-    from passerelle.server.packs.zim import library_for
+                as_json: bool, no_index: bool = False) -> None:
+    from passerelle.server.packs.zim import indexer_for, library_for
 
     if not lib.zim.AVAILABLE:
         raise lib.ZimUnsupported()
@@ -211,7 +214,24 @@ def _import_zim(env: Env, source: str, copy: bool, verify: bool, dry_run: bool,
     text = (f"{result.title} ({result.uuid}): {result.status}, {human_size(result.size)}, "
             f"served from {result.path}"
             + "".join(f"\nwarning: {w}" for w in result.warnings))
-    _echo_result(as_json, result.as_dict(), text)
+    indexing = _zim_indexing(indexer_for(env.home, env.settings(), zims), result.uuid, no_index,
+                             env.settings()["zim_index"])
+    if indexing:
+        text += f"\n{indexing}"
+    _echo_result(as_json, {**result.as_dict(), "indexing": indexing}, text)
+
+
+def _zim_indexing(indexer, uuid: str, no_index: bool, auto: bool) -> str:
+    """Queue a ZIM without a full-text index for the box's own (or skip it); what was done."""
+    if indexer.zims.get(uuid).has_fulltext:
+        return ""
+    if no_index or not auto:
+        indexer.skip(uuid)
+        return ("not indexed for full-text search (titles only); the content page or "
+                "`passerelle index zim` can index it later")
+    indexer.queue(uuid)
+    return ("it has no full-text index: its articles will be indexed for search in the "
+            "background while the box serves (or now: `passerelle index zim`)")
 
 
 def _import_one(library: lib.Library, source, dry_run: bool, force: bool, as_json: bool) -> lib.ImportResult:
@@ -304,6 +324,9 @@ def _remove_zim(env: Env, uuid: str, yes: bool) -> bool:
     if not yes and not click.confirm(f"Remove {info.title} ({uuid})?", default=False):
         raise click.Abort()
     deleted = zims.remove(uuid)
+    from passerelle.server.packs.zim import indexer_for
+
+    indexer_for(env.home, env.settings(), zims).forget(uuid)   # its search index, if any
     click.echo(f"removed {info.title}; " + ("its copy in the data home was deleted" if deleted
                                            else f"{info.path} was left where it is"))
     return True

@@ -97,3 +97,37 @@ def index_rebuild(env: Env) -> None:
     count = _service(env).rebuild()
     click.echo(f"indexed {count} documents")
 
+
+
+@index.command("zim")
+@click.argument("uuid", required=False)
+@pass_env
+def index_zim(env: Env, uuid: str | None) -> None:
+    """Index the articles of ZIM files without a full-text index of their own, now.
+
+    A serving box does it in the background; this runs the queued ones (or UUID)
+    to the end here, resuming where an earlier run stopped.
+
+    Example: passerelle index zim
+    """
+    from passerelle.server.packs.zim import indexer_for
+
+    indexer = indexer_for(env.home, env.settings())
+    if uuid:
+        indexer.queue(uuid)
+    todo = [uuid] if uuid else indexer.pending()
+    for one in todo:
+        title = indexer.zims.get(one).title
+        while indexer.step(one, slice_seconds=5.0):
+            job = indexer.status(one)
+            click.echo(f"{title}: {job.percent}% ({job.indexed} articles)", err=True)
+        job = indexer.status(one)
+        if job.state == "queued":
+            raise InvalidInput(f"{title}: indexing cannot go on now (its disk is not connected, "
+                               "the disk of the box is below its reserve, or the server is "
+                               "indexing it)")
+        click.echo(f"{title}: {job.state}, {job.indexed} articles indexed"
+                   + (f", {job.unreadable} entries unreadable" if job.unreadable else "")
+                   + (f" ({job.error})" if job.error else ""))
+    if not todo:
+        click.echo("no ZIM waits to be indexed")

@@ -136,6 +136,37 @@ def _check(event: dict) -> tuple[dict, dict]:
     return clean, problems
 
 
+# Kiwix ZIM articles are resources too: keyed ``zim:<the ZIM's UUID>`` and the article's path
+# in the ZIM, which is any text (a title with accents, commas, slashes), not a pack's node id.
+ZIM_PACK = re.compile(r"zim:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MAX_ZIM_PATH = 1000
+_BEAT = re.compile(r"[0-9a-f]{16,64}")
+
+
+def zim_time(uuid: Any, path: Any, seconds: Any, beat: Any) -> dict:
+    """A reading-time event for a ZIM article, as a page reports it (every minute and when
+    it is left): checked like a tablet's event, InvalidInput naming what is wrong.
+
+    ``beat`` is the page's own random id for this report: a report sent twice (the answer
+    was lost) counts once."""
+    problems = {}
+    pack_id = f"zim:{uuid}" if isinstance(uuid, str) else ""
+    if not ZIM_PACK.fullmatch(pack_id):
+        problems["uuid"] = "a ZIM's UUID"
+    if (not isinstance(path, str) or not 0 < len(path) <= MAX_ZIM_PATH
+            or not path.isprintable()):
+        problems["path"] = f"an article's path in the ZIM, at most {MAX_ZIM_PATH} characters"
+    whole = _whole(seconds, 1, MAX_SECONDS) if not isinstance(seconds, str) else (
+        _whole(int(seconds), 1, MAX_SECONDS) if seconds.isdigit() and len(seconds) < 7 else None)
+    if whole is None:
+        problems["seconds"] = f"whole seconds from 1 to {MAX_SECONDS}"
+    if not isinstance(beat, str) or not _BEAT.fullmatch(beat):
+        problems["beat"] = "16 to 64 hexadecimal digits"
+    if problems:
+        raise InvalidInput("this reading time is not valid; it was not recorded", details=problems)
+    return {"pack_id": pack_id, "node_id": path, "type": "time", "seconds": whole}
+
+
 def validate_batch(body: Any) -> list[dict]:
     """The events of a request body, checked and trimmed to what is kept; InvalidInput naming
     every wrong field when any is wrong (then none may be recorded)."""

@@ -191,6 +191,27 @@ def lesson_items(db, lesson: dict) -> list[dict]:
     return [{**i, "title": facts["title"], "kind": facts["kind"], "language": facts["language"],
              "status": "not_started"}
             for i in lesson["items"] if (facts := known.get((i["pack_id"], i["node_id"])))]
+def add_to_lesson(db, lesson_uuid: str | None, pack_id: str, node_id: str, created_by: str,
+                  new_title: str = "") -> str:
+    """Add one resource (a ZIM article, ``zim:<uuid>`` and its path, as any other) at the end
+    of a saved lesson, or of a new lesson titled ``new_title`` when ``lesson_uuid`` is None;
+    the lesson's uuid. Already in the lesson: nothing changes."""
+    item = {"pack_id": pack_id, "node_id": node_id}
+    if not lesson_uuid:
+        return create_lesson(db, new_title, [item], created_by)
+    lesson = get_lesson(db, lesson_uuid)
+    items = [{"pack_id": i["pack_id"], "node_id": i["node_id"]} for i in lesson["items"]]
+    if item in items:
+        return lesson_uuid
+    if len(items) >= MAX_ITEMS:
+        raise InvalidInput(_l("the lesson is not valid"),
+                           details={"items": _l("choose 1 to %(max)s resources", max=MAX_ITEMS)})
+    new = _check_items(db, [item])   # this one must exist; the others were checked when saved
+    records.put(db, "lesson", lesson_uuid, {
+        "title": lesson["title"], "description": lesson.get("description") or "",
+        "items": items + new, "created_by": lesson.get("created_by"),
+        "created_at": lesson.get("created_at")})
+    return lesson_uuid
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:

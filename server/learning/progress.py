@@ -144,6 +144,14 @@ def start(db, learner_uuid: str, pack_id: str, node_id: str) -> None:
                                    "type": "started"}])
 
 
+def read_zim(db, learner_uuid: str, uuid, path, seconds, beat) -> bool:
+    """Time spent reading a ZIM article (a page's report, see :func:`events.zim_time`); True
+    when it was new. Reports count it as the time spent on any other resource."""
+    event = checks.zim_time(uuid, path, seconds, beat)
+    event["event_id"] = event_id("time", learner_uuid, event["pack_id"], event["node_id"], beat)
+    return record(db, learner_uuid, [event]) > 0
+
+
 def complete(db, learner_uuid: str, pack_id: str, node_id: str) -> bool:
     """The learner finished the resource (its last page, "I have finished"); once."""
     done = event_id("completed", learner_uuid, pack_id, node_id)

@@ -70,11 +70,52 @@ def _by_keys(db, columns: str, keys) -> list[tuple]:
 def brief(db, keys) -> dict[tuple[str, str], dict]:
     """Title, kind and language of many resources in one query: (pack, node) -> facts.
 
-    Resources no longer installed are absent from the answer.
+    Resources no longer installed are absent from the answer. An article of a Kiwix ZIM
+    (``zim:<uuid>``, its path) is a resource too: an article, in a lesson or a report.
     """
-    return {(pack, node): {"title": title, "kind": kind, "language": language}
-            for pack, node, title, kind, language
-            in _by_keys(db, "n.title, n.kind, coalesce(n.language, p.language)", keys)}
+    keys = list(keys)
+    articles = [(p, n) for p, n in keys if str(p).startswith(ZIM_PREFIX)]
+    found = {(pack, node): {"title": title, "kind": kind, "language": language}
+             for pack, node, title, kind, language
+             in _by_keys(db, "n.title, n.kind, coalesce(n.language, p.language)",
+                         [k for k in keys if not str(k[0]).startswith(ZIM_PREFIX)])}
+    if articles:
+        found.update(zim_articles(db, articles))
+    return found
+
+
+ZIM_PREFIX = "zim:"
+
+
+def zim_articles(db, keys) -> dict[tuple[str, str], dict]:
+    """:func:`brief` of ZIM articles: the ZIM's language, the article's title as the ZIM
+    says it (read by the serving app's ZIM library; from its path elsewhere, the CLI)."""
+    from flask import current_app, has_app_context
+    from passerelle.content.zim import ZimNotFound, kiosk_language
+
+    uuids = sorted({str(p)[len(ZIM_PREFIX):] for p, _ in keys})
+    zims = dict(db.execute(
+        f"SELECT uuid, language FROM content_zims WHERE uuid IN ({', '.join('?' * len(uuids))})",
+        uuids).fetchall())
+    library = (current_app.extensions.get("passerelle.zims") if has_app_context() else None)
+    found = {}
+    for pack, path in keys:
+        uuid = str(pack)[len(ZIM_PREFIX):]
+        if uuid not in zims:
+            continue
+        title = path.rsplit("/", 1)[-1].removesuffix(".html").replace("_", " ")
+        if library is not None:
+            try:
+                entry = library.read(uuid, path)
+                title = library.read(uuid, entry).title if isinstance(entry, str) else entry.title
+            except ZimNotFound:
+                if library.get(uuid).available:
+                    continue   # no such article (an unplugged disk keeps its articles listed)
+            except Exception:  # noqa: BLE001 - a damaged entry keeps its path as its title
+                pass
+        found[(pack, path)] = {"title": title or path, "kind": "article",
+                               "language": kiosk_language(zims[uuid]), "zim": True}
+    return found
 
 
 def nodes(db, keys) -> dict[tuple[str, str], dict]:

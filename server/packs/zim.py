@@ -13,13 +13,17 @@
 - Hidden ZIMs are not served to learners or guests; staff may still preview
   them. A ZIM whose disk is unplugged answers 404 until it returns.
 - Search: :func:`search_all` asks each visible ZIM's own index (Xapian full
-  text, else titles) and the kiosk merges the hits among the lessons'.
+  text), else the box's FTS5 index of its articles (``server/search/zim_index.py``),
+  else its title index, and the kiosk merges the hits among the lessons'. Each
+  hit carries a snippet of the article's text, escaped, like a lesson's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -32,7 +36,9 @@ from flask import (
     request,
     url_for,
 )
+from passerelle import search_index as si
 from passerelle.content import zim as zimlib
+from passerelle.server import disk
 from passerelle.server.db import connect
 from passerelle.server.errors import InvalidInput
 from passerelle.server.packs.web import APP_CSP, ONE_YEAR
@@ -49,9 +55,25 @@ def zims(app: Flask | None = None) -> zimlib.ZimLibrary:
     return (app or current_app).extensions["passerelle.zims"]
 
 
+def indexer(app: Flask | None = None):
+    """The box's full-text indexing of ZIMs without an index of their own."""
+    return (app or current_app).extensions["passerelle.zim_index"]
+
+
 def library_for(home, busy_timeout_ms: int) -> zimlib.ZimLibrary:
     """The ZIM catalogue of a data home (the server and the CLI build it the same way)."""
     return zimlib.ZimLibrary(lambda: connect(home.db_path, busy_timeout_ms), home.storage)
+
+
+def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None):
+    """The ZIM indexer of a data home (server and CLI alike); it waits while the disk is
+    below its reserve, as the lessons' index does."""
+    from passerelle.server.search.zim_index import ZimIndexer
+
+    library = library or library_for(home, settings["db_busy_timeout_ms"])
+    return ZimIndexer(library, lambda: connect(home.db_path, settings["db_busy_timeout_ms"]),
+                      home.index / "zim",
+                      may_write=lambda: disk.optional_writes_allowed(home.root, settings))
 
 
 def _is_staff() -> bool:
@@ -209,14 +231,31 @@ def search_all(query: str, *, only: str | None = None, start: int = 0,
         if only and info.uuid != only:
             continue
         try:
-            results = zims().search(info.uuid, query, start=start, count=count)
-        except (zimlib.ZimNotFound, zimlib.InvalidZim, RuntimeError) as exc:
+            results = _search_one(info, query, start, count)
+        except (zimlib.ZimNotFound, zimlib.InvalidZim, si.SearchError, RuntimeError) as exc:
             current_app.logger.warning("search in ZIM %s failed: %s", info.uuid, exc)
             continue
         if results.total or results.hits:
             found.append(SourceResults(info.uuid, info.title, info.lang, results.total,
                                        results.mode, results.hits))
     return found
+
+
+def _search_one(info: zimlib.ZimInfo, query: str, start: int, count: int) -> zimlib.ZimResults:
+    """The ZIM's Xapian index; else the box's FTS5 index of it (snippets included);
+    else its title index. Hits found by libzim get a snippet of their article here."""
+    if not info.has_fulltext:
+        try:
+            ours = indexer().search(info.uuid, query, start, count)
+        except si.QuerySyntaxError:
+            ours = None
+        if ours is not None and (ours[0] or not info.has_title_index):
+            return zimlib.ZimResults(info.uuid, ours[0], "index", ours[1])
+    results = zims().search(info.uuid, query, start=start, count=count)
+    for hit in results.hits:
+        text = si.extract_html_text(zims().article_html(info.uuid, hit.path))
+        hit.snippet = si.snippet(text, query, info.lang) if text else ""
+    return results
 
 
 def merge(lesson_hits: list, sources: list[SourceResults]) -> list[tuple[str, object]]:
@@ -267,7 +306,7 @@ def api_search():
     sources = search_all(query, only=only, count=10 if only else PER_ZIM)
     return jsonify({"query": query, "sources": [
         {"uuid": s.uuid, "title": s.title, "language": s.lang, "total": s.total, "mode": s.mode,
-         "hits": [{"path": h.path, "title": h.title,
+         "hits": [{"path": h.path, "title": h.title, "snippet": h.snippet,
                    "url": url_for("kiosk.zim_read", uuid=s.uuid, path=h.path)} for h in s.hits]}
         for s in sources]})
 
@@ -282,6 +321,38 @@ def suggest_titles(prefix: str, limit: int = 8) -> list[str]:
             except (zimlib.ZimNotFound, zimlib.InvalidZim, RuntimeError):
                 continue
     return list(dict.fromkeys(titles))[:limit]
+
+
+# --- ZIM files on USB drives ------------------------------------------------------------------
+
+def find_on_drives(roots, max_depth: int = 4) -> list[dict]:
+    """ZIM files on mounted drives (``x.zim``, or the first part ``x.zimaa`` of a split one),
+    each described from its header: path, uuid, title, language, size, articles; or the one
+    line libzim gives for a damaged one (``problem``). Kolibri's storage folders and hidden
+    folders are not walked."""
+    found = []
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            if len(Path(dirpath).relative_to(root).parts) >= max_depth:
+                dirnames[:] = []
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "content"]
+            for name in sorted(filenames):
+                low = name.lower()
+                if name.startswith(".") or not (low.endswith(".zim") or low.endswith(".zimaa")):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    facts = zimlib.inspect(path, full_check=False)
+                except zimlib.ContentError as exc:
+                    found.append({"path": str(path), "problem": exc.message})
+                    continue
+                found.append({"path": str(path), "uuid": facts["uuid"], "title": facts["title"],
+                              "language": zimlib.kiosk_language(facts["language"]),
+                              "size": facts["size"], "article_count": facts["article_count"],
+                              "has_fulltext": facts["has_fulltext"]})
+    return found
 
 
 # --- sharing: the file itself, and a Kiwix-compatible OPDS catalogue --------------------------
@@ -381,7 +452,8 @@ def opds_entries():
 
 def init_app(app: Flask) -> None:
     home = app.config["HOME"]
-    app.extensions["passerelle.zims"] = library_for(home, app.config["DB_BUSY_TIMEOUT_MS"])
+    app.extensions["passerelle.zims"] = library = library_for(home, app.config["DB_BUSY_TIMEOUT_MS"])
+    app.extensions["passerelle.zim_index"] = indexer_for(home, app.config["SETTINGS"], library)
     app.register_blueprint(bp)
     if not zimlib.AVAILABLE:
         app.logger.warning("%s", zimlib.UNAVAILABLE_REASON)

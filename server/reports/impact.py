@@ -407,6 +407,8 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
     # pack, and everyone reached (learned, or was present) per distinct profile.
     installed = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, title, language FROM content_packs").fetchall()}
+    # A ZIM read on the box (time on its articles) is a row like a pack's.
+    installed.update(zim_titles(db))
     cases = " ".join("WHEN ? THEN ?" for _ in installed)
     language = f"CASE pack_id {cases} ELSE ? END" if installed else "?"
     language_params = [*(x for pack_id, (_, lang) in installed.items() for x in (pack_id, lang)),
@@ -453,6 +455,14 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
     if class_uuids is None:  # visitors belong to no class
         report.guests = guest_use.use(db, start, end)
     return report
+
+
+def zim_titles(db) -> dict[str, tuple[str, str]]:
+    """``zim:<uuid>`` -> (title, language as the kiosk names it) of the box's ZIM files."""
+    from passerelle.content.zim import kiosk_language
+
+    return {f"zim:{uuid}": (title, kiosk_language(language) or UNKNOWN_LANGUAGE)
+            for uuid, title, language in db.execute("SELECT uuid, title, language FROM content_zims")}
 
 
 def impact_csv(report: Report, dialect: CsvDialect = PLAIN,

@@ -18,6 +18,7 @@ from flask import Flask
 from passerelle.server import db as dbmod
 from passerelle.server import disk
 from passerelle.server.search import service as search
+from passerelle.server.search import zim_index
 from passerelle.server.settings import Settings
 from passerelle.server.sync import schedule as sync_schedule
 from passerelle.server.web import bodygate
@@ -182,6 +183,7 @@ def run(app: Flask, settings: Settings) -> None:
         print(f"  {url}", flush=True)
     beside = sync_schedule.start_serving(app, port)  # background sync, LAN announcement
     search.service(app).warm_in_background()
+    beside.append(zim_index.start_background(app))  # ZIMs without a full-text index
     try:
         server.run()
     finally:

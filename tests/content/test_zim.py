@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from passerelle.content import zim  # noqa: E402
 from passerelle.content.zim import InvalidZim, ZimLibrary, ZimNotFound  # noqa: E402
-from zimfixtures import make_zim  # noqa: E402
+from zimfixtures import damaged_copy, make_zim  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not zim.AVAILABLE, reason=zim.UNAVAILABLE_REASON)
 
@@ -190,3 +190,44 @@ def test_hiding(zims, sample):
     assert zims.list(include_hidden=False) == [] and zims.get(uuid).hidden
     zims.set_hidden(uuid, False)
     assert [z.uuid for z in zims.list(include_hidden=False)] == [uuid]
+
+
+# --- walking the articles (for the box's own full-text index) ------------------------------
+
+def test_articles_walks_html_articles_by_slices_and_skips_the_rest(zims, tmp_path):
+    path = make_zim(tmp_path / "w.zim", fulltext=False, redirects={"MDP": "Mot_de_passe"},
+                    extra={"logo.png": ("image/png", b"\x89PNG" + b"0" * 100)})
+    uuid = zims.add(path).uuid
+    total = zims.entry_count(uuid)
+    seen, cursor = [], 0
+    while cursor < total:
+        found, cursor, unreadable = zims.articles(uuid, cursor, 2)
+        assert unreadable == 0 and len(found) <= 2
+        seen += found
+    assert sorted(a.path for a in seen) == ["Accueil", "Clavier", "Courrier_électronique",
+                                            "Mot_de_passe"]   # no redirect, no image
+    [mdp] = [a for a in seen if a.path == "Mot_de_passe"]
+    assert mdp.title == "Mot de passe" and "phrase de passe" in mdp.html
+    assert zims.articles(uuid, total, 10) == ([], total, 0)
+    assert "phrase de passe" in zims.article_html(uuid, "Mot_de_passe")
+    assert zims.article_html(uuid, "logo.png") == "" and zims.article_html(uuid, "Nope") == ""
+    assert all(len(a.html.encode()) <= 300 for a in zims.articles(uuid, 0, total, max_bytes=300)[0])
+
+
+def test_a_damaged_cluster_is_refused_at_import_and_counted_when_walking(zims, tmp_path):
+    import random
+
+    rng = random.Random(1)
+    articles = {f"P{i}": (f"Page {i}", "<p>" + " ".join(f"w{rng.randrange(10**5)}"
+                                                         for _ in range(300)) + "</p>")
+                for i in range(30)}
+    path = make_zim(tmp_path / "big.zim", articles=articles, fulltext=False)
+    damaged, unreadable = damaged_copy(path, tmp_path)
+    # Checked at import (the MD5 over every byte): refused in one line, nothing added.
+    with pytest.raises(InvalidZim, match="checksum does not match"):
+        zims.add(damaged)
+    assert zims.list() == []
+    # A file too big to check at import is added; walking it counts what cannot be read.
+    uuid = zims.add(damaged, full_check=False).uuid
+    found, cursor, bad = zims.articles(uuid, 0, 1000)
+    assert bad == unreadable and len(found) + bad >= 30 and cursor == zims.entry_count(uuid)

@@ -185,3 +185,24 @@ def test_people_settings_and_the_learners_own_page_declare_who_may_call_them(app
                 "kiosk.me_page": {"learner"}, "kiosk.me_secret": {"learner"},
                 "kiosk.me_profile": {"learner"}, "kiosk.me_certificate": {"learner"}}
     assert {e: set(app.view_functions[e].allowed) for e in expected} == expected
+# ZIM routes: who may index, import, add to a lesson, report reading time.
+ZIM_ROUTES = [
+    # (method, path, roles allowed: never 401/403 for them, always for the others)
+    ("POST", "/manage/content/zim/{uuid}/indexing", {"cora"}),
+    ("POST", "/manage/content/zim/import", {"cora"}),
+    ("POST", "/read/{uuid}/lesson", {"fatou", "cora"}),
+    ("POST", "/read/{uuid}/time", {None, "amina", "fatou", "cora"}),
+]
+
+
+@pytest.mark.parametrize("method,path,allowed", ZIM_ROUTES)
+def test_zim_routes_answer_each_role_as_declared(as_user, method, path, allowed):
+    for who in ROLES:
+        client = as_user(who)
+        token = csrf_token(client)
+        response = client.open(path.format(uuid="00000000-0000-0000-0000-000000000000"),
+                               method=method, data={"csrf_token": token, "path": "A/x"},
+                               headers={"X-CSRFToken": token})
+        refused = response.status_code in (401, 403) or (
+            who is None and response.status_code == 302 and "/signin" in response.location)
+        assert refused == (who not in allowed), (who, path, response.status_code)

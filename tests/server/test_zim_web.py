@@ -185,3 +185,301 @@ def test_another_box_copies_the_file_resumably_and_kiwix_apps_browse_the_catalog
     links = {link.get("rel"): link.get("href") for link in entry.findall(f"{atom}link")}
     assert links["http://opds-spec.org/acquisition/open-access"] == f"/zim-file/{uuid}.zim"
     assert links[None] == f"/zim/{uuid}/"
+
+
+# --- the box's own full-text index for ZIMs without one ------------------------------------
+
+@pytest.fixture
+def plain(app, tmp_path):
+    """A ZIM with a title index but no full-text index (a zimit capture, a small export)."""
+    articles = {**ARTICLES, **{f"Page_{i}": (f"Page {i}", f"<p>Texte numéro {i} du recueil "
+                                                        f"<script>var x = '<b>';</script></p>")
+                               for i in range(40)}}
+    path = make_zim(tmp_path / "usb" / "plain.zim", articles=articles, fulltext=False,
+                    name="plain_fr", title="Recueil sans index",
+                    extra={"logo.png": ("image/png", b"\x89PNG\r\n\x1a\n" + b"0" * 200)})
+    uuid = app.extensions["passerelle.zims"].add(path).uuid
+    return uuid, len(articles)
+
+
+def test_a_zim_without_full_text_index_is_indexed_and_searched_with_snippets(client, app, plain):
+    uuid, count = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    indexer.run(uuid)
+    job = indexer.status(uuid)
+    assert job.state == "done" and job.indexed == count and job.percent == 100
+    found = client.get("/api/v1/zims/search?q=phrase de passe").get_json()
+    [source] = found["sources"]
+    assert source["mode"] == "index" and source["hits"][0]["path"] == "Mot_de_passe"
+    assert "<mark>phrase</mark> de <mark>passe</mark>" in source["hits"][0]["snippet"]
+    page = client.get("/search?q=doigt").get_data(as_text=True)
+    assert f"/read/{uuid}/Tablette_tactile" in page
+    assert 'class="snippet"' in page and "<mark>doigt</mark>" in page
+
+
+def test_indexing_goes_by_bounded_slices_and_resumes_after_a_crash(app, plain, monkeypatch):
+    from passerelle.server.search import zim_index
+
+    uuid, count = plain
+    monkeypatch.setattr(zim_index, "BATCH_ENTRIES", 10)
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    assert indexer.step(uuid) is True   # one slice, more to do
+    first = indexer.status(uuid)
+    assert 0 < first.next_entry <= 50 and first.state == "queued" and 0 < first.percent < 100
+    # Killed after a slice's documents were committed, before its progress was: the next
+    # start indexes that slice again, and nothing is counted twice.
+    real_set = zim_index.ZimIndexer._set
+
+    def crash(self, uuid_, **values):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(zim_index.ZimIndexer, "_set", crash)
+    with pytest.raises(KeyboardInterrupt):
+        indexer.step(uuid)
+    monkeypatch.setattr(zim_index.ZimIndexer, "_set", real_set)
+    assert indexer.status(uuid).next_entry == first.next_entry
+    # A new process (a new app on the same data home) goes on from there.
+    from passerelle.server.app import create_app
+
+    again = create_app({"home": app.config["HOME"].root, "TESTING": True})
+    later = again.extensions["passerelle.zim_index"]
+    later.run(uuid)
+    job = later.status(uuid)
+    assert job.state == "done" and job.indexed == count
+
+
+def test_indexing_is_skippable_and_a_second_process_waits_its_turn(app, plain):
+    import fcntl
+    import os
+
+    uuid, _ = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.skip(uuid)
+    assert indexer.queue_new() == [] and indexer.status(uuid).state == "skipped"
+    indexer.step(uuid)
+    assert indexer.index(uuid) is None
+    indexer.queue(uuid)
+    indexer.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(indexer.folder / f"{uuid}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)    # another process is indexing it
+        assert indexer.step(uuid) is False and indexer.status(uuid).next_entry == 0
+    finally:
+        os.close(fd)
+    indexer.step(uuid)
+    assert indexer.status(uuid).state == "done"
+
+
+def test_cli_import_queues_indexing_unless_no_index(runner, tmp_path):
+    path = make_zim(tmp_path / "p.zim", fulltext=False)
+    result = runner("content", "import", str(path), "--no-index")
+    assert result.exit_code == 0 and "not indexed for full-text search" in result.stdout
+    result = runner("index", "zim")
+    assert "no ZIM waits" in result.stdout
+    other = make_zim(tmp_path / "q.zim", fulltext=False, name="other")
+    result = runner("content", "import", str(other))
+    assert result.exit_code == 0 and "indexed for search in the background" in result.stdout
+    result = runner("index", "zim")
+    assert result.exit_code == 0 and "done, 4 articles indexed" in result.stdout
+    indexes = list((runner.home / "index" / "zim").glob("*.db"))
+    assert len(indexes) == 1
+    uuid = indexes[0].stem
+    assert runner("content", "remove", uuid, "--yes").exit_code == 0
+    assert not indexes[0].exists()   # forgetting a ZIM drops its search index
+    assert runner("content", "import", "x.zip", "--no-index").exit_code != 0
+
+
+def test_a_hostile_zim_fails_its_indexing_cleanly_and_stays_served(client, app, plain, monkeypatch):
+    from passerelle.content import zim as zimlib
+
+    uuid, _ = plain
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+
+    def damaged(self, uuid_, start, count, max_bytes=0):
+        raise zimlib.InvalidZim("Plain: cannot be read from the ZIM (bad cluster)")
+
+    monkeypatch.setattr(zimlib.ZimLibrary, "articles", damaged)
+    assert indexer.step(uuid) is False
+    job = indexer.status(uuid)
+    assert job.state == "failed" and "bad cluster" in job.error
+    monkeypatch.undo()
+    assert client.get(f"/zim/{uuid}/Clavier").status_code == 200
+    indexer.queue(uuid)   # a failure is started again from the beginning
+    assert indexer.status(uuid).next_entry == 0 and indexer.status(uuid).state == "queued"
+
+
+def test_xapian_hits_get_snippets_of_their_article(client, wiki):
+    found = client.get("/api/v1/zims/search?q=clavier").get_json()
+    [source] = found["sources"]
+    assert source["mode"] == "fulltext"
+    assert "sert à taper" in source["hits"][0]["snippet"]
+    assert "<mark>clavier</mark>" in source["hits"][0]["snippet"].lower()
+
+
+# --- reading time, for the learner's progress and the reports ---------------------------------
+
+def test_time_spent_reading_an_article_is_counted_in_reports(as_user, wiki, app):
+    from datetime import UTC, datetime
+
+    from passerelle.server.db import get_db
+    from passerelle.server.reports import impact as reports
+
+    uuid, _ = wiki
+    amina = as_user("amina")
+    page = amina.get(f"/read/{uuid}/Mot_de_passe").get_data(as_text=True)
+    assert f'data-zim-time="/read/{uuid}/time"' in page and "zimtime.js" in page
+    token = csrf_token(amina)
+    beat = "ab" * 16
+    form = {"csrf_token": token, "path": "Mot_de_passe", "seconds": "60", "beat": beat}
+    assert amina.post(f"/read/{uuid}/time", data=form).status_code == 204
+    assert amina.post(f"/read/{uuid}/time", data=form).status_code == 204  # resent: once
+    assert amina.post(f"/read/{uuid}/time", data={**form, "beat": "cd" * 16,
+                                                  "seconds": "45"}).status_code == 204
+    bad = amina.post(f"/read/{uuid}/time", data={**form, "seconds": "-3", "beat": "zz"})
+    assert bad.status_code == 400
+    with app.app_context():
+        row = get_db().execute("SELECT seconds FROM progress WHERE pack_id = ? AND node_id = ?",
+                               [f"zim:{uuid}", "Mot_de_passe"]).fetchone()
+        assert row[0] == 105
+        today = datetime.now(UTC).date()
+        result = reports.impact(get_db(), today, today)
+    packs = {p.pack_id: p for p in result.packs}
+    assert packs[f"zim:{uuid}"].seconds == 105 and packs[f"zim:{uuid}"].title == "Wikipédia test"
+    assert packs[f"zim:{uuid}"].language == "fr" and result.seconds >= 105
+
+
+def test_staff_and_guests_reading_record_nothing(as_user, wiki, app):
+    uuid, _ = wiki
+    for who in (None, "fatou"):
+        client = as_user(who)
+        page = client.get(f"/read/{uuid}/Clavier").get_data(as_text=True)
+        assert "data-zim-time" not in page
+        form = {"csrf_token": csrf_token(client), "path": "Clavier", "seconds": "60",
+                "beat": "ef" * 16}
+        assert client.post(f"/read/{uuid}/time", data=form).status_code == 204
+    import sqlite3
+
+    assert sqlite3.connect(app.config["DB_PATH"]).execute(
+        "SELECT count(*) FROM progress").fetchone()[0] == 0
+
+
+# --- a ZIM article in a lesson ------------------------------------------------------------
+
+def test_staff_add_an_article_to_a_lesson_and_learners_open_it_from_there(as_user, wiki, app, box):
+    from passerelle.server.db import get_db
+    from passerelle.server.learning import lessons
+
+    uuid, _ = wiki
+    fatou = as_user("fatou")
+    page = fatou.get(f"/read/{uuid}/Mot_de_passe").get_data(as_text=True)
+    assert 'class="add-to-lesson"' in page and f'action="/read/{uuid}/lesson"' in page
+    token = csrf_token(fatou)
+    response = fatou.post(f"/read/{uuid}/lesson", data={
+        "csrf_token": token, "path": "Mot_de_passe", "lesson": "", "title": "Sécurité"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        f"/read/{uuid}/Mot_de_passe")
+    with app.app_context():
+        [lesson] = [x for x in lessons.lessons(get_db()) if x["title"] == "Sécurité"]
+        assert lesson["items"] == [{"pack_id": f"zim:{uuid}", "node_id": "Mot_de_passe"}]
+    # Then another article into the same lesson, twice: once.
+    for _ in range(2):
+        fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Clavier",
+                                                 "lesson": lesson["uuid"]})
+    with app.app_context():
+        items = lessons.get_lesson(get_db(), lesson["uuid"])["items"]
+        assert [i["node_id"] for i in items] == ["Mot_de_passe", "Clavier"]
+        lessons.assign(get_db(), lesson["uuid"], box.ids["class_a"], box.ids["fatou"])
+    # No such article, no such lesson, no title: nothing changes.
+    assert fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Nope",
+                                                    "lesson": ""}).status_code == 404
+    fatou.post(f"/read/{uuid}/lesson", data={"csrf_token": token, "path": "Clavier", "lesson": "",
+                                             "title": ""})
+    with app.app_context():
+        assert len([x for x in lessons.lessons(get_db()) if x["title"] == "Sécurité"]) == 1
+    # The learner's lesson links to the article, with its title from the ZIM.
+    amina = as_user("amina")
+    home = amina.get("/").get_data(as_text=True)
+    link = f"/learn/zim:{uuid}/Mot_de_passe"
+    assert link in home and "Mot de passe" in home
+    opened = amina.get(link)
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(
+        f"/read/{uuid}/Mot_de_passe")
+    grid = fatou.get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
+    assert "Clavier" in grid
+    builder = fatou.get(f"/manage/lessons/{lesson['uuid']}/edit")
+    assert builder.status_code == 200 and "Mot de passe" in builder.get_data(as_text=True)
+    # Saved again from the builder, the lesson keeps its ZIM articles.
+    fatou.post(f"/manage/lessons/{lesson['uuid']}/edit", data={
+        "csrf_token": token, "title": "Sécurité", "action": "save",
+        "item": [f"zim:{uuid}/Mot_de_passe", f"zim:{uuid}/Clavier"]})
+    with app.app_context():
+        items = lessons.get_lesson(get_db(), lesson["uuid"])["items"]
+        assert [i["node_id"] for i in items] == ["Mot_de_passe", "Clavier"]
+
+
+def test_learners_have_no_lesson_form_and_cannot_post_it(as_user, wiki):
+    uuid, _ = wiki
+    amina = as_user("amina")
+    assert "add-to-lesson" not in amina.get(f"/read/{uuid}/Clavier").get_data(as_text=True)
+    response = amina.post(f"/read/{uuid}/lesson", data={
+        "csrf_token": csrf_token(amina), "path": "Clavier", "lesson": "", "title": "X"})
+    assert response.status_code == 403
+
+
+# --- ZIM files on USB drives --------------------------------------------------------------
+
+def test_zims_on_a_usb_drive_are_offered_and_added_from_the_content_page(box, tmp_path,
+                                                                          monkeypatch):
+    from passerelle.server.app import create_app
+
+    from tests.conftest import english_client, sign_in
+
+    drive = tmp_path / "media" / "usb0"
+    good = make_zim(drive / "kiwix" / "plain.zim", fulltext=False, title="Recueil USB")
+    bad = drive / "kiwix" / "broken.zim"
+    bad.write_bytes(good.read_bytes()[:3000])
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "media"))
+    app = create_app({"home": box.home, "TESTING": True})
+    client = english_client(app)
+    sign_in(client, box, "cora")
+    token = csrf_token(client)
+    page = client.get("/manage/content").get_data(as_text=True)
+    assert "ZIM files on USB drives" in page and "Recueil USB" in page and str(good) in page
+    assert "bad size or corrupted" in page   # the damaged one says why, with no button
+    # Only what the scan lists is taken; a damaged file changes nothing.
+    assert client.post("/manage/content/zim/import", data={"csrf_token": token,
+                                                           "path": "/etc/passwd"}).status_code == 404
+    client.post("/manage/content/zim/import", data={"csrf_token": token, "path": str(bad)})
+    assert app.extensions["passerelle.zims"].list() == []
+    done = client.post("/manage/content/zim/import", data={"csrf_token": token, "path": str(good)},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Recueil USB is added, served from the USB drive." in done
+    [added] = app.extensions["passerelle.zims"].list()
+    assert added.path == str(good) and not added.copied
+    assert app.extensions["passerelle.zim_index"].status(added.uuid).state == "queued"
+    assert "Search: indexing its articles" in done and 'data-poll="10"' in done
+    assert f'value="{good}"' not in done   # served now: no longer offered
+
+
+def test_a_zim_with_damaged_clusters_is_indexed_around_them(client, app, as_user, tmp_path):
+    import random
+
+    from zimfixtures import damaged_copy
+
+    rng = random.Random(1)
+    articles = {f"P{i}": (f"Page {i}", "<p>" + " ".join(f"w{rng.randrange(10**5)}"
+                                                         for _ in range(300)) + "</p>")
+                for i in range(30)}
+    damaged, unreadable = damaged_copy(make_zim(tmp_path / "big.zim", articles=articles,
+                                                fulltext=False), tmp_path)
+    uuid = app.extensions["passerelle.zims"].add(damaged, full_check=False).uuid
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    indexer.run(uuid)
+    job = indexer.status(uuid)
+    assert job.state == "done" and job.unreadable == unreadable and job.indexed > 0
+    page = as_user("cora").get("/manage/content").get_data(as_text=True)
+    assert f"{unreadable} entries could not be read" in page or "entry could not be read" in page
