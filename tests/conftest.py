@@ -626,10 +626,15 @@ def pg_box_template(tmp_path_factory, postgresql_cluster):
 @pytest.fixture
 def box_of_engine(engine, request, tmp_path) -> Box:
     """`box` on the engine of `engine`: a test module whose `box` returns this runs on both."""
-    import shutil as sh
-
     if engine == "sqlite":
         return request.getfixturevalue("box")
+    return postgresql_box(request, tmp_path)
+
+
+def postgresql_box(request, tmp_path) -> Box:
+    """A copy of the set-up box whose records are on PostgreSQL (a hub's engine)."""
+    import shutil as sh
+
     template, ids = request.getfixturevalue("pg_box_template")
     cluster = request.getfixturevalue("postgresql_cluster")
     home = tmp_path / "box"

@@ -201,13 +201,16 @@ def http_kit(box, server_factory, template_db, tmp_path):
 
     opened: list = []
 
+    def location(home: Path) -> str:  # a hub's records may be on PostgreSQL
+        return db_url_of(home) or str(home / "passerelle.db")
+
     def hub_db():
-        db = dbmod.connect(box.home / "passerelle.db")
+        db = dbmod.connect(location(box.home))
         opened.append(db)
         return db
 
     def code(home: Path | None = None, **kw) -> str:
-        db = dbmod.connect((home or box.home) / "passerelle.db")
+        db = dbmod.connect(location(home or box.home))
         try:
             return syncmod.make_pairing_code(db, home or box.home, **kw)["code"]
         finally:

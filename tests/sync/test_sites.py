@@ -1,15 +1,33 @@
-"""Sites: a SQLite hub and three SQLite boxes in two sites, over HTTP on 127.0.0.1 and by USB
-bundle. Each box holds only its own site's learners; the boxes of a site converge; the hub
+"""Sites: a hub (on SQLite, and on PostgreSQL) and three SQLite boxes in two sites, over HTTP
+on 127.0.0.1 and by USB bundle. Each box holds only its own site's learners; the boxes of a site converge; the hub
 holds everything and its impact report covers every box; a learner who moves follows."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from passerelle.server import records
 from passerelle.server import sync as syncmod
 from passerelle.server.people import accounts, sites
 from passerelle.server.reports import impact
+
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def box(request, box_template, tmp_path):
+    """The hub these tests serve: the set-up box, its records on SQLite or on PostgreSQL
+    (a programme's hub); the boxes that sync with it stay on SQLite."""
+    import shutil
+
+    from tests.conftest import Box, postgresql_box
+
+    if request.param == "postgresql":
+        return postgresql_box(request, tmp_path)
+    template, ids = box_template
+    shutil.copytree(template, tmp_path / "box")
+    return Box(tmp_path / "box", ids)
+
 
 SITE_TABLES = ["users", "classes", "memberships", "progress", "sites", "organisations"]
 
