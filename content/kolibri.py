@@ -61,6 +61,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from .errors import BlobMismatch, InvalidPack, PackNotFound, Problem, UnsafePack
+from .library import release_memory
 from .manifest import DEFAULT_LIMITS, Limits
 from .packio import PackSource, scan_zip, unsafe_member_name
 from .perseus import mastery_of, read_exercise
@@ -1109,6 +1110,7 @@ def _install(library, db: ChannelDatabase, chosen: Plan, holder: list, files, fo
                                                            separators=(",", ":")).encode()
         installed = None  # noqa: F841 - a big channel's manifest is large: not kept through the import
         source = convert(db, chosen, session, files, library.limits, progress, (known, exercises))
+        release_memory()  # the plan and the rows it was made from are gone: before the import
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
         changed = before is not None and before != source.manifest_bytes()
