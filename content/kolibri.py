@@ -596,8 +596,10 @@ class KolibriSource(PackSource):
     """A converted channel as a pack source: the manifest made here, blobs read from the export."""
 
     def __init__(self, manifest: bytes, blobs: dict[str, tuple[int, object]], description: str,
-                 report: Report, plan: Plan):
-        self.blobs = blobs          # sha256 → (size, opener | bytes | None: staged by the conversion)
+                 report: Report, plan: Plan, files=None):
+        # sha256 → (size, (md5, ext) of the channel's file | bytes | None: staged by the conversion)
+        self.blobs = blobs
+        self.files = files
         self.description = description
         self.problems = []
         self.report = report
@@ -625,9 +627,9 @@ class KolibriSource(PackSource):
         _size, where = self.blobs[sha256]
         if isinstance(where, bytes):
             return io.BytesIO(where)
-        if where is None:
+        if where is None or self.files is None:
             raise InvalidPack([Problem(f"files/{sha256}", "was staged by the conversion and is gone")])
-        return where(0)  # a file of the channel (export folder or Kolibri server), from its start
+        return self.files.opener(*where)(0)  # a file of the channel (export folder or Kolibri server)
 
 
 def _member_opener(data: bytes, member: str) -> Callable[[int], BinaryIO]:
@@ -796,7 +798,8 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             fetch_failed(f, title, got)
             return None
         sha, size = got
-        blobs[sha] = (size, files.opener(f.md5, f.ext))
+        # Its name, not an opener: 20,000 closures and paths would be 20 MB held to the end.
+        blobs[sha] = (size, (f.md5, f.ext))
         entry = {"sha256": sha, "size": size, "mime": MIME.get(f.ext, "application/octet-stream"),
                  "role": f.role, "md5": f.md5}
         if f.lang:
@@ -932,7 +935,7 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
     del parts
     data = b"".join(pieces)  # one copy, not one per concatenation
     del pieces
-    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
+    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen, files)
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
