@@ -1055,11 +1055,56 @@ class ChannelImport:
     result: object = None             # ImportResult; None for a dry run
     added: list[str] = field(default_factory=list)     # dry run: node ids new on this box
     removed: list[str] = field(default_factory=list)   # dry run: node ids that would go
+    changed: list[str] = field(default_factory=list)   # dry run: node ids kept, with new content
+    titles: dict[str, str] = field(default_factory=dict)  # dry run: the title of each id above
+    kept: int = 0                     # dry run: resources that stay, with learners' progress
 
     def as_dict(self) -> dict:
-        return {"plan": self.plan.summary(), "report": self.report.as_dict() if self.report else None,
-                "result": self.result.as_dict() if self.result is not None else None,
-                "added": len(self.added), "removed": len(self.removed)}
+        out = {"plan": self.plan.summary(), "report": self.report.as_dict() if self.report else None,
+               "result": self.result.as_dict() if self.result is not None else None,
+               "added": len(self.added), "removed": len(self.removed)}
+        if self.result is None:
+            out["changed"] = len(self.changed)
+            out["kept"] = self.kept
+            out["diff"] = {name: [{"id": i, "title": self.titles.get(i, "")} for i in ids[:200]]
+                           for name, ids in (("added", self.added), ("changed", self.changed),
+                                             ("removed", self.removed))}
+        return out
+
+
+def update_diff(installed: dict | None, chosen: Plan) -> tuple[list[str], list[str], list[str], dict, int]:
+    """What importing ``chosen`` over the installed version would do, read from the database alone.
+
+    (added, changed, removed, titles, kept): a node is changed when its title, description,
+    place, kind or any of its files (compared by the md5 each came from) differ; ``kept``
+    counts the resources that remain, whose learners' progress is kept (their id is
+    Kolibri's ``content_id``)."""
+    old: dict[str, tuple] = {}
+    titles: dict[str, str] = {}
+    for n in (installed or {}).get("nodes", ()):
+        md5s = {f.get("md5") for f in n.get("files", ()) if f.get("md5")}
+        source = ((n.get("exercise") or {}).get("source") or {}).get("md5")
+        if source:
+            md5s.add(source)
+        old[n["id"]] = (n.get("title"), n.get("description"), n.get("parent"),
+                        "unavailable" if n.get("unavailable") else n.get("kind"), frozenset(md5s))
+        titles[n["id"]] = n.get("title", "")
+    added, changed, seen = [], [], set()
+    kept = 0
+    for node in chosen.nodes:
+        seen.add(node.id)
+        titles[node.id] = node.data.get("title", "")
+        before = old.get(node.id)
+        if before is None:
+            added.append(node.id)
+            continue
+        if node.kind != "topic":
+            kept += 1
+        md5s = frozenset(f.md5 for f in node.files + ([node.main] if node.main else []))
+        if (node.data.get("title"), node.data.get("description"), node.parent, node.kind, md5s) != before:
+            changed.append(node.id)
+    removed = [i for i in old if i not in seen]
+    return added, changed, removed, titles, kept
 
 
 def import_channel(library, root: str | os.PathLike, channel_id: str, topics: Iterable[str] | None = None, *,
@@ -1085,10 +1130,8 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
             if chosen.channel.version < _int(old_version) and not force:
                 raise VersionConflict(pack_id, _int(old_version), chosen.channel.version)
         if dry_run:
-            old_ids = {n["id"] for n in (installed or {}).get("nodes", [])}
-            new_ids = [n.id for n in chosen.nodes]
-            return ChannelImport(chosen, None, None, [i for i in new_ids if i not in old_ids],
-                                 sorted(old_ids - set(new_ids)))
+            added, changed, removed, titles, kept = update_diff(installed, chosen)
+            return ChannelImport(chosen, None, None, added, removed, changed, titles, kept)
         holder = [installed]
         installed = None
         return _install(library, db, chosen, holder, files, force, progress)
