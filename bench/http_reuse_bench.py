@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         names = []
-        for i in range(args.files):
+        for _i in range(args.files):
             data = os.urandom(args.size)
             md5 = hashlib.md5(data).hexdigest()
             path = Path(tmp, "content", "storage", md5[0], md5[1], f"{md5}.pdf")
