@@ -98,7 +98,7 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS, *,
     except UnicodeDecodeError as exc:
         return None, [Problem("manifest.json", f"not UTF-8 (byte {exc.start})")]
     try:
-        manifest = _lazy_loads(text) if lazy_nodes else json.loads(text)
+        manifest = _lazy_loads(text, data) if lazy_nodes else json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [Problem("manifest.json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
     except RecursionError:
@@ -109,14 +109,15 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS, *,
 
 
 class LazyNodes(Sequence):
-    """The ``nodes`` array of a manifest, kept as text and decoded one node at a time.
+    """The ``nodes`` array of a manifest, kept as its UTF-8 bytes (the manifest's own, not a
+    copy) and decoded one node at a time.
 
     Not a ``list`` on purpose: ``json.dumps`` refuses it instead of writing ``[]``.
     """
 
-    def __init__(self, text: str, spans: list[tuple[int, int]]):
-        self._text = text
-        self._spans = spans
+    def __init__(self, data: bytes, spans: list[tuple[int, int]]):
+        self._data = data
+        self._spans = spans  # byte offsets of each node in ``data``
 
     def __len__(self) -> int:
         return len(self._spans)
@@ -125,20 +126,33 @@ class LazyNodes(Sequence):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
         start, end = self._spans[i]
-        return _DECODER.decode(self._text[start:end])
+        return json.loads(self._data[start:end])
 
     def __iter__(self) -> Iterator:
         for start, end in self._spans:
-            yield _DECODER.decode(self._text[start:end])
+            yield json.loads(self._data[start:end])
 
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\n\r"
 
 
-def _lazy_loads(text: str):
-    """``json.loads`` of a manifest, except that the top-level ``nodes`` array becomes a
-    :class:`LazyNodes`. Every value is still decoded (and so checked) by the standard
+def _byte_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character offsets in ``text`` as byte offsets in its UTF-8 encoding, in one pass."""
+    out = []
+    chars = nbytes = 0
+    for start, end in spans:
+        nbytes += len(text[chars:start].encode("utf-8"))
+        width = len(text[start:end].encode("utf-8"))
+        out.append((nbytes, nbytes + width))
+        nbytes += width
+        chars = end
+    return out
+
+
+def _lazy_loads(text: str, data: bytes):
+    """``json.loads`` of a manifest (``text``, decoded from ``data``), except that the top-level
+    ``nodes`` array becomes a :class:`LazyNodes`. Every value is still decoded (and so checked) by the standard
     decoder; only the punctuation of the top-level object and of that one array is read here."""
     raw = _DECODER.raw_decode
 
@@ -183,7 +197,7 @@ def _lazy_loads(text: str):
                             continue
                         i = expect(i, "]")
                         break
-                out[key] = LazyNodes(text, spans)
+                out[key] = LazyNodes(data, _byte_spans(text, spans))
             else:
                 out[key], i = raw(text, i)
             i = skip(i)

@@ -75,16 +75,22 @@ def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS, max_pages: int 
 
 
 def _share_pypdf_encodings() -> None:
-    """pypdf rebuilds the 256-entry WinAnsi table, decoding byte by byte, for every font of
-    every page it reads: a fifth of the text extraction time of a channel of short PDFs.
-    The table never changes, so it is built once and each font gets its own copy (a font's
-    /Differences edit it). Only done where this pypdf has the function it wraps."""
-    try:
-        from pypdf.generic import _font
-    except ImportError:  # another pypdf layout: it builds its tables as it likes
+    """pypdf rebuilds the 256-entry WinAnsi table, decoding byte by byte, for every page it
+    reads text from: a fifth of the text extraction time of a channel of short PDFs. The
+    table never changes, so it is built once and each caller gets its own copy (a font's
+    /Differences edit it). Only where this pypdf has the function under the names wrapped."""
+    import importlib
+    import sys
+
+    if getattr(_share_pypdf_encodings, "done", False):
         return
-    build = getattr(_font, "encoding_dict_from_named_encoding", None)
-    if build is None or getattr(build, "shared", False):
+    _share_pypdf_encodings.done = True
+    try:
+        codecs = importlib.import_module("pypdf._codecs")
+    except ImportError:
+        return
+    build = getattr(codecs, "encoding_dict_from_named_encoding", None)
+    if build is None:
         return
     tables: dict[str, dict] = {}
 
@@ -93,8 +99,14 @@ def _share_pypdf_encodings() -> None:
             tables[name] = build(name)
         return dict(tables[name])
 
-    shared.shared = True
-    _font.encoding_dict_from_named_encoding = shared
+    for name in ("pypdf._codecs", "pypdf._text_extraction._text_extractor", "pypdf.generic._font",
+                 "pypdf.generic._appearance_stream"):
+        try:
+            module = sys.modules.get(name) or importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "encoding_dict_from_named_encoding", None) is build:
+            module.encoding_dict_from_named_encoding = shared
 
 
 class _TextParser(HTMLParser):
