@@ -16,7 +16,7 @@ PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
 
-.PHONY: run test lint docs translations browser packaging-tools deb deb-lock clean
+.PHONY: run test lint docs translations browser packaging-tools deb deb-lock image image-check image-tools clean
 
 ## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
 run: $(VENV)/.installed
@@ -44,16 +44,38 @@ browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The packaging tests check the hotspot's files with the tools that read them on a box
-# (dnsmasq, nft) and the Debian package with lintian: Debian's packages, small, installed once.
+# (dnsmasq, nft, nmcli), the Debian package with lintian, and install and boot it on a
+# minimal Debian (mmdebstrap, systemd-nspawn): Debian's packages, installed once.
 packaging-tools:
-	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null || \
+	@test -x /usr/sbin/dnsmasq && test -x /usr/sbin/nft && command -v lintian >/dev/null \
+		&& command -v nmcli >/dev/null && command -v mmdebstrap >/dev/null \
+		&& command -v systemd-nspawn >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		  --no-install-recommends dnsmasq-base nftables lintian; }
+		  --no-install-recommends dnsmasq-base nftables lintian network-manager mmdebstrap \
+		  systemd-container; }
 
 ## deb: the Debian packages passerelle (ARCH=amd64 or arm64) and passerelle-hotspot, in dist/
 ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 deb: $(VENV)/.installed-test
 	$(BIN)/python packaging/deb/build.py --arch $(ARCH) --out dist
+
+## image: the Raspberry Pi image (arm64) in dist/, from the packages (needs root; the first
+## build takes a quarter of an hour: Debian's arm64 packages configured under qemu)
+image: image-tools
+	$(MAKE) deb ARCH=arm64
+	$(SUDO) $(PYTHON) packaging/image/build.py --debs dist --out dist
+
+## image-check: inspect the built image offline (partitions, sizes, units, no keys)
+image-check: image-tools
+	$(PYTHON) packaging/image/inspect.py dist/passerelle-raspi-arm64.img
+
+image-tools:
+	@command -v mmdebstrap >/dev/null && command -v bmaptool >/dev/null && command -v mcopy >/dev/null \
+		&& test -x /usr/bin/qemu-aarch64-static || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		  --no-install-recommends mmdebstrap qemu-user-static binfmt-support bmap-tools mtools \
+		  dosfstools e2fsprogs fdisk xz-utils; }
+	@test -e /proc/sys/fs/binfmt_misc/qemu-aarch64 || $(SUDO) update-binfmts --enable qemu-aarch64
 
 ## deb-lock: pin the dependencies' wheels (both architectures) after changing install_requires
 deb-lock: $(VENV)/.installed

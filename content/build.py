@@ -242,6 +242,8 @@ class _Builder:
         root = {"id": "root", "parent": None, "kind": "topic", "title": str(meta.get("title") or "")}
         if meta.get("description"):
             root["description"] = str(meta["description"]).strip()
+        if meta.get("for_facilitators") is True:  # the whole pack: its root hides everything
+            root["for_facilitators"] = True
         root["files"] = []
         self.register(root, self.src)
         self.walk_topic(self.src, "root")

@@ -38,7 +38,7 @@ Design
 - **What the box cannot show is said, not broken**: h5p, slideshows and
   other kinds become a small page saying the resource is not available on this
   box (the node carries ``unavailable``: the kind), and are counted in the
-  report. Coach-only resources are left out. Exercises are Perseus, converted by
+  report. Coach-only resources are kept, marked ``for_facilitators``. Exercises are Perseus, converted by
   :mod:`.perseus`; one with no playable question is left out and counted.
 """
 
@@ -441,8 +441,7 @@ def plan(db: ChannelDatabase, topics: Iterable[str] | None = None, video: str = 
         if not inside and node_id not in keep:
             continue
         if row.get("coach_content"):
-            coach += 1
-            continue
+            coach += 1  # imported, marked for facilitators (_plan_node)
         if depth > limits.max_depth:
             raise NotAChannel(str(db.path), f"the tree is deeper than {limits.max_depth} levels")
         planned = _plan_node(row, parent, files.get(node_id, []), tags.get(node_id, []),
@@ -490,6 +489,8 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
         data["language"] = lang
     if tags:
         data["tags"] = sorted(set(tags))[:64]
+    if row.get("coach_content"):  # Kolibri's "coach content": a guide for facilitators
+        data["for_facilitators"] = True
     kolibri = {"node_id": node_key, "content_id": content_id, "kind": kolibri_kind}
     for key in ("license_owner", "author"):
         if _text(row.get(key)):

@@ -28,6 +28,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from passerelle.kiosk.qr import qr_svg
 from passerelle.server.web.auth import ANYONE, allow
 
 HERE = Path(__file__).parent
@@ -74,22 +75,31 @@ def init_app(app: Flask) -> None:
     # then the staff pages (kiosk/manage/).
     from passerelle.kiosk import (  # noqa: F401
         bookmarks,
+        guests,
         learn,
+        me,
         pages,
         pending,
         practice,
+        quiz,
         signin,
         zim_pages,
     )
     from passerelle.kiosk.manage import (  # noqa: F401
         backups,
         classes,
+        coach,
         content,
+        label,
         lessons,
         material,
         people,
+        quizzes,
         reports,
+        settings,
+        sites,
         sync,
+        upkeep,
     )
 
     app.register_blueprint(bp)
@@ -97,6 +107,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["format_date"] = format_date
     app.jinja_env.globals["format_datetime"] = format_datetime
     app.jinja_env.globals["format_size"] = format_size
+    app.jinja_env.globals["qr_svg"] = qr_svg
 
 
 def format_size(size: int | None) -> str:

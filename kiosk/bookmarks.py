@@ -16,7 +16,8 @@ from passerelle.server.web.auth import allow, current_user
 def bookmark(pack_id: str, node_id: str):
     """Bookmark a resource, or remove its bookmark (a plain form: works without JavaScript)."""
     db = get_db()
-    if catalogue.node(db, pack_id, node_id) is None:
+    found = catalogue.node(db, pack_id, node_id)
+    if found is None or catalogue.staff_only(db, pack_id, found):  # guides are not for learners
         abort(404)
     bookmarks.toggle(db, current_user()["uuid"], pack_id, node_id)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=node_id))

@@ -7,15 +7,37 @@ from flask_babel import get_locale
 from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
-from passerelle.server.learning import bookmarks, lessons, progress
+from passerelle.server.learning import bookmarks, lessons, progress, quizzes
 from passerelle.server.packs import catalogue, pdfpages
 from passerelle.server.packs import web as cw
+from passerelle.server.people import accounts
 from passerelle.server.web.auth import ANYONE, allow, current_user
 
 
 def learner() -> dict | None:
     user = current_user()
     return user if user and user["role"] == "learner" else None
+
+
+def is_staff() -> bool:
+    """Facilitators and coordinators: they also see the teaching guides (``for_facilitators``)."""
+    user = current_user()
+    return bool(user) and user["role"] in accounts.STAFF
+
+
+def visible_children(db, pack_id: str, node_id: str) -> list[dict]:
+    """A topic's children as this person may see them: guides only for staff."""
+    found = catalogue.children(db, pack_id, node_id)
+    return found if is_staff() else [c for c in found if not catalogue.for_facilitators(c)]
+
+
+def require_visible(db, pack_id: str, found: dict, trail: list[dict] | None = None) -> bool:
+    """404 for a teaching guide asked for by a learner or a guest (as if it were not there);
+    for staff, whether it is one (the page shows the badge)."""
+    guide = catalogue.staff_only(db, pack_id, found, trail)
+    if guide and not is_staff():
+        abort(404)
+    return guide
 
 
 def statuses(db, pack_id: str) -> dict[str, str]:
@@ -58,7 +80,7 @@ def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict
             return None
         items = [{"pack_id": pack_id, "node_id": c["id"], "title": c.get("title", ""),
                   "kind": c["kind"], "language": c.get("language") or found.get("language")}
-                 for c in catalogue.children(db, pack_id, parent) if c["kind"] != "topic"]
+                 for c in visible_children(db, pack_id, parent) if c["kind"] != "topic"]
         back = url_for("kiosk.learn", pack_id=pack_id, node_id=parent)
     index = next((n for n, i in enumerate(items)
                   if i["pack_id"] == pack_id and i["node_id"] == found["id"]), None)
@@ -83,22 +105,24 @@ def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict
 def home():
     db = get_db()
     lang = str(get_locale())
-    packs = sorted(catalogue.packs(db), key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
-    resume, marked, assigned = [], [], []
+    packs = sorted((p for p in catalogue.packs(db) if is_staff() or not p[catalogue.FOR_FACILITATORS]),
+                   key=lambda p: (p["language"].split("-")[0] != lang, p["title"]))
+    resume, marked, assigned, open_quizzes = [], [], [], []
     who = learner()
     if who is not None:
         assigned = lessons.assigned_to(db, who["uuid"])
+        open_quizzes = quizzes.open_for(db, who["uuid"])
         marked = bookmarks.of_learner(db, who["uuid"])
         resume = progress.in_progress(db, who["uuid"])
     return render_template("home.html", packs=packs, resume=resume, bookmarks=marked,
-                           assigned=assigned)
+                           assigned=assigned, quizzes=open_quizzes)
 
 
 @bp.get("/learn/<pack_id>")
 @allow(ANYONE)
 def pack_home(pack_id: str):
     pack = next((p for p in catalogue.packs(get_db()) if p["id"] == pack_id), None)
-    if pack is None or not pack["root"]:
+    if pack is None or not pack["root"] or (pack[catalogue.FOR_FACILITATORS] and not is_staff()):
         abort(404)
     return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=pack["root"]))
 
@@ -111,9 +135,10 @@ def learn(pack_id: str, node_id: str):
     if found is None:
         abort(404)
     trail = catalogue.ancestors(db, pack_id, found)
+    guide = require_visible(db, pack_id, found, trail)
     pack_title = (trail[0] if trail else found).get("title")
     context = {"node": found, "trail": trail, "pack_id": pack_id, "pack_title": pack_title,
-               "status": statuses(db, pack_id)}
+               "status": statuses(db, pack_id), "guide": guide}
     kind = found["kind"]
     lesson_uuid = request.args.get("lesson") or None
     if found.get("unavailable"):  # a Kolibri resource of a kind this box cannot show
@@ -122,7 +147,7 @@ def learn(pack_id: str, node_id: str):
     if same:  # one resource placed under two topics: one page, one progress
         return redirect(url_for("kiosk.learn", pack_id=pack_id, node_id=same))
     if kind == "topic":
-        return render_template("topic.html", children=catalogue.children(db, pack_id, node_id), **context)
+        return render_template("topic.html", children=visible_children(db, pack_id, node_id), **context)
     if kind == "exercise":
         return redirect(url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
                                 lesson=lesson_uuid))

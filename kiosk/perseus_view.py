@@ -14,6 +14,10 @@ Design
 - **Widgets are plain form fields** (radio buttons, checkboxes, a select, text
   fields with the number pad), placed where ``[[☃ wN]]`` stands in the prompt,
   named ``wN``, so answering works without JavaScript.
+- **A question carries its own direction.** Kolibri channels translate their titles
+  before their questions: an Arabic channel holds English questions. The direction is
+  read from the question's letters (:func:`text_attrs`), not taken from the channel's
+  language, and the widgets' own words ("Choose one answer:") keep the interface's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from functools import lru_cache
 from markupsafe import Markup, escape
 from passerelle.content.perseus import choice_order
 from passerelle.kiosk.markdown import render_markdown
+from passerelle.server.i18n import content_attrs, content_direction
 
 _MATH = re.compile(r"(?<!\\)\$((?:\\.|[^$\\])+?)\$", re.S)
 _WIDGET = re.compile(r"\[\[\u2603 (w[0-9]+)\]\]")
@@ -123,8 +128,9 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict, se
                 ' <span class="choice-text">{text}</span></label>').format(
                 k=key, i=i, t="checkbox" if multiple else "radio", c=checked, o=off,
                 text=markdown_math(choice)))
-        return Markup('<fieldset class="choices"><legend>{}</legend>{}</fieldset>').format(
-            legend, Markup("").join(items))
+        # The legend is the interface's words (``labels["attrs"]``: its lang and dir).
+        return Markup('<fieldset class="choices"><legend{}>{}</legend>{}</fieldset>').format(
+            labels["attrs"], legend, Markup("").join(items))
     if kind == "dropdown":
         options = [Markup('<option value="">{}</option>').format(widget.get("placeholder") or "…")]
         for i, choice in enumerate(widget["choices"]):
@@ -144,36 +150,60 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict, se
         k=key, v=value, a=labels["answer"], o=off)
 
 
+# Letters of right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, their presentation forms).
+_RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def text_attrs(question: dict, language: str | None) -> Markup:
+    """`` lang=".." dir=".."`` for a Perseus question: the node's language when the question's
+    letters are written in its direction, else the direction the letters say (and no language
+    claimed: an English question of an Arabic channel is not Arabic). Math is left out of the
+    count: ``$x$`` is not English."""
+    parts = [question.get("prompt", ""), *(question.get("hints") or [])]
+    for widget in (question.get("widgets") or {}).values():
+        parts.extend(str(c) for c in widget.get("choices") or [])
+    text = _WIDGET.sub(" ", _MATH.sub(" ", " ".join(str(p) for p in parts)))
+    letters = len(_LETTER.findall(text))
+    if not letters:
+        return content_attrs(language)
+    said = "rtl" if 2 * len(_RTL_LETTER.findall(text)) > letters else "ltr"
+    if language and content_direction(language) == said:
+        return content_attrs(language)
+    return Markup(' lang="" dir="%s"') % said
+
+
 def plain_text(text: str) -> str:
     """A choice inside <option> cannot hold markup: TeX and Markdown marks are dropped."""
     return re.sub(r"[$*_`\\]", "", text or "").strip()
 
 
 DEFAULT_LABELS = {"choose_one": "Choose one answer:", "choose_all": "Choose every right answer:",
-                  "answer": "Your answer"}
+                  "answer": "Your answer", "attrs": Markup("")}
 
 
 def question_html(question: dict, draft: dict | None, disabled: bool = False,
-                  labels: dict | None = None, seed: str = "") -> Markup:
-    """The prompt with its widgets in place; ``draft`` refills what the learner had entered;
+                  labels: dict | None = None, prefix: str = "", seed: str = "") -> Markup:
+    """The prompt with its widgets in place; ``draft`` refills what the learner had entered.
+    ``prefix`` goes before each field's name, so several questions share one form (a quiz);
     ``seed`` (the learner's run and attempt) orders the choices a question shuffles."""
     draft = draft if isinstance(draft, dict) else {}
     labels = {**DEFAULT_LABELS, **(labels or {})}
-    widgets = {key: _widget_html(key, w, draft.get(key), disabled, labels, seed)
+    widgets = {key: _widget_html(prefix + key, w, draft.get(key), disabled, labels, seed)
                for key, w in (question.get("widgets") or {}).items()}
     html = markdown_math(question.get("prompt", ""), widgets)
     missing = [widgets[k] for k in widgets if f"[[\u2603 {k}]]" not in question.get("prompt", "")]
     return Markup(html + Markup("").join(missing))
 
 
-def read_form(question: dict, form) -> dict:
+def read_form(question: dict, form, prefix: str = "") -> dict:
     """The learner's entries from a posted form, keyed like the question's widgets."""
     out: dict = {}
     for key, widget in (question.get("widgets") or {}).items():
         if widget["type"] == "radio":
-            out[key] = [v for v in form.getlist(key) if v.isdigit()][:50]
+            out[key] = [v for v in form.getlist(prefix + key) if v.isdigit()][:50]
         else:
-            out[key] = form.get(key, "")[:100]
+            out[key] = form.get(prefix + key, "")[:100]
     return out
 
 

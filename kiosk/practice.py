@@ -38,7 +38,9 @@ import random
 import secrets
 
 from flask import abort, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from passerelle.content import (
     ExpressionError,
     check_answer,
@@ -49,9 +51,10 @@ from passerelle.content.perseus import grade as perseus_grade
 from passerelle.content.perseus import right_answers as perseus_right_answers
 from passerelle.kiosk import bp, pending
 from passerelle.kiosk import perseus_view as pv
-from passerelle.kiosk.learn import place
+from passerelle.kiosk.learn import place, require_visible
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
+from passerelle.server.i18n import content_attrs, direction
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
 from passerelle.server.packs import catalogue
@@ -154,22 +157,29 @@ class NotAnAnswer(ValueError):
 
 def _read_answer(question: dict):
     """The learner's answer from the form, in the form ``check_answer`` takes."""
+    return read_answer(question, request.form)
+
+
+def read_answer(question: dict, form, name: str = "answer"):
+    """A learner's answer to ``question`` from a posted ``form`` (its field ``name``; a
+    Khan Academy question's fields start with it), in the form ``check_answer`` takes;
+    NotAnAnswer saying what to do when there is none."""
     kind = question["type"]
     if kind == "perseus":
-        return _read_perseus(question)
+        return _read_perseus(question, form, "" if name == "answer" else name + "-")
     count = len(question.get("choices") or [])
     if kind == "single_choice":
-        raw = request.form.get("answer", "")
+        raw = form.get(name, "")
         if not raw.isdigit() or int(raw) >= count:
             raise NotAnAnswer(_("Choose one answer, then press “Check”."))
         return int(raw)
     if kind == "multiple_choice":
-        chosen = sorted({int(v) for v in request.form.getlist("answer")
+        chosen = sorted({int(v) for v in form.getlist(name)
                          if v.isdigit() and int(v) < count})
         if not chosen:
             raise NotAnAnswer(_("Choose at least one answer, then press “Check”."))
         return chosen
-    text = request.form.get("answer", "")[:MAX_ANSWER_CHARS].strip()
+    text = form.get(name, "")[:MAX_ANSWER_CHARS].strip()
     if not text:
         raise NotAnAnswer(_("Write your answer, then press “Check”."))
     if kind in ("numeric", "generated"):
@@ -179,9 +189,9 @@ def _read_answer(question: dict):
     return text
 
 
-def _read_perseus(question: dict) -> dict:
+def _read_perseus(question: dict, form, prefix: str = "") -> dict:
     """A Khan Academy question's entries; what Khan Academy would not grade is sent back, unrecorded."""
-    given = pv.read_form(question, request.form)
+    given = pv.read_form(question, form, prefix)
     state, reason = perseus_grade(question, given)
     if state == "invalid":
         if reason == "simplify":
@@ -264,7 +274,7 @@ def _format_number(value) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.10g}"
 
 
-def _correct_answer(question: dict, shown: dict) -> list[str]:
+def correct_answer(question: dict, shown: dict) -> list[str]:
     """The right answer(s), as text to show after a wrong answer."""
     kind = question["type"]
     choices = question.get("choices") or []
@@ -316,12 +326,15 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
         correct, given, just = run["f"]
         feedback = {"correct": bool(correct), "just_mastered": bool(just),
                     "given": _given_text(question, given),
-                    "right": _correct_answer(question, shown),
+                    "right": correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
+    content = content_attrs(found.get("language"))
     if question["type"] == "perseus":
         hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]
+        content = pv.text_attrs(question, found.get("language"))
         labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
-                  "answer": _("Your answer")}
+                  "answer": _("Your answer"),
+                  "attrs": Markup(' lang="%s" dir="%s"') % (str(get_locale()), direction())}
         # The run's random id and the attempt: a reload shows the same order, the next attempt another.
         prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
                                   labels=labels, seed=f"{run['k']}:{run['n']}")
@@ -331,6 +344,7 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
     _save_run(pack_id, node_id, run)
     context = {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
+        "content": content,  # the question's lang and dir (a Perseus one's, from its letters)
         "prompt": prompt, "choices": question.get("choices") or [],
         "numeric_answer": question["type"] in ("numeric", "generated"),
         "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
@@ -370,6 +384,7 @@ def _exercise_of(pack_id: str, node_id: str) -> dict:
     found = catalogue.node(get_db(), pack_id, node_id)
     if found is None or found.get("kind") != "exercise":
         abort(404)
+    found["guide"] = require_visible(get_db(), pack_id, found)
     exercise = found.get("exercise") or {}
     if not exercise.get("questions"):
         abort(404)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
 from passerelle.server.i18n import LANG_COOKIE
 from passerelle.server.people import accounts
+from passerelle.server.web import captive, network
 from passerelle.server.web.auth import ANYONE, allow, current_user, sign_in, sign_out
 from passerelle.server.web.security import safe_next
 
@@ -33,8 +34,17 @@ def setup():
     if not accounts.needs_setup(db):
         return redirect(url_for("kiosk.home"))
     errors, form = {}, request.form
+    offer_wifi = current_app.config["SETTINGS"]["network_requests"]
     if request.method == "POST":
         try:
+            wifi = (network.check_wifi(form.get("wifi_name", ""), form.get("wifi_passphrase", ""))
+                    if offer_wifi else {})
+        except InvalidInput as exc:
+            errors = dict(exc.details or {})
+            wifi = {}
+        try:
+            if errors:  # checked before anything is created: nothing is half done
+                raise InvalidInput("", details=errors)
             uid = accounts.setup(
                 db, org_name=form.get("org_name", ""),
                 languages=form.getlist("languages"),
@@ -51,10 +61,13 @@ def setup():
         else:
             sign_in(accounts.get_user(db, uid))
             flash(_("Your box is ready. Welcome!"))
+            if network.ask(current_app.config["HOME"].root, wifi):
+                flash(_("The box's Wi-Fi changes in a few seconds: join the new Wi-Fi, then open "
+                        "%(address)s again.", address=captive.BOX_URL))
             return redirect(url_for("kiosk.manage_home"))
-    return render_template("setup.html", errors=errors, form=form,
-                           modes=accounts.SIGNIN_MODES, fields=accounts.PROFILE_FIELDS), \
-        400 if errors else 200
+    return render_template("setup.html", errors=errors, form=form, offer_wifi=offer_wifi,
+                           box_url=captive.BOX_URL, modes=accounts.SIGNIN_MODES,
+                           fields=accounts.PROFILE_FIELDS), 400 if errors else 200
 
 
 @bp.get("/signin")

@@ -46,8 +46,9 @@ from .snippets import SCAN_CHARS, Matcher, highlight
 
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
-#: Also bumped when what the bodies hold changes (6: articles as plain text, not Markdown).
-SCHEMA_VERSION = 6
+#: Also bumped when what the bodies hold changes (6: articles as plain text, not Markdown;
+#: 7: documents for staff only).
+SCHEMA_VERSION = 7
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -99,6 +100,9 @@ PARALLEL_MIN_DOCS = 4000
 AUTOMERGE = 4               # FTS5's default, restored after a large batch
 HASH_SIZE = 8 * 1024 * 1024  # FTS5 pending-terms memory of the writer (default 1 MB)
 ZLIB_LEVEL = 1
+# In the ``filt`` column of documents for staff only (teaching guides): searches for
+# learners and guests leave them out with ``NOT`` (see ``SearchIndex.search``).
+STAFF_TOKEN = filter_token("a", "staff")
 
 
 @dataclass
@@ -113,6 +117,9 @@ class Document:
     body: str = ""
     topic_path: list[str] = field(default_factory=list)
     pack_title: str = ""
+    #: For staff only (a teaching guide): found only by searches that include them, and
+    #: never offered as a suggestion while typing.
+    staff_only: bool = False
 
 
 @dataclass
@@ -124,6 +131,7 @@ class Hit:
     title: str
     snippet: str
     score: float
+    staff_only: bool = False
 
 
 @dataclass
@@ -170,7 +178,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     description TEXT NOT NULL,
     tags TEXT NOT NULL,
     topic_path TEXT NOT NULL,
-    pack_title TEXT NOT NULL
+    pack_title TEXT NOT NULL,
+    staff_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
 -- Analysed title, tags and description ("title terms|tag terms|..."): what
@@ -223,7 +232,8 @@ CREATE INDEX IF NOT EXISTS suggestions_h1 ON suggestions(h1, df DESC);
 CREATE INDEX IF NOT EXISTS suggestions_h2 ON suggestions(h2, df DESC);
 """
 
-_NODE_COLUMNS = "id, pack_id, kind, language, title, description, tags, topic_path, pack_title"
+_NODE_COLUMNS = ("id, pack_id, kind, language, title, description, tags, topic_path, pack_title,"
+                 " staff_only")
 
 
 def _chunks(items: list, n: int | None = None):
@@ -244,12 +254,14 @@ class _Contributions:
         self.suggest: Counter[tuple[str, str, str]] = Counter()
 
     def add(self, lang: str, title: str, tags: list[str], doc_words: set[str],
-            sign: int = 1) -> None:
+            sign: int = 1, staff_only: bool = False) -> None:
         lang = primary_language(lang)
         if sign > 0:
             self.vocab.update(doc_words)  # Counter.update runs in C: the hot path
         else:
             self.vocab.subtract(doc_words)
+        if staff_only:  # a guide's title is not offered to learners typing
+            return
         entries: set[tuple[str, str, str]] = set()
         for phrase in (title, *tags):
             phrase = " ".join(phrase.split())
@@ -276,7 +288,7 @@ def sample_tokens(doc_id: str) -> tuple[str, ...]:
 
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
                  tags: list[str], topic_path: list[str], pack_title: str, body: str,
-                 doc_id: str):
+                 doc_id: str, staff_only: bool = False):
     """(FTS5 column values, set of the document's words) for one document."""
     lang = primary_language(language)
     w_title, w_tags, w_desc = words(title), words(" ; ".join(tags)), words(description)
@@ -285,6 +297,7 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
     t_title, t_tags = terms_of(w_title, lang), terms_of(w_tags, lang)
     filt = " ".join((filter_token("k", kind.lower()), filter_token("l", lang or "und"),
                      filter_token("p", pack_id), *sample_tokens(doc_id),
+                     *((STAFF_TOKEN,) if staff_only else ()),
                      *map(tier_token, dict.fromkeys((*t_title, *t_tags)))))
     values = (
         " ".join(t_title),
@@ -304,7 +317,8 @@ def _fields(d: Document) -> tuple:
     """A document's fields, normalised, in ``_prepare_doc`` order."""
     return (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
             d.description or "", [str(t) for t in (d.tags or [])],
-            [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "", d.id)
+            [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "", d.id,
+            bool(d.staff_only))
 
 
 def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
@@ -314,7 +328,7 @@ def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
     out = []
     for f in rows:
         values, doc_words = _prepare_doc(*f)
-        delta.add(f[0], f[3], f[5], doc_words)
+        delta.add(f[0], f[3], f[5], doc_words, staff_only=f[10])
         out.append((values, zlib.compress(f[8].encode("utf-8"), ZLIB_LEVEL)))
     return out, delta.vocab, delta.suggest
 
@@ -683,10 +697,10 @@ class SearchIndex:
             for f_chunk, (analysed, vocab, sugg) in zip(
                     fields, _analysed(fields, workers), strict=True):
                 if not empty:
-                    self._remove(conn, [f[-1] for f in f_chunk], delta)
+                    self._remove(conn, [f[9] for f in f_chunk], delta)
                 node_rows, rank_rows, body_rows, fts_rows = [], [], [], []
                 for f, (values, body) in zip(f_chunk, analysed, strict=True):
-                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_ = f
+                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_, staff = f
                     code = codes[kind, lang, pack]
                     seq = seqs[code]
                     if seq >= 1 << GROUP_SHIFT:  # billions of upserts: rebuild to renumber
@@ -696,14 +710,14 @@ class SearchIndex:
                     node_rows.append((rowid, id_, pack, kind, lang, title, desc,
                                       json.dumps(tags, ensure_ascii=False),
                                       json.dumps(topic_path, ensure_ascii=False),
-                                      pack_title))
+                                      pack_title, int(staff)))
                     rank_rows.append((rowid, "|".join(values[:3])))
                     body_rows.append((rowid, body))
                     fts_rows.append((rowid, *values))
                 delta.vocab.update(vocab)
                 delta.suggest.update(sugg)
                 conn.executemany(
-                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO nodes(rowid, {_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     node_rows)
                 conn.executemany("INSERT INTO ranking(rowid, terms) VALUES (?,?)", rank_rows)
                 conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
@@ -739,14 +753,14 @@ class SearchIndex:
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
                 "SELECT n.rowid, language, kind, pack_id, title, description, tags, topic_path, "
-                f"pack_title, b.body, id FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
+                f"pack_title, b.body, id, staff_only FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
                 f"WHERE id IN ({marks})", chunk).fetchall()
             fts_deletes = []
-            for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body, id_ in rows:
+            for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body, id_, staff in rows:
                 tags, topic, body = json.loads(tags), json.loads(topic), _body_text(body)
                 values, doc_words = _prepare_doc(lang, kind, pack, title, desc, tags, topic,
-                                                 pack_title, body, id_)
-                delta.add(lang, title, tags, doc_words, sign=-1)
+                                                 pack_title, body, id_, bool(staff))
+                delta.add(lang, title, tags, doc_words, sign=-1, staff_only=bool(staff))
                 fts_deletes.append((rowid, *values))
             conn.executemany(
                 f"INSERT INTO fts(fts, rowid, {', '.join(RANK_WEIGHTS)}) "
@@ -858,8 +872,9 @@ class SearchIndex:
 
     # --- searching -------------------------------------------------------------
     def search(self, query: str, *, kinds=None, languages=None, packs=None,
-               limit: int = 20, offset: int = 0) -> SearchResult:
-        """Search as a learner expects; see docs/search.md for the pipeline."""
+               limit: int = 20, offset: int = 0, staff: bool = False) -> SearchResult:
+        """Search as a learner expects; see docs/search.md for the pipeline. Documents for
+        staff only are found only with ``staff`` (a facilitator's or coordinator's search)."""
         if not isinstance(query, str):
             raise QuerySyntaxError("the query must be text")
         limit = max(0, min(int(limit), 200))
@@ -873,14 +888,15 @@ class SearchIndex:
         langs = STEMMED_LANGUAGES
         pq = parse(query, tuple(languages) if languages else None)
         try:
-            return self._search(query, pq, kinds, languages, packs, langs, limit, offset)
+            return self._search(query, pq, kinds, languages, packs, langs, limit, offset, staff)
         except sqlite3.OperationalError as exc:
             # Should not happen (every token is quoted); never leak a raw error.
             raise QuerySyntaxError(f"the query could not be run: {exc}") from exc
         except sqlite3.Error as exc:
             raise SearchError(f"search index error: {exc}") from exc
 
-    def _search(self, query, pq: ParsedQuery, kinds, languages, packs, langs, limit, offset):
+    def _search(self, query, pq: ParsedQuery, kinds, languages, packs, langs, limit, offset,
+                staff: bool = False):
         query_filters: dict[str, list[str]] = {}
         terms = pq.terms
         if pq.kinds and not kinds:
@@ -905,6 +921,8 @@ class SearchIndex:
 
         def attempt(ts, operator, kinds_):
             expr = match_expression(ts, operator, langs)
+            if not staff:  # every count, facet and page below is then without the guides
+                expr = f"({expr}) NOT {quote(STAFF_TOKEN)}"
             return self._run(expr, ts, kinds_, languages, packs, limit, offset)
 
         result = attempt(terms, "AND", kinds)
@@ -1048,7 +1066,7 @@ class SearchIndex:
             marks = ",".join("?" * len(ranked))
             found = {r[0]: r for r in conn.execute(
                 "SELECT n.rowid, n.id, n.pack_id, n.kind, n.language, n.title, n.description, "
-                f"b.body FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
+                f"b.body, n.staff_only FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
                 f"WHERE n.rowid IN ({marks})", [r[0] for r in ranked])}
         finally:
             conn.execute("COMMIT")
@@ -1056,7 +1074,7 @@ class SearchIndex:
             row = found.get(rowid)
             if row is None:  # cannot happen within one snapshot; never fail a page for it
                 continue
-            _, id_, pack, kind, lang, title, desc, body = row
+            _, id_, pack, kind, lang, title, desc, body, staff_only = row
             plang = primary_language(lang)
             snippet, marked = highlight(_body_text(body, SCAN_BYTES), matcher, plang)
             if not marked and desc:
@@ -1064,7 +1082,8 @@ class SearchIndex:
                 if d_marked or not snippet:
                     snippet = d_snip
             result.hits.append(Hit(id=id_, pack_id=pack, kind=kind, language=lang, title=title,
-                                   snippet=snippet, score=round(-rank, 4)))
+                                   snippet=snippet, score=round(-rank, 4),
+                                   staff_only=bool(staff_only)))
         return result
 
     def _group_table(self, conn, refresh: bool = False) -> _GroupTable:

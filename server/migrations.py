@@ -407,3 +407,150 @@ def m0012_missed_questions(db: Database) -> None:
         "INSERT INTO missed_questions (learner_uuid, pack_id, node_id, question_id, wrong,"
         " seen_values, seen_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((*key, n, *seen.get(key, (None, None))) for key, n in counts.items()))
+
+
+@MIGRATIONS()
+def m0017_sites(db: Database) -> None:
+    # Sites (docs/sync.md, "Sites"): a box belongs to one site; learners and classes have a home
+    # site. ``sites`` is a synced record like the others (organisation-wide: every box knows the
+    # names). NULL site means organisation-wide: data made before sites keeps reaching every box.
+    db.execute("""
+        CREATE TABLE sites (uuid TEXT PRIMARY KEY, version TEXT NOT NULL,
+                            deleted INTEGER NOT NULL DEFAULT 0, name TEXT)
+    """)
+    db.execute("ALTER TABLE users ADD COLUMN site TEXT")
+    db.execute("ALTER TABLE classes ADD COLUMN site TEXT")
+    db.execute("CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL")
+    db.execute("CREATE INDEX classes_site ON classes (site) WHERE site IS NOT NULL")
+    # The site of each device, as the coordinator assigned it on the hub (local, never synced):
+    # what the hub sends a box is chosen by it.
+    db.execute("ALTER TABLE sync_devices ADD COLUMN site TEXT")
+
+
+@MIGRATIONS()
+def m0018_flat_sync(db: Database) -> None:
+    # Used request nonces, in the database instead of one process's memory, so any number of
+    # hub processes share them (server/sync/nonces.py). Local, never synced.
+    db.execute("""
+        CREATE TABLE sync_nonces (
+            nonce TEXT PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
+        )
+    """)
+    db.execute("CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms)")
+    # sync_log is kept for a number of days (setting sync_log_days), not a number of rows.
+    db.execute("CREATE INDEX sync_log_at ON sync_log (at)")
+    # The version of the device list a box last took from its hub: the hub sends the list
+    # again only when it changed.
+    db.execute("ALTER TABLE sync_peers ADD COLUMN devices_version TEXT")
+
+
+@MIGRATIONS()
+def m0019_report_summaries(db: Database) -> None:
+    # The impact report reads summaries only (server/reports/impact.py): activity_days (a day,
+    # learner and pack) and now activity_months (a month, learner and pack), both kept by the
+    # fold in Python (records.fold_activity), which works the same on every database engine.
+    # The trigger that kept activity_days with json_extract goes.
+    db.execute("DROP TRIGGER IF EXISTS activity_days_fold")
+    db.execute("""
+        CREATE TABLE activity_months (
+            month TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (month, learner_uuid, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # Backfilled from the daily summary, which already holds every event of the log.
+    db.execute("""
+        INSERT INTO activity_months (month, learner_uuid, pack_id, events, seconds)
+        SELECT substr(day, 1, 7), learner_uuid, pack_id, sum(events), sum(seconds)
+        FROM activity_days GROUP BY substr(day, 1, 7), learner_uuid, pack_id
+    """)
+
+
+@MIGRATIONS()
+def m0020_quizzes(db: Database) -> None:
+    # Quizzes that assess (server/learning/quizzes.py): the quiz a facilitator makes, and each
+    # time it is started for learners (a copy of its questions, so editing the quiz later
+    # never changes what was answered). Both are records that sync.
+    versioned = "uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0"
+    db.execute(f"""CREATE TABLE quizzes ({versioned}, title TEXT, sections TEXT, shuffle INTEGER,
+                   created_by TEXT, created_at TEXT)""")
+    db.execute(f"""CREATE TABLE quiz_runs ({versioned}, quiz_uuid TEXT, title TEXT, sections TEXT,
+                   shuffle INTEGER, attempts INTEGER, class_uuid TEXT, target TEXT, open INTEGER,
+                   created_by TEXT, created_at TEXT)""")
+    db.execute("CREATE INDEX quiz_runs_class ON quiz_runs (class_uuid) WHERE deleted = 0")
+    # Each answer of each attempt, folded from the learners' answer events (records.
+    # _fold_quiz_answer): a report reads a class's few hundred rows, never the log.
+    db.execute("""
+        CREATE TABLE quiz_answers (
+            run_uuid TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            pack_id TEXT,
+            node_id TEXT,
+            question_id TEXT,
+            correct INTEGER NOT NULL,
+            answer TEXT,
+            seen_values TEXT,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
+        ) WITHOUT ROWID
+    """)
+
+
+@MIGRATIONS()
+def m0022_people_at_scale(db: Database) -> None:
+    # The people page pages through thousands of people by name (keyset paging): these let it
+    # read one page in name order without sorting the whole table, with or without a role.
+    db.execute("CREATE INDEX users_name ON users (display_name COLLATE NOCASE, uuid)"
+               " WHERE deleted = 0")
+    db.execute("CREATE INDEX users_role_name ON users (role, display_name COLLATE NOCASE, uuid)"
+               " WHERE deleted = 0")
+    # The organisation's choices about learners' own page (NULL: not allowed): whether they may
+    # edit their own profile, and change their own PIN or pictures. Organisation fields sync,
+    # so every box of the organisation follows them.
+    db.execute("ALTER TABLE organisations ADD COLUMN learners_edit_profile INTEGER")
+    db.execute("ALTER TABLE organisations ADD COLUMN learners_change_secret INTEGER")
+
+
+@MIGRATIONS()
+def m0023_guest_days(db: Database) -> None:
+    # Drop-in use ("just look around", nobody signed in), for the impact report: page views and
+    # time per UTC day, visitor and pack. A visitor is a random id of one day, made by the
+    # browser's session (learning/guests.py): nothing names a person, and nothing links one
+    # day's visit to another's. The views travel as "guest" events in the log, so every box
+    # and the hub add up the same rows; a trigger folds them, as activity_days is kept.
+    db.execute("""
+        CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # The day the box's clock gave the view, else its version's (the same but for a clock set back).
+    day = ("coalesce(date(json_extract(NEW.payload, '$.day')),"
+           " date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch'))")
+    # Time is that of the page before this one (seen until this one opened), credited to its pack.
+    seconds = ("max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER),"
+               " 0)))")
+    db.execute(f"""
+        CREATE TRIGGER guest_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'guest'
+        BEGIN
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES ({day}, NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = views + 1;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            SELECT {day}, NEW.subject, coalesce(json_extract(NEW.payload, '$.seconds_pack_id'), ''),
+                   0, {seconds}
+            WHERE {seconds} > 0
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
+        END
+    """)

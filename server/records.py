@@ -52,10 +52,11 @@ from passerelle.server.learning import mastery
 # may set (besides uuid, version and deleted). Anything else in a payload is
 # kept in the op but not in the table, so a newer box can add fields.
 ENTITIES: dict[str, tuple[str, ...]] = {
-    "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles"),
+    "organisation": ("name", "languages", "signin_mode", "profile_fields", "encrypt_bundles",
+                     "learners_edit_profile", "learners_change_secret"),
     "user": ("role", "display_name", "username", "password_hash", "pin_hash",
-             "picture_hash", "avatar", "language", "profile", "consent", "created_at"),
-    "class": ("name", "description", "created_at"),
+             "picture_hash", "avatar", "language", "profile", "consent", "created_at", "site"),
+    "class": ("name", "description", "created_at", "site"),
     "membership": ("class_uuid", "user_uuid", "role"),
     "class_session": ("class_uuid", "date", "place", "partner", "topic", "opened_by",
                       "closed"),
@@ -65,13 +66,19 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "lesson": ("title", "description", "items", "created_by", "created_at"),
     "assignment": ("lesson_uuid", "class_uuid", "target", "open", "created_by", "created_at"),
     "bookmark": ("learner_uuid", "pack_id", "node_id", "created_at"),
+    "quiz": ("title", "sections", "shuffle", "created_by", "created_at"),
+    "quiz_run": ("quiz_uuid", "title", "sections", "shuffle", "attempts", "class_uuid", "target",
+                 "open", "created_by", "created_at"),
+    "site": ("name",),
 }
 TABLES = {"organisation": "organisations", "user": "users", "class": "classes",
           "membership": "memberships", "class_session": "class_sessions",
           "attendance": "attendance", "group": "groups", "group_member": "group_members",
           "lesson": "lessons", "assignment": "assignments",
-          "bookmark": "bookmarks"}
+          "bookmark": "bookmarks", "site": "sites"}
+TABLES |= {"quiz": "quizzes", "quiz_run": "quiz_runs"}
 JSON_COLUMNS = {"languages", "profile_fields", "profile", "consent", "items", "target"}
+JSON_COLUMNS |= {"sections"}
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,12 @@ def delete(db: sqlite_utils.Database, entity: str, uuid: str) -> Op:
     return op
 
 
-def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict) -> Op | None:
+def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict,
+          entity: str = "progress") -> Op | None:
     """Record a learning event; None when its ``event_id`` was already recorded here.
+
+    ``entity`` "guest" is a visitor's anonymous page view (``learning/guests.py``): its
+    subject is a random id of the day, not a person, and it is folded by a trigger.
 
     Tablets queue events while the box is unreachable and send them again: the
     ``event_id`` they make keeps a resent event from counting twice.
@@ -192,7 +203,7 @@ def event(db: sqlite_utils.Database, learner_uuid: str, payload: dict) -> Op | N
     with write_tx(db):
         if event_id and _recorded(db, event_id):
             return None
-        op = _new_op(db, "event", "progress", learner_uuid, payload)
+        op = _new_op(db, "event", entity, learner_uuid, payload)
         apply(db, op)
     return op
 
@@ -321,7 +332,8 @@ def apply(db: sqlite_utils.Database, op: Op) -> bool:
     if cursor.rowcount == 0:
         return False
     if op.kind == "event":
-        _fold_event(db, op)
+        if op.entity == "progress":  # "guest" views are added up by a trigger (m0023)
+            _fold_event(db, op)
     else:
         _fold_record(db, op)
     return True
@@ -378,6 +390,13 @@ def _fold_event(db, op: Op) -> None:
     """Commutative merge of one event into the learner's summary for that resource."""
     p = op.payload
     progress, completed, answered, correct, seconds = event_counts(op)
+    if p.get("quiz"):
+        # An answer in a quiz assesses: it is kept apart from practice and never counts
+        # towards an exercise's mastery (``quiz_answers``, read by the quiz report). Its
+        # time and day still count in the reports' activity.
+        _fold_quiz_answer(db, op)
+        fold_activity(db, op, seconds)
+        return
     # position: the latest one by version wins (resume where the learner last was).
     db.execute(
         """
@@ -409,6 +428,37 @@ def _fold_event(db, op: Op) -> None:
     )
     if p.get("type") == "answer":
         _fold_answer(db, op)
+    fold_activity(db, op, seconds)
+
+
+def activity_day(op: Op) -> str:
+    """The UTC day an event counts on in reports: when it happened on the tablet
+    (``occurred_at``), else the day of its version."""
+    occurred = op.payload.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            moment = datetime.fromisoformat(occurred)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            return moment.date().isoformat()
+    return datetime.fromtimestamp(parse_version(op.version)[0] / 1000, UTC).date().isoformat()
+
+
+def fold_activity(db, op: Op, seconds: int) -> None:
+    """Count one event in the daily and monthly summaries the reports read (day, learner,
+    pack): computed here, so every database engine keeps them the same way."""
+    day = activity_day(op)
+    pack = op.payload.get("pack_id")
+    pack = "" if pack is None else str(pack)
+    for table, key in (("activity_days", ("day", day)), ("activity_months", ("month", day[:7]))):
+        db.execute(
+            f"INSERT INTO {table} ({key[0]}, learner_uuid, pack_id, events, seconds)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT ({0}, learner_uuid, pack_id) DO UPDATE SET"
+            " events = {1}.events + 1, seconds = {1}.seconds + excluded.seconds".format(key[0], table),
+            [key[1], op.subject, pack, seconds])
 
 
 def merge_answers(recent: list, solved: list, version: str, correct: bool,
@@ -467,6 +517,29 @@ def _fold_answer(db, op: Op) -> None:
             " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (seen_version IS NULL"
             "   OR excluded.seen_version > seen_version) THEN excluded.seen_version ELSE seen_version END",
             [*key, missed, seen, op.version if seen else None])
+
+
+def _fold_quiz_answer(db, op: Op) -> None:
+    """One answer of one attempt at a quiz. Two boxes holding an answer for the same place
+    (the same attempt made on both while apart) keep the one with the lower version, so every
+    box folds the same row whatever order the answers arrive in."""
+    p = op.payload
+    if not all(isinstance(p.get(k), int) and not isinstance(p.get(k), bool)
+               for k in ("attempt", "item")):
+        return  # not an answer this box can place (kept in the log all the same)
+    values = p.get("values")
+    db.execute(
+        "INSERT INTO quiz_answers (run_uuid, learner_uuid, attempt, item, pack_id, node_id,"
+        " question_id, correct, answer, seen_values, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_uuid, learner_uuid, attempt, item) DO UPDATE SET"
+        " pack_id = excluded.pack_id, node_id = excluded.node_id,"
+        " question_id = excluded.question_id, correct = excluded.correct,"
+        " answer = excluded.answer, seen_values = excluded.seen_values, version = excluded.version"
+        " WHERE excluded.version < quiz_answers.version",
+        [p["quiz"], op.subject, p.get("attempt"), p.get("item"), p.get("pack_id"), p.get("node_id"),
+         p.get("question_id"), 1 if p.get("correct") else 0,
+         json.dumps(p.get("answer"), separators=(",", ":")),
+         json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None, op.version])
 
 
 def ops_since(db: sqlite_utils.Database, origin: str, after_seq: int, limit: int = 1000) -> list[Op]:

@@ -1,13 +1,16 @@
 -- Generated from the migrations by `make docs`; do not edit by hand.
 
-CREATE TRIGGER activity_days_fold AFTER INSERT ON ops
-        WHEN NEW.kind = 'event' AND NEW.entity = 'progress'
+CREATE TRIGGER guest_days_fold AFTER INSERT ON ops
+        WHEN NEW.kind = 'event' AND NEW.entity = 'guest'
         BEGIN
-            INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
-            VALUES (coalesce(date(json_extract(NEW.payload, '$.occurred_at')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject,
-                    coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, max(0, min(14400, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))))
-            ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
-            SET events = events + 1, seconds = seconds + excluded.seconds;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            VALUES (coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.pack_id'), ''), 1, 0)
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = views + 1;
+            INSERT INTO guest_days (day, guest, pack_id, views, seconds)
+            SELECT coalesce(date(json_extract(NEW.payload, '$.day')), date(CAST(substr(NEW.version, 1, 13) AS INTEGER) / 1000, 'unixepoch')), NEW.subject, coalesce(json_extract(NEW.payload, '$.seconds_pack_id'), ''),
+                   0, max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0)))
+            WHERE max(0, min(1800, coalesce(CAST(json_extract(NEW.payload, '$.seconds') AS INTEGER), 0))) > 0
+            ON CONFLICT (day, guest, pack_id) DO UPDATE SET seconds = seconds + excluded.seconds;
         END;
 
 CREATE TABLE "_sqlite_migrations" (
@@ -26,6 +29,15 @@ CREATE TABLE activity_days (
             PRIMARY KEY (day, learner_uuid, pack_id)
         ) WITHOUT ROWID;
 
+CREATE TABLE activity_months (
+            month TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (month, learner_uuid, pack_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE assignments (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, lesson_uuid TEXT, class_uuid TEXT,
                    target TEXT, open INTEGER, created_by TEXT, created_at TEXT);
 
@@ -38,7 +50,7 @@ CREATE TABLE class_sessions (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delet
             class_uuid TEXT, date TEXT, place TEXT, partner TEXT, topic TEXT,
             opened_by TEXT, closed INTEGER);
 
-CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT);
+CREATE TABLE classes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, name TEXT, description TEXT, created_at TEXT, site TEXT);
 
 CREATE TABLE content_blobs (
             sha256 TEXT PRIMARY KEY,
@@ -128,6 +140,15 @@ CREATE TABLE group_members (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, delete
 
 CREATE TABLE groups (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, class_uuid TEXT, name TEXT);
 
+CREATE TABLE guest_days (
+            day TEXT NOT NULL,
+            guest TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            views INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (day, guest, pack_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE lessons (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, description TEXT, items TEXT,
                    created_by TEXT, created_at TEXT);
 
@@ -169,7 +190,7 @@ CREATE TABLE ops (
         ) WITHOUT ROWID;
 
 CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER);
+            name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER, learners_edit_profile INTEGER, learners_change_secret INTEGER);
 
 CREATE TABLE progress (
             learner_uuid TEXT NOT NULL,
@@ -187,6 +208,28 @@ CREATE TABLE progress (
             PRIMARY KEY (learner_uuid, pack_id, node_id)
         ) WITHOUT ROWID;
 
+CREATE TABLE quiz_answers (
+            run_uuid TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            pack_id TEXT,
+            node_id TEXT,
+            question_id TEXT,
+            correct INTEGER NOT NULL,
+            answer TEXT,
+            seen_values TEXT,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_uuid, learner_uuid, attempt, item)
+        ) WITHOUT ROWID;
+
+CREATE TABLE quiz_runs (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, quiz_uuid TEXT, title TEXT, sections TEXT,
+                   shuffle INTEGER, attempts INTEGER, class_uuid TEXT, target TEXT, open INTEGER,
+                   created_by TEXT, created_at TEXT);
+
+CREATE TABLE quizzes (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, title TEXT, sections TEXT, shuffle INTEGER,
+                   created_by TEXT, created_at TEXT);
+
 CREATE TABLE signin_failures (
             key TEXT NOT NULL,
             at REAL NOT NULL
@@ -199,6 +242,9 @@ CREATE TABLE signins (
             started_at REAL NOT NULL
         ) WITHOUT ROWID;
 
+CREATE TABLE sites (uuid TEXT PRIMARY KEY, version TEXT NOT NULL,
+                            deleted INTEGER NOT NULL DEFAULT 0, name TEXT);
+
 CREATE TABLE sync_devices (
             device_id TEXT PRIMARY KEY,
             public_key TEXT NOT NULL,
@@ -206,7 +252,7 @@ CREATE TABLE sync_devices (
             label TEXT,
             paired_at TEXT NOT NULL,
             revoked_at TEXT
-        , vouched_by TEXT, anchor INTEGER NOT NULL DEFAULT 0);
+        , vouched_by TEXT, anchor INTEGER NOT NULL DEFAULT 0, site TEXT);
 
 CREATE TABLE "sync_log" (
             id INTEGER PRIMARY KEY,
@@ -219,6 +265,11 @@ CREATE TABLE "sync_log" (
             held INTEGER NOT NULL DEFAULT 0,
             ok INTEGER NOT NULL,
             message TEXT NOT NULL
+        );
+
+CREATE TABLE sync_nonces (
+            nonce TEXT PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
         );
 
 CREATE TABLE sync_pair_codes (
@@ -234,12 +285,12 @@ CREATE TABLE sync_peers (
             device_id TEXT PRIMARY KEY,
             vector TEXT NOT NULL,
             seen_at TEXT NOT NULL
-        , url TEXT, last_ok_at TEXT, last_error TEXT, last_error_at TEXT, version TEXT);
+        , url TEXT, last_ok_at TEXT, last_error TEXT, last_error_at TEXT, version TEXT, devices_version TEXT);
 
 CREATE TABLE users (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             role TEXT, display_name TEXT, username TEXT, password_hash TEXT, pin_hash TEXT,
             picture_hash TEXT, avatar TEXT, language TEXT, profile TEXT, consent TEXT,
-            created_at TEXT);
+            created_at TEXT, site TEXT);
 
 CREATE INDEX assignments_class ON assignments (class_uuid) WHERE deleted = 0;
 
@@ -252,6 +303,8 @@ CREATE INDEX bookmarks_learner ON bookmarks (learner_uuid, created_at) WHERE del
 CREATE INDEX class_sessions_class ON class_sessions (class_uuid, date);
 
 CREATE INDEX class_sessions_date ON class_sessions (date) WHERE deleted = 0;
+
+CREATE INDEX classes_site ON classes (site) WHERE site IS NOT NULL;
 
 CREATE INDEX content_node_files_sha256 ON content_node_files (sha256);
 
@@ -276,12 +329,24 @@ CREATE INDEX progress_completed ON progress (completed_version) WHERE completed_
 
 CREATE INDEX progress_node ON progress (pack_id, node_id);
 
+CREATE INDEX quiz_runs_class ON quiz_runs (class_uuid) WHERE deleted = 0;
+
 CREATE INDEX signin_failures_key ON signin_failures (key, at);
 
 CREATE INDEX signins_started ON signins (started_at);
 
 CREATE INDEX signins_user ON signins (user_uuid);
 
+CREATE INDEX sync_log_at ON sync_log (at);
+
+CREATE INDEX sync_nonces_expires ON sync_nonces (expires_ms);
+
+CREATE INDEX users_name ON users (display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
+
 CREATE INDEX users_role ON users (role, display_name) WHERE deleted = 0;
+
+CREATE INDEX users_role_name ON users (role, display_name COLLATE NOCASE, uuid) WHERE deleted = 0;
+
+CREATE INDEX users_site ON users (site) WHERE site IS NOT NULL;
 
 CREATE INDEX users_username ON users (username) WHERE deleted = 0;

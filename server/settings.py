@@ -155,6 +155,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db_busy_timeout_ms", int, 5000,
             "How long a database write waits for another writer before failing, in ms.",
             minimum=100, maximum=600000),
+    Setting("network_requests", bool, False,
+            "Offer the box's Wi-Fi name and passphrase on the setup page, written to "
+            "HOME/requests/network.json for the Raspberry Pi image's root unit to apply "
+            "(the service itself never changes the network)."),
     Setting("hub_mode", bool, False,
             "Run as the organisation's hub: accept many paired boxes, show them on the "
             "coordinator's sync page and report over all of them."),
@@ -176,6 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_batch_ops", int, 5000,
             "Operations per batch sent to a peer over HTTP (each batch is applied whole).",
             minimum=10, maximum=50000),
+    Setting("sync_log_days", int, 30,
+            "Days of sync history (sync_log) kept: every export, import, sync and pairing.",
+            minimum=1, maximum=3650),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -55,7 +55,10 @@ def manage_classes():
             if user["role"] == "coordinator":
                 _add_facilitators(db, class_uuid, request.form.getlist("facilitator"))
             return redirect(url_for("kiosk.manage_class", class_uuid=class_uuid))
+    from passerelle.server.learning import upkeep
+
     return render_template("manage/classes.html", classes=accounts.classes_of(db, current_user()),
+                           removed=upkeep.removed_classes(db, current_user()),
                            facilitators=accounts.list_users(db, "facilitator"),
                            errors=errors, form=request.form), status
 
@@ -220,25 +223,4 @@ def manage_attendance(session_uuid: str, learner_uuid: str):
     return redirect(url_for("kiosk.manage_session", session_uuid=session_uuid) + f"#p-{learner_uuid}")
 
 
-# --- Content: installed packs, uploads, USB drives, imports in the background ---------------
-
-@bp.get("/manage/classes/<class_uuid>/grid")
-@allow(*STAFF)
-def manage_grid(class_uuid: str):
-    from passerelle.server.learning import lessons
-
-    db = get_db()
-    group = managed_class(db, class_uuid)
-    return render_template("manage/grid.html", group=group, grid=lessons.class_grid(db, class_uuid))
-
-
-@bp.get("/manage/learners/<user_uuid>")
-@allow(*STAFF)
-def manage_learner(user_uuid: str):
-    from passerelle.server.learning import lessons
-
-    db = get_db()
-    person = accounts.get_user(db, user_uuid)
-    require(person["role"] == "learner" and accounts.may_see_learner(db, current_user(), user_uuid))
-    return render_template("manage/learner.html", person=person,
-                           summary=lessons.learner_summary(db, user_uuid))
+# The class grid and one learner's page are coach reports: kiosk/manage/coach.py.

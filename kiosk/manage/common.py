@@ -59,8 +59,10 @@ def managed_class(db, class_uuid: str) -> dict:
 
 
 
-def confirm_page(title: str, losses: list[str], button: str, back: str, keeps: str = ""):
+def confirm_page(title: str, losses: list[str], button: str, back: str, keeps: str = "",
+                 hidden: list[tuple[str, str]] | None = None):
     """A page of its own that says what an action will lose, before it is done (no JavaScript:
-    the link shows this page, only its form's POST acts)."""
+    the link shows this page, only its form's POST acts). ``hidden``: fields its form sends
+    again (what was chosen on the page before, for an action on several things)."""
     return render_template("manage/confirm.html", title=title, losses=losses, keeps=keeps,
-                           button=button, back=back)
+                           button=button, back=back, hidden=hidden or [])

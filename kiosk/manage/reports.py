@@ -33,6 +33,8 @@ from passerelle.server.db import get_db, snapshot
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import NAMES, offered
 from passerelle.server.i18n import direction as i18n_direction
+from passerelle.server.packs import authoring, catalogue
+from passerelle.server.packs import zim as zim_web
 from passerelle.server.people import accounts
 from passerelle.server.reports import impact as reports
 from passerelle.server.web.auth import allow, current_user, require
@@ -42,10 +44,14 @@ STAFF = accounts.STAFF
 
 def _scope(db) -> list[str] | None:
     """None for a coordinator (everything), else the uuids of the facilitator's classes."""
+    from passerelle.server.learning import upkeep
+
     user = current_user()
     if user["role"] == "coordinator":
         return None
-    return [c["uuid"] for c in accounts.classes_of(db, user)]
+    # A class in the bin still counts for the months it ran: deleting it keeps the history.
+    return [c["uuid"] for c in accounts.classes_of(db, user)] + \
+        [c["uuid"] for c in upkeep.removed_classes(db, user)]
 
 
 def _field_labels() -> dict[str, str]:
@@ -72,7 +78,9 @@ def _charts(report: reports.Report) -> dict[str, list[tuple[str, int | None, str
     """Rows of each bar chart: (label, count or None when suppressed, text shown)."""
     charts = {f"profile:{b.field}": [(_value_label(c.key, b.field), None if c.suppressed else c.count,
                                       c.shown) for c in b.cells] for b in report.breakdowns}
-    charts["packs"] = [(p.title, p.learners, str(p.learners)) for p in report.packs]
+    names = _pack_titles(get_db())
+    charts["packs"] = [(pack_name(names, p.pack_id), p.learners, str(p.learners))
+                       for p in report.packs]
     charts["languages"] = [(language_name(lang.language), lang.learners, str(lang.learners))
                            for lang in report.languages]
     return charts
@@ -96,8 +104,29 @@ def manage_reports():
     return render_template("manage/reports.html", report=report, error=error, classes=classes,
                            field_labels=_field_labels(), value_label=_value_label,
                            language_name=language_name, charts=_charts(report), hours=reports.hours,
-                           long_date=_long_date,
+                           long_date=_long_date, pack_titles=_pack_titles(db),
+                           pack_name=pack_name,
                            query={"start": start.isoformat(), "end": end.isoformat()}), status
+
+
+def _pack_titles(db) -> dict[str, str]:
+    """What each pack id of this box stands for: packs' and ZIMs' titles (learners' activity
+    names ZIMs ``zim:<uuid>``)."""
+    names = {p["id"]: p["title"] for p in catalogue.packs(db)}
+    names.update({f"zim:{z.uuid}": z.title for z in zim_web.zims().list()})
+    return names
+
+
+def pack_name(names: dict[str, str], pack_id: str) -> str:
+    """A pack as a person reads it, also when this box does not hold it: learners' activity
+    arrives by sync from boxes with packs of their own (their facilitators' material)."""
+    if pack_id in names:
+        return names[pack_id]
+    if authoring.is_local_pack(pack_id):
+        return _("Material made on another box (%(id)s)", id=pack_id)
+    if pack_id.startswith("zim:"):
+        return _("An encyclopedia not on this box")
+    return pack_id
 
 
 @bp.get("/manage/reports.csv")
@@ -107,11 +136,11 @@ def manage_reports_csv():
     start, end = reports.date_range(request.args.get("start"), request.args.get("end"))
     report = reports.impact(db, start, end, _scope(db))
     name = f"impact-{start.isoformat()}-{end.isoformat()}.csv"
-    titles = {p.pack_id: p.title for p in report.packs}
+    titles = _pack_titles(db)
 
     def name_of(section: str, item: str) -> str:
-        if section == "pack":
-            return titles.get(item, item)
+        if section in ("pack", "guests:pack"):
+            return pack_name(titles, item)
         if section == "language":
             return language_name(item)
         if section.startswith("profile:"):

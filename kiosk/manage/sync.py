@@ -14,6 +14,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
+from passerelle.kiosk.manage import sites as sites_page
 from passerelle.server import records
 from passerelle.server import sync as syncmod
 from passerelle.server.db import get_db
@@ -62,7 +63,7 @@ def _context(**extra) -> dict:
             "running": schedule.running, "next_at": _when(next_at),
             "encrypt_bundles": syncmod.bundles_encrypted(db),
             "has_peer_url": any(p.get("url") and not p.get("revoked_at") for p in peers),
-            **extra}
+            **sites_page.context(db), **extra}
 
 
 @bp.get("/manage/sync")

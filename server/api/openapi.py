@@ -241,18 +241,24 @@ PATHS.update({
     "/api/v1/sync/vector": {"post": {
         "summary": "Exchange vectors and clocks", "operationId": "syncVector", "tags": ["sync"],
         "description": _SIGNED + " The answer: this box's vector and clock, the difference of "
-                                 "the clocks, and the organisation's devices (with revocations).",
+                                 "the clocks, the organisation's devices (with revocations) when "
+                                 "the caller's `devices_version` is not the current one, and the "
+                                 "caller's site.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["vector"], "properties": {
                 "vector": _VECTOR, "now_ms": {"type": "integer"},
-                "organisation": {"type": ["string", "null"]}}}}}},
+                "organisation": {"type": ["string", "null"]},
+                "devices_version": {"type": ["string", "null"]}}}}}},
         "responses": {"200": {"description": "device_id, organisation, vector, now_ms, skew_ms, "
-                                             "devices, max_ops"}}}},
+                                             "devices_version, devices (when changed), site, "
+                                             "max_ops"}}}},
     "/api/v1/sync/changes": {"post": {
         "summary": "Stream what the caller lacks", "operationId": "syncChanges", "tags": ["sync"],
         "description": _SIGNED + " The answer (`application/x-passerelle-batches`) is a stream of "
                                  "frames: a 4-byte big-endian length, then a gzip batch of JSON "
-                                 "lines (signed operations); a frame of length 0 ends it.",
+                                 "lines (signed operations, and for a box of a site "
+                                 "`{\"skip\": [origin, first, last]}` lines for runs of other "
+                                 "sites); a frame of length 0 ends it.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["since"], "properties": {
                 "since": _VECTOR, "max_ops": {"type": "integer", "minimum": 1}}}}}},

@@ -74,7 +74,7 @@ def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...
         head += "; not available on this box: " + ", ".join(
             f"{n} {k}" for k, n in sorted(plan.unavailable.items()))
     if plan.coach_only:
-        head += f"; {plan.coach_only} coach-only left out"
+        head += f"; {plan.coach_only} for facilitators only"
     if dry_run:
         lines = [head + f"; dry run: nodes +{len(done.added)} ~{len(done.changed)} -{len(done.removed)}, "
                         "nothing copied"]

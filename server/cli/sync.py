@@ -9,6 +9,7 @@ import click
 from passerelle.server import sync as syncmod
 from passerelle.server.cli.base import Env, pass_env
 from passerelle.server.errors import NotFound
+from passerelle.server.people import sites
 
 
 @click.group()
@@ -216,7 +217,8 @@ def sync_export(env: Env, dest: Path, for_device: str | None, passphrase: str | 
             if since is None:
                 raise NotFound(f"no bundle from {for_device} was imported here yet, so what it "
                                "lacks is unknown; export without --for")
-        info = syncmod.export_bundle(db, env.home, dest, since, passphrase=passphrase)
+        site = syncmod.device_site(db, for_device) if for_device else None
+        info = syncmod.export_bundle(db, env.home, dest, since, passphrase=passphrase, site=site)
     click.echo(f"wrote {info.path}: {info.ops} operations in {info.batches} batches "
                f"({info.bytes:,} bytes)")
 
@@ -297,3 +299,86 @@ def sync_status(env: Env, as_json: bool) -> None:
 
 def _when(iso: str | None) -> str:
     return iso.replace("T", " ")[:16] + " UTC" if iso else "never"
+
+
+# --- Sites -----------------------------------------------------------------------------------
+
+@sync.group("site")
+def sync_site() -> None:
+    """Sites: a box belongs to one; it receives its site's learners and classes, and what is
+    organisation-wide. Made and assigned on the hub.
+
+    Example: passerelle sync site add Molenbeek
+    """
+
+
+@sync_site.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_env
+def sync_site_list(env: Env, as_json: bool) -> None:
+    """The organisation's sites, their boxes and how many learners call each home.
+
+    Example: passerelle sync site list
+    """
+    with env.db() as db:
+        found = sites.list_sites(db)
+        learners = sites.counts(db)
+        boxes = {d["device_id"]: d for d in syncmod.devices(db)}
+        rows = [{**s, "learners": learners.get(s["uuid"], 0),
+                 "boxes": sorted(d for d, info in boxes.items() if info.get("site") == s["uuid"])}
+                for s in found]
+        this = sites.this_site(db)
+    if as_json:
+        click.echo(json.dumps({"this_site": this, "sites": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no sites yet (add one with: passerelle sync site add NAME)")
+    for row in rows:
+        here = " (this box)" if row["uuid"] == this else ""
+        click.echo(f"{row['uuid']}  {row['name']}{here}: {row['learners']} learners, "
+                   f"boxes: {', '.join(row['boxes']) or 'none'}")
+
+
+@sync_site.command("add")
+@click.argument("name")
+@pass_env
+def sync_site_add(env: Env, name: str) -> None:
+    """Make a site.
+
+    Example: passerelle sync site add Molenbeek
+    """
+    with env.db() as db:
+        uuid = sites.create_site(db, name)
+    click.echo(f"site {name}: {uuid}")
+
+
+@sync_site.command("assign")
+@click.argument("device_id")
+@click.argument("site")
+@pass_env
+def sync_site_assign(env: Env, device_id: str, site: str) -> None:
+    """Put a paired box in a site (SITE: its name or uuid; "none": everything, as before).
+
+    Example: passerelle sync site assign 5d0f2c1e-... Molenbeek
+    """
+    with env.db() as db:
+        site_uuid = None if site.lower() == "none" else sites.find_site(db, site)["uuid"]
+        syncmod.assign_site(db, device_id, site_uuid)
+    click.echo(f"{device_id} now receives {'everything' if site_uuid is None else site}")
+
+
+@sync_site.command("move")
+@click.argument("uuid")
+@click.argument("site")
+@click.option("--class", "is_class", is_flag=True, help="UUID is a class, not a learner.")
+@pass_env
+def sync_site_move(env: Env, uuid: str, site: str, is_class: bool) -> None:
+    """Give a learner (or a class) another home site; their records and progress then reach
+    that site's box.
+
+    Example: passerelle sync site move 0b6e...-learner Schaerbeek
+    """
+    with env.db() as db:
+        site_uuid = None if site.lower() == "none" else sites.find_site(db, site)["uuid"]
+        sites.move(db, "class" if is_class else "user", uuid, site_uuid)
+    click.echo(f"moved {uuid} to {site}")

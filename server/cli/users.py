@@ -48,7 +48,9 @@ def users_import(env: Env, file: Path, class_name: str | None, dry_run: bool) ->
                 click.echo(line)
             if not checked.ok:
                 raise InvalidInput(f"{len(checked.problems())} problem(s); nothing was imported")
-            click.echo(f"{len(checked.rows)} people are ready to import")
+            updates = checked.count("update")
+            click.echo(f"{checked.count('add')} people are ready to import"
+                       + (f", {updates} to update" if updates else ""))
             return
         try:
             result = roster.import_roster(db, text, class_name)
@@ -56,7 +58,10 @@ def users_import(env: Env, file: Path, class_name: str | None, dry_run: bool) ->
             for line in (exc.details or {}).get("rows", []):
                 click.echo(line, err=True)
             raise
-        click.echo(f"imported {result['created']} people")
+        if result["updated"]:
+            click.echo(f"imported {result['created']} people, updated {result['updated']}")
+        else:
+            click.echo(f"imported {result['created']} people")
 
 
 @users.command("export")

@@ -191,3 +191,39 @@ def schema() -> dict:
                                             "maximum": MAX_CHOICES - 1}}]},
         },
     }
+
+
+# --- answers in a quiz ----------------------------------------------------------------------
+
+MAX_QUIZ_ATTEMPTS = 100
+MAX_QUIZ_ITEMS = 200
+
+
+def check_quiz_answer(event: dict) -> dict:
+    """One answer of an attempt at a quiz, as the box itself makes it when it checks the
+    learner's submitted form: an answer event placed by ``quiz`` (the started quiz's uuid),
+    ``attempt`` (1, 2...) and ``item`` (the question's place in the quiz). A tablet's batch
+    may not hold these fields (:func:`validate_batch` drops them): a learner could otherwise
+    post their own right answers. InvalidInput naming what is wrong."""
+    clean, problems = _check(event)
+    if clean.get("type") != "answer":
+        problems["type"] = "answer"
+    if not isinstance(event.get("quiz"), str) or not _ID.fullmatch(event["quiz"]):
+        problems["quiz"] = "the id of a started quiz"
+    attempt = _whole(event.get("attempt"), 1, MAX_QUIZ_ATTEMPTS)
+    if attempt is None:
+        problems["attempt"] = f"a whole number from 1 to {MAX_QUIZ_ATTEMPTS}"
+    item = _whole(event.get("item"), 0, MAX_QUIZ_ITEMS - 1)
+    if item is None:
+        problems["item"] = f"a whole number from 0 to {MAX_QUIZ_ITEMS - 1}"
+    values = event.get("values")
+    if values is not None and not (isinstance(values, dict) and len(values) <= 20 and all(
+            isinstance(k, str) and len(k) <= 40 and _is_number(v) and abs(v) <= MAX_NUMBER
+            for k, v in values.items())):
+        problems["values"] = "the numbers drawn for a generated question"
+    if problems:
+        raise InvalidInput("the answer is not valid", details=problems)
+    clean.update({"quiz": event["quiz"], "attempt": attempt, "item": item})
+    if values:
+        clean["values"] = values
+    return clean

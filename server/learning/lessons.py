@@ -11,7 +11,13 @@ progress, completed, or *needs help* (an exercise with at least three answers,
 fewer than half right, not yet mastered). "Most missed questions" adds up the
 wrong answers per learner and question that the fold counts (``missed_questions``). A
 grid costs the same few queries whatever its size: the resources' titles come
-from the catalogue in one read, and nothing replays the learners' history.
+from the catalogue in one read, and nothing replays the learners' history. The
+same grid is drawn for a group (its learners, the lessons that reach them) and
+for one assigned lesson (the learners it reaches, its resources).
+
+A lesson is shared by the staff of the box: a copy (:func:`copy_lesson`) is a
+lesson of its own; deleting one removes its assignments and never touches
+progress, which belongs to the resources.
 """
 
 from __future__ import annotations
@@ -47,9 +53,57 @@ def create_group(db, class_uuid: str, name: str) -> str:
 def groups_of(db, class_uuid: str) -> list[dict]:
     groups = records.query(db, "group", "t.class_uuid = ?", [class_uuid], "t.name COLLATE NOCASE")
     for group in groups:
-        group["members"] = {m["learner_uuid"] for m in
-                            records.query(db, "group_member", "t.group_uuid = ?", [group["uuid"]])}
+        group["members"] = group_members(db, group["uuid"])
     return groups
+
+
+def get_group(db, group_uuid: str) -> dict:
+    return records.require(db, "group", group_uuid, _l("no such group"))
+
+
+def group_members(db, group_uuid: str) -> set[str]:
+    """The uuids of the learners in a group."""
+    return {m["learner_uuid"] for m in
+            records.query(db, "group_member", "t.group_uuid = ?", [group_uuid])}
+
+
+def _group_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise InvalidInput(_l("the group is not valid"),
+                           details={"name": _l("a name of 1 to 80 characters")})
+    return name
+
+
+def rename_group(db, group_uuid: str, name: str) -> None:
+    group = get_group(db, group_uuid)
+    records.put(db, "group", group_uuid, {"class_uuid": group["class_uuid"],
+                                          "name": _group_name(name)})
+
+
+def set_group_members(db, group_uuid: str, learners: list[str]) -> None:
+    """The group is exactly these learners of its class (the others are taken out)."""
+    group = get_group(db, group_uuid)
+    now = group_members(db, group_uuid)
+    wanted = set(learners)
+    in_class = {m["uuid"] for m in accounts.members(db, group["class_uuid"])}
+    if not wanted <= in_class:
+        raise InvalidInput(_l("this learner is not in the group's class"),
+                           details={"learner": sorted(wanted - in_class)[0]})
+    with records.write_tx(db):
+        for learner in wanted ^ now:
+            set_group_member(db, group_uuid, learner, learner in wanted)
+
+
+def delete_group(db, group_uuid: str) -> None:
+    """Remove a group: its lessons are closed (a lesson for nobody), the learners' progress
+    stays theirs, and the class and its other lessons are untouched."""
+    group = get_group(db, group_uuid)
+    with records.write_tx(db):
+        for a in assignments_of_class(db, group["class_uuid"], only_open=True):
+            if (a["target"] or {}).get("group_uuid") == group_uuid:
+                set_open(db, a["uuid"], False)
+        records.delete(db, "group", group_uuid)
 
 
 def set_group_member(db, group_uuid: str, learner_uuid: str, member: bool) -> None:
@@ -111,6 +165,32 @@ def update_lesson(db, lesson_uuid: str, title: str, items: list[dict], descripti
         "title": title, "description": (description or "").strip()[:500],
         "items": _check_items(db, items), "created_by": lesson.get("created_by"),
         "created_at": lesson.get("created_at")})
+
+
+def copy_lesson(db, lesson_uuid: str, created_by: str, title: str | None = None) -> str:
+    """A lesson of its own with the same resources: changing one never changes the other."""
+    lesson = get_lesson(db, lesson_uuid)
+    title = (title or "").strip() or str(_l("%(title)s (copy)", title=lesson["title"]))[:120]
+    return create_lesson(db, title, lesson["items"], created_by, lesson.get("description") or "")
+
+
+def delete_lesson(db, lesson_uuid: str) -> None:
+    """Remove a lesson and its assignments; what learners did with its resources stays theirs
+    (progress belongs to the resource, not to the lesson)."""
+    get_lesson(db, lesson_uuid)
+    with records.write_tx(db):
+        for a in records.query(db, "assignment", "t.lesson_uuid = ?", [lesson_uuid]):
+            records.delete(db, "assignment", a["uuid"])
+        records.delete(db, "lesson", lesson_uuid)
+
+
+def lesson_items(db, lesson: dict) -> list[dict]:
+    """The lesson's installed resources, in order, each with its title, kind and language (as
+    a learner sees them, before they have opened any)."""
+    known = catalogue.brief(db, [(i["pack_id"], i["node_id"]) for i in lesson["items"]])
+    return [{**i, "title": facts["title"], "kind": facts["kind"], "language": facts["language"],
+             "status": "not_started"}
+            for i in lesson["items"] if (facts := known.get((i["pack_id"], i["node_id"])))]
 
 
 def get_lesson(db, lesson_uuid: str) -> dict:
@@ -180,8 +260,10 @@ def _targets(db, assignment: dict, learner_uuid: str) -> bool:
 
 def assigned_to(db, learner_uuid: str) -> list[dict]:
     """Open lessons for this learner, newest first, each with its items' titles and status."""
+    # A class in the bin keeps its memberships (its history), but assigns nothing.
     classes = [m["class_uuid"] for m in
-               records.query(db, "membership", "t.user_uuid = ?", [learner_uuid])]
+               records.query(db, "membership", "t.user_uuid = ?", [learner_uuid],
+                             join="JOIN classes c ON c.uuid = t.class_uuid AND c.deleted = 0")]
     result = []
     for class_uuid in classes:
         for a in assignments_of_class(db, class_uuid, only_open=True):
@@ -194,10 +276,12 @@ def assigned_to(db, learner_uuid: str) -> list[dict]:
 def _items_with_status(db, items: list[dict], learner_uuid: str) -> list[dict]:
     statuses = _statuses(db, [learner_uuid], items)
     known = catalogue.brief(db, [(i["pack_id"], i["node_id"]) for i in items])
+    # A teaching guide put in a lesson is the facilitator's, not shown to learners.
+    guides = catalogue.staff_only_keys(db, known)
     out = []
     for item in items:
         facts = known.get((item["pack_id"], item["node_id"]))
-        if facts:
+        if facts and (item["pack_id"], item["node_id"]) not in guides:
             out.append({**item, "title": facts["title"], "kind": facts["kind"],
                         "language": facts["language"],
                         "status": statuses.get((learner_uuid, item["pack_id"], item["node_id"]),
@@ -252,10 +336,34 @@ def _statuses(db, learners: list[str], items: list[dict]) -> dict:
 
 
 def class_grid(db, class_uuid: str) -> Grid:
-    learners = accounts.members(db, class_uuid)
+    return _grid(db, accounts.members(db, class_uuid),
+                 assignments_of_class(db, class_uuid, only_open=True))
+
+
+def group_grid(db, group_uuid: str) -> Grid:
+    """The grid of a group: its learners, and the open lessons of their class that reach them
+    (the whole class's, the group's own)."""
+    group = get_group(db, group_uuid)
+    members = group_members(db, group_uuid)
+    learners = [u for u in accounts.members(db, group["class_uuid"]) if u["uuid"] in members]
+    found = [a for a in assignments_of_class(db, group["class_uuid"], only_open=True)
+             if (a["target"] or {}).get("type", "class") == "class"
+             or (a["target"] or {}).get("group_uuid") == group_uuid]
+    return _grid(db, learners, found)
+
+
+def lesson_grid(db, assignment_uuid: str) -> Grid:
+    """The grid of one assigned lesson, open or closed: the learners it reaches, its resources."""
+    assignment = get_assignment(db, assignment_uuid)
+    assignment["lesson"] = get_lesson(db, assignment["lesson_uuid"])
+    learners = [u for u in accounts.members(db, assignment["class_uuid"])
+                if _targets(db, assignment, u["uuid"])]
+    return _grid(db, learners, [assignment])
+
+
+def _grid(db, learners: list[dict], assignments: list[dict]) -> Grid:
     keys = list(dict.fromkeys((item["pack_id"], item["node_id"])
-                              for a in assignments_of_class(db, class_uuid, only_open=True)
-                              for item in a["lesson"]["items"]))
+                              for a in assignments for item in a["lesson"]["items"]))
     known = catalogue.brief(db, keys)  # one query for every column, however many
     columns = [{"pack_id": pack_id, "node_id": node_id, "title": known[(pack_id, node_id)]["title"],
                 "kind": known[(pack_id, node_id)]["kind"]}
@@ -332,3 +440,9 @@ def learner_summary(db, learner_uuid: str) -> dict:
         "mastered": sum(1 for h in history if h["completed"] and h["kind"] == "exercise"),
         "attended": attended,
     }
+
+
+# Quizzes (``quizzes``) are started for the same recipients as lessons, and their report shows
+# a missed question as the learners saw it, as the grid does.
+targets = _targets
+as_seen = _as_seen

@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app
 from passerelle.server import disk, records
 from passerelle.server.errors import DISK_FULL, InsufficientStorage
+from passerelle.server.learning import events as checks
 from passerelle.server.learning import mastery
 from passerelle.server.packs import catalogue
 
@@ -211,6 +212,25 @@ def answer(db, learner_uuid: str, exercise: dict, pack_id: str, node_id: str, *,
     return finishing and accepted == len(events)
 
 
+def quiz_attempt(db, learner_uuid: str, run_uuid: str, attempt: int, answers: list[dict]) -> int:
+    """Record every answer of one submitted attempt at a quiz together, in one transaction:
+    an attempt is kept whole or not at all. ``answers``: ``{item, pack_id, node_id,
+    question_id, answer, correct, values?}``. Each event's id comes from the learner, the quiz,
+    the attempt and the question's place, so the same form submitted twice counts once; how
+    many answers were new."""
+    made = []
+    for a in answers:
+        event = {"event_id": event_id("quiz", learner_uuid, run_uuid, str(attempt), str(a["item"])),
+                 "pack_id": a["pack_id"], "node_id": a["node_id"], "type": "answer",
+                 "question_id": a["question_id"], "answer": a["answer"],
+                 "correct": bool(a["correct"]), "quiz": run_uuid, "attempt": attempt,
+                 "item": a["item"]}
+        if a.get("values"):
+            event["values"] = a["values"]
+        made.append(checks.check_quiz_answer(event))
+    return record(db, learner_uuid, made)
+
+
 # --- reads for the pages -------------------------------------------------------------------
 
 def statuses(db, learner_uuid: str, pack_id: str) -> dict[str, str]:
@@ -258,3 +278,16 @@ def of_learner(db, learner_uuid: str, pack_id: str | None = None, limit: int = 1
     for row in rows:
         row["completed"] = bool(row["completed"])
     return rows
+
+
+def completed(db, learner_uuid: str, limit: int = 500) -> list[dict]:
+    """The resources a learner completed, newest first, with when (for their own page)."""
+    rows = db.execute(
+        "SELECT pack_id, node_id, completed_version FROM progress WHERE learner_uuid = ?"
+        " AND completed_version IS NOT NULL ORDER BY completed_version DESC LIMIT ?",
+        [learner_uuid, limit]).fetchall()
+    known = catalogue.brief(db, [(p, n) for p, n, _ in rows])
+    return [{"pack_id": p, "node_id": n, "title": known[(p, n)]["title"],
+             "kind": known[(p, n)]["kind"], "language": known[(p, n)]["language"],
+             "completed_version": version}
+            for p, n, version in rows if (p, n) in known and known[(p, n)]["kind"] != "topic"]

@@ -51,6 +51,14 @@ def pack_id(db) -> str:
     return db.execute("SELECT value FROM meta WHERE key = 'local_pack_id'").fetchone()[0]
 
 
+LOCAL_PACK = re.compile(r"local-[0-9a-f]{8}")
+
+
+def is_local_pack(pack_id: str) -> bool:
+    """Whether an id is a box's own material pack (this box's or, through sync, another's)."""
+    return bool(LOCAL_PACK.fullmatch(pack_id or ""))
+
+
 def folder(home, local_pack: str) -> Path:
     return Path(home.root) / "authoring" / local_pack
 
@@ -214,8 +222,10 @@ def add_quiz(root: Path, title: str, questions: list[dict]) -> str:
     return stem
 
 
-def exercise_questions(db) -> list[dict]:
-    """Questions of installed exercises a quiz can reuse (those showing no pack image)."""
+def exercise_questions(db, copying: bool = True) -> list[dict]:
+    """Questions of installed exercises a quiz can reuse: to copy them into this box's own
+    pack, those showing no pack image (``copying``); to ask them where they are, all that
+    have an id."""
     import json
 
     found = []
@@ -223,8 +233,9 @@ def exercise_questions(db) -> list[dict]:
             "SELECT n.pack_id, n.node_id, n.title, n.data FROM content_nodes n"
             " WHERE n.kind = 'exercise' ORDER BY n.pack_id, n.position").fetchall():
         for q in (json.loads(data).get("exercise") or {}).get("questions", []):
-            text = json.dumps(q)
-            if "sha256:" in text:  # its image belongs to another pack: not copied
+            if copying and "sha256:" in json.dumps(q):  # its image is another pack's: not copied
+                continue
+            if not copying and not q.get("id"):
                 continue
             found.append({"key": f"{pack_id_}/{node_id}#{q.get('id')}", "exercise": title,
                           "prompt": str(q.get("prompt", ""))[:160], "question": q})

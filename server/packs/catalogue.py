@@ -9,6 +9,45 @@ from __future__ import annotations
 
 import json
 
+# A node's teaching-guide flag (the pack format's ``for_facilitators``, Kolibri's coach content):
+# hidden from learners and guests with everything under it, shown to staff with a badge.
+FOR_FACILITATORS = "for_facilitators"
+
+
+def for_facilitators(data: dict | None) -> bool:
+    """Whether this node itself is flagged (see :func:`staff_only` for its ancestors too)."""
+    return bool(data) and data.get(FOR_FACILITATORS) is True
+
+
+def staff_only(db, pack_id: str, found: dict, trail: list[dict] | None = None) -> bool:
+    """Whether a node is for facilitators only: flagged itself or under a flagged topic
+    (``trail``: its ancestors, when the caller has them already)."""
+    if for_facilitators(found):
+        return True
+    return any(for_facilitators(t) for t in (ancestors(db, pack_id, found) if trail is None
+                                             else trail))
+
+
+def staff_only_keys(db, keys) -> set[tuple[str, str]]:
+    """Which of these (pack id, node id) are for facilitators only (flagged or under a flagged
+    topic): one walk up the tree for all of them."""
+    keys = list(dict.fromkeys((str(p), str(n)) for p, n in keys))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 400):
+        chunk = keys[start:start + 400]
+        found |= {(p, n) for p, n in db.execute(
+            f"WITH RECURSIVE k (pack_id, node_id) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}),"
+            " up (pack_id, start_id, node_id, depth) AS ("
+            "  SELECT pack_id, node_id, node_id, 0 FROM k"
+            "  UNION ALL SELECT n.pack_id, up.start_id, n.parent_id, up.depth + 1 FROM up"
+            "  JOIN content_nodes n ON n.pack_id = up.pack_id AND n.node_id = up.node_id"
+            "  WHERE n.parent_id IS NOT NULL AND up.depth < 40)"
+            " SELECT DISTINCT up.pack_id, up.start_id FROM up JOIN content_nodes n"
+            " ON n.pack_id = up.pack_id AND n.node_id = up.node_id"
+            f" WHERE json_extract(n.data, '$.{FOR_FACILITATORS}') = 1",
+            [part for key in chunk for part in key]).fetchall()}
+    return found
+
 
 def _by_keys(db, columns: str, keys) -> list[tuple]:
     """Rows of content_nodes for (pack id, node id) pairs, a few hundred per query: a page
@@ -58,7 +97,8 @@ def packs(db) -> list[dict]:
         root = json.loads(root) if root else {}
         result.append({"id": pack_id, "title": title, "language": language, "node_count": count,
                        "description": root.get("description", ""), "root": root.get("id"),
-                       "thumbnail": file_of(root, "thumbnail")})
+                       "thumbnail": file_of(root, "thumbnail"),
+                       FOR_FACILITATORS: for_facilitators(root)})
     return result
 
 
@@ -80,7 +120,11 @@ def resources(db) -> list[dict]:
                       " JOIN content_packs p ON p.id = n.pack_id WHERE n.kind != 'topic'"
                       " ORDER BY p.title COLLATE NOCASE, n.position").fetchall()
     keys = ("pack_id", "node_id", "title", "kind", "pack_title")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    found = [dict(zip(keys, r, strict=True)) for r in rows]
+    staff = staff_only_keys(db, [(r["pack_id"], r["node_id"]) for r in found])
+    for r in found:
+        r[FOR_FACILITATORS] = (r["pack_id"], r["node_id"]) in staff
+    return found
 
 
 def tree(db, pack_id: str | None = None) -> list[dict]:
@@ -88,20 +132,30 @@ def tree(db, pack_id: str | None = None) -> list[dict]:
     order learners see them (for the lesson builder and the content page)."""
     where, params = ("WHERE n.pack_id = ?", [pack_id]) if pack_id else ("", [])
     rows = db.execute("SELECT n.pack_id, n.node_id, n.parent_id, n.kind, n.title, n.language,"
-                      " p.title, p.language FROM content_nodes n JOIN content_packs p"
+                      " p.title, p.language, json_extract(n.data, '$.for_facilitators') = 1"
+                      " FROM content_nodes n JOIN content_packs p"
                       f" ON p.id = n.pack_id {where}"
                       " ORDER BY p.title COLLATE NOCASE, n.sort_order, n.position", params
                       ).fetchall()
     packs_found: dict[str, dict] = {}
     nodes: dict[tuple[str, str], dict] = {}
-    for pid, nid, parent, kind, title, lang, pack_title, pack_lang in rows:
+    for pid, nid, parent, kind, title, lang, pack_title, pack_lang, staff in rows:
         pack = packs_found.setdefault(pid, {"pack_id": pid, "title": pack_title,
                                             "language": pack_lang, "children": []})
         nodes[(pid, nid)] = {"pack_id": pid, "node_id": nid, "parent": parent, "kind": kind,
-                             "title": title, "language": lang or pack_lang, "children": []}
+                             "title": title, "language": lang or pack_lang, "children": [],
+                             FOR_FACILITATORS: bool(staff)}
     for (pid, _nid), found in nodes.items():
         above = nodes.get((pid, found["parent"])) if found["parent"] else None
         (above["children"] if above else packs_found[pid]["children"]).append(found)
+
+    def inherit(items: list[dict], flagged: bool) -> None:  # under a guide is a guide
+        for item in items:
+            item[FOR_FACILITATORS] = item[FOR_FACILITATORS] or flagged
+            inherit(item["children"], item[FOR_FACILITATORS])
+
+    for pack in packs_found.values():
+        inherit(pack["children"], False)
     for pack in packs_found.values():  # a lone topic at the top is the pack itself: no level
         while len(pack["children"]) == 1 and pack["children"][0]["kind"] == "topic":
             pack["children"] = pack["children"][0]["children"]

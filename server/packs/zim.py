@@ -92,7 +92,7 @@ def main_page(uuid: str):
 @allow(ANYONE)
 def entry(uuid: str, path: str):
     visible(uuid)
-    etag = hashlib.sha1(f"{uuid}\0{path}".encode(), usedforsecurity=False).hexdigest()
+    etag = hashlib.sha1(f"{uuid}\0{path}\0{_HELPER_TAG}".encode(), usedforsecurity=False).hexdigest()
     if request.if_none_match.contains(etag):
         response = _immutable(Response(status=304))
         response.set_etag(etag)
@@ -112,6 +112,8 @@ def entry(uuid: str, path: str):
     response.set_etag(etag)
     response.headers["Accept-Ranges"] = "bytes"
     content = found.content
+    if (found.mimetype or "").startswith("text/html") and not request.range:
+        content = bytes(content) + _READER_HELPER
     size = len(content)
     start, stop = 0, size
     if request.range:
@@ -130,6 +132,33 @@ def entry(uuid: str, path: str):
     else:
         response.response = _chunks(content, start, stop)
     return response
+
+
+# Added at the end of an article's HTML. Its script tells the kiosk's reading page which article
+# the frame shows (kiosk/static/zimreader.js makes the address follow, so a reload keeps it);
+# its style lets encyclopedia pages made for a desktop fit a phone. Inline: the article's origin
+# is opaque (sandbox), and the box's own static files are same-origin only; its policy allows it.
+# ES5, for old Android WebViews.
+READER_HELPER = """
+<style>
+html, body { max-width: 100%; }
+body { overflow-wrap: break-word; }
+img, video { max-width: 100%; height: auto; }
+table { display: block; max-width: 100%; overflow-x: auto; }
+pre { white-space: pre-wrap; }
+</style>
+<script>
+(function () {
+  if (window.parent === window || !window.parent.postMessage) { return; }
+  try {
+    window.parent.postMessage({ passerelleZim: location.pathname, hash: location.hash,
+                                title: document.title }, "*");
+  } catch (e) { /* the page around is gone: nothing to tell */ }
+})();
+</script>
+"""
+_READER_HELPER = READER_HELPER.encode()
+_HELPER_TAG = hashlib.sha1(_READER_HELPER, usedforsecurity=False).hexdigest()[:8]
 
 
 def _chunks(content: memoryview, start: int, stop: int):

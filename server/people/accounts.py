@@ -46,6 +46,7 @@ from passerelle.server.errors import (
     PasserelleError,
 )
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.people import sites
 from passerelle.server.settings import LANGUAGES
 
 ROLES = ("learner", "facilitator", "coordinator")
@@ -128,16 +129,7 @@ def setup(db: sqlite_utils.Database, *, org_name: str, languages: list[str], sig
     """
     if not needs_setup(db):
         raise Conflict(_l("this box is already set up"))
-    errors = {}
-    if not org_name.strip():
-        errors["org_name"] = _l("the organisation needs a name")
-    if not languages or any(lang not in LANGUAGES for lang in languages):
-        errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
-    if signin_mode not in SIGNIN_MODES:
-        errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
-    for field in profile_fields or {}:
-        if field not in PROFILE_FIELDS:
-            errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    errors = check_organisation(org_name, languages, signin_mode, profile_fields)
     try:
         validate_user(db, role="coordinator", display_name=display_name, username=username,
                       password=password, hash_secrets=False)
@@ -170,6 +162,55 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
     state.update({k: v for k, v in changes.items() if k in state})
     records.put(db, "organisation", org["uuid"], state)
     return organisation(db)
+
+
+def check_organisation(name: str, languages: list[str], signin_mode: str,
+                       profile_fields: dict[str, str] | None) -> dict:
+    """The organisation's own fields, as setup and the settings page check them."""
+    errors = {}
+    if not (name or "").strip() or len(name.strip()) > 120:
+        errors["org_name"] = _l("the organisation needs a name")
+    if not languages or any(lang not in LANGUAGES for lang in languages):
+        errors["languages"] = _l("choose at least one of %(choices)s", choices="fr, nl, en, ar")
+    if signin_mode not in SIGNIN_MODES:
+        errors["signin_mode"] = _l("one of %(choices)s", choices=", ".join(SIGNIN_MODES))
+    for field in profile_fields or {}:
+        if field not in PROFILE_FIELDS:
+            errors["profile_fields"] = _l("unknown profile field %(field)s", field=repr(field))
+    return errors
+
+
+def update_settings(db: sqlite_utils.Database, *, name: str, languages: list[str],
+                    signin_mode: str, profile_fields: dict[str, str],
+                    learners_edit_profile: bool, learners_change_secret: bool) -> dict:
+    """The organisation's settings after setup, all checked at once (InvalidInput)."""
+    errors = check_organisation(name, languages, signin_mode, profile_fields)
+    if errors:
+        raise InvalidInput(_l("the organisation is not valid"), details=errors)
+    return update_organisation(
+        db, name=name.strip(), languages=list(dict.fromkeys(languages)), signin_mode=signin_mode,
+        profile_fields={k: (v or "").strip()[:200] for k, v in profile_fields.items()},
+        learners_edit_profile=1 if learners_edit_profile else None,
+        learners_change_secret=1 if learners_change_secret else None)
+
+
+SECRET_OF_MODE = {"pin": "pin_hash", "picture": "picture_hash", "password": "password_hash"}
+
+
+def signin_mode_change(db: sqlite_utils.Database, new_mode: str) -> dict:
+    """What a new learner sign-in mode means for the learners there are, before it is chosen:
+    how many already have the secret it asks for, and how many have none and could not sign in
+    until given one. Nothing is deleted: the other secrets stay and work again if the mode
+    comes back."""
+    current = (organisation(db) or {}).get("signin_mode", "pin")
+    learners = db.execute("SELECT count(*) FROM users WHERE role = 'learner' AND deleted = 0"
+                          ).fetchone()[0]
+    column = SECRET_OF_MODE.get(new_mode)
+    ready = learners if column is None else db.execute(
+        f"SELECT count(*) FROM users WHERE role = 'learner' AND deleted = 0 AND {column} IS NOT NULL"
+    ).fetchone()[0]
+    return {"from": current, "to": new_mode, "learners": learners, "ready": ready,
+            "without": learners - ready}
 
 
 # --- Users ---------------------------------------------------------------------------
@@ -224,7 +265,8 @@ def create_user(db: sqlite_utils.Database, *, role: str, display_name: str,
 
 def _put_new_user(db, fields: dict) -> str:
     user_uuid = new_uuid()
-    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso()})
+    records.put(db, "user", user_uuid, {**fields, "created_at": records.now_iso(),
+                                        "site": sites.home_site_for(db, fields.get("role"))})
     return user_uuid
 
 
@@ -275,7 +317,7 @@ def validate_user(db, *, role, display_name, username=None, password=None, pin=N
             errors["picture"] = problem
         else:
             hashes["picture_hash"] = hasher_learner.hash("-".join(picture))
-    profile = clean_profile(db, profile or {}, errors)
+    profile = clean_profile(db, profile or {}, errors, kept=(existing or {}).get("profile") or {})
     if errors:
         raise InvalidInput(_l("the account is not valid"), details=errors)
     return {
@@ -292,8 +334,12 @@ class _NoHash:
         return "(not hashed: preview)"
 
 
-def clean_profile(db, profile: dict, errors: dict) -> dict:
-    """Keep only the fields the organisation switched on; every one may stay blank."""
+def clean_profile(db, profile: dict, errors: dict, kept: dict | None = None) -> dict:
+    """Keep only the fields the organisation switched on; every one may stay blank.
+
+    An answer given before its question was switched off (``kept``, the person's stored
+    answers) stays as it was: editing the person does not fail on it, nor silently drop it.
+    """
     org = organisation(db)
     enabled = (org or {}).get("profile_fields") or {}
     allowed = PROFILE_CHOICES
@@ -301,7 +347,9 @@ def clean_profile(db, profile: dict, errors: dict) -> dict:
     for field, value in profile.items():
         if value in (None, "", []):
             continue
-        if field not in enabled:
+        if field not in enabled and (kept or {}).get(field) == value:
+            cleaned[field] = value
+        elif field not in enabled:
             errors[f"profile.{field}"] = _l("this organisation does not collect this field")
         elif field in allowed and value not in allowed[field]:
             errors[f"profile.{field}"] = _l("one of %(choices)s", choices=", ".join(allowed[field]))
@@ -309,6 +357,10 @@ def clean_profile(db, profile: dict, errors: dict) -> dict:
                 isinstance(value, list) and all(isinstance(v, str) and len(v) <= 40 for v in value)):
             errors[f"profile.{field}"] = _l("a list of languages")
         else:
+            cleaned[field] = value
+    for field, value in (kept or {}).items():
+        # Not asked any more, so not on the form: kept rather than lost.
+        if field not in enabled and field not in profile:
             cleaned[field] = value
     return cleaned
 
@@ -330,6 +382,7 @@ def update_user(db, user_uuid: str, **changes) -> dict:
                                           "profile", "consent")}
     current.update(changes)
     fields = validate_user(db, existing=user, **current)
+    fields["site"] = user.get("site") if fields.get("role") == "learner" else None  # moves: sites.move
     with records.write_tx(db):
         records.put(db, "user", user_uuid, fields)
         if credential_stamp(fields) != credential_stamp(user):
@@ -349,14 +402,14 @@ def delete_user(db, user_uuid: str) -> None:
         end_signins(db, user_uuid)
 
 
-def removed_users(db) -> list[dict]:
+def removed_users(db, limit: int | None = None) -> list[dict]:
     """People removed from this box, newest first, each as they last were (the bin).
 
     A removal is a tombstone in the operation log; the person's last state is still there, so
     nothing is lost: progress, attendance and memberships stay attached to the same uuid.
     """
     rows = db.execute("SELECT uuid, version FROM users WHERE deleted = 1 ORDER BY version DESC"
-                      ).fetchall()
+                      " LIMIT ?", [-1 if limit is None else limit]).fetchall()
     people = []
     for user_uuid, version in rows:
         last = _last_state(db, user_uuid)
@@ -581,7 +634,8 @@ def create_class(db, name: str, description: str = "", facilitator_uuid: str | N
     class_uuid = new_uuid()
     with records.write_tx(db):
         records.put(db, "class", class_uuid, {"name": name, "description": description.strip(),
-                                              "created_at": records.now_iso()})
+                                              "created_at": records.now_iso(),
+                                              "site": sites.this_site(db)})
         if facilitator_uuid:
             add_member(db, class_uuid, facilitator_uuid)
     return class_uuid

@@ -17,10 +17,12 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   fold does). *Resources completed*: resources whose first completion falls
   in the range (``progress.completed_version``), so a resource done twice
   counts once.
-- Learning time is read from ``activity_days`` (one row per day, learner and
-  pack, kept by a trigger on ``ops``: migration ``m0004_report_indexes``), not
-  from the events themselves: scanning 2,000,000 events takes 15 s on a
-  small box, the daily summary a fraction of a second.
+- Learning time is read from the summaries ``activity_months`` (whole months)
+  and ``activity_days`` (the days at either end), one row per month or day,
+  learner and pack, kept by the fold (``records.fold_activity``), never from
+  the events themselves: scanning 2,000,000 events takes 15 s on a small box,
+  the summaries a fraction of a second. Every figure is aggregated in SQL; what
+  comes back to Python is one row per pack, language or distinct profile.
 - A facilitator's report is restricted to the sessions of their classes and
   to *their* learners for the range: those marked present at one of those
   sessions in the range (a learner who has since left the class still counts,
@@ -29,6 +31,12 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
 
 Small counts are suppressed (:func:`suppress`) in the breakdowns by profile
 field, so that no one can be singled out: see the rule there.
+
+*Drop-in use* (``Report.guests``, the organisation's report only): visits, page views and
+hours of people who looked around without signing in (``learning/guests.py``). They are
+not people reached and never in the learners' figures. Nothing about a visitor is known
+but a random id of one day, so there is no profile to break down and nothing to suppress;
+the counts are shown as the learners' totals are.
 
 Exports
 -------
@@ -53,6 +61,7 @@ import sqlite_utils
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
+from passerelle.server.learning import guests as guest_use
 from passerelle.server.people import accounts
 from passerelle.server.reports import spreadsheet
 
@@ -212,6 +221,7 @@ class Report:
     packs: list[PackRow] = field(default_factory=list)
     languages: list[LanguageRow] = field(default_factory=list)
     breakdowns: list[Breakdown] = field(default_factory=list)
+    guests: guest_use.GuestUse | None = None  # drop-in use; the organisation's report only
 
     @property
     def hours(self) -> str:
@@ -238,6 +248,15 @@ class Report:
                     ("language", lang.language, "resources_completed", str(lang.completed))]
         for b in self.breakdowns:
             out += [(f"profile:{b.field}", c.key, "people_reached", c.shown) for c in b.cells]
+        if self.guests is not None:
+            g = self.guests
+            out += [("guests", "all", "visits", str(g.visits)),
+                    ("guests", "all", "page_views", str(g.views)),
+                    ("guests", "all", "hours", hours(g.seconds))]
+            for p in g.packs:
+                out += [("guests:pack", p.pack_id, "visits", str(p.visits)),
+                        ("guests:pack", p.pack_id, "page_views", str(p.views)),
+                        ("guests:pack", p.pack_id, "hours", hours(p.seconds))]
         return out
 
 
@@ -249,17 +268,18 @@ def _profile_values(field_name: str) -> tuple[str, ...]:
     return accounts.PROFILE_CHOICES.get(field_name, ())
 
 
-def _breakdown(field_name: str, profiles: Iterable[dict | None]) -> Breakdown:
+def _breakdown(field_name: str, profiles: Iterable[tuple[dict | None, int]]) -> Breakdown:
+    """Counts per value of one profile field, from (profile, how many people have it)."""
     counts: dict[str, int] = defaultdict(int)
-    for profile in profiles:
+    for profile, n in profiles:
         value = (profile or {}).get(field_name)
         if value in (None, "", []):
-            counts[NOT_GIVEN] += 1
+            counts[NOT_GIVEN] += n
         elif isinstance(value, list):  # languages spoken: a person counts once per language
             for v in {str(v).strip().casefold() for v in value if str(v).strip()}:
-                counts[v] += 1
+                counts[v] += n
         else:
-            counts[str(value)] += 1
+            counts[str(value)] += n
     known = _profile_values(field_name)
     if known:
         keys = [*known, *sorted(k for k in counts if k not in known and k != NOT_GIVEN)]
@@ -296,97 +316,143 @@ def scope_learners(db: sqlite_utils.Database, class_uuids: Collection[str], star
     return members | attended
 
 
+def _month_span(start: date, end: date) -> tuple[str, str] | None:
+    """The whole calendar months inside ``start``..``end`` ("YYYY-MM" first and last), if any."""
+    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after_end = end + timedelta(days=1)
+    last = (after_end.replace(day=1) if after_end.day == 1 else end.replace(day=1)) - timedelta(days=1)
+    if first > last:
+        return None
+    return first.isoformat()[:7], last.isoformat()[:7]
+
+
+def _activity(start: date, end: date) -> tuple[str, list]:
+    """SQL for the (learner_uuid, pack_id, seconds) rows of the range, from the summaries: the
+    monthly one for whole months, the daily one for the days at either end."""
+    span = _month_span(start, end)
+    if span is None:
+        return ("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?",
+                [start.isoformat(), end.isoformat()])
+    month_first = date.fromisoformat(span[0] + "-01")
+    month_after = (date.fromisoformat(span[1] + "-28") + timedelta(days=4)).replace(day=1)
+    parts = ["SELECT learner_uuid, pack_id, seconds FROM activity_months WHERE month BETWEEN ? AND ?"]
+    params: list = [span[0], span[1]]
+    if start < month_first:
+        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
+        params += [start.isoformat(), (month_first - timedelta(days=1)).isoformat()]
+    if month_after <= end:
+        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
+        params += [month_after.isoformat(), end.isoformat()]
+    return " UNION ALL ".join(parts), params
+
+
+def _scope_sql(class_uuids: Collection[str], start: date, end: date) -> tuple[str, list]:
+    """SQL for the learners of these classes for the range (see :func:`scope_learners`)."""
+    marks = ",".join("?" * len(class_uuids)) or "NULL"
+    classes = list(class_uuids)
+    return (f"SELECT user_uuid AS learner_uuid FROM memberships WHERE deleted = 0"
+            f" AND role = 'learner' AND class_uuid IN ({marks})"
+            f" UNION SELECT a.learner_uuid FROM attendance a"
+            f" JOIN class_sessions s ON s.uuid = a.session_uuid"
+            f" WHERE a.deleted = 0 AND a.present = 1 AND s.deleted = 0 AND s.date BETWEEN ? AND ?"
+            f" AND s.class_uuid IN ({marks})",
+            [*classes, start.isoformat(), end.isoformat(), *classes])
+
+
 def impact(db: sqlite_utils.Database, start: date, end: date,
            class_uuids: Collection[str] | None = None) -> Report:
     """The impact report for ``start``..``end`` (both included): the whole organisation, or only
     the given classes (their learners for the range, see :func:`scope_learners`, and their
-    sessions) when ``class_uuids`` is set."""
+    sessions) when ``class_uuids`` is set.
+
+    Every figure is aggregated in SQL from the summaries (``activity_months`` for whole months,
+    ``activity_days`` for the days at the ends, ``progress`` for completions, sessions and
+    attendance): the rows that come back are one per pack, language or profile, whatever the
+    number of learners."""
     org = accounts.organisation(db) or {}
     report = Report(start, end, org.get("name") or "", "organisation" if class_uuids is None
                     else "classes")
-    scope = None if class_uuids is None else scope_learners(db, class_uuids, start, end)
-    first, last = start.isoformat(), end.isoformat()
     low, high = version_bounds(start, end)
-
-    # Learning time and who learned, per learner and pack (the daily summary).
-    per_pack: dict[str, dict] = defaultdict(lambda: {"learners": set(), "seconds": 0, "completed": 0})
-    reached: set[str] = set()
-    for learner, pack_id, seconds in db.execute(
-            "SELECT learner_uuid, pack_id, sum(seconds) FROM activity_days"
-            " WHERE day BETWEEN ? AND ? GROUP BY learner_uuid, pack_id", [first, last]):
-        if scope is not None and learner not in scope:
-            continue
-        reached.add(learner)
-        per_pack[pack_id]["learners"].add(learner)
-        per_pack[pack_id]["seconds"] += seconds
-        report.seconds += seconds
-    if scope is None:  # no one to leave out: count in SQL, per pack
-        completions = db.execute(
-            "SELECT NULL, pack_id, count(*) FROM progress"
-            " WHERE completed_version >= ? AND completed_version < ? GROUP BY pack_id", [low, high])
+    activity, activity_params = _activity(start, end)
+    if class_uuids is None:
+        scoped = f"SELECT learner_uuid, pack_id, seconds FROM ({activity}) act"
+        scoped_params = activity_params
+        completions = ("SELECT pack_id, count(*) FROM progress"
+                       " WHERE completed_version >= ? AND completed_version < ? GROUP BY pack_id")
+        completion_params: list = [low, high]
     else:
-        completions = db.execute(
-            "SELECT learner_uuid, pack_id, count(*) FROM progress"
-            " WHERE completed_version >= ? AND completed_version < ? GROUP BY learner_uuid, pack_id",
-            [low, high])
-    for learner, pack_id, done in completions:
-        if scope is not None and learner not in scope:
-            continue
-        per_pack[pack_id]["completed"] += done
-        report.completed += done
+        scope, scope_params = _scope_sql(class_uuids, start, end)
+        scoped = (f"SELECT act.learner_uuid, act.pack_id, act.seconds FROM ({activity}) act"
+                  f" WHERE act.learner_uuid IN ({scope})")
+        scoped_params = [*activity_params, *scope_params]
+        completions = (f"SELECT pack_id, count(*) FROM progress WHERE completed_version >= ?"
+                       f" AND completed_version < ? AND learner_uuid IN ({scope}) GROUP BY pack_id")
+        completion_params = [low, high, *scope_params]
 
     # Sessions and attendance.
     session_where = "s.deleted = 0 AND s.date BETWEEN ? AND ?"
-    params: list = [first, last]
+    params: list = [start.isoformat(), end.isoformat()]
     if class_uuids is not None:
         session_where += f" AND s.class_uuid IN ({','.join('?' * len(class_uuids)) or 'NULL'})"
         params += list(class_uuids)
     report.sessions = db.execute(f"SELECT count(*) FROM class_sessions s WHERE {session_where}",
                                  params).fetchone()[0]
-    for learner, marks in db.execute(
-            "SELECT a.learner_uuid, count(*) FROM attendance a"
-            " JOIN class_sessions s ON s.uuid = a.session_uuid"
-            f" WHERE a.deleted = 0 AND a.present = 1 AND {session_where} GROUP BY a.learner_uuid",
-            params):
-        report.attendances += marks
-        reached.add(learner)
-    report.people = len(reached)
+    present = ("SELECT a.learner_uuid FROM attendance a JOIN class_sessions s"
+               f" ON s.uuid = a.session_uuid WHERE a.deleted = 0 AND a.present = 1 AND {session_where}")
+    report.attendances = db.execute(f"SELECT count(*) FROM ({present}) p", params).fetchone()[0]
 
-    # Per pack and per language of the pack.
+    # Everything about learners in one statement, so the summaries are read once: ``lp`` (one
+    # row per learner and pack of the range; a CTE used three times, which both SQLite and
+    # PostgreSQL materialise) gives learners and time per pack, learners per language of the
+    # pack, and everyone reached (learned, or was present) per distinct profile.
     installed = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, title, language FROM content_packs").fetchall()}
-    by_language: dict[str, dict] = defaultdict(lambda: {"learners": set(), "seconds": 0, "completed": 0})
-    for pack_id, found in per_pack.items():
-        title, language = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
-        report.packs.append(PackRow(pack_id, title, language, len(found["learners"]),
-                                    found["seconds"], found["completed"]))
-        into = by_language[language]
-        into["learners"] |= found["learners"]
-        into["seconds"] += found["seconds"]
-        into["completed"] += found["completed"]
+    cases = " ".join("WHEN ? THEN ?" for _ in installed)
+    language = f"CASE pack_id {cases} ELSE ? END" if installed else "?"
+    language_params = [*(x for pack_id, (_, lang) in installed.items() for x in (pack_id, lang)),
+                       UNKNOWN_LANGUAGE]
+    rows = db.execute(
+        f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds FROM ({scoped}) act"
+        f"            GROUP BY learner_uuid, pack_id)"
+        f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM lp GROUP BY pack_id"
+        f" UNION ALL SELECT 'language', lang, count(DISTINCT learner_uuid), NULL"
+        f"   FROM (SELECT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
+        f" UNION ALL SELECT 'profile', u.profile, count(*), NULL"
+        f"   FROM (SELECT learner_uuid FROM lp UNION SELECT learner_uuid FROM ({present}) p) r"
+        f"   LEFT JOIN users u ON u.uuid = r.learner_uuid AND u.deleted = 0 GROUP BY u.profile",
+        [*scoped_params, *language_params, *params]).fetchall()
+    per_pack: dict[str, list[int]] = {}
+    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    groups: list[tuple[dict | None, int]] = []
+    for part, key, count, seconds in rows:
+        if part == "pack":
+            per_pack[key] = [count, seconds, 0]
+            report.seconds += seconds
+        elif part == "language":
+            by_language[key][0] = count
+        else:
+            groups.append((json.loads(key) if key else None, count))
+            report.people += count
+    for pack_id, done in db.execute(completions, completion_params):
+        per_pack.setdefault(pack_id, [0, 0, 0])[2] += done
+        report.completed += done
+    for pack_id, (learners, seconds, done) in per_pack.items():
+        title, lang = installed.get(pack_id, (pack_id, UNKNOWN_LANGUAGE))
+        report.packs.append(PackRow(pack_id, title, lang, learners, seconds, done))
+        by_language[lang][1] += seconds
+        by_language[lang][2] += done
     report.packs.sort(key=lambda p: (-p.learners, p.title.casefold()))
-    report.languages = sorted(
-        (LanguageRow(lang, len(v["learners"]), v["seconds"], v["completed"])
-         for lang, v in by_language.items()), key=lambda r: (-r.learners, r.language))
+    report.languages = sorted((LanguageRow(lang, *v) for lang, v in by_language.items()),
+                              key=lambda r: (-r.learners, r.language))
 
-    # Who was reached, by each profile field the organisation asks.
+    # Who was reached, by each profile field the organisation asks: from one row per distinct
+    # profile (a handful of answers), never one per learner; deleted learners are "not given".
     enabled = list((org.get("profile_fields") or {}).keys())
     if enabled:
-        profiles = _profiles(db, reached)
-        report.breakdowns = [_breakdown(f, (profiles.get(u) for u in reached)) for f in enabled]
+        report.breakdowns = [_breakdown(f, groups) for f in enabled]
+    if class_uuids is None:  # visitors belong to no class
+        report.guests = guest_use.use(db, start, end)
     return report
-
-
-def _profiles(db, uuids: set[str]) -> dict[str, dict | None]:
-    found: dict[str, dict | None] = {}
-    ids = list(uuids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for uid, profile in db.execute(
-                f"SELECT uuid, profile FROM users WHERE deleted = 0"
-                f" AND uuid IN ({','.join('?' * len(chunk))})", chunk):
-            found[uid] = json.loads(profile) if profile else None
-    return found
 
 
 def impact_csv(report: Report, dialect: CsvDialect = PLAIN,

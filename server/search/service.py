@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -99,8 +100,11 @@ def node_text(library: lib.Library, node: dict) -> str:
 def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
     info = library.get(pack_id)
     titles: dict[str, tuple[str, str | None]] = {}
+    guides: set[str] = set()  # teaching guides, and everything under one
     for node in library.iter_nodes(pack_id):  # parents come first
         titles[node["id"]] = (node.get("title", ""), node.get("parent"))
+        if node.get("for_facilitators") is True or node.get("parent") in guides:
+            guides.add(node["id"])
         path, parent = [], node.get("parent")
         while parent and parent in titles and len(path) < 32:
             path.append(titles[parent][0])
@@ -109,7 +113,8 @@ def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
             id=f"{pack_id}/{node['id']}", pack_id=pack_id, kind=node["kind"],
             language=node.get("language") or info.language, title=node.get("title", ""),
             description=node.get("description", ""), tags=list(node.get("tags", [])),
-            body=node_text(library, node), topic_path=list(reversed(path)), pack_title=info.title)
+            body=node_text(library, node), topic_path=list(reversed(path)), pack_title=info.title,
+            staff_only=node["id"] in guides)
 
 
 class SearchService:
@@ -182,14 +187,16 @@ class SearchService:
         return self._cached(key, lambda: self.index.suggest(prefix, limit=limit, languages=languages))
 
     def search(self, query: str, *, kinds=None, languages=None, packs=None, limit: int = 20,
-               offset: int = 0):
+               offset: int = 0, staff: bool = False):
         """A search, cached like suggestions: a class told to look up the same words sends
         the same query from 30 tablets within seconds, and it is answered once. Results
-        are never changed after they are made, so threads can share them."""
+        are never changed after they are made, so threads can share them. Teaching guides
+        are found only by ``staff`` searches."""
         key = ("search", " ".join(query.casefold().split()), tuple(kinds or ()),
-               tuple(languages or ()), tuple(packs or ()), limit, offset)
+               tuple(languages or ()), tuple(packs or ()), limit, offset, staff)
         return self._cached(key, lambda: self.searcher.search(
-            query, kinds=kinds, languages=languages, packs=packs, limit=limit, offset=offset))
+            query, kinds=kinds, languages=languages, packs=packs, limit=limit, offset=offset,
+            staff=staff))
 
     def _cached(self, key: tuple, compute):
         now = time.monotonic()
@@ -284,6 +291,14 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(value)
 
 
+def _is_staff() -> bool:
+    from passerelle.server.people.accounts import STAFF
+    from passerelle.server.web.auth import current_user
+
+    user = current_user()
+    return bool(user) and user["role"] in STAFF
+
+
 def run_search():
     query = request.args.get("q", "")
     if len(query) > 200:
@@ -292,7 +307,7 @@ def run_search():
         return query, service().search(
             query, kinds=_list_arg("kind", KINDS), languages=_list_arg("language"),
             packs=_list_arg("pack"), limit=_int_arg("limit", 20, 1, 100),
-            offset=_int_arg("offset", 0, 0, 10_000))
+            offset=_int_arg("offset", 0, 0, 10_000), staff=_is_staff())
     except si.QuerySyntaxError as exc:
         raise InvalidInput(str(exc), details={"q": str(exc)}) from None
 
@@ -347,6 +362,11 @@ def page():
     # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons.
     sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
                                  ) if query and not kinds else []
+    if result is not None and result.did_you_mean and any(s.hits for s in sources):
+        # The encyclopedias found the words as typed ("Ray Charles"): the lessons' correction
+        # ("Ray charge") was of words they simply do not hold, and its hits answer another
+        # question. Results are shared between requests: a changed copy, never the original.
+        result = None if result.mode == "fuzzy" else dataclasses.replace(result, did_you_mean=None)
     titles = {p["id"]: p["title"] for p in packs(get_db())}
     return render_template("search.html", query=query, result=result, pack_titles=titles,
                            kinds=kinds, zim_sources=sources, only_zim=only_zim,

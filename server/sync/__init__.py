@@ -32,6 +32,7 @@ from passerelle.server.sync.keys import (
     bundles_encrypted,
     device_key,
     devices,
+    devices_version,
     identity,
     organisation_of,
     parse_public_key,
@@ -84,8 +85,19 @@ from passerelle.server.sync.pairing import (
     pair_transcript,
     pairing_key,
 )
+from passerelle.server.sync.partition import (
+    SiteBatch,
+    apply_received,
+    assign_site,
+    changes_for_site,
+    device_site,
+    is_anchor,
+    op_sites,
+    parse_lines,
+)
 from passerelle.server.sync.peers import (
     adopt_devices,
+    adopted_devices_version,
     default_peer,
     device_list,
     log_attempt,
@@ -95,6 +107,7 @@ from passerelle.server.sync.peers import (
     peer_vector,
     peers,
     record_peer,
+    set_adopted_devices_version,
     set_default_peer,
     status,
 )
@@ -153,6 +166,9 @@ __all__ = [
     "peers",
     "device_list",
     "adopt_devices",
+    "adopted_devices_version",
+    "devices_version",
+    "set_adopted_devices_version",
     "PAIR_ALPHABET",
     "PAIR_CODE_LENGTH",
     "PAIR_MINUTES",
@@ -172,4 +188,12 @@ __all__ = [
     "days_text",
     "make_verifier",
     "organisation_name",
+    "SiteBatch",
+    "apply_received",
+    "assign_site",
+    "changes_for_site",
+    "device_site",
+    "is_anchor",
+    "op_sites",
+    "parse_lines",
 ]

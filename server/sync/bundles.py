@@ -37,13 +37,16 @@ from passerelle.server.sync.ops import (
     SCRYPT,
     SKEW_REPORT_MS,
     ApplyResult,
-    SignedOp,
     SyncRefused,
-    apply_batch,
-    changes_for,
     make_verifier,
     sign_pending,
     vector,
+)
+from passerelle.server.sync.partition import (
+    apply_received,
+    changes_for_site,
+    is_anchor,
+    parse_lines,
 )
 from passerelle.server.sync.peers import log_result, remember_peer
 
@@ -72,12 +75,15 @@ def default_bundle_name(device: str, when: datetime | None = None) -> str:
 
 def export_bundle(db: sqlite_utils.Database, home, dest_path, since_vector: Mapping[str, int] | None = None,
                   *, passphrase: str | None = None, max_ops: int = DEFAULT_MAX_OPS,
-                  max_bytes: int = DEFAULT_MAX_BYTES, log: bool = True) -> BundleInfo:
+                  max_bytes: int = DEFAULT_MAX_BYTES, log: bool = True,
+                  site: str | None = None) -> BundleInfo:
     """Write the ops a peer at ``since_vector`` lacks (everything by default) into one file.
 
     ``dest_path`` is a folder (the file is named ``passerelle-<device>-<time>.bundle``)
     or a file path. The zip is written under a temporary name beside it, synced
     and renamed, so a stick pulled out mid-write never leaves a file that looks whole.
+    With ``site``, only that site's and organisation-wide ops, the rest as skips
+    (:mod:`.partition`): what the hub writes for a box of a site.
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -105,17 +111,19 @@ def export_bundle(db: sqlite_utils.Database, home, dest_path, since_vector: Mapp
         entries = []
         total = 0
         with zipfile.ZipFile(partial, "w", allowZip64=True) as zf:
-            for number, batch in enumerate(changes_for(db, since_vector, max_ops, max_bytes), 1):
+            for number, batch in enumerate(changes_for_site(db, since_vector, site, max_ops,
+                                                            max_bytes), 1):
                 name = f"batches/{number:04d}.jsonl.gz" + (".enc" if aes else "")
                 data = gzip.compress(batch.lines(), compresslevel=6, mtime=0)
                 if aes:
                     nonce = secrets.token_bytes(12)
                     data = nonce + aes.encrypt(nonce, data, name.encode())
                 zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
-                first, last = batch.ops[0], batch.ops[-1]
+                ends = [[op.origin, op.seq] for op in batch.ops] or [
+                    [s[0], s[1]] for s in getattr(batch, "skips", [])]
                 entries.append({"name": name, "ops": len(batch.ops), "bytes": len(data),
                                 "sha256": hashlib.sha256(data).hexdigest(),
-                                "first": [first.origin, first.seq], "last": [last.origin, last.seq]})
+                                "first": ends[0], "last": ends[-1]})
                 total += len(batch.ops)
             now = datetime.now(UTC)
             manifest = {
@@ -288,9 +296,9 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
                     except InvalidTag:
                         raise SyncRefused("the passphrase is wrong (or the bundle was altered); "
                                           "nothing more was imported") from None
-                batch = [SignedOp.from_line(line) for line in gzip.decompress(data).splitlines()
-                         if line.strip()]
-                result.add(apply_batch(db, batch, keys, now_ms, revoked=revoked))
+                batch, skips = parse_lines(gzip.decompress(data).splitlines())
+                result.add(apply_received(db, batch, skips, keys, now_ms, revoked=revoked,
+                                          from_anchor=is_anchor(db, peer)))
                 result.batches += 1
         if not result.clock_note and result.clock_ahead_ms:
             origin, ms = max(result.clock_ahead_ms.items(), key=lambda kv: kv[1])

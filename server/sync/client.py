@@ -34,6 +34,7 @@ import sqlite_utils
 from passerelle.server import __version__, records
 from passerelle.server import sync as syncmod
 from passerelle.server.errors import ExitStatus, InvalidInput, NotFound, PasserelleError
+from passerelle.server.people import sites
 from passerelle.server.sync.http import (
     BATCH_TYPE,
     HEADER_DEVICE,
@@ -42,7 +43,7 @@ from passerelle.server.sync.http import (
     HEADER_SIGNATURE,
     MAX_BATCH_BYTES,
     gunzip_bounded,
-    parse_batch,
+    parse_site_batch,
     request_message,
     response_message,
 )
@@ -488,8 +489,12 @@ def _exchange(db, peer: Peer, result: SyncResult, clock) -> dict[str, int]:
     """Vectors, clocks and the organisation's devices; returns what the peer holds."""
     org = syncmod.organisation_of(db)
     now = int(clock() * 1000)
-    answer = peer.post("vector", {"vector": syncmod.vector(db), "now_ms": now, "organisation": org,
-                                  "version": __version__})
+    asked = {"vector": syncmod.vector(db), "now_ms": now, "organisation": org,
+             "version": __version__}
+    if result.peer_device and syncmod.is_anchor(db, result.peer_device):
+        # The device list comes again only when the hub's changed since this box took it.
+        asked["devices_version"] = syncmod.adopted_devices_version(db, result.peer_device)
+    answer = peer.post("vector", asked)
     their_org = (answer.get("organisation") or {}).get("uuid")
     if org and their_org and org != their_org:
         raise syncmod.OtherOrganisation(f"{peer.url} belongs to another organisation "
@@ -508,6 +513,13 @@ def _exchange(db, peer: Peer, result: SyncResult, clock) -> dict[str, int]:
         if learned["revoked"]:
             result.notes.append(f"{learned['revoked']} device(s) revoked by the coordinator are "
                                 "refused from now on")
+        version = answer.get("devices_version")
+        if learned.get("anchor") and isinstance(version, str):
+            syncmod.record_peer(db, result.peer_device)
+            syncmod.set_adopted_devices_version(db, result.peer_device, version[:40])
+    if "site" in answer and syncmod.is_anchor(db, result.peer_device):
+        site = answer["site"]
+        sites.set_this_site(db, site if isinstance(site, str) and site else None)
     theirs = _vector(answer.get("vector"))
     syncmod.record_peer(db, result.peer_device, vector=theirs)
     return theirs
@@ -518,11 +530,12 @@ def _pull(db, peer: Peer, result: SyncResult, theirs: dict[str, int], max_ops: i
     if not any(seq > ours.get(origin, 0) for origin, seq in theirs.items()):
         return
     keys, revoked = syncmod.trusted_keys(db), syncmod.revoked_devices(db)
+    anchor = syncmod.is_anchor(db, result.peer_device)
     response = peer.post("changes", {"since": ours, "max_ops": max_ops}, stream=True)
     for data in peer.frames(response):
-        batch = parse_batch(data)
-        result.pulled.add(syncmod.apply_batch(db, batch, keys, int(clock() * 1000),
-                                              revoked=revoked))
+        batch, skips = parse_site_batch(data)
+        result.pulled.add(syncmod.apply_received(db, batch, skips, keys, int(clock() * 1000),
+                                                 revoked=revoked, from_anchor=anchor))
         result.pulled_batches += 1
     for origin, (seq, n, why) in sorted(result.pulled.held.items()):
         result.notes.append(f"held back {n} operations of {syncmod.peer_label(db, origin) or origin}"

@@ -19,9 +19,10 @@ carries the caller's device id, a nonce and an Ed25519 signature by its
 device key over ``(method, path, sha256(body), nonce, device id)``. Nonces are
 issued by this server (``hello``, and a fresh one in every answer's
 ``X-Passerelle-Next-Nonce`` so a sync needs no extra round trip), single-use,
-kept in memory for ``NONCE_TTL_S`` and at most ``NONCE_CAP`` at a time, so
-they survive neither their time nor a restart: clocks play no part, which
-matters on boxes whose clocks are days wrong. Unknown device → 401, bad
+made and checked with a key derived from this server's device key and
+recorded as used in the database for ``NONCE_TTL_S`` (:mod:`.nonces`), so any
+number of server processes share them; the caller's clock plays no part,
+which matters on boxes whose clocks are days wrong. Unknown device → 401, bad
 signature or unknown/used nonce → 401, revoked device → 403 with the date in
 words. JSON answers are signed by this server's device key over the request's
 nonce, the status and the body's hash, so a box can trust the device list and
@@ -44,7 +45,6 @@ import struct
 import threading
 import time
 import zlib
-from collections import OrderedDict
 
 from flask import (
     Blueprint,
@@ -60,6 +60,7 @@ from passerelle.server import records
 from passerelle.server import sync as syncmod
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput, api_error
+from passerelle.server.sync import nonces
 from passerelle.server.web.auth import ANYONE, DEVICE, allow, csrf, has_session_cookie
 
 bp = Blueprint("sync_http", __name__, url_prefix="/api/v1/sync")
@@ -73,8 +74,7 @@ REQUEST_DOMAIN = "passerelle-request/1"
 RESPONSE_DOMAIN = "passerelle-response/1"
 BATCH_TYPE = "application/x-passerelle-batch"      # one batch: gzip of JSON lines
 STREAM_TYPE = "application/x-passerelle-batches"   # frames: 4-byte big-endian length, gzip batch
-NONCE_TTL_S = 600
-NONCE_CAP = 10_000
+NONCE_TTL_S = nonces.TTL_S
 MAX_BATCH_OPS = 50_000
 MAX_BATCH_BYTES = 64 * 1024 * 1024  # uncompressed: a gzip bomb stops here
 
@@ -105,6 +105,14 @@ def gunzip_bounded(data: bytes, limit: int = MAX_BATCH_BYTES) -> bytes:
     return out
 
 
+def parse_site_batch(data: bytes) -> tuple[list[syncmod.SignedOp], list[tuple[str, int, int]]]:
+    """A pulled batch: its ops, and the runs skipped because they belong to other sites."""
+    lines = [line for line in gunzip_bounded(data).splitlines() if line.strip()]
+    if len(lines) > MAX_BATCH_OPS:
+        raise syncmod.SyncRefused(f"a batch holds more than {MAX_BATCH_OPS} operations")
+    return syncmod.parse_lines(lines)
+
+
 def parse_batch(data: bytes) -> list[syncmod.SignedOp]:
     lines = [line for line in gunzip_bounded(data).splitlines() if line.strip()]
     if len(lines) > MAX_BATCH_OPS:
@@ -112,52 +120,10 @@ def parse_batch(data: bytes) -> list[syncmod.SignedOp]:
     return [syncmod.SignedOp.from_line(line) for line in lines]
 
 
-class NonceStore:
-    """Single-use nonces, in memory: they expire, are capped, and die with the process.
-
-    Time is ``time.monotonic``: a wall clock set days wrong changes nothing.
-    When full, the oldest nonce goes first (a flood of ``hello`` can only make
-    a box ask again, never let a replay through).
-    """
-
-    def __init__(self, ttl_s: float = NONCE_TTL_S, cap: int = NONCE_CAP):
-        self.ttl_s, self.cap = ttl_s, cap
-        self._items: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def issue(self) -> str:
-        import secrets
-
-        nonce = secrets.token_urlsafe(18)
-        now = time.monotonic()
-        with self._lock:
-            while self._items:
-                oldest, expires = next(iter(self._items.items()))
-                if expires > now and len(self._items) < self.cap:
-                    break
-                del self._items[oldest]
-            self._items[nonce] = now + self.ttl_s
-        return nonce
-
-    def valid(self, nonce: str) -> bool:
-        with self._lock:
-            expires = self._items.get(nonce)
-        return expires is not None and expires > time.monotonic()
-
-    def take(self, nonce: str) -> bool:
-        """Use a nonce up: True once, False ever after (or when unknown or expired)."""
-        with self._lock:
-            expires = self._items.pop(nonce, None)
-        return expires is not None and expires > time.monotonic()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class _State:
     def __init__(self):
-        self.nonces = NonceStore()
         self.key = None
+        self.nonce_secret: bytes | None = None
         self.lock = threading.Lock()
         self.label = socket.gethostname()
 
@@ -174,6 +140,14 @@ def _key():
             if state.key is None:
                 state.key = syncmod.device_key(get_db(), current_app.config["HOME"])
     return state.key
+
+
+def _nonce_secret() -> bytes:
+    """The key of this server's nonces: derived from its device key, the same in every process."""
+    state = _state()
+    if state.nonce_secret is None:
+        state.nonce_secret = nonces.secret_from_key(_key())
+    return state.nonce_secret
 
 
 def _now_ms() -> int:
@@ -213,7 +187,7 @@ def check_device() -> Response | None:
     except (InvalidSignature, ValueError):
         return api_error(401, f"the request is not signed by the key of device {device}",
                          "bad_signature")
-    if not _state().nonces.take(nonce):
+    if not nonces.take(get_db(), _nonce_secret(), nonce):
         return api_error(401, "the request's nonce is unknown or was already used (a replayed "
                               "request, or this server restarted); ask for a new one",
                          "bad_nonce")
@@ -229,7 +203,7 @@ def check_device() -> Response | None:
 @bp.after_request
 def _sign_answer(response: Response) -> Response:
     """Every answer carries the next nonce; JSON answers are signed by this server's key."""
-    response.headers[HEADER_NEXT_NONCE] = _state().nonces.issue()
+    response.headers[HEADER_NEXT_NONCE] = nonces.issue(_nonce_secret())
     if not response.is_streamed and response.mimetype == "application/json":
         try:
             key = _key()
@@ -282,7 +256,7 @@ def hello():
     return jsonify({"protocol": PROTOCOL, "device_id": records.device_id(db),
                     "public_key": syncmod.public_key_text(key.public_key()),
                     "label": _state().label, "organisation": _organisation(db),
-                    "now_ms": _now_ms(), "nonce": _state().nonces.issue()})
+                    "now_ms": _now_ms(), "nonce": nonces.issue(_nonce_secret())})
 
 
 @bp.post("/pair")
@@ -291,7 +265,7 @@ def pair():
     """A box pairs with a one-time code; authenticated by the code (HMAC both ways)."""
     body = _json_body()
     nonce = body.get("nonce")
-    if not isinstance(nonce, str) or not _state().nonces.take(nonce):
+    if not isinstance(nonce, str) or not nonces.take(get_db(), _nonce_secret(), nonce):
         return api_error(401, "the pairing request's nonce is unknown or was already used; start "
                               "the pairing again", "bad_nonce")
     db = get_db()
@@ -330,11 +304,15 @@ def exchange_vector():
                         version=version[:40] if isinstance(version, str) else None,
                         ok=True if body.get("done") is True else None)
     now = _now_ms()
+    version = syncmod.devices_version(db)
     answer = {"device_id": records.device_id(db), "organisation": _organisation(db),
               "vector": syncmod.vector(db), "now_ms": now,
               "skew_ms": their_now - now if isinstance(their_now, int) else None,
-              "devices": syncmod.device_list(db),
+              "devices_version": version,
+              "site": syncmod.device_site(db, g.sync_device),  # the caller's, as assigned here
               "max_ops": current_app.config["SETTINGS"]["sync_batch_ops"]}
+    if body.get("devices_version") != version:  # the list only when the caller lacks it
+        answer["devices"] = syncmod.device_list(db)
     return jsonify(answer)
 
 
@@ -351,6 +329,7 @@ def changes():
     max_ops = min(max_ops, cap)
     home = current_app.config["HOME"]
     path, busy_ms = current_app.config["DB_PATH"], current_app.config["DB_BUSY_TIMEOUT_MS"]
+    site = syncmod.device_site(get_db(), g.sync_device)  # a box of a site gets only its own
 
     def frames():
         # The stream runs after the request has ended (its pooled connection given back), so
@@ -358,7 +337,7 @@ def changes():
         # One batch in memory at a time; Waitress holds the app back when the client is slow.
         db = dbmod.connect(path, busy_ms)
         try:
-            for batch in syncmod.changes_for(db, since, max_ops, home=home):
+            for batch in syncmod.changes_for_site(db, since, site, max_ops, home=home):
                 data = gzip.compress(batch.lines(), compresslevel=6, mtime=0)
                 yield struct.pack(">I", len(data)) + data
             yield struct.pack(">I", 0)
@@ -389,7 +368,12 @@ def batches():
 
 
 def init_app(app: Flask) -> None:
+    from passerelle.server.sync import peers
+
     app.extensions["passerelle.sync_http"] = _State()
+    settings = app.config.get("SETTINGS")
+    if settings is not None:
+        peers.LOG_KEEP_DAYS = settings["sync_log_days"]
     app.extensions["passerelle.device_auth"] = check_device
     csrf.exempt(bp)  # devices sign each request; no browser session is involved
     app.register_blueprint(bp)

@@ -129,7 +129,27 @@ def trust(db: sqlite_utils.Database, device_id: str, public_key: str, *, label: 
             " label = coalesce(excluded.label, label), paired_at = excluded.paired_at,"
             " revoked_at = NULL, vouched_by = NULL, anchor = max(anchor, excluded.anchor)",
             [device_id, text, organisation, label, records.now_iso(), 1 if anchor else 0])
+        mark_devices_changed(db)
     return {"device_id": device_id, "public_key": text, "organisation": organisation}
+
+
+def mark_devices_changed(db: sqlite_utils.Database) -> None:
+    """Give the device list a new version (call in the transaction that changed it): a hub
+    sends its list to a box only when the version the box holds is not this one."""
+    import secrets
+
+    db.execute("INSERT INTO meta (key, value) VALUES ('devices_version', ?)"
+               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", [secrets.token_hex(10)])
+
+
+def devices_version(db: sqlite_utils.Database) -> str:
+    """The version of this box's device list (one read, whatever the number of devices)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'devices_version'").fetchone()
+    if row is None:
+        with records.write_tx(db):
+            mark_devices_changed(db)
+        return devices_version(db)
+    return row[0]
 
 
 def revoke(db: sqlite_utils.Database, device_id: str) -> dict:
@@ -143,6 +163,7 @@ def revoke(db: sqlite_utils.Database, device_id: str) -> dict:
         if found[0] is None:
             db.execute("UPDATE sync_devices SET revoked_at = ? WHERE device_id = ?",
                        [records.now_iso(), device_id])
+            mark_devices_changed(db)
     held = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE origin = ?", [device_id]).fetchone()[0]
     return {"device_id": device_id, "ops_kept": held}
 

@@ -42,6 +42,7 @@ MAX_CLOCK_AHEAD_MS = 24 * 3600 * 1000        # ops stamped further ahead are hel
 SKEW_REPORT_MS = 5 * 60 * 1000               # smaller differences are not worth a word
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}        # 32 MiB of memory, ~0.1 s on a Pi 4
 KINDS = ("put", "delete", "event")
+SKIP_ENTITY = "~skip"                        # placeholder rows of skipped runs (partition.py)
 
 
 class SyncRefused(InvalidInput):
@@ -286,7 +287,8 @@ def make_verifier(raw: bytes):
 
 def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                 trusted_keys: Mapping[str, bytes], now_ms: int | None = None, *,
-                revoked: Iterable[str] = (), max_ahead_ms: int = MAX_CLOCK_AHEAD_MS) -> ApplyResult:
+                revoked: Iterable[str] = (), max_ahead_ms: int = MAX_CLOCK_AHEAD_MS,
+                skips: Iterable[tuple[str, int, int]] | None = None) -> ApplyResult:
     """Verify a whole batch, then apply it in one write transaction; idempotent.
 
     Refused outright (:class:`SyncRefused`, nothing applied): a malformed op, or
@@ -298,6 +300,9 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
     ``now_ms`` (a box whose clock is wrong), and ops after a gap (a batch that
     arrived before the one preceding it). Held ops are asked for again by the
     next exchange, which starts from the returned ``vector``.
+
+    ``skips`` (from a box's hub only, see :mod:`.partition`): runs ``(origin, first, last)``
+    of ops that are not this box's; each is recorded when it comes next in its origin's order.
     """
     from cryptography.exceptions import InvalidSignature
 
@@ -349,6 +354,9 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             result.clock_ahead_ms[op.origin] = max(ahead, result.clock_ahead_ms.get(op.origin, 0))
         if ahead > max_ahead_ms and op.origin not in hold_from:
             hold_from[op.origin] = (op.seq, "clock ahead")
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for origin, first, last in sorted(skips or ()):
+        runs.setdefault(origin, []).append((first, last))
     with records.write_tx(db):
         have: dict[str, int] = {}
         newest = ""
@@ -361,6 +369,8 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                 result.duplicates += 1  # contiguity: everything up to `have` is already here
                 continue
             held = hold_from.get(op.origin)
+            if runs and held is None:
+                have[op.origin] = _take_skips(db, runs, op.origin, have[op.origin], op.seq)
             if held is None and op.seq != have[op.origin] + 1:
                 held = hold_from[op.origin] = (op.seq, "gap")
             if held is not None and op.seq >= held[0]:
@@ -374,6 +384,12 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
             else:
                 result.duplicates += 1
             have[op.origin] = op.seq
+        for origin in list(runs):  # runs after an origin's last op in the batch, or alone
+            if origin not in hold_from:
+                if origin not in have:
+                    have[origin] = db.execute("SELECT coalesce(max(seq), 0) FROM ops WHERE"
+                                              " origin = ?", [origin]).fetchone()[0]
+                _take_skips(db, runs, origin, have[origin], None)
         if signatures:
             db.conn.executemany("INSERT OR IGNORE INTO op_signatures (origin, seq, signature)"
                                 " VALUES (?, ?, ?)", signatures)
@@ -382,6 +398,29 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
     result.vector = vector(db)
     return result
 
+
+def record_skip(db: sqlite_utils.Database, origin: str, first: int, last: int) -> None:
+    """The placeholder row that stands for ``first..last`` of ``origin``: one row at ``last``,
+    unsigned, folded into nothing (see :mod:`.partition`)."""
+    db.execute("INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
+               " VALUES (?, ?, '', 'put', ?, '', ?, NULL) ON CONFLICT (origin, seq) DO NOTHING",
+               [origin, last, SKIP_ENTITY, json.dumps({"first": first})])
+
+
+def _take_skips(db, runs: dict[str, list[tuple[int, int]]], origin: str, have: int,
+                before: int | None) -> int:
+    """Record the skipped runs of ``origin`` that continue its ops at ``have`` and end before
+    seq ``before``; returns the new highest seq. A run after a gap is dropped (what follows
+    it is then held as a gap, and asked for again)."""
+    pending = runs.get(origin, [])
+    while pending and (before is None or pending[0][1] < before):
+        first, last = pending.pop(0)
+        if first <= have + 1 < last + 1:
+            record_skip(db, origin, first, last)
+            have = last
+    if not pending:
+        runs.pop(origin, None)
+    return have
 
 
 def parse_vector(text: str) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 from passerelle.server import records
@@ -14,10 +15,15 @@ from passerelle.server.sync.keys import (
     KEY_PREFIX,
     devices,
     identity,
+    mark_devices_changed,
     organisation_of,
     parse_public_key,
 )
 from passerelle.server.sync.ops import canonical_json, vector
+
+# Days of sync_log kept: the setting sync_log_days of a serving box (server/sync/http.py sets
+# it at start); the command line keeps this default.
+LOG_KEEP_DAYS = 30
 
 
 def remember_peer(db: sqlite_utils.Database, device: str, have: Mapping[str, int]) -> None:
@@ -35,7 +41,7 @@ def peer_vector(db: sqlite_utils.Database, device: str) -> dict[str, int] | None
 
 def log_attempt(db: sqlite_utils.Database, direction: str, peer: str | None, path: str | None,
                 ok: bool, message: str, ops: int = 0, duplicates: int = 0, held: int = 0) -> None:
-    """One line of ``sync_log`` (export, import, sync or pair), the last 500 kept."""
+    """One line of ``sync_log`` (export, import, sync or pair), kept ``LOG_KEEP_DAYS`` days."""
     log_result(db, direction, peer, path, ok, message, ops, duplicates, held)
 
 
@@ -45,7 +51,9 @@ def log_result(db: sqlite_utils.Database, direction: str, peer: str | None, path
         db.execute("INSERT INTO sync_log (at, direction, peer, path, ops, duplicates, held, ok, message)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [records.now_iso(), direction, peer, path, ops, duplicates, held, 1 if ok else 0, message])
-        db.execute("DELETE FROM sync_log WHERE id <= (SELECT max(id) FROM sync_log) - 500")
+        # Kept by time, not by count: at a busy hub 500 rows were a minute and a half.
+        cutoff = (datetime.now(UTC) - timedelta(days=LOG_KEEP_DAYS)).isoformat(timespec="seconds")
+        db.execute("DELETE FROM sync_log WHERE at < ?", [cutoff])
 
 
 def status(db: sqlite_utils.Database, home) -> dict:
@@ -169,7 +177,7 @@ def adopt_devices(db: sqlite_utils.Database, anchor: str, listed: Iterable[Mappi
     row = db.execute("SELECT organisation, anchor, revoked_at FROM sync_devices WHERE device_id = ?",
                      [anchor]).fetchone()
     if row is None or not row[1] or row[2] is not None:
-        return {"added": 0, "revoked": 0}  # only a hub this box paired with may vouch
+        return {"added": 0, "revoked": 0, "anchor": False}  # only the hub this box paired with
     organisation = row[0]
     added = revoked = 0
     with records.write_tx(db):
@@ -201,4 +209,15 @@ def adopt_devices(db: sqlite_utils.Database, anchor: str, listed: Iterable[Mappi
                 db.execute("UPDATE sync_devices SET revoked_at = ? WHERE device_id = ?",
                            [revoked_at, device])
                 revoked += 1
-    return {"added": added, "revoked": revoked}
+        mark_devices_changed(db)  # a box's list is served to the boxes that sync with it
+    return {"added": added, "revoked": revoked, "anchor": True}
+
+
+def adopted_devices_version(db: sqlite_utils.Database, peer: str) -> str | None:
+    row = db.execute("SELECT devices_version FROM sync_peers WHERE device_id = ?", [peer]).fetchone()
+    return row[0] if row else None
+
+
+def set_adopted_devices_version(db: sqlite_utils.Database, peer: str, version: str | None) -> None:
+    with records.write_tx(db):
+        db.execute("UPDATE sync_peers SET devices_version = ? WHERE device_id = ?", [version, peer])

@@ -59,7 +59,9 @@ def test_a_channel_imports_every_kind_it_can_show(export, library, box):
     book = nodes[ids["epub"]]  # an EPUB is a document, read chapter by chapter
     assert book["kind"] == "document" and book["files"][0]["mime"] == "application/epub+zip"
     assert book["epub"]["spine"] == ["OEBPS/text/ch0.xhtml", "OEBPS/text/ch1.xhtml"]
-    assert ids["coach"] not in nodes and done.report.coach_only == 1
+    # Kolibri's coach content is kept, marked for facilitators (the pages hide it from learners).
+    assert nodes[ids["coach"]]["for_facilitators"] is True and done.report.coach_only == 1
+    assert "for_facilitators" not in nodes[ids["audio"]]
     # The same resource placed twice: one blob, and the first placement keeps the content_id.
     assert nodes[ids["again"]]["id"].startswith(nodes[ids["audio"]]["id"] + "-")
     assert nodes[ids["again"]]["same_as"] == nodes[ids["audio"]]["id"] and "same_as" not in nodes[ids["audio"]]

@@ -100,3 +100,14 @@ def fresh_venv(wheelhouse, tmp_path_factory) -> Path:
 def wheel_version(wheel) -> str:
     # passerelle-0.1.0-py3-none-any.whl
     return wheel.name.split("-")[1]
+
+
+@pytest.fixture(scope="session")
+def debs(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """``passerelle`` (amd64) and ``passerelle-hotspot``, built as ``make deb ARCH=amd64`` does."""
+    out = tmp_path_factory.mktemp("debs")
+    run([sys.executable, PACKAGING / "deb" / "build.py", "--arch", "amd64", "--out", out,
+         "--wheel", wheel], env=clean_env(), timeout=900)
+    (main,) = out.glob("passerelle_*_amd64.deb")
+    (hotspot,) = out.glob("passerelle-hotspot_*_all.deb")
+    return main, hotspot

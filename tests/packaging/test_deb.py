@@ -3,14 +3,13 @@
 Nothing is installed on this machine: the package is unpacked into a folder, its
 private Python environment is run from there with Debian's python3.11, its files,
 control fields and maintainer scripts are read, and lintian checks both packages.
-Installing into a chroot and booting it are not done yet (see docs/deployment.md).
+Installing it on a minimal Debian and booting it is in test_deb_boot.py.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,6 @@ pytestmark = [
 
 PREFIX = "usr/lib/passerelle"
 SITE = f"{PREFIX}/lib/python3.11/site-packages"
-
-
-@pytest.fixture(scope="module")
-def debs(wheel, tmp_path_factory):
-    out = tmp_path_factory.mktemp("debs")
-    run([sys.executable, PACKAGING / "deb" / "build.py", "--arch", "amd64", "--out", out,
-         "--wheel", wheel], env=clean_env(), timeout=900)
-    (main,) = out.glob("passerelle_*_amd64.deb")
-    (hotspot,) = out.glob("passerelle-hotspot_*_all.deb")
-    return main, hotspot
 
 
 def fields(deb) -> dict[str, str]:

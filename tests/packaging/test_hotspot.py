@@ -9,6 +9,7 @@ files are parsed.
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import socket
 import subprocess
@@ -208,3 +209,45 @@ def test_the_redirect_goes_to_the_default_port():
     from passerelle.server.settings import BY_NAME
 
     assert f"redirect to :{BY_NAME['port'].default}" in (HOTSPOT / "passerelle-redirect.nft").read_text()
+
+
+def _nmcli_offline(*args: str, keyfile_text: str) -> configparser.ConfigParser:
+    """NetworkManager's own reading of a keyfile (``nmcli --offline`` reads one on stdin and
+    prints it back normalised, touching no running NetworkManager)."""
+    nmcli = shutil.which("nmcli")
+    assert nmcli, "nmcli is missing: `make test` installs network-manager (packaging-tools)"
+    proc = run([nmcli, "--offline", "connection", "modify", *args], input=keyfile_text)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(proc.stdout)
+    return parser
+
+
+def test_networkmanager_reads_the_access_point_as_written():
+    written = keyfile()
+    read = _nmcli_offline("connection.id", "passerelle-hotspot",
+                          keyfile_text=(HOTSPOT / "passerelle-hotspot.nmconnection").read_text())
+    for section in ("connection", "wifi", "ipv4", "ipv6"):
+        for key, value in written[section].items():
+            if key == "autoconnect" and value == "true":
+                continue  # NetworkManager's default: left out when it prints the file back
+            assert read[section].get(key) == value, (section, key)
+
+
+def test_the_commands_the_keyfile_documents_work_offline():
+    """The name and passphrase commands given in the keyfile's comments, run on the file."""
+    text = (HOTSPOT / "passerelle-hotspot.nmconnection").read_text()
+    documented = [line.split("nmcli connection modify passerelle-hotspot", 1)[1].split()
+                  for line in text.splitlines() if "nmcli connection modify" in line]
+    assert len(documented) == 2
+    named = _nmcli_offline("wifi.ssid", "Bibliothèque", keyfile_text=text)
+    ssid = named["wifi"]["ssid"]
+    if re.fullmatch(r"(\d+;)+", ssid):  # a non-ASCII name is kept as its UTF-8 bytes
+        ssid = bytes(int(b) for b in ssid.rstrip(";").split(";")).decode()
+    assert ssid == "Bibliothèque"
+    secured = _nmcli_offline("wifi-sec.key-mgmt", "wpa-psk", "wifi-sec.psk", "a passphrase",
+                             keyfile_text=text)
+    assert secured["wifi-security"]["key-mgmt"] == "wpa-psk"
+    assert secured["wifi-security"]["psk"] == "a passphrase"
+    assert secured["ipv4"]["address1"] == "10.42.0.1/24"  # the address labels print survives
+    with pytest.raises(pytest.fail.Exception):
+        _nmcli_offline("wifi.mode", "not-a-mode", keyfile_text=text)

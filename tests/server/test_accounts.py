@@ -213,3 +213,36 @@ def test_picture_password_sign_in(fresh_client, fresh_app):
         "csrf_token": token, "picture_0": "cat", "picture_1": "sun", "picture_2": "boat"})
     assert right.status_code == 302
     assert fresh_client.get("/api/v1/me").get_json()["display_name"] == "Léo"
+
+
+def test_a_new_sign_in_mode_is_counted_against_the_learners_secrets(app, box):
+    from passerelle.server.db import get_db
+
+    with app.app_context():
+        db = get_db()
+        accounts.update_user(db, box.ids["chloe"], picture=["sun", "moon", "tree"])
+        assert accounts.signin_mode_change(db, "picture") == {
+            "from": "pin", "to": "picture", "learners": 3, "ready": 1, "without": 2}
+        assert accounts.signin_mode_change(db, "pin")["without"] == 0
+        assert accounts.signin_mode_change(db, "none")["without"] == 0
+        assert accounts.signin_mode_change(db, "password")["ready"] == 0
+
+
+def test_settings_are_checked_all_at_once_and_kept_on_the_organisation(app, box):
+    from passerelle.server.db import get_db
+    from passerelle.server.errors import InvalidInput
+
+    with app.app_context():
+        db = get_db()
+        with pytest.raises(InvalidInput) as refused:
+            accounts.update_settings(db, name="", languages=["xx"], signin_mode="telepathy",
+                                     profile_fields={"shoe_size": ""}, learners_edit_profile=True,
+                                     learners_change_secret=True)
+        assert set(refused.value.details) == {"org_name", "languages", "signin_mode",
+                                              "profile_fields"}
+        org = accounts.update_settings(db, name=" Maison ", languages=["nl", "nl", "fr"],
+                                       signin_mode="none", profile_fields={"gender": " funder "},
+                                       learners_edit_profile=False, learners_change_secret=True)
+        assert (org["name"], org["languages"], org["signin_mode"]) == ("Maison", ["nl", "fr"], "none")
+        assert org["profile_fields"] == {"gender": "funder"}
+        assert (org["learners_edit_profile"], org["learners_change_secret"]) == (None, 1)

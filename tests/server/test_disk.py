@@ -255,7 +255,8 @@ def test_the_staff_home_shows_free_space_and_warns(box, settings, words):
     client = english_client(app)
     sign_in(client, box, "fatou")
     page = client.get("/manage").get_data(as_text=True)
-    assert "Space on the box" in page and "MB free of" in page
+    # In the page language's units and digits ("12.3 GB free of 31 GB.", "3,2 Go libres").
+    assert "Space on the box" in page and re.search(r"[\d.]+\s[kMGT]?B free of [\d.]+\s[kMGT]?B\.", page)
     if words is None:
         assert "running out of space" not in page and "almost full" not in page
     else:

@@ -31,8 +31,9 @@ def values_for(ids, app):
     return {"class_uuid": ids["class_a"], "session_uuid": ids["session_a"],
               "learner_uuid": ids["amina"], "user_uuid": ids["bart"], "code": "nl",
               "digest": "0000000000", "filename": "style.css", "pack_id": "demo-fr",
-              "node_id": "basics/welcome", "sha256": app_sha, "assignment_uuid": "none", "lesson_uuid": "none", "token": "0" * 32, "action": "open", "member": "app.js", "name": "x.zip",
+              "node_id": "basics/welcome", "sha256": app_sha, "assignment_uuid": "none", "lesson_uuid": "none", "group_uuid": "none", "token": "0" * 32, "action": "open", "member": "app.js", "name": "x.zip",
             "device_id": "no-such-device", "page": 1, "width": 800,
+            "quiz_uuid": "none", "run_uuid": "none",
             # A ZIM the box does not hold: each route still says who may ask.
             "uuid": "00000000-0000-0000-0000-000000000000", "path": "A/Main_Page"}
 
@@ -174,3 +175,13 @@ def test_a_coordinator_may_add_anyone_to_any_class(box, as_user):
     assert response.status_code == 302
     names = [p["display_name"] for p in cora.get(f"/api/v1/classes/{class_a}").get_json()["learners"]]
     assert "Chloe" in names
+
+
+def test_people_settings_and_the_learners_own_page_declare_who_may_call_them(app):
+    """The people list's actions and export, the settings, and the learner's own page."""
+    expected = {"kiosk.manage_people_chosen": {"coordinator"},
+                "kiosk.manage_people_export": {"coordinator"},
+                "kiosk.manage_settings": {"coordinator"},
+                "kiosk.me_page": {"learner"}, "kiosk.me_secret": {"learner"},
+                "kiosk.me_profile": {"learner"}, "kiosk.me_certificate": {"learner"}}
+    assert {e: set(app.view_functions[e].allowed) for e in expected} == expected

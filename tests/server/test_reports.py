@@ -106,7 +106,7 @@ def test_a_lone_suppressed_cell_takes_the_smallest_other_with_it():
 
 def test_rare_free_text_values_are_merged_and_never_named():
     profiles = [{"languages_spoken": ["arabic", "french"]}] * 6 + [{"languages_spoken": ["tigrinya"]}] * 2
-    result = reports._breakdown("languages_spoken", profiles + [None] * 5)
+    result = reports._breakdown("languages_spoken", [(p, 1) for p in profiles + [None] * 5])
     keys = {c.key: c.shown for c in result.cells}
     assert "tigrinya" not in keys
     assert keys["arabic"] == "6" and keys["french"] == "6"
@@ -334,3 +334,40 @@ def test_no_certificate_before_every_resource_is_completed(app, box, as_user):
     assert page.status_code == 404
     assert "has completed 1 of the 5 resources" in page.get_data(as_text=True)
     assert as_user("cora").get(f"/manage/certificates/{box.ids['bart']}/demo-fr/nope").status_code == 404
+
+
+def test_the_summaries_give_the_same_figures_as_the_events_for_any_range(template_db, tmp_path):
+    """Whole months from activity_months, the days at the ends from activity_days: for ranges
+    that start and end anywhere, the figures equal a count over the events themselves."""
+    import random
+    import shutil
+    from datetime import timedelta
+
+    from passerelle.server import db as dbmod
+    from passerelle.server import records
+
+    shutil.copy(template_db, tmp_path / "p.db")
+    db = dbmod.connect(tmp_path / "p.db")
+    rng = random.Random(7)
+    made = []
+    with records.write_tx(db):
+        for i in range(400):
+            day = date(2026, 1, 1) + timedelta(days=rng.randrange(120))
+            learner, pack = f"l{rng.randrange(30)}", f"p{rng.randrange(3)}"
+            seconds = rng.randrange(600)
+            op = records._new_op(db, "event", "progress", learner, {
+                "event_id": f"e{i}", "pack_id": pack, "node_id": "n", "type": "progress",
+                "seconds": seconds, "occurred_at": f"{day.isoformat()}T23:30:00+00:00"})
+            records.apply(db, op)
+            made.append((day, learner, pack, seconds))
+    assert db.execute("SELECT sum(events) FROM activity_months").fetchone()[0] == 400
+    for _ in range(25):
+        start = date(2026, 1, 1) + timedelta(days=rng.randrange(120))
+        end = start + timedelta(days=rng.randrange(100))
+        report = reports.impact(db, start, end)
+        inside = [m for m in made if start <= m[0] <= end]
+        assert report.seconds == sum(m[3] for m in inside)
+        assert report.people == len({m[1] for m in inside})
+        assert {p.pack_id: p.learners for p in report.packs} == {
+            pack: len({m[1] for m in inside if m[2] == pack}) for pack in {m[2] for m in inside}}
+    db.close()

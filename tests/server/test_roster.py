@@ -3,7 +3,7 @@
 import io
 import sqlite3
 
-from tests.conftest import csrf_token
+from tests.conftest import PASSWORDS, csrf_token
 
 GOOD = "\ufeffdisplay_name;pin;class;gender\nSara;1111;Groupe C;woman\nTom;2222;;\n"
 BAD = ("display_name,pin,role,username\n"
@@ -81,3 +81,33 @@ def test_imported_learners_get_different_avatars(runner, box, app, tmp_path):
         "SELECT display_name, avatar FROM users WHERE display_name IN (?,?,?,?,?)", names))
     assert avatars["Ben"] == "owl"  # a chosen avatar is kept
     assert len(set(avatars.values())) == 5 and None not in avatars.values()
+
+
+def test_an_export_imports_back_unchanged_then_as_updates(app, box):
+    """The export is an import file: formulas neutralised and read back, lists kept, the same
+    people updated (by uuid, or by username), never doubled."""
+    from passerelle.server.db import get_db
+    from passerelle.server.people import accounts, roster
+
+    with app.app_context():
+        db = get_db()
+        accounts.update_user(db, box.ids["amina"], display_name="=HYPERLINK(1)",
+                             profile={"gender": "woman", "age_band": "26-35"})
+        before = people(app)
+        text = roster.export(db)
+        assert "'=HYPERLINK(1)" in text
+        checked = roster.check(db, text)
+        assert checked.ok and [r.action for r in checked.rows] == ["same"] * len(checked.rows)
+        assert roster.import_roster(db, text) == {"created": 0, "updated": 0,
+                                                  "unchanged": before}
+        assert accounts.get_user(db, box.ids["amina"])["display_name"] == "=HYPERLINK(1)"
+        # By username: Fatou renamed, her role left empty so kept; her password unchanged.
+        result = roster.import_roster(db, "display_name,username\nFatou N.,FATOU\n")
+        assert result == {"created": 0, "updated": 1, "unchanged": 0}
+        fatou = accounts.get_user(db, box.ids["fatou"])
+        assert (fatou["display_name"], fatou["role"]) == ("Fatou N.", "facilitator")
+        assert accounts.authenticate_staff(db, "fatou", PASSWORDS["fatou"], "test")
+        # Two rows for one person: refused, with the row.
+        checked = roster.check(db, f"uuid,display_name\n{box.ids['bart']},B\n{box.ids['bart']},C\n")
+        assert checked.problems() == ["row 3: uuid: the same person as on row 2"]
+        assert people(app) == before

@@ -332,17 +332,30 @@ def test_code_pair_now_and_status_on_the_command_line(http_kit, sync_cli):
     assert [p["url"] for p in peers] == [kit.hub.url] and peers[0]["last_ok_at"]
 
 
-def test_nonces_are_single_use_expire_and_are_capped(monkeypatch):
-    from passerelle.server.sync import http as sync_http
+def test_nonces_are_single_use_expire_and_are_shared_by_processes(make_boxes):
+    """A nonce made by one process (one connection) is taken once through another, never
+    twice; expired, altered or foreign nonces are refused; there is no cap."""
+    from passerelle.server import db as dbmod
+    from passerelle.server.sync import nonces
 
-    now = [1000.0]
-    monkeypatch.setattr(sync_http.time, "monotonic", lambda: now[0])
-    store = sync_http.NonceStore(ttl_s=60, cap=3)
-    first = store.issue()
-    assert store.valid(first) and store.take(first) and not store.take(first)
-    old, *rest = [store.issue() for _ in range(4)]
-    assert len(store) == 3 and not store.take(old)  # the oldest went first
-    now[0] += 61
-    assert not any(store.take(n) for n in rest)  # expired, whatever the wall clock says
-    store.issue()
-    assert len(store) == 1
+    box = make_boxes(1, trusted=False)[0]
+    secret = nonces.secret_from_key(syncmod.device_key(box.db, box.home))
+    other = dbmod.connect(box.home / "passerelle.db")  # a second process's connection
+    try:
+        now = 1_000_000
+        first = nonces.issue(secret, ttl_s=60, now_ms=now)
+        assert nonces.valid(secret, first, now_ms=now)
+        assert nonces.take(other, secret, first, now_ms=now)
+        assert not nonces.take(box.db, secret, first, now_ms=now)  # a replay, from anywhere
+        many = [nonces.issue(secret, ttl_s=60, now_ms=now) for _ in range(20_000)]
+        assert len(set(many)) == 20_000 and nonces.take(box.db, secret, many[0], now_ms=now)
+        assert not nonces.take(box.db, secret, many[1], now_ms=now + 61_000)  # expired
+        body, _, mac = many[2].rpartition(".")
+        assert not nonces.take(box.db, secret, "f" + body + "." + mac, now_ms=now)  # altered
+        assert not nonces.take(box.db, b"another server" * 2, many[3], now_ms=now)
+        assert nonces.purge(other, now_ms=now + 61_000) == 2
+        assert box.db.execute("SELECT count(*) FROM sync_nonces").fetchone()[0] == 0
+    finally:
+        other.close()
+
+
