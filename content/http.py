@@ -17,6 +17,7 @@ import io
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import BinaryIO
 
@@ -28,21 +29,76 @@ _NETWORK_ERRORS = (OSError, http.client.HTTPException, socket.timeout)
 
 
 class HttpSource(PackSource):
+    """``keep_alive``: requests go over one persistent HTTP/1.1 connection, opened again
+    when it breaks. A channel is thousands of small files; a new TCP connection (and
+    a new thread on the server) for each cost more than the file itself on a LAN.
+    Redirects are followed by ``urllib``, as before; proxies are not used (a LAN)."""
+
     def __init__(self, base_url: str, *, timeout: float = 30.0, retries: int = 5,
-                 retry_delay: float = 0.5, limits: Limits = DEFAULT_LIMITS):
+                 retry_delay: float = 0.5, limits: Limits = DEFAULT_LIMITS, keep_alive: bool = False):
         self.base = base_url.rstrip("/")
         self.description = self.base
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_delay
         self.limits = limits
         self.problems: list[Problem] = []
+        self.keep_alive = keep_alive
+        self._conn: http.client.HTTPConnection | None = None
 
     def request(self, path: str, offset: int = 0):
-        """GET ``BASE/path`` (from ``offset`` on, with ``Range``); the raw ``urllib`` response."""
+        """GET ``BASE/path`` (from ``offset`` on, with ``Range``); a response like ``urllib``'s
+        (``HTTPError`` for 4xx and 5xx)."""
         headers = {"User-Agent": "passerelle-content"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        request = urllib.request.Request(f"{self.base}/{path}", headers=headers)
+        url = f"{self.base}/{path}"
+        if self.keep_alive:
+            response = self._persistent(url, headers)
+            if response is not None:
+                return response
+        request = urllib.request.Request(url, headers=headers)
         return urllib.request.urlopen(request, timeout=self.timeout)
+
+    def _persistent(self, url: str, headers: dict):
+        """The response over the kept connection; None for a redirect (left to ``urllib``)."""
+        parts = urllib.parse.urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        for attempt in (1, 2):
+            if self._conn is None:
+                kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+                self._conn = kind(parts.netloc, timeout=self.timeout)
+            try:
+                self._conn.request("GET", target, headers=headers)
+                response = self._conn.getresponse()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    http.client.CannotSendRequest, http.client.ResponseNotReady):
+                # The server closed the idle connection between two files: once more, on a new one.
+                self.close_connection()
+                if attempt == 2:
+                    raise
+            except _NETWORK_ERRORS:
+                self.close_connection()
+                raise
+        if response.status in (301, 302, 303, 307, 308):
+            response.read(64 * 1024)
+            if not response.isclosed():
+                self.close_connection()
+            return None
+        if response.status >= 400:
+            body = response.read(64 * 1024)
+            if not response.isclosed():
+                self.close_connection()
+            raise urllib.error.HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
+        return _KeptResponse(response, self)
+
+    def close_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self.close_connection()
 
     def get_small(self, path: str, limit: int, required: bool) -> bytes | None:
         """A small document, retried a few times; None if absent and not ``required``."""
@@ -76,6 +132,33 @@ class HttpSource(PackSource):
 
     def open_blob(self, sha256: str, size: int) -> BinaryIO:
         return ResumingStream(self, f"files/{sha256}", size)
+
+
+class _KeptResponse:
+    """A response on the kept connection. Closed before its end, it takes the connection
+    with it: the unread rest of the body would otherwise be read as the next response."""
+
+    def __init__(self, response: http.client.HTTPResponse, source: HttpSource):
+        self._response = response
+        self._source = source
+        self.status, self.headers, self.reason = response.status, response.headers, response.reason
+
+    def read(self, n: int = -1) -> bytes:
+        return self._response.read(n if n is not None and n >= 0 else None)
+
+    def readinto(self, b) -> int:
+        return self._response.readinto(b)
+
+    def close(self) -> None:
+        if not self._response.isclosed():
+            self._source.close_connection()
+        self._response.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class ResumingStream(io.RawIOBase):

@@ -61,6 +61,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from .errors import BlobMismatch, InvalidPack, PackNotFound, Problem, UnsafePack
+from .library import release_memory
 from .manifest import DEFAULT_LIMITS, Limits
 from .packio import PackSource, scan_zip, unsafe_member_name
 from .perseus import mastery_of, read_exercise
@@ -596,8 +597,10 @@ class KolibriSource(PackSource):
     """A converted channel as a pack source: the manifest made here, blobs read from the export."""
 
     def __init__(self, manifest: bytes, blobs: dict[str, tuple[int, object]], description: str,
-                 report: Report, plan: Plan):
-        self.blobs = blobs          # sha256 → (size, opener | bytes | None: staged by the conversion)
+                 report: Report, plan: Plan, files=None):
+        # sha256 → (size, (md5, ext) of the channel's file | bytes | None: staged by the conversion)
+        self.blobs = blobs
+        self.files = files
         self.description = description
         self.problems = []
         self.report = report
@@ -625,9 +628,9 @@ class KolibriSource(PackSource):
         _size, where = self.blobs[sha256]
         if isinstance(where, bytes):
             return io.BytesIO(where)
-        if where is None:
+        if where is None or self.files is None:
             raise InvalidPack([Problem(f"files/{sha256}", "was staged by the conversion and is gone")])
-        return where(0)  # a file of the channel (export folder or Kolibri server), from its start
+        return self.files.opener(*where)(0)  # a file of the channel (export folder or Kolibri server)
 
 
 def _member_opener(data: bytes, member: str) -> Callable[[int], BinaryIO]:
@@ -796,7 +799,8 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             fetch_failed(f, title, got)
             return None
         sha, size = got
-        blobs[sha] = (size, files.opener(f.md5, f.ext))
+        # Its name, not an opener: 20,000 closures and paths would be 20 MB held to the end.
+        blobs[sha] = (size, (f.md5, f.ext))
         entry = {"sha256": sha, "size": size, "mime": MIME.get(f.ext, "application/octet-stream"),
                  "role": f.role, "md5": f.md5}
         if f.lang:
@@ -932,7 +936,7 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
     del parts
     data = b"".join(pieces)  # one copy, not one per concatenation
     del pieces
-    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen)
+    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen, files)
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
@@ -1052,11 +1056,56 @@ class ChannelImport:
     result: object = None             # ImportResult; None for a dry run
     added: list[str] = field(default_factory=list)     # dry run: node ids new on this box
     removed: list[str] = field(default_factory=list)   # dry run: node ids that would go
+    changed: list[str] = field(default_factory=list)   # dry run: node ids kept, with new content
+    titles: dict[str, str] = field(default_factory=dict)  # dry run: the title of each id above
+    kept: int = 0                     # dry run: resources that stay, with learners' progress
 
     def as_dict(self) -> dict:
-        return {"plan": self.plan.summary(), "report": self.report.as_dict() if self.report else None,
-                "result": self.result.as_dict() if self.result is not None else None,
-                "added": len(self.added), "removed": len(self.removed)}
+        out = {"plan": self.plan.summary(), "report": self.report.as_dict() if self.report else None,
+               "result": self.result.as_dict() if self.result is not None else None,
+               "added": len(self.added), "removed": len(self.removed)}
+        if self.result is None:
+            out["changed"] = len(self.changed)
+            out["kept"] = self.kept
+            out["diff"] = {name: [{"id": i, "title": self.titles.get(i, "")} for i in ids[:200]]
+                           for name, ids in (("added", self.added), ("changed", self.changed),
+                                             ("removed", self.removed))}
+        return out
+
+
+def update_diff(installed: dict | None, chosen: Plan) -> tuple[list[str], list[str], list[str], dict, int]:
+    """What importing ``chosen`` over the installed version would do, read from the database alone.
+
+    (added, changed, removed, titles, kept): a node is changed when its title, description,
+    place, kind or any of its files (compared by the md5 each came from) differ; ``kept``
+    counts the resources that remain, whose learners' progress is kept (their id is
+    Kolibri's ``content_id``)."""
+    old: dict[str, tuple] = {}
+    titles: dict[str, str] = {}
+    for n in (installed or {}).get("nodes", ()):
+        md5s = {f.get("md5") for f in n.get("files", ()) if f.get("md5")}
+        source = ((n.get("exercise") or {}).get("source") or {}).get("md5")
+        if source:
+            md5s.add(source)
+        old[n["id"]] = (n.get("title"), n.get("description"), n.get("parent"),
+                        "unavailable" if n.get("unavailable") else n.get("kind"), frozenset(md5s))
+        titles[n["id"]] = n.get("title", "")
+    added, changed, seen = [], [], set()
+    kept = 0
+    for node in chosen.nodes:
+        seen.add(node.id)
+        titles[node.id] = node.data.get("title", "")
+        before = old.get(node.id)
+        if before is None:
+            added.append(node.id)
+            continue
+        if node.kind != "topic":
+            kept += 1
+        md5s = frozenset(f.md5 for f in node.files + ([node.main] if node.main else []))
+        if (node.data.get("title"), node.data.get("description"), node.parent, node.kind, md5s) != before:
+            changed.append(node.id)
+    removed = [i for i in old if i not in seen]
+    return added, changed, removed, titles, kept
 
 
 def import_channel(library, root: str | os.PathLike, channel_id: str, topics: Iterable[str] | None = None, *,
@@ -1082,10 +1131,8 @@ def import_channel(library, root: str | os.PathLike, channel_id: str, topics: It
             if chosen.channel.version < _int(old_version) and not force:
                 raise VersionConflict(pack_id, _int(old_version), chosen.channel.version)
         if dry_run:
-            old_ids = {n["id"] for n in (installed or {}).get("nodes", [])}
-            new_ids = [n.id for n in chosen.nodes]
-            return ChannelImport(chosen, None, None, [i for i in new_ids if i not in old_ids],
-                                 sorted(old_ids - set(new_ids)))
+            added, changed, removed, titles, kept = update_diff(installed, chosen)
+            return ChannelImport(chosen, None, None, added, removed, changed, titles, kept)
         holder = [installed]
         installed = None
         return _install(library, db, chosen, holder, files, force, progress)
@@ -1110,6 +1157,7 @@ def _install(library, db: ChannelDatabase, chosen: Plan, holder: list, files, fo
                                                            separators=(",", ":")).encode()
         installed = None  # noqa: F841 - a big channel's manifest is large: not kept through the import
         source = convert(db, chosen, session, files, library.limits, progress, (known, exercises))
+        release_memory()  # the plan and the rows it was made from are gone: before the import
         # The same channel version with another selection of topics (or a repaired file)
         # is a legitimate re-import: the pack's version alone cannot tell them apart.
         changed = before is not None and before != source.manifest_bytes()

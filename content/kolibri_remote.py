@@ -54,7 +54,7 @@ class KolibriServer:
     def __init__(self, base_url: str, *, timeout: float = 30.0, retries: int = 5, retry_delay: float = 0.5,
                  limits: Limits = DEFAULT_LIMITS):
         self.http = HttpSource(base_url, timeout=timeout, retries=retries, retry_delay=retry_delay,
-                               limits=limits)
+                               limits=limits, keep_alive=True)
         self.base = self.http.base
 
     def _json(self, path: str, required: bool = True):

@@ -7,6 +7,7 @@ the whole list, each with where it is (``nodes[12].files[0].sha256``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -82,8 +83,14 @@ def location(path) -> str:
     return out or "manifest.json"
 
 
-def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[dict | None, list[Problem]]:
-    """Decode manifest bytes; returns (manifest or None, problems)."""
+def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS, *,
+                   lazy_nodes: bool = False) -> tuple[dict | None, list[Problem]]:
+    """Decode manifest bytes; returns (manifest or None, problems).
+
+    With ``lazy_nodes``, ``manifest["nodes"]`` is a :class:`LazyNodes`: each node is decoded
+    when it is read, so a 20,000-node manifest is held as its text (16 MB) rather than as
+    Python objects (75 MB). Readers that only iterate and index work with either.
+    """
     if len(data) > limits.max_manifest_bytes:
         return None, [Problem("manifest.json", f"larger than {limits.max_manifest_bytes} bytes")]
     try:
@@ -91,7 +98,7 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[dict |
     except UnicodeDecodeError as exc:
         return None, [Problem("manifest.json", f"not UTF-8 (byte {exc.start})")]
     try:
-        manifest = json.loads(text)
+        manifest = _lazy_loads(text, data) if lazy_nodes else json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [Problem("manifest.json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
     except RecursionError:
@@ -101,6 +108,109 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[dict |
     return manifest, []
 
 
+class LazyNodes(Sequence):
+    """The ``nodes`` array of a manifest, kept as its UTF-8 bytes (the manifest's own, not a
+    copy) and decoded one node at a time.
+
+    Not a ``list`` on purpose: ``json.dumps`` refuses it instead of writing ``[]``.
+    """
+
+    def __init__(self, data: bytes, spans: list[tuple[int, int]]):
+        self._data = data
+        self._spans = spans  # byte offsets of each node in ``data``
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        start, end = self._spans[i]
+        return json.loads(self._data[start:end])
+
+    def __iter__(self) -> Iterator:
+        for start, end in self._spans:
+            yield json.loads(self._data[start:end])
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+def _byte_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character offsets in ``text`` as byte offsets in its UTF-8 encoding, in one pass."""
+    out = []
+    chars = nbytes = 0
+    for start, end in spans:
+        nbytes += len(text[chars:start].encode("utf-8"))
+        width = len(text[start:end].encode("utf-8"))
+        out.append((nbytes, nbytes + width))
+        nbytes += width
+        chars = end
+    return out
+
+
+def _lazy_loads(text: str, data: bytes):
+    """``json.loads`` of a manifest (``text``, decoded from ``data``), except that the top-level
+    ``nodes`` array becomes a :class:`LazyNodes`. Every value is still decoded (and so checked) by the standard
+    decoder; only the punctuation of the top-level object and of that one array is read here."""
+    raw = _DECODER.raw_decode
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in _SPACE:
+            i += 1
+        return i
+
+    def expect(i: int, char: str) -> int:
+        i = skip(i)
+        if i >= len(text) or text[i] != char:
+            raise json.JSONDecodeError(f"Expecting '{char}'", text, i)
+        return i + 1
+
+    i = skip(0)
+    if not text.startswith("{", i):
+        return json.loads(text)  # not an object: let the standard decoder say what it is
+    out: dict = {}
+    i = skip(i + 1)
+    if text.startswith("}", i):
+        i += 1
+    else:
+        while True:
+            i = skip(i)
+            if not text.startswith('"', i):
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+            key, i = raw(text, i)
+            i = skip(expect(i, ":"))
+            if key == "nodes" and text.startswith("[", i):
+                spans: list[tuple[int, int]] = []
+                i = skip(i + 1)
+                if text.startswith("]", i):
+                    i += 1
+                else:
+                    while True:
+                        start = skip(i)
+                        _value, i = raw(text, start)
+                        spans.append((start, i))
+                        i = skip(i)
+                        if text.startswith(",", i):
+                            i += 1
+                            continue
+                        i = expect(i, "]")
+                        break
+                out[key] = LazyNodes(data, _byte_spans(text, spans))
+            else:
+                out[key], i = raw(text, i)
+            i = skip(i)
+            if text.startswith(",", i):
+                i += 1
+                continue
+            i = expect(i, "}")
+            break
+    if skip(i) != len(text):
+        raise json.JSONDecodeError("Extra data", text, skip(i))
+    return out
+
+
 def validate_manifest(manifest: dict, limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
     """Every problem of a parsed manifest: schema first, then structure and per-kind rules."""
     problems: list[Problem] = []
@@ -108,18 +218,34 @@ def validate_manifest(manifest: dict, limits: Limits = DEFAULT_LIMITS) -> list[P
         return [Problem("format", f"unsupported pack format {manifest.get('format')!r}; "
                                   f"this box reads format {FORMAT}")]
     nodes = manifest.get("nodes")
-    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+    if isinstance(nodes, (list, LazyNodes)) and len(nodes) > limits.max_nodes:
         return [Problem("nodes", f"{len(nodes)} nodes; the limit is {limits.max_nodes}")]
     found: list = []
-    _validator()(manifest, (), found)
+    if isinstance(nodes, LazyNodes):
+        # The head with its first node, then every other node on its own (the same checks
+        # as for the whole document, without holding every node decoded at once).
+        _validator()({**manifest, "nodes": nodes[:1]}, (), found)
+        check_node = _node_validator()
+        for i, node in enumerate(nodes):
+            if i:
+                check_node(node, ("nodes", i), found)
+    else:
+        _validator()(manifest, (), found)
     for path, message in found[:1000]:
         problems.append(Problem(location(path), message))
     if len(found) > 1000:
         problems.append(Problem("manifest.json", f"{len(found)} problems; only the first 1000 are listed"))
-    if not isinstance(nodes, list):
+    if not isinstance(nodes, (list, LazyNodes)):
         return problems
     problems.extend(_check_tree(nodes, limits))
     return problems
+
+
+@lru_cache(maxsize=1)
+def _node_validator():
+    root = schema()
+    items = root["properties"]["nodes"]["items"]
+    return compile_schema({**{k: v for k, v in root.items() if k in ("$defs", "definitions")}, **items})
 
 
 def _check_tree(nodes: list, limits: Limits) -> list[Problem]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import re
 import zipfile
 from collections import Counter
@@ -44,8 +45,10 @@ from fractions import Fraction
 from .errors import InvalidPack, Problem, UnsafePack
 from .manifest import DEFAULT_LIMITS, Limits
 from .packio import scan_zip
+from .perseus_expression import NotAnExpression, grade_expression
+from .perseus_expression import parse as parse_expression
 
-SUPPORTED = ("radio", "numeric-input", "input-number", "dropdown", "image")
+SUPPORTED = ("radio", "numeric-input", "input-number", "dropdown", "image", "expression")
 MAX_JSON = 2 * 1024 * 1024          # one question's JSON; real ones are a few KB
 MAX_IMAGE = 16 * 1024 * 1024
 MAX_MEMBERS = 20_000
@@ -234,8 +237,14 @@ def _widget(kind: str, o: dict) -> dict | None:
         correct = [i for i, c in enumerate(choices) if c.get("correct")]
         if not correct:
             return None
-        return {"type": "radio", "choices": [_text(c.get("content")) for c in choices],
-                "correct": correct, "multiple": bool(o.get("multipleSelect"))}
+        out = {"type": "radio", "choices": [_text(c.get("content")) for c in choices],
+               "correct": correct, "multiple": bool(o.get("multipleSelect"))}
+        if o.get("randomize"):
+            # Shown in an order drawn per learner and attempt (``choice_order``); a
+            # "None of the above" choice stays last, as on Khan Academy.
+            out["shuffle"] = True
+            out["pinned"] = [i for i, c in enumerate(choices) if c.get("isNoneOfTheAbove")]
+        return out
     if kind == "dropdown":
         choices = [c for c in o.get("choices") or [] if isinstance(c, dict)]
         correct = [i for i, c in enumerate(choices) if c.get("correct")]
@@ -264,6 +273,22 @@ def _widget(kind: str, o: dict) -> dict | None:
             "simplify": _simplify(o.get("simplify")), "strict": True,
             "forms": list(ANSWER_TYPES.get(o.get("answerType") or "number", ANSWER_TYPES["number"]))}],
             "coefficient": False}
+    if kind == "expression":
+        functions = [f for f in o.get("functions") or [] if isinstance(f, str) and re.fullmatch(r"[a-z]", f)]
+        answers = []
+        for a in o.get("answerForms") or []:
+            if not isinstance(a, dict) or not isinstance(a.get("value"), str):
+                continue
+            try:
+                parse_expression(a["value"], functions)
+            except (NotAnExpression, RecursionError):
+                continue  # an answer this box cannot read: the others may still be
+            status = a.get("considered") if a.get("considered") in ("correct", "wrong", "ungraded") else "correct"
+            answers.append({"value": a["value"][:200], "status": status, "form": bool(a.get("form")),
+                            "simplify": bool(a.get("simplify"))})
+        if not any(a["status"] == "correct" for a in answers):
+            return None
+        return {"type": "expression", "answers": answers, "functions": functions}
     if kind == "image":
         bg = o.get("backgroundImage") if isinstance(o.get("backgroundImage"), dict) else {}
         url = _text(bg.get("url"))
@@ -426,11 +451,12 @@ def grade(question: dict, given: dict) -> tuple[str, str]:
                 return "invalid", "empty"
             if chosen[0] != widget["correct"]:
                 verdict = "wrong"
-        elif kind in ("numeric-input", "input-number"):
+        elif kind in ("numeric-input", "input-number", "expression"):
             text = value if isinstance(value, str) else ""
             if not text.strip() and not widget.get("coefficient"):
                 return "invalid", "empty"
-            state, reason = grade_number(widget, text)
+            state, reason = (grade_expression(widget, text) if kind == "expression"
+                             else grade_number(widget, text))
             if state == "invalid":
                 return state, reason
             if state == "wrong":
@@ -438,6 +464,20 @@ def grade(question: dict, given: dict) -> tuple[str, str]:
         else:
             return "invalid", "unsupported"
     return verdict, ""
+
+
+def choice_order(widget: dict, seed: str) -> list[int]:
+    """The order a radio widget's choices are shown in: as written, or shuffled when the
+    question asks for it, the same for the same ``seed`` (a learner's run and attempt), so
+    that reloading the page does not move the choices. Pinned choices keep their place."""
+    order = list(range(len(widget.get("choices") or ())))
+    if not widget.get("shuffle") or not seed:
+        return order
+    pinned = set(widget.get("pinned") or ())
+    moving = [i for i in order if i not in pinned]
+    random.Random(seed).shuffle(moving)
+    it = iter(moving)
+    return [i if i in pinned else next(it) for i in order]
 
 
 def _indexes(value, count: int) -> list[int]:
@@ -463,6 +503,8 @@ def right_answers(question: dict) -> list[str]:
             out.extend(widget["choices"][i] for i in widget["correct"])
         elif widget["type"] == "dropdown":
             out.append(widget["choices"][widget["correct"]])
+        elif widget["type"] == "expression":
+            out.append(next(a["value"] for a in widget["answers"] if a["status"] == "correct"))
         else:
             best = next(a for a in widget["answers"] if a.get("status", "correct") == "correct")
             out.append(_show_number(best["value"], best.get("forms") or []))

@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 from functools import lru_cache
 
 from markupsafe import Markup, escape
+from passerelle.content.perseus import choice_order
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.i18n import content_attrs, content_direction
 
@@ -110,7 +111,7 @@ def markdown_math(text: str, widgets: dict[str, Markup] | None = None) -> Markup
     return Markup(_TOKEN.sub(put_back, html))  # noqa: S704 - every part is escaped or rebuilt
 
 
-def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict) -> Markup:
+def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict, seed: str = "") -> Markup:
     off = Markup(" disabled") if disabled else Markup("")
     kind = widget["type"]
     if kind == "radio":
@@ -118,7 +119,9 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict) ->
         chosen = {str(v) for v in (draft if isinstance(draft, list) else [draft])}
         legend = labels["choose_all"] if multiple else labels["choose_one"]
         items = []
-        for i, choice in enumerate(widget["choices"]):
+        # Shown shuffled when the question asks for it; each keeps its own index as its value.
+        for i in choice_order(widget, f"{seed}:{key}" if seed else ""):
+            choice = widget["choices"][i]
             checked = Markup(" checked") if str(i) in chosen else Markup("")
             items.append(Markup(
                 '<label class="choice" for="{k}-{i}"><input type="{t}" id="{k}-{i}" name="{k}" value="{i}"{c}{o}>'
@@ -136,6 +139,11 @@ def _widget_html(key: str, widget: dict, draft, disabled: bool, labels: dict) ->
         return Markup('<select name="{}" class="perseus-select" aria-label="{}"{}>{}</select>').format(
             key, labels["answer"], off, Markup("").join(options))
     value = draft if isinstance(draft, str) else ""
+    if kind == "expression":  # letters and operators: the full keyboard, a wider field
+        return Markup(
+            '<input type="text" name="{k}" class="perseus-expression" value="{v}" dir="ltr" maxlength="100"'
+            ' size="14" spellcheck="false" autocapitalize="off" autocomplete="off" aria-label="{a}"{o}>').format(
+            k=key, v=value, a=labels["answer"], o=off)
     return Markup(
         '<input type="text" name="{k}" class="perseus-number" value="{v}" inputmode="decimal" dir="ltr"'
         ' maxlength="40" size="6" spellcheck="false" autocapitalize="off" aria-label="{a}"{o}>').format(
@@ -175,12 +183,13 @@ DEFAULT_LABELS = {"choose_one": "Choose one answer:", "choose_all": "Choose ever
 
 
 def question_html(question: dict, draft: dict | None, disabled: bool = False,
-                  labels: dict | None = None, prefix: str = "") -> Markup:
+                  labels: dict | None = None, prefix: str = "", seed: str = "") -> Markup:
     """The prompt with its widgets in place; ``draft`` refills what the learner had entered.
-    ``prefix`` goes before each field's name, so several questions share one form (a quiz)."""
+    ``prefix`` goes before each field's name, so several questions share one form (a quiz);
+    ``seed`` (the learner's run and attempt) orders the choices a question shuffles."""
     draft = draft if isinstance(draft, dict) else {}
     labels = {**DEFAULT_LABELS, **(labels or {})}
-    widgets = {key: _widget_html(prefix + key, w, draft.get(key), disabled, labels)
+    widgets = {key: _widget_html(prefix + key, w, draft.get(key), disabled, labels, seed)
                for key, w in (question.get("widgets") or {}).items()}
     html = markdown_math(question.get("prompt", ""), widgets)
     missing = [widgets[k] for k in widgets if f"[[\u2603 {k}]]" not in question.get("prompt", "")]

@@ -198,6 +198,8 @@ def _read_perseus(question: dict, form, prefix: str = "") -> dict:
             raise NotAnAnswer(_("Your answer is almost right, but it must be simplified."))
         if reason == "not a number":
             raise NotAnAnswer(_("Write only a number, for example 12 or 3,5."))
+        if reason == "not an expression":
+            raise NotAnAnswer(_("Write an expression this box can read, for example 2x+3 or (x+1)/2."))
         raise NotAnAnswer(_("Answer every part of the question, then press “Check”."))
     return given
 
@@ -333,8 +335,9 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
         labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
                   "answer": _("Your answer"),
                   "attrs": Markup(' lang="%s" dir="%s"') % (str(get_locale()), direction())}
+        # The run's random id and the attempt: a reload shows the same order, the next attempt another.
         prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
-                                  labels=labels)
+                                  labels=labels, seed=f"{run['k']}:{run['n']}")
     else:
         hints = [render_markdown(h) for h in (shown.get("hints") or [])]
         prompt = render_markdown(shown.get("prompt", ""))

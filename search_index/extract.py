@@ -12,11 +12,15 @@ import io
 import logging
 import os
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CHARS = 200_000
+# A long PDF is found by its first pages as well as by all of them, and each page costs
+# parsing time at import: the text of later pages is not read.
+DEFAULT_MAX_PAGES = 40
 _SPACES_RE = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES_RE = re.compile(r"\n\s*\n+")
 
@@ -27,8 +31,8 @@ def _tidy(text: str) -> str:
     return _BLANK_LINES_RE.sub("\n", text).strip()
 
 
-def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """Text of a PDF (path, bytes or binary file object), up to ``max_chars``.
+def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS, max_pages: int = DEFAULT_MAX_PAGES) -> str:
+    """Text of a PDF (path, bytes or binary file object), up to ``max_chars`` and ``max_pages``.
 
     Pages that fail to parse are skipped; an unreadable file gives "".
     """
@@ -36,6 +40,7 @@ def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         from pypdf import PdfReader
     except ImportError:  # pragma: no cover - pypdf is a declared dependency
         return ""
+    _share_pypdf_encodings()
     # pypdf logs every recoverable defect of a damaged PDF; they are expected here.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -51,7 +56,9 @@ def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS) -> str:
                 return ""
         parts: list[str] = []
         total = 0
-        for page in reader.pages:
+        for number, page in enumerate(reader.pages):
+            if number >= max_pages:
+                break
             try:
                 text = page.extract_text() or ""
             except Exception:  # one bad page must not lose the others
@@ -65,6 +72,41 @@ def extract_pdf_text(source, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     except Exception:  # truncated, encrypted or not a PDF at all
         log.debug("unreadable PDF", exc_info=True)
         return ""
+
+
+def _share_pypdf_encodings() -> None:
+    """pypdf rebuilds the 256-entry WinAnsi table, decoding byte by byte, for every page it
+    reads text from: a fifth of the text extraction time of a channel of short PDFs. The
+    table never changes, so it is built once and each caller gets its own copy (a font's
+    /Differences edit it). Only where this pypdf has the function under the names wrapped."""
+    import importlib
+    import sys
+
+    if getattr(_share_pypdf_encodings, "done", False):
+        return
+    _share_pypdf_encodings.done = True
+    try:
+        codecs = importlib.import_module("pypdf._codecs")
+    except ImportError:
+        return
+    build = getattr(codecs, "encoding_dict_from_named_encoding", None)
+    if build is None:
+        return
+    tables: dict[str, dict] = {}
+
+    def shared(name: str) -> dict:
+        if name not in tables:
+            tables[name] = build(name)
+        return dict(tables[name])
+
+    for name in ("pypdf._codecs", "pypdf._text_extraction._text_extractor", "pypdf.generic._font",
+                 "pypdf.generic._appearance_stream"):
+        try:
+            module = sys.modules.get(name) or importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "encoding_dict_from_named_encoding", None) is build:
+            module.encoding_dict_from_named_encoding = shared
 
 
 class _TextParser(HTMLParser):
@@ -177,11 +219,9 @@ def extract_markdown_text(source: str, max_chars: int = DEFAULT_MAX_CHARS) -> st
     expressions: emphasis, nested lists and code spans have too many edge cases.
     """
     try:
-        from markdown_it import MarkdownIt
+        tokens = _markdown().parse(source or "")
     except ImportError:  # pragma: no cover - markdown-it-py is a declared dependency
         return _tidy(source or "")[:max_chars]
-    try:
-        tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(source or "")
     except Exception:  # noqa: BLE001 - a damaged article is searched as it is
         return _tidy(source or "")[:max_chars]
     parts: list[str] = []
@@ -191,6 +231,15 @@ def extract_markdown_text(source: str, max_chars: int = DEFAULT_MAX_CHARS) -> st
         elif token.type in ("fence", "code_block"):
             parts.append(token.content)
     return _tidy("\n".join(p for p in parts if p))[:max_chars]
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    """One parser for every call (building one costs as much as parsing a short text);
+    ``parse`` keeps its state per call, so threads can share it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def _inline_text(children) -> str:

@@ -76,11 +76,19 @@ def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...
     if plan.coach_only:
         head += f"; {plan.coach_only} for facilitators only"
     if dry_run:
-        text = head + f"; dry run: nodes +{len(done.added)} -{len(done.removed)}, nothing copied"
+        lines = [head + f"; dry run: nodes +{len(done.added)} ~{len(done.changed)} -{len(done.removed)}, "
+                        "nothing copied"]
+        for label, ids in (("added", done.added), ("changed", done.changed), ("removed", done.removed)):
+            for node_id in ids[:20]:
+                lines.append(f"{label}: {done.titles.get(node_id, '')} ({node_id})")
+            if len(ids) > 20:
+                lines.append(f"{label}: … and {len(ids) - 20} more")
+        if done.kept:
+            lines.append(f"learners' progress is kept on the {done.kept} resources that remain")
         if as_json:
             click.echo(json.dumps({"event": "result", **done.as_dict()}))
         else:
-            click.echo(text)
+            click.echo("\n".join(lines))
         return
     r, rep = done.result, done.report
     lines = [head, f"{r.pack_id} v{r.version}: {r.status}; {r.blobs_copied} files "

@@ -45,6 +45,7 @@ from passerelle.server.errors import InvalidInput
 from passerelle.server.web.auth import ANYONE, allow
 
 MAX_BODY = 200_000  # characters of text per document: enough to find it, bounded in size
+INDEX_BATCH = 1000  # documents per transaction when a pack is indexed
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
 
 
@@ -143,10 +144,23 @@ class SearchService:
         self._lock = threading.Lock()
 
     def reindex_pack(self, pack_id: str) -> int:
+        """A pack's documents, written a batch at a time: a channel of 20,000 nodes with
+        their PDFs' text, held at once, would take hundreds of MB on a box with 1 GB.
+        Each batch is one transaction; a crash half-way is what ``index check`` finds."""
         self.index.delete_pack(pack_id)
-        count = self.index.index(documents(self.library, pack_id))
+        count = self._index_pack(pack_id)
         self.clear_cache()
         return count
+
+    def _index_pack(self, pack_id: str) -> int:
+        count = 0
+        batch: list[si.Document] = []
+        for doc in documents(self.library, pack_id):
+            batch.append(doc)
+            if len(batch) >= INDEX_BATCH:
+                count += self.index.index(batch)
+                batch = []
+        return count + self.index.index(batch)
 
     def remove_pack(self, pack_id: str) -> None:
         self.index.delete_pack(pack_id)
@@ -154,7 +168,7 @@ class SearchService:
 
     def rebuild(self) -> int:
         self.index.clear()
-        total = sum(self.index.index(documents(self.library, p.id)) for p in self.library.list())
+        total = sum(self._index_pack(p.id) for p in self.library.list())
         self.index.optimize()
         self.clear_cache()
         return total

@@ -293,3 +293,36 @@ def test_lower_version_and_unsigned_when_required(tmp_path, box, library):
     with pytest.raises(SignatureError, match="not signed"):
         strict.import_pack(hand_pack(tmp_path, "v3", version=3))
     assert box.snapshot() == before
+
+
+@pytest.mark.parametrize("text", [
+    b'{"nodes": [1, 2', b'{"nodes": [{"id": "a"},]}', b'{"format": 1, "nodes": []} x', b'[1]', b'{"a" 1}',
+    b'{"nodes": {"id": 1}}', b' { "format" : 1 , "nodes" : [ { "id" : "r" } ] } ', b'{}',
+])
+def test_manifest_nodes_decoded_as_read_give_the_same_answers(text):
+    from passerelle.content import parse_manifest, validate_manifest
+
+    eager, problems = parse_manifest(text)
+    lazy, lazy_problems = parse_manifest(text, lazy_nodes=True)
+    assert bool(problems) == bool(lazy_problems)
+    if eager is not None:
+        assert {**lazy, "nodes": list(lazy.get("nodes", []))} == {**eager, "nodes": eager.get("nodes", [])} \
+            or not isinstance(eager.get("nodes"), list)
+        assert validate_manifest(eager) == validate_manifest(lazy)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hostile_manifests_get_the_same_problems_when_decoded_as_read(name, tmp_path):
+    from passerelle.content import parse_manifest, validate_manifest
+
+    pack, _expected = CASES[name](tmp_path)
+    path = Path(pack) / "manifest.json" if Path(pack).is_dir() else None
+    if path is None or not path.exists():
+        pytest.skip("a zip pack: its manifest is read by the same path")
+    data = path.read_bytes()
+    eager, _ = parse_manifest(data)
+    lazy, _ = parse_manifest(data, lazy_nodes=True)
+    if eager is None:
+        assert lazy is None
+    else:
+        assert [str(p) for p in validate_manifest(eager)] == [str(p) for p in validate_manifest(lazy)]

@@ -249,3 +249,26 @@ def test_an_older_channel_version_is_refused_unless_forced(tmp_path, library):
 
 def test_unused_helpers_are_consistent():
     assert perseus_zip({}) and html5_zip()
+
+
+def test_an_update_dry_run_lists_what_is_added_changed_and_removed(tmp_path, library):
+    ex, ids = standard(tmp_path / "k")
+    ex.save()
+    kolibri.import_channel(library, ex.root, CHANNEL)
+    ours = {k: nodes_of(library)[ids[k]]["id"] for k in ("audio", "pdf", "video")}
+    same = kolibri.import_channel(library, ex.root, CHANNEL, dry_run=True)
+    assert (same.added, same.changed, same.removed) == ([], [], []) and same.kept > 3
+    conn = sqlite3.connect(ex.path)
+    conn.execute("UPDATE content_contentnode SET title = 'A new song' WHERE id = ?", [ids["audio"]])
+    conn.execute("DELETE FROM content_file WHERE contentnode_id = ?", [ids["pdf"]])
+    conn.execute("DELETE FROM content_contentnode WHERE id = ?", [ids["pdf"]])
+    conn.execute("UPDATE content_channelmetadata SET version = 4")
+    conn.commit()
+    conn.close()
+    before = library.manifest(PACK)
+    dry = kolibri.import_channel(library, ex.root, CHANNEL, dry_run=True)
+    assert ours["audio"] in dry.changed and dry.titles[ours["audio"]] == "A new song"
+    assert dry.removed == [ours["pdf"]] and dry.titles[ours["pdf"]] == "A booklet"
+    assert ours["video"] not in dry.changed and dry.added == []
+    assert dry.as_dict()["diff"]["removed"] == [{"id": ours["pdf"], "title": "A booklet"}]
+    assert library.manifest(PACK) == before  # a dry run changes nothing

@@ -119,3 +119,71 @@ def test_widgets_render_as_form_fields_where_the_question_places_them():
     radio = str(perseus_view.question_html(ex.questions[2], {}))
     assert radio.count('type="radio"') == 2 and "<fieldset" in radio
     assert item("x", {})["question"]["content"] == "x"
+
+
+def expression(*answers) -> dict:
+    return {"type": "expression", "functions": [], "answers": [
+        {"value": "2x+3", "status": "correct", "form": False, "simplify": False, **a} for a in answers]}
+
+
+@pytest.mark.parametrize("typed, verdict", [
+    ("2x+3", "correct"), ("3+2x", "correct"), ("2*x+3", "correct"), ("2(x+1.5)", "correct"),
+    ("x+x+3", "correct"), ("\\frac{4x+6}{2}", "correct"), ("3 + 2 \\cdot x", "correct"), ("2x+4", "wrong"),
+    ("x^2", "wrong"), ("2y+3", "wrong"), ("2x+", "invalid"), ("", "invalid"), ("2x+3=y", "invalid"),
+    ("__import__('os')", "invalid"), ("(" * 300, "invalid"),
+])
+def test_an_expression_is_checked_for_equivalence_without_eval(typed, verdict):
+    assert perseus.grade(q(expression({})), {"w1": typed})[0] == verdict
+
+
+def test_expression_form_simplification_and_wrong_answers():
+    factored = expression({"value": "(x+1)(x-1)", "form": True})
+    assert perseus.grade(q(factored), {"w1": "(x-1)(x+1)"})[0] == "correct"
+    assert perseus.grade(q(factored), {"w1": "x^2-1"})[0] == "wrong"
+    assert perseus.grade_expression(factored, "x^2-1") == ("wrong", "form")
+    simple = expression({"simplify": True})
+    assert perseus.grade_expression(simple, "x+x+3") == ("wrong", "simplify")
+    assert perseus.grade_expression(simple, "2x+1+2") == ("wrong", "simplify")
+    assert perseus.grade(q(simple), {"w1": "3+2x"})[0] == "correct"
+    trap = expression({"value": "2x-3", "status": "wrong"}, {})
+    assert perseus.grade(q(trap), {"w1": "2x-3"})[0] == "wrong"
+    assert perseus.grade(q(expression({"value": "\\sqrt{x}"})), {"w1": "x^(1/2)"})[0] == "correct"
+    assert perseus.right_answers(q(trap)) == ["2x+3"]
+
+
+def test_an_expression_widget_converts_and_unreadable_answers_are_dropped():
+    ok = perseus.convert_item("e1", item("Simplify $2x + 3x$. [[\u2603 expression 1]]", {"expression 1": {
+        "type": "expression", "options": {"answerForms": [
+            {"value": "5x", "form": False, "simplify": True, "considered": "correct"},
+            {"value": "\\weird{x}", "considered": "correct"}], "functions": ["f", "g", "h"]}}}))[0]
+    widget = ok["widgets"]["w1"]
+    assert widget["type"] == "expression" and [a["value"] for a in widget["answers"]] == ["5x"]
+    assert perseus.grade(ok, {"w1": "5x"})[0] == "correct"
+    unreadable = perseus.convert_item("e2", item("[[\u2603 expression 1]]", {"expression 1": {
+        "type": "expression", "options": {"answerForms": [{"value": "\\weird{x}", "considered": "correct"}]}}}))
+    assert unreadable == (None, "expression (unusual options)")
+
+
+def test_radio_choices_are_shuffled_per_seed_when_the_question_asks():
+    converted = perseus.convert_item("r1", item("Pick [[\u2603 radio 1]]", {"radio 1": {"type": "radio", "options": {
+        "randomize": True, "choices": [{"content": c, "correct": c == "c"} for c in "abcdef"]
+        + [{"content": "None of the above", "isNoneOfTheAbove": True}]}}}))[0]
+    widget = converted["widgets"]["w1"]
+    orders = {tuple(perseus.choice_order(widget, f"run:{n}")) for n in range(20)}
+    assert len(orders) > 1                                             # shuffled
+    assert all(o[-1] == 6 and sorted(o) == list(range(7)) for o in orders)  # "none of the above" stays last
+    assert perseus.choice_order(widget, "run:3") == perseus.choice_order(widget, "run:3")  # a reload: same
+    plain = {**widget, "shuffle": False}
+    assert perseus.choice_order(plain, "run:3") == list(range(7))
+
+
+def test_shuffled_choices_keep_their_own_values_in_the_page():
+    from passerelle.kiosk import perseus_view as pv
+
+    widget = {"type": "radio", "choices": list("abcdef"), "correct": [2], "multiple": False, "graded": True,
+              "shuffle": True, "pinned": []}
+    html = str(pv.question_html(q(widget), None, seed="k:1"))
+    order = [int(v) for v in __import__("re").findall(r'value="([0-9])"', html)]
+    assert sorted(order) == list(range(6)) and order == perseus.choice_order(widget, "k:1:w1")
+    assert html == str(pv.question_html(q(widget), None, seed="k:1"))
+    assert 'class="perseus-expression"' in str(pv.question_html(q(expression({})), None))

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 
-from kolibri_channel import CHANNEL, hexid, standard  # noqa: E402
+from kolibri_channel import CHANNEL, ExportFolder, hexid, item, perseus_zip, standard  # noqa: E402
 from passerelle.content import kolibri  # noqa: E402
 
 PACK = "kolibri-" + CHANNEL
@@ -111,3 +111,41 @@ def test_one_resource_under_two_topics_shares_its_progress(channel_app, as_user)
     tiles = dict((href.rsplit("/", 1)[1], cls) for cls, href in
                  re.findall(r'<a class="(tile node[^"]*)" href="([^"]+)"', topic))
     assert "completed" in tiles[song].split() and "completed" in tiles[f"{song}-{ids['again'][:8]}"].split()
+
+
+def test_an_expression_is_checked_and_shuffled_choices_stay_put_on_reload(app, tmp_path, as_user):
+    ex = ExportFolder(tmp_path / "KOLIBRI_DATA")
+    node = ex.node(hexid("algebra"), CHANNEL, "exercise", "Algebra", order=1)
+    questions = {
+        "e1": item("Write $2x + 3x$ more simply. [[\u2603 expression 1]]", {"expression 1": {
+            "type": "expression", "options": {"answerForms": [
+                {"value": "5x", "form": False, "simplify": True, "considered": "correct"}]}}}),
+        "r1": item("Pick $c$. [[\u2603 radio 1]]", {"radio 1": {"type": "radio", "options": {
+            "randomize": True, "choices": [{"content": f"${c}$", "correct": c == "c"} for c in "abcdefgh"]}}}),
+    }
+    ex.file(node, "exercise", perseus_zip(questions), "perseus")
+    ex.save()
+    kolibri.import_channel(app.extensions["passerelle.library"], ex.root, CHANNEL)
+    client = as_user("amina")
+    url = f"/practice/{PACK}/{hexid('content' + node)}"
+    seen = set()
+    for _ in range(2):
+        page = client.get(url).get_data(as_text=True)
+        qid = re.search(r'data-question="([^"]+)"', page).group(1)
+        seen.add(qid)
+        if qid == "e1":
+            assert 'class="perseus-expression"' in page
+            sent_back = client.post(url, data=form(page, action="check", w1="5x+"))
+            assert sent_back.status_code == 422  # not an expression: nothing recorded
+            page = client.post(url, data=form(page, action="check", w1="5*x"),
+                               follow_redirects=True).get_data(as_text=True)
+            assert "Correct!" in page
+        else:
+            order = re.findall(r'name="w1" value="([0-9])"', page)
+            assert sorted(order) == [str(i) for i in range(8)]
+            assert re.findall(r'name="w1" value="([0-9])"', client.get(url).get_data(as_text=True)) == order
+            page = client.post(url, data=form(page, action="check", w1="2"),
+                               follow_redirects=True).get_data(as_text=True)
+            assert "Correct!" in page
+        client.post(url, data=form(page, action="next"))
+    assert seen == {"e1", "r1"}

@@ -111,3 +111,11 @@ def test_markdown_articles_are_indexed_as_the_text_a_reader_sees():
     assert "Un cadenas fermé" in text and "Faible : P@ss1" in text and "Voir le site." in text
     for raw in ("**", "##", "![", "](", "padlock.svg", "example.org", "- Faible"):
         assert raw not in text
+
+
+def test_pdf_pages_past_the_cap_are_not_read():
+    data = minimal_pdf("Strong passwords are long")
+    assert extract_pdf_text(data, max_pages=0) == ""
+    assert "passwords" in extract_pdf_text(data, max_pages=1)
+    # Twice, so the second font reuses the shared encoding table (a copy: edits do not leak).
+    assert "passwords" in extract_pdf_text(data)
