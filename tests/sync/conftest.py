@@ -12,6 +12,8 @@ from passerelle.server import db as dbmod
 from passerelle.server import records
 from passerelle.server import sync as syncmod
 
+from tests.conftest import db_url_of
+
 # Tables that must end identical on every box (folded state, the log and its signatures).
 SYNCED_TABLES = ["organisations", "users", "classes", "memberships", "class_sessions", "attendance",
                  "progress", "ops", "op_signatures"]

@@ -13,7 +13,6 @@ from passerelle.server.people import accounts, sites
 from passerelle.server.reports import impact
 
 
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def box(request, box_template, tmp_path):
     """The hub these tests serve: the set-up box, its records on SQLite or on PostgreSQL
