@@ -1,4 +1,4 @@
-"""Accounts, reports and scale (issue 4): builds a big box and prints figures.
+"""Accounts, reports and scale: builds a big box and prints figures.
 
 Usage: .venv/bin/python bench/accounts_bench.py [--events 2000000] [--learners 5000]
            [--classes 100] [--answerers 200] [--answers 5] [--fold] [--home DIR] [--keep]

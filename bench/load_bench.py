@@ -18,7 +18,7 @@ time per request (user + system, from /proc: what bounds throughput on a
 small box), the progress events stored against those acknowledged (no
 acknowledged write may be lost), and the server's resident memory sampled
 during the run (with its anonymous / file-backed split from /proc/PID/smaps_rollup).
-Targets (issue 5): p95 < 150 ms, no errors, memory < 150 MB. Traffic goes to
+Targets: p95 < 150 ms, no errors, memory < 150 MB. Traffic goes to
 127.0.0.1 only.
 
 Against Kolibri 0.19

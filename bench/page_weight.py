@@ -10,7 +10,7 @@ it links, as a tablet with an empty cache would, with ``Accept-Encoding:
 gzip``. Reports the bytes on the wire (what the server sent, gzip when it
 compresses) and, for reference, the uncompressed size. Media (video, images,
 the PDF itself) is not counted: the budget is the page's own weight.
-Target (issue 5): under 60 KB per page. Traffic goes to 127.0.0.1 only.
+Target: under 60 KB per page. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/serve_bench.py [--runs 5] [--requests 2000] [--cli
 Starts the real server on 127.0.0.1 with a fresh data home, measures the time
 from process start to the first served page, the resident memory when idle
 and after load, and the latency of the home page and the health route with
-concurrent clients. Targets (issue 5): cold start under 2 s, idle memory
+concurrent clients. Targets: cold start under 2 s, idle memory
 under 80 MB. Traffic goes to 127.0.0.1 only.
 
 ``--profile N``: where a request's time goes, in this process. A box with the

@@ -6,7 +6,7 @@ word of the original text is marked when the document language's analyzer
 gives it a stem the query looked for (or, for the word being typed, when its
 folded form or its stem starts with it). Everything else is HTML-escaped.
 
-Cost (issue 6): a result page highlights ~22 texts, so highlight() must cost a
+Cost: a result page highlights ~22 texts, so highlight() must cost a
 few C-level calls, not a Python step per word. A piece of text is turned into
 *keys*, one byte per character by a codec and ``bytes.translate`` ("é" -> "e",
 Arabic letter variants -> one byte per folded letter, what folds to several
