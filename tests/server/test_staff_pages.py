@@ -366,3 +366,26 @@ def test_a_session_without_a_day_never_counts_in_the_impact_report(as_user, box,
 
 def test_a_preview_from_the_builder_opens_for_staff(as_user):
     assert as_user("fatou").get("/learn/demo-fr/basics/welcome").status_code == 200
+
+
+def test_a_class_on_a_box_without_facilitators_shows_where_to_add_one(fresh_app, fresh_client):
+    from passerelle.server.db import get_db
+    from passerelle.server.people import accounts
+
+    with fresh_app.app_context():
+        db = get_db()
+        accounts.setup(db, org_name="Maison", languages=["fr", "en"], signin_mode="pin",
+                       profile_fields={}, display_name="Nadia", username="nadia",
+                       password="une phrase assez longue")
+        class_uuid = accounts.create_class(db, "Français du soir")
+    post(fresh_client, "/signin/staff", username="nadia", password="une phrase assez longue")
+    page = fresh_client.get(f"/manage/classes/{class_uuid}").get_data(as_text=True)
+    assert "Add a facilitator on the People page first" in page
+    assert 'href="/manage/people#add"' in page
+
+
+def test_the_class_grid_heading_is_one_sentence_in_each_language(as_user, box):
+    fatou = as_user("fatou")
+    fatou.get("/language/fr?next=/manage")
+    page = fatou.get(f"/manage/classes/{box.ids['class_a']}/grid").get_data(as_text=True)
+    assert "Progression de la classe Groupe A" in page and "Progression: " not in page
