@@ -43,8 +43,11 @@ def indexed(box, tmp_path):
 
 
 @pytest.mark.parametrize("locale", ["fr-BE", "ar"])
-def test_searching_a_zim_and_adding_an_article_to_a_lesson(live_server, page_factory, indexed,
+def test_searching_a_zim_and_adding_an_article_to_a_lesson(indexed, live_server, page_factory,
                                                           locale):
+    # `indexed` first: the ZIM is indexed before the server starts (pytest sets fixtures up in
+    # this order). Started the other way, the server's own background indexer could take the
+    # ZIM's lock first and index it in slow slices while the page is searched.
     page = page_factory(live_server.url, locale=locale, viewport={"width": 800, "height": 1100})
     page.goto("/signin/staff")
     page.locator("input[name=username]").fill("fatou")
