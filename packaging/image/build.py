@@ -147,6 +147,12 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
         for item in content:
             say(f"system: preloading {item.name}")
             shutil.copy(item, incoming / item.name)
+    # The root filesystem by its label, not /dev/mmcblk0p2: the same card boots from a USB
+    # reader too (Pi 4).
+    firmware_defaults = root / "etc" / "default" / "raspi-firmware"
+    firmware_defaults.write_text(firmware_defaults.read_text()
+                                 + '\n# Passerelle\'s image: the root filesystem by its label.\n'
+                                   'ROOTPART="LABEL=RASPIROOT"\n')
     # The kernel's postinst wrote cmdline.txt before our raspi-firmware defaults existed.
     kernel = sorted((root / "boot").glob("vmlinuz-*"))[-1].name.removeprefix("vmlinuz-")
     run([*chroot, "/etc/kernel/postinst.d/z50-raspi-firmware", kernel])
@@ -239,6 +245,10 @@ def image(root: Path, out: Path, card_bytes: int, work: Path) -> Path:
                 if line.startswith("passerelle:"))
     data_dir.chmod(0o750)
     run([*ext4, "-E", f"root_owner={user[2]}:{user[3]}", "-L", "PASSDATA", "-m", "0", "-d", data_dir, data_img, f"{data_mb}M"])
+    # mke2fs -d sets the owner of the filesystem's root, not its mode: 0750, as the package
+    # makes /var/lib/passerelle.
+    run(["debugfs", "-w", "-R", "set_inode_field / mode 040750", data_img],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     disk = out.with_suffix("")  # …/passerelle.img
     with open(disk, "wb") as f:
         f.truncate(total * 1024 * 1024)
