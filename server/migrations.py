@@ -611,6 +611,26 @@ def postgres_variant(name: str):
     return register
 
 
+def _pg_day_and_seconds(most: int) -> str:
+    """PL/pgSQL the PostgreSQL triggers share, with SQLite's rules: ``d`` (when the payload gave
+    none that parses) is the UTC day of the operation's version; ``secs`` is the payload's
+    ``seconds`` read as SQLite's CAST reads it (a number, or a string's leading integer),
+    clamped to 0..``most``."""
+    return r"""
+            IF d IS NULL THEN
+                d := to_char(to_timestamp(substr(NEW.version, 1, 13)::bigint / 1000)
+                             AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+            END IF;
+            IF jsonb_typeof(p -> 'seconds') = 'number' THEN
+                secs := greatest(0, least(MOST, trunc((p ->> 'seconds')::numeric)));
+            ELSIF jsonb_typeof(p -> 'seconds') = 'string'
+                  AND p ->> 'seconds' ~ '^\s*[-+]?[0-9]+' THEN
+                secs := greatest(0, least(MOST,
+                                 substring(p ->> 'seconds' from '[-+]?[0-9]+')::numeric));
+            END IF;
+""".replace("MOST", str(most))
+
+
 @postgres_variant("m0004_report_indexes")
 def _pg_report_indexes(db) -> None:
     db.execute("""
@@ -653,17 +673,7 @@ def _pg_activity_days_by_occurrence(db) -> None:
                     d := NULL;
                 END;
             END IF;
-            IF d IS NULL THEN
-                d := to_char(to_timestamp(substr(NEW.version, 1, 13)::bigint / 1000)
-                             AT TIME ZONE 'UTC', 'YYYY-MM-DD');
-            END IF;
-            IF jsonb_typeof(p -> 'seconds') = 'number' THEN
-                secs := greatest(0, least(14400, trunc((p ->> 'seconds')::numeric)));
-            ELSIF jsonb_typeof(p -> 'seconds') = 'string'
-                  AND p ->> 'seconds' ~ '^\s*[-+]?[0-9]+' THEN
-                secs := greatest(0, least(14400,
-                                 substring(p ->> 'seconds' from '[-+]?[0-9]+')::numeric));
-            END IF;
+""" + _pg_day_and_seconds(14400) + r"""
             INSERT INTO activity_days (day, learner_uuid, pack_id, events, seconds)
             VALUES (d, NEW.subject, coalesce(p ->> 'pack_id', ''), 1, secs)
             ON CONFLICT (day, learner_uuid, pack_id) DO UPDATE
@@ -721,17 +731,7 @@ def _pg_guest_days(db) -> None:
             EXCEPTION WHEN others THEN
                 d := NULL;
             END;
-            IF d IS NULL THEN
-                d := to_char(to_timestamp(substr(NEW.version, 1, 13)::bigint / 1000)
-                             AT TIME ZONE 'UTC', 'YYYY-MM-DD');
-            END IF;
-            IF jsonb_typeof(p -> 'seconds') = 'number' THEN
-                secs := greatest(0, least(1800, trunc((p ->> 'seconds')::numeric)));
-            ELSIF jsonb_typeof(p -> 'seconds') = 'string'
-                  AND p ->> 'seconds' ~ '^\s*[-+]?[0-9]+' THEN
-                secs := greatest(0, least(1800,
-                                 substring(p ->> 'seconds' from '[-+]?[0-9]+')::numeric));
-            END IF;
+""" + _pg_day_and_seconds(1800) + r"""
             INSERT INTO guest_days (day, guest, pack_id, views, seconds)
             VALUES (d, NEW.subject, coalesce(p ->> 'pack_id', ''), 1, 0)
             ON CONFLICT (day, guest, pack_id) DO UPDATE SET views = guest_days.views + 1;

@@ -155,7 +155,9 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
                                    'ROOTPART="LABEL=RASPIROOT"\n')
     # The kernel's postinst wrote cmdline.txt before our raspi-firmware defaults existed.
     kernel = sorted((root / "boot").glob("vmlinuz-*"))[-1].name.removeprefix("vmlinuz-")
-    run([*chroot, "/etc/kernel/postinst.d/z50-raspi-firmware", kernel])
+    # (The hook acts only when told it runs for a package's "configure".)
+    run([*chroot, "env", "DEB_MAINT_PARAMS=configure", "/etc/kernel/postinst.d/z50-raspi-firmware",
+         kernel])
     apt_lists = root / "var" / "lib" / "apt" / "lists"
     for f in apt_lists.glob("*_Packages"):
         f.unlink()
