@@ -155,9 +155,14 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
                                    'ROOTPART="LABEL=RASPIROOT"\n')
     # The kernel's postinst wrote cmdline.txt before our raspi-firmware defaults existed.
     kernel = sorted((root / "boot").glob("vmlinuz-*"))[-1].name.removeprefix("vmlinuz-")
-    # (The hook acts only when told it runs for a package's "configure".)
-    run([*chroot, "env", "DEB_MAINT_PARAMS=configure", "/etc/kernel/postinst.d/z50-raspi-firmware",
-         kernel])
+    # The hook acts only when told it runs for a package's "configure", and needs /proc to see
+    # that it runs in a chroot (else it asks for /boot/firmware to be mounted).
+    run(["mount", "-t", "proc", "proc", root / "proc"])
+    try:
+        run([*chroot, "env", "DEB_MAINT_PARAMS=configure",
+             "/etc/kernel/postinst.d/z50-raspi-firmware", kernel])
+    finally:
+        run(["umount", root / "proc"])
     apt_lists = root / "var" / "lib" / "apt" / "lists"
     for f in apt_lists.glob("*_Packages"):
         f.unlink()
