@@ -201,6 +201,9 @@ def m0006_sync(db: Database) -> None:
     """)
 
 
+# Migrations run in the order they are defined here, not by number. This one is numbered 4 but
+# must run after m0006 (it adds a trigger on ``ops``, which m0006 creates). Boxes record applied
+# migrations by name, so renaming it would run it a second time on every box that has it.
 @MIGRATIONS()
 def m0004_report_indexes(db: Database) -> None:
     # Reports (server/reports/impact.py). Learning time per day, learner and pack, kept by a trigger on

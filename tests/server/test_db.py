@@ -276,3 +276,14 @@ def test_restore_while_serving(live_server, home, tmp_path):
     after = json.load(live_server.get("/api/v1/health"))
     assert after["status"] == "ok"
     assert after["device_id"] != before
+
+
+def test_migrations_keep_their_shipped_names_and_their_run_order():
+    # Boxes record applied migrations by name and run the rest in definition order. Numbers may
+    # be out of order (m0004 runs after m0006, whose table it uses); names must never repeat,
+    # and a new migration is always appended at the end.
+    names = [m.name for m in MIGRATIONS._migrations]
+    assert len(names) == len(set(names))
+    assert names.index("m0004_report_indexes") == names.index("m0006_sync") + 1
+    numbered = [n for n in names if n != "m0004_report_indexes"]
+    assert numbered == sorted(numbered)
