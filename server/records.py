@@ -217,6 +217,14 @@ def put(db: sqlite_utils.Database, entity: str, uuid: str, fields: dict) -> Op:
     return op
 
 
+def put_changes(db: sqlite_utils.Database, entity: str, record: dict, changes: dict) -> Op:
+    """Write ``record`` (as loaded) with ``changes``: a put always carries the whole state,
+    so a partial update starts from every field the record has now."""
+    state = {k: record.get(k) for k in ENTITIES[entity]}
+    state.update({k: v for k, v in changes.items() if k in state})
+    return put(db, entity, record["uuid"], state)
+
+
 def delete(db: sqlite_utils.Database, entity: str, uuid: str) -> Op:
     """Leave a tombstone: the record disappears everywhere, its history stays."""
     with write_tx(db):
@@ -730,6 +738,6 @@ def _decode(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-__all__ = ["Op", "write_tx", "put", "delete", "event", "GroupCommit", "WriteFailed", "apply", "load",
+__all__ = ["Op", "write_tx", "put", "put_changes", "delete", "event", "GroupCommit", "WriteFailed", "apply", "load",
            "query", "require", "history", "ops_since", "version_vector", "head", "next_version",
            "observe_version", "parse_version"]

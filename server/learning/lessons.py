@@ -254,10 +254,8 @@ def get_assignment(db, assignment_uuid: str) -> dict:
 
 
 def set_open(db, assignment_uuid: str, is_open: bool) -> None:
-    found = get_assignment(db, assignment_uuid)
-    state = {k: found[k] for k in records.ENTITIES["assignment"]}
-    state["open"] = 1 if is_open else 0
-    records.put(db, "assignment", assignment_uuid, state)
+    records.put_changes(db, "assignment", get_assignment(db, assignment_uuid),
+                        {"open": 1 if is_open else 0})
 
 
 def assignments_of_class(db, class_uuid: str, only_open: bool = False) -> list[dict]:

@@ -201,10 +201,7 @@ def get_run(db, run_uuid: str) -> dict:
 
 def set_open(db, run_uuid: str, is_open: bool) -> None:
     """End a run (learners can no longer submit) or open it again."""
-    found = get_run(db, run_uuid)
-    state = {k: found[k] for k in records.ENTITIES["quiz_run"]}
-    state["open"] = 1 if is_open else 0
-    records.put(db, "quiz_run", run_uuid, state)
+    records.put_changes(db, "quiz_run", get_run(db, run_uuid), {"open": 1 if is_open else 0})
 
 
 def runs_of(db, class_uuids: list[str]) -> list[dict]:

@@ -31,12 +31,10 @@ def _name(name: str) -> str:
 
 
 def rename_class(db, class_uuid: str, name: str, description: str | None = None) -> dict:
-    found = accounts.get_class(db, class_uuid)
-    state = {k: found[k] for k in records.ENTITIES["class"]}
-    state["name"] = _name(name)
+    changes = {"name": _name(name)}
     if description is not None:
-        state["description"] = description.strip()[:500]
-    records.put(db, "class", class_uuid, state)
+        changes["description"] = description.strip()[:500]
+    records.put_changes(db, "class", accounts.get_class(db, class_uuid), changes)
     return accounts.get_class(db, class_uuid)
 
 

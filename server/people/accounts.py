@@ -158,9 +158,7 @@ def update_organisation(db: sqlite_utils.Database, **changes) -> dict:
     org = organisation(db)
     if org is None:
         raise NotFound(_l("the box is not set up yet"))
-    state = {k: org[k] for k in records.ENTITIES["organisation"]}
-    state.update({k: v for k, v in changes.items() if k in state})
-    records.put(db, "organisation", org["uuid"], state)
+    records.put_changes(db, "organisation", org, changes)
     return organisation(db)
 
 

@@ -225,9 +225,7 @@ def reset_secrets(db, user_uuids: list[str]) -> tuple[list[dict], list[dict]]:
         prepared.append((person, secret, column, accounts.LEARNER_HASHER.hash(text)))
     with records.write_tx(db):  # hashed above, outside the write lock: hashing is slow
         for person, secret, column, hashed in prepared:
-            state = {k: person.get(k) for k in records.ENTITIES["user"]}
-            state[column] = hashed
-            records.put(db, "user", person["uuid"], state)
+            records.put_changes(db, "user", person, {column: hashed})
             accounts.end_signins(db, person["uuid"])
             done.append({"person": person, "secret": secret})
     return done, skipped

@@ -87,9 +87,7 @@ def move(db: sqlite_utils.Database, entity: str, uuid: str, site_uuid: str | Non
         raise InvalidInput(_l("staff belong to the whole organisation; only learners have a home site"))
     if current.get("site") == site_uuid:
         return current
-    fields = {c: current.get(c) for c in records.ENTITIES[entity]}
-    fields["site"] = site_uuid
-    records.put(db, entity, uuid, fields)
+    records.put_changes(db, entity, current, {"site": site_uuid})
     return records.load(db, entity, uuid)
 
 
