@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from passerelle.kiosk import bp
-from passerelle.kiosk.manage.common import STAFF, managed_class
+from passerelle.kiosk.manage.common import STAFF, confirm_page, managed_class
 from passerelle.kiosk.quiz import shown
 from passerelle.server.db import get_db
 from passerelle.server.errors import InvalidInput
@@ -63,6 +63,7 @@ def _builder(db, quiz: dict | None):
     available = quizzes.available(db)
     known = {q["key"]: q for q in available}
     errors, status = {}, 200
+    find = form.get("find", "").strip()[:100]
     if request.method == "POST":
         sections, chosen = _sections_from_form(form)
         verb, _colon, where = form.get("action", "save").partition(":")
@@ -113,8 +114,12 @@ def _builder(db, quiz: dict | None):
                            **known.get(key, {"exercise": key, "prompt": ""})})
             position += 1
         section["listed"] = listed
+    # A box with whole Khan Academy channels holds thousands of questions: a few words narrow
+    # the list (the "find" button sends the whole form back, like every other button).
+    shown_questions = quizzes.matching(available, find)
     return render_template("manage/quiz_builder.html", quiz=quiz, values=values, sections=sections,
-                           available=available, errors=errors, count=position), status
+                           available=shown_questions, find=find, total=len(available),
+                           errors=errors, count=position), status
 
 
 @bp.route("/manage/quizzes/new", methods=["GET", "POST"])
@@ -128,6 +133,23 @@ def manage_quiz_new():
 def manage_quiz_edit(quiz_uuid: str):
     db = get_db()
     return _builder(db, quizzes.get_quiz(db, quiz_uuid))
+
+
+@bp.route("/manage/quizzes/<quiz_uuid>/delete", methods=["GET", "POST"])
+@allow(*STAFF)
+def manage_quiz_delete(quiz_uuid: str):
+    db = get_db()
+    quiz = quizzes.get_quiz(db, quiz_uuid)
+    if request.method == "GET":
+        title = quiz["title"]
+        return confirm_page(
+            _("Delete the quiz %(title)s?", title=title),
+            [_("%(title)s disappears from your quizzes: nobody can start it again.", title=title)],
+            _("Yes, delete %(title)s", title=title), url_for("kiosk.manage_quizzes"),
+            _("The quizzes already started keep their questions, answers and reports."))
+    quizzes.delete_quiz(db, quiz_uuid)
+    flash(_("The quiz %(title)s is deleted.", title=quiz["title"]))
+    return redirect(url_for("kiosk.manage_quizzes"))
 
 
 @bp.get("/manage/quizzes/<quiz_uuid>/start")

@@ -150,6 +150,22 @@ def update_quiz(db, quiz_uuid: str, title: str, sections: list[dict], shuffle: b
                                         "created_at": quiz.get("created_at")})
 
 
+def delete_quiz(db, quiz_uuid: str) -> None:
+    """Remove a quiz from the list. The runs already started hold their own copy of its
+    questions, so their learners, answers and reports stay as they are."""
+    get_quiz(db, quiz_uuid)
+    records.delete(db, "quiz", quiz_uuid)
+
+
+def matching(questions: list[dict], words: str) -> list[dict]:
+    """The questions whose exercise or prompt holds every word (capitals and accents aside)."""
+    wanted = accounts.fold(words).split()
+    if not wanted:
+        return questions
+    return [q for q in questions
+            if all(w in accounts.fold(f"{q['exercise']} {q['prompt']}") for w in wanted)]
+
+
 def get_quiz(db, quiz_uuid: str) -> dict:
     return records.require(db, "quiz", quiz_uuid, _l("no such quiz"))
 

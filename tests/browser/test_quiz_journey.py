@@ -137,3 +137,40 @@ def test_a_quiz_from_making_to_the_printed_report(live_server, page_factory, box
     staff.goto("/manage/quizzes")
     edit = staff.get_by_role("link", name="Edit Check-up").get_attribute("href")
     screenshots(staff, "quiz-builder", edit)
+
+
+def test_finding_questions_by_words_then_deleting_the_quiz(live_server, page_factory, box):
+    staff = page_factory(live_server.url, locale="en-GB", bypass_csp=True,
+                         viewport={"width": 1280, "height": 900})
+    staff.goto("/signin/staff")
+    staff.get_by_label("Username").fill("fatou")
+    staff.get_by_label("Password").fill(PASSWORDS["fatou"])
+    staff.get_by_role("button", name="Sign in").click()
+    staff.wait_for_url("**/manage")
+    staff.goto("/manage/quizzes/new")
+    staff.get_by_label("Title of the quiz").fill("À jeter")
+    staff.get_by_label("Find questions by words").fill("DOIGTS")
+    staff.get_by_label("Find questions by words").press("Enter")  # Enter only finds
+    staff.get_by_label("Combien de doigts pour toucher ?").check()  # shown open, no tap needed
+    assert "questions hold these words" in staff.locator("[role=status]").inner_text()
+    assert staff.get_by_label("Combien font", exact=False).count() == 0
+    staff.get_by_role("button", name="Add the ticked questions").click()
+    staff.get_by_label("Title of the quiz").press("Enter")  # nothing moves, nothing is lost
+    assert "Combien de doigts" in staff.locator("ol.chosen li").nth(0).inner_text()
+    axe_clean(staff)
+    for lang in ("fr", "ar"):
+        path = staff.url.split(live_server.url)[1]
+        staff.goto(f"/language/{lang}?next={path}")
+        staff.screenshot(path=str(ARTIFACTS / f"quiz-builder-find-{lang}.png"), full_page=True)
+    staff.goto("/language/en?next=/manage/quizzes/new")
+    staff.get_by_label("Title of the quiz").fill("À jeter")
+    staff.get_by_label("Find questions by words").fill("doigts")
+    staff.get_by_role("button", name="Find", exact=True).click()
+    staff.get_by_label("Combien de doigts pour toucher ?").check()
+    staff.get_by_role("button", name="Add the ticked questions").click()
+    staff.get_by_role("button", name="Save the quiz").click()
+    staff.get_by_role("link", name="Delete À jeter").click()
+    assert "keep their questions, answers and reports" in staff.locator("main").inner_text()
+    staff.get_by_role("button", name="Yes, delete À jeter").click()
+    assert "The quiz À jeter is deleted." in staff.locator(".flash").inner_text()
+    assert staff.get_by_role("link", name="Delete À jeter").count() == 0

@@ -250,3 +250,47 @@ def test_staff_with_many_classes_choose_the_class_in_a_list(app, as_user, box):
     response = cora.get(f"/manage/quizzes/{quiz}/start?class_uuid={box.ids['class_b']}")
     assert response.headers["Location"].endswith(f"/manage/quizzes/{quiz}/start/{box.ids['class_b']}")
     assert "Groupe B" in cora.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_deleting_a_quiz_keeps_the_quizzes_already_started(db, box):
+    from passerelle.server.errors import NotFound
+
+    uuid = make(db, box)
+    run = quizzes.start(db, uuid, box.ids["class_a"], box.ids["fatou"])
+    answer_all(db, run, box.ids["amina"], 1, {0: True})
+    quizzes.delete_quiz(db, uuid)
+    assert uuid not in [q["uuid"] for q in quizzes.quizzes(db)]
+    with pytest.raises(NotFound):
+        quizzes.get_quiz(db, uuid)
+    assert len(quizzes.items(quizzes.get_run(db, run))) == 2
+    assert quizzes.report(db, run).learners  # answers and report stay
+
+
+def test_the_builder_finds_questions_by_words_and_a_quiz_is_deleted_from_its_page(app, as_user, box):
+    from tests.conftest import csrf_token
+
+    with app.app_context():
+        prompt = next(q["prompt"] for q in quizzes.available(get_db()) if q["key"] == Q1)
+
+    fatou = as_user("fatou")
+    token = csrf_token(fatou)
+    everything = fatou.post("/manage/quizzes/new", data={"csrf_token": token, "action": "find"})
+    assert f'value="{Q1}"' in everything.get_data(as_text=True)
+    word = max(prompt.split(), key=len).upper()  # capitals do not matter
+    found = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "find": word, "item": [f"0|{Q2}"], "action": "find"}).get_data(as_text=True)
+    assert f'value="{Q1}"' in found and f'value="0|{Q2}"' in found  # the quiz so far is kept
+    assert "hold these words" in found
+    nothing = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "find": "zzzqqq", "action": "find"}).get_data(as_text=True)
+    assert "No question holds these words." in nothing and 'name="add"' not in nothing
+    saved = fatou.post("/manage/quizzes/new", data={
+        "csrf_token": token, "title": "À jeter", "item": [f"0|{Q1}"], "action": "save"})
+    assert saved.status_code == 302
+    with app.app_context():
+        uuid = next(q["uuid"] for q in quizzes.quizzes(get_db()) if q["title"] == "À jeter")
+    confirm = fatou.get(f"/manage/quizzes/{uuid}/delete").get_data(as_text=True)
+    assert "keep their questions, answers and reports" in confirm
+    assert fatou.post(f"/manage/quizzes/{uuid}/delete", data={"csrf_token": token}).status_code == 302
+    assert "The quiz À jeter is deleted." in fatou.get("/manage/quizzes").get_data(as_text=True)
+    assert "À jeter" not in fatou.get("/manage/quizzes").get_data(as_text=True)
