@@ -253,7 +253,7 @@ def test_health_warns_below_the_floors(box, settings, expected, code, status):
 def test_the_staff_home_shows_free_space_and_warns(box, settings, words):
     app = create_app({"home": box.home, "TESTING": True, **settings})
     client = english_client(app)
-    sign_in(client, box, "fatou")
+    sign_in(client, box, "cora")
     page = client.get("/manage").get_data(as_text=True)
     # In the page language's units and digits ("12.3 GB free of 31 GB.", "3,2 Go libres").
     assert "Space on the box" in page and re.search(r"[\d.]+\s[kMGT]?B free of [\d.]+\s[kMGT]?B\.", page)
@@ -261,6 +261,12 @@ def test_the_staff_home_shows_free_space_and_warns(box, settings, words):
         assert "running out of space" not in page and "almost full" not in page
     else:
         assert words in page and 'role="alert"' in page
+    # A facilitator, who cannot free space, sees it only when it runs out, and whom to tell.
+    facilitator = english_client(app)
+    sign_in(facilitator, box, "fatou")
+    page = facilitator.get("/manage").get_data(as_text=True)
+    assert ("Space on the box" in page) == (words is not None)
+    assert ("Tell your coordinator" in page) == (words is not None)
 
 
 # --- Optional writes stop first ---------------------------------------------------------------
