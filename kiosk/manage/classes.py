@@ -25,6 +25,8 @@ from passerelle.server.web.auth import (
     require,
 )
 
+ADDABLE_SHOWN = 60
+
 
 @bp.get("/manage")
 @allow(*STAFF)
@@ -108,11 +110,19 @@ def manage_class(class_uuid: str):
     learners = accounts.members(db, class_uuid)
     # Only those this person may add: a facilitator never sees other classes' learners here.
     others = accounts.enrollable_learners(db, current_user(), class_uuid)
+    # A coordinator may add anyone of thousands: a few letters narrow the list, which shows
+    # at most a page of names.
+    find = request.args.get("find", "").strip()[:80]
+    if find:
+        others = [o for o in others if accounts.holds_words(find, o["display_name"], o.get("username") or "")]
+    others_total = len(others)
+    others = others[:ADDABLE_SHOWN]
     facilitators = accounts.members(db, class_uuid, "facilitator")
     on_class = {f["uuid"] for f in facilitators}
     from passerelle.server.learning import lessons
 
     return render_template("manage/class.html", group=group, learners=learners, others=others,
+                           others_total=others_total, find=find,
                            facilitators=facilitators,
                            other_facilitators=[f for f in accounts.list_users(db, "facilitator")
                                                if f["uuid"] not in on_class],
@@ -120,16 +130,6 @@ def manage_class(class_uuid: str):
                            assignments=lessons.assignments_of_class(db, class_uuid),
                            lessons=lessons.lessons(db), groups=lessons.groups_of(db, class_uuid),
                            today=date.today().isoformat(), errors=errors, form=request.form, **people_context(db)), status
-
-
-def _addable_learners(db, in_class: set[str]) -> list[dict]:
-    """Learners this person may add: a coordinator anyone; a facilitator those in no class yet
-    (moving a learner out of another facilitator's class is the coordinator's call)."""
-    others = [p for p in accounts.list_users(db, "learner") if p["uuid"] not in in_class]
-    if current_user()["role"] != "coordinator":
-        placed = accounts.learners_in_a_class(db)
-        others = [p for p in others if p["uuid"] not in placed]
-    return others
 
 
 @bp.post("/manage/classes/<class_uuid>/members")

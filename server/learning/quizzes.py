@@ -159,11 +159,9 @@ def delete_quiz(db, quiz_uuid: str) -> None:
 
 def matching(questions: list[dict], words: str) -> list[dict]:
     """The questions whose exercise or prompt holds every word (capitals and accents aside)."""
-    wanted = accounts.fold(words).split()
-    if not wanted:
+    if not words.strip():
         return questions
-    return [q for q in questions
-            if all(w in accounts.fold(f"{q['exercise']} {q['prompt']}") for w in wanted)]
+    return [q for q in questions if accounts.holds_words(words, q["exercise"], q["prompt"])]
 
 
 def get_quiz(db, quiz_uuid: str) -> dict:

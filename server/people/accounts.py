@@ -103,6 +103,13 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
 
 
+def holds_words(words: str, *texts: str) -> bool:
+    """Whether ``texts`` hold every word of ``words``, capitals and accents aside (the short
+    lists staff narrow by typing a few letters: learners to add, questions for a quiz)."""
+    haystack = fold(" ".join(texts))
+    return all(word in haystack for word in fold(words).split())
+
+
 # --- Organisation and first start ---------------------------------------------------
 
 def organisation(db: sqlite_utils.Database) -> dict | None:

@@ -65,6 +65,21 @@ def test_many_learners_are_added_with_one_form(as_user, box):
     assert "Learners (2)" in page
 
 
+def test_learners_to_add_are_found_by_name_and_shown_a_page_at_a_time(as_user, box, monkeypatch):
+    from passerelle.kiosk.manage import classes
+
+    cora = as_user("cora")
+    class_page = post(cora, "/manage/classes", name="Matin").headers["Location"]
+    found = cora.get(class_page + "?find=AMÍNA").get_data(as_text=True)  # capitals, accents aside
+    assert found.count('type="checkbox" name="user_uuid"') == 1 and box.ids["amina"] in found
+    nobody = cora.get(class_page + "?find=zzz").get_data(as_text=True)
+    assert "No learner to add has this name." in nobody and 'name="user_uuid"' not in nobody
+    monkeypatch.setattr(classes, "ADDABLE_SHOWN", 2)
+    capped = cora.get(class_page).get_data(as_text=True)
+    assert capped.count('type="checkbox" name="user_uuid"') == 2
+    assert "2 of 3 learners shown" in capped
+
+
 def test_a_facilitator_is_offered_only_learners_in_no_class(as_user, box):
     cora = as_user("cora")
     loner = post(cora, "/manage/people", role="learner", display_name="Lina", pin="4321")
