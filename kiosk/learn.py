@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from passerelle.kiosk import bp, labels, pending  # noqa: F401 - labels registers the `label` template global
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
@@ -238,6 +239,9 @@ def learn_done(pack_id: str, node_id: str):
     if here and here["next"]:
         return redirect(here["next"]["url"])
     if here:  # the last one: back to the lesson or topic, where it shows as done
+        if here["lesson"]:
+            flash(_("You reached the end of the lesson %(title)s. Well done!",
+                    title=here["lesson"].get("title", "")))
         return redirect(here["back"])
     parent = found.get("parent")
     target = url_for("kiosk.learn", pack_id=pack_id, node_id=parent) if parent else url_for("kiosk.home")

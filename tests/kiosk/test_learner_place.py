@@ -49,6 +49,17 @@ def test_a_lesson_is_followed_in_its_own_order(as_user, box):
     assert "Back to the lesson" in page and "3 of 3" in page
 
 
+def test_the_last_item_of_a_lesson_says_the_lesson_is_finished(as_user, box):
+    uuid = lesson_for_class_a(as_user("fatou"), box, items=("basics/game", "basics/welcome"))
+    amina = as_user("amina")
+    token = csrf_token(amina)
+    first = amina.post(f"/learn/demo-fr/basics/game/done?lesson={uuid}", data={"csrf_token": token})
+    assert "end of the lesson" not in amina.get(first.headers["Location"]).get_data(as_text=True)
+    last = amina.post(f"/learn/demo-fr/basics/welcome/done?lesson={uuid}", data={"csrf_token": token})
+    home = amina.get(last.headers["Location"]).get_data(as_text=True)
+    assert "You reached the end of the lesson Ma leçon. Well done!" in home
+
+
 def test_french_content_keeps_its_direction_in_the_arabic_interface(as_user):
     amina = as_user("amina")
     amina.get("/language/ar?next=/")
