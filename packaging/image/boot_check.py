@@ -62,6 +62,7 @@ MILESTONES = (
     ("kernel", re.compile(r"Booting Linux on physical CPU")),
     ("initrd", re.compile(r"Run /init as init process")),
     ("systemd", re.compile(r"systemd\[1\]: systemd \d+|Welcome to .*Debian")),
+    ("root checked", re.compile(r"Finished systemd-fsck-root\.service")),
     ("first-boot unit done", re.compile(r"Finished passerelle-firstboot\.service")),
     ("data partition grown", re.compile(r"Finished passerelle-grow-data\.service")),
     ("passerelle.service started", re.compile(r"Started passerelle\.service")),
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{name} boot: /api/v1/health answers on port 80")
             if found is None:
                 print(boot.tail(), file=sys.stderr)
+            check("root checked" in boot.seen, f"{name} boot: systemd checked the root filesystem")
             if name == "first":
                 for milestone in ("first-boot unit done", "data partition grown"):
                     check(milestone in boot.seen, f"first boot: {milestone}")
