@@ -76,8 +76,8 @@ image: image-tools
 image-check: image-tools
 	$(PYTHON) packaging/image/inspect.py dist/passerelle-raspi-arm64.img
 
-## image-boot: boot the built image twice under qemu-system-aarch64 and time it (about half an
-## hour on a busy 2-core machine; not in `make test`, see docs/deployment.md)
+## image-boot: boot the built image twice under qemu-system-aarch64 and time it (5 to 40
+## minutes on a 2-core machine, with its load; not in `make test`, see docs/deployment.md)
 image-boot: image-tools
 	@command -v qemu-system-aarch64 >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
