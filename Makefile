@@ -16,7 +16,7 @@ PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
 # bugbear, pyupgrade.
 RUFF   := $(BIN)/ruff check --select E4,E7,E9,F,I,B,UP,BLE,PLW1510 --target-version py311
 
-.PHONY: run test lint docs translations browser packaging-tools postgresql deb deb-lock image image-check image-tools clean
+.PHONY: run test lint docs translations browser packaging-tools postgresql deb deb-lock image image-check image-boot image-tools clean
 
 ## run: install into .venv, load the bundled sample packs once, serve on port $(PORT)
 run: $(VENV)/.installed
@@ -75,6 +75,14 @@ image: image-tools
 ## image-check: inspect the built image offline (partitions, sizes, units, no keys)
 image-check: image-tools
 	$(PYTHON) packaging/image/inspect.py dist/passerelle-raspi-arm64.img
+
+## image-boot: boot the built image twice under qemu-system-aarch64 and time it (5 to 40
+## minutes on a 2-core machine, with its load; not in `make test`, see docs/deployment.md)
+image-boot: image-tools
+	@command -v qemu-system-aarch64 >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		  --no-install-recommends qemu-system-arm; }
+	$(PYTHON) packaging/image/boot_check.py dist/passerelle-raspi-arm64.img
 
 image-tools:
 	@command -v mmdebstrap >/dev/null && command -v bmaptool >/dev/null && command -v mcopy >/dev/null \

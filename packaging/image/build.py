@@ -153,6 +153,13 @@ def system(root: Path, debs: list[Path], content: list[Path]) -> None:
     firmware_defaults.write_text(firmware_defaults.read_text()
                                  + '\n# Passerelle\'s image: the root filesystem by its label.\n'
                                    'ROOTPART="LABEL=RASPIROOT"\n')
+    # The root is mounted read-only by the initrd, then checked by systemd-fsck-root and
+    # remounted read-write as fstab says: the initrd has no fsck (it was made before the
+    # image's fstab existed), so with the firmware hook's "rw" alone, fsck.repair=yes never
+    # ran on the root after a power cut. The last of "rw" and "ro" wins.
+    extra = root / "etc" / "default" / "raspi-extra-cmdline"
+    words = extra.read_text().split() if extra.exists() else []
+    extra.write_text(" ".join([w for w in words if w not in ("ro", "rw")] + ["ro"]) + "\n")
     # The kernel's postinst wrote cmdline.txt before our raspi-firmware defaults existed.
     kernel = sorted((root / "boot").glob("vmlinuz-*"))[-1].name.removeprefix("vmlinuz-")
     # The hook acts only when told it runs for a package's "configure", and needs /proc to see
@@ -304,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--content", type=Path, action="append", default=[],
                         help="a pack, Kolibri channel or ZIM file to preload (repeatable)")
     parser.add_argument("--stage", choices=("base", "all"), default="all")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="the .img only, without .xz, bmap and sha256 (to boot it under qemu)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("image: run as root (dpkg in a chroot, device nodes in the tree)")
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             t.extractall(root, filter="fully_trusted")
         system(root, debs, args.content)
         disk = image(root, args.out / "passerelle-raspi-arm64.img.xz", parse_size(args.card), work)
-    found = publish(disk)
+    found = {"image": disk} if args.no_publish else publish(disk)
     for name, path in found.items():
         if path.exists():
             say(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         cmdline = out(["mtype", "-i", firm, "::cmdline.txt"])
         check("root=LABEL=RASPIROOT" in cmdline and "fsck.repair=yes" in cmdline,
               f"cmdline.txt mounts RASPIROOT and repairs it after a power cut: {cmdline.strip()}")
+        modes = [w for w in cmdline.split() if w in ("ro", "rw")]
+        check(modes[-1:] == ["ro"], "the root is mounted read-only first, so systemd checks it "
+                                    "(the initrd has no fsck)")
         root = extract(disk, parts[1], Path(tmp) / "root.img")
         check("RASPIROOT" in out(["e2label", root]), "system partition labelled RASPIROOT")
         wants = debugfs(root, "ls -l /etc/systemd/system/multi-user.target.wants")

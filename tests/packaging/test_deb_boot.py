@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run
+from .conftest import INSTALL_SH, run
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,19 +46,29 @@ def _tool(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def bookworm() -> Path:
-    """A minimal bookworm tree as a tarball, made once by mmdebstrap from this machine's
-    apt sources, then reused."""
-    key = hashlib.sha256(BASE_PACKAGES.encode()).hexdigest()[:10]
+def _minbase(packages: str) -> Path:
+    """A minimal bookworm tree with these packages as a tarball, made once by mmdebstrap
+    from this machine's apt sources, then reused (keyed by the package list)."""
+    key = hashlib.sha256(packages.encode()).hexdigest()[:10]
     tar = CACHE / f"bookworm-amd64-minbase-{key}.tar"
     if not tar.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         part = tar.with_name(tar.name + ".part")
-        run([_tool("mmdebstrap"), "--variant=minbase", f"--include={BASE_PACKAGES}",
+        run([_tool("mmdebstrap"), "--variant=minbase", f"--include={packages}",
              "--mode=root", "--format=tar", "--quiet", "bookworm", part], timeout=1800)
         part.rename(tar)  # only a whole tarball is ever reused
     return tar
+
+
+@pytest.fixture(scope="session")
+def bookworm() -> Path:
+    return _minbase(BASE_PACKAGES)
+
+
+@pytest.fixture(scope="session")
+def bookworm_with_venv() -> Path:
+    """What install.sh needs on top: Python's venv module (Debian ships it apart)."""
+    return _minbase(BASE_PACKAGES + ",python3.11-venv")
 
 
 def _free_port() -> int:
@@ -96,12 +106,26 @@ class Box:
         return run(["chroot", self.root, "dpkg", *args], timeout=600)
 
     def boot(self) -> dict:
+        self.start()
+        return self.wait_healthy()
+
+    def start(self) -> None:
+        """Boot the container and wait until its systemd has finished starting units."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [_tool("systemd-nspawn"), "--quiet", "--directory", self.root, "--boot",
                  "--register=no", "--keep-unit", "--console=read-only"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        return self.wait_healthy()
+        deadline = time.monotonic() + BOOT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"the container stopped:\n{self.console()}"
+            if self.init_pid(missing_ok=True):
+                # "degraded" is a finished boot too (this minimal system has no network units).
+                state = self.sh("systemctl is-system-running --wait", check=False).stdout.strip()
+                if state in ("running", "degraded"):
+                    return
+            time.sleep(0.5)
+        pytest.fail(f"the container did not finish booting in {BOOT_SECONDS} s:\n{self.console()}")
 
     def wait_healthy(self, until=lambda health: True) -> dict:
         deadline = time.monotonic() + BOOT_SECONDS
@@ -114,7 +138,7 @@ class Box:
         pytest.fail(f"no health answer in {BOOT_SECONDS} s:\n{self.console()}\n"
                     f"{self.sh('systemctl status passerelle --no-pager', check=False).stdout}")
 
-    def init_pid(self) -> int:
+    def init_pid(self, missing_ok: bool = False) -> int | None:
         """The container's systemd: the process named systemd below our nspawn."""
         children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
@@ -133,6 +157,8 @@ class Box:
             except OSError:
                 continue
             todo.extend(children.get(pid, []))
+        if missing_ok:
+            return None
         pytest.fail("the container's init was not found")
 
     def sh(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -240,3 +266,121 @@ def test_purge_keeps_the_learners_data_and_says_how_to_delete_it(box):
     assert (box.root / DATA / "passerelle.db").exists()
     assert not (box.root / "usr/lib/passerelle").exists()
     assert box.sh("systemctl is-active passerelle.service", check=False).stdout.strip() != "active"
+
+
+# --- A box installed with install.sh, moved to the package -----------------------------------
+
+# Run inside the box by the program's own Python (the old one, then the package's): a learner
+# and a completed resource written through the services, then read back.
+MAKE_LEARNER = """
+from passerelle.server.app import create_app
+from passerelle.server.db import get_db
+from passerelle.server.learning import progress
+from passerelle.server.people import accounts
+app = create_app({"home": "/var/lib/passerelle"})
+with app.app_context():
+    db = get_db()
+    learner = accounts.create_user(db, role="learner", display_name="Amina")
+    progress.complete(db, learner, "demo-fr", "lesson-1")
+    print(learner)
+"""
+READ_LEARNER = """
+import json, sys
+from passerelle.server.app import create_app
+from passerelle.server.db import get_db
+from passerelle.server.learning import progress
+from passerelle.server.people import accounts
+app = create_app({"home": "/var/lib/passerelle"})
+with app.app_context():
+    db = get_db()
+    learner = sys.argv[1]
+    print(json.dumps({"name": accounts.get_user(db, learner)["display_name"],
+                      "progress": progress.of_learner(db, learner)}))
+"""
+
+
+def _as_service_user(python: str, script: str, *args: str) -> str:
+    """A command line running SCRIPT with PYTHON as the service's user, in its data home."""
+    import shlex
+    return ("runuser -u passerelle -- env PASSERELLE_HOME=/var/lib/passerelle "
+            f"{python} -c {shlex.quote(script)} " + " ".join(shlex.quote(a) for a in args))
+
+
+def _processes(box: Box) -> list[str]:
+    """Every command line running in the box (minbase has no ps)."""
+    listing = box.sh("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done",
+                     check=False).stdout
+    return [line.strip() for line in listing.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def old_box(bookworm_with_venv, wheel, wheelhouse, tmp_path_factory):
+    """A box installed the old way, by install.sh from the wheel and a wheelhouse (no
+    network), running, with a learner who completed a resource."""
+    work = tmp_path_factory.mktemp("old-box")
+    root = _unpack(bookworm_with_venv, work)
+    source = root / "var/tmp/passerelle-src"
+    (source / "packaging").mkdir(parents=True)
+    for name in ("install.sh", "passerelle.service", "passerelle.sysusers"):
+        shutil.copy(INSTALL_SH.parent / name, source / "packaging" / name)
+    shutil.copytree(wheelhouse, root / "var/tmp/wheels")
+    shutil.copy(wheel, root / "var/tmp/wheels" / wheel.name)
+    box = Box(root)
+    box.start()
+    # --no-enable, then systemd's own enable --now: install.sh gives a new service 30 s to
+    # answer, which a busy test machine may exceed; the wait below is the tests' generous one.
+    box.installed = box.sh(
+        f"sh /var/tmp/passerelle-src/packaging/install.sh --from /var/tmp/wheels/{wheel.name} "
+        "--wheels /var/tmp/wheels --python python3.11 --no-enable")
+    box.sh("systemctl daemon-reload && systemctl enable --now passerelle.service")
+    box.first_health = box.wait_healthy()
+    box.learner = box.sh(_as_service_user("/opt/passerelle/venv/bin/python", MAKE_LEARNER)
+                         ).stdout.split()[-1]
+    box.db_inode = box.sh(f"stat -c %i /{DATA}/passerelle.db").stdout.strip()
+    yield box
+    box.poweroff()
+
+
+def test_a_box_installed_by_install_sh_moves_to_the_package_with_its_learners(old_box, debs):
+    box = old_box
+    assert "installed" in box.installed.stdout
+    before = box.sh("systemctl show -P MainPID passerelle.service").stdout.strip()
+    assert "/opt/passerelle/venv/bin/passerelle" in " ".join(
+        p for p in _processes(box) if "passerelle serve" in p)
+    shutil.copy(debs[0], box.root / "var/tmp" / "passerelle.deb")
+    installed = box.dpkg("-i", "/var/tmp/passerelle.deb", booted=True)
+    assert "install.sh's unit set aside" in installed.stdout, installed.stdout
+
+    health = box.wait_healthy()
+    # The service runs the package's program, restarted from the old one.
+    after = box.sh("systemctl show -P MainPID passerelle.service").stdout.strip()
+    assert after not in ("", "0", before)
+    main = box.sh(f"tr '\\0' ' ' < /proc/{after}/cmdline").stdout
+    assert "/usr/lib/passerelle/" in main, main
+    assert box.sh("systemctl show -P FragmentPath passerelle.service").stdout.strip() in (
+        "/lib/systemd/system/passerelle.service", "/usr/lib/systemd/system/passerelle.service")
+    assert box.sh("systemctl is-enabled passerelle.service").stdout.strip() == "enabled"
+    assert box.sh("command -v passerelle").stdout.strip() == "/usr/bin/passerelle"
+
+    # The same data home, database file, identity and learner's progress.
+    assert health["device_id"] == box.first_health["device_id"]
+    assert box.sh(f"stat -c %i /{DATA}/passerelle.db").stdout.strip() == box.db_inode
+    assert box.sh(f"stat -c '%U %a' /{DATA}").stdout.split() == ["passerelle", "750"]
+    import json
+    read = json.loads(box.sh(_as_service_user("/usr/lib/passerelle/bin/python3", READ_LEARNER,
+                                              box.learner)).stdout)
+    assert read["name"] == "Amina"
+    assert [(p["pack_id"], p["node_id"], p["completed"]) for p in read["progress"]] == [
+        ("demo-fr", "lesson-1", True)]
+
+    # Nothing of the old install runs or is enabled; its unit is kept aside, inert.
+    assert not [p for p in _processes(box) if "/opt/passerelle" in p]
+    etc = box.root / "etc/systemd/system"
+    assert not (etc / "passerelle.service").exists()
+    assert (etc / "passerelle.service.install-sh").exists()
+    link = etc / "multi-user.target.wants/passerelle.service"
+    assert os.readlink(link) in ("/lib/systemd/system/passerelle.service",
+                                 "/usr/lib/systemd/system/passerelle.service")
+    assert not (box.root / "usr/local/bin/passerelle").exists()
+    units = box.sh("systemctl list-unit-files --no-legend 'passerelle*'").stdout.split()
+    assert units.count("passerelle.service") == 1

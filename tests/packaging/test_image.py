@@ -159,3 +159,29 @@ def test_systemd_accepts_the_image_units(tmp_path, unit):
 
 def test_the_grow_script_is_valid_shell():
     run(["sh", "-n", FILES / "usr/lib/passerelle-image/bin/grow-data.sh"])
+
+
+def _boot_check():
+    spec = importlib.util.spec_from_file_location("boot_check", IMAGE / "boot_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_emulated_boot_keeps_the_image_command_line_but_its_console():
+    """make image-boot boots what cmdline.txt says (root, read-only first, repairs), only on
+    the virt machine's serial console."""
+    boot_check = _boot_check()
+    line = boot_check.virt_cmdline(
+        "console=tty0 root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 cma=64M rootwait ro\n")
+    words = line.split()
+    assert [w for w in words if w.startswith("console=")] == ["console=ttyAMA0"]
+    assert words[:7] == ["root=LABEL=RASPIROOT", "rw", "fsck.repair=yes", "net.ifnames=0",
+                         "cma=64M", "rootwait", "ro"]
+
+
+def test_the_emulated_boot_says_when_there_is_no_image(tmp_path):
+    proc = subprocess.run([sys.executable, IMAGE / "boot_check.py", tmp_path / "none.img"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode != 0
+    assert "make image" in proc.stderr or "is missing" in proc.stderr
