@@ -123,44 +123,78 @@ def exchange_bundle(src, dst, how, rng, tmp, kit, boxes):
 def test_boxes_converge_and_never_lose_an_acknowledged_op(template_db, tmp_path_factory, monkeypatch,
                                                           kit, n, script, seed):
     tmp = tmp_path_factory.mktemp("net")
-    rng = random.Random(seed)
     boxes = [kit.new_box(template_db, tmp, f"box{i}") for i in range(n)]
-    kit.trust_all(boxes)
-    acked = [dict() for _ in boxes]   # per receiver: origin → seq it acknowledged
-    seen = [set() for _ in boxes]     # every (origin, seq) a box ever held
     try:
-        for item in script:
-            if item[0] == "write":
-                perform(boxes[item[1] % n].db, item[2])
-            else:
-                _, s, d, (mode, how) = item
-                src, dst = boxes[s % n], boxes[d % n]
-                if src is dst:
-                    continue
-                if mode == "direct":
-                    results = exchange_direct(src, dst, how, rng, monkeypatch, kit, boxes)
-                else:
-                    results = exchange_bundle(src, dst, how, rng, tmp, kit, boxes)
-                for r in results:
-                    for origin, seq in r.vector.items():
-                        acked[d % n][origin] = max(seq, acked[d % n].get(origin, 0))
-            for i, box in enumerate(boxes):
-                held = set(box.db.execute("SELECT origin, seq FROM ops").fetchall())
-                assert seen[i] <= held, "a box lost an operation it held"
-                seen[i] = held
-                for origin, seq in acked[i].items():
-                    count = box.db.execute("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?",
-                                           [origin, seq]).fetchone()[0]
-                    assert count == seq, f"{box.name} acknowledged {origin}:{seq} but holds {count}"
-        # A final full exchange: everyone to box0, then box0 to everyone.
-        for box in boxes[1:]:
-            kit.direct(box, boxes[0])
-        for box in boxes[1:]:
-            kit.direct(boxes[0], box)
-        states = [kit.dump(b.db) for b in boxes]
-        assert all(s == states[0] for s in states[1:])
-        total = sum(syncmod.vector(b.db).get(b.device, 0) for b in boxes)
-        assert len(states[0]["ops"]) == total == len(states[0]["op_signatures"])
+        run_script(boxes, script, random.Random(seed), tmp, monkeypatch, kit)
     finally:
         for box in boxes:
             box.close()
+
+
+_hubs = iter(range(10**9))
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(script=st.lists(step, min_size=1, max_size=14), seed=st.integers(0, 2**32))
+def test_three_boxes_and_a_postgresql_hub_converge(databases, template_db, tmp_path_factory,
+                                                   monkeypatch, kit, script, seed):
+    """The same, with box 0 a hub whose records are on PostgreSQL and three SQLite boxes: the
+    hub's engine changes nothing of what is exchanged, kept or acknowledged."""
+    tmp = tmp_path_factory.mktemp("hubnet")
+    hub = kit.new_box(databases, tmp, f"hub{next(_hubs)}")
+    boxes = [hub] + [kit.new_box(template_db, tmp, f"box{i}") for i in range(1, 4)]
+    try:
+        run_script(boxes, script, random.Random(seed), tmp, monkeypatch, kit)
+    finally:
+        for box in boxes:
+            box.close()
+        databases.close()  # the hub's database is emptied and used again by the next example
+
+
+def comparable(state: dict) -> dict:
+    """A dump whose values compare across engines (PostgreSQL answers bytea as memoryview)."""
+    return {t: sorted((tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                       for row in rows), key=repr) for t, rows in state.items()}
+
+
+def run_script(boxes, script, rng, tmp, monkeypatch, kit) -> None:
+    n = len(boxes)
+    kit.trust_all(boxes)
+    acked = [dict() for _ in boxes]   # per receiver: origin → seq it acknowledged
+    seen = [set() for _ in boxes]     # every (origin, seq) a box ever held
+    for item in script:
+        if item[0] == "write":
+            perform(boxes[item[1] % n].db, item[2])
+        else:
+            _, s, d, (mode, how) = item
+            src, dst = boxes[s % n], boxes[d % n]
+            if src is dst:
+                continue
+            if mode == "direct":
+                results = exchange_direct(src, dst, how, rng, monkeypatch, kit, boxes)
+            else:
+                results = exchange_bundle(src, dst, how, rng, tmp, kit, boxes)
+            for r in results:
+                for origin, seq in r.vector.items():
+                    acked[d % n][origin] = max(seq, acked[d % n].get(origin, 0))
+        for i, box in enumerate(boxes):
+            held = set(box.db.execute("SELECT origin, seq FROM ops").fetchall())
+            held = {tuple(r) for r in held}
+            assert seen[i] <= held, "a box lost an operation it held"
+            seen[i] = held
+            for origin, seq in acked[i].items():
+                count = box.db.execute("SELECT count(*) FROM ops WHERE origin = ? AND seq <= ?",
+                                       [origin, seq]).fetchone()[0]
+                assert count == seq, f"{box.name} acknowledged {origin}:{seq} but holds {count}"
+    # A final full exchange: everyone to box0, then box0 to everyone.
+    for box in boxes[1:]:
+        kit.direct(box, boxes[0])
+    for box in boxes[1:]:
+        kit.direct(boxes[0], box)
+    states = [comparable(kit.dump(b.db)) for b in boxes]
+    for box, other in zip(boxes[1:], states[1:], strict=True):
+        assert other == states[0], f"{box.name} differs from {boxes[0].name}"
+    total = sum(syncmod.vector(b.db).get(b.device, 0) for b in boxes)
+    assert len(states[0]["ops"]) == total == len(states[0]["op_signatures"])
