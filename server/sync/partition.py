@@ -437,9 +437,8 @@ def _replace_by_placeholders(db, ops: list[tuple[str, int]]) -> None:
             runs[-1][2] = seq
         else:
             runs.append([origin, seq, seq])
-    for origin, seq in ops:
-        db.execute("DELETE FROM ops WHERE origin = ? AND seq = ?", [origin, seq])
-        db.execute("DELETE FROM op_signatures WHERE origin = ? AND seq = ?", [origin, seq])
+    db.conn.executemany("DELETE FROM ops WHERE origin = ? AND seq = ?", ops)
+    db.conn.executemany("DELETE FROM op_signatures WHERE origin = ? AND seq = ?", ops)
     for origin, first, last in runs:
         before = db.execute("SELECT payload FROM ops WHERE origin = ? AND seq = ? AND entity = ?",
                             [origin, first - 1, SKIP_ENTITY]).fetchone()
