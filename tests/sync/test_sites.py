@@ -4,6 +4,7 @@ holds everything and its impact report covers every box; a learner who moves fol
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -291,8 +292,7 @@ def contiguous(db) -> bool:
         covered = set()
         for seq, entity, payload in db.execute("SELECT seq, entity, payload FROM ops WHERE origin = ?",
                                                [origin]):
-            first = __import__("json").loads(payload)["first"] if entity == syncmod.ops.SKIP_ENTITY \
-                else seq
+            first = json.loads(payload)["first"] if entity == syncmod.ops.SKIP_ENTITY else seq
             covered.update(range(first, seq + 1))
         if not set(range(1, top + 1)) <= covered:
             return False
@@ -361,7 +361,7 @@ def test_a_learner_who_moves_leaves_the_old_sites_box(http_kit):
     assert records.load(a1.db, "bookmark", "bm-amina") is not None
 
 
-def test_pruning_waits_for_the_hub_to_hold_everything(make_boxes):
+def test_pruning_waits_for_the_hub_to_hold_everything(make_boxes, kit):
     hub, a = make_boxes(2)
     syncmod.trust(a.db, hub.device, hub.public_key, label="hub", anchor=True)
     site_a, site_b = sites.create_site(hub.db, "A"), sites.create_site(hub.db, "B")
@@ -382,8 +382,7 @@ def test_pruning_waits_for_the_hub_to_hold_everything(make_boxes):
     waiting = syncmod.prune_departed(a.db, syncmod.vector(hub.db))
     assert waiting.learners == [] and waiting.waiting == ["lea"]
     assert len(progress_of(a.db, "lea")) == 3  # kept until the hub holds them
-    kit_direct = __import__("tests.sync.conftest", fromlist=["direct"]).direct
-    kit_direct(a, hub)
+    kit.direct(a, hub)
     done = syncmod.prune_departed(a.db, syncmod.vector(hub.db))
     assert done.learners == ["lea"] and traces(a.db, "lea") == {}
     assert contiguous(a.db)
