@@ -4,6 +4,7 @@ impact report from the summaries.
 Usage: .venv/bin/python bench/sites_bench.py vector [--origins 5000]
        .venv/bin/python bench/sites_bench.py bytes [--sites 100] [--learners 20] [--events 20]
        .venv/bin/python bench/sites_bench.py impact [--learners 100000] [--events 20000000]
+       .venv/bin/python bench/sites_bench.py prune [--learners 200] [--events 500]
 
 ``vector``: a hub database holding ``--origins`` origins (10 ops each, rows written
 directly, with their ``heads`` row) and as many devices; times ``sync.vector`` (what the
@@ -22,6 +23,11 @@ hub's time to choose them.
 events of ``--learners`` learners, written in bulk (executemany in large
 transactions: SQLite's COPY); then ``reports.impact`` for the year, timed
 (median of 3), and a check that the CSV equals the report's rows.
+
+``prune``: a box of one site with ``--learners`` learners and ``--events`` events each
+(interleaved on the box's own origin, as tablets write them); one learner in ten moves to
+another site; times ``prune_departed`` (the hub holding everything) and prints what is
+left of them, the placeholder rows made and the database's size before and after a VACUUM.
 
 Prints figures; not part of the test suite.
 """
@@ -211,9 +217,53 @@ def bench_impact(root: Path, learners: int, events: int) -> None:
     print(f"CSV: {csv_rows} lines = the report's rows + header")
 
 
+def bench_prune(root: Path, learners: int, events: int) -> None:
+    from passerelle.server.people import sites
+
+    home = root / "box"
+    db = open_db(home)
+    here, there = sites.create_site(db, "Here"), sites.create_site(db, "There")
+    sites.set_this_site(db, here)
+    people = [f"learner-{j:04d}" for j in range(learners)]
+    with records.write_tx(db):
+        for uid in people:
+            records.apply(db, records._new_op(db, "put", "user", uid, {
+                "role": "learner", "display_name": uid, "site": here}))
+    rng = random.Random(5)
+    order = [uid for uid in people for _ in range(events)]
+    rng.shuffle(order)
+    with records.write_tx(db):
+        for n, uid in enumerate(order):
+            records.apply(db, records._new_op(db, "event", "progress", uid, {
+                "event_id": f"e{n}", "pack_id": "pack-fr", "node_id": f"node-{rng.randrange(200)}",
+                "type": "answer", "correct": rng.random() < 0.7, "seconds": rng.randrange(90)}))
+    sync.sign_pending(db, home)
+    movers = people[::10]
+    for uid in movers:
+        sites.move(db, "user", uid, there)
+    sync.sign_pending(db, home)
+    db.execute("VACUUM")
+    size = (home / "passerelle.db").stat().st_size
+    rows = db.execute("SELECT count(*) FROM ops").fetchone()[0]
+    t = time.perf_counter()
+    pruned = sync.prune_departed(db, sync.vector(db))
+    took = time.perf_counter() - t
+    db.execute("VACUUM")
+    left = sum(db.execute("SELECT count(*) FROM progress WHERE learner_uuid = ?", [u]).fetchone()[0]
+               for u in movers)
+    print(f"{learners} learners x {events} events ({rows:,} rows in ops); {len(movers)} move away")
+    print(f"prune_departed: {len(pruned.learners)} learners, {pruned.ops:,} ops in {took:.2f} s "
+          f"({took / max(len(pruned.learners), 1) * 1000:.0f} ms per learner); progress rows left "
+          f"of them: {left}")
+    print(f"ops rows {rows:,} -> {db.execute('SELECT count(*) FROM ops').fetchone()[0]:,} "
+          f"(placeholders {db.execute('SELECT count(*) FROM ops WHERE entity = ?', [sync.ops.SKIP_ENTITY]).fetchone()[0]:,});"
+          f" database {size / 1e6:.1f} MB -> {(home / 'passerelle.db').stat().st_size / 1e6:.1f} MB"
+          " after VACUUM")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["vector", "bytes", "impact"])
+    parser.add_argument("what", choices=["vector", "bytes", "impact", "prune"])
     parser.add_argument("--origins", type=int, default=5000)
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--learners", type=int, default=None)
@@ -226,6 +276,8 @@ def main() -> None:
             bench_vector(root, args.origins)
         elif args.what == "bytes":
             bench_bytes(root, args.sites, args.learners or 20, args.events or 20)
+        elif args.what == "prune":
+            bench_prune(root, args.learners or 200, args.events or 500)
         else:
             bench_impact(root, args.learners or 100_000, args.events or 20_000_000)
 

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/soak_bench.py [--boxes 200] [--minutes 5] [--period 60]
                                             [--events 2] [--sites 50] [--workers 2]
+                                            [--postgresql]
 
 A hub (`passerelle serve` on 127.0.0.1, 8 threads) and ``--boxes`` boxes, each a
 real SQLite data home with its own Ed25519 device key, trusted by the hub (as
@@ -18,7 +19,9 @@ VmHWM peak). Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import atexit
 import multiprocessing
+import os
 import random
 import shutil
 import statistics
@@ -42,7 +45,8 @@ def vm(pid: int, field: str) -> float:
     return float("nan")
 
 
-def prepare(root: Path, boxes: int, n_sites: int) -> tuple[Path, list[Path]]:
+def prepare(root: Path, boxes: int, n_sites: int, hub_url: str | None = None
+            ) -> tuple[Path, list[Path]]:
     from passerelle.server.people import sites
 
     template = root / "template.db"
@@ -53,8 +57,11 @@ def prepare(root: Path, boxes: int, n_sites: int) -> tuple[Path, list[Path]]:
     conn.close()
     hub_home = root / "hub"
     hub_home.mkdir()
-    shutil.copy(template, hub_home / "passerelle.db")
-    hub = dbmod.connect(hub_home / "passerelle.db")
+    if hub_url:
+        (hub_home / "passerelle.toml").write_text(f'database_url = "{hub_url}"\n')
+    else:
+        shutil.copy(template, hub_home / "passerelle.db")
+    hub = dbmod.connect(hub_url or hub_home / "passerelle.db")
     records.put(hub, "organisation", "org-soak", {"name": "Soak programme", "languages": ["fr"]})
     records.put(hub, "user", "coordinator", {"role": "coordinator", "display_name": "Coordinator",
                                              "username": "coordinator"})
@@ -146,11 +153,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2)
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--postgresql", action="store_true", help="the hub on PostgreSQL")
     args = parser.parse_args()
+    cluster = pgroot = None
+    if args.postgresql:
+        from hub_pg_bench import Cluster
+
+        pgroot = Path(tempfile.mkdtemp(prefix="soak-pg-"))
+        cluster = Cluster(pgroot, fsync=True).start()
+        atexit.register(lambda: (cluster.stop(), shutil.rmtree(pgroot, ignore_errors=True)))
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         root = Path(tmp)
         t = time.perf_counter()
-        hub_home, homes = prepare(root, args.boxes, args.sites)
+        hub_home, homes = prepare(root, args.boxes, args.sites,
+                                  cluster.create("soak_hub") if cluster else None)
+        print(f"hub on {'PostgreSQL' if cluster else 'SQLite'}; load average "
+              f"{os.getloadavg()[0]:.1f} at the start")
         print(f"{args.boxes} boxes in {args.sites} sites prepared in {time.perf_counter() - t:.0f} s")
         server = Server(hub_home, threads=8)
         try:
@@ -178,6 +196,7 @@ def main() -> None:
     print(f"sync with new events: p50 {statistics.median(busy) if busy else float('nan'):.0f} ms, "
           f"p95 {pct(busy, 0.95):.0f} ms ({len(busy)} syncs)")
     print(f"hub memory: VmRSS {rss:.0f} MB at the end, VmHWM {hwm:.0f} MB peak")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

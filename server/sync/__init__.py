@@ -94,6 +94,7 @@ from passerelle.server.sync.partition import (
     is_anchor,
     op_sites,
     parse_lines,
+    prune_departed,
 )
 from passerelle.server.sync.peers import (
     adopt_devices,
@@ -195,5 +196,5 @@ __all__ = [
     "device_site",
     "is_anchor",
     "op_sites",
-    "parse_lines",
+    "parse_lines", "prune_departed",
 ]

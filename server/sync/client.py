@@ -431,6 +431,8 @@ def sync_once(db_factory: Callable[[], sqlite_utils.Database], home, peer_url: s
             theirs = _exchange(db, peer, result, clock)
             _pull(db, peer, result, theirs, max_ops, clock)
             theirs = _push(db, home, peer, result, theirs, max_ops)
+            if syncmod.is_anchor(db, result.peer_device):
+                _prune(db, result, theirs)
             # Tell the peer where this box now stands, so its page of boxes is true.
             peer.post("vector", {"vector": syncmod.vector(db), "now_ms": int(clock() * 1000),
                                  "organisation": syncmod.organisation_of(db),
@@ -585,6 +587,15 @@ def _push(db, home, peer: Peer, result: SyncResult, theirs: dict[str, int],
             result.notes.append(f"{result.name} held back {n} operations of {who} from #{seq}: "
                                 f"{syncmod.HELD_WORDS[why]}")
     return theirs
+
+
+def _prune(db, result: SyncResult, theirs: dict[str, int]) -> None:
+    """Learners who moved to another site leave this box, once the hub acknowledged holding
+    everything of theirs (``theirs``: its vector after this box's push)."""
+    pruned = syncmod.prune_departed(db, theirs)
+    if pruned.learners:
+        result.notes.append(f"{len(pruned.learners)} learner(s) who moved to another site were "
+                            "taken off this box (the hub and their new site keep everything)")
 
 
 def _record(db, result: SyncResult, theirs: dict[str, int] | None) -> None:

@@ -156,12 +156,14 @@ def sign_pending(db: sqlite_utils.Database, home, chunk: int = 5000) -> int:
                        [origin]).fetchone()[0]
     # Own ops are signed in seq order, so everything after the highest signed seq is unsigned;
     # the NOT EXISTS also catches a hole (e.g. a crash between two chunks is not one, but cheap).
+    # A placeholder (own ops of a learner who left this site, pruned) is never signed: it is
+    # not an operation, and a signature would let it travel as one.
     while True:
         rows = db.execute(
             "SELECT seq, version, kind, entity, subject, payload FROM ops o WHERE origin = ?"
-            " AND seq > ? AND NOT EXISTS (SELECT 1 FROM op_signatures s"
+            " AND seq > ? AND entity <> ? AND NOT EXISTS (SELECT 1 FROM op_signatures s"
             "   WHERE s.origin = o.origin AND s.seq = o.seq) ORDER BY seq LIMIT ?",
-            [origin, after, chunk]).fetchall()
+            [origin, after, SKIP_ENTITY, chunk]).fetchall()
         if not rows:
             return done
         signed = [(origin, seq, key.sign(op_message(Op(origin, seq, v, k, e, s, json.loads(p)))))
@@ -175,7 +177,8 @@ def sign_pending(db: sqlite_utils.Database, home, chunk: int = 5000) -> int:
 
 def _unsigned_own(db: sqlite_utils.Database) -> bool:
     origin = records.device_id(db)
-    top = db.execute("SELECT max(seq) FROM ops WHERE origin = ?", [origin]).fetchone()[0]
+    top = db.execute("SELECT max(seq) FROM ops WHERE origin = ? AND entity <> ?",
+                     [origin, SKIP_ENTITY]).fetchone()[0]
     signed = db.execute("SELECT max(seq) FROM op_signatures WHERE origin = ?", [origin]).fetchone()[0]
     return top is not None and (signed or 0) < top
 

@@ -53,6 +53,8 @@ ORG_WIDE_ENTITIES = {"organisation", "lesson", "site"}
 CLASS_FIELD = {"membership": "class_uuid", "class_session": "class_uuid", "group": "class_uuid",
                "assignment": "class_uuid"}
 _CHUNK = 500  # uuids per IN (...) lookup
+# Entities whose site is found through a payload field (the others by their subject).
+BY_PAYLOAD = {"bookmark", "attendance", "group_member", *CLASS_FIELD}
 
 
 @dataclass
@@ -216,7 +218,10 @@ def changes_for_site(db: sqlite_utils.Database, their_vector: Mapping[str, int] 
         return len(out.ops) + len(out.skips) >= max_ops or out.nbytes >= max_bytes
 
     for batch in changes_for(db, their_vector, max_ops, max_bytes, home=home):
-        sites = op_sites(db, [(s.entity, s.subject, s.payload) for s in batch.ops])
+        # Only the few entities judged by a payload field have theirs parsed: decoding every
+        # learning event's JSON was most of the hub's time choosing a box's operations.
+        sites = op_sites(db, [(s.entity, s.subject, s.payload if s.entity in BY_PAYLOAD else {})
+                              for s in batch.ops])
         for op, op_site in zip(batch.ops, sites, strict=True):
             keep = op_site is None or op_site == site
             if not keep and op.kind == "put" and op.entity in ("user", "class"):
@@ -333,3 +338,117 @@ def is_anchor(db: sqlite_utils.Database, device_id: str | None) -> bool:
     row = db.execute("SELECT anchor FROM sync_devices WHERE device_id = ? AND revoked_at IS NULL",
                      [device_id]).fetchone()
     return bool(row and row[0])
+
+
+# --- Pruning: a learner who left this box's site leaves this box ------------------------
+
+# The tables that hold something of a learner, and the column naming them. What hangs off a
+# class (memberships, attendance, groups) is found through the operations instead (below),
+# since a deleted record's row no longer names anyone.
+LEARNER_COLUMNS = {"users": "uuid", "progress": "learner_uuid",
+                   "missed_questions": "learner_uuid", "quiz_answers": "learner_uuid",
+                   "activity_days": "learner_uuid", "activity_months": "learner_uuid",
+                   "bookmarks": "learner_uuid", "memberships": "user_uuid",
+                   "attendance": "learner_uuid", "group_members": "learner_uuid",
+                   "signins": "user_uuid"}
+# Records that name a learner in a payload field: the learner's own (bookmarks) and their
+# places in classes (memberships, attendance, groups).
+NAMING_FIELD = {"bookmark": "learner_uuid", "membership": "user_uuid",
+                "attendance": "learner_uuid", "group_member": "learner_uuid"}
+
+
+@dataclass
+class Pruned:
+    learners: list[str] = field(default_factory=list)   # pruned now
+    waiting: list[str] = field(default_factory=list)    # left, but the hub lacks some of their ops
+    ops: int = 0
+
+
+def departed(db: sqlite_utils.Database) -> list[str]:
+    """Learners whose record says they belong to another site than this box's."""
+    from passerelle.server.people import sites
+
+    mine = sites.this_site(db)
+    if mine is None:  # the hub, or a box that takes everything
+        return []
+    return [u for (u,) in db.execute(
+        "SELECT uuid FROM users WHERE role = 'learner' AND site IS NOT NULL AND site <> ?"
+        " ORDER BY uuid", [mine])]
+
+
+def _learner_ops(db, learner: str) -> tuple[list[tuple[str, int]], dict[str, list[str]]]:
+    """(origin, seq) of every real operation about a learner, and the records naming them."""
+    naming: dict[str, list[str]] = {}
+    for entity, fld in NAMING_FIELD.items():
+        naming[entity] = [s for (s,) in db.execute(
+            f"SELECT DISTINCT subject FROM ops WHERE entity = ? AND json_extract(payload, '$.{fld}')"
+            " = ?", [entity, learner])]
+    found = db.execute("SELECT origin, seq FROM ops WHERE entity IN ('user', 'progress')"
+                       " AND subject = ?", [learner]).fetchall()
+    for entity, subjects in naming.items():
+        for i in range(0, len(subjects), _CHUNK):
+            chunk = subjects[i:i + _CHUNK]
+            found += db.execute(f"SELECT origin, seq FROM ops WHERE entity = ? AND subject IN"
+                                f" ({', '.join('?' * len(chunk))})", [entity, *chunk]).fetchall()
+    return sorted(set(map(tuple, found))), naming
+
+
+def prune_departed(db: sqlite_utils.Database, hub_vector: Mapping[str, int]) -> Pruned:
+    """Take off this box the learners who moved to another site, once the hub holds them.
+
+    ``hub_vector`` is what this box's hub acknowledged holding. A learner is pruned only when
+    every operation about them here is at or below it (their records and progress are then
+    safe on the hub, which sends them to their new site); otherwise they wait for a later
+    sync. Their operations become placeholders, as a skipped run does (one row per run of
+    consecutive seqs, so the vector stays contiguous and nothing is asked for again), their
+    signatures go, and so do the rows folded from them: record, progress, exercise state,
+    bookmarks, places in classes, daily activity, open sign-ins.
+    """
+    result = Pruned()
+    for learner in departed(db):
+        ops, naming = _learner_ops(db, learner)
+        if any(seq > hub_vector.get(origin, 0) for origin, seq in ops):
+            result.waiting.append(learner)
+            continue
+        with records.write_tx(db):
+            _replace_by_placeholders(db, ops)
+            for table, column in LEARNER_COLUMNS.items():
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
+            db.execute("DELETE FROM signin_failures WHERE key = ?", [f"user:{learner}"])
+            for entity, subjects in naming.items():
+                table = records.TABLES[entity]
+                for i in range(0, len(subjects), _CHUNK):
+                    chunk = subjects[i:i + _CHUNK]
+                    db.execute(f"DELETE FROM {table} WHERE uuid IN ({', '.join('?' * len(chunk))})",
+                               chunk)
+        result.learners.append(learner)
+        result.ops += len(ops)
+    return result
+
+
+def _replace_by_placeholders(db, ops: list[tuple[str, int]]) -> None:
+    """Real operations out, a placeholder per run of consecutive seqs in (joined to the
+    placeholders on either side, so runs do not multiply)."""
+    from passerelle.server.sync.ops import record_skip
+
+    runs: list[list] = []
+    for origin, seq in ops:  # sorted
+        if runs and runs[-1][0] == origin and runs[-1][2] == seq - 1:
+            runs[-1][2] = seq
+        else:
+            runs.append([origin, seq, seq])
+    db.conn.executemany("DELETE FROM ops WHERE origin = ? AND seq = ?", ops)
+    db.conn.executemany("DELETE FROM op_signatures WHERE origin = ? AND seq = ?", ops)
+    for origin, first, last in runs:
+        before = db.execute("SELECT payload FROM ops WHERE origin = ? AND seq = ? AND entity = ?",
+                            [origin, first - 1, SKIP_ENTITY]).fetchone()
+        if before is not None:  # a run ends right before this one: they become one
+            db.execute("DELETE FROM ops WHERE origin = ? AND seq = ?", [origin, first - 1])
+            first = json.loads(before[0])["first"]
+        after = db.execute("SELECT seq, entity, payload FROM ops WHERE origin = ? AND seq > ?"
+                           " ORDER BY seq LIMIT 1", [origin, last]).fetchone()
+        if after is not None and after[1] == SKIP_ENTITY and json.loads(after[2])["first"] == last + 1:
+            db.execute("UPDATE ops SET payload = ? WHERE origin = ? AND seq = ?",
+                       [json.dumps({"first": first}), origin, after[0]])
+        else:
+            record_skip(db, origin, first, last)

@@ -4,6 +4,7 @@ holds everything and its impact report covers every box; a learner who moves fol
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -139,12 +140,12 @@ def test_three_boxes_two_sites_over_http_converge_and_hold_only_their_site(http_
                          [a1.device, made["a1"]]).fetchone()[0] == 1 + 5 + 3
     assert progress_of(b1.db, made["a1"]) == progress_of(hub, made["a1"])
     assert sum(r[4] for r in progress_of(b1.db, made["a1"])) == 8
-    # The old site's boxes know the learner left (their record says so) and get no more of it.
-    assert learners(a2.db)[made["a1"]] == site_b
+    # The old site's boxes let the learner go (pruned once the hub held everything of theirs)
+    # and get no more of them.
+    assert made["a1"] not in learners(a2.db) and progress_of(a2.db, made["a1"]) == []
     events(hub, made["a1"], 2, "after-move")
-    before = progress_of(a2.db, made["a1"])
     assert kit.sync(a2).ok and kit.sync(b1).ok
-    assert progress_of(a2.db, made["a1"]) == before
+    assert progress_of(a2.db, made["a1"]) == []
     assert sum(r[4] for r in progress_of(b1.db, made["a1"])) == 10
 
 
@@ -267,3 +268,122 @@ def test_sync_log_is_kept_by_time_not_by_count(make_boxes):
     syncmod.log_attempt(box.db, "sync", None, None, True, "now")
     ats = [r[0] for r in box.db.execute("SELECT at FROM sync_log")]
     assert len(ats) == 601 and old not in ats
+
+
+# --- A learner who moved leaves the old site's boxes ------------------------------------------
+
+def traces(db, learner: str) -> dict[str, int]:
+    """Every row of this database that names the learner: every table with a column naming a
+    person, and the log (as subject, or anywhere in a payload)."""
+    found = {}
+    for table, column in syncmod.partition.LEARNER_COLUMNS.items():
+        found[table] = db.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                                  [learner]).fetchone()[0]
+    found["ops"] = db.execute("SELECT count(*) FROM ops WHERE subject = ? OR payload LIKE ?",
+                              [learner, f"%{learner}%"]).fetchone()[0]
+    found["signin_failures"] = db.execute("SELECT count(*) FROM signin_failures WHERE key LIKE ?",
+                                          [f"%{learner}%"]).fetchone()[0]
+    return {t: n for t, n in found.items() if n}
+
+
+def contiguous(db) -> bool:
+    """Every seq up to the vector is an operation or inside a placeholder's run, per origin."""
+    for origin, top in syncmod.vector(db).items():
+        covered = set()
+        for seq, entity, payload in db.execute("SELECT seq, entity, payload FROM ops WHERE origin = ?",
+                                               [origin]):
+            first = json.loads(payload)["first"] if entity == syncmod.ops.SKIP_ENTITY else seq
+            covered.update(range(first, seq + 1))
+        if not set(range(1, top + 1)) <= covered:
+            return False
+    return True
+
+
+def test_a_learner_who_moves_leaves_the_old_sites_box(http_kit):
+    kit = http_kit
+    hub = kit.hub_db()
+    site_a, site_b = setup_hub(hub)
+    a1, a2, b1 = kit.new("a1"), kit.new("a2"), kit.new("b1")
+    for box, site in ((a1, site_a), (a2, site_a), (b1, site_b)):
+        kit.pair(box)
+        syncmod.assign_site(hub, box.device, site)
+        assert kit.sync(box).ok
+    # A learner of a1's site, with a record, progress, a bookmark, a class, attendance, a sign-in.
+    amina = accounts.create_user(a1.db, role="learner", display_name="Amina", pin="4321")
+    stays = accounts.create_user(a1.db, role="learner", display_name="Stays", pin="4321")
+    events(a1.db, amina, 6, "amina")
+    events(a1.db, stays, 2, "stays")
+    records.put(a1.db, "bookmark", "bm-amina", {"learner_uuid": amina, "pack_id": "pack",
+                                                 "node_id": "n1", "created_at": "2026-01-01"})
+    cls = accounts.create_class(a1.db, "Reading")
+    accounts.add_member(a1.db, cls, amina)
+    staff = accounts.create_user(a1.db, role="facilitator", display_name="Fac", username="fac",
+                                 password="a long password 123")
+    session = accounts.open_session(a1.db, cls, staff, date="2026-12-01")
+    accounts.mark_attendance(a1.db, session, amina, True)
+    accounts.start_signin(a1.db, records.load(a1.db, "user", amina), 3600)
+    for box in (a1, a2, a1):
+        assert kit.sync(box).ok
+    assert traces(a2.db, amina)  # a2 is of the same site: it holds her too
+    hub_before = traces(hub, amina)
+
+    # She moves to site B; a1 has not heard yet and records one more answer of hers.
+    sites.move(hub, "user", amina, site_b)
+    events(a1.db, amina, 1, "amina-late")
+    result = kit.sync(a1)
+    assert result.ok, result.summary()
+    assert any("taken off this box" in n for n in result.notes)
+    assert traces(a1.db, amina) == {}, "a1 still holds something of the learner who left"
+    assert contiguous(a1.db)
+    # Nothing is lost: the hub has the late answer, and b1 receives her whole history.
+    assert kit.sync(b1).ok
+    for db in (hub, b1.db):
+        assert sum(r[4] for r in progress_of(db, amina)) == 7
+        assert records.load(db, "user", amina)["site"] == site_b
+        assert records.load(db, "bookmark", "bm-amina") is not None
+    assert traces(hub, amina)["ops"] == hub_before["ops"] + 2  # the move and the late answer
+    # The other learner stays; a2 prunes her at its own next sync.
+    assert progress_of(a1.db, stays) == progress_of(hub, stays) != []
+    assert kit.sync(a2).ok and traces(a2.db, amina) == {}
+    # a1 syncs on as before: its new writes reach the hub, its vector stays the hub's.
+    events(a1.db, stays, 2, "stays-later")
+    for box in (a1, b1, a2, a1):
+        assert kit.sync(box).ok
+    assert kit.sync(a1).summary().endswith("nothing new either way")
+    assert syncmod.vector(a1.db) == syncmod.vector(hub)
+    assert contiguous(a1.db) and contiguous(a2.db)
+    assert sum(r[4] for r in progress_of(hub, stays)) == 4
+    assert traces(a1.db, amina) == {} and traces(b1.db, amina)
+    # She comes back: a1 receives her whole history again from the hub.
+    sites.move(hub, "user", amina, site_a)
+    assert kit.sync(a1).ok
+    assert sum(r[4] for r in progress_of(a1.db, amina)) == 7
+    assert records.load(a1.db, "bookmark", "bm-amina") is not None
+
+
+def test_pruning_waits_for_the_hub_to_hold_everything(make_boxes, kit):
+    hub, a = make_boxes(2)
+    syncmod.trust(a.db, hub.device, hub.public_key, label="hub", anchor=True)
+    site_a, site_b = sites.create_site(hub.db, "A"), sites.create_site(hub.db, "B")
+    records.put(hub.db, "user", "lea", {"role": "learner", "display_name": "Léa", "site": site_a})
+    syncmod.assign_site(hub.db, a.device, site_a)
+    sites.set_this_site(a.db, site_a)
+
+    def pull():
+        for batch in syncmod.changes_for_site(hub.db, syncmod.vector(a.db), site_a, home=hub.home):
+            syncmod.apply_received(a.db, batch.ops, batch.skips if hasattr(batch, "skips") else [],
+                                   syncmod.trusted_keys(a.db), from_anchor=True)
+
+    pull()
+    events(a.db, "lea", 3, "lea")              # not on the hub yet
+    sites.move(hub.db, "user", "lea", site_b)
+    pull()
+    assert records.load(a.db, "user", "lea")["site"] == site_b
+    waiting = syncmod.prune_departed(a.db, syncmod.vector(hub.db))
+    assert waiting.learners == [] and waiting.waiting == ["lea"]
+    assert len(progress_of(a.db, "lea")) == 3  # kept until the hub holds them
+    kit.direct(a, hub)
+    done = syncmod.prune_departed(a.db, syncmod.vector(hub.db))
+    assert done.learners == ["lea"] and traces(a.db, "lea") == {}
+    assert contiguous(a.db)
+    assert sum(r[4] for r in progress_of(hub.db, "lea")) == 3
