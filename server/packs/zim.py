@@ -39,7 +39,7 @@ from flask import (
 from passerelle import search_index as si
 from passerelle.content import zim as zimlib
 from passerelle.server import disk
-from passerelle.server.db import connect
+from passerelle.server.db import connect, target
 from passerelle.server.errors import InvalidInput
 from passerelle.server.packs.web import APP_CSP, ONE_YEAR
 from passerelle.server.people import accounts
@@ -71,7 +71,10 @@ def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None):
     from passerelle.server.search.zim_index import ZimIndexer
 
     library = library or library_for(home, settings["db_busy_timeout_ms"])
-    return ZimIndexer(library, lambda: connect(home.db_path, settings["db_busy_timeout_ms"]),
+    # The ZIM catalogue is the content library's, always in the home's SQLite file; the jobs
+    # are the server's, with the other records (on a hub, possibly PostgreSQL).
+    records_at = target(home, settings)
+    return ZimIndexer(library, lambda: connect(records_at, settings["db_busy_timeout_ms"]),
                       home.index / "zim",
                       may_write=lambda: disk.optional_writes_allowed(home.root, settings))
 

@@ -200,3 +200,21 @@ def test_a_sqlite_hub_moves_to_postgresql_keeping_its_device_id(runner, home, po
     assert backup.exit_code == 0, backup.stderr
     assert (home / "hub.pgdump").read_bytes()[:5] == b"PGDMP"
     assert runner("db", "move-to-postgres", url).exit_code != 0  # already moved
+
+
+def test_a_hub_on_postgresql_keeps_its_zim_index_jobs_with_its_records(tmp_path, postgresql_url):
+    # The ZIM catalogue stays in the home's SQLite file; the indexing jobs are server records,
+    # read where the others are (a hub's background indexer once read them from SQLite).
+    from passerelle.server import settings as settings_mod
+    from passerelle.server.home import Home
+    from passerelle.server.migrations import all_sets
+    from passerelle.server.packs.zim import indexer_for
+
+    home = Home(tmp_path / "hub").ensure()
+    dbmod.prepare(home.db_path, sets=all_sets()[1:])
+    settings = settings_mod.resolve(home.root, env={}, flags={"database_url": postgresql_url})
+    indexer = indexer_for(home, settings)
+    try:
+        assert indexer.statuses() == {} and indexer.pending() == []
+    finally:
+        indexer.close()
