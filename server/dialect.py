@@ -44,6 +44,14 @@ class Dialect:
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
                 f" ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING")
 
+    # Many rows in one statement (records.write_rows): False, the statement takes one row and
+    # is run once per row (SQLite runs in the process: a statement costs no round trip).
+    rows_as_json = False
+
+    def rows_source(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
+        """What follows ``INSERT INTO table (columns)`` to insert the rows given."""
+        return f"VALUES ({', '.join('?' * len(columns))})"
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -60,6 +68,14 @@ class PostgresDialect(Dialect):
 
     def nocase(self, expr: str) -> str:
         return f"lower({expr})"
+
+    # One parameter, a JSON array of objects, whatever the number of rows: one round trip and
+    # one plan for a whole batch, each value read as its column's type by the table's own row
+    # type (no list of types to keep beside the schema).
+    rows_as_json = True
+
+    def rows_source(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
+        return f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table}, ?)"
 
     def day_of_ms(self, expr: str) -> str:
         return f"to_char(to_timestamp(({expr}) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

@@ -19,7 +19,7 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   counts once.
 - Learning time is read from the summaries ``activity_months`` (whole months)
   and ``activity_days`` (the days at either end), one row per month or day,
-  learner and pack, kept by the fold (``records.fold_activity``), never from
+  learner and pack, kept by the fold (``records.apply_many``), never from
   the events themselves: scanning 2,000,000 events takes 15 s on a small box,
   the summaries a fraction of a second. Every figure is aggregated in SQL; what
   comes back to Python is one row per pack, language or distinct profile.
