@@ -90,5 +90,20 @@ def of(db) -> Dialect:
     return getattr(db, "dialect", SQLITE)
 
 
+def chunks(db, sql: str, parameters=(), size: int = 2000):
+    """The rows of a large read (an export), ``size`` at a time, never all in memory at once.
+
+    SQLite's cursor already steps through the answer as it is read; PostgreSQL's database
+    reads through a server-side cursor (``PgDatabase.stream_chunks``).
+    """
+    stream = getattr(db, "stream_chunks", None)
+    if stream is not None:
+        yield from stream(sql, list(parameters), size)
+        return
+    cursor = db.execute(sql, list(parameters))
+    while rows := cursor.fetchmany(size):
+        yield rows
+
+
 def is_postgres_url(target) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))

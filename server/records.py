@@ -587,13 +587,22 @@ def _write_answer_states(db, answers: dict[tuple, list[Op]]) -> None:
     the upsert of its summary, whose row lock keeps a concurrent writer of the same exercise
     waiting until this transaction ends)."""
     keys = list(answers)
-    for start in range(0, len(keys), 300):
-        chunk = keys[start:start + 300]
-        rows = db.execute(
-            "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
-            " (learner_uuid, pack_id, node_id) IN"
-            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
-            [v for key in chunk for v in key]).fetchall()
+    as_json = dialect.of(db).rows_as_json
+    for start in range(0, len(keys), 5000 if as_json else 300):
+        chunk = keys[start:start + (5000 if as_json else 300)]
+        if as_json:  # one parameter (a long list of placeholders costs psycopg more to parse)
+            rows = db.execute(
+                "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+                " (learner_uuid, pack_id, node_id) IN (SELECT learner_uuid, pack_id, node_id"
+                " FROM json_populate_recordset(NULL::progress, ?))",
+                [json.dumps([dict(zip(_PROGRESS_COLUMNS[:3], key, strict=True))
+                             for key in chunk])]).fetchall()
+        else:
+            rows = db.execute(
+                "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+                " (learner_uuid, pack_id, node_id) IN"
+                f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
+                [v for key in chunk for v in key]).fetchall()
         state = {tuple(r[:3]): (json.loads(r[3] or "[]"), json.loads(r[4] or "[]")) for r in rows}
         updates = []
         for key in chunk:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
+from passerelle.server import dialect as engines
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
@@ -513,15 +514,14 @@ def progress_csv(db: sqlite_utils.Database, batch: int = 1000, dialect: CsvDiale
                  ) -> Iterator[str]:
     """All progress, one CSV row per learner and resource, in chunks of ``batch`` rows (BOM first)."""
     yield BOM + _csv_line(PROGRESS_COLUMNS, dialect)
-    cursor = db.execute(
-        "SELECT p.learner_uuid, u.display_name, p.pack_id, p.node_id, n.title, p.progress,"
-        " p.completed_version, p.seconds, p.answers, p.correct FROM progress p"
-        " JOIN users u ON u.uuid = p.learner_uuid AND u.deleted = 0"
-        " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-        " ORDER BY p.learner_uuid, p.pack_id, p.node_id")
     out = io.StringIO()
     writer = dialect.writer(out)
-    while rows := cursor.fetchmany(batch):
+    for rows in engines.chunks(
+            db, "SELECT p.learner_uuid, u.display_name, p.pack_id, p.node_id, n.title, p.progress,"
+            " p.completed_version, p.seconds, p.answers, p.correct FROM progress p"
+            " JOIN users u ON u.uuid = p.learner_uuid AND u.deleted = 0"
+            " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
+            " ORDER BY p.learner_uuid, p.pack_id, p.node_id", size=batch):
         for learner, name, pack_id, node_id, title, progress, done, seconds, answers, correct in rows:
             writer.writerow([learner, name, pack_id, node_id, title or "",
                              dialect.number(f"{progress:g}"),
@@ -619,9 +619,9 @@ def xapi_statements(db: sqlite_utils.Database, with_names: bool = False,
     nodes = {(pack, node): (title, kind, language) for pack, node, title, kind, language in db.execute(
         "SELECT n.pack_id, n.node_id, n.title, n.kind, coalesce(n.language, p.language)"
         " FROM content_nodes n JOIN content_packs p ON p.id = n.pack_id")}
-    cursor = db.execute("SELECT origin, seq, version, subject, payload FROM ops"
-                        " WHERE kind = 'event' AND entity = 'progress' ORDER BY origin, seq")
-    while rows := cursor.fetchmany(batch):
+    for rows in engines.chunks(db, "SELECT origin, seq, version, subject, payload FROM ops"
+                               " WHERE kind = 'event' AND entity = 'progress'"
+                               " ORDER BY origin, seq", size=batch):
         lines = []
         for row in rows:
             if row[3] not in learners:
