@@ -135,7 +135,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000_000)
     parser.add_argument("--no-fsync", action="store_true",
                         help="load faster (the report's timings do not depend on it)")
-    args = parser.parse_args()
     parser.add_argument("--keep", action="store_true",
                         help="leave the cluster running (its URL printed), for --url")
     parser.add_argument("--url", help="report on a database a --keep run filled")
