@@ -12,6 +12,8 @@ through the code (``INSERT OR IGNORE``, scalar ``max(a, b)``, ``json_extract``,
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+
 
 class Dialect:
     """SQLite's spelling (the default, and what every box runs)."""
@@ -43,6 +45,10 @@ class Dialect:
         """An insert that does nothing when the row's key is already there."""
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
                 f" ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING")
+
+    def analytics(self, db):
+        """Around a report's statements that aggregate over the whole organisation."""
+        return nullcontext()
 
     # Many rows in one statement (records.write_rows): False, the statement takes one row and
     # is run once per row (SQLite runs in the process: a statement costs no round trip).
@@ -76,6 +82,17 @@ class PostgresDialect(Dialect):
 
     def rows_source(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
         return f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table}, ?)"
+
+    # A report groups a million learners at once: with PostgreSQL's default work_mem (4 MB) its
+    # hash aggregates and the sort of a UNION spill to disk in batches. For the report's
+    # transaction only, and only for the one connection that runs it.
+    REPORT_WORK_MEM = "256MB"
+
+    @contextmanager
+    def analytics(self, db):
+        with db.atomic():
+            db.execute(f"SET LOCAL work_mem = '{self.REPORT_WORK_MEM}'")
+            yield
 
     def day_of_ms(self, expr: str) -> str:
         return f"to_char(to_timestamp(({expr}) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

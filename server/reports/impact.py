@@ -362,6 +362,13 @@ def _scope_sql(class_uuids: Collection[str], start: date, end: date) -> tuple[st
 
 def impact(db: sqlite_utils.Database, start: date, end: date,
            class_uuids: Collection[str] | None = None) -> Report:
+    """The impact report (see :func:`_impact`), its statements given room to aggregate."""
+    with engines.of(db).analytics(db):
+        return _impact(db, start, end, class_uuids)
+
+
+def _impact(db: sqlite_utils.Database, start: date, end: date,
+            class_uuids: Collection[str] | None = None) -> Report:
     """The impact report for ``start``..``end`` (both included): the whole organisation, or only
     the given classes (their learners for the range, see :func:`scope_learners`, and their
     sessions) when ``class_uuids`` is set.
