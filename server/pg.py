@@ -284,8 +284,11 @@ class PgDatabase:
                 self.conn.rollback()  # read only: nothing to keep
 
     def table_names(self) -> list[str]:
+        # A partition (server/partitions.py) is part of its table, not a table of its own.
         return [r[0] for r in self.conn.raw.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")]
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+            " AND NOT c.relispartition ORDER BY 1")]
 
     def reset(self) -> None:
         self.conn.rollback()
