@@ -79,29 +79,33 @@ class Cluster:
         return self.url(name)
 
     def cpu_seconds(self) -> float:
-        """CPU time of the cluster's processes so far (the ones that ended count in their
-        parent's), from /proc: the server's share of a run's work."""
-        tick = os.sysconf("SC_CLK_TCK")
-        main = int((self.root / "data" / "postmaster.pid").read_text().split()[0])
-
-        def stat(pid: int) -> list[str]:
-            text = Path(f"/proc/{pid}/stat").read_text()
-            return text[text.rindex(")") + 2:].split()
-
-        fields = stat(main)
-        total = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != main:
-                try:
-                    fields = stat(int(entry.name))
-                except (OSError, ValueError):
-                    continue
-                if int(fields[1]) == main:
-                    total += int(fields[11]) + int(fields[12])
-        return total / tick
+        return cluster_cpu_seconds(self.root / "data")
 
     def stop(self) -> None:
         self.run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "stop")
+
+
+def cluster_cpu_seconds(data: Path) -> float:
+    """CPU time of a cluster's processes so far (the ones that ended count in their parent's),
+    from /proc: the server's share of a run's work."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = int((data / "postmaster.pid").read_text().split()[0])
+
+    def stat(pid: int) -> list[str]:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return text[text.rindex(")") + 2:].split()
+
+    fields = stat(main)
+    total = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != main:
+            try:
+                fields = stat(int(entry.name))
+            except (OSError, ValueError):
+                continue
+            if int(fields[1]) == main:
+                total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def make_box(root: Path, name: str, ops: int) -> tuple[str, str, Path]:

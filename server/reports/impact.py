@@ -412,7 +412,9 @@ def _impact(db: sqlite_utils.Database, start: date, end: date,
     # Everything about learners in one statement, so the summaries are read once: ``lp`` (one
     # row per learner and pack of the range; a CTE used three times, which both SQLite and
     # PostgreSQL materialise) gives learners and time per pack, learners per language of the
-    # pack, and everyone reached (learned, or was present) per distinct profile.
+    # pack, and everyone reached (learned, or was present) per distinct profile. Learners per
+    # language are counted from DISTINCT pairs, which PostgreSQL hashes (its count(DISTINCT)
+    # sorts: 1.4 of 10 s over a million learners).
     installed = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, title, language FROM content_packs").fetchall()}
     # A ZIM read on the box (time on its articles) is a row like a pack's.
@@ -425,8 +427,8 @@ def _impact(db: sqlite_utils.Database, start: date, end: date,
         f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds FROM ({scoped}) act"
         f"            GROUP BY learner_uuid, pack_id)"
         f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM lp GROUP BY pack_id"
-        f" UNION ALL SELECT 'language', lang, count(DISTINCT learner_uuid), NULL"
-        f"   FROM (SELECT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
+        f" UNION ALL SELECT 'language', lang, count(*), NULL"
+        f"   FROM (SELECT DISTINCT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
         f" UNION ALL SELECT 'profile', u.profile, count(*), NULL"
         f"   FROM (SELECT learner_uuid FROM lp UNION SELECT learner_uuid FROM ({present}) p) r"
         f"   LEFT JOIN users u ON u.uuid = r.learner_uuid AND u.deleted = 0 GROUP BY u.profile",
