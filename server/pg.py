@@ -257,12 +257,6 @@ class PgDatabase:
             self.conn.rollback()
             raise
 
-    @contextmanager
-    def pipeline(self) -> Iterator[None]:
-        """Statements sent without waiting for each answer (see records.apply_many)."""
-        with self.conn.raw.pipeline():
-            yield
-
     def stream_chunks(self, sql: str, parameters=None, size: int = 2000) -> Iterator[list[tuple]]:
         """A large read through a server-side cursor, ``size`` rows at a time (see
         :func:`passerelle.server.dialect.chunks`): the whole answer never sits in this process
