@@ -78,8 +78,34 @@ class Cluster:
         dbmod.prepare(self.url(name))
         return self.url(name)
 
+    def cpu_seconds(self) -> float:
+        return cluster_cpu_seconds(self.root / "data")
+
     def stop(self) -> None:
         self.run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "stop")
+
+
+def cluster_cpu_seconds(data: Path) -> float:
+    """CPU time of a cluster's processes so far (the ones that ended count in their parent's),
+    from /proc: the server's share of a run's work."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = int((data / "postmaster.pid").read_text().split()[0])
+
+    def stat(pid: int) -> list[str]:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return text[text.rindex(")") + 2:].split()
+
+    fields = stat(main)
+    total = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != main:
+            try:
+                fields = stat(int(entry.name))
+            except (OSError, ValueError):
+                continue
+            if int(fields[1]) == main:
+                total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def make_box(root: Path, name: str, ops: int) -> tuple[str, str, Path]:
@@ -105,6 +131,7 @@ def apply_worker(url: str, files: list[str], start, results) -> None:
     keys = sync.trusted_keys(db)
     start.wait()
     t = time.perf_counter()
+    cpu = time.process_time()
     applied = 0
     for path in files:
         with open(path) as f:
@@ -112,7 +139,7 @@ def apply_worker(url: str, files: list[str], start, results) -> None:
         for i in range(0, len(lines), BATCH):
             ops = [sync.SignedOp.from_line(line) for line in lines[i:i + BATCH]]
             applied += sync.apply_batch(db, ops, keys).applied
-    results.put((applied, time.perf_counter() - t))
+    results.put((applied, time.perf_counter() - t, time.process_time() - cpu))
     db.close()
 
 
@@ -135,20 +162,27 @@ def bench_apply(cluster: Cluster, boxes: list, workers: int, name: str,
     for p in procs:
         p.start()
     time.sleep(1)
+    server_cpu = cluster.cpu_seconds()
     t = time.perf_counter()
     start.set()
     done = [results.get() for _ in procs]
     wall = time.perf_counter() - t
     for p in procs:
         p.join()
-    applied = sum(a for a, _ in done)
+    time.sleep(1)  # the workers' server processes end, and their time is counted
+    server_cpu = cluster.cpu_seconds() - server_cpu if sqlite is None else 0.0
+    applied = sum(a for a, _, _ in done)
+    client_cpu = sum(c for _, _, c in done)
     hub = dbmod.connect(url)
     vector = sync.vector(hub)
     hub.close()
     assert sum(vector.get(b[0], 0) for b in boxes) == applied, vector
     engine = "SQLite" if sqlite else "PostgreSQL"
+    cpu = client_cpu + server_cpu
     print(f"apply box -> {engine} hub, {workers} worker process(es): {applied:,} ops in {wall:.1f} s = "
-          f"{applied / wall:,.0f} verified ops/s")
+          f"{applied / wall:,.0f} verified ops/s; CPU {client_cpu:.1f} s in the workers"
+          f" + {server_cpu:.1f} s in PostgreSQL = {applied / cpu:,.0f} ops per CPU-second"
+          f"; load average {os.getloadavg()[0]:.1f}")
 
 
 def bench_own_ops(cluster: Cluster, threads: int = 16, per_thread: int = 200) -> None:

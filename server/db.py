@@ -206,7 +206,7 @@ def prepare(db_path: Path | str, busy_timeout_ms: int = 5000, sets=None) -> dict
 
 
 def _prepare_postgres(url: str) -> dict:
-    from passerelle.server import migrations, pg
+    from passerelle.server import migrations, partitions, pg
 
     try:
         db = pg.connect(url)
@@ -215,6 +215,7 @@ def _prepare_postgres(url: str) -> dict:
                               f"{str(exc).strip()}") from None
     try:
         pg.migrate(db, all_sets(), migrations.POSTGRES_VARIANTS)
+        partitions.ensure_summary_years(db)  # a hub that ran past New Year gets the next ones
         device_id = ensure_device_id(db)
         return {"device_id": device_id, "schema_version": schema_version(db)}
     finally:

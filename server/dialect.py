@@ -12,6 +12,8 @@ through the code (``INSERT OR IGNORE``, scalar ``max(a, b)``, ``json_extract``,
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+
 
 class Dialect:
     """SQLite's spelling (the default, and what every box runs)."""
@@ -44,6 +46,18 @@ class Dialect:
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
                 f" ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING")
 
+    def analytics(self, db):
+        """Around a report's statements that aggregate over the whole organisation."""
+        return nullcontext()
+
+    # Many rows in one statement (records.write_rows): False, the statement takes one row and
+    # is run once per row (SQLite runs in the process: a statement costs no round trip).
+    rows_as_json = False
+
+    def rows_source(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
+        """What follows ``INSERT INTO table (columns)`` to insert the rows given."""
+        return f"VALUES ({', '.join('?' * len(columns))})"
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -61,6 +75,25 @@ class PostgresDialect(Dialect):
     def nocase(self, expr: str) -> str:
         return f"lower({expr})"
 
+    # One parameter, a JSON array of objects, whatever the number of rows: one round trip and
+    # one plan for a whole batch, each value read as its column's type by the table's own row
+    # type (no list of types to keep beside the schema).
+    rows_as_json = True
+
+    def rows_source(self, table: str, columns: list[str] | tuple[str, ...]) -> str:
+        return f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table}, ?)"
+
+    # A report groups a million learners at once: with PostgreSQL's default work_mem (4 MB) its
+    # hash aggregates and the sort of a UNION spill to disk in batches. For the report's
+    # transaction only, and only for the one connection that runs it.
+    REPORT_WORK_MEM = "256MB"
+
+    @contextmanager
+    def analytics(self, db):
+        with db.atomic():
+            db.execute(f"SET LOCAL work_mem = '{self.REPORT_WORK_MEM}'")
+            yield
+
     def day_of_ms(self, expr: str) -> str:
         return f"to_char(to_timestamp(({expr}) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
@@ -72,6 +105,21 @@ POSTGRES = PostgresDialect()
 def of(db) -> Dialect:
     """The dialect of a database handle (a plain sqlite-utils database is SQLite)."""
     return getattr(db, "dialect", SQLITE)
+
+
+def chunks(db, sql: str, parameters=(), size: int = 2000):
+    """The rows of a large read (an export), ``size`` at a time, never all in memory at once.
+
+    SQLite's cursor already steps through the answer as it is read; PostgreSQL's database
+    reads through a server-side cursor (``PgDatabase.stream_chunks``).
+    """
+    stream = getattr(db, "stream_chunks", None)
+    if stream is not None:
+        yield from stream(sql, list(parameters), size)
+        return
+    cursor = db.execute(sql, list(parameters))
+    while rows := cursor.fetchmany(size):
+        yield rows
 
 
 def is_postgres_url(target) -> bool:

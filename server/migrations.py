@@ -595,6 +595,14 @@ def m0024_zim_index_jobs(db: Database) -> None:
     """)
 
 
+@MIGRATIONS()
+def m0029_summary_years(db: Database) -> None:
+    # On PostgreSQL (a hub) the report summaries become partitioned by year (see its variant at
+    # the end of this file). SQLite has no partitioning and a box holds a few years of one
+    # place's activity: nothing changes here.
+    pass
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 # A hub on PostgreSQL runs the same migration functions, their SQLite DDL translated
 # (passerelle.server.pg.translate_ddl: types, keys, indexes). A migration written with what
@@ -752,3 +760,38 @@ def _pg_guest_days(db) -> None:
         WHEN (NEW.kind = 'event' AND NEW.entity = 'guest')
         EXECUTE FUNCTION guest_days_fold()
     """)
+
+
+@postgres_variant("m0029_summary_years")
+def _pg_summary_years(db) -> None:
+    # The report summaries partitioned by year (range of their day or month text: '2025' <=
+    # '2025-03-01' < '2026' in bytewise order): a report over a year reads that year's
+    # partition only, and a year no longer wanted goes with DROP TABLE instead of a DELETE of
+    # millions of rows. A DEFAULT partition takes any row whose year has none yet, so the fold
+    # never fails for want of one; partitions.ensure_summary_years makes the coming years' at
+    # each start of the hub.
+    from passerelle.server import partitions
+
+    raw = db.conn.raw
+    for table, key in partitions.SUMMARIES.items():
+        raw.execute(f"ALTER TABLE {table} RENAME TO {table}_unpartitioned")
+        raw.execute(f"ALTER INDEX {table}_pkey RENAME TO {table}_unpartitioned_pkey")
+        raw.execute(f"""
+            CREATE TABLE {table} (
+                {key} TEXT COLLATE "C" NOT NULL,
+                learner_uuid TEXT COLLATE "C" NOT NULL,
+                pack_id TEXT COLLATE "C" NOT NULL,
+                events BIGINT NOT NULL,
+                seconds BIGINT NOT NULL,
+                PRIMARY KEY ({key}, learner_uuid, pack_id)
+            ) PARTITION BY RANGE ({key})
+        """)
+        raw.execute(f"CREATE TABLE {table}_other PARTITION OF {table} DEFAULT")
+        years = {int(r[0]) for r in raw.execute(
+            f"SELECT DISTINCT substr({key}, 1, 4) FROM {table}_unpartitioned"
+            f" WHERE {key} ~ '^[0-9]{{4}}'")}
+        for year in sorted(years):
+            partitions.add_year(db, table, year)
+        raw.execute(f"INSERT INTO {table} SELECT * FROM {table}_unpartitioned")
+        raw.execute(f"DROP TABLE {table}_unpartitioned")
+    partitions.ensure_summary_years(db)

@@ -28,6 +28,7 @@ hybrid-clock versions is the same on both engines.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -219,6 +220,9 @@ class PgConnection:
         self.raw.close()
 
 
+_STREAMS = itertools.count(1)
+
+
 def _params(parameters):
     if parameters is None:
         return []
@@ -253,15 +257,32 @@ class PgDatabase:
             self.conn.rollback()
             raise
 
-    @contextmanager
-    def pipeline(self) -> Iterator[None]:
-        """Statements sent without waiting for each answer (see records.apply_many)."""
-        with self.conn.raw.pipeline():
-            yield
+    def stream_chunks(self, sql: str, parameters=None, size: int = 2000) -> Iterator[list[tuple]]:
+        """A large read through a server-side cursor, ``size`` rows at a time (see
+        :func:`passerelle.server.dialect.chunks`): the whole answer never sits in this process
+        (a plain cursor receives it all before the first row), so an export of millions of
+        rows keeps the process's memory flat. A cursor lives in a transaction: outside one,
+        a read-only snapshot of its own, ended when the rows are read or the reader stops.
+        """
+        raw = self.conn.raw
+        own = not self.conn.in_transaction
+        if own:
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            with raw.cursor(name=f"passerelle_stream_{next(_STREAMS)}") as cursor:
+                cursor.execute(self.conn._translate(sql), _params(parameters))
+                while rows := cursor.fetchmany(size):
+                    yield rows
+        finally:
+            if own:
+                self.conn.rollback()  # read only: nothing to keep
 
     def table_names(self) -> list[str]:
+        # A partition (server/partitions.py) is part of its table, not a table of its own.
         return [r[0] for r in self.conn.raw.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")]
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+            " AND NOT c.relispartition ORDER BY 1")]
 
     def reset(self) -> None:
         self.conn.rollback()

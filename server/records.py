@@ -48,7 +48,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,10 +98,14 @@ class Op:
     entity: str
     subject: str   # the record's uuid, or the learner's uuid for a progress event
     payload: dict
+    # The payload as canonical JSON when the caller already holds it (a verified op from sync).
+    payload_text: str | None = field(default=None, compare=False, repr=False)
 
     def row(self) -> tuple:
-        return (self.origin, self.seq, self.version, self.kind, self.entity, self.subject,
-                json.dumps(self.payload, separators=(",", ":"), sort_keys=True),
+        text = self.payload_text
+        if text is None:
+            text = json.dumps(self.payload, separators=(",", ":"), sort_keys=True)
+        return (self.origin, self.seq, self.version, self.kind, self.entity, self.subject, text,
                 self.payload.get("event_id"))
 
 
@@ -395,99 +399,289 @@ def apply(db: sqlite_utils.Database, op: Op, heads: bool = True) -> bool:
 def apply_many(db: sqlite_utils.Database, ops: list[Op], heads: bool = True) -> list[Op]:
     """Fold many operations, as :func:`apply` one by one would; the ones that were new.
 
-    The same statements, grouped so a hub on PostgreSQL waits for the server a few
-    times per batch instead of several times per operation: the log takes the ops in
-    multi-row inserts that say which were new, the fold's writes go out without
-    waiting for each answer (a pipeline), and each exercise's state is read and
-    written once for all of its answers (their merge is commutative).
+    The same rules, written a table at a time so a hub on PostgreSQL runs a few
+    statements per batch instead of several per operation: the log takes the ops in
+    one insert that says which were new; the fold's changes are first added up in
+    Python, one row per key (the merges are commutative and associative, so merging
+    the sum equals merging each event in turn), then written with one upsert per table:
+    the newest op of each record, each exercise's summary, the wrong answers per
+    question, the day's and the month's activity. Each exercise's state is read and
+    written once for all of its answers.
     """
     new: list[Op] = []
+    unique: list[Op] = []
     seen: set[tuple[str, int]] = set()
-    for start in range(0, len(ops), 500):
-        chunk = []
-        for op in ops[start:start + 500]:
-            if (op.origin, op.seq) not in seen:  # the same op twice in a batch folds once
-                seen.add((op.origin, op.seq))
-                chunk.append(op)
-        if not chunk:
-            continue
-        inserted = {tuple(r) for r in db.execute(
-            "INSERT INTO ops (origin, seq, version, kind, entity, subject, payload, event_id)"
-            f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
-            " ON CONFLICT DO NOTHING RETURNING origin, seq",
-            [v for op in chunk for v in op.row()]).fetchall()}
+    for op in ops:
+        if (op.origin, op.seq) not in seen:  # the same op twice in a batch folds once
+            seen.add((op.origin, op.seq))
+            unique.append(op)
+    for start in range(0, len(unique), 5000):
+        chunk = unique[start:start + 5000]
+        inserted = {tuple(r) for r in write_rows(
+            db, "ops", _OP_COLUMNS, [op.row() for op in chunk],
+            "ON CONFLICT DO NOTHING RETURNING origin, seq")}
         new.extend(op for op in chunk if (op.origin, op.seq) in inserted)
-    answers: dict[tuple, list[Op]] = {}
-    with _pipeline(db):
+    if heads:
+        tops: dict[str, int] = {}
         for op in new:
-            if heads:
-                raise_head(db, op.origin, op.seq)
-            if op.kind == "event":
-                if op.entity != "progress":  # "guest" views are added up by a trigger (m0023)
-                    continue
-                _fold_event(db, op, answer_state=False)
-                # A quiz's answers never move an exercise's state (see _fold_event).
-                if op.payload.get("type") == "answer" and not op.payload.get("quiz"):
-                    key = (op.subject, op.payload.get("pack_id"), op.payload.get("node_id"))
-                    answers.setdefault(key, []).append(op)
-            else:
-                _fold_record(db, op)
+            tops[op.origin] = max(op.seq, tops.get(op.origin, 0))
+        for origin in sorted(tops):
+            raise_head(db, origin, tops[origin])
+    fold = _Fold()
+    for op in new:
+        if op.kind == "event":
+            if op.entity == "progress":  # "guest" views are added up by a trigger (m0023)
+                fold.event(op)
+        elif op.entity in TABLES:  # an entity from a newer Passerelle: folded once upgraded
+            fold.record(op)
+    fold.write(db)
+    return new
+
+
+_OP_COLUMNS = ("origin", "seq", "version", "kind", "entity", "subject", "payload", "event_id")
+
+
+def write_rows(db, table: str, columns: tuple[str, ...] | list[str], rows: list[tuple],
+               tail: str = "", alias: str = "") -> list[tuple]:
+    """``INSERT INTO table (columns) <rows> tail`` for many rows; the rows ``tail``'s
+    RETURNING gives, if any.
+
+    On PostgreSQL one statement for all the rows (:meth:`dialect.Dialect.rows_source`); on
+    SQLite one statement per row (in the process, a statement costs no round trip). An
+    upsert's rows must have distinct keys: PostgreSQL refuses to change a row twice in one
+    statement.
+    """
+    if not rows:
+        return []
+    d = dialect.of(db)
+    head = f"INSERT INTO {table}{f' AS {alias}' if alias else ''} ({', '.join(columns)})"
+    sql = f"{head} {d.rows_source(table, columns)} {tail}".rstrip()
+    returning = "RETURNING" in tail.upper()
+    if d.rows_as_json:
+        data = json.dumps([dict(zip(columns, row, strict=True)) for row in rows],
+                          separators=(",", ":"), default=_bytea)
+        cursor = db.execute(sql, [data])
+        return cursor.fetchall() if returning else []
+    if not returning:
+        db.conn.executemany(sql, rows)
+        return []
+    return [r for row in rows for r in db.execute(sql, row).fetchall()]
+
+
+def _bytea(value):
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()  # bytea's text form
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def _text(value) -> str | None:
+    """A value bound to a TEXT key column, as SQLite stores it: keys that SQLite would store
+    alike are added up as one row."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class _Fold:
+    """A batch's changes to the folded tables, added up per key before they are written."""
+
+    def __init__(self):
+        self.records: dict[str, dict[str, Op]] = {}
+        self.progress: dict[tuple, list] = {}
+        self.missed: dict[tuple, list] = {}
+        self.activity: dict[tuple, list] = {}
+        self.answers: dict[tuple, list[Op]] = {}
+        self.quiz: list[Op] = []
+
+    def record(self, op: Op) -> None:
+        # Only the newest version of a record in the batch can win: the others would lose to it.
+        newest = self.records.setdefault(TABLES[op.entity], {})
+        held = newest.get(op.subject)
+        if held is None or held.version < op.version:
+            newest[op.subject] = op
+
+    def event(self, op: Op) -> None:
+        """What :func:`_fold_event` does for one event, added to the batch's sums."""
+        p = op.payload
+        progress, completed, answered, correct, seconds = event_counts(op)
+        day, pack = activity_day(op), p.get("pack_id")
+        day_key = (day, op.subject, "" if pack is None else str(pack))
+        row = self.activity.get(day_key)
+        if row is None:
+            self.activity[day_key] = [1, seconds]
+        else:
+            row[0] += 1
+            row[1] += seconds
+        if p.get("quiz"):
+            self.quiz.append(op)
+            return
+        key = (op.subject, _text(pack), _text(p.get("node_id")))
+        position = p.get("position")
+        position_version = op.version if position is not None else None
+        row = self.progress.get(key)
+        if row is None:
+            self.progress[key] = [progress, completed, seconds, answered, correct,
+                                  _text(position), position_version, op.version, op.version]
+        else:
+            row[0] = max(row[0], progress)
+            if completed is not None and (row[1] is None or completed < row[1]):
+                row[1] = completed
+            row[2] += seconds
+            row[3] += answered
+            row[4] += correct
+            if position is not None and (row[6] is None or op.version > row[6]):
+                row[5], row[6] = _text(position), op.version
+            row[7] = min(row[7], op.version)
+            row[8] = max(row[8], op.version)
+        if p.get("type") == "answer":
+            self.answers.setdefault(key, []).append(op)
+            missed = missed_question(p)
+            if missed is not None:
+                values = p.get("values")
+                seen = (json.dumps(values, sort_keys=True, separators=(",", ":"))
+                        if values else None)
+                seen_version = op.version if seen else None
+                wrong = self.missed.get((*key, missed))
+                if wrong is None:
+                    self.missed[(*key, missed)] = [1, seen, seen_version]
+                else:
+                    wrong[0] += 1
+                    if seen is not None and (wrong[2] is None or seen_version > wrong[2]):
+                        wrong[1], wrong[2] = seen, seen_version
+
+    def write(self, db) -> None:
+        for table, newest in self.records.items():
+            _write_records(db, table, list(newest.values()))
+        write_rows(db, "progress", _PROGRESS_COLUMNS,
+                   [(*key, *row) for key, row in self.progress.items()],
+                   _PROGRESS_MERGE, alias="t")
+        for op in self.quiz:  # rare (an assessed answer each): as one by one
+            _fold_quiz_answer(db, op)
+        write_rows(db, "missed_questions", _MISSED_COLUMNS,
+                   [(*key, *row) for key, row in self.missed.items()], _MISSED_MERGE, alias="t")
+        months: dict[tuple, list] = {}
+        for (day, learner, pack), (events, seconds) in self.activity.items():
+            month = months.setdefault((day[:7], learner, pack), [0, 0])
+            month[0] += events
+            month[1] += seconds
+        for table, key, rows in (("activity_days", "day", self.activity),
+                                 ("activity_months", "month", months)):
+            write_rows(db, table, (key, "learner_uuid", "pack_id", "events", "seconds"),
+                       [(*k, *v) for k, v in rows.items()],
+                       f"ON CONFLICT ({key}, learner_uuid, pack_id) DO UPDATE SET"
+                       f" events = t.events + excluded.events,"
+                       f" seconds = t.seconds + excluded.seconds", alias="t")
+        _write_answer_states(db, self.answers)
+
+
+def _write_records(db, table: str, ops: list[Op]) -> None:
+    """The newest op of each record, in one statement: the row keeps the higher version even
+    when two writers fold puts of one record at once (a lower one stays in the log as
+    history). Versions compare bytewise on both engines."""
+    columns = ENTITIES[ops[0].entity]
+    names = ["uuid", "version", "deleted", *columns]
+    write_rows(db, table, names, [_record_row(op, columns) for op in ops],
+               f"ON CONFLICT (uuid) DO UPDATE SET"
+               f" {', '.join(f'{n} = excluded.{n}' for n in names[1:])}"
+               f" WHERE {table}.version < excluded.version")
+
+
+def _write_answer_states(db, answers: dict[tuple, list[Op]]) -> None:
+    """Each exercise's state read once, merged with the batch's answers, written once (after
+    the upsert of its summary, whose row lock keeps a concurrent writer of the same exercise
+    waiting until this transaction ends)."""
     keys = list(answers)
-    for start in range(0, len(keys), 300):
-        chunk = keys[start:start + 300]
-        rows = db.execute(
-            "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
-            " (learner_uuid, pack_id, node_id) IN"
-            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
-            [v for key in chunk for v in key]).fetchall()
+    as_json = dialect.of(db).rows_as_json
+    for start in range(0, len(keys), 5000 if as_json else 300):
+        chunk = keys[start:start + (5000 if as_json else 300)]
+        if as_json:  # one parameter (a long list of placeholders costs psycopg more to parse)
+            rows = db.execute(
+                "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+                " (learner_uuid, pack_id, node_id) IN (SELECT learner_uuid, pack_id, node_id"
+                " FROM json_populate_recordset(NULL::progress, ?))",
+                [json.dumps([dict(zip(_PROGRESS_COLUMNS[:3], key, strict=True))
+                             for key in chunk])]).fetchall()
+        else:
+            rows = db.execute(
+                "SELECT learner_uuid, pack_id, node_id, recent, solved FROM progress WHERE"
+                " (learner_uuid, pack_id, node_id) IN"
+                f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
+                [v for key in chunk for v in key]).fetchall()
         state = {tuple(r[:3]): (json.loads(r[3] or "[]"), json.loads(r[4] or "[]")) for r in rows}
         updates = []
         for key in chunk:
             recent, solved = state.get(key, ([], []))
             for op in answers[key]:
                 recent, solved = _merge_answer(recent, solved, op)
-            updates.append((json.dumps(recent, separators=(",", ":")),
-                            json.dumps(solved, separators=(",", ":")), *key))
-        db.conn.executemany("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ?"
-                            " AND pack_id = ? AND node_id = ?", updates)
-    return new
+            updates.append((*key, json.dumps(recent, separators=(",", ":")),
+                            json.dumps(solved, separators=(",", ":"))))
+        # An upsert whose rows all exist (their summaries were just written): one statement.
+        write_rows(db, "progress", (*_PROGRESS_COLUMNS[:3], "recent", "solved",
+                                    "first_version", "last_version"),
+                   [(*u, "", "") for u in updates],
+                   "ON CONFLICT (learner_uuid, pack_id, node_id) DO UPDATE SET"
+                   " recent = excluded.recent, solved = excluded.solved")
 
 
-@contextmanager
-def _pipeline(db):
-    """Statements whose answers nobody reads sent without waiting (PostgreSQL); as is on SQLite."""
-    pipeline = getattr(db, "pipeline", None)
-    if pipeline is None:
-        yield
-        return
-    with pipeline():
-        yield
+_PROGRESS_COLUMNS = ("learner_uuid", "pack_id", "node_id", "progress", "completed_version",
+                     "seconds", "answers", "correct", "position", "position_version",
+                     "first_version", "last_version")
+# The merge of an event into its exercise's summary (and of a batch's sums: the same rules).
+# position: the latest one by version wins (resume where the learner last was).
+_PROGRESS_MERGE = """
+        ON CONFLICT (learner_uuid, pack_id, node_id) DO UPDATE SET
+            progress = max(t.progress, excluded.progress),
+            completed_version = CASE
+                WHEN t.completed_version IS NULL THEN excluded.completed_version
+                WHEN excluded.completed_version IS NULL THEN t.completed_version
+                ELSE min(t.completed_version, excluded.completed_version) END,
+            seconds = t.seconds + excluded.seconds,
+            answers = t.answers + excluded.answers,
+            correct = t.correct + excluded.correct,
+            position = CASE WHEN excluded.position IS NOT NULL
+                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
+                            THEN excluded.position ELSE t.position END,
+            position_version = CASE WHEN excluded.position IS NOT NULL
+                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
+                            THEN excluded.position_version ELSE t.position_version END,
+            first_version = min(t.first_version, excluded.first_version),
+            last_version = max(t.last_version, excluded.last_version)
+"""
+_MISSED_COLUMNS = ("learner_uuid", "pack_id", "node_id", "question_id", "wrong", "seen_values",
+                   "seen_version")
+# The numbers a generated question showed, from the latest wrong answer by version (the same
+# whatever order the answers arrive in), so the report shows what learners saw.
+_MISSED_MERGE = (
+    "ON CONFLICT (learner_uuid, pack_id, node_id, question_id) DO UPDATE SET"
+    " wrong = t.wrong + excluded.wrong,"
+    " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
+    "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_values ELSE t.seen_values END,"
+    " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
+    "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_version ELSE t.seen_version END")
 
 
 def _fold_record(db, op: Op) -> None:
-    table = TABLES.get(op.entity)
-    if table is None:  # an entity from a newer Passerelle: kept in the log, folded once upgraded
-        return
-    columns = ENTITIES[op.entity]
+    if op.entity in TABLES:  # an entity from a newer Passerelle: kept in the log, folded once upgraded
+        _write_records(db, TABLES[op.entity], [op])
+
+
+def _record_row(op: Op, columns: tuple[str, ...]) -> tuple:
     values = {c: None for c in columns}
     if op.kind == "put":
         for c in columns:
             if c in op.payload:
                 value = op.payload[c]
                 # sort_keys: the op travels as canonical JSON, so every box folds the same text
-                values[c] = (json.dumps(value, sort_keys=True) if c in JSON_COLUMNS
-                             and value is not None else value)
-    names = ["uuid", "version", "deleted", *columns]
-    # One statement: the row keeps the higher version even when two writers fold puts of one
-    # record at once (a lower one stays in the log as history). Versions compare bytewise on
-    # both engines.
-    db.execute(
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        f" ON CONFLICT (uuid) DO UPDATE SET"
-        f" {', '.join(f'{n} = excluded.{n}' for n in names[1:])}"
-        f" WHERE {table}.version < excluded.version",
-        [op.subject, op.version, 1 if op.kind == "delete" else 0, *(values[c] for c in columns)],
-    )
+                if c in JSON_COLUMNS and value is not None:
+                    value = json.dumps(value, sort_keys=True)
+                elif isinstance(value, bool):
+                    value = int(value)  # as SQLite stores it, and an INTEGER column takes it
+                values[c] = value
+    return (op.subject, op.version, 1 if op.kind == "delete" else 0, *(values[c] for c in columns))
 
 
 def history(db: sqlite_utils.Database, entity: str, uuid: str) -> list[Op]:
@@ -514,54 +708,11 @@ def event_counts(op: Op) -> tuple[float, str | None, int, int, int]:
     return progress, completed, answered, correct, seconds
 
 
-def _fold_event(db, op: Op, answer_state: bool = True) -> None:
-    """Commutative merge of one event into the learner's summary for that resource.
-
-    ``answer_state=False``: the caller merges the exercise's state itself (a batch reads and
-    writes each exercise's row once, see :func:`apply_many`)."""
-    p = op.payload
-    progress, completed, answered, correct, seconds = event_counts(op)
-    if p.get("quiz"):
-        # An answer in a quiz assesses: it is kept apart from practice and never counts
-        # towards an exercise's mastery (``quiz_answers``, read by the quiz report). Its
-        # time and day still count in the reports' activity.
-        _fold_quiz_answer(db, op)
-        fold_activity(db, op, seconds)
-        return
-    # position: the latest one by version wins (resume where the learner last was).
-    db.execute(
-        """
-        INSERT INTO progress AS t (learner_uuid, pack_id, node_id, progress, completed_version,
-                              seconds, answers, correct, position, position_version,
-                              first_version, last_version)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (learner_uuid, pack_id, node_id) DO UPDATE SET
-            progress = max(t.progress, excluded.progress),
-            completed_version = CASE
-                WHEN t.completed_version IS NULL THEN excluded.completed_version
-                WHEN excluded.completed_version IS NULL THEN t.completed_version
-                ELSE min(t.completed_version, excluded.completed_version) END,
-            seconds = t.seconds + excluded.seconds,
-            answers = t.answers + excluded.answers,
-            correct = t.correct + excluded.correct,
-            position = CASE WHEN excluded.position IS NOT NULL
-                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
-                            THEN excluded.position ELSE t.position END,
-            position_version = CASE WHEN excluded.position IS NOT NULL
-                             AND (t.position_version IS NULL OR excluded.position_version > t.position_version)
-                            THEN excluded.position_version ELSE t.position_version END,
-            first_version = min(t.first_version, excluded.first_version),
-            last_version = max(t.last_version, excluded.last_version)
-        """,
-        [op.subject, p.get("pack_id"), p.get("node_id"), progress, completed, seconds, answered,
-         correct, p.get("position"), op.version if p.get("position") is not None else None,
-         op.version, op.version],
-    )
-    if p.get("type") == "answer":
-        if answer_state:
-            _fold_answer_state(db, op)
-        _count_missed(db, op)
-    fold_activity(db, op, seconds)
+def _fold_event(db, op: Op) -> None:
+    """Commutative merge of one event into the learner's summaries (as a batch of one)."""
+    fold = _Fold()
+    fold.event(op)
+    fold.write(db)
 
 
 def activity_day(op: Op) -> str:
@@ -578,20 +729,6 @@ def activity_day(op: Op) -> str:
                 moment = moment.astimezone(UTC)
             return moment.date().isoformat()
     return datetime.fromtimestamp(parse_version(op.version)[0] / 1000, UTC).date().isoformat()
-
-
-def fold_activity(db, op: Op, seconds: int) -> None:
-    """Count one event in the daily and monthly summaries the reports read (day, learner,
-    pack): computed here, so every database engine keeps them the same way."""
-    day = activity_day(op)
-    pack = op.payload.get("pack_id")
-    pack = "" if pack is None else str(pack)
-    for table, key in (("activity_days", ("day", day)), ("activity_months", ("month", day[:7]))):
-        db.execute(
-            f"INSERT INTO {table} ({key[0]}, learner_uuid, pack_id, events, seconds)"
-            " VALUES (?, ?, ?, 1, ?) ON CONFLICT ({0}, learner_uuid, pack_id) DO UPDATE SET"
-            " events = {1}.events + 1, seconds = {1}.seconds + excluded.seconds".format(key[0], table),
-            [key[1], op.subject, pack, seconds])
 
 
 def merge_answers(recent: list, solved: list, version: str, correct: bool,
@@ -618,47 +755,11 @@ def missed_question(payload: dict) -> str | None:
     return "" if question is None else str(question)
 
 
-def _fold_answer_state(db, op: Op) -> None:
-    """Keep the exercise's state with its summary (as Kolibri keeps a mastery log), so an
-    answer reads one row instead of replaying the learner's history."""
-    p = op.payload
-    key = [op.subject, p.get("pack_id"), p.get("node_id")]
-    row = db.execute("SELECT recent, solved FROM progress WHERE learner_uuid = ? AND pack_id = ?"
-                     " AND node_id = ?", key).fetchone()
-    recent, solved = _merge_answer(json.loads(row[0] or "[]"), json.loads(row[1] or "[]"), op)
-    db.execute("UPDATE progress SET recent = ?, solved = ? WHERE learner_uuid = ? AND pack_id = ?"
-               " AND node_id = ?", [json.dumps(recent, separators=(",", ":")),
-                                    json.dumps(solved, separators=(",", ":")), *key])
-
-
 def _merge_answer(recent: list, solved: list, op: Op) -> tuple[list, list]:
     p = op.payload
     question = p.get("question_id")
     return merge_answers(recent, solved, op.version, bool(p.get("correct")),
                          None if question is None else str(question))
-
-
-def _count_missed(db, op: Op) -> None:
-    """Count wrong answers per question, so the facilitator's "most missed questions" add
-    up a few small rows instead of parsing every answer the class ever gave."""
-    p = op.payload
-    key = [op.subject, p.get("pack_id"), p.get("node_id")]
-    missed = missed_question(p)
-    if missed is not None:
-        # The numbers a generated question showed, from the latest wrong answer by version (the
-        # same whatever order the answers arrive in), so the report shows what learners saw.
-        values = p.get("values")
-        seen = json.dumps(values, sort_keys=True, separators=(",", ":")) if values else None
-        db.execute(
-            "INSERT INTO missed_questions AS t (learner_uuid, pack_id, node_id, question_id, wrong,"
-            " seen_values, seen_version) VALUES (?, ?, ?, ?, 1, ?, ?)"
-            " ON CONFLICT (learner_uuid, pack_id, node_id, question_id) DO UPDATE SET"
-            " wrong = t.wrong + 1,"
-            " seen_values = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
-            "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_values ELSE t.seen_values END,"
-            " seen_version = CASE WHEN excluded.seen_values IS NOT NULL AND (t.seen_version IS NULL"
-            "   OR excluded.seen_version > t.seen_version) THEN excluded.seen_version ELSE t.seen_version END",
-            [*key, missed, seen, op.version if seen else None])
 
 
 def _fold_quiz_answer(db, op: Op) -> None:

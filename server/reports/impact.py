@@ -19,7 +19,7 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   counts once.
 - Learning time is read from the summaries ``activity_months`` (whole months)
   and ``activity_days`` (the days at either end), one row per month or day,
-  learner and pack, kept by the fold (``records.fold_activity``), never from
+  learner and pack, kept by the fold (``records.apply_many``), never from
   the events themselves: scanning 2,000,000 events takes 15 s on a small box,
   the summaries a fraction of a second. Every figure is aggregated in SQL; what
   comes back to Python is one row per pack, language or distinct profile.
@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
+from passerelle.server import dialect as engines
 from passerelle.server import records
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
@@ -361,6 +362,13 @@ def _scope_sql(class_uuids: Collection[str], start: date, end: date) -> tuple[st
 
 def impact(db: sqlite_utils.Database, start: date, end: date,
            class_uuids: Collection[str] | None = None) -> Report:
+    """The impact report (see :func:`_impact`), its statements given room to aggregate."""
+    with engines.of(db).analytics(db):
+        return _impact(db, start, end, class_uuids)
+
+
+def _impact(db: sqlite_utils.Database, start: date, end: date,
+            class_uuids: Collection[str] | None = None) -> Report:
     """The impact report for ``start``..``end`` (both included): the whole organisation, or only
     the given classes (their learners for the range, see :func:`scope_learners`, and their
     sessions) when ``class_uuids`` is set.
@@ -404,7 +412,9 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
     # Everything about learners in one statement, so the summaries are read once: ``lp`` (one
     # row per learner and pack of the range; a CTE used three times, which both SQLite and
     # PostgreSQL materialise) gives learners and time per pack, learners per language of the
-    # pack, and everyone reached (learned, or was present) per distinct profile.
+    # pack, and everyone reached (learned, or was present) per distinct profile. Learners per
+    # language are counted from DISTINCT pairs, which PostgreSQL hashes (its count(DISTINCT)
+    # sorts: 1.4 of 10 s over a million learners).
     installed = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT id, title, language FROM content_packs").fetchall()}
     # A ZIM read on the box (time on its articles) is a row like a pack's.
@@ -417,8 +427,8 @@ def impact(db: sqlite_utils.Database, start: date, end: date,
         f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds FROM ({scoped}) act"
         f"            GROUP BY learner_uuid, pack_id)"
         f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM lp GROUP BY pack_id"
-        f" UNION ALL SELECT 'language', lang, count(DISTINCT learner_uuid), NULL"
-        f"   FROM (SELECT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
+        f" UNION ALL SELECT 'language', lang, count(*), NULL"
+        f"   FROM (SELECT DISTINCT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
         f" UNION ALL SELECT 'profile', u.profile, count(*), NULL"
         f"   FROM (SELECT learner_uuid FROM lp UNION SELECT learner_uuid FROM ({present}) p) r"
         f"   LEFT JOIN users u ON u.uuid = r.learner_uuid AND u.deleted = 0 GROUP BY u.profile",
@@ -513,15 +523,14 @@ def progress_csv(db: sqlite_utils.Database, batch: int = 1000, dialect: CsvDiale
                  ) -> Iterator[str]:
     """All progress, one CSV row per learner and resource, in chunks of ``batch`` rows (BOM first)."""
     yield BOM + _csv_line(PROGRESS_COLUMNS, dialect)
-    cursor = db.execute(
-        "SELECT p.learner_uuid, u.display_name, p.pack_id, p.node_id, n.title, p.progress,"
-        " p.completed_version, p.seconds, p.answers, p.correct FROM progress p"
-        " JOIN users u ON u.uuid = p.learner_uuid AND u.deleted = 0"
-        " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
-        " ORDER BY p.learner_uuid, p.pack_id, p.node_id")
     out = io.StringIO()
     writer = dialect.writer(out)
-    while rows := cursor.fetchmany(batch):
+    for rows in engines.chunks(
+            db, "SELECT p.learner_uuid, u.display_name, p.pack_id, p.node_id, n.title, p.progress,"
+            " p.completed_version, p.seconds, p.answers, p.correct FROM progress p"
+            " JOIN users u ON u.uuid = p.learner_uuid AND u.deleted = 0"
+            " LEFT JOIN content_nodes n ON n.pack_id = p.pack_id AND n.node_id = p.node_id"
+            " ORDER BY p.learner_uuid, p.pack_id, p.node_id", size=batch):
         for learner, name, pack_id, node_id, title, progress, done, seconds, answers, correct in rows:
             writer.writerow([learner, name, pack_id, node_id, title or "",
                              dialect.number(f"{progress:g}"),
@@ -619,9 +628,9 @@ def xapi_statements(db: sqlite_utils.Database, with_names: bool = False,
     nodes = {(pack, node): (title, kind, language) for pack, node, title, kind, language in db.execute(
         "SELECT n.pack_id, n.node_id, n.title, n.kind, coalesce(n.language, p.language)"
         " FROM content_nodes n JOIN content_packs p ON p.id = n.pack_id")}
-    cursor = db.execute("SELECT origin, seq, version, subject, payload FROM ops"
-                        " WHERE kind = 'event' AND entity = 'progress' ORDER BY origin, seq")
-    while rows := cursor.fetchmany(batch):
+    for rows in engines.chunks(db, "SELECT origin, seq, version, subject, payload FROM ops"
+                               " WHERE kind = 'event' AND entity = 'progress'"
+                               " ORDER BY origin, seq", size=batch):
         lines = []
         for row in rows:
             if row[3] not in learners:

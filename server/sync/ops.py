@@ -100,7 +100,7 @@ class SignedOp:
     @property
     def op(self) -> Op:
         return Op(self.origin, self.seq, self.version, self.kind, self.entity, self.subject,
-                  self.payload)
+                  self.payload, self._payload_text)
 
     def message(self) -> bytes:
         """Same bytes as :func:`op_message`, built without parsing the payload."""
@@ -391,8 +391,8 @@ def apply_batch(db: sqlite_utils.Database, batch: Iterable[SignedOp],
                     have[origin] = start[origin] = records.head(db, origin, lock=True)
                 have[origin] = _take_skips(db, runs, origin, have[origin], None)
         if signatures:
-            db.conn.executemany("INSERT OR IGNORE INTO op_signatures (origin, seq, signature)"
-                                " VALUES (?, ?, ?)", signatures)
+            records.write_rows(db, "op_signatures", ("origin", "seq", "signature"), signatures,
+                               "ON CONFLICT DO NOTHING")
         for origin, seq in have.items():
             if seq > start[origin]:
                 db.execute("UPDATE heads SET max_seq = ? WHERE origin = ?", [seq, origin])

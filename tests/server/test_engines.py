@@ -38,7 +38,7 @@ def sqlite_schema(db) -> dict:
 def postgres_schema(db) -> dict:
     raw = db.conn.raw
     schema = {}
-    for (table,) in raw.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"):
+    for table in db.table_names():  # a year partition of a summary is part of its table
         if table in BOOKKEEPING:
             continue
         columns = {name: (TYPES[kind.upper()], nullable == "NO") for name, kind, nullable in raw.execute(
@@ -218,3 +218,42 @@ def test_a_hub_on_postgresql_keeps_its_zim_index_jobs_with_its_records(tmp_path,
         assert indexer.statuses() == {} and indexer.pending() == []
     finally:
         indexer.close()
+
+
+def test_the_summaries_are_partitioned_by_year_on_postgresql(postgresql_url):
+    from datetime import UTC, datetime
+
+    from passerelle.server import partitions, records
+    from passerelle.server.reports import impact
+
+    db = dbmod.connect(postgresql_url)
+    try:
+        def parts(table):
+            return sorted(r[0] for r in db.conn.raw.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = %s::regclass", [table]))
+
+        year = datetime.now(UTC).year
+        for table in partitions.SUMMARIES:
+            assert parts(table) == [f"{table}_other", *(f"{table}_y{y}" for y in
+                                                        range(year, year + 3))]
+        assert "activity_days_other" not in db.table_names()
+        # An event of a year without a partition lands in DEFAULT; a start moves it to its own.
+        records.event(db, "learner-1", {"pack_id": "p", "node_id": "n", "type": "progress",
+                                        "seconds": 30, "occurred_at": "2019-05-04T10:00:00+00:00"})
+        records.event(db, "learner-1", {"pack_id": "p", "node_id": "n", "type": "progress",
+                                        "seconds": 20, "occurred_at": f"{year}-01-02T10:00:00+00:00"})
+        assert db.execute("SELECT day, seconds FROM activity_days_other").fetchall() == [
+            ("2019-05-04", 30)]
+        before = impact.impact(db, datetime(2019, 1, 1).date(), datetime(2019, 12, 31).date())
+        assert partitions.ensure_summary_years(db) == ["activity_days_y2019",
+                                                       "activity_months_y2019"]
+        assert db.execute("SELECT count(*) FROM activity_days_other").fetchone()[0] == 0
+        assert db.execute("SELECT day, seconds FROM activity_days_y2019").fetchall() == [
+            ("2019-05-04", 30)]
+        assert db.execute(f"SELECT seconds FROM activity_months_y{year}").fetchall() == [(20,)]
+        after = impact.impact(db, datetime(2019, 1, 1).date(), datetime(2019, 12, 31).date())
+        assert (after.seconds, after.people) == (before.seconds, before.people) == (30, 1)
+        assert partitions.ensure_summary_years(db) == []
+    finally:
+        db.close()

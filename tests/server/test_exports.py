@@ -21,6 +21,12 @@ WHEN = datetime(2026, 5, 4, 10, 30, 15, 250000, tzinfo=UTC)
 
 
 @pytest.fixture
+def box(box_of_engine):
+    """Every test here runs on SQLite (a box) and on PostgreSQL (a hub)."""
+    return box_of_engine
+
+
+@pytest.fixture
 def events(app, box):
     with app.app_context():
         db = get_db()
@@ -148,3 +154,20 @@ def test_records_keep_the_event_time(app, events):
     ops, _ = events
     assert reports.version_time(ops[0].version) == WHEN.replace(microsecond=250000)
     assert records.parse_version(ops[0].version)[0] == int(WHEN.timestamp() * 1000)
+
+
+def test_exports_read_through_a_server_side_cursor_on_postgresql(app, events, engine):
+    """On a hub's PostgreSQL the rows come through a named cursor, a chunk at a time (a plain
+    cursor would receive the whole answer first); a reader that stops ends its snapshot."""
+    with app.app_context():
+        db = get_db()
+        chunks = reports.xapi_statements(db, batch=2)
+        assert next(chunks).count("\n") == 2
+        if engine == "postgresql":
+            names = [r[0] for r in db.execute("SELECT name FROM pg_cursors")]
+            assert len(names) == 1 and names[0].startswith("passerelle_stream_")
+        chunks.close()
+        assert not db.conn.in_transaction
+        if engine == "postgresql":
+            assert db.execute("SELECT count(*) FROM pg_cursors").fetchone()[0] == 0
+        assert len(list(reports.progress_csv(db, batch=1))) == 1 + 3
