@@ -288,6 +288,17 @@ def _text(archive, key: str) -> str:
         return ""
 
 
+def limit_cluster_cache(max_bytes: int) -> None:
+    """Bound libzim's cache of decompressed clusters (one per process, 16 MiB by default).
+
+    A reader walking a ZIM from end to end (indexing it) never comes back to a cluster:
+    a cache bigger than a couple of clusters (~2 MiB each) is memory spent for nothing."""
+    if AVAILABLE:
+        from libzim.reader import set_cluster_cache_max_size
+
+        set_cluster_cache_max_size(int(max_bytes))
+
+
 def open_archive(path: str | os.PathLike) -> Any:
     """Open a ZIM with libzim; any damage libzim reports becomes one :class:`InvalidZim` line."""
     _require()
@@ -738,6 +749,7 @@ __all__ = [
     "ZimUnsupported",
     "inspect",
     "kiosk_language",
+    "limit_cluster_cache",
     "open_archive",
     "zim_parts",
 ]

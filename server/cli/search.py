@@ -110,9 +110,14 @@ def index_zim(env: Env, uuid: str | None) -> None:
 
     Example: passerelle index zim
     """
+    from passerelle.content import zim as zimlib
     from passerelle.server.packs.zim import indexer_for
 
-    indexer = indexer_for(env.home, env.settings())
+    # This process only walks the ZIMs from end to end and writes their index: two
+    # clusters of cache are enough, and the index file is read through SQLite's page
+    # cache alone (a mapped window would add its pages to the resident size).
+    zimlib.limit_cluster_cache(4 * 1024 * 1024)
+    indexer = indexer_for(env.home, env.settings(), mmap_bytes=0)
     if uuid:
         indexer.queue(uuid)
     todo = [uuid] if uuid else indexer.pending()

@@ -65,15 +65,16 @@ def library_for(home, busy_timeout_ms: int) -> zimlib.ZimLibrary:
     return zimlib.ZimLibrary(lambda: connect(home.db_path, busy_timeout_ms), home.storage)
 
 
-def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None):
+def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None, **options):
     """The ZIM indexer of a data home (server and CLI alike); it waits while the disk is
-    below its reserve, as the lessons' index does."""
+    below its reserve, as the lessons' index does. ``options`` go to ``ZimIndexer``."""
     from passerelle.server.search.zim_index import ZimIndexer
 
     library = library or library_for(home, settings["db_busy_timeout_ms"])
     return ZimIndexer(library, lambda: connect(home.db_path, settings["db_busy_timeout_ms"]),
                       home.index / "zim",
-                      may_write=lambda: disk.optional_writes_allowed(home.root, settings))
+                      may_write=lambda: disk.optional_writes_allowed(home.root, settings),
+                      **options)
 
 
 def _is_staff() -> bool:

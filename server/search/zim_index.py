@@ -42,6 +42,7 @@ from pathlib import Path
 
 from passerelle import search_index as si
 from passerelle.content import zim as zimlib
+from passerelle.content.library import release_memory
 
 BATCH_ENTRIES = 400          # entries read per slice (articles, media, redirects)
 BATCH_CHARS = 2_000_000      # text per slice: bounds the indexer's memory
@@ -87,8 +88,9 @@ class ZimIndexer:
 
     def __init__(self, zims: zimlib.ZimLibrary, connect: Callable, folder: str | os.PathLike,
                  *, may_write: Callable[[], bool] = lambda: True,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, mmap_bytes: int = MMAP_BYTES):
         self.zims = zims
+        self.mmap_bytes = mmap_bytes
         self.connect = connect
         self.folder = Path(folder)
         self.may_write = may_write
@@ -180,7 +182,8 @@ class ZimIndexer:
         with self._lock:
             found = self._indexes.get(uuid)
             if found is None and (create or self.path(uuid).exists()):
-                found = self._indexes[uuid] = si.SearchIndex(self.path(uuid), mmap_bytes=MMAP_BYTES)
+                found = self._indexes[uuid] = si.SearchIndex(self.path(uuid),
+                                                                  mmap_bytes=self.mmap_bytes)
             return found
 
     def _drop_file(self, uuid: str) -> None:
@@ -232,6 +235,11 @@ class ZimIndexer:
                 self.logger.error("indexing ZIM %s failed: %s", uuid, exc)
                 self._set(uuid, state="failed", error=str(exc)[:500])
                 return False
+            finally:
+                # A slice's documents, its HTML and libzim's buffers are freed now, but
+                # glibc would keep their pages: the process would stay at its highest
+                # slice for good. Nothing here makes reference cycles: no collection.
+                release_memory(collect=False)
 
     def _slice(self, info: zimlib.ZimInfo, job: IndexStatus, slice_seconds: float) -> bool:
         started = time.monotonic()
