@@ -113,11 +113,9 @@ def index_zim(env: Env, uuid: str | None) -> None:
     from passerelle.content import zim as zimlib
     from passerelle.server.packs.zim import indexer_for
 
-    # This process only walks the ZIMs from end to end and writes their index: two
-    # clusters of cache are enough, and the index file is read through SQLite's page
-    # cache alone (a mapped window would add its pages to the resident size).
+    # This process only walks the ZIMs from end to end: two clusters of cache are enough.
     zimlib.limit_cluster_cache(4 * 1024 * 1024)
-    indexer = indexer_for(env.home, env.settings(), mmap_bytes=0)
+    indexer = indexer_for(env.home, env.settings())
     if uuid:
         indexer.queue(uuid)
     todo = [uuid] if uuid else indexer.pending()
