@@ -51,9 +51,9 @@ MAX_TEXT = 50_000            # characters of an article indexed (its beginning)
 IDLE_SECONDS = 30.0          # how often an idle indexer looks for queued ZIMs
 # Each serving thread searches through a connection of its own, and both SQLite's
 # mapped window and its page cache are per connection: with a 16 MiB window and 4 MB of
-# cache, 8 threads searching one 100,000-article index held ~110 MB more (measured on a
-# 30,000-article index: +75 MB mapped, +32 MB cache). Reads through the OS page cache
-# (no window) and 2 MB of cache per connection cost no measurable CPU per search here.
+# cache, 8 threads searching one 30,000-article index held 80-110 MB more; without a
+# window and with 2 MB of cache, 20 MB (bench/zim_fts_memory.py). Reads through the OS
+# page cache cost no measurable CPU per search; 1 MB of cache cost ~30 % more.
 MMAP_BYTES = 0
 CACHE_KIB = 2000
 
