@@ -113,8 +113,7 @@ def index_zim(env: Env, uuid: str | None) -> None:
     from passerelle.content import zim as zimlib
     from passerelle.server.packs.zim import indexer_for
 
-    # This process only walks the ZIMs from end to end: two clusters of cache are enough.
-    zimlib.limit_cluster_cache(4 * 1024 * 1024)
+    zimlib.limit_cluster_cache()
     indexer = indexer_for(env.home, env.settings())
     if uuid:
         indexer.queue(uuid)

@@ -456,5 +456,6 @@ def init_app(app: Flask) -> None:
     app.extensions["passerelle.zims"] = library = library_for(home, app.config["DB_BUSY_TIMEOUT_MS"])
     app.extensions["passerelle.zim_index"] = indexer_for(home, app.config["SETTINGS"], library)
     app.register_blueprint(bp)
+    zimlib.limit_cluster_cache()
     if not zimlib.AVAILABLE:
         app.logger.warning("%s", zimlib.UNAVAILABLE_REASON)

@@ -275,6 +275,11 @@ def test_a_zim_index_costs_each_serving_thread_little_memory(app, plain, monkeyp
     thread.start()
     thread.join()
     assert seen == [(0, -zim_index.CACHE_KIB)] and zim_index.CACHE_KIB <= 2000
+    # libzim's cache of decompressed clusters, bounded for the whole serving process.
+    from libzim.reader import get_cluster_cache_max_size
+    from passerelle.content import zim as zimlib
+
+    assert get_cluster_cache_max_size() == zimlib.CLUSTER_CACHE_BYTES <= 4 * 1024 * 1024
 
 
 def test_indexing_is_skippable_and_a_second_process_waits_its_turn(app, plain):
