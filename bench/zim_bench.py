@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _box import PASSERELLE, REPO, free_port, rss_mb  # noqa: E402
+from _box import PASSERELLE, REPO, cpu_seconds, free_port, memory_split, rss_mb  # noqa: E402
 
 DATA = REPO / "bench" / "data"
 ARTICLES = 100_000
@@ -185,6 +184,17 @@ def sequential(base: str, paths: list[str]) -> dict:
     return load(base, paths, clients=1)
 
 
+def measured(pid: int, run, paths: list[str]) -> dict:
+    """``run(paths)`` (load or sequential), with the server's CPU time per request and
+    the load average: on a shared machine the wall-clock times also count the waits for
+    a core, the CPU time does not."""
+    cpu = cpu_seconds(pid)
+    found = run(paths)
+    found["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(1, len(paths))
+    found["load"] = os.getloadavg()[0]
+    return found
+
+
 def wait_for(url: str, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -265,14 +275,23 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
     db.close()
 
     # Indexing into our FTS5 index, as for a ZIM without one: alone in its process.
+    # Its own peak and CPU time, from wait4: the children's rusage of this process would
+    # also hold the peaks of the imports before it.
     started = time.monotonic()
-    subprocess.run([PASSERELLE, "index", "zim", uuid], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    indexing = subprocess.Popen([PASSERELLE, "index", "zim", uuid], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(indexing.pid, 0)
+    indexing.returncode = os.waitstatus_to_exitcode(status)
+    if indexing.returncode:
+        raise SystemExit(f"passerelle index zim failed ({indexing.returncode})")
     results["index_seconds"] = round(time.monotonic() - started, 1)
-    results["index_peak_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    results["index_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
+    results["index_peak_mb"] = round(usage.ru_maxrss / 1024)
+    results["index_load"] = round(os.getloadavg()[0], 1)
     index_file = home / "index" / "zim" / f"{uuid}.db"
     results["index_mb"] = round(index_file.stat().st_size / 1e6, 1)
-    print(f"our FTS5 index: {results['index_seconds']} s, peak {results['index_peak_mb']} MB "
+    print(f"our FTS5 index: {results['index_seconds']} s ({results['index_cpu_seconds']} s of CPU,"
+          f" load average {results['index_load']}), peak {results['index_peak_mb']} MB "
           f"(the indexing process), {results['index_mb']} MB on disk", flush=True)
 
     paths = article_paths(zim, requests)
@@ -289,11 +308,14 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
         wait_for(base + "/catalog/v2/entries", kiwix, "kiwix-serve")
         rss_idle = rss_mb(kiwix.pid)
         k = results["kiwix"] = {}
-        k["main"] = sequential(base, [f"/{book}/"] * 50)
-        k["article"] = load(base, [f"/{book}/{p}" for p in quoted])
-        k["search"] = sequential(base, [f"/search?content={book}&pattern={urllib.parse.quote(w)}"
-                                        for w in words])
+        k["main"] = measured(kiwix.pid, lambda ps: sequential(base, ps), [f"/{book}/"] * 50)
+        k["article"] = measured(kiwix.pid, lambda ps: load(base, ps),
+                                [f"/{book}/{p}" for p in quoted])
+        k["search"] = measured(kiwix.pid, lambda ps: sequential(base, ps),
+                               [f"/search?content={book}&pattern={urllib.parse.quote(w)}"
+                                for w in words])
         k["rss_idle_mb"], k["rss_mb"] = round(rss_idle), round(rss_mb(kiwix.pid))
+        k["memory"] = memory_split(kiwix.pid)
     finally:
         kiwix.terminate()
         kiwix.wait(timeout=30)
@@ -303,21 +325,27 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
         base = server.url
         rss_idle = rss_mb(server.proc.pid)   # the ZIM is opened on its first request
         p = results["passerelle"] = {}
-        p["main"] = sequential(base, [f"/zim/{uuid}/"] * 50)
-        p["main_page_kiosk"] = sequential(base, [f"/read/{uuid}/"] * 50)
-        p["article"] = load(base, [f"/zim/{uuid}/{q}" for q in quoted])
+        pid = server.proc.pid
+        seq = lambda ps: sequential(base, ps)  # noqa: E731
+        p["main"] = measured(pid, seq, [f"/zim/{uuid}/"] * 50)
+        p["main_page_kiosk"] = measured(pid, seq, [f"/read/{uuid}/"] * 50)
+        p["article"] = measured(pid, lambda ps: load(base, ps), [f"/zim/{uuid}/{q}" for q in quoted])
+        p["rss_articles_mb"] = round(rss_mb(pid))
         search_paths = [f"/api/v1/zims/search?zim={uuid}&q={urllib.parse.quote(w)}" for w in words]
         if has_fulltext:
-            p["search_xapian"] = sequential(base, search_paths)
+            p["search_xapian"] = measured(pid, seq, search_paths)
+            p["rss_xapian_mb"] = round(rss_mb(pid))
         # The same ZIM as if it had no index of its own: searched in the box's FTS5 index.
         db = sqlite3.connect(home / "passerelle.db")
         db.execute("UPDATE content_zims SET has_fulltext = 0")
         db.commit()
         db.close()
         time.sleep(2.5)   # the server reads its ZIM catalogue again every 2 s
-        p["search_fts"] = sequential(base, search_paths)
-        p["search_page_fts"] = sequential(base, [f"/search?q={urllib.parse.quote(w)}" for w in words])
-        p["rss_idle_mb"], p["rss_mb"] = round(rss_idle), round(rss_mb(server.proc.pid))
+        p["search_fts"] = measured(pid, seq, search_paths)
+        p["search_page_fts"] = measured(pid, seq, [f"/search?q={urllib.parse.quote(w)}"
+                                                   for w in words])
+        p["rss_idle_mb"], p["rss_mb"] = round(rss_idle), round(rss_mb(pid))
+        p["memory"] = memory_split(pid)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -327,7 +355,8 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
 def show(results: dict) -> None:
     def line(label, r):
         print(f"  {label:<28} {r['rps']:7.0f} req/s  p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms"
-              f"  ({r['n']} requests, {r['errors']} errors)")
+              f"  CPU {r['cpu_ms']:6.1f} ms/request  ({r['n']} requests, {r['errors']} errors,"
+              f" load average {r['load']:.1f})")
 
     print(f"ZIM {results['zim']} ({results['size_mb']} MB)")
     for who in ("kiwix", "passerelle"):
@@ -335,8 +364,11 @@ def show(results: dict) -> None:
         for key, r in results[who].items():
             if isinstance(r, dict):
                 line(key, r)
-        print(f"  memory (RSS): {results[who]['rss_idle_mb']} MB idle, "
-              f"{results[who]['rss_mb']} MB after the load")
+        stages = "".join(f", {results[who][k]} MB after the {what}" for k, what in
+                         (("rss_articles_mb", "articles"), ("rss_xapian_mb", "Xapian searches"))
+                         if k in results[who])
+        print(f"  memory (RSS): {results[who]['rss_idle_mb']} MB idle{stages}, "
+              f"{results[who]['rss_mb']} MB after the load ({results[who]['memory']})")
 
 
 def main() -> int:

@@ -994,17 +994,20 @@ class _Member:
         self.close()
 
 
-def release_memory() -> None:
+def release_memory(collect: bool = True) -> None:
     """Give the memory a finished step freed back to the system.
 
     Importing a big channel builds and drops tens of MB of small objects (rows, plans,
     decoded nodes); the C allocator keeps the freed pages, so the process would stay at
     its highest point through the steps that follow. ``malloc_trim`` (glibc) returns them;
-    elsewhere this does nothing."""
+    elsewhere this does nothing. ``collect=False`` skips the garbage collector's full
+    pass (tens of ms with the GIL held in a serving process; steps that make no cycles
+    free everything without it)."""
     import ctypes
     import gc
 
-    gc.collect()
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc

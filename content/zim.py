@@ -288,6 +288,22 @@ def _text(archive, key: str) -> str:
         return ""
 
 
+# libzim's cache of decompressed clusters (one per process; libzim's default 16 MiB).
+# Its count undercounts what the clusters hold: 8 threads reading 3,000 random articles
+# of a 100,000-article ZIM kept +60 MB with 16 MiB, +21 MB with 4 MiB. Random reads
+# rarely hit it anyway, and a walk from end to end (indexing) never comes back to a
+# cluster; two clusters (~2 MiB each) keep the entries of one page together.
+CLUSTER_CACHE_BYTES = 4 * 1024 * 1024
+
+
+def limit_cluster_cache(max_bytes: int = CLUSTER_CACHE_BYTES) -> None:
+    """Bound libzim's cache of decompressed clusters (the whole process)."""
+    if AVAILABLE:
+        from libzim.reader import set_cluster_cache_max_size
+
+        set_cluster_cache_max_size(int(max_bytes))
+
+
 def open_archive(path: str | os.PathLike) -> Any:
     """Open a ZIM with libzim; any damage libzim reports becomes one :class:`InvalidZim` line."""
     _require()
@@ -738,6 +754,7 @@ __all__ = [
     "ZimUnsupported",
     "inspect",
     "kiosk_language",
+    "limit_cluster_cache",
     "open_archive",
     "zim_parts",
 ]

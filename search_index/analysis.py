@@ -75,6 +75,12 @@ def _fold_uncached(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# Words each analysis cache keeps before it starts again. Indexing a large ZIM meets a
+# new word in nearly every title (numbers, names), and 100,000 cached words take ~20 MB
+# per cache (fold, stem, terms). A corpus's common words come back within a few
+# documents, so a small bound costs little re-analysis.
+CACHE_WORDS = 50_000
+
 _fold_cache: dict[str, str] = {}
 
 
@@ -82,7 +88,7 @@ def fold(word: str) -> str:
     """Lower-cased word -> accent-free, Arabic-normalised form (cached)."""
     folded = _fold_cache.get(word)
     if folded is None:
-        if len(_fold_cache) > 500_000:  # bound memory on a small box
+        if len(_fold_cache) > CACHE_WORDS:
             _fold_cache.clear()
         folded = _fold_cache[word] = _fold_uncached(word)
     return folded
@@ -171,7 +177,7 @@ def stem(folded: str, lang: str) -> str:
         else:
             with _stem_lock:
                 out = _stemmers[lang].stemWord(folded)
-        if len(cache) > 500_000:
+        if len(cache) > CACHE_WORDS:
             cache.clear()
         cache[folded] = out
     return out
@@ -216,7 +222,7 @@ def terms_of(ws: list[str], lang: str) -> list[str]:
         cache = _term_caches.setdefault(lang, {})
     out = list(map(cache.get, ws))
     if None in out:
-        if len(cache) > 500_000:
+        if len(cache) > CACHE_WORDS:
             cache.clear()
         for i, t in enumerate(out):
             if t is None:

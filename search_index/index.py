@@ -539,11 +539,15 @@ class SearchIndex:
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 10_000,
-                 parallel: bool = False, readonly: bool = False, mmap_bytes: int = 256 * 1024**2):
+                 parallel: bool = False, readonly: bool = False, mmap_bytes: int = 256 * 1024**2,
+                 cache_kib: int = 4000):
         self.path = Path(path)
         # Memory-mapped reads are quicker, but the mapped pages count in the process's
         # resident size: an index built beside a served box may want a smaller window.
+        # Both the window and the page cache are per connection, so per serving thread:
+        # an index searched by 8 threads costs 8 times each in resident memory.
         self.mmap_bytes = int(mmap_bytes)
+        self.cache_kib = int(cache_kib)
         # A reader (a search worker process) never creates or migrates the
         # file: that would take the write lock, which a large import may hold
         # for a while. The writer of the data home prepares it first.
@@ -586,7 +590,7 @@ class SearchIndex:
             # Memory-mapped reads share the OS page cache between the threads'
             # connections instead of each keeping a large private cache.
             conn.execute(f"PRAGMA mmap_size = {self.mmap_bytes}")
-            conn.execute("PRAGMA cache_size = -4000")
+            conn.execute(f"PRAGMA cache_size = {-self.cache_kib}")
             conn.execute("PRAGMA temp_store = MEMORY")
             self._local.conn = conn
             with self._all_lock:

@@ -110,8 +110,10 @@ def index_zim(env: Env, uuid: str | None) -> None:
 
     Example: passerelle index zim
     """
+    from passerelle.content import zim as zimlib
     from passerelle.server.packs.zim import indexer_for
 
+    zimlib.limit_cluster_cache()
     indexer = indexer_for(env.home, env.settings())
     if uuid:
         indexer.queue(uuid)

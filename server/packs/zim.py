@@ -65,9 +65,9 @@ def library_for(home, busy_timeout_ms: int) -> zimlib.ZimLibrary:
     return zimlib.ZimLibrary(lambda: connect(home.db_path, busy_timeout_ms), home.storage)
 
 
-def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None):
+def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None, **options):
     """The ZIM indexer of a data home (server and CLI alike); it waits while the disk is
-    below its reserve, as the lessons' index does."""
+    below its reserve, as the lessons' index does. ``options`` go to ``ZimIndexer``."""
     from passerelle.server.search.zim_index import ZimIndexer
 
     library = library or library_for(home, settings["db_busy_timeout_ms"])
@@ -76,7 +76,8 @@ def indexer_for(home, settings, library: zimlib.ZimLibrary | None = None):
     records_at = target(home, settings)
     return ZimIndexer(library, lambda: connect(records_at, settings["db_busy_timeout_ms"]),
                       home.index / "zim",
-                      may_write=lambda: disk.optional_writes_allowed(home.root, settings))
+                      may_write=lambda: disk.optional_writes_allowed(home.root, settings),
+                      **options)
 
 
 def _is_staff() -> bool:
@@ -458,5 +459,6 @@ def init_app(app: Flask) -> None:
     app.extensions["passerelle.zims"] = library = library_for(home, app.config["DB_BUSY_TIMEOUT_MS"])
     app.extensions["passerelle.zim_index"] = indexer_for(home, app.config["SETTINGS"], library)
     app.register_blueprint(bp)
+    zimlib.limit_cluster_cache()
     if not zimlib.AVAILABLE:
         app.logger.warning("%s", zimlib.UNAVAILABLE_REASON)

@@ -42,15 +42,20 @@ from pathlib import Path
 
 from passerelle import search_index as si
 from passerelle.content import zim as zimlib
+from passerelle.content.library import release_memory
 
 BATCH_ENTRIES = 400          # entries read per slice (articles, media, redirects)
 BATCH_CHARS = 2_000_000      # text per slice: bounds the indexer's memory
 SLICE_SECONDS = 0.5          # work per slice, then as long a pause
 MAX_TEXT = 50_000            # characters of an article indexed (its beginning)
 IDLE_SECONDS = 30.0          # how often an idle indexer looks for queued ZIMs
-# Memory-mapped window of each ZIM's index file: a 100,000-article index is ~250 MB, and
-# mapped pages count in the server's resident memory (a Pi has 1 GB for everything).
-MMAP_BYTES = 16 * 1024 * 1024
+# Each serving thread searches through a connection of its own, and both SQLite's
+# mapped window and its page cache are per connection: with a 16 MiB window and 4 MB of
+# cache, 8 threads searching one 30,000-article index held 80-110 MB more; without a
+# window and with 2 MB of cache, 20 MB (bench/zim_fts_memory.py). Reads through the OS
+# page cache cost no measurable CPU per search; 1 MB of cache cost ~30 % more.
+MMAP_BYTES = 0
+CACHE_KIB = 2000
 
 STATES = ("queued", "done", "skipped", "failed")
 
@@ -87,8 +92,11 @@ class ZimIndexer:
 
     def __init__(self, zims: zimlib.ZimLibrary, connect: Callable, folder: str | os.PathLike,
                  *, may_write: Callable[[], bool] = lambda: True,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, mmap_bytes: int = MMAP_BYTES,
+                 cache_kib: int = CACHE_KIB):
         self.zims = zims
+        self.mmap_bytes = mmap_bytes
+        self.cache_kib = cache_kib
         self.connect = connect
         self.folder = Path(folder)
         self.may_write = may_write
@@ -180,7 +188,8 @@ class ZimIndexer:
         with self._lock:
             found = self._indexes.get(uuid)
             if found is None and (create or self.path(uuid).exists()):
-                found = self._indexes[uuid] = si.SearchIndex(self.path(uuid), mmap_bytes=MMAP_BYTES)
+                found = self._indexes[uuid] = si.SearchIndex(
+                    self.path(uuid), mmap_bytes=self.mmap_bytes, cache_kib=self.cache_kib)
             return found
 
     def _drop_file(self, uuid: str) -> None:
@@ -232,6 +241,11 @@ class ZimIndexer:
                 self.logger.error("indexing ZIM %s failed: %s", uuid, exc)
                 self._set(uuid, state="failed", error=str(exc)[:500])
                 return False
+            finally:
+                # A slice's documents, its HTML and libzim's buffers are freed now, but
+                # glibc would keep their pages: the process would stay at its highest
+                # slice for good. Nothing here makes reference cycles: no collection.
+                release_memory(collect=False)
 
     def _slice(self, info: zimlib.ZimInfo, job: IndexStatus, slice_seconds: float) -> bool:
         started = time.monotonic()

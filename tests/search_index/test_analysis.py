@@ -2,6 +2,7 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from passerelle.search_index import analysis
 from passerelle.search_index.analysis import (
     analyze,
     fold,
@@ -136,3 +137,14 @@ def test_within_typos_keeps_exactly_the_near_candidates(word, candidates, bound)
     # One call for a whole candidate list: the same words, at the same distances.
     expected = {c: _osa_table(word, c) for c in candidates if _osa_table(word, c) <= bound}
     assert within_typos(word, candidates, bound) == expected
+
+
+def test_analysis_caches_stay_bounded_through_a_large_vocabulary():
+    # A large encyclopedia brings a new word in nearly every title.
+    fresh = [f"mot{i}ique" for i in range(analysis.CACHE_WORDS + 50)]
+    for start in range(0, len(fresh), 1000):
+        analysis.terms_of(fresh[start:start + 1000], "fr")
+    assert len(analysis._term_caches["fr"]) <= analysis.CACHE_WORDS + 1000
+    assert len(analysis._fold_cache) <= analysis.CACHE_WORDS + 1
+    assert len(analysis._stem_cache["fr"]) <= analysis.CACHE_WORDS + 1
+    assert analysis.terms_of(["ordinateurs"], "fr") == analyze("ordinateurs", "fr")

@@ -250,6 +250,38 @@ def test_indexing_goes_by_bounded_slices_and_resumes_after_a_crash(app, plain, m
     assert job.state == "done" and job.indexed == count
 
 
+def test_a_zim_index_costs_each_serving_thread_little_memory(app, plain, monkeypatch):
+    """Every serving thread searches through its own connection: no mapped window of the
+    index file and a small page cache each, and a slice gives its freed pages back."""
+    import threading
+
+    from passerelle.server.search import zim_index
+
+    uuid, _ = plain
+    trims = []
+    monkeypatch.setattr(zim_index, "release_memory", lambda collect=True: trims.append(collect))
+    indexer = app.extensions["passerelle.zim_index"]
+    indexer.queue(uuid)
+    indexer.run(uuid)
+    assert trims and not any(trims)   # after each slice, without a full collection
+    seen = []
+
+    def search():
+        conn = indexer.index(uuid)._conn()
+        seen.append((conn.execute("PRAGMA mmap_size").fetchone()[0],
+                     conn.execute("PRAGMA cache_size").fetchone()[0]))
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    thread.join()
+    assert seen == [(0, -zim_index.CACHE_KIB)] and zim_index.CACHE_KIB <= 2000
+    # libzim's cache of decompressed clusters, bounded for the whole serving process.
+    from libzim.reader import get_cluster_cache_max_size
+    from passerelle.content import zim as zimlib
+
+    assert get_cluster_cache_max_size() == zimlib.CLUSTER_CACHE_BYTES <= 4 * 1024 * 1024
+
+
 def test_indexing_is_skippable_and_a_second_process_waits_its_turn(app, plain):
     import fcntl
     import os
