@@ -33,12 +33,21 @@ Design
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import json
 import random
 import secrets
 
-from flask import abort, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
@@ -141,7 +150,7 @@ def _prepare_next(run: dict, exercise: dict) -> dict:
     """The run as it will be on the next question, which the page's script shows without
     asking the box again; its drawn numbers are kept in the run (``x``) for when the learner
     answers it. Called again for a resent answer, it gives the same question."""
-    ahead = copy.deepcopy(run)
+    ahead = json.loads(json.dumps(run))  # a deep copy; the run is plain JSON (the cookie's)
     _advance(ahead, exercise)
     index = _current_index(ahead, exercise)
     values = _values(ahead, exercise["questions"][index], index)
@@ -373,6 +382,7 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
     if where is None:
         where = place(db, pack_id, found, request.args.get("lesson") or None)
     recording = _learner() is not None
+    topic_url = _topic_url(found, pack_id)
     return {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
         "content": content,  # the question's lang and dir (a Perseus one's, from its letters)
@@ -382,9 +392,9 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,
         "dots": _dots(state), "recording": recording,
-        "topic_url": _topic_url(found, pack_id),
+        "topic_url": topic_url,
         "place": where,
-        "back_url": where["back"] if where else _topic_url(found, pack_id),
+        "back_url": where["back"] if where else topic_url,
         "back_text": (_("Back to the lesson") if where and where.get("back_is_lesson")
                       else _("Back to the topic")),
         # After mastery the page offers the way on rather than more questions, unless
@@ -410,8 +420,13 @@ def _here(pack_id: str, node_id: str, more: bool | None = None,
           endpoint: str = "kiosk.practice") -> str:
     """This exercise's address, keeping the lesson the learner came from."""
     keep = request.args.get("more") if more is None else ("1" if more else None)
-    return url_for(endpoint, pack_id=pack_id, node_id=node_id,
-                   lesson=request.args.get("lesson") or None, more=keep or None)
+    # Built once per request: an answer's reply shows the page's body twice.
+    made = g.setdefault("practice_urls", {})
+    key = (endpoint, pack_id, node_id, keep)
+    if key not in made:
+        made[key] = url_for(endpoint, pack_id=pack_id, node_id=node_id,
+                            lesson=request.args.get("lesson") or None, more=keep or None)
+    return made[key]
 
 
 def _dots(state: mastery_rules.Mastery) -> list[str]:
