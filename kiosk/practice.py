@@ -6,6 +6,14 @@ Design
   posts the form, "Show a hint" is a second submit button of the same form (so
   a half-typed answer is kept), "Next question" is a small form of its own.
   ``numpad.js`` only adds an on-screen number pad.
+- **With JavaScript, one request per answer.** For a signed-in learner,
+  ``practice.js`` posts the question's fields to :func:`practice_answer`, which
+  checks and records them with the form's own :func:`_check` and answers with the
+  page's body (``practice_body.html``) twice: showing the feedback, and showing
+  the next question, whose drawn numbers the run keeps (``x``) so the question
+  answered is the one shown. The box's run moves on when the next answer (or a
+  hint) is posted for it (:func:`_catch_up`), so a reload in between shows the
+  last feedback, as without script.
 - **Post, then redirect.** Checking an answer records it and redirects to the
   page that shows the feedback, so reloading that page or pressing "back" never
   records an answer twice. Each question shown carries an ``attempt`` number; a
