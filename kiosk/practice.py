@@ -375,8 +375,9 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
                     "right": correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
     content = content_attrs(found.get("language"))
+    given_hints = shown.get("hints") or []  # only those shown are rendered
     if question["type"] == "perseus":
-        hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]
+        hints = [pv.markdown_math(h) for h in given_hints[: run["s"]]]
         content = pv.text_attrs(question, found.get("language"))
         labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
                   "answer": _("Your answer"),
@@ -385,7 +386,7 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
         prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
                                   labels=labels, seed=f"{run['k']}:{run['n']}")
     else:
-        hints = [render_markdown(h) for h in (shown.get("hints") or [])]
+        hints = [render_markdown(h) for h in given_hints[: run["s"]]]
         prompt = render_markdown(shown.get("prompt", ""))
     if where is None:
         where = place(db, pack_id, found, request.args.get("lesson") or None)
@@ -396,7 +397,7 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
         "content": content,  # the question's lang and dir (a Perseus one's, from its letters)
         "prompt": prompt, "choices": question.get("choices") or [],
         "numeric_answer": question["type"] in ("numeric", "generated"),
-        "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
+        "hints": hints, "more_hints": run["s"] < len(given_hints), "attempt": run["n"],
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,
         "dots": _dots(state), "recording": recording,
