@@ -9,10 +9,16 @@ Usage:
 Passerelle: a box with the bundled library and learners with a PIN, served by a real
 ``passerelle serve`` on 127.0.0.1 (8 threads, no discovery, no background sync). Each tablet
 is one keep-alive connection with its own cookies, signed in through the PIN form. It opens
-the exercise (GET ``/practice/<pack>/<node>``), then answers ANSWERS questions as the page's
-forms post them: ``action=check`` with the answer (answered 302 to ``#feedback``), the
-feedback page the browser then loads, ``action=next`` (302) and the next question's page.
-"The answer POST" is the ``check`` request; an answer *cycle* is all four requests.
+the exercise (GET ``/practice/<pack>/<node>``), then answers ANSWERS questions:
+
+- ``--path script`` (the default): as the page's script (``practice.js``) does, one request
+  per answer: the question's fields as JSON to the form's ``data-check`` address with the
+  page's CSRF token; the reply carries the feedback and the next question, which the
+  script shows without another request.
+- ``--path form``: as the page's forms post them without JavaScript: ``action=check`` with
+  the answer (answered 302 to ``#feedback``), the feedback page the browser then loads,
+  ``action=next`` (302) and the next question's page. "The answer POST" is the ``check``
+  request; an answer *cycle* is all four requests.
 
 Kolibri (``--kolibri-venv``): a throw-away Kolibri started as bench/kolibri_bench.py starts
 it (loopback only, no ping, no zeroconf), a channel imported from disk (``kolibri manage
@@ -87,7 +93,7 @@ def follow(location: str | None) -> str:
 
 def answer_for(html: str, rng: random.Random) -> str:
     """A sum's right answer (the exercise's questions are all sums), or a wrong one."""
-    prompt = re.search(r'<div class="prompt" id="prompt">(.*?)</div>', html, re.S)
+    prompt = re.search(r'<div class="prompt" id="prompt"[^>]*>(.*?)</div>', html, re.S)
     numbers = [int(n) for n in re.findall(r"\d+", re.sub(r"<[^>]+>", " ", prompt.group(1)))] \
         if prompt else []
     total = sum(numbers) if numbers else 1
@@ -99,8 +105,9 @@ def answer_for(html: str, rng: random.Random) -> str:
 class Passerelle:
     name = "Passerelle"
 
-    def __init__(self, tmp: Path, learners: int, history: int):
+    def __init__(self, tmp: Path, learners: int, history: int, path: str = "script"):
         self.home = tmp / "box"
+        self.way = path
         t0 = time.perf_counter()
         ids = prepare(self.home, learners=learners + (2 if history else 0))
         self.learners = ids["learners"][:learners]
@@ -156,15 +163,39 @@ class Passerelle:
 
     def open(self, tablet: Tablet, user: str) -> dict:
         html = tablet.request("GET", self.path).decode()
-        return {"html": html, "rng": random.Random(user)}
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+        return {"html": html, "rng": random.Random(user), "token": token}
+
+    @staticmethod
+    def keep_practising(tablet: Tablet, html: str) -> str:
+        more = re.search(r'<a class="button secondary" href="([^"]*more=1[^"]*)"', html)
+        return tablet.request("GET", htmlmod.unescape(more.group(1))).decode()
 
     def answer(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
+        return (self.answer_script if self.way == "script" else self.answer_form)(tablet, state)
+
+    def answer_script(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
+        """One answer as the page's script sends it: one request; the next question comes in
+        its reply. (seconds of the request, acknowledged, seconds of the cycle: the same)."""
+        html = state["html"]
+        if 'id="question"' not in html:  # opened after mastery: its "Keep practising" link
+            html = self.keep_practising(tablet, html)
+        url = htmlmod.unescape(re.search(r'data-check="([^"]+)"', html).group(1))
+        attempt = re.search(r'name="attempt" value="([^"]*)"', html).group(1)
+        body = {"attempt": attempt, "answer": {"answer": [answer_for(html, state["rng"])]}}
+        t0 = time.perf_counter()
+        reply = json.loads(tablet.request("POST", url, body,
+                                          headers={"X-CSRFToken": state["token"]}))
+        posted = time.perf_counter() - t0
+        state["html"] = reply["next"]  # "Next question" or "Keep practising": no request
+        return posted, "feedback" in reply, posted
+
+    def answer_form(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
         """One answer cycle, following the pages' own forms and redirects as a browser does:
         (seconds of the check POST, acknowledged, seconds of the cycle)."""
         html = state["html"]
         if 'id="question"' not in html:  # mastered: the page offers the way on, or more practice
-            more = re.search(r'<a class="button secondary" href="([^"]*more=1[^"]*)"', html)
-            html = tablet.request("GET", htmlmod.unescape(more.group(1))).decode()
+            html = self.keep_practising(tablet, html)
         action, fields = form(html, 'id="question"')
         t0 = time.perf_counter()
         tablet.request("POST", action, form={**fields, "action": "check",
@@ -341,7 +372,8 @@ def burst(side, n: int, answers: int, mode: str) -> dict:
 
 
 def show(side, r: dict) -> str:
-    cycle = f", answer cycle p95 {r['cycle_p95'] * 1000:.0f} ms" if side.name == "Passerelle" else ""
+    cycle = (f", answer cycle p95 {r['cycle_p95'] * 1000:.0f} ms"
+             if getattr(side, "way", None) == "form" else "")
     lost = "none lost" if r["stored"] >= r["acked"] else f"{r['acked'] - r['stored']} LOST"
     return (f"  {side.name:10} {r['n']:3} tablets, {r['mode']:12}: answer request p50 "
             f"{r['p50'] * 1000:.0f} ms, p95 {r['p95'] * 1000:.0f} ms, max {r['max'] * 1000:.0f} ms"
@@ -387,6 +419,9 @@ def main() -> None:
     parser.add_argument("--no-history", dest="history", action="store_const", const=0)
     parser.add_argument("--history-answers", type=int, default=60,
                         help="answers of each of the two learners in the history measure")
+    parser.add_argument("--path", choices=("script", "form"), default="script",
+                        help="Passerelle's tablets answer as the page's script does (one request"
+                             " per answer) or through the forms, as without JavaScript")
     parser.add_argument("--kolibri-venv", help="a virtualenv with kolibri 0.19 installed")
     parser.add_argument("--kolibri-channel", type=Path,
                         help="a channel folder (content/databases/<id>.sqlite3, content/storage)")
@@ -398,7 +433,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="answers-bench-") as tmp:
         tmp = Path(tmp)
-        sides = [Passerelle(tmp, max(tablets), args.history)]
+        sides = [Passerelle(tmp, max(tablets), args.history, args.path)]
         if args.kolibri_venv:
             sides.append(KolibriSide(tmp, max(tablets), args.kolibri_venv,
                                      args.kolibri_channel.resolve()))
@@ -427,7 +462,9 @@ def main() -> None:
             for side in sides:
                 side.stop()
         print(f"\nmachine: {os.cpu_count()} cores, shared with other work; client and servers on"
-              f" the same machine; Passerelle 8 Waitress threads, Kolibri as it starts by default")
+              f" the same machine; Passerelle 8 Waitress threads, answering through its"
+              f" {args.path}; Kolibri as it starts by default; load average now"
+              f" {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print("\n| side | tablets | answering | answer request p50 / p95 (each round) | answers/s |"
               " server CPU per answer | sent / acknowledged / stored, failed | resent |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")

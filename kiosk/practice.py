@@ -6,6 +6,14 @@ Design
   posts the form, "Show a hint" is a second submit button of the same form (so
   a half-typed answer is kept), "Next question" is a small form of its own.
   ``numpad.js`` only adds an on-screen number pad.
+- **With JavaScript, one request per answer.** For a signed-in learner,
+  ``practice.js`` posts the question's fields to :func:`practice_answer`, which
+  checks and records them with the form's own :func:`_check` and answers with the
+  page's body (``practice_body.html``) twice: showing the feedback, and showing
+  the next question, whose drawn numbers the run keeps (``x``) so the question
+  answered is the one shown. The box's run moves on when the next answer (or a
+  hint) is posted for it (:func:`_catch_up`), so a reload in between shows the
+  last feedback, as without script.
 - **Post, then redirect.** Checking an answer records it and redirects to the
   page that shows the feedback, so reloading that page or pressing "back" never
   records an answer twice. Each question shown carries an ``attempt`` number; a
@@ -34,10 +42,20 @@ Design
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
@@ -54,11 +72,13 @@ from passerelle.kiosk import perseus_view as pv
 from passerelle.kiosk.learn import place, require_visible
 from passerelle.kiosk.markdown import render_markdown
 from passerelle.server.db import get_db
+from passerelle.server.errors import InvalidInput, api_error
 from passerelle.server.i18n import content_attrs, direction
 from passerelle.server.learning import mastery as mastery_rules
 from passerelle.server.learning import progress
 from passerelle.server.packs import catalogue
 from passerelle.server.web.auth import ANYONE, allow, current_user
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BuildError
 
 SESSION_KEY = "practice"
@@ -128,6 +148,32 @@ def _advance(run: dict, exercise: dict) -> None:
     run["n"] += 1
     run["s"] = 0
     run.pop("f", None)
+    ahead = run.pop("x", None)
+    # The page's script already showed this question: the same numbers, drawn then.
+    if isinstance(ahead, dict) and ahead.get("n") == run["n"] and "v" in ahead:
+        run["g"][str(ahead["i"])] = {"n": run["n"], "v": ahead["v"]}
+
+
+def _prepare_next(run: dict, exercise: dict) -> dict:
+    """The run as it will be on the next question, which the page's script shows without
+    asking the box again; its drawn numbers are kept in the run (``x``) for when the learner
+    answers it. Called again for a resent answer, it gives the same question."""
+    ahead = json.loads(json.dumps(run))  # a deep copy; the run is plain JSON (the cookie's)
+    _advance(ahead, exercise)
+    index = _current_index(ahead, exercise)
+    values = _values(ahead, exercise["questions"][index], index)
+    run["x"] = {"n": ahead["n"]} if values is None else {"n": ahead["n"], "i": index, "v": values}
+    return ahead
+
+
+def _catch_up(run: dict, exercise: dict, attempt) -> bool:
+    """A post for the question after the one whose feedback the run shows, once the page's
+    script has shown that question (``x``): the learner moved on without asking the box, so
+    the run moves on now. True when it did."""
+    if run.get("f") and "x" in run and attempt == str(run["n"] + 1):
+        _advance(run, exercise)
+        return True
+    return False
 
 
 def _values(run: dict, question: dict, index: int) -> dict | None:
@@ -153,11 +199,6 @@ def _values(run: dict, question: dict, index: int) -> dict | None:
 
 class NotAnAnswer(ValueError):
     """The form holds no usable answer; the message tells the learner what to do."""
-
-
-def _read_answer(question: dict):
-    """The learner's answer from the form, in the form ``check_answer`` takes."""
-    return read_answer(question, request.form)
 
 
 def read_answer(question: dict, form, name: str = "answer"):
@@ -209,16 +250,16 @@ def _is_number(text: str) -> bool:
     return check_answer({"type": "numeric", "answer": 0, "tolerance": float("inf")}, text)
 
 
-def _draft(question: dict) -> dict:
+def _draft(question: dict, form) -> dict:
     """What the learner had entered when asking for a hint, to show it again."""
     if question["type"] == "perseus":
-        return {"widgets": pv.read_form(question, request.form)}
+        return {"widgets": pv.read_form(question, form)}
     if question["type"] == "multiple_choice":
-        return {"chosen": [int(v) for v in request.form.getlist("answer") if v.isdigit()]}
+        return {"chosen": [int(v) for v in form.getlist("answer") if v.isdigit()]}
     if question["type"] == "single_choice":
-        raw = request.form.get("answer", "")
+        raw = form.get("answer", "")
         return {"chosen": [int(raw)] if raw.isdigit() else []}
-    return {"text": request.form.get("answer", "")[:MAX_ANSWER_CHARS]}
+    return {"text": form.get("answer", "")[:MAX_ANSWER_CHARS]}
 
 
 # --- mastery ---------------------------------------------------------------------------
@@ -312,15 +353,20 @@ def _topic_url(found: dict, pack_id: str) -> str:
     return url_for("kiosk.home")
 
 
-def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | None = None,
-            draft: dict | None = None, status: int = 200):
+def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | None = None,
+             draft: dict | None = None, keep: bool = False, standing=None,
+             where: dict | None = None) -> dict:
+    """What the page (``practice.html``) and its body (``practice_body.html``) show of ``run``.
+
+    ``keep``: the learner chose to keep practising after mastery. ``standing`` and ``where``
+    (the mastery and the place in the lesson) are passed when already read."""
     db = get_db()
     exercise = found["exercise"]
     index = _current_index(run, exercise)
     question = exercise["questions"][index]
     values = _values(run, question, index)
     shown = render_generated(question, values) if values is not None else question
-    state, mastered = _standing(db, exercise, run, pack_id, node_id)
+    state, mastered = standing or _standing(db, exercise, run, pack_id, node_id)
     feedback = None
     if run.get("f"):
         correct, given, just = run["f"]
@@ -329,8 +375,9 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
                     "right": correct_answer(question, shown),
                     "explanation": render_markdown(shown["explanation"]) if shown.get("explanation") else None}
     content = content_attrs(found.get("language"))
+    given_hints = shown.get("hints") or []  # only those shown are rendered
     if question["type"] == "perseus":
-        hints = [pv.markdown_math(h) for h in (shown.get("hints") or [])]
+        hints = [pv.markdown_math(h) for h in given_hints[: run["s"]]]
         content = pv.text_attrs(question, found.get("language"))
         labels = {"choose_one": _("Choose one answer:"), "choose_all": _("Choose every right answer:"),
                   "answer": _("Your answer"),
@@ -339,34 +386,56 @@ def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | 
         prompt = pv.question_html(question, (draft or {}).get("widgets"), disabled=feedback is not None,
                                   labels=labels, seed=f"{run['k']}:{run['n']}")
     else:
-        hints = [render_markdown(h) for h in (shown.get("hints") or [])]
+        hints = [render_markdown(h) for h in given_hints[: run["s"]]]
         prompt = render_markdown(shown.get("prompt", ""))
-    _save_run(pack_id, node_id, run)
-    context = {
+    if where is None:
+        where = place(db, pack_id, found, request.args.get("lesson") or None)
+    recording = _learner() is not None
+    topic_url = _topic_url(found, pack_id)
+    return {
         "node": found, "pack_id": pack_id, "node_id": node_id, "question": question,
         "content": content,  # the question's lang and dir (a Perseus one's, from its letters)
         "prompt": prompt, "choices": question.get("choices") or [],
         "numeric_answer": question["type"] in ("numeric", "generated"),
-        "hints": hints[: run["s"]], "more_hints": run["s"] < len(hints), "attempt": run["n"],
+        "hints": hints, "more_hints": run["s"] < len(given_hints), "attempt": run["n"],
         "position": run["i"] + 1, "count": run["q"], "feedback": feedback, "error": error,
         "draft": draft or {}, "mastery": state, "mastered": mastered,
-        "dots": _dots(state), "recording": _learner() is not None,
-        "topic_url": _topic_url(found, pack_id),
-        "place": place(db, pack_id, found, request.args.get("lesson") or None),
+        "dots": _dots(state), "recording": recording,
+        "topic_url": topic_url,
+        "place": where,
+        "back_url": where["back"] if where else topic_url,
+        "back_text": (_("Back to the lesson") if where and where.get("back_is_lesson")
+                      else _("Back to the topic")),
         # After mastery the page offers the way on rather than more questions, unless
         # the learner chose to keep practising.
-        "keep_practising": bool(request.args.get("more")),
-        "action": _here(pack_id, node_id),
+        "keep_practising": keep,
+        "action": _here(pack_id, node_id, more=True if keep else None),
         "more_action": _here(pack_id, node_id, more=True),
+        # With JavaScript, "Check" asks this address instead (one request, no page load).
+        "check_url": _here(pack_id, node_id, more=True if keep else None,
+                           endpoint="kiosk.practice_answer") if recording else None,
     }
+
+
+def _render(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | None = None,
+            draft: dict | None = None, status: int = 200):
+    context = _context(found, run, pack_id, node_id, error=error, draft=draft,
+                       keep=bool(request.args.get("more")))
+    _save_run(pack_id, node_id, run)
     return render_template("practice.html", **context), status
 
 
-def _here(pack_id: str, node_id: str, more: bool | None = None) -> str:
+def _here(pack_id: str, node_id: str, more: bool | None = None,
+          endpoint: str = "kiosk.practice") -> str:
     """This exercise's address, keeping the lesson the learner came from."""
     keep = request.args.get("more") if more is None else ("1" if more else None)
-    return url_for("kiosk.practice", pack_id=pack_id, node_id=node_id,
-                   lesson=request.args.get("lesson") or None, more=keep or None)
+    # Built once per request: an answer's reply shows the page's body twice.
+    made = g.setdefault("practice_urls", {})
+    key = (endpoint, pack_id, node_id, keep)
+    if key not in made:
+        made[key] = url_for(endpoint, pack_id=pack_id, node_id=node_id,
+                            lesson=request.args.get("lesson") or None, more=keep or None)
+    return made[key]
 
 
 def _dots(state: mastery_rules.Mastery) -> list[str]:
@@ -391,6 +460,33 @@ def _exercise_of(pack_id: str, node_id: str) -> dict:
     return found
 
 
+def _check(found: dict, run: dict, pack_id: str, node_id: str, form) -> None:
+    """Check the answer in ``form`` to the run's current question and record it: the run then
+    holds the feedback (``f``). The one way an answer is checked, for the page's form and for
+    its script alike. NotAnAnswer when there is none to check; ``progress.EventsNotStored``
+    when the disk is full (nothing recorded, the run unchanged)."""
+    exercise = found["exercise"]
+    index = _current_index(run, exercise)
+    question = exercise["questions"][index]
+    given = read_answer(question, form)
+    values = _values(run, question, index)
+    correct = check_answer(question, given, values)
+    just_mastered = _record(get_db(), run, exercise, pack_id, node_id, question, index, given,
+                            correct, values)
+    # The feedback repeats what the learner typed, as typed (not the number read from it).
+    if question["type"] == "perseus":
+        shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]
+    else:
+        shown_given = (given if isinstance(given, (int, list))
+                       else form.get("answer", "").strip()[:SHOWN_ANSWER_CHARS])
+    run["f"] = [1 if correct else 0, shown_given, 1 if just_mastered else 0]
+
+
+def _disk_full() -> str:
+    return _("The box is full, so your answer could not be saved yet. This tablet keeps it and"
+             " sends it when the box has room again; you can also press “Check” again later.")
+
+
 @bp.route("/practice/<pack_id>/<path:node_id>", methods=["GET", "POST"])
 @allow(ANYONE)
 def practice(pack_id: str, node_id: str):
@@ -410,6 +506,8 @@ def practice(pack_id: str, node_id: str):
         return _render(found, run, pack_id, node_id)
 
     action = request.form.get("action", "check")
+    if _catch_up(run, exercise, request.form.get("attempt")):
+        _save_run(pack_id, node_id, run)
     stale = request.form.get("attempt") != str(run["n"])
     if action == "next":
         if not stale and run.get("f"):
@@ -427,30 +525,95 @@ def practice(pack_id: str, node_id: str):
         # The form says how many hints it showed: posting it twice reveals one hint, not two.
         asked = int(shown) + 1 if shown.isdigit() else run["s"] + 1
         run["s"] = min(total, max(run["s"], asked))
-        return _render(found, run, pack_id, node_id, draft=_draft(question))
+        return _render(found, run, pack_id, node_id, draft=_draft(question, request.form))
     try:
-        given = _read_answer(question)
+        _check(found, run, pack_id, node_id, request.form)
     except NotAnAnswer as exc:
-        return _render(found, run, pack_id, node_id, error=str(exc), draft=_draft(question),
-                       status=422)
-    values = _values(run, question, index)
-    correct = check_answer(question, given, values)
-    try:
-        just_mastered = _record(db, run, exercise, pack_id, node_id, question, index, given,
-                                correct, values)
+        return _render(found, run, pack_id, node_id, error=str(exc),
+                       draft=_draft(question, request.form), status=422)
     except progress.EventsNotStored as exc:
         # Not lost: still in the form, and queued by the tablet (see kiosk/pending.py).
         pending.keep(exc.events)
-        return _render(found, run, pack_id, node_id, draft=_draft(question), status=507,
-                       error=_("The box is full, so your answer could not be saved yet. This"
-                               " tablet keeps it and sends it when the box has room again; you"
-                               " can also press “Check” again later."))
-    # The feedback repeats what the learner typed, as typed (not the number read from it).
-    if question["type"] == "perseus":
-        shown_given = [t[:SHOWN_ANSWER_CHARS] for t in pv.answer_texts(question, given)][:8]
-    else:
-        shown_given = (given if isinstance(given, (int, list))
-                       else request.form.get("answer", "").strip()[:SHOWN_ANSWER_CHARS])
-    run["f"] = [1 if correct else 0, shown_given, 1 if just_mastered else 0]
+        return _render(found, run, pack_id, node_id, draft=_draft(question, request.form),
+                       status=507, error=_disk_full())
     _save_run(pack_id, node_id, run)
     return redirect(here + "#feedback")
+
+
+# --- answering with the page's script: one request -------------------------------------
+
+MAX_FIELDS = 60       # a Khan Academy question has a few fields; a radio's values count each
+MAX_VALUES = 50
+
+
+def _answer_body(body) -> tuple[str, MultiDict]:
+    """The attempt and the question's fields from the script's JSON body, as the form would
+    post them. Anything else is refused: the box decides what an answer event holds (never a
+    quiz's fields, nor whether the answer was right)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("expected {\"attempt\": n, \"answer\": {field: [values]}}")
+    problems = {k: "not accepted here" for k in body if k not in ("attempt", "answer")}
+    attempt = body.get("attempt")
+    if isinstance(attempt, str) and attempt.isdigit():
+        attempt = int(attempt)
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or not 0 <= attempt < 10**9:
+        problems["attempt"] = "the attempt number the page shows"
+    fields = body.get("answer")
+    pairs = []
+    if not isinstance(fields, dict) or len(fields) > MAX_FIELDS:
+        problems["answer"] = f"an object of at most {MAX_FIELDS} fields, each a list of texts"
+    else:
+        for name, values in fields.items():
+            values = [values] if isinstance(values, str) else values
+            if (len(name) > 100 or not isinstance(values, list) or len(values) > MAX_VALUES
+                    or not all(isinstance(v, str) and len(v) <= MAX_ANSWER_CHARS for v in values)):
+                problems["answer"] = "each field a list of at most 50 short texts"
+                break
+            pairs.extend((name, v) for v in values)
+    if problems:
+        raise InvalidInput("the answer is not valid", details=problems)
+    return str(attempt), MultiDict(pairs)
+
+
+@bp.post("/api/v1/practice/<pack_id>/<path:node_id>/answer")
+@allow("learner")
+def practice_answer(pack_id: str, node_id: str):
+    """Check and record an answer as the question's form does (``_check``), in one request:
+    the page shows the feedback and, when the learner asks, the next question from what
+    this answers, with no page to load. A resent answer (the reply was lost) gets the same
+    reply and is recorded once; a post for a question the run has left answers 409, and the
+    script then loads the page."""
+    attempt, form = _answer_body(request.get_json(silent=True))
+    found = _exercise_of(pack_id, node_id)
+    db = get_db()
+    same = catalogue.same_as(db, pack_id, found)
+    if same:  # as the page does: one mastery, under the exercise's first place
+        node_id, found = same, _exercise_of(pack_id, same)
+    exercise = found["exercise"]
+    run = _load_run(pack_id, node_id, len(exercise["questions"]))
+    _catch_up(run, exercise, attempt)
+    if attempt != str(run["n"]):
+        _save_run(pack_id, node_id, run)
+        return api_error(409, "this question was already answered; load the page again", "stale")
+    if not run.get("f"):
+        try:
+            _check(found, run, pack_id, node_id, form)
+        except NotAnAnswer as exc:
+            return api_error(422, str(exc), "not_an_answer")
+        except progress.EventsNotStored:
+            # The script then posts the form, whose page hands the events to the tablet's queue.
+            return api_error(507, _disk_full(), "disk_full")
+    keep = bool(request.args.get("more"))
+    standing = _standing(db, exercise, run, pack_id, node_id)
+    where = place(db, pack_id, found, request.args.get("lesson") or None)
+    shown = _context(found, run, pack_id, node_id, keep=keep, standing=standing, where=where)
+    # After mastery the only way on to a question is "Keep practising".
+    ahead = _prepare_next(run, exercise)
+    following = _context(found, ahead, pack_id, node_id, keep=keep or standing[1],
+                         standing=standing, where=where)
+    _save_run(pack_id, node_id, run)
+    correct, _given, just = run["f"]
+    return jsonify({"correct": bool(correct), "just_mastered": bool(just),
+                    "mastered": bool(standing[1]), "attempt": run["n"],
+                    "feedback": render_template("practice_body.html", **shown),
+                    "next": render_template("practice_body.html", **following)})

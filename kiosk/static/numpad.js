@@ -2,14 +2,19 @@
    Progressive enhancement: without JavaScript the field still takes the tablet's own
    keyboard (inputmode="decimal"). Big keys help people who find the small system
    keyboard hard to use. Written in ES5 for old Android WebViews.
-   Also: a page showing feedback moves the focus to it, so screen readers read it. */
+   Also: a page showing feedback moves the focus to it, so screen readers read it.
+   practice.js calls window.passerelleNumpad(element) for a question it shows itself. */
 (function () {
   var feedback = document.getElementById("feedback");
   if (feedback && feedback.focus) { feedback.focus(); }
 
-  var inputs = document.querySelectorAll("input[data-numpad]");
-  var i;
-  for (i = 0; i < inputs.length; i++) { addPad(inputs[i]); }
+  function addPads(root) {
+    var inputs = root.querySelectorAll("input[data-numpad]");
+    var i;
+    for (i = 0; i < inputs.length; i++) { addPad(inputs[i]); }
+  }
+  window.passerelleNumpad = addPads;
+  addPads(document);
 
   function addPad(input) {
     var pad = document.createElement("div");

@@ -351,6 +351,45 @@ COMMON_RESPONSES = {
 }
 
 
+# The exercise player's script: an answer checked and recorded in one request.
+PATHS["/api/v1/practice/{pack_id}/{node_id}/answer"] = {"post": {
+    "summary": "Answer an exercise's question", "operationId": "practiceAnswer",
+    "tags": ["learning"],
+    "description": "What the exercise page's script posts when the learner presses \"Check\": "
+                   "the answer is checked and recorded exactly as the page's form does it, and "
+                   "the reply carries the page's body twice, rendered in the learner's "
+                   "language: with the feedback, and with the next question (shown when the "
+                   "learner presses \"Next question\", with no other request). `attempt` is "
+                   "the number the question's form carries; the same attempt sent again (a "
+                   "lost reply) is recorded once and answered the same. Query `lesson` and "
+                   "`more` as on the page. Needs the `X-CSRFToken` header; learners only.",
+    "security": SIGNED_IN_WRITE,
+    "parameters": [_param("pack_id", "The pack."),
+                   _param("node_id", "The exercise (may contain `/`)."),
+                   {"name": "lesson", "in": "query", "required": False,
+                    "schema": {"type": "string"}, "description": "The lesson it is part of."},
+                   {"name": "more", "in": "query", "required": False,
+                    "schema": {"type": "string"},
+                    "description": "`1`: keep practising after mastery."}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["attempt", "answer"], "additionalProperties": False,
+        "properties": {
+            "attempt": {"type": ["integer", "string"], "description": "The form's attempt."},
+            "answer": {"type": "object", "maxProperties": 60,
+                       "description": "The question's fields as the form posts them: name to "
+                                      "list of values (`answer`; a Khan Academy question's "
+                                      "widget names).",
+                       "additionalProperties": {"type": "array", "maxItems": 50,
+                                                "items": {"type": "string", "maxLength": 500}}}}}}}},
+    "responses": {
+        "200": {"description": "Recorded (or a resent attempt): `correct`, `just_mastered`, "
+                               "`mastered`, `attempt`, and the HTML of the page's body "
+                               "`feedback` and `next`."},
+        "409": _error("The question was already left behind (another tab): load the page."),
+        "422": _error("No answer to check (`not_an_answer`); the message says what to do."),
+        "507": _error("The box's disk is full: nothing recorded; post the page's form.")}}}
+
+
 def spec() -> dict:
     paths = {}
     for path, operations in PATHS.items():

@@ -134,6 +134,8 @@ def test_a_learners_hour(hour_server, page_factory, box, device, language):
             a, b = map(int, re.findall(r"\d+", page.locator("#prompt").inner_text())[:2])
             page.locator("#answer").fill(str(a + b))
         page.locator("button[value=check]").click()
+        # The page's script answers in place: wait for the feedback it shows.
+        page.locator("#feedback").wait_for()
         assert page.locator("#feedback.is-right").count() == 1
         if page.locator(".celebrate").count():
             break

@@ -63,6 +63,8 @@ def test_an_exercise_done_to_mastery(live_server, page_factory, box):
             a, b = map(int, re.findall(r"\d+", prompt)[:2])
             page.locator("#answer").fill(str(a + b))
         page.locator("button[value=check]").click()
+        # The page's script answers in place: wait for the feedback it shows.
+        page.locator("#feedback").wait_for()
         assert page.locator("#feedback.is-right").count() == 1
         if page.locator(".celebrate").count():
             break

@@ -16,7 +16,8 @@ def test_every_api_route_is_described(app, client):
         if not rule.rule.startswith("/api/"):
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
-        path = "/".join(part.split(":")[-1] if part.startswith("{") else part
+        # A converter's name goes ({path:node_id} -> {node_id}), the brace stays.
+        path = "/".join("{" + part[1:].split(":")[-1] if part.startswith("{") else part
                         for part in path.split("/"))
         path = path.replace("{", "{").replace("}}", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:

@@ -206,3 +206,8 @@ def test_zim_routes_answer_each_role_as_declared(as_user, method, path, allowed)
         refused = response.status_code in (401, 403) or (
             who is None and response.status_code == 302 and "/signin" in response.location)
         assert refused == (who not in allowed), (who, path, response.status_code)
+
+
+def test_the_exercise_players_answer_is_a_learners_write(app):
+    """The script's one request per answer: learners only (guests and staff use the form)."""
+    assert set(app.view_functions["kiosk.practice_answer"].allowed) == {"learner"}
