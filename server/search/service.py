@@ -9,7 +9,7 @@
   and ``passerelle index rebuild`` repairs it; every start checks the counts.
 - A document is one node: title, description and tags, plus the text a
   learner may remember — the article, the subtitles and transcript, the
-  exercise's prompts and hints, a PDF's text, an html5 app's HTML text — and
+  exercise's prompts and hints, a PDF's text, an EPUB's chapters, an html5 app's HTML text — and
   the titles of the topics above it.
 - Suggestions as you type, and results, are cached per query, filters and
   languages (bounded LRU, 60 s, cleared when the index changes) so a class
@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import re
 import threading
@@ -65,13 +64,23 @@ def _exercise_text(node: dict) -> str:
     return si.extract_markdown_text("\n\n".join(parts))
 
 
-def _html5_text(library: lib.Library, sha: str) -> str:
+def _html5_text(library: lib.Library, sha: str, pages: list[str] | None = None) -> str:
+    """The text of an html5 app's pages (its first 20), or of an EPUB's chapters (``pages``,
+    its spine). The zip is read where it is stored, and each page only up to what is kept."""
     try:
-        with library.open_blob(sha) as blob, zipfile.ZipFile(io.BytesIO(blob.read())) as zf:
-            pages = [n for n in zf.namelist() if n.lower().endswith((".html", ".htm"))][:20]
-            return "\n".join(si.extract_html_text(zf.read(n).decode("utf-8", errors="replace"))
-                             for n in pages)[:MAX_BODY]
-    except (zipfile.BadZipFile, OSError, lib.ContentError):
+        with library.open_blob(sha) as blob, zipfile.ZipFile(blob) as zf:
+            if pages is None:
+                pages = [n for n in zf.namelist() if n.lower().endswith((".html", ".htm"))][:20]
+            parts, size = [], 0
+            for name in pages:
+                with zf.open(name) as member:
+                    html = member.read(MAX_BODY * 4).decode("utf-8", errors="replace")
+                parts.append(si.extract_html_text(html))
+                size += len(parts[-1])
+                if size >= MAX_BODY:
+                    break
+            return "\n".join(parts)[:MAX_BODY]
+    except (zipfile.BadZipFile, OSError, KeyError, lib.ContentError):
         return ""
 
 
@@ -85,6 +94,8 @@ def node_text(library: lib.Library, node: dict) -> str:
                 parts.append(si.extract_markdown_text(_text_of_blob(library, sha)))
             elif role == "subtitles" or (role == "transcript" and mime.startswith("text/")):
                 parts.append(si.extract_vtt_text(_text_of_blob(library, sha)))
+            elif role == "main" and node["kind"] == "document" and node.get("epub"):
+                parts.append(_html5_text(library, sha, list(node["epub"].get("spine") or [])))
             elif role == "main" and node["kind"] == "document":
                 with library.open_blob(sha) as f_:
                     parts.append(si.extract_pdf_text(f_, max_chars=MAX_BODY))
