@@ -262,7 +262,7 @@ def run_measured(steps: list[list[str]], env: dict, log: Path, marker: str | Non
     maxrss = 0.0
     cpu = 0.0
     marked = None
-    ends = []
+    ends, cpus, peaks = [], [], []
     t0 = time.perf_counter()
     for cmd in steps:
         out = open(log, "ab")  # noqa: SIM115 - closed below, after the reader
@@ -298,9 +298,12 @@ def run_measured(steps: list[list[str]], env: dict, log: Path, marker: str | Non
         if code:
             raise SystemExit(f"{' '.join(cmd)} failed ({code}); see {log}")
         ends.append(time.perf_counter() - t0)
+        cpus.append(cpu - sum(cpus))
+        peaks.append(peak)
     wall = time.perf_counter() - t0
     return {"seconds": wall, "cpu_seconds": cpu, "peak_tree_mb": peak, "max_child_rss_mb": maxrss,
-            "seconds_to_marker": marked, "step_ends": ends, "load": os.getloadavg()}
+            "seconds_to_marker": marked, "step_ends": ends, "step_cpu_seconds": cpus,
+            "step_peak_tree_mb": peaks, "load": os.getloadavg()}
 
 
 def passerelle_import(tmp: Path, data: Path) -> dict:
@@ -410,6 +413,8 @@ def main() -> None:
                   f"  {' '.join(f'{x:.1f}' for x in r['load'])}")
         if "Kolibri 0.19" in results:
             k, p = results["Kolibri 0.19"]["seconds"], results["Passerelle"]
+            print(f"Passerelle's import: {p['step_cpu_seconds'][0]:.1f}s CPU, peak {p['step_peak_tree_mb'][0]:.0f} MB; "
+                  f"its documents' text: {p['step_cpu_seconds'][1]:.1f}s CPU")
             print(f"Passerelle is {k / p['usable_seconds']:.1f}x faster until usable, "
                   f"{k / p['seconds']:.1f}x until its documents' text is indexed too")
         print(json.dumps({"channel": stats, "results": results}))
