@@ -782,9 +782,15 @@ def _stage_all(session, files, nodes: list[PlannedNode], known: dict, limits: Li
         if planned.main is not None and planned.kind != "exercise":
             wanted.setdefault(planned.main.md5, planned.main)
     todo = [f for f in wanted.values() if not (f.md5 in known and session.has(*known[f.md5]))]
+    del wanted
+    got: dict[str, tuple[str, int] | str] = {}
     with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="kolibri-stage") as pool:
-        results = pool.map(lambda f: _obtain(session, files, f, known, limits, on_read), todo)
-        return {f.md5: got for f, got in zip(todo, results, strict=True)}
+        # A few hundred at a time: 20,000 futures queued at once would be 20 MB of bookkeeping.
+        for i in range(0, len(todo), 256):
+            part = todo[i:i + 256]
+            results = pool.map(lambda f: _obtain(session, files, f, known, limits, on_read), part)
+            got.update((f.md5, one) for f, one in zip(part, results, strict=True))
+    return got
 
 
 def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limits = DEFAULT_LIMITS,
