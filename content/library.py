@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -382,6 +383,18 @@ class Library:
                                 [pack_id])
             for (data,) in cursor:
                 yield json.loads(data)
+
+    def nodes_from(self, pack_id: str, position: int, kinds: Iterable[str], limit: int
+                   ) -> list[tuple[int, dict]]:
+        """Up to ``limit`` (position, node) of these kinds from ``position`` on, in order: a
+        background step reads a big pack a slice at a time and resumes from a position."""
+        kinds = list(kinds)
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT position, data FROM content_nodes WHERE pack_id = ? AND position >= ?"
+                f" AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY position LIMIT ?",
+                [pack_id, position, *kinds, limit]).fetchall()
+        return [(pos, json.loads(data)) for pos, data in rows]
 
     def open_blob(self, sha256: str) -> BinaryIO:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
@@ -847,6 +860,8 @@ class ImportSession:
         self._keys: dict[str, tuple[str, int]] | None = None
         self._keys_file = None
         self._made = False
+        # stage() may run in several threads at once (a converter copying on every core).
+        self._book = threading.Lock()
 
     def has(self, sha256: str, size: int) -> bool:
         """Already in storage (nothing to read)."""
@@ -904,9 +919,11 @@ class ImportSession:
         if not self.KEY.match(key):
             raise ValueError(f"unusable staging key {key!r}")
         lib = self.library
-        if not self._made:
-            lib.staging.mkdir(parents=True, exist_ok=True)
-            self._made = True
+        with self._book:
+            if not self._made:
+                lib.staging.mkdir(parents=True, exist_ok=True)
+                self._made = True
+            self._index()
         part = lib.staging / f"{key}.part"
         hashers = {"sha256": hashlib.sha256()}
         for name in expect or {}:
@@ -946,13 +963,14 @@ class ImportSession:
                 _remove(part)
                 raise BlobMismatch(digests["sha256"], f"{name} is {digests[name]}, its name says {want}")
         sha = digests["sha256"]
-        os.replace(part, lib.staging / sha)
-        self.fresh[sha] = size
-        self._index()[key] = (sha, size)
-        if self._keys_file is None:
-            self._keys_file = open(lib.staging / "keys", "a")  # noqa: SIM115 - closed by close()
-        self._keys_file.write(f"{key} {sha} {size}\n")
-        self._keys_file.flush()  # a kill -9 loses no line (a power cut may: the blob is then read again)
+        with self._book:
+            os.replace(part, lib.staging / sha)
+            self.fresh[sha] = size
+            self._index()[key] = (sha, size)
+            if self._keys_file is None:
+                self._keys_file = open(lib.staging / "keys", "a")  # noqa: SIM115 - closed by close()
+            self._keys_file.write(f"{key} {sha} {size}\n")
+            self._keys_file.flush()  # a kill -9 loses no line (a power cut may: the blob is then read again)
         return sha, size
 
     def close(self) -> None:

@@ -863,6 +863,20 @@ class SearchIndex:
     def count(self) -> int:
         return self._read("SELECT count(*) FROM nodes")[0][0]
 
+    def stored(self, ids: Iterable[str]) -> dict[str, Document]:
+        """The indexed documents with these ids, without their body: what a caller
+        needs to index them again with a body found later (their topic path included)."""
+        found: dict[str, Document] = {}
+        for part in _chunks(list(ids), 500):
+            rows = self._read(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id IN"
+                              f" ({', '.join('?' * len(part))})", part)
+            for (id_, pack, kind, lang, title, desc, tags, topic_path, pack_title, staff) in rows:
+                found[id_] = Document(id=id_, pack_id=pack, kind=kind, language=lang, title=title,
+                                      description=desc, tags=json.loads(tags),
+                                      topic_path=json.loads(topic_path), pack_title=pack_title,
+                                      staff_only=bool(staff))
+        return found
+
     def stats(self) -> dict:
         def grouped(col):
             return dict(self._read(f"SELECT {col}, count(*) FROM nodes GROUP BY 1 ORDER BY 1"))

@@ -596,6 +596,28 @@ def m0024_zim_index_jobs(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m0027_pack_text_jobs(db: Database) -> None:
+    # The text of a pack's documents (PDF, EPUB, html5 pages, exercise prompts and hints)
+    # joins the search index after the import, in the background
+    # (server/search/pack_text.py), one row per pack: `next_entry` is the first node
+    # position not yet indexed, so that it resumes after a restart or a power cut.
+    db.execute("""
+        CREATE TABLE pack_text_jobs (
+            pack_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            next_entry INTEGER NOT NULL DEFAULT 0,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT,
+            updated_at TEXT NOT NULL
+        )
+    """)
+
+
+@MIGRATIONS()
 def m0029_summary_years(db: Database) -> None:
     # On PostgreSQL (a hub) the report summaries become partitioned by year (see its variant at
     # the end of this file). SQLite has no partitioning and a box holds a few years of one

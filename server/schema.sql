@@ -197,6 +197,19 @@ CREATE TABLE ops (
 CREATE TABLE organisations (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
             name TEXT, languages TEXT, signin_mode TEXT, profile_fields TEXT, encrypt_bundles INTEGER, learners_edit_profile INTEGER, learners_change_secret INTEGER);
 
+CREATE TABLE pack_text_jobs (
+            pack_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            next_entry INTEGER NOT NULL DEFAULT 0,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            unreadable INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+
 CREATE TABLE progress (
             learner_uuid TEXT NOT NULL,
             pack_id TEXT NOT NULL,

@@ -11,6 +11,7 @@ from passerelle.kiosk.manage.common import (
 )
 from passerelle.server.db import get_db
 from passerelle.server.packs import catalogue
+from passerelle.server.search import service as search
 from passerelle.server.web.auth import (
     allow,
 )
@@ -29,7 +30,10 @@ def manage_content():
     packs = library().list()
     installed = {p.id for p in packs}
     drives, channels = content_admin.scan_drives(settings["usb_roots"])
-    return render_template("manage/content.html", packs=packs,
+    text = search.service().text
+    text_jobs = text.statuses() if text is not None else {}
+    return render_template("manage/content.html", packs=packs, text_jobs=text_jobs,
+                           text_busy=any(j.state == "queued" for j in text_jobs.values()),
                            binned=content_admin.binned_packs(home, installed),
                            bundled_missing=len(content_admin.bundled_folders()) > 0 and any(
                                f.name not in installed for f in content_admin.bundled_folders()),

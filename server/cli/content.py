@@ -248,6 +248,11 @@ def _import_one(library: lib.Library, source, dry_run: bool, force: bool, as_jso
             f"{result.blobs_copied} files ({human_size(result.bytes_copied)}) "
             f"{'to copy' if dry_run else 'copied'}"
             + (f"; {result.blobs_removed} unused files deleted" if result.blobs_removed else ""))
+    if not dry_run:
+        from passerelle.server.search.service import text_waiting
+
+        waiting = text_waiting(library, result.pack_id)
+        text += f"\n{waiting}" if waiting else ""
     _echo_result(as_json, result.as_dict(), text)
     return result
 

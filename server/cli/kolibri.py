@@ -16,6 +16,7 @@ import click
 from passerelle.content import kolibri, kolibri_remote
 from passerelle.content.errors import human_size
 from passerelle.server.errors import InvalidInput
+from passerelle.server.search.service import text_waiting
 
 
 def is_kolibri_server(source: str, channel: str | None) -> bool:
@@ -105,6 +106,9 @@ def import_channel(library, source: str, channel_id: str, topics: tuple[str, ...
             lines.append(f"{label}: … and {len(items) - 20} more")
     if rep.partial:
         lines.append("partial import: the resources above were left out; fix the export and import again")
+    waiting = text_waiting(library, r.pack_id)
+    if waiting:
+        lines.append(waiting)
     if as_json:
         click.echo(json.dumps({"event": "result", **done.as_dict()}))
     else:

@@ -94,9 +94,39 @@ def index_rebuild(env: Env) -> None:
 
     Example: passerelle index rebuild
     """
-    count = _service(env).rebuild()
+    from passerelle.server.search.pack_text import run_all
+
+    service = _service(env)
+    count = service.rebuild()
+    # The text of big packs' documents too, unless a serving box is already at it.
+    run_all(service.text)
     click.echo(f"indexed {count} documents")
 
+
+
+@index.command("text")
+@pass_env
+def index_text(env: Env) -> None:
+    """Index the text inside the documents of packs imported lately, now.
+
+    A big pack is searchable by its titles and descriptions as soon as it is
+    imported; the text of its PDFs, EPUBs, html5 pages and exercises follows in
+    the background while the box serves. This runs what is left to the end here,
+    resuming where an earlier run stopped.
+
+    Example: passerelle index text
+    """
+    from passerelle.server.search.pack_text import run_all
+
+    def report(pack_id, job) -> None:
+        click.echo(f"{pack_id}: {job.percent}% ({job.indexed} documents with their text)", err=True)
+
+    text = _service(env).text
+    left = run_all(text, report)
+    if left:
+        raise InvalidInput(f"{', '.join(left)}: indexing cannot go on now (the disk of the box is "
+                           "below its reserve, or the server is indexing it)")
+    click.echo("the text of every pack's documents is indexed")
 
 
 @index.command("zim")

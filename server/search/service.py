@@ -9,7 +9,7 @@
   and ``passerelle index rebuild`` repairs it; every start checks the counts.
 - A document is one node: title, description and tags, plus the text a
   learner may remember — the article, the subtitles and transcript, the
-  exercise's prompts and hints, a PDF's text, an html5 app's HTML text — and
+  exercise's prompts and hints, a PDF's text, an EPUB's chapters, an html5 app's HTML text — and
   the titles of the topics above it.
 - Suggestions as you type, and results, are cached per query, filters and
   languages (bounded LRU, 60 s, cleared when the index changes) so a class
@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import re
 import threading
@@ -65,13 +64,23 @@ def _exercise_text(node: dict) -> str:
     return si.extract_markdown_text("\n\n".join(parts))
 
 
-def _html5_text(library: lib.Library, sha: str) -> str:
+def _html5_text(library: lib.Library, sha: str, pages: list[str] | None = None) -> str:
+    """The text of an html5 app's pages (its first 20), or of an EPUB's chapters (``pages``,
+    its spine). The zip is read where it is stored, and each page only up to what is kept."""
     try:
-        with library.open_blob(sha) as blob, zipfile.ZipFile(io.BytesIO(blob.read())) as zf:
-            pages = [n for n in zf.namelist() if n.lower().endswith((".html", ".htm"))][:20]
-            return "\n".join(si.extract_html_text(zf.read(n).decode("utf-8", errors="replace"))
-                             for n in pages)[:MAX_BODY]
-    except (zipfile.BadZipFile, OSError, lib.ContentError):
+        with library.open_blob(sha) as blob, zipfile.ZipFile(blob) as zf:
+            if pages is None:
+                pages = [n for n in zf.namelist() if n.lower().endswith((".html", ".htm"))][:20]
+            parts, size = [], 0
+            for name in pages:
+                with zf.open(name) as member:
+                    html = member.read(MAX_BODY * 4).decode("utf-8", errors="replace")
+                parts.append(si.extract_html_text(html))
+                size += len(parts[-1])
+                if size >= MAX_BODY:
+                    break
+            return "\n".join(parts)[:MAX_BODY]
+    except (zipfile.BadZipFile, OSError, KeyError, lib.ContentError):
         return ""
 
 
@@ -85,6 +94,8 @@ def node_text(library: lib.Library, node: dict) -> str:
                 parts.append(si.extract_markdown_text(_text_of_blob(library, sha)))
             elif role == "subtitles" or (role == "transcript" and mime.startswith("text/")):
                 parts.append(si.extract_vtt_text(_text_of_blob(library, sha)))
+            elif role == "main" and node["kind"] == "document" and node.get("epub"):
+                parts.append(_html5_text(library, sha, list(node["epub"].get("spine") or [])))
             elif role == "main" and node["kind"] == "document":
                 with library.open_blob(sha) as f_:
                     parts.append(si.extract_pdf_text(f_, max_chars=MAX_BODY))
@@ -97,7 +108,9 @@ def node_text(library: lib.Library, node: dict) -> str:
     return "\n".join(p for p in parts if p)[:MAX_BODY]
 
 
-def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
+def documents(library: lib.Library, pack_id: str, deferred: tuple[str, ...] = ()
+              ) -> Iterator[si.Document]:
+    """A pack's documents; those of the ``deferred`` kinds without their body (see ``pack_text``)."""
     info = library.get(pack_id)
     titles: dict[str, tuple[str, str | None]] = {}
     guides: set[str] = set()  # teaching guides, and everything under one
@@ -113,7 +126,7 @@ def documents(library: lib.Library, pack_id: str) -> Iterator[si.Document]:
             id=f"{pack_id}/{node['id']}", pack_id=pack_id, kind=node["kind"],
             language=node.get("language") or info.language, title=node.get("title", ""),
             description=node.get("description", ""), tags=list(node.get("tags", [])),
-            body=node_text(library, node), topic_path=list(reversed(path)), pack_title=info.title,
+            body="" if node["kind"] in deferred else node_text(library, node), topic_path=list(reversed(path)), pack_title=info.title,
             staff_only=node["id"] in guides)
 
 
@@ -142,28 +155,41 @@ class SearchService:
         # Entries also expire: a pack imported by the CLI (another process) shows within a minute.
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
+        # The background indexing of documents' text (set by ``attach``); None: all at once.
+        self.text = None
 
     def reindex_pack(self, pack_id: str) -> int:
         """A pack's documents, written a batch at a time: a channel of 20,000 nodes with
         their PDFs' text, held at once, would take hundreds of MB on a box with 1 GB.
-        Each batch is one transaction; a crash half-way is what ``index check`` finds."""
+        Each batch is one transaction; a crash half-way is what ``index check`` finds.
+        The text inside a big pack's documents follows in the background (``pack_text``)."""
         self.index.delete_pack(pack_id)
         count = self._index_pack(pack_id)
         self.clear_cache()
         return count
 
     def _index_pack(self, pack_id: str) -> int:
+        from passerelle.server.search import pack_text
+
+        defer = self.text is not None and not self.text.small(pack_id)
         count = 0
         batch: list[si.Document] = []
-        for doc in documents(self.library, pack_id):
+        for doc in documents(self.library, pack_id, pack_text.DEFERRED_KINDS if defer else ()):
             batch.append(doc)
             if len(batch) >= INDEX_BATCH:
                 count += self.index.index(batch)
                 batch = []
-        return count + self.index.index(batch)
+        count += self.index.index(batch)
+        if defer:
+            self.text.queue(pack_id, self.library.get(pack_id).version)
+        elif self.text is not None:
+            self.text.forget(pack_id)
+        return count
 
     def remove_pack(self, pack_id: str) -> None:
         self.index.delete_pack(pack_id)
+        if self.text is not None:
+            self.text.forget(pack_id)
         self.clear_cache()
 
     def rebuild(self) -> int:
@@ -258,6 +284,19 @@ class IndexingListener:
 
     def pack_removed(self, pack_id: str) -> None:
         self.service.remove_pack(pack_id)
+
+
+def text_waiting(library: lib.Library, pack_id: str) -> str:
+    """What to tell whoever imported a pack whose documents' text is indexed in the
+    background ("" when it was indexed at once)."""
+    for listener in library.listeners:
+        text = getattr(getattr(listener, "service", None), "text", None)
+        job = text.status(pack_id) if text is not None else None
+        if job is not None and job.state == "queued":
+            return ("the text inside its documents is being indexed for search in the background "
+                    "while the box serves; titles and descriptions are found already "
+                    "(or index it now: `passerelle index text`)")
+    return ""
 
 
 def service(app: Flask | None = None) -> SearchService:
@@ -383,10 +422,14 @@ def attach(library: lib.Library, home, parallel: bool = False, workers: int = 0,
     ``workers`` (searches in worker processes) is for the server. With ``settings``,
     indexing waits while the disk is below ``disk_reserve_mb``.
     """
+    from passerelle.server.search.pack_text import PackTextIndexer
+
     search = SearchService(si.SearchIndex(home.index / "search.db", parallel=parallel), library,
                            workers=workers, logger=logger)
     may_index = ((lambda: disk.optional_writes_allowed(home.root, settings))
                  if settings is not None else (lambda: True))
+    search.text = PackTextIndexer(search, home.index / "text", may_write=may_index,
+                                  logger=logger)
     library.listeners.append(IndexingListener(search, may_index=may_index))
     return search
 

@@ -83,6 +83,23 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@contextmanager
+def exclusive(lock_path: Path):
+    """True when this process holds the lock file now (no other process does): a server and
+    a command never run the same background job at once."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)   # releases the lock; so does a killed process
+
+
 class ZimIndexer:
     """Jobs, index files and searches of the ZIMs indexed by the box.
 
@@ -200,20 +217,9 @@ class ZimIndexer:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path(uuid)}{suffix}").unlink(missing_ok=True)
 
-    @contextmanager
     def _exclusive(self, uuid: str):
         """True when this process may index the ZIM now (no other process is)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / f"{uuid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)   # releases the lock; so does a killed process
+        return exclusive(self.folder / f"{uuid}.lock")
 
     # -- indexing --
 
@@ -309,11 +315,17 @@ _JOB_COLUMNS = ("uuid, state, next_entry, entry_count, indexed, unreadable, erro
 
 
 class BackgroundIndexer:
-    """The serving box's indexing thread: one slice, a pause as long, the next…"""
+    """The serving box's indexing thread: one slice, a pause as long, the next…
 
-    def __init__(self, indexer: ZimIndexer, *, auto_queue: bool = True,
-                 idle_seconds: float = IDLE_SECONDS, pause_ratio: float = 1.0):
+    It runs any job queue with ``queue_new()``, ``pending()``, ``run(key, pause_ratio,
+    stop)``, ``close()`` and a ``logger``: the ZIMs' here, the packs' document text in
+    ``pack_text``."""
+
+    def __init__(self, indexer, *, auto_queue: bool = True,
+                 idle_seconds: float = IDLE_SECONDS, pause_ratio: float = 1.0,
+                 name: str = "zim-indexer"):
         self.indexer = indexer
+        self.name = name
         self.auto_queue = auto_queue
         self.idle_seconds = idle_seconds
         self.pause_ratio = pause_ratio
@@ -322,7 +334,7 @@ class BackgroundIndexer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="zim-indexer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -336,7 +348,7 @@ class BackgroundIndexer:
                 for uuid in self.indexer.pending():
                     self.indexer.run(uuid, self.pause_ratio, self._stop)
             except Exception:  # noqa: BLE001 - the thread must outlive one bad file
-                self.indexer.logger.exception("ZIM indexing")
+                self.indexer.logger.exception("background indexing (%s)", self.name)
             self._wake.wait(self.idle_seconds)
             self._wake.clear()
 

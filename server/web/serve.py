@@ -17,8 +17,8 @@ from logging.handlers import RotatingFileHandler
 from flask import Flask
 from passerelle.server import db as dbmod
 from passerelle.server import disk
+from passerelle.server.search import pack_text, zim_index
 from passerelle.server.search import service as search
-from passerelle.server.search import zim_index
 from passerelle.server.settings import Settings
 from passerelle.server.sync import schedule as sync_schedule
 from passerelle.server.web import bodygate
@@ -184,6 +184,7 @@ def run(app: Flask, settings: Settings) -> None:
     beside = sync_schedule.start_serving(app, port)  # background sync, LAN announcement
     search.service(app).warm_in_background()
     beside.append(zim_index.start_background(app))  # ZIMs without a full-text index
+    beside.append(pack_text.start_background(app))  # the text of big packs' documents
     try:
         server.run()
     finally:

@@ -67,3 +67,36 @@ def test_a_coordinator_ticks_topics_and_imports_them(box, tmp_path, monkeypatch)
     assert manifest["kolibri"]["topics"] == [ids["topic"]]
     page = client.get("/manage/content").get_data(as_text=True)
     assert "done" in page
+
+
+def test_a_big_channel_is_usable_at_once_and_its_documents_text_follows_in_the_background(
+        box, tmp_path, monkeypatch, runner):
+    import time
+
+    from passerelle.server.search import pack_text
+    from passerelle.server.search import service as search
+
+    ex, ids = drive_with_channel(tmp_path)
+    monkeypatch.setattr(pack_text, "INLINE_NODES", 0)   # this small channel counts as big here
+    monkeypatch.setattr(pack_text, "BATCH_NODES", 1)    # a slice per node: the job takes a few rounds
+    result = runner("content", "import", str(ex.root), "--channel", CHANNEL)
+    assert result.exit_code == 0, result.stderr
+    assert "passerelle index text" in result.stdout
+    app = create_app({"home": box.home, "TESTING": True})
+    client = english_client(app)
+    found = client.get("/api/v1/search?q=book").get_json()   # the EPUB, by its title
+    assert any(h["title"] == "A book" for h in found["hits"])
+    assert client.get("/api/v1/search?q=upon").get_json()["total"] == 0   # its chapter: not yet
+    background = pack_text.start_background(app)
+    try:
+        deadline = time.monotonic() + 300
+        while (search.service(app).text.status(PACK).state == "queued"
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+    finally:
+        background.stop()
+    job = search.service(app).text.status(PACK)
+    assert job.state == "done" and job.indexed >= 1
+    search.service(app).clear_cache()
+    hits = client.get("/api/v1/search?q=upon").get_json()["hits"]
+    assert [h["title"] for h in hits] == ["A book"]      # an EPUB chapter's text

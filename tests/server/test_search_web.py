@@ -188,3 +188,91 @@ def test_the_search_is_warmed_at_start(app):
     found = search.service(app)
     found.warm_in_background().join()
     assert found.pool.pids(), "a worker is ready before the first learner searches"
+
+
+# --- The text inside a big pack's documents, indexed in the background ---------------------
+
+def _service_of(box):
+    """The search service of the box's data home, as a new process (a CLI, a restarted
+    server) builds it."""
+    from passerelle import content as lib
+    from passerelle.server import db as dbmod
+    from passerelle.server.home import Home
+    from passerelle.server.search.service import attach
+
+    h = Home(box.home)
+    library = lib.Library(lambda: dbmod.connect(h.db_path), h.storage, h.tmp)
+    return attach(library, h)
+
+
+def _found(service, query: str, node: str) -> bool:
+    hits = service.index.search(query, staff=True, limit=50).hits
+    return any(h.id == f"demo-fr/basics/{node}" for h in hits)
+
+
+class Killed(BaseException):
+    """kill -9 in the middle of a slice: nothing after it runs."""
+
+
+def test_a_big_packs_document_text_is_indexed_after_the_import_and_resumes_after_a_kill(
+        box, monkeypatch):
+    from passerelle.server.search import pack_text
+    from passerelle.server.search import service as search
+
+    monkeypatch.setattr(pack_text, "INLINE_NODES", 0)  # the demo pack counts as big here
+    service = _service_of(box)
+    service.reindex_pack("demo-fr")   # what an import does once its catalogue is committed
+    # Usable at once: every node is found by its title; the text inside documents is not yet.
+    assert _found(service, "guide", "guide") and _found(service, "quiz", "quiz")
+    assert not _found(service, "fin", "guide")            # the PDF's second page
+    assert not _found(service, "doigts", "quiz")          # an exercise's prompt
+    job = service.text.status("demo-fr")
+    assert job.state == "queued" and job.next_entry == 0 and service.text.pending() == ["demo-fr"]
+
+    monkeypatch.setattr(pack_text, "BATCH_NODES", 1)
+    assert service.text.step("demo-fr") is True           # one node's text, committed
+    first = service.text.status("demo-fr")
+    assert first.indexed == 1 and 0 < first.next_entry
+
+    def killed(*_args):
+        raise Killed
+    monkeypatch.setattr(search, "node_text", killed)
+    with pytest.raises(Killed):
+        service.text.step("demo-fr")
+    assert service.text.status("demo-fr").next_entry == first.next_entry   # nothing half-done kept
+    monkeypatch.undo()
+
+    # A new process takes it up from where the last committed slice ended.
+    again = _service_of(box)
+    seen = []
+    monkeypatch.setattr(pack_text, "INLINE_NODES", 0)
+    assert pack_text.run_all(again.text, lambda pack, job: seen.append(job.next_entry)) == []
+    assert seen and min(seen) > first.next_entry
+    done = again.text.status("demo-fr")
+    assert done.state == "done" and done.indexed == 3 and done.percent == 100  # PDF, html5, exercise
+    assert _found(again, "fin", "guide") and _found(again, "doigts", "quiz")
+    assert _found(again, "touchez", "game")               # the html5 app's page
+    assert again.index.count() == len(list(again.library.iter_nodes("demo-fr")))
+
+
+def test_a_small_pack_gets_its_text_within_the_import(box):
+    service = _service_of(box)
+    service.reindex_pack("demo-fr")
+    assert _found(service, "fin", "guide") and _found(service, "doigts", "quiz")
+    assert service.text.status("demo-fr") is None and service.text.pending() == []
+
+
+def test_the_cli_and_the_content_page_show_the_text_indexing(box, runner, monkeypatch, as_user):
+    from passerelle.server.search import pack_text
+
+    monkeypatch.setattr(pack_text, "INLINE_NODES", 0)
+    result = runner("content", "import", "--bundled", "--force")
+    assert result.exit_code == 0, result.stderr
+    assert "passerelle index text" in result.stdout
+    page = as_user("cora").get("/manage/content").get_data(as_text=True)
+    assert "indexing the text inside its documents" in page and 'data-poll="10"' in page
+    result = runner("index", "text")
+    assert result.exit_code == 0 and "indexed" in result.stdout, result.stderr
+    page = as_user("cora").get("/manage/content").get_data(as_text=True)
+    assert "indexing the text inside its documents" not in page
+    assert runner("search", "doigts").exit_code == 0
