@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from flask import (
 )
 from passerelle import search_index as si
 from passerelle.content import zim as zimlib
+from passerelle.content.library import release_memory
 from passerelle.server import disk
 from passerelle.server.db import connect, target
 from passerelle.server.errors import InvalidInput
@@ -134,6 +136,7 @@ def entry(uuid: str, path: str):
         abort(404)
     if isinstance(found, str):
         return _immutable(redirect(url_for("zim.entry", uuid=uuid, path=found)))
+    _give_back_memory()   # clusters decompressed for earlier articles
     response = _immutable(Response(mimetype=found.mimetype or "application/octet-stream"))
     response.set_etag(etag)
     response.headers["Accept-Ranges"] = "bytes"
@@ -259,7 +262,23 @@ def _search_one(info: zimlib.ZimInfo, query: str, start: int, count: int) -> zim
     for hit in results.hits:
         text = si.extract_html_text(zims().article_html(info.uuid, hit.path))
         hit.snippet = si.snippet(text, query, info.lang) if text else ""
+    _give_back_memory()
     return results
+
+
+_TRIM_EVERY = 5.0   # seconds
+_trimmed_at = [0.0]
+
+
+def _give_back_memory() -> None:
+    # Xapian and libzim's decompression allocate and free tens of MB in C (a search, a burst
+    # of articles); glibc keeps the freed pages in each serving thread's arena, so a box that
+    # served a busy hour would stay that much larger. Handing them back costs a few ms: at most once
+    # every few seconds, whichever thread searches.
+    now = time.monotonic()
+    if now - _trimmed_at[0] >= _TRIM_EVERY:
+        _trimmed_at[0] = now
+        release_memory(collect=False)
 
 
 def merge(lesson_hits: list, sources: list[SourceResults]) -> list[tuple[str, object]]:
