@@ -31,6 +31,8 @@ from .query import (
     Term,
     filter_expression,
     filter_token,
+    label_expression,
+    label_token,
     match_expression,
     max_typos,
     parse,
@@ -47,8 +49,8 @@ from .snippets import SCAN_CHARS, Matcher, highlight
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
 #: Also bumped when what the bodies hold changes (6: articles as plain text, not Markdown;
-#: 7: documents for staff only).
-SCHEMA_VERSION = 7
+#: 7: documents for staff only; 8: labels, as facets).
+SCHEMA_VERSION = 8
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -120,6 +122,9 @@ class Document:
     #: For staff only (a teaching guide): found only by searches that include them, and
     #: never offered as a suggestion while typing.
     staff_only: bool = False
+    #: Labels a learner filters by, by facet (``{"activity": ["watch"], "level": [...]}``):
+    #: counted as facets beside kind, language and pack, and filtered on like them.
+    labels: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,6 +195,14 @@ CREATE TABLE IF NOT EXISTS nodes (
     staff_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
+-- Each document's labels (facet, value): counted for the label facets of a
+-- search, and read back when the document is deleted (their filter tokens).
+CREATE TABLE IF NOT EXISTS labels (
+    rowid INTEGER NOT NULL,
+    facet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (rowid, facet, value)
+) WITHOUT ROWID;
 -- Analysed title, tags and description ("title terms|tag terms|..."): what
 -- ranks a phrase's matches, or a sample of a very large match set, without
 -- analysing text again. A table of its own: thousands of these short rows
@@ -296,7 +309,7 @@ def sample_tokens(doc_id: str) -> tuple[str, ...]:
 
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
                  tags: list[str], topic_path: list[str], pack_title: str, body: str,
-                 doc_id: str, staff_only: bool = False):
+                 doc_id: str, staff_only: bool = False, labels: tuple = ()):
     """(FTS5 column values, set of the document's words) for one document."""
     lang = primary_language(language)
     w_title, w_tags, w_desc = words(title), words(" ; ".join(tags)), words(description)
@@ -306,6 +319,7 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
     filt = " ".join((filter_token("k", kind.lower()), filter_token("l", lang or "und"),
                      filter_token("p", pack_id), *sample_tokens(doc_id),
                      *((STAFF_TOKEN,) if staff_only else ()),
+                     *(label_token(facet, value) for facet, value in labels),
                      *map(tier_token, dict.fromkeys((*t_title, *t_tags)))))
     values = (
         " ".join(t_title),
@@ -326,7 +340,8 @@ def _fields(d: Document) -> tuple:
     return (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
             d.description or "", [str(t) for t in (d.tags or [])],
             [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "", d.id,
-            bool(d.staff_only))
+            bool(d.staff_only),
+            tuple(sorted({(str(k), str(v)) for k, vs in (d.labels or {}).items() for v in vs if v})))
 
 
 def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
@@ -645,7 +660,7 @@ class SearchIndex:
     @staticmethod
     def _drop_all(conn: sqlite3.Connection) -> None:
         for name in ("fts", "nodes", "ranking", "bodies", "vocab", "suggestions", "groups",
-                     "meta"):
+                     "labels", "meta"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _write(self, fn):
@@ -709,9 +724,10 @@ class SearchIndex:
                     fields, _analysed(fields, workers), strict=True):
                 if not empty:
                     self._remove(conn, [f[9] for f in f_chunk], delta)
-                node_rows, rank_rows, body_rows, fts_rows = [], [], [], []
+                node_rows, rank_rows, body_rows, fts_rows, label_rows = [], [], [], [], []
                 for f, (values, body) in zip(f_chunk, analysed, strict=True):
-                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_, staff = f
+                    (lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_, staff,
+                     labels) = f
                     code = codes[kind, lang, pack]
                     seq = seqs[code]
                     if seq >= 1 << GROUP_SHIFT:  # billions of upserts: rebuild to renumber
@@ -725,6 +741,7 @@ class SearchIndex:
                     rank_rows.append((rowid, "|".join(values[:3])))
                     body_rows.append((rowid, body))
                     fts_rows.append((rowid, *values))
+                    label_rows.extend((rowid, facet, value) for facet, value in labels)
                 delta.vocab.update(vocab)
                 delta.suggest.update(sugg)
                 conn.executemany(
@@ -732,6 +749,7 @@ class SearchIndex:
                     node_rows)
                 conn.executemany("INSERT INTO ranking(rowid, terms) VALUES (?,?)", rank_rows)
                 conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
+                conn.executemany("INSERT INTO labels(rowid, facet, value) VALUES (?,?,?)", label_rows)
                 conn.executemany(
                     f"INSERT INTO fts(rowid, {', '.join(RANK_WEIGHTS)}) VALUES (?,?,?,?,?,?,?,?)",
                     fts_rows)
@@ -766,11 +784,18 @@ class SearchIndex:
                 "SELECT n.rowid, language, kind, pack_id, title, description, tags, topic_path, "
                 f"pack_title, b.body, id, staff_only FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
                 f"WHERE id IN ({marks})", chunk).fetchall()
+            labels: dict[int, list[tuple[str, str]]] = {}
+            if rows:
+                for rowid, facet, value in conn.execute(
+                        "SELECT rowid, facet, value FROM labels WHERE rowid IN "
+                        f"({','.join('?' * len(rows))}) ORDER BY 1, 2, 3", [r[0] for r in rows]):
+                    labels.setdefault(rowid, []).append((facet, value))
             fts_deletes = []
             for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body, id_, staff in rows:
                 tags, topic, body = json.loads(tags), json.loads(topic), _body_text(body)
                 values, doc_words = _prepare_doc(lang, kind, pack, title, desc, tags, topic,
-                                                 pack_title, body, id_, bool(staff))
+                                                 pack_title, body, id_, bool(staff),
+                                                 tuple(labels.get(rowid, ())))
                 delta.add(lang, title, tags, doc_words, sign=-1, staff_only=bool(staff))
                 fts_deletes.append((rowid, *values))
             conn.executemany(
@@ -779,6 +804,7 @@ class SearchIndex:
             conn.executemany("DELETE FROM nodes WHERE rowid = ?", [(r[0],) for r in rows])
             conn.executemany("DELETE FROM bodies WHERE rowid = ?", [(r[0],) for r in rows])
             conn.executemany("DELETE FROM ranking WHERE rowid = ?", [(r[0],) for r in rows])
+            conn.executemany("DELETE FROM labels WHERE rowid = ?", [(r[0],) for r in rows])
             removed += len(rows)
         return removed
 
@@ -822,7 +848,7 @@ class SearchIndex:
         """Empty the index (before a full rebuild)."""
         def run(conn):
             # `groups` stays: its codes must never come back with another meaning.
-            for table in ("nodes", "ranking", "bodies", "vocab", "suggestions"):
+            for table in ("nodes", "ranking", "bodies", "vocab", "suggestions", "labels"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("UPDATE groups SET next_seq = 1")
             conn.execute("INSERT INTO fts(fts) VALUES('delete-all')")
@@ -883,9 +909,12 @@ class SearchIndex:
 
     # --- searching -------------------------------------------------------------
     def search(self, query: str, *, kinds=None, languages=None, packs=None,
-               limit: int = 20, offset: int = 0, staff: bool = False) -> SearchResult:
+               limit: int = 20, offset: int = 0, staff: bool = False,
+               labels: dict[str, list[str]] | None = None) -> SearchResult:
         """Search as a learner expects; see docs/search.md for the pipeline. Documents for
-        staff only are found only with ``staff`` (a facilitator's or coordinator's search)."""
+        staff only are found only with ``staff`` (a facilitator's or coordinator's search).
+        ``labels`` keeps documents carrying one of the values of each facet given
+        (``{"activity": ["watch", "read"]}``); label facets are counted when results carry labels."""
         if not isinstance(query, str):
             raise QuerySyntaxError("the query must be text")
         limit = max(0, min(int(limit), 200))
@@ -898,8 +927,10 @@ class SearchIndex:
         # other languages' matches too, so that a learner can switch to them.
         langs = STEMMED_LANGUAGES
         pq = parse(query, tuple(languages) if languages else None)
+        labels = {str(k): [str(v) for v in vs if v] for k, vs in (labels or {}).items() if vs}
         try:
-            return self._search(query, pq, kinds, languages, packs, langs, limit, offset, staff)
+            return self._search(query, pq, kinds, languages, packs, langs, limit, offset, staff,
+                                {k: vs for k, vs in labels.items() if vs})
         except sqlite3.OperationalError as exc:
             # Should not happen (every token is quoted); never leak a raw error.
             raise QuerySyntaxError(f"the query could not be run: {exc}") from exc
@@ -907,7 +938,7 @@ class SearchIndex:
             raise SearchError(f"search index error: {exc}") from exc
 
     def _search(self, query, pq: ParsedQuery, kinds, languages, packs, langs, limit, offset,
-                staff: bool = False):
+                staff: bool = False, labels: dict[str, list[str]] | None = None):
         query_filters: dict[str, list[str]] = {}
         terms = pq.terms
         if pq.kinds and not kinds:
@@ -934,7 +965,15 @@ class SearchIndex:
             expr = match_expression(ts, operator, langs)
             if not staff:  # every count, facet and page below is then without the guides
                 expr = f"({expr}) NOT {quote(STAFF_TOKEN)}"
-            return self._run(expr, ts, kinds_, languages, packs, limit, offset)
+            chosen = label_expression(labels)
+            # Label filters narrow the match set itself (a document has many labels: its
+            # rowid cannot tell them); each label facet is then counted without its own.
+            result = self._run(f"({expr}) AND {chosen}" if chosen else expr, ts, kinds_,
+                               languages, packs, limit, offset)
+            if result.total or labels:
+                result.facets.update(self._label_facets(expr, labels, kinds_, languages, packs,
+                                                        result.approximate))
+            return result
 
         result = attempt(terms, "AND", kinds)
         if result.total == 0 and query_filters:
@@ -1096,6 +1135,43 @@ class SearchIndex:
                                    snippet=snippet, score=round(-rank, 4),
                                    staff_only=bool(staff_only)))
         return result
+
+    # Label facets are counted over at most this many matches of the sample (or of the
+    # whole match set, when it is small): a bound on the work of one search.
+    LABEL_COUNT_CAP = 20_000
+
+    def _label_facets(self, expr: str, labels: dict[str, list[str]] | None, kinds, languages,
+                      packs, approximate: bool) -> dict[str, dict[str, int]]:
+        """Counts of each label facet over the match set (``expr``, with the kind, language
+        and pack filters and the other facets' label filters): empty when no document of
+        the index has labels, so that libraries without them pay one lookup. Over a very
+        large match set (``approximate``), counted on the sample the totals come from."""
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM labels LIMIT 1").fetchone() is None:
+            return {}
+        labels = labels or {}
+        filt = filter_expression(kinds, languages, packs)
+        scale = SAMPLE_BUCKETS // PROBE if approximate else 1
+
+        def count(skip: str | None) -> dict[str, dict[str, int]]:
+            chosen = label_expression({k: v for k, v in labels.items() if k != skip})
+            match = " AND ".join(f"({part})" for part in (
+                expr, chosen, filt, quote(PROBE_TOKEN) if approximate else "") if part)
+            found: dict[str, dict[str, int]] = {}
+            for facet, value, n in conn.execute(
+                    "SELECT l.facet, l.value, count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
+                    " LIMIT ?) m JOIN labels l ON l.rowid = m.rowid GROUP BY 1, 2"
+                    " ORDER BY 1, 3 DESC, 2", [match, self.LABEL_COUNT_CAP]):
+                found.setdefault(facet, {})[value] = n * scale
+            return found
+
+        out = {facet: values for facet, values in count(None).items() if facet not in labels}
+        for facet in labels:  # each facet ignores its own filter, so a learner can switch
+            values = count(facet).get(facet)
+            if values:
+                out[facet] = values
+        # A facet never takes the name of a built-in one.
+        return {k: v for k, v in out.items() if k not in ("kind", "language", "pack")}
 
     def _group_table(self, conn, refresh: bool = False) -> _GroupTable:
         """What each group code stands for. Codes are never reused, so the table
