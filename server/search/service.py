@@ -37,7 +37,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 from passerelle import content as lib
 from passerelle import search_index as si
 from passerelle.content import kolibri_labels
