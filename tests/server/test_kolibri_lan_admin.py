@@ -13,16 +13,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 
+import test_kolibri_remote  # noqa: E402
 from kolibri_channel import CHANNEL, hexid, standard  # noqa: E402
 from passerelle.content import kolibri  # noqa: E402
 from passerelle.server.app import create_app  # noqa: E402
 from passerelle.server.packs import imports  # noqa: E402
-from test_kolibri_remote import FakeKolibri, fake_kolibri  # noqa: E402, F401
+from test_kolibri_remote import FakeKolibri  # noqa: E402
 
 from tests.conftest import csrf_token, english_client, free_port, sign_in  # noqa: E402
 from tests.server.test_content_admin import wait_for_jobs  # noqa: E402
 
 PACK = "kolibri-" + CHANNEL
+# The fake Kolibri server of the LAN import's tests, on 127.0.0.1.
+fake_kolibri = test_kolibri_remote.fake_kolibri
 
 
 def newer_version(root: Path) -> dict:
