@@ -54,7 +54,7 @@ LABELS: dict[str, dict] = {
              "document": _l("Document"), "article": _l("Article"), "html5": _l("Activity"),
              "exercise": _l("Exercise")},
     # Search facets: the slugs of passerelle.content.kolibri_labels (a test checks each has one).
-    "facet": {"activity": _l("Learning activity"), "category": _l("Subject"), "level": _l("Level")},
+    "facet": {"activity": _l("Learning activity"), "category": _l("Category"), "level": _l("Level")},
     "activity": {"create": _l("Create"), "explore": _l("Explore"), "listen": _l("Listen"),
                  "practice": _l("Practise"), "read": _l("Read"), "reflect": _l("Reflect"),
                  "watch": _l("Watch")},

@@ -75,7 +75,7 @@ def test_unknown_facet_values_are_refused_in_words(client, labelled):
 
 def test_the_page_offers_facets_as_links_with_counts(client, labelled):
     page = client.get("/search?q=about").get_data(as_text=True)
-    assert "Learning activity" in page and "Subject" in page and "Level" in page
+    assert "Learning activity" in page and "Category" in page and "Level" in page
     assert "Watch (1)" in page and "Mathematics (2)" in page and "Lower primary (2)" in page
     assert "/search?q=about&amp;activity=watch" in page
     assert "<script>alert" not in page and "NotAnId99" not in page and "<img src=x>" not in page
