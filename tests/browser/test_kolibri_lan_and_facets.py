@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 
-from kolibri_channel import CHANNEL, hexid, standard  # noqa: E402
+from kolibri_channel import hexid, standard  # noqa: E402
 from test_kolibri_remote import FakeKolibri  # noqa: E402
 
 from tests.conftest import PASSWORDS  # noqa: E402
