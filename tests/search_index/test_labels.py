@@ -68,3 +68,17 @@ def test_hostile_label_values_are_data(index, make_doc):
     index.index([make_doc("p/1", "fractions", labels={"activity": [odd]})])
     r = index.search("fractions", labels={"activity": [odd]})
     assert ids(r) == ["p/1"] and r.facets["activity"] == {odd: 1}
+
+
+def test_large_match_sets_are_counted_on_the_sample(index, make_doc, monkeypatch):
+    from passerelle.search_index import SearchIndex
+
+    monkeypatch.setattr(SearchIndex, "LABEL_EXACT_CAP", 20)
+    index.index([make_doc(f"p/{i}", f"fractions {i}", labels={"activity": ["watch" if i % 2 else "read"]})
+                 for i in range(400)])
+    r = index.search("fractions")
+    assert set(r.facets["activity"]) == {"watch", "read"}
+    # Estimates from the 1/16 sample (the same documents every time), scaled: about 400 in all.
+    assert 200 <= sum(r.facets["activity"].values()) <= 800, r.facets["activity"]
+    monkeypatch.setattr(SearchIndex, "LABEL_EXACT_CAP", 1500)
+    assert index.search("fractions").facets["activity"] == {"read": 200, "watch": 200}
