@@ -480,7 +480,12 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
     if our_id in used:
         return None
     used.add(our_id)
-    labels = {k: [v for v in _text(row.get(k)).split(",") if v] for k in LABELS if _text(row.get(k))}
+    # Kept as Kolibri wrote them (ids, mapped to search facets by :mod:`.kolibri_labels`), bounded:
+    # a column is data from the stick, and a node's JSON is read on every page that shows it.
+    labels = {k: list(dict.fromkeys(v.strip()[:64] for v in _text(row.get(k))[:4096].split(",")
+                                    if v.strip()))[:32]
+              for k in LABELS if _text(row.get(k))}
+    labels = {k: v for k, v in labels.items() if v}
     data = {"id": our_id, "parent": parent, "title": (_text(row.get("title")) or "Untitled")[:500]}
     if same_as:
         data["same_as"] = same_as  # the first placement: the pages send learners there, one progress

@@ -31,6 +31,8 @@ from .query import (
     Term,
     filter_expression,
     filter_token,
+    label_expression,
+    label_token,
     match_expression,
     max_typos,
     parse,
@@ -47,8 +49,8 @@ from .snippets import SCAN_CHARS, Matcher, highlight
 #: Bump when the tables change. A file with another version is emptied and
 #: recreated: the index is derived data, rebuilt from the content database.
 #: Also bumped when what the bodies hold changes (6: articles as plain text, not Markdown;
-#: 7: documents for staff only).
-SCHEMA_VERSION = 7
+#: 7: documents for staff only; 8: labels, as facets).
+SCHEMA_VERSION = 8
 USER_VERSION = SCHEMA_VERSION * 1000 + analysis.ANALYZER_VERSION
 
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
@@ -120,6 +122,9 @@ class Document:
     #: For staff only (a teaching guide): found only by searches that include them, and
     #: never offered as a suggestion while typing.
     staff_only: bool = False
+    #: Labels a learner filters by, by facet (``{"activity": ["watch"], "level": [...]}``):
+    #: counted as facets beside kind, language and pack, and filtered on like them.
+    labels: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,6 +195,15 @@ CREATE TABLE IF NOT EXISTS nodes (
     staff_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nodes_pack ON nodes(pack_id);
+-- The labels of each labelled document, as one JSON list of [facet, value]
+-- pairs in a canonical order: the label facets of a search group its matches
+-- by these (documents of a channel share a few label sets), and a delete reads
+-- them back (their filter tokens). One row per document, found by its rowid:
+-- a row per label cost 10x more to count.
+CREATE TABLE IF NOT EXISTS labels (
+    rowid INTEGER PRIMARY KEY,
+    labels TEXT NOT NULL
+);
 -- Analysed title, tags and description ("title terms|tag terms|..."): what
 -- ranks a phrase's matches, or a sample of a very large match set, without
 -- analysing text again. A table of its own: thousands of these short rows
@@ -296,7 +310,7 @@ def sample_tokens(doc_id: str) -> tuple[str, ...]:
 
 def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description: str,
                  tags: list[str], topic_path: list[str], pack_title: str, body: str,
-                 doc_id: str, staff_only: bool = False):
+                 doc_id: str, staff_only: bool = False, labels: tuple = ()):
     """(FTS5 column values, set of the document's words) for one document."""
     lang = primary_language(language)
     w_title, w_tags, w_desc = words(title), words(" ; ".join(tags)), words(description)
@@ -306,6 +320,7 @@ def _prepare_doc(language: str, kind: str, pack_id: str, title: str, description
     filt = " ".join((filter_token("k", kind.lower()), filter_token("l", lang or "und"),
                      filter_token("p", pack_id), *sample_tokens(doc_id),
                      *((STAFF_TOKEN,) if staff_only else ()),
+                     *(label_token(facet, value) for facet, value in labels),
                      *map(tier_token, dict.fromkeys((*t_title, *t_tags)))))
     values = (
         " ".join(t_title),
@@ -326,7 +341,8 @@ def _fields(d: Document) -> tuple:
     return (d.language or "", d.kind or "", d.pack_id or "", d.title or "",
             d.description or "", [str(t) for t in (d.tags or [])],
             [str(t) for t in (d.topic_path or [])], d.pack_title or "", d.body or "", d.id,
-            bool(d.staff_only))
+            bool(d.staff_only),
+            tuple(sorted({(str(k), str(v)) for k, vs in (d.labels or {}).items() for v in vs if v})))
 
 
 def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
@@ -649,7 +665,7 @@ class SearchIndex:
     @staticmethod
     def _drop_all(conn: sqlite3.Connection) -> None:
         for name in ("fts", "nodes", "ranking", "bodies", "vocab", "suggestions", "groups",
-                     "meta"):
+                     "labels", "meta"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _write(self, fn):
@@ -713,9 +729,10 @@ class SearchIndex:
                     fields, _analysed(fields, workers), strict=True):
                 if not empty:
                     self._remove(conn, [f[9] for f in f_chunk], delta)
-                node_rows, rank_rows, body_rows, fts_rows = [], [], [], []
+                node_rows, rank_rows, body_rows, fts_rows, label_rows = [], [], [], [], []
                 for f, (values, body) in zip(f_chunk, analysed, strict=True):
-                    lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_, staff = f
+                    (lang, kind, pack, title, desc, tags, topic_path, pack_title, _, id_, staff,
+                     labels) = f
                     code = codes[kind, lang, pack]
                     seq = seqs[code]
                     if seq >= 1 << GROUP_SHIFT:  # billions of upserts: rebuild to renumber
@@ -729,6 +746,8 @@ class SearchIndex:
                     rank_rows.append((rowid, "|".join(values[:3])))
                     body_rows.append((rowid, body))
                     fts_rows.append((rowid, *values))
+                    if labels:
+                        label_rows.append((rowid, json.dumps(labels, ensure_ascii=False)))
                 delta.vocab.update(vocab)
                 delta.suggest.update(sugg)
                 conn.executemany(
@@ -736,6 +755,7 @@ class SearchIndex:
                     node_rows)
                 conn.executemany("INSERT INTO ranking(rowid, terms) VALUES (?,?)", rank_rows)
                 conn.executemany("INSERT INTO bodies(rowid, body) VALUES (?,?)", body_rows)
+                conn.executemany("INSERT INTO labels(rowid, labels) VALUES (?,?)", label_rows)
                 conn.executemany(
                     f"INSERT INTO fts(rowid, {', '.join(RANK_WEIGHTS)}) VALUES (?,?,?,?,?,?,?,?)",
                     fts_rows)
@@ -770,11 +790,18 @@ class SearchIndex:
                 "SELECT n.rowid, language, kind, pack_id, title, description, tags, topic_path, "
                 f"pack_title, b.body, id, staff_only FROM nodes n LEFT JOIN bodies b ON b.rowid = n.rowid "
                 f"WHERE id IN ({marks})", chunk).fetchall()
+            labels: dict[int, tuple] = {}
+            if rows:
+                for rowid, found in conn.execute(
+                        "SELECT rowid, labels FROM labels WHERE rowid IN "
+                        f"({','.join('?' * len(rows))})", [r[0] for r in rows]):
+                    labels[rowid] = tuple(tuple(pair) for pair in json.loads(found))
             fts_deletes = []
             for rowid, lang, kind, pack, title, desc, tags, topic, pack_title, body, id_, staff in rows:
                 tags, topic, body = json.loads(tags), json.loads(topic), _body_text(body)
                 values, doc_words = _prepare_doc(lang, kind, pack, title, desc, tags, topic,
-                                                 pack_title, body, id_, bool(staff))
+                                                 pack_title, body, id_, bool(staff),
+                                                 tuple(labels.get(rowid, ())))
                 delta.add(lang, title, tags, doc_words, sign=-1, staff_only=bool(staff))
                 fts_deletes.append((rowid, *values))
             conn.executemany(
@@ -783,6 +810,7 @@ class SearchIndex:
             conn.executemany("DELETE FROM nodes WHERE rowid = ?", [(r[0],) for r in rows])
             conn.executemany("DELETE FROM bodies WHERE rowid = ?", [(r[0],) for r in rows])
             conn.executemany("DELETE FROM ranking WHERE rowid = ?", [(r[0],) for r in rows])
+            conn.executemany("DELETE FROM labels WHERE rowid = ?", [(r[0],) for r in rows])
             removed += len(rows)
         return removed
 
@@ -826,7 +854,7 @@ class SearchIndex:
         """Empty the index (before a full rebuild)."""
         def run(conn):
             # `groups` stays: its codes must never come back with another meaning.
-            for table in ("nodes", "ranking", "bodies", "vocab", "suggestions"):
+            for table in ("nodes", "ranking", "bodies", "vocab", "suggestions", "labels"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("UPDATE groups SET next_seq = 1")
             conn.execute("INSERT INTO fts(fts) VALUES('delete-all')")
@@ -868,13 +896,18 @@ class SearchIndex:
         needs to index them again with a body found later (their topic path included)."""
         found: dict[str, Document] = {}
         for part in _chunks(list(ids), 500):
-            rows = self._read(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id IN"
+            rows = self._read(f"SELECT {_NODE_COLUMNS}, l.labels FROM nodes"
+                              " LEFT JOIN labels l ON l.rowid = nodes.rowid WHERE id IN"
                               f" ({', '.join('?' * len(part))})", part)
-            for (id_, pack, kind, lang, title, desc, tags, topic_path, pack_title, staff) in rows:
+            for (id_, pack, kind, lang, title, desc, tags, topic_path, pack_title, staff,
+                 labels) in rows:
+                facets: dict[str, list[str]] = {}
+                for facet, value in json.loads(labels) if labels else ():
+                    facets.setdefault(facet, []).append(value)
                 found[id_] = Document(id=id_, pack_id=pack, kind=kind, language=lang, title=title,
                                       description=desc, tags=json.loads(tags),
                                       topic_path=json.loads(topic_path), pack_title=pack_title,
-                                      staff_only=bool(staff))
+                                      staff_only=bool(staff), labels=facets)
         return found
 
     def stats(self) -> dict:
@@ -901,9 +934,12 @@ class SearchIndex:
 
     # --- searching -------------------------------------------------------------
     def search(self, query: str, *, kinds=None, languages=None, packs=None,
-               limit: int = 20, offset: int = 0, staff: bool = False) -> SearchResult:
+               limit: int = 20, offset: int = 0, staff: bool = False,
+               labels: dict[str, list[str]] | None = None) -> SearchResult:
         """Search as a learner expects; see docs/search.md for the pipeline. Documents for
-        staff only are found only with ``staff`` (a facilitator's or coordinator's search)."""
+        staff only are found only with ``staff`` (a facilitator's or coordinator's search).
+        ``labels`` keeps documents carrying one of the values of each facet given
+        (``{"activity": ["watch", "read"]}``); label facets are counted when results carry labels."""
         if not isinstance(query, str):
             raise QuerySyntaxError("the query must be text")
         limit = max(0, min(int(limit), 200))
@@ -916,8 +952,10 @@ class SearchIndex:
         # other languages' matches too, so that a learner can switch to them.
         langs = STEMMED_LANGUAGES
         pq = parse(query, tuple(languages) if languages else None)
+        labels = {str(k): [str(v) for v in vs if v] for k, vs in (labels or {}).items() if vs}
         try:
-            return self._search(query, pq, kinds, languages, packs, langs, limit, offset, staff)
+            return self._search(query, pq, kinds, languages, packs, langs, limit, offset, staff,
+                                {k: vs for k, vs in labels.items() if vs})
         except sqlite3.OperationalError as exc:
             # Should not happen (every token is quoted); never leak a raw error.
             raise QuerySyntaxError(f"the query could not be run: {exc}") from exc
@@ -925,7 +963,7 @@ class SearchIndex:
             raise SearchError(f"search index error: {exc}") from exc
 
     def _search(self, query, pq: ParsedQuery, kinds, languages, packs, langs, limit, offset,
-                staff: bool = False):
+                staff: bool = False, labels: dict[str, list[str]] | None = None):
         query_filters: dict[str, list[str]] = {}
         terms = pq.terms
         if pq.kinds and not kinds:
@@ -952,7 +990,15 @@ class SearchIndex:
             expr = match_expression(ts, operator, langs)
             if not staff:  # every count, facet and page below is then without the guides
                 expr = f"({expr}) NOT {quote(STAFF_TOKEN)}"
-            return self._run(expr, ts, kinds_, languages, packs, limit, offset)
+            chosen = label_expression(labels)
+            # Label filters narrow the match set itself (a document has many labels: its
+            # rowid cannot tell them); each label facet is then counted without its own.
+            result = self._run(f"({expr}) AND {chosen}" if chosen else expr, ts, kinds_,
+                               languages, packs, limit, offset)
+            if result.total or labels:
+                result.facets.update(self._label_facets(expr, labels, kinds_, languages, packs,
+                                                        result.approximate))
+            return result
 
         result = attempt(terms, "AND", kinds)
         if result.total == 0 and query_filters:
@@ -1114,6 +1160,52 @@ class SearchIndex:
                                    snippet=snippet, score=round(-rank, 4),
                                    staff_only=bool(staff_only)))
         return result
+
+    # Label facets are counted exactly over up to this many matches (a labels row read per
+    # match: about 5 ms per 1,000 on a Pi-class core); above, over the 1/16 sample of the
+    # probe token, scaled and rounded like the other estimates.
+    LABEL_EXACT_CAP = 1500
+
+    def _label_facets(self, expr: str, labels: dict[str, list[str]] | None, kinds, languages,
+                      packs, approximate: bool) -> dict[str, dict[str, int]]:
+        """Counts of each label facet over the match set (``expr``, with the kind, language
+        and pack filters and the other facets' label filters): empty when no document of
+        the index has labels, so that libraries without them pay one lookup. Over a large
+        match set, counted on the sample the estimated totals come from."""
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM labels LIMIT 1").fetchone() is None:
+            return {}
+        labels = labels or {}
+        filt = filter_expression(kinds, languages, packs)
+        cap = self.LABEL_EXACT_CAP
+
+        def count(skip: str | None) -> dict[str, dict[str, int]]:
+            chosen = label_expression({k: v for k, v in labels.items() if k != skip})
+            match = " AND ".join(f"({part})" for part in (expr, chosen, filt) if part)
+            scale = 1
+            if approximate or conn.execute(
+                    "SELECT count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?)",
+                    [match, cap + 1]).fetchone()[0] > cap:
+                match, scale = f"({match}) AND {quote(PROBE_TOKEN)}", SAMPLE_BUCKETS // PROBE
+            counts: Counter = Counter()
+            for found, n in conn.execute(
+                    "SELECT l.labels, count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
+                    " LIMIT ?) m JOIN labels l ON l.rowid = m.rowid GROUP BY 1", [match, cap * 4]):
+                for facet, value in json.loads(found):
+                    counts[facet, value] += n
+            out: dict[str, dict[str, int]] = {}
+            # Most matches first; ties in name order, so a facet never reshuffles.
+            for (facet, value), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
+                out.setdefault(facet, {})[value] = n if scale == 1 else _round_figure(n * scale)
+            return out
+
+        out = {facet: values for facet, values in count(None).items() if facet not in labels}
+        for facet in labels:  # each facet ignores its own filter, so a learner can switch
+            values = count(facet).get(facet)
+            if values:
+                out[facet] = values
+        # A facet never takes the name of a built-in one.
+        return {k: v for k, v in out.items() if k not in ("kind", "language", "pack")}
 
     def _group_table(self, conn, refresh: bool = False) -> _GroupTable:
         """What each group code stands for. Codes are never reused, so the table

@@ -235,6 +235,21 @@ def filter_expression(kinds=None, languages=None, packs=None) -> str:
     return " AND ".join(clauses)
 
 
+def label_token(facet: str, value: str) -> str:
+    """Token put in the ``filt`` column for a document's label (``facet``, ``value``)."""
+    return filter_token("f", f"{facet}\x1f{value}")
+
+
+def label_expression(labels: dict[str, list[str]] | None) -> str:
+    """Documents with one of the values of every facet given, AND-ed; "" for none."""
+    clauses = []
+    for facet, values in sorted((labels or {}).items()):
+        toks = sorted({quote(label_token(facet, v)) for v in values if v})
+        if toks:
+            clauses.append(f"({' OR '.join(toks)})")
+    return " AND ".join(clauses)
+
+
 # --- Edit distance --------------------------------------------------------------
 
 def damerau_levenshtein(a: str, b: str, max_dist: int) -> int:

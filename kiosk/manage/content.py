@@ -38,6 +38,7 @@ def manage_content():
                            bundled_missing=len(content_admin.bundled_folders()) > 0 and any(
                                f.name not in installed for f in content_admin.bundled_folders()),
                            drives=drives, kolibri=channels,
+                           kolibri_installed=content_admin.installed_kolibri_versions(library()),
                            jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
                            max_upload_mb=settings["max_upload_mb"])
 
@@ -107,11 +108,8 @@ def manage_kolibri_topics():
     except lib.ContentError as exc:
         flash(exc.message)
         return redirect(url_for("kiosk.manage_content"))
-    from flask_babel import get_locale
-    from passerelle.kiosk import size_units
-
-    return render_template("manage/kolibri.html", path=path, channel=channel, topics=topics,
-                           size_units=size_units(), lang=str(get_locale()).replace("_", "-"))
+    return render_template("manage/kolibri.html", path=path, server=None, channel=channel, topics=topics,
+                           **_size_page_context())
 
 
 @bp.post("/manage/content/kolibri")
@@ -124,12 +122,157 @@ def manage_kolibri_import():
     if channel is None:
         return redirect(url_for("kiosk.manage_content"))
     topics = None
-    if request.form.get("whole") != "1":
+    if request.form.get("update") == "1":  # the topics installed before, in their new version
+        from passerelle.server.packs.web import library
+
+        topics = content_admin.installed_topics(library(), channel_id)
+    elif request.form.get("whole") != "1":
         topics = sorted({t for t in request.form.getlist("topic") if len(t) == 32 and t.isalnum()})
         if not topics:
             flash(_("Choose at least one topic."))
             return redirect(url_for("kiosk.manage_kolibri_topics", path=path, channel=channel_id))
     content_admin.runner().submit(path, f"{channel['name']} (v{channel['version']})", channel=channel_id,
+                                  topics=topics)
+    flash(_("The channel is being imported. You can follow it below."))
+    return redirect(url_for("kiosk.manage_content"))
+
+
+def _size_page_context() -> dict:
+    from flask_babel import get_locale
+    from passerelle.kiosk import size_units
+
+    return {"size_units": size_units(), "lang": str(get_locale()).replace("_", "-")}
+
+
+@bp.get("/manage/content/kolibri/update")
+@allow("coordinator")
+def manage_kolibri_update():
+    """A newer version of an installed channel on a drive: what the update changes, to confirm."""
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    path, channel_id = request.args.get("path", ""), request.args.get("channel", "")
+    if _channel_on_drive(path, channel_id) is None:
+        return redirect(url_for("kiosk.manage_content"))
+    try:
+        preview = content_admin.kolibri_update_preview(library(), path, channel_id)
+    except lib.ContentError as exc:
+        flash(exc.message)
+        return redirect(url_for("kiosk.manage_content"))
+    return render_template("manage/kolibri_update.html", preview=preview,
+                           action=url_for("kiosk.manage_kolibri_import"), fields={"path": path})
+
+
+# --- Kolibri servers on the LAN ---------------------------------------------------------
+# Every step is a POST with its CSRF token: each one makes the box contact the address
+# typed, which no other site may make a coordinator's browser ask for.
+
+def _lan_address():
+    """The address posted, checked; None (and the coordinator told why) when it is not one."""
+    from passerelle.server.packs import imports as content_admin
+
+    address = content_admin.lan_address(request.form.get("server", ""))
+    if address is None:
+        flash(_("That is not the address of a server. Type it like http://192.168.1.20:8080/"))
+    return address
+
+
+def _lan_problem(problem, address: str):
+    if problem.reason == "unreachable":
+        flash(_("No answer from %(address)s. Is the Kolibri server on, and on the same Wi-Fi?",
+                address=address))
+    elif problem.reason == "no_channel":
+        flash(_("That channel is no longer offered by the Kolibri server at %(address)s.", address=address))
+    else:
+        flash(_("%(address)s answered, but it is not a Kolibri server that shares its channels.",
+                address=address))
+    return redirect(url_for("kiosk.manage_content") + "#lan-title")
+
+
+@bp.post("/manage/content/lan")
+@allow("coordinator")
+def manage_lan_channels():
+    """The channels a Kolibri server on the LAN offers: name, language, version, size."""
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    address = _lan_address()
+    if address is None:
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    try:
+        info, channels = content_admin.lan_channels(address, library())
+    except content_admin.LanProblem as problem:
+        return _lan_problem(problem, address)
+    return render_template("manage/kolibri_lan.html", address=address, info=info, channels=channels,
+                           installed=content_admin.installed_kolibri_versions(library()))
+
+
+@bp.post("/manage/content/lan/topics")
+@allow("coordinator")
+def manage_lan_topics():
+    """A channel of a Kolibri server: its topics with their sizes, to tick before importing."""
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    address = _lan_address()
+    if address is None:
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    try:
+        channel, topics = content_admin.lan_topics(address, request.form.get("channel", ""), library())
+    except content_admin.LanProblem as problem:
+        return _lan_problem(problem, address)
+    return render_template("manage/kolibri.html", path=None, server=address, channel=channel,
+                           topics=topics, **_size_page_context())
+
+
+@bp.post("/manage/content/lan/update")
+@allow("coordinator")
+def manage_lan_update():
+    """A newer version of an installed channel on a Kolibri server: what the update changes."""
+    from passerelle import content as lib
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    address = _lan_address()
+    if address is None:
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    try:
+        preview = content_admin.lan_update_preview(address, request.form.get("channel", ""), library())
+    except content_admin.LanProblem as problem:
+        return _lan_problem(problem, address)
+    except lib.VersionConflict as exc:
+        flash(exc.message)
+        return redirect(url_for("kiosk.manage_content"))
+    return render_template("manage/kolibri_update.html", preview=preview,
+                           action=url_for("kiosk.manage_lan_import"), fields={"server": address})
+
+
+@bp.post("/manage/content/lan/import")
+@allow("coordinator")
+def manage_lan_import():
+    """Import a channel (whole, its ticked topics, or the update of the installed ones) from a
+    Kolibri server, as a background job like an import from a drive."""
+    from passerelle.server.packs import imports as content_admin
+    from passerelle.server.packs.web import library
+
+    address = _lan_address()
+    if address is None:
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    channel_id = request.form.get("channel", "")
+    try:
+        channel = content_admin.lan_channel(address, channel_id, library())
+    except content_admin.LanProblem as problem:
+        return _lan_problem(problem, address)
+    topics = None
+    if request.form.get("update") == "1":
+        topics = content_admin.installed_topics(library(), channel_id)
+    elif request.form.get("whole") != "1":
+        topics = sorted({t for t in request.form.getlist("topic") if len(t) == 32 and t.isalnum()})
+        if not topics:
+            flash(_("Choose at least one topic."))
+            return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    content_admin.runner().submit(address, f"{channel['name']} (v{channel['version']})", channel=channel_id,
                                   topics=topics)
     flash(_("The channel is being imported. You can follow it below."))
     return redirect(url_for("kiosk.manage_content"))

@@ -8,6 +8,7 @@ a new route cannot ship undocumented.
 
 from __future__ import annotations
 
+from passerelle.content.kolibri_labels import SLUGS as LABEL_SLUGS
 from passerelle.server import __version__
 from passerelle.server.learning import events
 from passerelle.server.search.service import KINDS
@@ -173,11 +174,18 @@ PATHS.update({
              "description": "Only these kinds of resource."},
             {"name": "language", "in": "query", "required": False, "schema": _LIST},
             {"name": "pack", "in": "query", "required": False, "schema": _LIST},
+            *({"name": name, "in": "query", "required": False,
+               "schema": {"type": "array", "items": {"type": "string", "enum": list(values)}},
+               "description": f"Only resources labelled with one of these ({name} facet: Kolibri's "
+                             "labels of the resource)."}
+              for name, values in LABEL_SLUGS.items()),
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
             {"name": "offset", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 0, "maximum": 10_000, "default": 0}}],
-        "responses": {"200": {"description": "hits, total, facets (kind, language, pack), "
+        "responses": {"200": {"description": "hits, total, facets (kind, language, pack; and activity, "
+                                             "category, level when the results carry Kolibri labels: "
+                                             "value -> count, each ignoring its own filter), "
                                              "mode (all, any, fuzzy), did_you_mean, approximate (a very common word: total and "
                                              "facets estimated from a 1/16 sample)."}}}},
     "/api/v1/search/suggest": {"get": {

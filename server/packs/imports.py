@@ -30,7 +30,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, send_file
 from passerelle import content as lib
-from passerelle.content import kolibri
+from passerelle.content import kolibri, kolibri_remote
 from passerelle.server.db import get_db
 from passerelle.server.web.auth import ANYONE, allow
 
@@ -112,8 +112,10 @@ class JobRunner:
 
         try:
             if job.channel:
-                done = kolibri.import_channel(self.library, job.source, job.channel, job.topics,
-                                              progress=progress)
+                # An export folder on a drive, or a Kolibri server on the LAN (its address).
+                module = kolibri_remote if kolibri_remote.is_url(job.source) else kolibri
+                done = module.import_channel(self.library, job.source, job.channel, job.topics,
+                                             progress=progress)
                 result = done.result
                 job.partial = [*done.report.missing, *done.report.damaged, *done.report.refused][:50]
             else:
@@ -341,6 +343,168 @@ def kolibri_topics(path: str, channel_id: str, video: str = "low", depth: int = 
                         "parent": n.parent if n.parent != root else None,
                         "size": sum(files.get(n.id, {}).values()), "resources": resources.get(n.id, 0)})
     return out
+
+
+def installed_kolibri_versions(library: lib.Library) -> dict[str, int]:
+    """Channel id -> the version of it installed here (what an offered channel is compared to)."""
+    return {p.id[len(kolibri.PACK_PREFIX):]: p.version for p in library.list()
+            if p.id.startswith(kolibri.PACK_PREFIX)}
+
+
+def installed_topics(library: lib.Library, channel_id: str) -> list[str] | None:
+    """The topics imported from a channel (None: the whole channel, or none installed).
+
+    An update brings the same topics in their new version: a coordinator who took two
+    topics of a 30 GB channel is not sent the whole channel by an update."""
+    try:
+        manifest = library.manifest(kolibri.PACK_PREFIX + channel_id)
+    except lib.PackNotFound:
+        return None
+    topics = (manifest.get("kolibri") or {}).get("topics")
+    return list(topics) if isinstance(topics, list) and topics else None
+
+
+def kolibri_update_preview(library: lib.Library, source: str, channel_id: str,
+                           server: kolibri_remote.KolibriServer | None = None) -> dict:
+    """What updating an installed channel from ``source`` (a drive's export folder or a Kolibri
+    server's address) would change: the dry run of ``passerelle content import --dry-run``,
+    on the installed topics. Reads the channel's database only (fetched, for a server)."""
+    topics = installed_topics(library, channel_id)
+    if kolibri_remote.is_url(source):
+        done = kolibri_remote.import_channel(library, source, channel_id, topics, dry_run=True,
+                                             server=server)
+    else:
+        done = kolibri.import_channel(library, source, channel_id, topics, dry_run=True)
+    try:
+        before = library.get(kolibri.PACK_PREFIX + channel_id).version
+    except lib.PackNotFound:
+        before = None
+    plan = done.plan
+    return {"channel": {"id": plan.channel.id, "name": plan.channel.name, "version": plan.channel.version,
+                        "language": plan.channel.language},
+            "installed_version": before, "size": plan.size, "topics": topics,
+            "kept": done.kept, "counts": {"added": len(done.added), "changed": len(done.changed),
+                                          "removed": len(done.removed)},
+            **{name: [{"id": i, "title": done.titles.get(i, "")} for i in ids[:100]]
+               for name, ids in (("added", done.added), ("changed", done.changed),
+                                 ("removed", done.removed))}}
+
+
+# --- Kolibri servers on the LAN ------------------------------------------------------------
+#
+# The address comes from a form and the Wi-Fi is anyone's: only http(s) URLs of a host are
+# taken, every request has a short timeout and few retries, and answers are size-limited by
+# the content library (listings, databases). What went wrong is said in words.
+
+LAN_TIMEOUT = 10.0
+
+
+def lan_address(text: str) -> str | None:
+    """A Kolibri server's base address from what the coordinator typed, or None if it is not one.
+
+    ``kolibri-box:8080`` is taken as ``http://kolibri-box:8080/``; user names, passwords,
+    queries and other schemes are refused."""
+    from urllib.parse import urlsplit
+
+    text = (text or "").strip()
+    if not text or len(text) > 200 or any(c.isspace() or ord(c) < 32 for c in text):
+        return None
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", parts.hostname):
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{path}/"
+
+
+class LanProblem(Exception):
+    """A Kolibri server on the LAN could not be used: ``reason`` is ``unreachable``, ``not_kolibri``
+    or ``no_channel``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason, self.detail = reason, detail
+
+
+def lan_server(address: str, library: lib.Library) -> kolibri_remote.KolibriServer:
+    return kolibri_remote.KolibriServer(address, timeout=LAN_TIMEOUT, retries=1, retry_delay=0.5,
+                                        limits=library.limits)
+
+
+def lan_channels(address: str, library: lib.Library) -> tuple[dict, list[dict]]:
+    """The device's description and its channels. Raises :class:`LanProblem`."""
+    server = lan_server(address, library)
+    try:
+        info = server.info()
+        if info is None:
+            raise LanProblem("not_kolibri")
+        return info, server.channels()
+    except lib.SourceUnavailable as exc:
+        raise LanProblem("unreachable", exc.message) from None
+    except lib.ContentError as exc:
+        raise LanProblem("not_kolibri", exc.message) from None
+    finally:
+        server.http.close()
+
+
+def lan_channel(address: str, channel_id: str, library: lib.Library) -> dict:
+    """One channel the server offers (checked again: a posted id is not taken on trust)."""
+    server = lan_server(address, library)
+    try:
+        return server.lookup(channel_id)
+    except lib.SourceUnavailable as exc:
+        raise LanProblem("unreachable", exc.message) from None
+    except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
+        raise LanProblem("no_channel", exc.message) from None
+    except lib.ContentError as exc:
+        raise LanProblem("not_kolibri", exc.message) from None
+    finally:
+        server.http.close()
+
+
+def lan_topics(address: str, channel_id: str, library: lib.Library) -> tuple[dict, list[dict]]:
+    """A server's channel and its topics with their sizes (:func:`kolibri_topics`): its
+    database is fetched into the library's work folder, where the import finds it again."""
+    server = lan_server(address, library)
+    try:
+        channel = server.lookup(channel_id)
+        folder = server.fetch_database(channel_id, channel["version"],
+                                       kolibri_remote.work_folder(library, channel_id))
+        return channel, kolibri_topics(str(folder), channel_id)
+    except (lib.SourceUnavailable, OSError) as exc:
+        raise LanProblem("unreachable", getattr(exc, "message", str(exc))) from None
+    except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
+        raise LanProblem("no_channel", exc.message) from None
+    except lib.ContentError as exc:
+        raise LanProblem("not_kolibri", exc.message) from None
+    finally:
+        server.http.close()
+
+
+def lan_update_preview(address: str, channel_id: str, library: lib.Library) -> dict:
+    """:func:`kolibri_update_preview` from a Kolibri server. Raises :class:`LanProblem`."""
+    server = lan_server(address, library)
+    try:
+        return kolibri_update_preview(library, address, channel_id, server=server)
+    except (lib.SourceUnavailable, OSError) as exc:
+        raise LanProblem("unreachable", getattr(exc, "message", str(exc))) from None
+    except lib.VersionConflict:
+        raise
+    except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
+        raise LanProblem("no_channel", exc.message) from None
+    except lib.ContentError as exc:
+        raise LanProblem("not_kolibri", exc.message) from None
+    finally:
+        server.http.close()
 
 
 def _read_folder_manifest(folder: Path) -> dict | None:

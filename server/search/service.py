@@ -36,9 +36,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 from passerelle import content as lib
 from passerelle import search_index as si
+from passerelle.content import kolibri_labels
 from passerelle.server import disk
 from passerelle.server.errors import InvalidInput
 from passerelle.server.web.auth import ANYONE, allow
@@ -46,6 +55,8 @@ from passerelle.server.web.auth import ANYONE, allow
 MAX_BODY = 200_000  # characters of text per document: enough to find it, bounded in size
 INDEX_BATCH = 1000  # documents per transaction when a pack is indexed
 KINDS = ("topic", "video", "audio", "document", "article", "html5", "exercise")
+# Label facets a learner filters by (Kolibri's labels, read from the node as imported).
+LABEL_FACETS = tuple(kolibri_labels.FACETS)
 
 
 def _text_of_blob(library: lib.Library, sha: str, limit: int = MAX_BODY) -> str:
@@ -126,8 +137,10 @@ def documents(library: lib.Library, pack_id: str, deferred: tuple[str, ...] = ()
             id=f"{pack_id}/{node['id']}", pack_id=pack_id, kind=node["kind"],
             language=node.get("language") or info.language, title=node.get("title", ""),
             description=node.get("description", ""), tags=list(node.get("tags", [])),
-            body="" if node["kind"] in deferred else node_text(library, node), topic_path=list(reversed(path)), pack_title=info.title,
-            staff_only=node["id"] in guides)
+            body="" if node["kind"] in deferred else node_text(library, node),
+            topic_path=list(reversed(path)), pack_title=info.title,
+            staff_only=node["id"] in guides,
+            labels=kolibri_labels.facets((node.get("kolibri") or {}).get("labels")))
 
 
 class SearchService:
@@ -213,16 +226,17 @@ class SearchService:
         return self._cached(key, lambda: self.index.suggest(prefix, limit=limit, languages=languages))
 
     def search(self, query: str, *, kinds=None, languages=None, packs=None, limit: int = 20,
-               offset: int = 0, staff: bool = False):
+               offset: int = 0, staff: bool = False, labels: dict[str, list[str]] | None = None):
         """A search, cached like suggestions: a class told to look up the same words sends
         the same query from 30 tablets within seconds, and it is answered once. Results
         are never changed after they are made, so threads can share them. Teaching guides
         are found only by ``staff`` searches."""
         key = ("search", " ".join(query.casefold().split()), tuple(kinds or ()),
-               tuple(languages or ()), tuple(packs or ()), limit, offset, staff)
+               tuple(languages or ()), tuple(packs or ()), limit, offset, staff,
+               tuple(sorted((k, tuple(v)) for k, v in (labels or {}).items())))
         return self._cached(key, lambda: self.searcher.search(
             query, kinds=kinds, languages=languages, packs=packs, limit=limit, offset=offset,
-            staff=staff))
+            staff=staff, labels=labels or None))
 
     def _cached(self, key: tuple, compute):
         now = time.monotonic()
@@ -338,6 +352,12 @@ def _is_staff() -> bool:
     return bool(user) and user["role"] in STAFF
 
 
+def label_args() -> dict[str, list[str]]:
+    """The label filters of a search request (``activity=watch&level=lower-primary``)."""
+    return {name: found for name in LABEL_FACETS
+            if (found := _list_arg(name, kolibri_labels.SLUGS[name]))}
+
+
 def run_search():
     query = request.args.get("q", "")
     if len(query) > 200:
@@ -346,7 +366,7 @@ def run_search():
         return query, service().search(
             query, kinds=_list_arg("kind", KINDS), languages=_list_arg("language"),
             packs=_list_arg("pack"), limit=_int_arg("limit", 20, 1, 100),
-            offset=_int_arg("offset", 0, 0, 10_000), staff=_is_staff())
+            offset=_int_arg("offset", 0, 0, 10_000), staff=_is_staff(), labels=label_args())
     except si.QuerySyntaxError as exc:
         raise InvalidInput(str(exc), details={"q": str(exc)}) from None
 
@@ -396,19 +416,32 @@ def page():
 
     only_zim = request.args.get("zim") or None
     kinds = _list_arg("kind", KINDS) or []
+    labels = label_args()
     query, result = run_search() if request.args.get("q") and not only_zim else (
         request.args.get("q", ""), None)
-    # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons.
+    # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons;
+    # their articles have no kind nor labels to filter by.
     sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
-                                 ) if query and not kinds else []
+                                 ) if query and not kinds and not labels else []
     if result is not None and result.did_you_mean and any(s.hits for s in sources):
         # The encyclopedias found the words as typed ("Ray Charles"): the lessons' correction
         # ("Ray charge") was of words they simply do not hold, and its hits answer another
         # question. Results are shared between requests: a changed copy, never the original.
         result = None if result.mode == "fuzzy" else dataclasses.replace(result, did_you_mean=None)
     titles = {p["id"]: p["title"] for p in packs(get_db())}
+    chosen = {"kind": kinds, **labels}
+
+    def filter_url(facet: str, value: str | None) -> str:
+        """This search with one filter set to ``value`` (None: removed), the others kept:
+        links, so that filtering works without JavaScript."""
+        args = {name: values for name, values in chosen.items() if values and name != facet}
+        if value is not None:
+            args[facet] = value
+        return url_for("search.page", q=query, **args)
+
     return render_template("search.html", query=query, result=result, pack_titles=titles,
-                           kinds=kinds, zim_sources=sources, only_zim=only_zim,
+                           kinds=kinds, labels=labels, label_facets=LABEL_FACETS,
+                           filter_url=filter_url, zim_sources=sources, only_zim=only_zim,
                            merged=zim_web.merge(result.hits if result else [], sources))
 
 

@@ -211,3 +211,26 @@ def test_zim_routes_answer_each_role_as_declared(as_user, method, path, allowed)
 def test_the_exercise_players_answer_is_a_learners_write(app):
     """The script's one request per answer: learners only (guests and staff use the form)."""
     assert set(app.view_functions["kiosk.practice_answer"].allowed) == {"learner"}
+
+
+# Kolibri channels: the update preview of a channel on a drive, and Kolibri servers on the LAN.
+KOLIBRI_ROUTES = [
+    ("GET", "/manage/content/kolibri/update", {"cora"}),
+    ("POST", "/manage/content/lan", {"cora"}),
+    ("POST", "/manage/content/lan/topics", {"cora"}),
+    ("POST", "/manage/content/lan/update", {"cora"}),
+    ("POST", "/manage/content/lan/import", {"cora"}),
+]
+
+
+@pytest.mark.parametrize("method,path,allowed", KOLIBRI_ROUTES)
+def test_kolibri_routes_answer_each_role_as_declared(as_user, method, path, allowed):
+    for who in ROLES:
+        client = as_user(who)
+        token = csrf_token(client)
+        # An address that is not one: no request leaves the box, whoever asks.
+        response = client.open(path, method=method, data={"csrf_token": token, "server": "ftp://x"},
+                               headers={"X-CSRFToken": token})
+        refused = response.status_code in (401, 403) or (
+            who is None and response.status_code == 302 and "/signin" in response.location)
+        assert refused == (who not in allowed), (who, path, response.status_code)
