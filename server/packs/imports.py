@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -440,71 +441,54 @@ def lan_server(address: str, library: lib.Library) -> kolibri_remote.KolibriServ
                                         limits=library.limits)
 
 
-def lan_channels(address: str, library: lib.Library) -> tuple[dict, list[dict]]:
-    """The device's description and its channels. Raises :class:`LanProblem`."""
+@contextmanager
+def _asking(address: str, library: lib.Library):
+    """A Kolibri server on the LAN, its failures told as a :class:`LanProblem` a coordinator
+    reads: it did not answer, it answered without the channel, or it is not Kolibri."""
     server = lan_server(address, library)
     try:
-        info = server.info()
-        if info is None:
-            raise LanProblem("not_kolibri")
-        return info, server.channels()
-    except lib.SourceUnavailable as exc:
-        raise LanProblem("unreachable", exc.message) from None
-    except lib.ContentError as exc:
-        raise LanProblem("not_kolibri", exc.message) from None
-    finally:
-        server.http.close()
-
-
-def lan_channel(address: str, channel_id: str, library: lib.Library) -> dict:
-    """One channel the server offers (checked again: a posted id is not taken on trust)."""
-    server = lan_server(address, library)
-    try:
-        return server.lookup(channel_id)
-    except lib.SourceUnavailable as exc:
-        raise LanProblem("unreachable", exc.message) from None
+        yield server
+    except lib.VersionConflict:
+        raise  # an update's own question, asked by the page
+    except (lib.SourceUnavailable, OSError) as exc:
+        raise LanProblem("unreachable", getattr(exc, "message", str(exc))) from None
     except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
         raise LanProblem("no_channel", exc.message) from None
     except lib.ContentError as exc:
         raise LanProblem("not_kolibri", exc.message) from None
     finally:
         server.http.close()
+
+
+def lan_channels(address: str, library: lib.Library) -> tuple[dict, list[dict]]:
+    """The device's description and its channels. Raises :class:`LanProblem`."""
+    with _asking(address, library) as server:
+        info = server.info()
+        if info is None:
+            raise LanProblem("not_kolibri")
+        return info, server.channels()
+
+
+def lan_channel(address: str, channel_id: str, library: lib.Library) -> dict:
+    """One channel the server offers (checked again: a posted id is not taken on trust)."""
+    with _asking(address, library) as server:
+        return server.lookup(channel_id)
 
 
 def lan_topics(address: str, channel_id: str, library: lib.Library) -> tuple[dict, list[dict]]:
     """A server's channel and its topics with their sizes (:func:`kolibri_topics`): its
     database is fetched into the library's work folder, where the import finds it again."""
-    server = lan_server(address, library)
-    try:
+    with _asking(address, library) as server:
         channel = server.lookup(channel_id)
         folder = server.fetch_database(channel_id, channel["version"],
                                        kolibri_remote.work_folder(library, channel_id))
         return channel, kolibri_topics(str(folder), channel_id)
-    except (lib.SourceUnavailable, OSError) as exc:
-        raise LanProblem("unreachable", getattr(exc, "message", str(exc))) from None
-    except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
-        raise LanProblem("no_channel", exc.message) from None
-    except lib.ContentError as exc:
-        raise LanProblem("not_kolibri", exc.message) from None
-    finally:
-        server.http.close()
 
 
 def lan_update_preview(address: str, channel_id: str, library: lib.Library) -> dict:
     """:func:`kolibri_update_preview` from a Kolibri server. Raises :class:`LanProblem`."""
-    server = lan_server(address, library)
-    try:
+    with _asking(address, library) as server:
         return kolibri_update_preview(library, address, channel_id, server=server)
-    except (lib.SourceUnavailable, OSError) as exc:
-        raise LanProblem("unreachable", getattr(exc, "message", str(exc))) from None
-    except lib.VersionConflict:
-        raise
-    except lib.PackNotFound as exc:  # the server answered: it has no such channel (any more)
-        raise LanProblem("no_channel", exc.message) from None
-    except lib.ContentError as exc:
-        raise LanProblem("not_kolibri", exc.message) from None
-    finally:
-        server.http.close()
 
 
 def _read_folder_manifest(folder: Path) -> dict | None:
