@@ -269,6 +269,7 @@ def test_completed_once_even_when_practising_on(installed, box, amina):
     page = player.open()
     # Mastered: the way back to the topic, no more questions unless asked for.
     assert "You have mastered this exercise." in page and "Back to the topic" in page
+    assert page.count("mastered this exercise") == 1  # said once, not by a badge as well
     assert 'data-question="' not in page and "Keep practising" in page
     player.url += "?more=1"
     answer_pattern(installed, box, player, "FFFTTTT")  # slips, then masters "again"

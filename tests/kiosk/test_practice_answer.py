@@ -165,6 +165,7 @@ def test_mastery_keep_practising_and_the_way_on(installed, amina):
             page.next()
     feedback = text(reply["feedback"])
     assert "Congratulations! You have mastered this exercise." in feedback
+    assert feedback.count("mastered this exercise") == 1  # the congratulations say it
     assert "Keep practising" in feedback and "Back to the topic" in feedback
     assert "Next question" not in feedback  # after mastery: the way on, or keep practising
     done = [e for e in answers(installed) if e["type"] == "completed"]
