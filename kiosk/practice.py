@@ -554,7 +554,9 @@ def _answer_body(body) -> tuple[str, MultiDict]:
         raise InvalidInput("expected {\"attempt\": n, \"answer\": {field: [values]}}")
     problems = {k: "not accepted here" for k in body if k not in ("attempt", "answer")}
     attempt = body.get("attempt")
-    if isinstance(attempt, str) and attempt.isdigit():
+    if isinstance(attempt, str) and attempt.isascii() and attempt.isdigit():  # not "²"
+        attempt = int(attempt)
+    elif isinstance(attempt, float) and attempt.is_integer():  # JSON's 3.0 is the number 3
         attempt = int(attempt)
     if not isinstance(attempt, int) or isinstance(attempt, bool) or not 0 <= attempt < 10**9:
         problems["attempt"] = "the attempt number the page shows"

@@ -382,8 +382,11 @@ PATHS["/api/v1/practice/{pack_id}/{node_id}/answer"] = {"post": {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["attempt", "answer"], "additionalProperties": False,
         "properties": {
-            "attempt": {"type": ["integer", "string"], "description": "The form's attempt."},
+            "attempt": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 999999999},
+                                  {"type": "string", "pattern": "^[0-9]{1,9}$"}],
+                        "description": "The form's attempt."},
             "answer": {"type": "object", "maxProperties": 60,
+                       "propertyNames": {"maxLength": 100},
                        "description": "The question's fields as the form posts them: name to "
                                       "list of values (`answer`; a Khan Academy question's "
                                       "widget names).",

@@ -265,7 +265,8 @@ def test_fields_the_box_decides_are_refused(installed, amina, extra):
 
 
 @pytest.mark.parametrize("body", [
-    None, [], {"attempt": "x", "answer": {}}, {"attempt": 0, "answer": ["1"]},
+    None, [], {"attempt": "x", "answer": {}}, {"attempt": "²", "answer": {}},
+    {"attempt": "", "answer": {}}, {"attempt": 0, "answer": ["1"]},
     {"attempt": 0, "answer": {"answer": [1]}}, {"attempt": 0, "answer": {"answer": ["x" * 501]}},
     {"attempt": 0, "answer": {f"f{i}": ["1"] for i in range(61)}}])
 def test_malformed_bodies_are_refused(installed, amina, body):
