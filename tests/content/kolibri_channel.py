@@ -170,3 +170,20 @@ def standard(root: Path) -> tuple[ExportFolder, dict]:
                            content_id=hexid("content" + ids["audio"]))
     ex.file(ids["again"], "audio", b"ID3 audio bytes", "mp3")
     return ex, ids
+
+
+def algebra_channel(root: Path) -> tuple[ExportFolder, str]:
+    """A channel with one Khan Academy exercise: an expression to simplify (`e1`, "5x") and a
+    radio question whose eight choices are shuffled (`r1`, "c")."""
+    ex = ExportFolder(root)
+    node = ex.node(hexid("algebra"), CHANNEL, "exercise", "Algebra", order=1)
+    questions = {
+        "e1": item("Write $2x + 3x$ more simply. [[\u2603 expression 1]]", {"expression 1": {
+            "type": "expression", "options": {"answerForms": [
+                {"value": "5x", "form": False, "simplify": True, "considered": "correct"}]}}}),
+        "r1": item("Pick $c$. [[\u2603 radio 1]]", {"radio 1": {"type": "radio", "options": {
+            "randomize": True, "choices": [{"content": f"${c}$", "correct": c == "c"} for c in "abcdefgh"]}}}),
+    }
+    ex.file(node, "exercise", perseus_zip(questions), "perseus")
+    ex.save()
+    return ex, node

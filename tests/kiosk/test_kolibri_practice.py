@@ -10,7 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 
-from kolibri_channel import CHANNEL, ExportFolder, hexid, item, perseus_zip, standard  # noqa: E402
+from kolibri_channel import (  # noqa: E402
+    CHANNEL,
+    algebra_channel,
+    hexid,
+    standard,
+)
 from passerelle.content import kolibri  # noqa: E402
 
 PACK = "kolibri-" + CHANNEL
@@ -114,17 +119,7 @@ def test_one_resource_under_two_topics_shares_its_progress(channel_app, as_user)
 
 
 def test_an_expression_is_checked_and_shuffled_choices_stay_put_on_reload(app, tmp_path, as_user):
-    ex = ExportFolder(tmp_path / "KOLIBRI_DATA")
-    node = ex.node(hexid("algebra"), CHANNEL, "exercise", "Algebra", order=1)
-    questions = {
-        "e1": item("Write $2x + 3x$ more simply. [[\u2603 expression 1]]", {"expression 1": {
-            "type": "expression", "options": {"answerForms": [
-                {"value": "5x", "form": False, "simplify": True, "considered": "correct"}]}}}),
-        "r1": item("Pick $c$. [[\u2603 radio 1]]", {"radio 1": {"type": "radio", "options": {
-            "randomize": True, "choices": [{"content": f"${c}$", "correct": c == "c"} for c in "abcdefgh"]}}}),
-    }
-    ex.file(node, "exercise", perseus_zip(questions), "perseus")
-    ex.save()
+    ex, node = algebra_channel(tmp_path / "KOLIBRI_DATA")
     kolibri.import_channel(app.extensions["passerelle.library"], ex.root, CHANNEL)
     client = as_user("amina")
     url = f"/practice/{PACK}/{hexid('content' + node)}"
