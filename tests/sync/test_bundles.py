@@ -357,3 +357,35 @@ print(json.dumps({{"count": sum(e['ops'] for e in entries), "batches": len(entri
     assert figures["biggest"] <= 5000 and figures["batches"] == 40
     assert figures["growth_kb"] < 60_000, figures  # a few batches' worth, not 200,000 ops
     assert os.path.exists(tmp_path / "big" / "out.bundle")
+
+
+def test_the_verifier_agrees_with_the_signer_and_refuses_what_is_not_a_signature():
+    """Ops are signed with ``cryptography`` (OpenSSL) and checked with libsodium: a signature
+    one makes, the other accepts; a changed byte, a short signature, another key's signature
+    or a key of small order is refused with the same exception as before."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    def raw(key):
+        return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    verifier = syncmod.make_verifier(raw(key))
+    for message in (b"", b"passerelle-op/1\n{}", os.urandom(5000)):
+        signature = key.sign(message)
+        verifier.verify(signature, message)  # accepted
+        altered = bytes([signature[0] ^ 1]) + signature[1:]
+        for bad_signature, bad_message in ((altered, message), (signature, message + b"x"),
+                                           (signature[:63], message), (b"", message),
+                                           (other.sign(message), message)):
+            with pytest.raises(InvalidSignature):
+                verifier.verify(bad_signature, bad_message)
+    # The identity point as a key: every "signature" with R = identity, S = 0 would pass a
+    # lax check; it is refused.
+    identity = bytes([1]) + bytes(31)
+    with pytest.raises(InvalidSignature):
+        syncmod.make_verifier(identity).verify(identity + bytes(32), b"anything")
+    for not_a_key in (b"", bytes(31), "x" * 32):
+        with pytest.raises(ValueError):
+            syncmod.make_verifier(not_a_key)
