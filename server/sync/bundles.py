@@ -38,6 +38,7 @@ from passerelle.server.sync.ops import (
     SKEW_REPORT_MS,
     ApplyResult,
     SyncRefused,
+    is_vector,
     make_verifier,
     sign_pending,
     vector,
@@ -47,6 +48,7 @@ from passerelle.server.sync.partition import (
     changes_for_site,
     is_anchor,
     parse_lines,
+    prune_departed,
 )
 from passerelle.server.sync.peers import log_result, remember_peer
 
@@ -134,6 +136,8 @@ def export_bundle(db: sqlite_utils.Database, home, dest_path, since_vector: Mapp
                 "since": dict(sorted((since_vector or {}).items())), "have": have,
                 "ops": total, "encryption": encryption, "batches": entries,
             }
+            if site:  # the hub's word on the site of the box it wrote this for
+                manifest["site"] = site
             manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
             zf.writestr(zipfile.ZipInfo("bundle.json", (1980, 1, 1, 0, 0, 0)), manifest_bytes,
                         compress_type=zipfile.ZIP_DEFLATED)
@@ -173,6 +177,7 @@ class ImportResult(ApplyResult):
     from_device: str = ""
     batches: int = 0
     clock_note: str = ""
+    pruned: int = 0  # learners who moved to another site, taken off this box
 
     def summary(self) -> str:
         words = [f"imported {self.applied} operations from {self.from_device}"
@@ -181,6 +186,9 @@ class ImportResult(ApplyResult):
             words.append(f"held back {n} operations of {origin} from #{seq}: {HELD_WORDS[why]}")
         if self.clock_note:
             words.append(self.clock_note)
+        if self.pruned:
+            words.append(f"{self.pruned} learner(s) who moved to another site were taken off this "
+                         "box (the hub and their new site keep everything)")
         return "; ".join(words)
 
 
@@ -304,6 +312,16 @@ def import_bundle(db: sqlite_utils.Database, path, *, passphrase: str | None = N
             origin, ms = max(result.clock_ahead_ms.items(), key=lambda kv: kv[1])
             result.clock_note = f"operations of {origin} are stamped {days_text(ms)} ahead of this box"
         remember_peer(db, peer, manifest.get("have") or {})
+        if is_anchor(db, peer):
+            # As after a sync over the network: the hub says which site this box is in, and a
+            # learner who moved to another site leaves this box once everything of theirs
+            # here is in what the hub held when it wrote the bundle (its signed vector). A box
+            # that only ever sees USB sticks still ends up holding its own site's learners only.
+            from passerelle.server.people import sites
+
+            if isinstance(manifest.get("site"), str) and manifest["site"]:
+                sites.set_this_site(db, manifest["site"])
+            result.pruned = len(prune_departed(db, have if is_vector(have := manifest.get("have")) else {}).learners)
     except SyncRefused as exc:
         if log:
             log_result(db, "import", peer, str(path), False, exc.message)

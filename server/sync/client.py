@@ -480,9 +480,7 @@ def _check_peer(db, me: str, device: str, info: dict, peer: Peer, result: SyncRe
 
 
 def _vector(value) -> dict[str, int]:
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-            for k, v in value.items()):
+    if not syncmod.is_vector(value):
         raise PeerUnreachable("the peer answered a malformed vector")
     return value
 

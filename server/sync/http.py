@@ -235,9 +235,7 @@ def _json_body() -> dict:
 
 def _vector_field(body: dict, name: str) -> dict[str, int]:
     value = body.get(name, {})
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-            for k, v in value.items()):
+    if not syncmod.is_vector(value):
         raise InvalidInput(f"{name} must be a vector like {{\"DEVICE\": 120}}")
     return value
 

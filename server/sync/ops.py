@@ -458,11 +458,17 @@ def _take_skips(db, runs: dict[str, list[tuple[int, int]]], origin: str, have: i
     return have
 
 
+def is_vector(value) -> bool:
+    """Whether ``value`` is a version vector as it travels (JSON): {device: seq ≥ 0}."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items())
+
+
 def parse_vector(text: str) -> dict[str, int]:
     try:
         value = json.loads(text)
-        if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) for k, v in value.items()):
+        if not is_vector(value):
             raise ValueError
     except ValueError:
         raise InvalidInput('a vector is JSON like {"DEVICE": 120}') from None

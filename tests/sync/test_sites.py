@@ -171,6 +171,7 @@ def test_sites_by_usb_bundle(make_boxes, tmp_path, kit):
         carry(hub, box, site)
         assert set(learners(box.db).values()) == {site}
         assert syncmod.vector(box.db) == syncmod.vector(hub.db)  # skips keep it contiguous
+        assert sites.this_site(box.db) == site  # the hub's signed word, as over the network
     # Boxes write, bundles go to the hub and back.
     for box, site in ((a, site_a), (b, site_b)):
         records.put(box.db, "user", f"new-{box.name}", {"role": "learner", "display_name": "N",
@@ -182,13 +183,27 @@ def test_sites_by_usb_bundle(make_boxes, tmp_path, kit):
         assert set(learners(box.db).values()) == {site}
     assert f"new-{a.name}" in learners(hub.db) and f"new-{b.name}" in learners(hub.db)
     assert f"new-{a.name}" not in learners(b.db)
+    # learner-0 moves to site B. Box a, which only ever sees USB sticks, records one more
+    # answer of hers before it hears: she stays on a until the hub's bundle says it holds it.
+    sites.move(hub.db, "user", "learner-0", site_b)
+    events(a.db, "learner-0", 1, "a-late")
+    waiting = carry(hub, a, site_a)
+    assert waiting.pruned == 0 and progress_of(a.db, "learner-0")
+    carry(a, hub)
+    done = carry(hub, a, site_a)
+    assert done.pruned == 1 and "moved to another site" in done.summary()
+    assert traces(a.db, "learner-0") == {} and contiguous(a.db)
+    assert set(learners(a.db).values()) == {site_a}
+    carry(hub, b, site_b)  # her whole history reaches her new site, the late answer included
+    assert sum(r[4] for r in progress_of(b.db, "learner-0")) == 4
+    assert sum(r[4] for r in progress_of(hub.db, "learner-0")) == 4
     # A bundle from a box that is not the anchor is not believed about skips: what follows a
     # skipped run waits as a gap instead of being taken as complete.
     c = make_boxes(1)[0]
     kit.trust_all([hub, c])
     records.put(hub.db, "user", "late-b", {"role": "learner", "display_name": "Late", "site": site_b})
     result = carry(hub, c, site_a)
-    assert "late-b" not in learners(c.db)
+    assert "late-b" not in learners(c.db) and sites.this_site(c.db) is None
     assert syncmod.vector(c.db).get(hub.device, 0) < syncmod.vector(hub.db)[hub.device]
     assert result.held or result.applied
 
