@@ -37,6 +37,12 @@ class Dialect:
         """An expression ordered without regard to ASCII case."""
         return f"{expr} COLLATE NOCASE"
 
+    def contains_folded(self, column: str) -> str:
+        """Whether ``column``, folded as names are compared (``accounts.fold``: lower case,
+        no accents), holds the parameter, folded already. On SQLite through the
+        ``passerelle_fold`` function the caller registers on its connection."""
+        return f"instr(passerelle_fold({column}), ?) > 0"
+
     def day_of_ms(self, expr: str) -> str:
         """The UTC day (YYYY-MM-DD) of a count of milliseconds since 1970."""
         return f"date(({expr}) / 1000, 'unixepoch')"
@@ -74,6 +80,14 @@ class PostgresDialect(Dialect):
 
     def nocase(self, expr: str) -> str:
         return f"lower({expr})"
+
+    def contains_folded(self, column: str) -> str:
+        # The fold in SQL: decomposed (NFKD), without the combining marks of Latin letters
+        # (accents) and of Arabic ones (short vowels), then lower case by ICU's root locale,
+        # since the columns' own collation ("C") lowers only ASCII letters.
+        return (f"strpos(lower(regexp_replace(normalize({column}, NFKD),"
+                r" '[\u0300-\u036f\u064b-\u065f\u0670]', '', 'g')" ' COLLATE "und-x-icu"),'
+                " ?) > 0")
 
     # One parameter, a JSON array of objects, whatever the number of rows: one round trip and
     # one plan for a whole batch, each value read as its column's type by the table's own row

@@ -20,7 +20,7 @@ import functools
 import secrets
 from dataclasses import dataclass, field
 
-from passerelle.server import records
+from passerelle.server import dialect, records
 from passerelle.server.errors import Conflict, InvalidInput
 from passerelle.server.i18n import lazy_text as _l
 from passerelle.server.people import accounts
@@ -50,16 +50,18 @@ def _folded(text: str) -> str:
 
 def _fold_function(db) -> None:
     # Registered once per connection (sqlite-utils keeps count); deterministic, so SQLite may
-    # call it as few times as it likes.
-    db.register_function(_folded, name="passerelle_fold", deterministic=True)
+    # call it as few times as it likes. PostgreSQL folds in its own SQL (dialect).
+    if dialect.of(db) is dialect.SQLITE:
+        db.register_function(_folded, name="passerelle_fold", deterministic=True)
 
 
-def _filters(text: str, class_uuid: str | None) -> tuple[str, list]:
+def _filters(db, text: str, class_uuid: str | None) -> tuple[str, list]:
     where, params = ["t.deleted = 0"], []
     text = accounts.fold(text or "")
     if text:
-        where.append("(instr(passerelle_fold(t.display_name), ?) > 0 OR (t.username IS NOT NULL"
-                     " AND instr(passerelle_fold(t.username), ?) > 0))")
+        contains = dialect.of(db).contains_folded
+        where.append(f"({contains('t.display_name')} OR (t.username IS NOT NULL"
+                     f" AND {contains('t.username')}))")
         params += [text, text]
     if class_uuid == NO_CLASS:
         where.append("t.role = 'learner' AND NOT EXISTS (SELECT 1 FROM memberships m"
@@ -78,7 +80,7 @@ def find(db, *, text: str = "", role: str | None = None, class_uuid: str | None 
     ``after``/``before`` are the uuid of the last/first person of the page seen before.
     """
     _fold_function(db)
-    where, params = _filters(text, class_uuid)
+    where, params = _filters(db, text, class_uuid)
     by_role = dict.fromkeys(accounts.ROLES, 0)
     for row_role, count in db.execute(f"SELECT t.role, count(*) FROM users t WHERE {where}"
                                       " GROUP BY t.role", params):
@@ -94,8 +96,11 @@ def find(db, *, text: str = "", role: str | None = None, class_uuid: str | None 
     if cursor_uuid:
         row = db.execute("SELECT display_name FROM users WHERE uuid = ?", [cursor_uuid]).fetchone()
         if row is not None:
-            where += (" AND (t.display_name COLLATE NOCASE, t.uuid) "
-                      + ("< (?, ?)" if backwards else "> (?, ?)"))
+            # The name given is compared as the column is ordered: on PostgreSQL lower() of
+            # both sides (the columns' collation is "C"), on SQLite NOCASE.
+            nocase = dialect.of(db).nocase
+            where += (f" AND ({nocase('t.display_name')}, t.uuid) "
+                      + ("<" if backwards else ">") + f" ({nocase('?')}, ?)")
             params = [*params, row[0], cursor_uuid]
     order = "DESC" if backwards else "ASC"
     cursor = db.execute(
@@ -138,7 +143,7 @@ def matching_uuids(db, *, text: str = "", role: str | None = None,
                    class_uuid: str | None = None) -> list[str]:
     """Everyone matching a search, by name: what an export of the current list holds."""
     _fold_function(db)
-    where, params = _filters(text, class_uuid)
+    where, params = _filters(db, text, class_uuid)
     if role in accounts.ROLES:
         where += " AND t.role = ?"
         params.append(role)

@@ -5,7 +5,24 @@ import csv
 import io
 import re
 
+import pytest
+
 from tests.conftest import csrf_token
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def box(request, box_template, tmp_path):
+    """The people page of a box (SQLite) and of a programme's hub (PostgreSQL): search and
+    pages run the same SQL, folded names included."""
+    import shutil
+
+    from tests.conftest import Box, postgresql_box
+
+    if request.param == "postgresql":
+        return postgresql_box(request, tmp_path)
+    template, ids = box_template
+    shutil.copytree(template, tmp_path / "box")
+    return Box(tmp_path / "box", ids)
 
 
 def post(client, path, data):
