@@ -71,6 +71,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SETTINGS=settings,
         HOME=home,
         DB_PATH=target,  # a SQLite file, or a postgresql:// URL
+        REPORTS_DB_PATH=db.reports_target(home, settings),  # a read replica, or DB_PATH
         DB_BUSY_TIMEOUT_MS=settings["db_busy_timeout_ms"],
         DEVICE_ID=info["device_id"],
         MAX_CONTENT_LENGTH=settings["max_request_mb"] * 1024 * 1024,

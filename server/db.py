@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlite_utils
 from flask import Flask, current_app, g, has_request_context
 from passerelle.server import dialect
-from passerelle.server.errors import DatabaseProblem, NotFound
+from passerelle.server.errors import ConfigError, DatabaseProblem, NotFound
 from passerelle.server.migrations import MIGRATIONS, all_sets, apply_all
 from passerelle.server.records import now_iso
 
@@ -169,6 +169,30 @@ def engine_errors() -> tuple[type[Exception], ...]:
 def target(home, settings) -> str:
     """Where the records are: the ``database_url`` setting, or the SQLite file in the home."""
     return settings["database_url"] or str(home.db_path)
+
+
+def reports_target(home, settings) -> str:
+    """Where the impact report and the large exports read: the ``reports_database_url``
+    replica, or the records' database itself."""
+    url = settings["reports_database_url"]
+    if not url:
+        return target(home, settings)
+    if not (dialect.is_postgres_url(url) and dialect.is_postgres_url(settings["database_url"])):
+        raise ConfigError("reports_database_url is a read replica of the hub's PostgreSQL "
+                          "database: both it and database_url must be postgresql:// URLs")
+    return url
+
+
+@contextmanager
+def reports_db() -> Iterator[Database]:
+    """The connection a report reads in a request: the request's own, or one to the replica
+    (``reports_database_url``) for the time of the report, in one consistent snapshot."""
+    config = current_app.config
+    if config["REPORTS_DB_PATH"] == config["DB_PATH"]:
+        yield get_db()
+        return
+    with snapshot(config["REPORTS_DB_PATH"], config["DB_BUSY_TIMEOUT_MS"]) as db:
+        yield db
 
 
 def prepare(db_path: Path | str, busy_timeout_ms: int = 5000, sets=None) -> dict:

@@ -187,6 +187,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the hub keeps its records: empty for SQLite in the data home (every box), or "
             "a postgresql://user@host/name URL for a hub on PostgreSQL (see docs/deployment.md). "
             "Packs and the search index stay in the data home either way."),
+    Setting("reports_database_url", str, "",
+            "A read replica of the hub's PostgreSQL database (postgresql://user@host/name) that "
+            "the impact report and the large exports read, so a long report does not load the "
+            "database that boxes sync with; empty: they read the records' database. Needs "
+            "database_url on PostgreSQL (see docs/deployment.md)."),
     Setting("zim_index", bool, True,
             "Index the articles of ZIM files that carry no full-text index of their own into "
             "the box's search, in the background while serving (off: only those started from "

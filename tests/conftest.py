@@ -481,6 +481,17 @@ class PostgresCluster:
                   "-t", "60", "-l", str(self.root / "log"), "start")
         return self
 
+    def start_standby_of(self, primary: PostgresCluster) -> PostgresCluster:
+        """A hot standby streaming from ``primary``: a base backup (``-R`` writes the
+        connection to follow), then started read-only, as a hub's read replica is."""
+        self._run(str(self.bindir / "pg_basebackup"), "-d", primary.url(), "-D", str(self.data),
+                  "-R", "-X", "stream", "--no-sync")
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+                   " -c hot_standby=on -c max_connections=300")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
+                  "-t", "60", "-l", str(self.root / "log"), "start")
+        return self
+
     def url(self, database: str = "postgres") -> str:
         return f"{self.base}/{database}"
 
@@ -510,6 +521,23 @@ def postgresql_cluster():
     cluster = PostgresCluster(bindir).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def postgresql_replicated():
+    """A primary cluster of this test's own and a hot standby that follows it."""
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
+                    "package (or: apt-get install postgresql)", pytrace=False)
+    primary = PostgresCluster(bindir).start()
+    standby = PostgresCluster(bindir)
+    try:
+        standby.start_standby_of(primary)
+        yield primary, standby
+    finally:
+        standby.stop()
+        primary.stop()
 
 
 _pg_databases = iter(range(1, 10**9))

@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 from passerelle.kiosk import bp
 from passerelle.kiosk.labels import LABELS, label
-from passerelle.server.db import get_db, snapshot
+from passerelle.server.db import get_db, reports_db, snapshot
 from passerelle.server.errors import InvalidInput, NotFound
 from passerelle.server.i18n import NAMES, offered
 from passerelle.server.i18n import direction as i18n_direction
@@ -99,7 +99,8 @@ def manage_reports():
         status = exc.status
     else:
         status = 200
-    report = reports.impact(db, start, end, _scope(db))
+    with reports_db() as source:
+        report = reports.impact(source, start, end, _scope(db))
     classes = accounts.classes_of(db, current_user())
     return render_template("manage/reports.html", report=report, error=error, classes=classes,
                            field_labels=_field_labels(), value_label=_value_label,
@@ -134,7 +135,8 @@ def pack_name(names: dict[str, str], pack_id: str) -> str:
 def manage_reports_csv():
     db = get_db()
     start, end = reports.date_range(request.args.get("start"), request.args.get("end"))
-    report = reports.impact(db, start, end, _scope(db))
+    with reports_db() as source:
+        report = reports.impact(source, start, end, _scope(db))
     name = f"impact-{start.isoformat()}-{end.isoformat()}.csv"
     titles = _pack_titles(db)
 
@@ -157,8 +159,10 @@ def _streamed(chunks_of, mimetype: str, stem: str, ext: str, **kwargs) -> Respon
     config = current_app.config
 
     def generate():
-        with snapshot(config["DB_PATH"], config["DB_BUSY_TIMEOUT_MS"]) as db:
-            yield from chunks_of(db, **kwargs)  # one consistent state for the whole file
+        # Read where reports read (a hub's replica, if it has one), in one consistent state
+        # for the whole file.
+        with snapshot(config["REPORTS_DB_PATH"], config["DB_BUSY_TIMEOUT_MS"]) as db:
+            yield from chunks_of(db, **kwargs)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return Response(stream_with_context(generate()), mimetype=mimetype,

@@ -86,6 +86,19 @@ class Env:
         return dbmod.connect(self.db_target, self.settings()["db_busy_timeout_ms"])
 
     @contextmanager
+    def reports_db(self):
+        """``with env.reports_db() as db:`` — where reports read: the hub's read replica
+        (``reports_database_url``, one consistent snapshot), else :meth:`db`."""
+        settings = self.settings()
+        source = dbmod.reports_target(self.home, settings)
+        if source == self.db_target:
+            with self.db() as db:
+                yield db
+            return
+        with dbmod.snapshot(source, settings["db_busy_timeout_ms"]) as db:
+            yield db
+
+    @contextmanager
     def db(self):
         """``with env.db() as db:`` — a migrated connection, closed whatever happens."""
         db = self.open_db()

@@ -50,7 +50,7 @@ def report_impact(env: Env, start: str | None, end: str | None, csv_file: Path |
 
     Example: passerelle report impact --start 2026-01-01 --end 2026-12-31 --csv impact.csv
     """
-    with env.db() as db:
+    with env.reports_db() as db:
         first, last = reports.date_range(start, end)
         result = reports.impact(db, first, last)
     if csv_file:
@@ -73,7 +73,7 @@ def report_progress(env: Env, csv_file: Path | None) -> None:
 
     Example: passerelle report progress --csv progress.csv
     """
-    with env.db() as db:
+    with env.reports_db() as db:
         lines = _write(reports.progress_csv(db), csv_file)
     if csv_file:
         click.echo(f"wrote {lines - 1} rows to {csv_file}", err=True)
@@ -93,7 +93,7 @@ def report_xapi(env: Env, file: Path | None, with_names: bool) -> None:
 
     Example: passerelle report xapi statements.jsonl
     """
-    with env.db() as db:
+    with env.reports_db() as db:
         lines = _write(reports.xapi_statements(db, with_names=with_names), file)
     if file:
         click.echo(f"wrote {lines} statements to {file}", err=True)
