@@ -33,6 +33,14 @@ class Dialect:
         """A top-level key of a JSON text column, as text."""
         return f"json_extract({column}, '$.{key}')"
 
+    def group_concat(self, expr: str) -> str:
+        """The texts of a group's ``expr``, joined by commas (aggregate)."""
+        return f"group_concat({expr})"
+
+    def json_is_true(self, column: str, key: str) -> str:
+        """Whether a top-level key of a JSON text column is ``true``."""
+        return f"json_extract({column}, '$.{key}') = 1"
+
     def nocase(self, expr: str) -> str:
         """An expression ordered without regard to ASCII case."""
         return f"{expr} COLLATE NOCASE"
@@ -77,6 +85,12 @@ class PostgresDialect(Dialect):
 
     def json_text(self, column: str, key: str) -> str:
         return f"({column}::jsonb ->> '{key}')"
+
+    def group_concat(self, expr: str) -> str:
+        return f"string_agg(({expr})::text, ',')"
+
+    def json_is_true(self, column: str, key: str) -> str:
+        return f"coalesce({column}::jsonb -> '{key}' = 'true'::jsonb, false)"
 
     def nocase(self, expr: str) -> str:
         return f"lower({expr})"

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 import psycopg
 import psycopg_pool
 from passerelle.server.dialect import POSTGRES
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 
 
@@ -50,8 +50,21 @@ class _BoolAsInt(Dumper):
         return b"1" if obj else b"0"
 
 
+class _NumericAsSQLite(Loader):
+    """A ``numeric`` read as SQLite gives the same value: an int when whole, else a float.
+
+    PostgreSQL's ``sum()`` of integers is ``numeric``, which psycopg reads as ``Decimal``,
+    where the code, written for SQLite, expects an int (a CSV quotes a Decimal, gettext
+    does not choose a plural by one)."""
+
+    def load(self, data):
+        text = bytes(data)
+        return float(text) if text.strip(b"-+").strip(b"0123456789") else int(text)
+
+
 def _configure(conn: psycopg.Connection) -> None:
     conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_loader("numeric", _NumericAsSQLite)
     # SQLite's date functions work in UTC: so does every PostgreSQL session of the hub.
     conn.execute("SET TIME ZONE 'UTC'")
 

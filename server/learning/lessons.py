@@ -403,10 +403,10 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         f" ORDER BY total DESC, pack_id, node_id, question_id LIMIT ?", [*learners, limit]).fetchall()
     found = catalogue.nodes(db, [(pack, node) for pack, node, _q, _n in rows])
     # The numbers each generated question last showed, for all of them in one read.
-    seen = dict(db.execute(
-        f"SELECT pack_id || char(10) || node_id || char(10) || question_id, seen_values"
+    seen = {(pack, node, question): values for pack, node, question, values in db.execute(
+        f"SELECT pack_id, node_id, question_id, seen_values"
         f" FROM missed_questions WHERE learner_uuid IN ({marks}) AND seen_values IS NOT NULL"
-        f" ORDER BY seen_version", learners).fetchall())
+        f" ORDER BY seen_version", learners).fetchall()}
     result = []
     for pack, node, question, wrong in rows:
         question = question or None  # "": the answers named no question
@@ -414,7 +414,7 @@ def most_missed(db, learners: list[str], limit: int = 5) -> list[dict]:
         prompt = ""
         for q in ((data or {}).get("exercise") or {}).get("questions", []):
             if q.get("id") == question:
-                prompt = _as_seen(q, seen.get(f"{pack}\n{node}\n{question or ''}"))[:200]
+                prompt = _as_seen(q, seen.get((pack, node, question or "")))[:200]
         result.append({"pack_id": pack, "node_id": node, "question_id": question, "wrong": wrong,
                        "exercise": data.get("title", node) if data else node, "prompt": prompt})
     return result

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from passerelle.content import ExpressionError, draw_variables, render_generated
-from passerelle.server import records
+from passerelle.server import dialect, records
 from passerelle.server.db import new_uuid
 from passerelle.server.errors import Forbidden, InvalidInput, NotFound
 from passerelle.server.i18n import lazy_text as _l
@@ -406,8 +406,9 @@ def report(db, run_uuid: str) -> Report:
         if item in per_item:
             per_item[item].update(answers=answers, right=right, seen=seen)
     by_learner: dict[str, dict] = {}
+    marks_of = dialect.of(db).group_concat("a.item || ':' || a.correct")
     for learner, attempts, best, score, marks in db.execute(
-            """WITH scores AS (
+            f"""WITH scores AS (
                    SELECT learner_uuid, attempt, sum(correct) AS score FROM quiz_answers
                    WHERE run_uuid = ? GROUP BY learner_uuid, attempt),
                ranked AS (
@@ -415,7 +416,7 @@ def report(db, run_uuid: str) -> Report:
                           AS attempts, row_number() OVER (PARTITION BY learner_uuid
                           ORDER BY score DESC, attempt DESC) AS rank FROM scores)
                SELECT r.learner_uuid, r.attempts, r.attempt, r.score,
-                      (SELECT group_concat(a.item || ':' || a.correct) FROM quiz_answers a
+                      (SELECT {marks_of} FROM quiz_answers a
                        WHERE a.run_uuid = ? AND a.learner_uuid = r.learner_uuid
                        AND a.attempt = r.attempt)
                FROM ranked r WHERE r.rank = 1""", [run_uuid, run_uuid]):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from passerelle.server import dialect
+
 # A node's teaching-guide flag (the pack format's ``for_facilitators``, Kolibri's coach content):
 # hidden from learners and guests with everything under it, shown to staff with a badge.
 FOR_FACILITATORS = "for_facilitators"
@@ -44,7 +46,7 @@ def staff_only_keys(db, keys) -> set[tuple[str, str]]:
             "  WHERE n.parent_id IS NOT NULL AND up.depth < 40)"
             " SELECT DISTINCT up.pack_id, up.start_id FROM up JOIN content_nodes n"
             " ON n.pack_id = up.pack_id AND n.node_id = up.node_id"
-            f" WHERE json_extract(n.data, '$.{FOR_FACILITATORS}') = 1",
+            f" WHERE {dialect.of(db).json_is_true('n.data', FOR_FACILITATORS)}",
             [part for key in chunk for part in key]).fetchall()}
     return found
 
@@ -173,7 +175,7 @@ def tree(db, pack_id: str | None = None) -> list[dict]:
     order learners see them (for the lesson builder and the content page)."""
     where, params = ("WHERE n.pack_id = ?", [pack_id]) if pack_id else ("", [])
     rows = db.execute("SELECT n.pack_id, n.node_id, n.parent_id, n.kind, n.title, n.language,"
-                      " p.title, p.language, json_extract(n.data, '$.for_facilitators') = 1"
+                      f" p.title, p.language, {dialect.of(db).json_is_true('n.data', FOR_FACILITATORS)}"
                       " FROM content_nodes n JOIN content_packs p"
                       f" ON p.id = n.pack_id {where}"
                       " ORDER BY p.title COLLATE NOCASE, n.sort_order, n.position", params

@@ -22,10 +22,10 @@ def test_every_route_declares_who_may_call_it(app):
     assert not undeclared
 
 
-def values_for(ids, app):
+def values_for(ids, app, db=None):
     import sqlite3
 
-    db = sqlite3.connect(app.config["DB_PATH"])
+    db = db or sqlite3.connect(app.config["DB_PATH"])
     app_sha = db.execute("SELECT sha256 FROM content_node_files WHERE node_id = 'basics/game'"
                          ).fetchone()[0]
     return {"class_uuid": ids["class_a"], "session_uuid": ids["session_a"],

@@ -12,6 +12,20 @@ from passerelle.server.learning import events, lessons, progress, quizzes
 Q1, Q2 = "demo-fr/basics/quiz#q1", "demo-fr/basics/quiz#q2"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def box(request, box_template, tmp_path):
+    """Quizzes on a box (SQLite) and on a programme's hub (PostgreSQL)."""
+    import shutil
+
+    from tests.conftest import Box, postgresql_box
+
+    if request.param == "postgresql":
+        return postgresql_box(request, tmp_path)
+    template, ids = box_template
+    shutil.copytree(template, tmp_path / "box")
+    return Box(tmp_path / "box", ids)
+
+
 @pytest.fixture
 def db(app):
     with app.app_context(), app.test_request_context():
