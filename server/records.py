@@ -564,12 +564,15 @@ class _Fold:
         write_rows(db, "missed_questions", _MISSED_COLUMNS,
                    [(*key, *row) for key, row in self.missed.items()], _MISSED_MERGE, alias="t")
         months: dict[tuple, list] = {}
+        years: dict[tuple, list] = {}
         for (day, learner, pack), (events, seconds) in self.activity.items():
-            month = months.setdefault((day[:7], learner, pack), [0, 0])
-            month[0] += events
-            month[1] += seconds
+            for sums in (months.setdefault((day[:7], learner, pack), [0, 0]),
+                         years.setdefault((day[:4], learner, pack), [0, 0])):
+                sums[0] += events
+                sums[1] += seconds
         for table, key, rows in (("activity_days", "day", self.activity),
-                                 ("activity_months", "month", months)):
+                                 ("activity_months", "month", months),
+                                 ("activity_years", "year", years)):
             write_rows(db, table, (key, "learner_uuid", "pack_id", "events", "seconds"),
                        [(*k, *v) for k, v in rows.items()],
                        f"ON CONFLICT ({key}, learner_uuid, pack_id) DO UPDATE SET"
