@@ -405,7 +405,7 @@ def apply_many(db: sqlite_utils.Database, ops: list[Op], heads: bool = True) -> 
     Python, one row per key (the merges are commutative and associative, so merging
     the sum equals merging each event in turn), then written with one upsert per table:
     the newest op of each record, each exercise's summary, the wrong answers per
-    question, the day's and the month's activity. Each exercise's state is read and
+    question, the day's, the month's and the year's activity. Each exercise's state is read and
     written once for all of its answers.
     """
     new: list[Op] = []
