@@ -7,8 +7,8 @@ Starts a throwaway PostgreSQL cluster (as bench/hub_pg_bench.py does) and a migr
 database, then writes with COPY the summaries a year of ``--events`` events of
 ``--learners`` learners would leave (the impact report reads nothing else): the
 learners with a profile, ``activity_days`` (each learner active on 12 days of 2025 in
-one of 20 packs, the events spread over those days), ``activity_months`` (the same
-added up by month, as the fold keeps them), five completions each in ``progress``,
+one of 20 packs, the events spread over those days), ``activity_months`` and
+``activity_years`` (the same added up by month and by year, as the fold keeps them), five completions each in ``progress``,
 class sessions with attendance. The raw events themselves are never written: no
 report reads them. Then ``reports.impact`` for the year (median of 3) and for
 10 Feb - 20 Nov (whole months and edge days), and a check that the CSV holds the
@@ -52,7 +52,8 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
     raw = db.conn.raw
     rng = random.Random(18)
     per_learner = events // learners
-    counts = {"users": 0, "activity_days": 0, "activity_months": 0, "progress": 0,
+    counts = {"users": 0, "activity_days": 0, "activity_months": 0, "activity_years": 0,
+              "progress": 0,
               "class_sessions": 0, "attendance": 0}
     profiles = [json.dumps({"age_band": a, "gender": g}, sort_keys=True)
                 for g in GENDERS for a in AGES]
@@ -64,7 +65,7 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
         " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary"
         " ORDER BY array_position(i.indkey, a.attnum)", [t]).fetchall()]
-        for t in ("activity_days", "activity_months", "progress")}
+        for t in ("activity_days", "activity_months", "activity_years", "progress")}
     with db.atomic():
         for table in keys:
             raw.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
@@ -74,7 +75,7 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
         for first in range(0, learners, chunk):
             if first and first % 200_000 == 0:
                 print(f"  {first:,} learners written", flush=True)
-            users, days, months, progress = [], [], [], []
+            users, days, months, years, progress = [], [], [], [], []
             for i in range(first, min(first + chunk, learners)):
                 uid = f"learner-{i:07d}"
                 users.append(f"{uid}\tv\t0\tlearner\tL{i}\t{rng.choice(profiles)}\n")
@@ -90,6 +91,7 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
                     m[0] += n
                     m[1] += n * 45
                 months.extend(f"{m}\t{uid}\t{pack}\t{v[0]}\t{v[1]}\n" for m, v in month.items())
+                years.append(f"{YEAR.year}\t{uid}\t{pack}\t{per_learner}\t{per_learner * 45}\n")
                 for n in range(5):
                     v = versions[active[n]]
                     progress.append(f"{uid}\t{pack}\tnode-{n}\t1\t{v}\t300\t{v}\t{v}\n")
@@ -97,6 +99,7 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
                     ("users", "uuid, version, deleted, role, display_name, profile", users),
                     ("activity_days", "day, learner_uuid, pack_id, events, seconds", days),
                     ("activity_months", "month, learner_uuid, pack_id, events, seconds", months),
+                    ("activity_years", "year, learner_uuid, pack_id, events, seconds", years),
                     ("progress", "learner_uuid, pack_id, node_id, progress, completed_version,"
                                  " seconds, first_version, last_version", progress)):
                 with raw.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -123,9 +126,12 @@ def fill(db, learners: int, events: int, chunk: int = 20_000) -> dict[str, int]:
 
 
 def sizes(db) -> str:
+    # A partitioned summary's size is its partitions'.
     rows = db.execute(
-        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
-        " WHERE c.relname IN ('users', 'activity_days', 'activity_months', 'progress')").fetchall()
+        "SELECT t, coalesce((SELECT sum(pg_total_relation_size(relid))"
+        " FROM pg_partition_tree(t::regclass)), pg_total_relation_size(t::regclass))"
+        " FROM unnest(ARRAY['users', 'activity_days', 'activity_months', 'activity_years',"
+        " 'progress']) t").fetchall()
     return ", ".join(f"{name} {size / 2**30:.1f} GB" for name, size in sorted(rows))
 
 
@@ -175,7 +181,7 @@ def main() -> None:
         csv_text = "".join(reports.impact_csv(report))
         lines = csv_text.count("\n")
         assert lines == len(report.rows()) + 1, (lines, len(report.rows()))
-        print(f"impact, one year (whole months): {statistics.median(runs):.2f} s (median of 3:"
+        print(f"impact, one year (the yearly summary): {statistics.median(runs):.2f} s (median of 3:"
               f" {', '.join(f'{r:.2f}' for r in runs)}; CPU of server and client"
               f" {statistics.median(cpu):.2f} s); people {report.people:,},"
               f" hours {reports.hours(report.seconds)}, completed {report.completed:,},"

@@ -625,6 +625,29 @@ def m0029_summary_years(db: Database) -> None:
     pass
 
 
+@MIGRATIONS()
+def m0030_activity_years(db: Database) -> None:
+    # A yearly summary beside the daily and monthly ones (a year, learner and pack), kept by the
+    # same fold (records.fold_activity): a report over whole years reads one row per learner
+    # and pack and year instead of grouping their months.
+    db.execute("""
+        CREATE TABLE activity_years (
+            year TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (year, learner_uuid, pack_id)
+        ) WITHOUT ROWID
+    """)
+    # Backfilled from the monthly summary, which already holds every event of the log.
+    db.execute("""
+        INSERT INTO activity_years (year, learner_uuid, pack_id, events, seconds)
+        SELECT substr(month, 1, 4), learner_uuid, pack_id, sum(events), sum(seconds)
+        FROM activity_months GROUP BY substr(month, 1, 4), learner_uuid, pack_id
+    """)
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 # A hub on PostgreSQL runs the same migration functions, their SQLite DDL translated
 # (passerelle.server.pg.translate_ddl: types, keys, indexes). A migration written with what
@@ -795,7 +818,9 @@ def _pg_summary_years(db) -> None:
     from passerelle.server import partitions
 
     raw = db.conn.raw
-    for table, key in partitions.SUMMARIES.items():
+    # The two summaries there were then (the later ones are made partitioned by their own
+    # migrations).
+    for table, key in (("activity_days", "day"), ("activity_months", "month")):
         raw.execute(f"ALTER TABLE {table} RENAME TO {table}_unpartitioned")
         raw.execute(f"ALTER INDEX {table}_pkey RENAME TO {table}_unpartitioned_pkey")
         raw.execute(f"""
@@ -816,4 +841,34 @@ def _pg_summary_years(db) -> None:
             partitions.add_year(db, table, year)
         raw.execute(f"INSERT INTO {table} SELECT * FROM {table}_unpartitioned")
         raw.execute(f"DROP TABLE {table}_unpartitioned")
+    partitions.ensure_summary_years(db)
+
+
+@postgres_variant("m0030_activity_years")
+def _pg_activity_years(db) -> None:
+    # The yearly summary partitioned by year from the start, as the others are (m0029), then
+    # backfilled from the monthly one.
+    from passerelle.server import partitions
+
+    raw = db.conn.raw
+    raw.execute("""
+        CREATE TABLE activity_years (
+            year TEXT COLLATE "C" NOT NULL,
+            learner_uuid TEXT COLLATE "C" NOT NULL,
+            pack_id TEXT COLLATE "C" NOT NULL,
+            events BIGINT NOT NULL,
+            seconds BIGINT NOT NULL,
+            PRIMARY KEY (year, learner_uuid, pack_id)
+        ) PARTITION BY RANGE (year)
+    """)
+    raw.execute("CREATE TABLE activity_years_other PARTITION OF activity_years DEFAULT")
+    years = {int(r[0]) for r in raw.execute(
+        "SELECT DISTINCT substr(month, 1, 4) FROM activity_months WHERE month ~ '^[0-9]{4}'")}
+    for year in sorted(years):
+        partitions.add_year(db, "activity_years", year)
+    raw.execute("""
+        INSERT INTO activity_years (year, learner_uuid, pack_id, events, seconds)
+        SELECT substr(month, 1, 4), learner_uuid, pack_id, sum(events), sum(seconds)
+        FROM activity_months GROUP BY substr(month, 1, 4), learner_uuid, pack_id
+    """)
     partitions.ensure_summary_years(db)

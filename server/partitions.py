@@ -1,8 +1,8 @@
 """Year partitions of the report summaries on a hub on PostgreSQL.
 
-``activity_days`` and ``activity_months`` (one row per day or month, learner and pack, kept
-by the fold) are partitioned by year there (migration m0029): ``<table>_y2025`` holds 2025's
-rows, ``<table>_other`` (the DEFAULT partition) any row whose year has no partition yet.
+``activity_days``, ``activity_months`` and ``activity_years`` (one row per day, month or
+year, learner and pack, kept by the fold) are partitioned by year there (migrations m0029 and
+m0030): ``<table>_y2025`` holds 2025's rows, ``<table>_other`` (the DEFAULT partition) any row whose year has no partition yet.
 :func:`ensure_summary_years` makes this year's and the next years' partitions at each start
 of the hub, and those of any year whose rows the DEFAULT partition took, moving them. SQLite (every box) has no
 partitions: nothing here runs there.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-# Each summary and its partition key (text: 'YYYY-MM-DD' or 'YYYY-MM').
-SUMMARIES = {"activity_days": "day", "activity_months": "month"}
+# Each summary and its partition key (text: 'YYYY-MM-DD', 'YYYY-MM' or 'YYYY').
+SUMMARIES = {"activity_days": "day", "activity_months": "month", "activity_years": "year"}
 YEARS_AHEAD = 2
 
 
@@ -46,6 +46,8 @@ def ensure_summary_years(db, now: datetime | None = None) -> list[str]:
     made = []
     with db.atomic():
         for table, key in SUMMARIES.items():
+            if db.conn.raw.execute("SELECT to_regclass(%s)", [f"{table}_other"]).fetchone()[0] is None:
+                continue  # not made yet (a migration before the one that makes it is running)
             # And the years of rows the DEFAULT partition took meanwhile (events of a past
             # year synced late): they move to a partition of their own.
             strays = {int(r[0]) for r in db.conn.raw.execute(

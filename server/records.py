@@ -405,7 +405,7 @@ def apply_many(db: sqlite_utils.Database, ops: list[Op], heads: bool = True) -> 
     Python, one row per key (the merges are commutative and associative, so merging
     the sum equals merging each event in turn), then written with one upsert per table:
     the newest op of each record, each exercise's summary, the wrong answers per
-    question, the day's and the month's activity. Each exercise's state is read and
+    question, the day's, the month's and the year's activity. Each exercise's state is read and
     written once for all of its answers.
     """
     new: list[Op] = []
@@ -564,12 +564,15 @@ class _Fold:
         write_rows(db, "missed_questions", _MISSED_COLUMNS,
                    [(*key, *row) for key, row in self.missed.items()], _MISSED_MERGE, alias="t")
         months: dict[tuple, list] = {}
+        years: dict[tuple, list] = {}
         for (day, learner, pack), (events, seconds) in self.activity.items():
-            month = months.setdefault((day[:7], learner, pack), [0, 0])
-            month[0] += events
-            month[1] += seconds
+            for sums in (months.setdefault((day[:7], learner, pack), [0, 0]),
+                         years.setdefault((day[:4], learner, pack), [0, 0])):
+                sums[0] += events
+                sums[1] += seconds
         for table, key, rows in (("activity_days", "day", self.activity),
-                                 ("activity_months", "month", months)):
+                                 ("activity_months", "month", months),
+                                 ("activity_years", "year", years)):
             write_rows(db, table, (key, "learner_uuid", "pack_id", "events", "seconds"),
                        [(*k, *v) for k, v in rows.items()],
                        f"ON CONFLICT ({key}, learner_uuid, pack_id) DO UPDATE SET"

@@ -38,6 +38,15 @@ CREATE TABLE activity_months (
             PRIMARY KEY (month, learner_uuid, pack_id)
         ) WITHOUT ROWID;
 
+CREATE TABLE activity_years (
+            year TEXT NOT NULL,
+            learner_uuid TEXT NOT NULL,
+            pack_id TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            seconds INTEGER NOT NULL,
+            PRIMARY KEY (year, learner_uuid, pack_id)
+        ) WITHOUT ROWID;
+
 CREATE TABLE assignments (uuid TEXT PRIMARY KEY, version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, lesson_uuid TEXT, class_uuid TEXT,
                    target TEXT, open INTEGER, created_by TEXT, created_at TEXT);
 

@@ -17,9 +17,10 @@ same :class:`Report` (``Report.rows()`` is the CSV), so they cannot disagree.
   fold does). *Resources completed*: resources whose first completion falls
   in the range (``progress.completed_version``), so a resource done twice
   counts once.
-- Learning time is read from the summaries ``activity_months`` (whole months)
-  and ``activity_days`` (the days at either end), one row per month or day,
-  learner and pack, kept by the fold (``records.apply_many``), never from
+- Learning time is read from the summaries ``activity_years`` (whole calendar
+  years), ``activity_months`` (the other whole months) and ``activity_days``
+  (the days at either end), one row per year, month or day, learner and pack,
+  kept by the fold (``records.apply_many``), never from
   the events themselves: scanning 2,000,000 events takes 15 s on a small box,
   the summaries a fraction of a second. Every figure is aggregated in SQL; what
   comes back to Python is one row per pack, language or distinct profile.
@@ -327,24 +328,57 @@ def _month_span(start: date, end: date) -> tuple[str, str] | None:
     return first.isoformat()[:7], last.isoformat()[:7]
 
 
-def _activity(start: date, end: date) -> tuple[str, list]:
-    """SQL for the (learner_uuid, pack_id, seconds) rows of the range, from the summaries: the
-    monthly one for whole months, the daily one for the days at either end."""
+def _year_span(start: date, end: date) -> tuple[int, int] | None:
+    """The whole calendar years inside ``start``..``end`` (first and last), if any."""
+    first = start.year if (start.month, start.day) == (1, 1) else start.year + 1
+    last = end.year if (end.month, end.day) == (12, 31) else end.year - 1
+    return (first, last) if first <= last else None
+
+
+def _rows_of(table: str, key: str, first: str, last: str) -> tuple[str, list]:
+    """The SELECT of (learner_uuid, pack_id, seconds) of one summary for its keys ``first``..
+    ``last`` (one key: an equality, so PostgreSQL reads the key's rows in learner order)."""
+    if first == last:
+        return f"SELECT learner_uuid, pack_id, seconds FROM {table} WHERE {key} = ?", [first]
+    return (f"SELECT learner_uuid, pack_id, seconds FROM {table} WHERE {key} BETWEEN ? AND ?",
+            [first, last])
+
+
+def _months_and_days(start: date, end: date) -> list[tuple[str, list]]:
+    """SELECTs of (learner_uuid, pack_id, seconds) for ``start``..``end`` from the monthly
+    summary for whole months and the daily one for the days at either end."""
     span = _month_span(start, end)
     if span is None:
-        return ("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?",
-                [start.isoformat(), end.isoformat()])
+        return [_rows_of("activity_days", "day", start.isoformat(), end.isoformat())]
     month_first = date.fromisoformat(span[0] + "-01")
     month_after = (date.fromisoformat(span[1] + "-28") + timedelta(days=4)).replace(day=1)
-    parts = ["SELECT learner_uuid, pack_id, seconds FROM activity_months WHERE month BETWEEN ? AND ?"]
-    params: list = [span[0], span[1]]
+    parts = [_rows_of("activity_months", "month", *span)]
     if start < month_first:
-        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
-        params += [start.isoformat(), (month_first - timedelta(days=1)).isoformat()]
+        parts.append(_rows_of("activity_days", "day", start.isoformat(),
+                              (month_first - timedelta(days=1)).isoformat()))
     if month_after <= end:
-        parts.append("SELECT learner_uuid, pack_id, seconds FROM activity_days WHERE day BETWEEN ? AND ?")
-        params += [month_after.isoformat(), end.isoformat()]
-    return " UNION ALL ".join(parts), params
+        parts.append(_rows_of("activity_days", "day", month_after.isoformat(), end.isoformat()))
+    return parts
+
+
+def _activity(start: date, end: date) -> tuple[str, list, bool]:
+    """SQL for the (learner_uuid, pack_id, seconds) rows of the range, from the summaries: the
+    yearly one for whole years, the monthly one for the other whole months, the daily one for
+    the days at either end. And whether its rows are already one per learner and pack (one
+    year, month or day read from one summary, whose key that is)."""
+    years = _year_span(start, end)
+    if years is None:
+        parts = _months_and_days(start, end)
+    else:
+        parts = []
+        if start < date(years[0], 1, 1):
+            parts += _months_and_days(start, date(years[0] - 1, 12, 31))
+        parts.append(_rows_of("activity_years", "year", f"{years[0]:04d}", f"{years[1]:04d}"))
+        if date(years[1], 12, 31) < end:
+            parts += _months_and_days(date(years[1] + 1, 1, 1), end)
+    distinct = len(parts) == 1 and len(parts[0][1]) == 1
+    return (" UNION ALL ".join(sql for sql, _ in parts),
+            [p for _, params in parts for p in params], distinct)
 
 
 def _scope_sql(class_uuids: Collection[str], start: date, end: date) -> tuple[str, list]:
@@ -373,15 +407,15 @@ def _impact(db: sqlite_utils.Database, start: date, end: date,
     the given classes (their learners for the range, see :func:`scope_learners`, and their
     sessions) when ``class_uuids`` is set.
 
-    Every figure is aggregated in SQL from the summaries (``activity_months`` for whole months,
-    ``activity_days`` for the days at the ends, ``progress`` for completions, sessions and
+    Every figure is aggregated in SQL from the summaries (``activity_years`` for whole years,
+    ``activity_months`` for the other whole months, ``activity_days`` for the days at the ends, ``progress`` for completions, sessions and
     attendance): the rows that come back are one per pack, language or profile, whatever the
     number of learners."""
     org = accounts.organisation(db) or {}
     report = Report(start, end, org.get("name") or "", "organisation" if class_uuids is None
                     else "classes")
     low, high = version_bounds(start, end)
-    activity, activity_params = _activity(start, end)
+    activity, activity_params, distinct = _activity(start, end)
     if class_uuids is None:
         scoped = f"SELECT learner_uuid, pack_id, seconds FROM ({activity}) act"
         scoped_params = activity_params
@@ -409,9 +443,9 @@ def _impact(db: sqlite_utils.Database, start: date, end: date,
                f" ON s.uuid = a.session_uuid WHERE a.deleted = 0 AND a.present = 1 AND {session_where}")
     report.attendances = db.execute(f"SELECT count(*) FROM ({present}) p", params).fetchone()[0]
 
-    # Everything about learners in one statement, so the summaries are read once: ``lp`` (one
-    # row per learner and pack of the range; a CTE used three times, which both SQLite and
-    # PostgreSQL materialise) gives learners and time per pack, learners per language of the
+    # Everything about learners in one statement: ``lp`` (one row per learner and pack of the
+    # range; when they must be grouped, a CTE used three times, which both SQLite and
+    # PostgreSQL materialise, so the summaries are read once) gives learners and time per pack, learners per language of the
     # pack, and everyone reached (learned, or was present) per distinct profile. Learners per
     # language are counted from DISTINCT pairs, which PostgreSQL hashes (its count(DISTINCT)
     # sorts: 1.4 of 10 s over a million learners).
@@ -423,16 +457,26 @@ def _impact(db: sqlite_utils.Database, start: date, end: date,
     language = f"CASE pack_id {cases} ELSE ? END" if installed else "?"
     language_params = [*(x for pack_id, (_, lang) in installed.items() for x in (pack_id, lang)),
                        UNKNOWN_LANGUAGE]
+    if distinct:
+        # One calendar year (or month, or day) read from one summary, whose rows are already
+        # one per learner and pack: nothing to group (grouping a year's months into pairs took
+        # half the report's time over a million learners), and nothing to materialise either:
+        # each part reads the summary itself (in parallel workers, or in learner order).
+        lp, with_lp = f"({scoped})", ""
+        uses = [*scoped_params, *language_params, *scoped_params, *scoped_params]
+    else:
+        lp, with_lp = "lp", (f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds"
+                             f" FROM ({scoped}) act GROUP BY learner_uuid, pack_id)")
+        uses = [*scoped_params, *language_params]
     rows = db.execute(
-        f"WITH lp AS (SELECT learner_uuid, pack_id, sum(seconds) AS seconds FROM ({scoped}) act"
-        f"            GROUP BY learner_uuid, pack_id)"
-        f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM lp GROUP BY pack_id"
+        f"{with_lp}"
+        f" SELECT 'pack', pack_id, count(*), sum(seconds) FROM {lp} pl GROUP BY pack_id"
         f" UNION ALL SELECT 'language', lang, count(*), NULL"
-        f"   FROM (SELECT DISTINCT learner_uuid, {language} AS lang FROM lp) l GROUP BY lang"
+        f"   FROM (SELECT DISTINCT learner_uuid, {language} AS lang FROM {lp} ll) l GROUP BY lang"
         f" UNION ALL SELECT 'profile', u.profile, count(*), NULL"
-        f"   FROM (SELECT learner_uuid FROM lp UNION SELECT learner_uuid FROM ({present}) p) r"
+        f"   FROM (SELECT learner_uuid FROM {lp} lr UNION SELECT learner_uuid FROM ({present}) p) r"
         f"   LEFT JOIN users u ON u.uuid = r.learner_uuid AND u.deleted = 0 GROUP BY u.profile",
-        [*scoped_params, *language_params, *params]).fetchall()
+        [*uses, *params]).fetchall()
     per_pack: dict[str, list[int]] = {}
     by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     groups: list[tuple[dict | None, int]] = []

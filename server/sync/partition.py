@@ -348,6 +348,7 @@ def is_anchor(db: sqlite_utils.Database, device_id: str | None) -> bool:
 LEARNER_COLUMNS = {"users": "uuid", "progress": "learner_uuid",
                    "missed_questions": "learner_uuid", "quiz_answers": "learner_uuid",
                    "activity_days": "learner_uuid", "activity_months": "learner_uuid",
+                   "activity_years": "learner_uuid",
                    "bookmarks": "learner_uuid", "memberships": "user_uuid",
                    "attendance": "learner_uuid", "group_members": "learner_uuid",
                    "signins": "user_uuid"}

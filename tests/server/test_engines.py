@@ -247,11 +247,14 @@ def test_the_summaries_are_partitioned_by_year_on_postgresql(postgresql_url):
             ("2019-05-04", 30)]
         before = impact.impact(db, datetime(2019, 1, 1).date(), datetime(2019, 12, 31).date())
         assert partitions.ensure_summary_years(db) == ["activity_days_y2019",
-                                                       "activity_months_y2019"]
+                                                       "activity_months_y2019",
+                                                       "activity_years_y2019"]
         assert db.execute("SELECT count(*) FROM activity_days_other").fetchone()[0] == 0
         assert db.execute("SELECT day, seconds FROM activity_days_y2019").fetchall() == [
             ("2019-05-04", 30)]
         assert db.execute(f"SELECT seconds FROM activity_months_y{year}").fetchall() == [(20,)]
+        assert db.execute("SELECT year, seconds FROM activity_years_y2019").fetchall() == [
+            ("2019", 30)]
         after = impact.impact(db, datetime(2019, 1, 1).date(), datetime(2019, 12, 31).date())
         assert (after.seconds, after.people) == (before.seconds, before.people) == (30, 1)
         assert partitions.ensure_summary_years(db) == []

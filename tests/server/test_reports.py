@@ -253,6 +253,25 @@ def test_the_page_and_the_csv_show_the_same_numbers(populated, as_user):
     assert "<script" not in page.split("<main")[1].split("</main>")[0]
 
 
+def test_the_page_and_the_csv_agree_over_whole_years(populated, as_user):
+    """Whole calendar years come from the yearly summary: the page and the CSV still agree,
+    and 2025 (Chloé alone) and 2026 add up to the two years together."""
+    cora = as_user("cora")
+    for start, end in (("2025-01-01", "2026-12-31"), ("2024-12-31", "2026-01-01")):
+        query = f"?start={start}&end={end}"
+        page = cora.get("/manage/reports" + query).get_data(as_text=True)
+        rows = csv_rows(cora.get("/manage/reports.csv" + query).data, ";")
+        from_csv = {f"{s}|{i}|{m}": v.replace(",", ".") for s, i, _n, m, v in rows[1:]
+                    if s != "period"}
+        import html
+
+        assert from_csv == {k: html.unescape(v) for k, v in
+                            re.findall(r'data-cell="([^"]+)">([^<]*)<', page)}
+    both = report_cells(cora, "2025-01-01", "2026-12-31")
+    assert both["summary|all|people_reached"] == str(2 + 12 + 7 + 3 + 1)
+    assert report_cells(cora, "2025-01-01", "2025-12-31")["summary|all|people_reached"] == "1"
+
+
 def test_bad_dates_are_explained(as_user):
     cora = as_user("cora")
     page = cora.get("/manage/reports?start=2026-13-01")
