@@ -20,7 +20,9 @@ def caught_up(primary_url: str, standby_url: str) -> None:
     import psycopg
 
     with psycopg.connect(primary_url, autocommit=True) as conn:
-        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        # The insert position: the test cluster commits without waiting for the WAL's flush
+        # (synchronous_commit off), and a standby receives only what was flushed.
+        lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
     deadline = time.monotonic() + 120
     with psycopg.connect(standby_url, autocommit=True) as conn:
         while conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0] \
@@ -33,7 +35,15 @@ def replay(standby_url: str, paused: bool) -> None:
     import psycopg
 
     with psycopg.connect(standby_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
+        if not paused:
+            conn.execute("SELECT pg_wal_replay_resume()")
+            return
+        # A pause is only asked for: replay goes on until the standby says it has stopped.
+        conn.execute("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + 120
+        while conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] != "paused":
+            assert time.monotonic() < deadline, "the standby never paused"
+            time.sleep(0.05)
 
 
 def answer(db, learner: str, n: int) -> None:
@@ -86,7 +96,7 @@ def test_the_impact_report_and_exports_read_the_replica(tmp_path, postgresql_rep
         home_toml = home / "passerelle.toml"
         home_toml.write_text(f'database_url = "{hub}"\nreports_database_url = "{replica}"\n')
         printed = runner("--home", str(home), "report", "progress", home=False)
-        assert printed.exit_code == 0, printed.stderr
+        assert printed.exit_code == 0, (printed.stdout, printed.stderr)
         assert amina in printed.stdout and bart not in printed.stdout
         # The people pages and what boxes sync read the primary: Bart is there.
         assert "Bart" in client.get("/manage/people").get_data(as_text=True)
