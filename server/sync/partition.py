@@ -43,8 +43,10 @@ from passerelle.server.sync.ops import (
     Batch,
     SignedOp,
     SyncRefused,
+    Verifier,
     apply_batch,
     changes_for,
+    first_forged,
     make_verifier,
 )
 
@@ -272,8 +274,6 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
     with the skips if the batch comes from this box's hub (else a skip is ignored, and
     what follows it waits as a gap).
     """
-    from cryptography.exceptions import InvalidSignature
-
     earlier, rest = [], []
     tops: dict[str, int] = {}
     for op in ops:
@@ -288,17 +288,19 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
             rest.append(op)
     applied = 0
     if earlier:
+        verifiers: dict[str, Verifier] = {}
         checked = []
         for op in earlier:
             key = trusted_keys.get(op.origin)
             if key is None:
                 continue
-            try:
-                make_verifier(key).verify(op.signature, op.message())
-            except InvalidSignature:
-                raise SyncRefused(f"operation {op.origin}:{op.seq} is not signed by device "
-                                  f"{op.origin}; nothing of this batch was applied") from None
+            if op.origin not in verifiers:
+                verifiers[op.origin] = make_verifier(key)
             checked.append(op)
+        forged = first_forged([(op, verifiers[op.origin]) for op in checked])
+        if forged is not None:
+            raise SyncRefused(f"operation {forged.origin}:{forged.seq} is not signed by device "
+                              f"{forged.origin}; nothing of this batch was applied")
         with records.write_tx(db):
             for op in checked:
                 # A placeholder may stand at this very seq (the last of a skipped run): the

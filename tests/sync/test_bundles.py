@@ -389,3 +389,27 @@ def test_the_verifier_agrees_with_the_signer_and_refuses_what_is_not_a_signature
     for not_a_key in (b"", bytes(31), "x" * 32):
         with pytest.raises(ValueError):
             syncmod.make_verifier(not_a_key)
+
+
+def test_a_large_batch_is_verified_on_several_threads_and_the_first_forgery_is_named(monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from passerelle.server.sync import ops as opsmod
+
+    monkeypatch.setattr(opsmod, "VERIFY_THREADS", 3)
+    key = Ed25519PrivateKey.generate()
+    verifier = syncmod.make_verifier(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    class Signed:
+        def __init__(self, seq):
+            self.origin, self.seq, self.text = "box", seq, f"op {seq}".encode()
+            self.signature = key.sign(self.text)
+
+        def message(self):
+            return self.text
+
+    batch = [(Signed(seq), verifier) for seq in range(1, 1601)]
+    assert opsmod.first_forged(batch) is None
+    for seq in (1500, 700):  # forged in the third part, then also in the second
+        batch[seq - 1][0].text += b"!"
+        assert opsmod.first_forged(batch).seq == seq
