@@ -123,7 +123,7 @@ def return_freed_memory() -> None:
     its own (up to 8 per core), and keeps each arena's freed pages apart: libzim's
     decompression of ZIM clusters, from whichever serving thread reads an article or a
     search hit's snippet, left pieces in every arena. Two arenas held a served 100,000-article
-    ZIM's growth to +19 MB of heap instead of +49 MB, for the same CPU per request
+    ZIM's growth to +18 MB of heap instead of +50 MB, for the same CPU per request
     (bench/zim_search_memory.py); most of Python's own allocations are serialized by its
     lock anyway, so threads seldom wait for an arena.
     """
