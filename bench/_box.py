@@ -66,9 +66,10 @@ def tree_pids(root: int) -> list[int]:
     return found
 
 
-def memory_split(pid: int) -> str:
-    """Resident memory by kind: anonymous (the heap: Python objects, caches, malloc'd
-    buffers) and file-backed (shared libraries, SQLite's mapped files)."""
+def memory_kinds(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident memory in MB: the heap (Python objects, caches,
+    malloc'd buffers), and pages of mapped files (shared libraries, SQLite's mapped files,
+    a ZIM read by libzim), which the kernel takes back under pressure."""
     kb = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         parts = line.split()
@@ -76,7 +77,13 @@ def memory_split(pid: int) -> str:
                                                           "Private_Clean"):
             kb[parts[0].rstrip(":")] = int(parts[1])
     anon = kb.get("Anonymous", 0)
-    return f"anonymous {anon / 1024:.1f} MB, file-backed {(kb.get('Rss', 0) - anon) / 1024:.1f} MB"
+    return anon / 1024, (kb.get("Rss", 0) - anon) / 1024
+
+
+def memory_split(pid: int) -> str:
+    """Resident memory by kind, in words (see :func:`memory_kinds`)."""
+    anon, file_backed = memory_kinds(pid)
+    return f"anonymous {anon:.1f} MB, file-backed {file_backed:.1f} MB"
 
 
 def prepare(home: Path, learners: int = 0, demo_pack: bool = False) -> dict:

@@ -324,6 +324,7 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
     try:
         base = server.url
         rss_idle = rss_mb(server.proc.pid)   # the ZIM is opened on its first request
+        memory_idle = memory_split(server.proc.pid)
         p = results["passerelle"] = {}
         pid = server.proc.pid
         seq = lambda ps: sequential(base, ps)  # noqa: E731
@@ -345,6 +346,7 @@ def run(zim: Path, requests: int, searches: int, generated: bool) -> dict:
         p["search_page_fts"] = measured(pid, seq, [f"/search?q={urllib.parse.quote(w)}"
                                                    for w in words])
         p["rss_idle_mb"], p["rss_mb"] = round(rss_idle), round(rss_mb(pid))
+        p["memory_idle"] = memory_idle
         p["memory"] = memory_split(pid)
     finally:
         server.stop()
@@ -367,7 +369,8 @@ def show(results: dict) -> None:
         stages = "".join(f", {results[who][k]} MB after the {what}" for k, what in
                          (("rss_articles_mb", "articles"), ("rss_xapian_mb", "Xapian searches"))
                          if k in results[who])
-        print(f"  memory (RSS): {results[who]['rss_idle_mb']} MB idle{stages}, "
+        idle = f" ({results[who]['memory_idle']})" if "memory_idle" in results[who] else ""
+        print(f"  memory (RSS): {results[who]['rss_idle_mb']} MB idle{idle}{stages}, "
               f"{results[who]['rss_mb']} MB after the load ({results[who]['memory']})")
 
 

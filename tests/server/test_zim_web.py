@@ -351,6 +351,25 @@ def test_xapian_hits_get_snippets_of_their_article(client, wiki):
     assert "<mark>clavier</mark>" in source["hits"][0]["snippet"].lower()
 
 
+def test_a_xapian_hit_snippet_is_the_article_text_escaped(client, app, tmp_path):
+    """The snippet of a hit found by the ZIM's own index is made from its article's text,
+    which may hold markup as text: it is shown escaped, with only the words marked."""
+    path = make_zim(tmp_path / "usb" / "balises.zim", name="balises_fr", articles={
+        "Accueil": ("Accueil", "<p>Bienvenue.</p>"),
+        "Balise": ("Balise", "<p>Une balise &lt;script&gt;alert(1)&lt;/script&gt; s'écrit au "
+                             "clavier &amp; se lit ensuite.</p><script>document.cookie</script>")})
+    uuid = app.extensions["passerelle.zims"].add(path).uuid
+    found = client.get(f"/api/v1/zims/search?zim={uuid}&q=balise").get_json()
+    [source] = found["sources"]
+    [hit] = source["hits"]
+    assert source["mode"] == "fulltext" and hit["path"] == "Balise"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hit["snippet"]
+    assert "<script>" not in hit["snippet"] and "document.cookie" not in hit["snippet"]
+    assert "<mark>balise</mark>" in hit["snippet"].lower() and "&amp; se lit" in hit["snippet"]
+    page = client.get(f"/search?q=balise&zim={uuid}").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "alert(1)</script>" not in page
+
+
 # --- reading time, for the learner's progress and the reports ---------------------------------
 
 def test_time_spent_reading_an_article_is_counted_in_reports(as_user, wiki, app):
