@@ -44,6 +44,7 @@ import sqlite3
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -256,6 +257,26 @@ class VerifyReport:
         return {**asdict(self), "ok": self.ok}
 
 
+# A big pack's manifest is kept zlib-compressed in the catalogue: SQLite holds a value twice
+# while it writes it (its parameter and the row), 32 MB for a 20,000-node channel's 16 MB
+# manifest, the highest point of such an import's memory; compressed, about 3 MB. Small ones
+# stay as they are. A zlib stream starts with 0x78, a JSON document never does.
+STORED_RAW_MAX = 1 << 20
+
+
+def stored_manifest(value: bytes | str) -> bytes:
+    """A pack's own manifest bytes from the catalogue's ``manifest`` column."""
+    if isinstance(value, str):
+        return value.encode()
+    if value[:1] == b"\x78":
+        return zlib.decompress(value)
+    return bytes(value)
+
+
+def _manifest_to_store(data: bytes) -> bytes:
+    return zlib.compress(data, 1) if len(data) > STORED_RAW_MAX else data
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -399,7 +420,8 @@ class Library:
     def _installed_row(self, db: Database, pack_id: str) -> dict | None:
         row = db.execute("SELECT version, manifest, manifest_sha256 FROM content_packs WHERE id = ?",
                          [pack_id]).fetchone()
-        return None if row is None else {"version": row[0], "manifest": row[1], "manifest_sha256": row[2]}
+        return None if row is None else {"version": row[0], "manifest": stored_manifest(row[1]),
+                                         "manifest_sha256": row[2]}
 
     def list(self) -> list[PackInfo]:
         with self._db() as db:
@@ -570,7 +592,7 @@ class Library:
         if installed is not None:
             result.previous_version = installed["version"]
             stored = installed["manifest"]
-            old, _problems = parse_manifest(stored if isinstance(stored, bytes) else stored.encode(),
+            old, _problems = parse_manifest(stored,
                                             Limits(max_manifest_bytes=2**62), lazy_nodes=True)
             if version < installed["version"] and not force:
                 raise VersionConflict(pack_id, installed["version"], version)
@@ -736,7 +758,7 @@ class Library:
                     " manifest, manifest_sha256, signature, signer, node_count, total_size, installed_at,"
                     " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [pack_id, manifest["version"], manifest["title"], manifest["language"],
-                     manifest["publisher"], manifest["license"], manifest["created"], data,
+                     manifest["publisher"], manifest["license"], manifest["created"], _manifest_to_store(data),
                      hashlib.sha256(data).hexdigest(), signature, signer, len(nodes),
                      sum(blobs.values()), installed_at[0] if installed_at else now, now])
                 conn.executemany("INSERT INTO content_nodes VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
@@ -833,7 +855,7 @@ class Library:
         def opener(sha: str):
             return lambda: open(self.blob_path(sha), "rb")
 
-        return write_pack(Path(dest), bytes(row[0]), None if row[1] is None else bytes(row[1]),
+        return write_pack(Path(dest), stored_manifest(row[0]), None if row[1] is None else bytes(row[1]),
                           [(sha, size, mime, opener(sha)) for sha, size, mime in files],
                           folder=(format == "folder"), progress=progress)
 
@@ -1123,4 +1145,5 @@ __all__ = [
     "SourceUnavailable",
     "VerifyReport",
     "diff",
+    "stored_manifest",
 ]
