@@ -9,13 +9,13 @@ Atomicity (an import fully lands or the box is exactly as before):
    validated there too); every staged blob is then flushed to the disk (``fdatasync``).
 3. Move the staged blobs into ``storage/ab/cd/<sha>`` (renames) and fsync the
    directories: a blob that is in storage is always complete, verified and durable.
+4. Swap the catalog (pack row, every node, every file) in ONE SQLite transaction.
 
 Durability is scoped to the import's own files: a global ``sync`` would also wait for
-every other process's dirty pages on the same disk (on a shared or busy box, most of
-the import's time). Each flush waits for the disk's cache flush (milliseconds): the
-files and directories are flushed by many threads at once, whose flushes the disk and
-the filesystem's journal serve together (one at a time was 25x slower).
-4. Swap the catalog (pack row, every node, every file) in ONE SQLite transaction.
+every other process's unwritten pages on the same disk (a download or a backup running
+on the box), with no bound. Each flush waits for the disk's cache flush (milliseconds):
+the files and directories are flushed by many threads at once, whose flushes the disk
+and the filesystem's journal serve together (one at a time was 25x slower).
 
 A failure before 4 leaves the catalog untouched; a refused pack (bad hash,
 hostile zip, ENOSPC) also wipes what it staged, so storage is unchanged. A
