@@ -61,6 +61,7 @@ from .library import (
                      PackInfo,
                      VerifyReport,
                      diff,
+                     stored_manifest,
 )
 from .manifest import DEFAULT_LIMITS, Limits, parse_manifest, schema, validate_manifest
 from .packio import FolderSource, PackSource, ZipSource, open_source, read_pack
@@ -97,6 +98,7 @@ __all__ = [
                      "ZimLibrary",
                      "ZimNotFound",
                      "ZimUnsupported",
+                     "stored_manifest",
                      "ZipSource",
                      "build_pack",
                      "check_answer",

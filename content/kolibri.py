@@ -603,7 +603,7 @@ class Report:
 class KolibriSource(PackSource):
     """A converted channel as a pack source: the manifest made here, blobs read from the export."""
 
-    def __init__(self, manifest: bytes, blobs: dict[str, tuple[int, object]], description: str,
+    def __init__(self, manifest: bytes | bytearray, blobs: dict[str, tuple[int, object]], description: str,
                  report: Report, plan: Plan, files=None):
         # sha256 → (size, (md5, ext) of the channel's file | bytes | None: staged by the conversion)
         self.blobs = blobs
@@ -619,7 +619,8 @@ class KolibriSource(PackSource):
         return json.loads(self._bytes)
 
     def manifest_bytes(self) -> bytes:
-        return self._bytes
+        # The conversion's buffer (a bytearray, never changed after): bytes-like, not copied.
+        return self._bytes  # type: ignore[return-value]
 
     def signature_bytes(self) -> bytes | None:
         return None
@@ -851,7 +852,10 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
         return entry
 
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    parts: list[bytes] = []       # each node's JSON as soon as it is made: a manifest's dicts are large
+    # Each node's JSON as soon as it is made (a manifest's dicts are large), appended to the
+    # manifest's one buffer; its head goes in front at the end.
+    body = bytearray()
+    count = 0
     licenses: Counter = Counter()
     kept: set[str] = set()
     todo, chosen.nodes = chosen.nodes, []
@@ -949,11 +953,14 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             node_files.insert(0, main)
         node.pop("randomize", None)
         node["kind"] = kind
-        node["order"] = len(parts)
+        node["order"] = count
         node["files"] = _dedupe(node_files)[: limits.max_files_per_node]
         if node["kolibri"].get("license"):
             licenses[node["kolibri"]["license"]] += 1
-        parts.append(encode(node).encode())
+        if count:
+            body += b","
+        body += encode(node).encode()
+        count += 1
         kept.add(node["id"])
     created = _rfc3339(channel.last_updated)
     head = {
@@ -967,19 +974,14 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
                     "thumbnail": channel.thumbnail if len(channel.thumbnail) < 200_000 else ""},
         "nodes": [],
     }
-    # The same bytes as encoding the whole manifest at once, without ever holding it whole.
+    # The same bytes as encoding the whole manifest at once, without ever holding it twice:
+    # the head is inserted in front of the nodes in place (a bytearray grows where it is;
+    # joining pieces, or bytes(), would hold a second copy of 16 MB for a big channel).
     start = encode(head).encode()
     assert start.endswith(b"[]}")
-    pieces = [start[:-2]]
-    for i, part in enumerate(parts):
-        if i:
-            pieces.append(b",")
-        pieces.append(part)
-    pieces.append(b"]}")
-    del parts
-    data = b"".join(pieces)  # one copy, not one per concatenation
-    del pieces
-    return KolibriSource(data, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen, files)
+    body[:0] = start[:-2]
+    body += b"]}"
+    return KolibriSource(body, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen, files)
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:

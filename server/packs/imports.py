@@ -544,7 +544,7 @@ def list_packs():
 def pack_manifest(pack_id: str):
     manifest = _pack_row(pack_id)[0]
     # The exact bytes that were imported: a signature over them stays valid.
-    return current_app.response_class(bytes(manifest), mimetype="application/json")
+    return current_app.response_class(lib.stored_manifest(manifest), mimetype="application/json")
 
 
 @bp.get("/<pack_id>/signature.json")
