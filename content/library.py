@@ -6,16 +6,15 @@ Atomicity (an import fully lands or the box is exactly as before):
 2. Under the library lock, copy each *missing* blob into ``tmp/content/staging/``
    (same filesystem as storage), hashing while copying; a blob is renamed from
    ``<sha>.part`` to ``<sha>`` only once its hash and size match (html5 apps are
-   validated there too); every staged blob is then flushed to the disk (``fdatasync``).
+   validated there too); one ``sync`` makes the whole batch durable.
 3. Move the staged blobs into ``storage/ab/cd/<sha>`` (renames) and fsync the
-   directories: a blob that is in storage is always complete, verified and durable.
+   directories: a blob that is in storage is always complete and verified.
 4. Swap the catalog (pack row, every node, every file) in ONE SQLite transaction.
 
-Durability is scoped to the import's own files: a global ``sync`` would also wait for
-every other process's unwritten pages on the same disk (a download or a backup running
-on the box), with no bound. Each flush waits for the disk's cache flush (milliseconds):
-the files and directories are flushed by many threads at once, whose flushes the disk
-and the filesystem's journal serve together (one at a time was 25x slower).
+Durability is one global ``sync`` per step, not a flush per file and per directory: a
+channel's import touches tens of thousands of each, and on a Pi's SD card every flush
+is a journal commit. Scoped flushes (many at once) were measured too: 1-4 s slower than
+the two syncs here, and not measured on an SD card (docs/benchmarks.md).
 
 A failure before 4 leaves the catalog untouched; a refused pack (bad hash,
 hostile zip, ENOSPC) also wipes what it staged, so storage is unchanged. A
@@ -287,53 +286,6 @@ def _fsync_dir(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fdatasync_file(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _datasync(fd)
-    finally:
-        os.close(fd)
-
-
-# fdatasync skips a timestamp-only inode update; the file's size and blocks are still flushed.
-_datasync = getattr(os, "fdatasync", os.fsync)
-FLUSH_THREADS = 16  # flushes wait on the disk, not the CPU
-
-
-def _flush_all(flush: Callable[[str], None], paths: list[str]) -> None:
-    """``flush`` every path, many at once; the first error is raised once all have stopped.
-
-    Threads take the next path from one shared list (no future per path: a channel has
-    tens of thousands of files)."""
-    if len(paths) <= 1:
-        for path in paths:
-            flush(path)
-        return
-    todo = iter(paths)
-    taking = threading.Lock()
-    errors: list[OSError] = []
-
-    def work() -> None:
-        while True:
-            with taking:
-                path = None if errors else next(todo, None)
-            if path is None:
-                return
-            try:
-                flush(path)
-            except OSError as exc:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=work, name="content-flush", daemon=True)
-               for _ in range(min(FLUSH_THREADS, len(paths)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 # --- the library ---------------------------------------------------------------------------
@@ -646,7 +598,6 @@ class Library:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         staged = []
-        unflushed: list[str] = []
         if progress:
             progress(0, total, "copy")
         for sha in sorted(missing):
@@ -658,14 +609,12 @@ class Library:
                     self._check_html5(final, sha, html5[sha])
                 done += size
                 staged.append(sha)
-                unflushed.append(os.fspath(final))
                 continue
             if final.exists() and final.stat().st_size == size and _file_sha256(final) == sha:
-                # Left by an interrupted run: rehashed, because a power cut may have left its
-                # name with garbage in it (it is flushed below).
+                # Left by an interrupted run. Rehashed because it was never fsynced:
+                # after a power cut its name may exist with garbage in it.
                 done += size
                 staged.append(sha)
-                unflushed.append(os.fspath(final))
                 continue
             part = self.staging / (sha + ".part")
             h = hashlib.sha256()
@@ -691,11 +640,10 @@ class Library:
                 self._check_html5(part, sha, html5[sha])
             os.replace(part, final)
             staged.append(sha)
-            unflushed.append(os.fspath(final))
-        # Every staged blob is flushed, many at once (one at a time, each waiting for the
-        # disk, made imports of thousands of small files 6x slower than `cp`). Nothing
-        # enters storage before this returns: storage only ever holds durable blobs.
-        _flush_all(_fdatasync_file, unflushed)
+        # One sync for the whole batch instead of an fsync per blob: with thousands of
+        # small files, per-file fsync made imports 6x slower than `cp`. Nothing enters
+        # storage before this returns, so storage still only ever holds durable blobs.
+        os.sync()
         return staged
 
     def _check_html5(self, path: Path, sha: str, entry: str = "index.html") -> None:
@@ -724,12 +672,13 @@ class Library:
                 dirs.add(os.fspath(self.storage))
             os.replace(os.path.join(staging, sha), dest)
             dirs.add(parent)
-        # The renames are durable before the catalog can point at them: every directory
-        # that received one (the journal commits them together: after the first, the
-        # others mostly find their change already on the disk).
-        if staged:
-            dirs.add(staging)
-        _flush_all(_fsync_dir, sorted(dirs))
+        # Make the renames durable before the catalog can point at them: one sync
+        # rather than an fsync per directory (a pack touches thousands of ab/cd/).
+        if len(dirs) > 16:
+            os.sync()
+        else:
+            for d in dirs:
+                _fsync_dir(d)
 
     def _commit(self, manifest: dict, data: bytes, signature: bytes | None, signer: str | None,
                 blobs: dict[str, int], progress: Progress | None) -> None:
@@ -930,8 +879,7 @@ class ImportSession:
 
     A run killed half-way leaves its staged blobs and a ``keys`` index (the
     source's name for each); :meth:`staged` finds them again and re-hashes them,
-    as the library does for any staged blob left by another run: a blob is flushed
-    to the disk only when the import moves it into storage.
+    as the library does for any staged blob, because they were never synced.
     A half-copied ``<key>.part`` is continued from its end (HTTP ``Range``).
     """
 

@@ -259,32 +259,3 @@ def test_a_large_manifest_is_stored_compressed_and_read_back_exactly(tmp_path, b
     assert library.import_pack(pack).status == "already installed"  # compared with what is stored
     result = library.import_pack(hand_pack(tmp_path, "v2", {"a": b"%PDF a", "c": b"%PDF c"}, version=2))
     assert result.status == "updated" and result.diff.removed == ["b"] and result.diff.added == ["c"]
-
-
-def test_durability_is_scoped_to_the_import_s_own_files(tmp_path, box, library, monkeypatch):
-    """Every blob is flushed before it is renamed into storage, every directory that received
-    a rename before the catalogue commit; the global ``sync`` (other processes' pages) never."""
-    from passerelle.content import library as library_module
-
-    events: list[tuple[str, str]] = []
-    monkeypatch.setattr(os, "sync", lambda: pytest.fail("a global sync"))
-    flush_file, flush_dir = library_module._fdatasync_file, library_module._fsync_dir
-    monkeypatch.setattr(library_module, "_fdatasync_file",
-                        lambda p: (events.append(("file", os.path.basename(p))), flush_file(p)))
-    monkeypatch.setattr(library_module, "_fsync_dir", lambda p: (events.append(("dir", os.fspath(p))), flush_dir(p)))
-    real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", os.fspath(b))), real_replace(a, b)))
-    commit = library_module.Library._commit
-    monkeypatch.setattr(library_module.Library, "_commit",
-                        lambda self, *a, **k: (events.append(("commit", "")), commit(self, *a, **k)))
-    blobs = {f"doc{i}": b"%PDF " + os.urandom(64) for i in range(40)}
-    library.import_pack(hand_pack(tmp_path, "many", blobs))
-    storage = os.fspath(library.storage)
-    commit_at = events.index(("commit", ""))
-    flushed_dirs = {p for kind, p in events[:commit_at] if kind == "dir"}
-    for data in blobs.values():
-        blob = os.fspath(library.blob_path(sha(data)))
-        into_storage = events.index(("rename", blob))
-        assert ("file", sha(data)) in events[:into_storage]
-        assert os.path.dirname(blob) in flushed_dirs and into_storage < commit_at
-    assert storage in flushed_dirs
