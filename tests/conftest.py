@@ -475,21 +475,21 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
                   "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync")
+        self._pg_ctl_start(" -c synchronous_commit=off -c full_page_writes=off")
+        return self
+
+    def _pg_ctl_start(self, more: str) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                   f" -c max_connections=300{more}")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
                   "-t", "60", "-l", str(self.root / "log"), "start")
-        return self
 
     def start_standby_of(self, primary: PostgresCluster) -> PostgresCluster:
         """A hot standby streaming from ``primary``: a base backup (``-R`` writes the
         connection to follow), then started read-only, as a hub's read replica is."""
         self._run(str(self.bindir / "pg_basebackup"), "-d", primary.url(), "-D", str(self.data),
                   "-R", "-X", "stream", "--no-sync")
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
-                   " -c hot_standby=on -c max_connections=300")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
-                  "-t", "60", "-l", str(self.root / "log"), "start")
+        self._pg_ctl_start(" -c hot_standby=on")  # max_connections as the primary's
         return self
 
     def url(self, database: str = "postgres") -> str:
@@ -511,14 +511,19 @@ class PostgresCluster:
             sh.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgresql_cluster():
-    """A running PostgreSQL; a missing PostgreSQL fails the tests that need it, never skips."""
+def _required_postgresql() -> Path:
+    """PostgreSQL's programs; a missing PostgreSQL fails the tests that need it, never skips."""
     bindir = _postgresql_bindir()
     if bindir is None:
         pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
                     "package (or: apt-get install postgresql)", pytrace=False)
-    cluster = PostgresCluster(bindir).start()
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster():
+    """A running PostgreSQL, for the whole session."""
+    cluster = PostgresCluster(_required_postgresql()).start()
     yield cluster
     cluster.stop()
 
@@ -526,10 +531,7 @@ def postgresql_cluster():
 @pytest.fixture
 def postgresql_replicated():
     """A primary cluster of this test's own and a hot standby that follows it."""
-    bindir = _postgresql_bindir()
-    if bindir is None:
-        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
-                    "package (or: apt-get install postgresql)", pytrace=False)
+    bindir = _required_postgresql()
     primary = PostgresCluster(bindir).start()
     standby = PostgresCluster(bindir)
     try:
