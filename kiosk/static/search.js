@@ -44,3 +44,45 @@
     if (e.keyCode === 27) { show([]); }
   });
 })();
+
+/* Snippets of encyclopedia hits found by a ZIM's own (Xapian) index: the page is shown
+   without them (each one means reading its article: most of the page's time), then one
+   request per ZIM fills them in. Without JavaScript those hits show their titles only. */
+(function () {
+  if (!document.querySelectorAll || !window.XMLHttpRequest || !window.JSON) { return; }
+  var input = document.getElementById("q");
+  var query = input ? input.defaultValue : "";
+  var waiting = document.querySelectorAll("p[data-snippet]");
+  if (!query || !waiting.length) { return; }
+  var byUrl = {}, urls = [], i;
+  for (i = 0; i < waiting.length; i++) {
+    var url = waiting[i].getAttribute("data-snippet");
+    if (!byUrl[url]) { byUrl[url] = []; urls.push(url); }
+    byUrl[url].push(waiting[i]);
+  }
+  function fill(places) {
+    var ask = "?q=" + encodeURIComponent(query);
+    for (var j = 0; j < places.length; j++) {
+      ask += "&path=" + encodeURIComponent(places[j].getAttribute("data-path"));
+    }
+    var request = new XMLHttpRequest();
+    request.open("GET", places.url + ask);
+    request.onload = function () {
+      if (request.status !== 200) { return; }
+      var found;
+      try { found = JSON.parse(request.responseText).snippets || {}; } catch (e) { return; }
+      for (var k = 0; k < places.length; k++) {
+        var html = found[places[k].getAttribute("data-path")];
+        if (html) {
+          places[k].innerHTML = html;  // escaped by the box, words marked with <mark>
+          places[k].hidden = false;
+        }
+      }
+    };
+    request.send();
+  }
+  for (i = 0; i < urls.length; i++) {
+    byUrl[urls[i]].url = urls[i];
+    fill(byUrl[urls[i]]);
+  }
+})();

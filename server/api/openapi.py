@@ -222,6 +222,22 @@ PATHS.update({
                         "schema": {"type": "string"}, "description": "Only this ZIM (its UUID)."}],
         "responses": {"200": {"description": "query, sources: [{uuid, title, language, total, "
                                              "mode, hits: [{path, title, snippet, url}]}]"}}}},
+    "/api/v1/zims/{uuid}/snippets": {"get": {
+        "summary": "Snippets of some articles of a ZIM for a search", "operationId": "zimSnippets",
+        "tags": ["zim"],
+        "description": "What the search page asks for after showing the hits of a ZIM's own "
+                       "Xapian index, which it shows without their snippets (each means reading "
+                       "its article). `snippets` maps each path to escaped HTML with `<mark>` "
+                       "around the words found (empty when the article cannot be read); at most "
+                       "20 paths. A ZIM hidden from learners, or whose disk is away, is 404.",
+        "parameters": [{"name": "uuid", "in": "path", "required": True,
+                        "schema": {"type": "string"}},
+                       {"name": "q", "in": "query", "required": True,
+                        "schema": {"type": "string", "maxLength": 200}},
+                       {"name": "path", "in": "query", "required": False,
+                        "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+                        "style": "form", "explode": True}],
+        "responses": {"200": {"description": "query, snippets: {path: snippet}"}}}},
 })
 
 # Sync between boxes (server/sync/http.py, docs/sync.md): for devices, not browsers.

@@ -421,8 +421,10 @@ def page():
         request.args.get("q", ""), None)
     # Kiwix ZIMs (Wikipedia...) answer from their own indexes, merged among the lessons;
     # their articles have no kind nor labels to filter by.
-    sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM
-                                 ) if query and not kinds and not labels else []
+    # Without the snippets of hits found by a ZIM's Xapian index (reading each hit's article
+    # was most of the page's time): the page's script asks for them once it is shown.
+    sources = zim_web.search_all(query, only=only_zim, count=20 if only_zim else zim_web.PER_ZIM,
+                                 snippets=False) if query and not kinds and not labels else []
     if result is not None and result.did_you_mean and any(s.hits for s in sources):
         # The encyclopedias found the words as typed ("Ray Charles"): the lessons' correction
         # ("Ray charge") was of words they simply do not hold, and its hits answer another

@@ -192,6 +192,7 @@ ZIM_ROUTES = [
     ("POST", "/manage/content/zim/import", {"cora"}),
     ("POST", "/read/{uuid}/lesson", {"fatou", "cora"}),
     ("POST", "/read/{uuid}/time", {None, "amina", "fatou", "cora"}),
+    ("GET", "/api/v1/zims/{uuid}/snippets?q=x&path=A/x", {None, "amina", "fatou", "cora"}),
 ]
 
 

@@ -366,8 +366,25 @@ def test_a_xapian_hit_snippet_is_the_article_text_escaped(client, app, tmp_path)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hit["snippet"]
     assert "<script>" not in hit["snippet"] and "document.cookie" not in hit["snippet"]
     assert "<mark>balise</mark>" in hit["snippet"].lower() and "&amp; se lit" in hit["snippet"]
+    # The search page shows the hit at once and its script asks for the snippet afterwards.
     page = client.get(f"/search?q=balise&zim={uuid}").get_data(as_text=True)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "alert(1)</script>" not in page
+    asked = f'data-snippet="/api/v1/zims/{uuid}/snippets" data-path="Balise"'
+    assert asked in page and "alert(1)" not in page
+    later = client.get(f"/api/v1/zims/{uuid}/snippets?q=balise&path=Balise&path=Nowhere").get_json()
+    assert later["snippets"] == {"Balise": hit["snippet"], "Nowhere": ""}
+
+
+def test_snippets_are_only_of_zims_a_learner_may_open(as_user, wiki, app):
+    uuid, _ = wiki
+    learner = as_user("amina")
+    ok = learner.get(f"/api/v1/zims/{uuid}/snippets?q=clavier&path=Clavier")
+    assert ok.status_code == 200 and "<mark>" in ok.get_json()["snippets"]["Clavier"].lower()
+    app.extensions["passerelle.zims"].set_hidden(uuid, True)
+    hidden = learner.get(f"/api/v1/zims/{uuid}/snippets?q=clavier&path=Clavier")
+    assert hidden.status_code == 404 and hidden.get_json()["error"]["code"]
+    app.extensions["passerelle.zims"].set_hidden(uuid, False)
+    many = "&".join(f"path=p{i}" for i in range(50))  # a page shows at most 20 of one ZIM
+    assert len(learner.get(f"/api/v1/zims/{uuid}/snippets?q=x&{many}").get_json()["snippets"]) == 20
 
 
 # --- reading time, for the learner's progress and the reports ---------------------------------
