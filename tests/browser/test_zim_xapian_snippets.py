@@ -33,8 +33,9 @@ def wiki(box, tmp_path):
     return uuid
 
 
-@pytest.mark.parametrize("locale,size", [("fr-BE", {"width": 360, "height": 740}),
-                                         ("ar", {"width": 800, "height": 1100})])
+@pytest.mark.parametrize("locale,size", [("fr-BE", {"width": 360, "height": 740}),      # a phone
+                                         ("ar", {"width": 800, "height": 1280}),        # a tablet
+                                         ("fr-BE", {"width": 1366, "height": 768})])    # a desktop
 def test_xapian_hits_show_their_snippets_once_the_page_is_shown(wiki, live_server, page_factory,
                                                                 locale, size):
     page = page_factory(live_server.url, locale=locale, viewport=size)
@@ -47,4 +48,5 @@ def test_xapian_hits_show_their_snippets_once_the_page_is_shown(wiki, live_serve
     assert "<b>" in snippet and hit.locator(".snippet b").count() == 0  # text, not markup
     assert page.locator("p[data-snippet][hidden]").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"zim-xapian-snippets-{locale[:2]}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"zim-xapian-snippets-{locale[:2]}-{size['width']}.png"),
+                    full_page=True)
