@@ -19,6 +19,10 @@ the exercise (GET ``/practice/<pack>/<node>``), then answers ANSWERS questions:
   the answer (answered 302 to ``#feedback``), the feedback page the browser then loads,
   ``action=next`` (302) and the next question's page. "The answer POST" is the ``check``
   request; an answer *cycle* is all four requests.
+- ``--path event``: the floor of the stack, not a way a learner answers: one answer event as
+  JSON to ``POST /api/v1/progress`` (the resource pages' write path: session, CSRF, the
+  event's checks, the group commit), and no page rendered in reply. What the script's answer
+  costs above it is the check and the two renderings of the page's body.
 
 Kolibri (``--kolibri-venv``): a throw-away Kolibri started as bench/kolibri_bench.py starts
 it (loopback only, no ping, no zeroconf), a channel imported from disk (``kolibri manage
@@ -172,7 +176,20 @@ class Passerelle:
         return tablet.request("GET", htmlmod.unescape(more.group(1))).decode()
 
     def answer(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
-        return (self.answer_script if self.way == "script" else self.answer_form)(tablet, state)
+        return {"script": self.answer_script, "form": self.answer_form,
+                "event": self.answer_event}[self.way](tablet, state)
+
+    def answer_event(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
+        """One answer event through the tablet JSON API, as a resource page sends its events."""
+        state["n"] = state.get("n", 0) + 1
+        event = {"event_id": f"bench-{state.setdefault('id', os.urandom(6).hex())}-{state['n']}", "pack_id": EXERCISE[0],
+                 "node_id": EXERCISE[1], "type": "answer", "question_id": "add-two-digit",
+                 "answer": answer_for(state["html"], state["rng"]), "correct": True}
+        t0 = time.perf_counter()
+        reply = json.loads(tablet.request("POST", "/api/v1/progress", {"events": [event]},
+                                          headers={"X-CSRFToken": state["token"]}))
+        posted = time.perf_counter() - t0
+        return posted, reply.get("accepted") == 1, posted
 
     def answer_script(self, tablet: Tablet, state: dict) -> tuple[float, bool, float]:
         """One answer as the page's script sends it: one request; the next question comes in
@@ -419,9 +436,10 @@ def main() -> None:
     parser.add_argument("--no-history", dest="history", action="store_const", const=0)
     parser.add_argument("--history-answers", type=int, default=60,
                         help="answers of each of the two learners in the history measure")
-    parser.add_argument("--path", choices=("script", "form"), default="script",
+    parser.add_argument("--path", choices=("script", "form", "event"), default="script",
                         help="Passerelle's tablets answer as the page's script does (one request"
-                             " per answer) or through the forms, as without JavaScript")
+                             " per answer), through the forms, as without JavaScript, or (the"
+                             " stack's floor) as one JSON event to /api/v1/progress")
     parser.add_argument("--kolibri-venv", help="a virtualenv with kolibri 0.19 installed")
     parser.add_argument("--kolibri-channel", type=Path,
                         help="a channel folder (content/databases/<id>.sqlite3, content/storage)")
