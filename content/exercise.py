@@ -16,6 +16,7 @@ import math
 import random
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 MAX_EXPRESSION_LENGTH = 500
@@ -31,9 +32,18 @@ class ExpressionError(ValueError):
 
 
 def parse_expression(expr: str) -> ast.Expression:
-    """Parse and vet ``expr``; raises :class:`ExpressionError` for anything not allowed."""
+    """Parse and vet ``expr``; raises :class:`ExpressionError` for anything not allowed.
+
+    The tree is shared between callers (nothing here changes it): an exercise's few
+    expressions are evaluated at every answer, and parsing and vetting them again was
+    most of the cost of checking a generated question."""
     if not isinstance(expr, str):
         raise ExpressionError("an expression must be a string")
+    return _parsed(expr)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(expr: str) -> ast.Expression:
     if len(expr) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
     try:

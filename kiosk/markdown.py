@@ -105,9 +105,23 @@ def render_markdown(text: str, image_size=None) -> Markup:
     """``image_size``: sha256 -> (width, height) or None, to give images their size. A
     blob's size never changes, so the rendering is kept by text and by that function."""
     # Articles are read again and again, and parsing one was half its page's time: keep
-    # the last ones (bounded: 64 texts of at most 64 KB, a few MB at worst).
-    if len(text or "") <= 65536:
+    # the last ones (bounded: 64 texts of at most 64 KB, a few MB at worst). Short texts
+    # (a question's prompt, hint or explanation) have a larger cache of their own: with a
+    # class answering, each learner's generated question is rendered when it is shown and
+    # again with its feedback, and 64 places were too few for 30 tablets.
+    size = len(text or "")
+    if size <= SHORT_TEXT:
+        return _cached_short(text, image_size)
+    if size <= 65536:
         return _cached(text, image_size)
+    return _render(text, image_size)
+
+
+SHORT_TEXT = 1024  # 2,048 of them: at most a few MB, a few hundred KB in practice
+
+
+@lru_cache(maxsize=2048)
+def _cached_short(text: str, image_size) -> Markup:
     return _render(text, image_size)
 
 

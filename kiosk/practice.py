@@ -353,13 +353,17 @@ def _topic_url(found: dict, pack_id: str) -> str:
     return url_for("kiosk.home")
 
 
+NOT_SHOWN: dict = {}  # ``where`` for a body that does not show the place in the lesson
+
+
 def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str | None = None,
              draft: dict | None = None, keep: bool = False, standing=None,
              where: dict | None = None) -> dict:
     """What the page (``practice.html``) and its body (``practice_body.html``) show of ``run``.
 
     ``keep``: the learner chose to keep practising after mastery. ``standing`` and ``where``
-    (the mastery and the place in the lesson) are passed when already read."""
+    (the mastery and the place in the lesson) are passed when already read; ``where`` is
+    :data:`NOT_SHOWN` when the body will not show it (before mastery)."""
     db = get_db()
     exercise = found["exercise"]
     index = _current_index(run, exercise)
@@ -390,6 +394,8 @@ def _context(found: dict, run: dict, pack_id: str, node_id: str, *, error: str |
         prompt = render_markdown(shown.get("prompt", ""))
     if where is None:
         where = place(db, pack_id, found, request.args.get("lesson") or None)
+    elif where is NOT_SHOWN:
+        where = None
     recording = _learner() is not None
     topic_url = _topic_url(found, pack_id)
     return {
@@ -607,7 +613,9 @@ def practice_answer(pack_id: str, node_id: str):
             return api_error(507, _disk_full(), "disk_full")
     keep = bool(request.args.get("more"))
     standing = _standing(db, exercise, run, pack_id, node_id)
-    where = place(db, pack_id, found, request.args.get("lesson") or None)
+    # The body shows the place in the lesson (the way on) only once mastered: not looked
+    # up for the other answers.
+    where = place(db, pack_id, found, request.args.get("lesson") or None) if standing[1] else NOT_SHOWN
     shown = _context(found, run, pack_id, node_id, keep=keep, standing=standing, where=where)
     # After mastery the only way on to a question is "Keep practising".
     ahead = _prepare_next(run, exercise)

@@ -166,6 +166,7 @@ def test_mastery_keep_practising_and_the_way_on(installed, amina):
     for n in range(3):
         reply = page.post({"answer": ["1"]}).get_json()
         assert reply["just_mastered"] is (n == 2)
+        assert ('rel="next"' in reply["feedback"]) is (n == 2)
         if n < 2:
             page.next()
     feedback = text(reply["feedback"])
@@ -173,6 +174,8 @@ def test_mastery_keep_practising_and_the_way_on(installed, amina):
     assert feedback.count("mastered this exercise") == 1  # the congratulations say it
     assert "Keep practising" in feedback and "Back to the topic" in feedback
     assert "Next question" not in feedback  # after mastery: the way on, or keep practising
+    # The way on: the next item of the topic (looked up only once mastered).
+    assert 'href="/learn/practice-test/mastery/do-all" rel="next"' in reply["feedback"]
     done = [e for e in answers(installed) if e["type"] == "completed"]
     assert len(done) == 1
     page.next()  # "Keep practising"
