@@ -184,3 +184,80 @@ def sign_in(base: str, learner_uuid: str) -> tuple[str, str]:
     token = re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
     cookie = next(c.value for c in jar if c.name == "passerelle_session")
     return cookie, token
+
+
+# One serving process of a box on a port that others share (SO_REUSEPORT: the kernel hands
+# each new connection to one of them). Not a way the box runs: the box serves from one
+# process, whose memory holds state the others would not see (import jobs, the captive
+# portal's clients, background sync, caches). This measures what a second process on the
+# second core would give a class answering at once.
+_SHARED_PORT_PROCESS = r"""
+import signal, socket, sys
+from pathlib import Path
+from passerelle.server.app import create_app
+from passerelle.server.web import bodygate, serve
+from waitress.server import create_server
+
+home, port, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+app = create_app({"home": home})
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+sock.bind(("127.0.0.1", port))
+sock.listen(1024)
+serve.return_freed_memory()
+server = create_server(serve.build_wsgi(app, app.config["SETTINGS"]), sockets=[sock],
+                       threads=threads, ident="passerelle", connection_limit=1000,
+                       asyncore_use_poll=True)
+bodygate.install(server, app)
+def stop(_signum, _frame):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, stop)
+try:
+    server.run()
+finally:
+    server.close()
+"""
+
+# The parent of the serving processes, so that the CPU of its process tree is theirs.
+_SHARED_PORT_PARENT = r"""
+import signal, subprocess, sys
+children = [subprocess.Popen([sys.executable, "-c", sys.argv[1], *sys.argv[3:]])
+            for _ in range(int(sys.argv[2]))]
+def stop(_signum, _frame):
+    for child in children:
+        child.terminate()
+signal.signal(signal.SIGTERM, stop)
+for child in children:
+    child.wait()
+"""
+
+
+class SharedPortServers(Server):
+    """``processes`` serving processes of one box on one port, as :class:`Server` is used."""
+
+    def __init__(self, home: Path, threads: int = 8, processes: int = 2):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(home / "bench-server.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "PASSERELLE_DISCOVERY": "false", "PASSERELLE_SYNC_INTERVAL_MINUTES": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SHARED_PORT_PARENT, _SHARED_PORT_PROCESS, str(processes),
+             str(home), str(self.port), str(threads)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        # Every process up: each answers health once its app is built; wait until the
+        # kernel has had time to hand connections to all of them.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"the servers exited during start; see {home}/bench-server.log"
+                                     ) from None
+                time.sleep(0.1)
+        else:
+            raise SystemExit(f"the servers did not start; see {home}/bench-server.log")
+        time.sleep(3)

@@ -68,7 +68,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _box import PIN, Server, prepare  # noqa: E402
+from _box import PIN, Server, SharedPortServers, prepare  # noqa: E402
 from kolibri_bench import Kolibri, Tablet, cpu_tree_s, pct  # noqa: E402
 
 EXERCISE = ("arithmetic-en", "addition-subtraction/practice-add")  # generated sums, 5 in a row
@@ -109,9 +109,11 @@ def answer_for(html: str, rng: random.Random) -> str:
 class Passerelle:
     name = "Passerelle"
 
-    def __init__(self, tmp: Path, learners: int, history: int, path: str = "script"):
+    def __init__(self, tmp: Path, learners: int, history: int, path: str = "script",
+                 processes: int = 1):
         self.home = tmp / "box"
         self.way = path
+        self.processes = processes
         t0 = time.perf_counter()
         ids = prepare(self.home, learners=learners + (2 if history else 0))
         self.learners = ids["learners"][:learners]
@@ -148,7 +150,8 @@ class Passerelle:
             raise SystemExit(f"seeded {stored} answers, not {count}")
 
     def start(self) -> None:
-        self.server = Server(self.home)
+        self.server = (Server(self.home) if self.processes == 1
+                       else SharedPortServers(self.home, processes=self.processes))
         self.url, self.pid = self.server.url, self.server.proc.pid
 
     def stop(self) -> None:
@@ -440,6 +443,10 @@ def main() -> None:
                         help="Passerelle's tablets answer as the page's script does (one request"
                              " per answer), through the forms, as without JavaScript, or (the"
                              " stack's floor) as one JSON event to /api/v1/progress")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="Passerelle served by this many processes sharing its port"
+                             " (SO_REUSEPORT): a measure of what a second core would give, not"
+                             " a way the box runs")
     parser.add_argument("--kolibri-venv", help="a virtualenv with kolibri 0.19 installed")
     parser.add_argument("--kolibri-channel", type=Path,
                         help="a channel folder (content/databases/<id>.sqlite3, content/storage)")
@@ -451,7 +458,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="answers-bench-") as tmp:
         tmp = Path(tmp)
-        sides = [Passerelle(tmp, max(tablets), args.history, args.path)]
+        sides = [Passerelle(tmp, max(tablets), args.history, args.path, args.processes)]
         if args.kolibri_venv:
             sides.append(KolibriSide(tmp, max(tablets), args.kolibri_venv,
                                      args.kolibri_channel.resolve()))
@@ -480,7 +487,8 @@ def main() -> None:
             for side in sides:
                 side.stop()
         print(f"\nmachine: {os.cpu_count()} cores, shared with other work; client and servers on"
-              f" the same machine; Passerelle 8 Waitress threads, answering through its"
+              f" the same machine; Passerelle {args.processes} process(es) of 8 Waitress"
+              f" threads, answering through its"
               f" {args.path}; Kolibri as it starts by default; load average now"
               f" {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print("\n| side | tablets | answering | answer request p50 / p95 (each round) | answers/s |"
