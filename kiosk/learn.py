@@ -26,9 +26,10 @@ def is_staff() -> bool:
     return bool(user) and user["role"] in accounts.STAFF
 
 
-def visible_children(db, pack_id: str, node_id: str) -> list[dict]:
-    """A topic's children as this person may see them: guides only for staff."""
-    found = catalogue.children(db, pack_id, node_id)
+def visible_children(db, pack_id: str, node_id: str, brief: bool = False) -> list[dict]:
+    """A topic's children as this person may see them: guides only for staff. ``brief``:
+    only their id, title, kind and language (``catalogue.children_brief``)."""
+    found = (catalogue.children_brief if brief else catalogue.children)(db, pack_id, node_id)
     return found if is_staff() else [c for c in found if not catalogue.for_facilitators(c)]
 
 
@@ -81,7 +82,7 @@ def place(db, pack_id: str, found: dict, lesson_uuid: str | None = None) -> dict
             return None
         items = [{"pack_id": pack_id, "node_id": c["id"], "title": c.get("title", ""),
                   "kind": c["kind"], "language": c.get("language") or found.get("language")}
-                 for c in visible_children(db, pack_id, parent) if c["kind"] != "topic"]
+                 for c in visible_children(db, pack_id, parent, brief=True) if c["kind"] != "topic"]
         back = url_for("kiosk.learn", pack_id=pack_id, node_id=parent)
     index = next((n for n, i in enumerate(items)
                   if i["pack_id"] == pack_id and i["node_id"] == found["id"]), None)
