@@ -315,6 +315,9 @@ def build(home: Path, n_learners: int, n_classes: int, n_events: int, fold: bool
     if not fold:
         writer.flush_progress()
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('hlc', ?)", [f"{writer.max_ms}.0"])
+    # The ops written in bulk are this box's own: its next op must be numbered after them
+    # (a put numbered from a stale head would be taken for one already applied).
+    records.raise_head(db, writer.origin, writer.seq)
     db.execute("COMMIT")
     events_s = time.perf_counter() - t1
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
