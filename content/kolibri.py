@@ -35,10 +35,12 @@ Design
   resource is placed under two topics, the second placement gets a derived id
   and ``same_as``: the first one's id, where the pages send learners, so that
   both placements share one progress.
-- **What the box cannot show is said, not broken**: h5p, slideshows and
-  other kinds become a small page saying the resource is not available on this
-  box (the node carries ``unavailable``: the kind), and are counted in the
-  report. Coach-only resources are kept, marked ``for_facilitators``. Exercises are Perseus, converted by
+- **A slideshow becomes an article**: its images in Kolibri's order, each with
+  its caption below and its description as the image's text (:func:`slideshow_markdown`),
+  shown by the article page on any tablet, without a script.
+- **What the box cannot show is said, not broken**: h5p and other kinds become
+  a small page saying the resource is not available on this box (the node
+  carries ``unavailable``: the kind), and are counted in the report. Coach-only resources are kept, marked ``for_facilitators``. Exercises are Perseus, converted by
   :mod:`.perseus`; one with no playable question is left out and counted.
 """
 
@@ -83,6 +85,8 @@ MIME = {"mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "ogg": "a
         "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
         "svg": "image/svg+xml", "webp": "image/webp", "epub": "application/epub+zip",
         "h5p": "application/zip", "perseus": "application/zip", "json": "application/json"}
+SLIDE_IMAGES = ("png", "jpg", "jpeg", "gif", "webp")
+MAX_SLIDESHOW_MANIFEST = 1024 * 1024  # its text: a few hundred bytes per slide
 VIDEO_PRESETS = {"low": ("low_res_video", "high_res_video", "video"),
                  "high": ("high_res_video", "low_res_video", "video")}
 MAIN = {  # Kolibri kind → (our kind, presets of the main file, extensions we can show)
@@ -367,7 +371,7 @@ class PlannedFile:
 class PlannedNode:
     id: str
     parent: str | None
-    kind: str                 # ours, or "unavailable"
+    kind: str                 # ours, "slideshow" (an article once converted), or "unavailable"
     kolibri_kind: str
     data: dict                # the node's manifest fields except files/exercise
     files: list[PlannedFile] = field(default_factory=list)
@@ -525,6 +529,12 @@ def _plan_node(row: dict, parent: str | None, files: list[dict], tags: list[str]
         for f in usable:
             if f.get("preset") in SUBTITLE_PRESETS and f["extension"] == "vtt":
                 planned.files.append(_planned(f, "subtitles", _language(f.get("lang_id"))))
+    elif kolibri_kind == "slideshow":
+        # Its manifest (JSON: the slides' order, captions and descriptions) and its images.
+        mains = [f for f in usable if f.get("preset") == "slideshow_manifest" and f["extension"] == "json"]
+        planned.kind = "slideshow"
+        planned.files.extend(_planned(f, "image") for f in usable
+                             if f.get("preset") == "slideshow_image" and f["extension"] in SLIDE_IMAGES)
     elif kolibri_kind in MAIN:
         planned.kind, presets, exts = MAIN[kolibri_kind]
         mains = sorted((f for f in usable if f.get("preset") in presets and f["extension"] in exts),
@@ -934,6 +944,18 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
                 blobs[sha] = (size, None)  # staged just now (or stored): never opened again
                 node_files.append({"sha256": sha, "size": size, "mime": mime, "role": "image"})
             del data
+        elif kind == "slideshow" and planned.main is not None:
+            manifest = fetch(planned.main, title)
+            if manifest is None:
+                continue
+            text = slideshow_markdown(session.path(manifest["sha256"]), node_files)
+            if isinstance(text, str):
+                report.refused.append(f"{title}: {text}")
+                continue
+            kind = "article"
+            sha = hashlib.sha256(text).hexdigest()
+            blobs[sha] = (len(text), text)
+            node_files.insert(0, {"sha256": sha, "size": len(text), "mime": "text/markdown", "role": "main"})
         elif planned.main is not None:
             main = fetch(planned.main, title)
             if main is None:
@@ -982,6 +1004,47 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
     body[:0] = start[:-2]
     body += b"]}"
     return KolibriSource(body, blobs, f"Kolibri channel {channel.id} ({channel.name})", report, chosen, files)
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def _plain(text: str, limit: int) -> str:
+    """A channel's text shown as it is in Markdown: every mark escaped (no link, no image, no
+    heading can come from a caption), on one line."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(text.split())[:limit])
+
+
+def slideshow_markdown(path: Path, images: list[dict]) -> bytes | str:
+    """A Kolibri slideshow as an article: its slides in their ``sort_order``, each its image
+    (``images``: the node's file entries, with the ``md5`` each came from) with its
+    description as the image's text and its caption below. Kolibri Studio's manifest is
+    ``{"slideshow_data": [{"checksum", "caption", "descriptive_text", "sort_order"}, ...]}``;
+    a slide whose image is not here is left out. Why it cannot be read, as a string."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_SLIDESHOW_MANIFEST + 1)
+        if len(raw) > MAX_SLIDESHOW_MANIFEST:
+            return "not a readable slideshow (its manifest is too large)"
+        slides = json.loads(raw)["slideshow_data"]
+        if not isinstance(slides, list):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        return "not a readable slideshow (its manifest is not Kolibri's)"
+    by_md5 = {e.get("md5"): e["sha256"] for e in images if e.get("role") == "image"}
+    shown = []
+    for n, slide in enumerate(slides[:200]):
+        if not isinstance(slide, dict) or slide.get("checksum") not in by_md5:
+            continue
+        order = slide.get("sort_order")
+        order = order if isinstance(order, (int, float)) and not isinstance(order, bool) else n
+        caption = _plain(_text(slide.get("caption")), 2000)
+        described = _plain(_text(slide.get("descriptive_text")), 2000) or caption
+        part = f"![{described}](sha256:{by_md5[slide['checksum']]})"
+        shown.append((order, n, part + (f"\n\n{caption}" if caption else "")))
+    if not shown:
+        return "not a readable slideshow (none of its slides has its image)"
+    return ("\n\n---\n\n".join(text for _o, _n, text in sorted(shown)) + "\n").encode()
 
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:

@@ -187,3 +187,14 @@ def algebra_channel(root: Path) -> tuple[ExportFolder, str]:
     ex.file(node, "exercise", perseus_zip(questions), "perseus")
     ex.save()
     return ex, node
+
+
+def slideshow(ex, node_id: str, slides: list[dict], images: dict[str, bytes], manifest: bytes | None = None) -> str:
+    """A Kolibri slideshow node as Kolibri Studio publishes it: a JSON manifest and its images."""
+    node = ex.node(node_id, CHANNEL, "slideshow", "A slideshow", order=9)
+    for data in images.values():
+        ex.file(node, "slideshow_image", data, "png")
+    if manifest is None:
+        manifest = json.dumps({"slideshow_data": slides}).encode()
+    ex.file(node, "slideshow_manifest", manifest, "json")
+    return node

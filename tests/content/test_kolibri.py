@@ -15,6 +15,7 @@ from kolibri_channel import (
     hexid,
     html5_zip,
     perseus_zip,
+    slideshow,
     standard,
 )
 from passerelle.content import PackNotFound, kolibri
@@ -272,3 +273,42 @@ def test_an_update_dry_run_lists_what_is_added_changed_and_removed(tmp_path, lib
     assert ours["video"] not in dry.changed and dry.added == []
     assert dry.as_dict()["diff"]["removed"] == [{"id": ours["pdf"], "title": "A booklet"}]
     assert library.manifest(PACK) == before  # a dry run changes nothing
+
+
+def test_a_slideshow_becomes_an_article_of_its_slides_in_order(tmp_path, library, box):
+    ex, _ids = standard(tmp_path / "k")
+    first, second, unused = PNG, PNG + b"2", PNG + b"3"
+    md5 = {name: hashlib.md5(data).hexdigest() for name, data in
+           (("first", first), ("second", second), ("unused", unused))}
+    node = slideshow(ex, hexid("slides"), [
+        {"checksum": md5["second"], "caption": "Then *wash* <script>x</script> [a](http://far.away/)",
+         "descriptive_text": "Hands [under] water", "sort_order": 2},
+        {"checksum": md5["first"], "caption": "First, soap.", "sort_order": 1},
+        {"checksum": "f" * 32, "caption": "An image the channel does not hold", "sort_order": 0},
+    ], {"first": first, "second": second, "unused": unused})
+    ex.save()
+    done = kolibri.import_channel(library, ex.root, CHANNEL)
+    assert not done.report.partial and "slideshow" not in done.report.unavailable
+    found = nodes_of(library)[node]
+    assert found["kind"] == "article" and found["kolibri"]["kind"] == "slideshow"
+    main = next(f for f in found["files"] if f["role"] == "main")
+    assert main["mime"] == "text/markdown"
+    text = library.blob_path(main["sha256"]).read_text()
+    sha = {name: hashlib.sha256(data).hexdigest() for name, data in
+           (("first", first), ("second", second))}
+    # In Kolibri's order; the description is the image's text, the caption comes below it.
+    assert text.index(sha["first"]) < text.index(")\n\nFirst, soap") < text.index(sha["second"])
+    assert f"![First, soap\\.](sha256:{sha['first']})" in text  # no description: the caption
+    assert f"![Hands \\[under\\] water](sha256:{sha['second']})" in text
+    assert "\\*wash\\*" in text and "\\<script\\>" in text and "\\[a\\]\\(http" in text
+    assert "An image the channel does not hold" not in text
+    assert {f["sha256"] for f in found["files"] if f["role"] == "image"} >= set(sha.values())
+
+
+def test_a_slideshow_whose_manifest_is_not_kolibris_is_refused_and_reported(tmp_path, library):
+    ex, ids = standard(tmp_path / "k")
+    node = slideshow(ex, hexid("bad-slides"), [], {"only": PNG}, manifest=b"{not json")
+    ex.save()
+    done = kolibri.import_channel(library, ex.root, CHANNEL)
+    assert done.report.partial and "not a readable slideshow" in done.report.refused[0]
+    assert node not in nodes_of(library) and ids["audio"] in nodes_of(library)

@@ -12,8 +12,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 
 from kolibri_channel import (  # noqa: E402
     CHANNEL,
+    PNG,
     algebra_channel,
     hexid,
+    slideshow,
     standard,
 )
 from passerelle.content import kolibri  # noqa: E402
@@ -82,6 +84,24 @@ def test_an_unavailable_resource_says_so(channel_app, client):
     page = client.get(f"/learn/{PACK}/{hexid('content' + ids['h5p'])}")
     assert page.status_code == 200
     assert "This resource is not available on this box." in page.get_data(as_text=True)
+
+
+def test_a_slideshow_shows_its_slides_with_their_captions(app, tmp_path, as_user):
+    import hashlib
+
+    ex, _ids = standard(tmp_path / "KOLIBRI_DATA")
+    md5 = [hashlib.md5(d).hexdigest() for d in (PNG, PNG + b"2")]
+    node = slideshow(ex, hexid("slides"), [
+        {"checksum": md5[1], "caption": "Then rinse <b>well</b>", "descriptive_text": "Hands under water",
+         "sort_order": 2},
+        {"checksum": md5[0], "caption": "First, soap.", "sort_order": 1}], {"a": PNG, "b": PNG + b"2"})
+    ex.save()
+    kolibri.import_channel(app.extensions["passerelle.library"], ex.root, CHANNEL)
+    page = as_user("amina").get(f"/learn/{PACK}/{hexid('content' + node)}").get_data(as_text=True)
+    images = re.findall(r'<img [^>]*src="(/files/[^"]+)"[^>]*alt="([^"]*)"|<img [^>]*alt="([^"]*)"[^>]*src="(/files/[^"]+)"', page)
+    assert len(images) == 2
+    assert page.index("First, soap.") < page.index("Hands under water") < page.index("Then rinse")
+    assert "Then rinse &lt;b&gt;well&lt;/b&gt;" in page and "<b>well" not in page  # shown as text
 
 
 def test_an_epub_is_read_chapter_by_chapter_in_the_sandbox(channel_app, as_user):
