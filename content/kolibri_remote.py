@@ -128,7 +128,7 @@ class KolibriServer:
                 while True:
                     if progress is not None:
                         progress(copied, stream.end or 0)
-                    chunk = stream.read(1024 * 1024)
+                    chunk = stream.read(64 * 1024)  # small enough for progress on a slow Wi-Fi
                     if not chunk:
                         break
                     copied += len(chunk)

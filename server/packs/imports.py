@@ -609,11 +609,19 @@ LAN_TASK_KEEP = 3600.0      # a finished fetch's page, kept this long
 LAN_DB_KEEP = 6 * 3600.0    # a fetched database nobody used, kept this long
 
 
-def lan_database(address: str, channel_id: str, library: lib.Library, progress=None) -> dict:
+def lan_database(address: str, channel_id: str, library: lib.Library, progress=None, found=None) -> dict:
     """Fetch a server's channel database into the library's work folder (or find it there, that
-    version); returns the channel. ``progress(received, total)``. Raises :class:`LanProblem`."""
+    version); returns the channel, also given to ``found`` before the download. ``progress(received,
+    total)``. Raises :class:`LanProblem`."""
     with _asking(address, library) as server:
-        channel = server.lookup(channel_id)
+        try:
+            channel = server.lookup(channel_id)
+        except lib.PackNotFound:
+            if server.info() is None:  # not "no such channel": no Kolibri at all
+                raise LanProblem("not_kolibri") from None
+            raise
+        if found is not None:
+            found(channel)
         folder = server.fetch_database(channel_id, channel["version"],
                                        kolibri_remote.work_folder(library, channel_id), progress=progress)
     # Used now: its time on the box counts from here.
@@ -637,8 +645,9 @@ def lan_fetch(jobs: JobRunner, library: lib.Library, address: str, channel_id: s
 
         try:
             job.step = "download"
-            channel = lan_database(address, channel_id, library, progress=progress)
-            job.label, job.step = channel["name"], "read"
+            lan_database(address, channel_id, library, progress=progress,
+                         found=lambda channel: setattr(job, "label", channel["name"]))
+            job.step = "read"
             if purpose == "topics":
                 channel, topics = lan_topics(address, channel_id, library)
                 return {"channel": channel, "topics": topics}
