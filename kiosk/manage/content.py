@@ -28,6 +28,7 @@ def manage_content():
     settings = current_app.config["SETTINGS"]
     jobs = content_admin.runner()
     home = current_app.config["HOME"]
+    content_admin.sweep_lan_databases(jobs, library())  # channel databases fetched and left unused
     packs = library().list()
     installed = {p.id for p in packs}
     drives, channels = content_admin.scan_drives(settings["usb_roots"])
@@ -241,8 +242,10 @@ def _lan_fetch(purpose: str):
     if not HEX32.fullmatch(channel_id):
         flash(_lan_problem_text("no_channel", address))
         return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    # The name the channels page showed, until the server's own answer replaces it (shown only).
+    name = request.form.get("name", "").strip()[:200] or channel_id
     job = content_admin.lan_fetch(content_admin.runner(), library(), address, channel_id, purpose,
-                                  current_user()["uuid"])
+                                  current_user()["uuid"], label=name)
     return redirect(url_for("kiosk.manage_lan_fetch", token=job.id), code=303)
 
 

@@ -630,9 +630,10 @@ def lan_database(address: str, channel_id: str, library: lib.Library, progress=N
 
 
 def lan_fetch(jobs: JobRunner, library: lib.Library, address: str, channel_id: str, purpose: str,
-              owner: str) -> Job:
+              owner: str, label: str = "") -> Job:
     """Start fetching a channel's database for its topics or its update's changes, or join the
-    same fetch under way or just finished. ``owner`` (a coordinator) may follow it."""
+    same fetch under way or just finished. ``owner`` (a coordinator) may follow it; ``label``
+    names the channel until the server's answer does."""
     if purpose not in LAN_PURPOSES:
         raise ValueError(purpose)
     sweep_lan_databases(jobs, library)
@@ -661,7 +662,7 @@ def lan_fetch(jobs: JobRunner, library: lib.Library, address: str, channel_id: s
         database = kolibri_remote.work_folder(library, channel_id) / "content" / "databases"
         return time.time() - job.finished < LAN_FETCH_REUSE and (database / f"{channel_id}.sqlite3").is_file()
 
-    job = Job(id="", label=channel_id, source="", channel=channel_id, kind=purpose, owners=[owner])
+    job = Job(id="", label=label or channel_id, source="", channel=channel_id, kind=purpose, owners=[owner])
     return jobs.submit_task(f"{purpose} {channel_id} {address}", job, work, reuse=still_there)
 
 
