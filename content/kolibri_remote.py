@@ -121,6 +121,7 @@ class KolibriServer:
         part = databases / f".{channel_id}-{int(version)}.part"
         keep = False
         try:
+            databases.mkdir(parents=True, exist_ok=True)  # (an import may have just removed it)
             offset = part.stat().st_size if part.is_file() else 0
             with open(part, "ab") as out, ResumingStream(
                     self.http, f"content/databases/{channel_id}.sqlite3", None, offset).open() as stream:
