@@ -195,7 +195,7 @@ class JobRunner:
         now = time.time() if now is None else now
         with self._lock:
             for job in list(self.tasks.values()):
-                if job.state not in ("queued", "running") and now - job.finished > older_than:
+                if job.state not in ("queued", "running") and job.finished and now - job.finished > older_than:
                     del self.tasks[job.id]
 
     def busy_channels(self) -> set[str]:
@@ -215,20 +215,20 @@ class JobRunner:
                 continue
             job.state = "running"
             try:
-                job.result = work(job)
-                job.state = "done"
+                result = work(job)
             except TaskStopped:
-                job.state = "cancelled"
+                job.finished, job.state = time.time(), "cancelled"
                 with self._lock:
                     self.tasks.pop(job.id, None)
             except TaskFailed as exc:
-                job.state, job.message = "failed", str(exc)
+                job.finished, job.message, job.state = time.time(), str(exc), "failed"
             except Exception as exc:  # noqa: BLE001 - a task must fail visibly, not kill the lane
-                job.state, job.message = "failed", "unexpected"
+                job.finished, job.message, job.state = time.time(), "unexpected", "failed"
                 if self._on_error:
                     self._on_error(exc)
-            finally:
-                job.finished = time.time()
+            else:  # the state last: a page that sees "done" finds the result and the time
+                job.result, job.finished = result, time.time()
+                job.state = "done"
 
 
 class TaskStopped(Exception):
