@@ -217,6 +217,7 @@ def test_a_stopped_download_is_cleaned_up(coordinator, held_kolibri):
     jobs = app.extensions["passerelle.jobs"]
     (job,) = jobs.tasks.values()
     until(lambda: job.done > 0, "the first bytes")
+    assert client.post(f"{location}/cancel").status_code == 400 and not job.cancelled  # CSRF, as every form
     stopped = client.post(f"{location}/cancel", data={"csrf_token": token}, follow_redirects=True)
     assert "The download was stopped." in stopped.get_data(as_text=True)
     HeldKolibri.release.set()  # the next chunk arrives; the download sees it was stopped
@@ -264,3 +265,18 @@ def test_a_cut_download_of_a_database_resumes_where_it_stopped(coordinator, fake
     fetched_db = folder / "content" / "databases" / f"{CHANNEL}.sqlite3"
     assert fetched_db.read_bytes() == (ex.root / DATABASE.lstrip("/")).read_bytes()
     assert not list(fetched_db.parent.glob("*.part"))
+
+
+def test_an_older_version_on_the_server_is_said_on_the_update_page(coordinator, fake_kolibri, tmp_path):
+    from passerelle.content import kolibri
+
+    from tests.server.test_kolibri_lan_admin import newer_version
+
+    app, client = coordinator
+    url, ex, ids = fake_kolibri
+    newer_version(tmp_path / "v4")
+    kolibri.import_channel(app.extensions["passerelle.library"], tmp_path / "v4", CHANNEL)
+    body = fetched(client, client.post("/manage/content/lan/update", data={"csrf_token": csrf_token(client),
+                                                                          "server": url, "channel": CHANNEL}))
+    assert "version 3 is older than the installed version 4" in body and "Try again" in body
+    assert app.extensions["passerelle.library"].get("kolibri-" + CHANNEL).version == 4
