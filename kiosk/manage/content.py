@@ -42,6 +42,7 @@ def manage_content():
                            drives=drives, kolibri=channels,
                            kolibri_installed=content_admin.installed_kolibri_versions(library()),
                            jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
+                           lan_fetches=jobs.tasks_of(current_user()["uuid"]),
                            max_upload_mb=settings["max_upload_mb"])
 
 

@@ -178,6 +178,12 @@ class JobRunner:
         job = self.tasks.get(task_id)
         return job if job is not None and owner in job.owners else None
 
+    def tasks_of(self, owner: str) -> list[Job]:
+        """The tasks someone may follow, newest first (how a page left is found again)."""
+        with self._lock:
+            return sorted((j for j in self.tasks.values() if owner in j.owners),
+                          key=lambda j: j.started, reverse=True)
+
     def cancel_task(self, task_id: str, owner: str) -> bool:
         """Stop a task (its work stops at its next progress report); a finished one is forgotten."""
         job = self.task(task_id, owner)

@@ -106,6 +106,7 @@ def test_topics_and_update_follow_a_download_from_a_lan_kolibri(server_factory, 
     en.wait_for_url("**/manage/content")
     en.locator("li.job.done", has_text="(v3)").wait_for(timeout=WAIT)
     assert database_requests() == 1
+    assert "Test channel: done" in en.locator("ul.lan-fetches").inner_text()  # the page left, found again
     shot(en, "lan-imported-en-desktop")
 
     # Arabic, a tablet: version 4 appears on the server; its database is followed, then the changes.

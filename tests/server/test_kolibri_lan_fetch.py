@@ -187,6 +187,10 @@ def test_only_the_coordinators_who_asked_see_the_download(coordinator, held_koli
     other_token = csrf_token(other)
     other.post("/signin/staff", data={"csrf_token": other_token, "username": "other",
                                       "password": "another coordinator pass"})
+    # The content page lists one's own downloads only (how a page left is found again).
+    mine = client.get("/manage/content").get_data(as_text=True)
+    assert "Channel catalogues you asked for" in mine and f'href="{location}"' in mine
+    assert "Channel catalogues you asked for" not in other.get("/manage/content").get_data(as_text=True)
     seen = other.get(location, follow_redirects=True).get_data(as_text=True)
     assert "That download is over. Choose the channel again." in seen and "Test channel" not in seen
     other.post(f"{location}/cancel", data={"csrf_token": csrf_token(other)})
