@@ -27,11 +27,13 @@ SHA-256 computed on the way (:class:`~passerelle.content.library.ImportSession`)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,36 +93,61 @@ class KolibriServer:
             raise PackNotFound(f"{self.base}: no channel {channel_id} on this Kolibri server")
         return chosen
 
-    def fetch_database(self, channel_id: str, version: int, folder: Path) -> Path:
-        """``folder`` becomes an export folder holding the channel's database (kept if already that version)."""
+    def fetch_database(self, channel_id: str, version: int, folder: Path,
+                       progress: Callable[[int, int], None] | None = None) -> Path:
+        """``folder`` becomes an export folder holding the channel's database (kept if already that version).
+
+        ``progress(received, total)`` is told as bytes arrive (``total`` 0 while unknown); whatever
+        it raises stops the download. A download the network cut short is kept beside the
+        database (one per version) and the next call continues it with ``Range``: a database
+        is hundreds of MB over a shared Wi-Fi.
+        """
         databases = folder / "content" / "databases"
         target = databases / f"{channel_id}.sqlite3"
-        if target.is_file():
-            try:
-                with kolibri.ChannelDatabase(target) as db:
-                    if db.channel().version == version:
-                        return folder
-            except InvalidPack:
-                pass
+        if _has_version(target, version):
+            return folder
         databases.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=databases, prefix=".db-", suffix=".part")
+        # One download of a database at a time (a page's and an import's may ask together):
+        # the second waits, then finds the database there.
+        with _held(databases / f".{channel_id}.lock", progress):
+            if _has_version(target, version):
+                return folder
+            return self._download_database(channel_id, version, folder, progress)
+
+    def _download_database(self, channel_id: str, version: int, folder: Path,
+                           progress: Callable[[int, int], None] | None) -> Path:
+        databases = folder / "content" / "databases"
+        target = databases / f"{channel_id}.sqlite3"
+        part = databases / f".{channel_id}-{int(version)}.part"
+        keep = False
         try:
-            with os.fdopen(fd, "wb") as out, ResumingStream(
-                    self.http, f"content/databases/{channel_id}.sqlite3", None).open() as stream:
-                copied = 0
-                while chunk := stream.read(1024 * 1024):
+            databases.mkdir(parents=True, exist_ok=True)  # (an import may have just removed it)
+            offset = part.stat().st_size if part.is_file() else 0
+            with open(part, "ab") as out, ResumingStream(
+                    self.http, f"content/databases/{channel_id}.sqlite3", None, offset).open() as stream:
+                copied = offset
+                while True:
+                    if progress is not None:
+                        progress(copied, stream.end or 0)
+                    chunk = stream.read(64 * 1024)  # small enough for progress on a slow Wi-Fi
+                    if not chunk:
+                        break
                     copied += len(chunk)
                     if copied > MAX_DATABASE:
                         raise InvalidPack([Problem(f"{channel_id}.sqlite3", "larger than 8 GiB")],
                                           f"{self.base}: refused channel database")
                     out.write(chunk)
-            os.replace(tmp, target)
+            os.replace(part, target)
+        except SourceUnavailable:
+            keep = True  # the network's fault: what arrived is continued next time
+            raise
         except InvalidPack as exc:
             if "missing on" in exc.message:
                 raise PackNotFound(f"{self.base}: the database of channel {channel_id} is not served") from None
             raise
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            if not keep:
+                part.unlink(missing_ok=True)
         return folder
 
     def files(self) -> RemoteFiles:
@@ -146,6 +173,35 @@ class RemoteFiles:
         return open_at
 
 
+def _has_version(database: Path, version: int) -> bool:
+    if not database.is_file():
+        return False
+    try:
+        with kolibri.ChannelDatabase(database) as db:
+            return db.channel().version == version
+    except InvalidPack:
+        return False
+
+
+@contextmanager
+def _held(lock: Path, progress: Callable[[int, int], None] | None) -> Iterator[None]:
+    """An exclusive lock on ``lock`` (threads and processes); ``progress`` is told while waiting,
+    so that whoever waits may still stop."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if progress is not None:
+                    progress(0, 0)
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _channel(item) -> dict | None:
     """The fields shown and used, each checked (a listing is data from the network)."""
     if not isinstance(item, dict) or not kolibri.HEX32.match(str(item.get("id", ""))):
@@ -168,6 +224,12 @@ def _channel(item) -> dict | None:
 
 def work_folder(library, channel_id: str) -> Path:
     return Path(library.work) / "kolibri" / channel_id
+
+
+def work_folders(library) -> list[Path]:
+    """The channels' work folders there are (their databases, fetched and not yet imported)."""
+    root = Path(library.work) / "kolibri"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
 def import_channel(library, base_url: str, channel_id: str, topics: Iterable[str] | None = None, *,

@@ -14,6 +14,7 @@ from passerelle.server.packs import catalogue
 from passerelle.server.search import service as search
 from passerelle.server.web.auth import (
     allow,
+    current_user,
 )
 from passerelle.server.web.security import body_limit
 
@@ -27,6 +28,7 @@ def manage_content():
     settings = current_app.config["SETTINGS"]
     jobs = content_admin.runner()
     home = current_app.config["HOME"]
+    content_admin.sweep_lan_databases(jobs, library())  # channel databases fetched and left unused
     packs = library().list()
     installed = {p.id for p in packs}
     drives, channels = content_admin.scan_drives(settings["usb_roots"])
@@ -40,6 +42,7 @@ def manage_content():
                            drives=drives, kolibri=channels,
                            kolibri_installed=content_admin.installed_kolibri_versions(library()),
                            jobs=[j.as_dict() for j in jobs.recent()], busy=jobs.busy(),
+                           lan_fetches=jobs.tasks_of(current_user()["uuid"]),
                            max_upload_mb=settings["max_upload_mb"])
 
 
@@ -178,15 +181,18 @@ def _lan_address():
     return address
 
 
+def _lan_problem_text(reason: str, address: str) -> str:
+    if reason == "unreachable":
+        return _("No answer from %(address)s. Is the Kolibri server on, and on the same Wi-Fi?",
+                 address=address)
+    if reason == "no_channel":
+        return _("That channel is no longer offered by the Kolibri server at %(address)s.", address=address)
+    return _("%(address)s answered, but it is not a Kolibri server that shares its channels.",
+             address=address)
+
+
 def _lan_problem(problem, address: str):
-    if problem.reason == "unreachable":
-        flash(_("No answer from %(address)s. Is the Kolibri server on, and on the same Wi-Fi?",
-                address=address))
-    elif problem.reason == "no_channel":
-        flash(_("That channel is no longer offered by the Kolibri server at %(address)s.", address=address))
-    else:
-        flash(_("%(address)s answered, but it is not a Kolibri server that shares its channels.",
-                address=address))
+    flash(_lan_problem_text(problem.reason, address))
     return redirect(url_for("kiosk.manage_content") + "#lan-title")
 
 
@@ -211,41 +217,76 @@ def manage_lan_channels():
 @bp.post("/manage/content/lan/topics")
 @allow("coordinator")
 def manage_lan_topics():
-    """A channel of a Kolibri server: its topics with their sizes, to tick before importing."""
-    from passerelle.server.packs import imports as content_admin
-    from passerelle.server.packs.web import library
-
-    address = _lan_address()
-    if address is None:
-        return redirect(url_for("kiosk.manage_content") + "#lan-title")
-    try:
-        channel, topics = content_admin.lan_topics(address, request.form.get("channel", ""), library())
-    except content_admin.LanProblem as problem:
-        return _lan_problem(problem, address)
-    return render_template("manage/kolibri.html", path=None, server=address, channel=channel,
-                           topics=topics, **_size_page_context())
+    """A channel of a Kolibri server: its topics with their sizes, to tick before importing
+    (its database is fetched in the background first; the page that follows shows it coming)."""
+    return _lan_fetch("topics")
 
 
 @bp.post("/manage/content/lan/update")
 @allow("coordinator")
 def manage_lan_update():
-    """A newer version of an installed channel on a Kolibri server: what the update changes."""
-    from passerelle import content as lib
+    """A newer version of an installed channel on a Kolibri server: what the update changes
+    (its database fetched in the background first)."""
+    return _lan_fetch("update")
+
+
+def _lan_fetch(purpose: str):
+    """Start (or join) the fetch of a channel's database, and send the coordinator to its page."""
+    from passerelle.content.kolibri import HEX32
     from passerelle.server.packs import imports as content_admin
     from passerelle.server.packs.web import library
 
     address = _lan_address()
     if address is None:
         return redirect(url_for("kiosk.manage_content") + "#lan-title")
-    try:
-        preview = content_admin.lan_update_preview(address, request.form.get("channel", ""), library())
-    except content_admin.LanProblem as problem:
-        return _lan_problem(problem, address)
-    except lib.VersionConflict as exc:
-        flash(exc.message)
-        return redirect(url_for("kiosk.manage_content"))
-    return render_template("manage/kolibri_update.html", preview=preview,
-                           action=url_for("kiosk.manage_lan_import"), fields={"server": address})
+    channel_id = request.form.get("channel", "")
+    if not HEX32.fullmatch(channel_id):
+        flash(_lan_problem_text("no_channel", address))
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    # The name the channels page showed, until the server's own answer replaces it (shown only).
+    name = request.form.get("name", "").strip()[:200] or channel_id
+    job = content_admin.lan_fetch(content_admin.runner(), library(), address, channel_id, purpose,
+                                  current_user()["uuid"], label=name)
+    return redirect(url_for("kiosk.manage_lan_fetch", token=job.id), code=303)
+
+
+@bp.get("/manage/content/lan/fetch/<token>")
+@allow("coordinator")
+def manage_lan_fetch(token: str):
+    """A channel's database on its way from a Kolibri server, then its topics or the update's
+    changes. Refreshes itself while it comes (no script needed); only whoever asked for it sees it."""
+    from passerelle.server.packs import imports as content_admin
+
+    job = content_admin.runner().task(token, current_user()["uuid"])
+    if job is None or job.state == "cancelled":
+        flash(_("That download is over. Choose the channel again."))
+        return redirect(url_for("kiosk.manage_content") + "#lan-title")
+    address = content_admin.lan_fetch_address(job)
+    if job.state == "done" and job.kind == "topics":
+        return render_template("manage/kolibri.html", path=None, server=address, channel=job.result["channel"],
+                               topics=job.result["topics"], **_size_page_context())
+    if job.state == "done":
+        return render_template("manage/kolibri_update.html", preview=job.result["preview"],
+                               action=url_for("kiosk.manage_lan_import"), fields={"server": address})
+    problem = None
+    if job.state == "failed":
+        if job.message.startswith("conflict: "):
+            problem = job.message.removeprefix("conflict: ")
+        elif job.message in ("unreachable", "no_channel", "not_kolibri"):
+            problem = _lan_problem_text(job.message, address)
+        else:
+            problem = _("The channel's catalogue could not be read. The box's log says more.")
+    return render_template("manage/lan_fetch.html", job=job, address=address, problem=problem)
+
+
+@bp.post("/manage/content/lan/fetch/<token>/cancel")
+@allow("coordinator")
+def manage_lan_fetch_cancel(token: str):
+    from passerelle.server.packs import imports as content_admin
+
+    if content_admin.runner().cancel_task(token, current_user()["uuid"]):
+        flash(_("The download was stopped."))
+    return redirect(url_for("kiosk.manage_content") + "#lan-title")
 
 
 @bp.post("/manage/content/lan/import")

@@ -21,10 +21,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shutil
 import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +58,11 @@ class Job:
     channel: str | None = None     # a Kolibri channel in the export folder ``source``
     topics: list[str] | None = None
     partial: list[str] = field(default_factory=list)  # what a Kolibri import left out
+    # A task (see JobRunner.submit_task): what it is for, who may follow it, whether to stop.
+    kind: str = "import"
+    owners: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    finished: float = 0.0
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -73,6 +81,9 @@ class JobRunner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_error = on_error
+        self.tasks: dict[str, Job] = {}
+        self._task_queue: list[tuple[Job, Callable[[Job], dict]]] = []
+        self._task_thread: threading.Thread | None = None
 
     def submit(self, source: str, label: str, remove_after: bool = False, channel: str | None = None,
                topics: list[str] | None = None) -> Job:
@@ -134,6 +145,104 @@ class JobRunner:
         finally:
             if job.remove_after:
                 Path(job.source).unlink(missing_ok=True)
+
+    # -- Tasks: work a page waits for, such as a channel's database fetched from the LAN ------
+    # They have a lane of their own, so that a coordinator choosing topics does not wait behind
+    # an import of hours; one at a time, so that a box shares its Wi-Fi with one download.
+    # A task's id is unguessable and only its owners (who started or joined it) may see it.
+
+    def submit_task(self, key: str, job: Job, work: Callable[[Job], dict],
+                    reuse: Callable[[Job], bool] = lambda job: False) -> Job:
+        """Run ``work(job)`` in the tasks' lane (its result becomes ``job.result``), or join the
+        task of the same ``key`` that is under way, or done and still good (``reuse``): whoever
+        joins becomes one of its owners."""
+        owner = job.owners[0]
+        with self._lock:
+            for known in self.tasks.values():
+                if known.source == key and not known.cancelled and (
+                        known.state in ("queued", "running") or (known.state == "done" and reuse(known))):
+                    if owner not in known.owners:
+                        known.owners.append(owner)
+                    return known
+            job.id, job.source = secrets.token_urlsafe(24), key
+            self.tasks[job.id] = job
+            self._task_queue.append((job, work))
+            if self._task_thread is None:
+                self._task_thread = threading.Thread(target=self._run_tasks, name="passerelle-tasks",
+                                                     daemon=True)
+                self._task_thread.start()
+        return job
+
+    def task(self, task_id: str, owner: str) -> Job | None:
+        """A task its owner may see (None for anyone else, as for an unknown id)."""
+        job = self.tasks.get(task_id)
+        return job if job is not None and owner in job.owners else None
+
+    def tasks_of(self, owner: str) -> list[Job]:
+        """The tasks someone may follow, newest first (how a page left is found again)."""
+        with self._lock:
+            return sorted((j for j in self.tasks.values() if owner in j.owners),
+                          key=lambda j: j.started, reverse=True)
+
+    def cancel_task(self, task_id: str, owner: str) -> bool:
+        """Stop a task (its work stops at its next progress report); a finished one is forgotten."""
+        job = self.task(task_id, owner)
+        if job is None:
+            return False
+        job.cancelled = True
+        with self._lock:
+            if job.state != "running":
+                self.tasks.pop(job.id, None)
+                job.state = "cancelled" if job.state == "queued" else job.state
+        return True
+
+    def forget_tasks(self, older_than: float, now: float | None = None) -> None:
+        """Drop finished tasks from memory (their pages then say so)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for job in list(self.tasks.values()):
+                if job.state not in ("queued", "running") and job.finished and now - job.finished > older_than:
+                    del self.tasks[job.id]
+
+    def busy_channels(self) -> set[str]:
+        """The channels a queued or running import or task is using."""
+        with self._lock:
+            return {j.channel for j in [*self.jobs.values(), *self.tasks.values()]
+                    if j.channel and j.state in ("queued", "running")}
+
+    def _run_tasks(self) -> None:
+        while True:
+            with self._lock:
+                if not self._task_queue:
+                    self._task_thread = None  # the next submit starts another
+                    return
+                job, work = self._task_queue.pop(0)
+            if job.cancelled:
+                continue
+            job.state = "running"
+            try:
+                result = work(job)
+            except TaskStopped:
+                job.finished, job.state = time.time(), "cancelled"
+                with self._lock:
+                    self.tasks.pop(job.id, None)
+            except TaskFailed as exc:
+                job.finished, job.message, job.state = time.time(), str(exc), "failed"
+            except Exception as exc:  # noqa: BLE001 - a task must fail visibly, not kill the lane
+                job.finished, job.message, job.state = time.time(), "unexpected", "failed"
+                if self._on_error:
+                    self._on_error(exc)
+            else:  # the state last: a page that sees "done" finds the result and the time
+                job.result, job.finished = result, time.time()
+                job.state = "done"
+
+
+class TaskStopped(Exception):
+    """Raised by a task's progress report once the task is cancelled."""
+
+
+class TaskFailed(Exception):
+    """A task's failure, as a short code its page turns into words."""
 
 
 # An absolute path on the box: a slash not following a letter, a dot, a colon or another
@@ -491,6 +600,106 @@ def lan_update_preview(address: str, channel_id: str, library: lib.Library) -> d
         return kolibri_update_preview(library, address, channel_id, server=server)
 
 
+# --- A LAN channel's database, fetched in the background for the topics and update pages ---
+#
+# A Khan Academy channel's database is tens to hundreds of MB: over a shared Wi-Fi that is
+# minutes, far longer than a page should wait (and a timeout would lose it all). It is
+# fetched as a task; the page follows it and shows the topics, or the update's changes, once
+# it is there. The database stays in the library's work folder, where the import that follows
+# finds it (so it is not downloaded twice), until that import has used it or nobody has for
+# LAN_DB_KEEP seconds.
+
+LAN_PURPOSES = ("topics", "update")
+LAN_FETCH_REUSE = 600.0     # a finished fetch shown again rather than asked anew (a quick back-and-forth)
+LAN_TASK_KEEP = 3600.0      # a finished fetch's page, kept this long
+LAN_DB_KEEP = 6 * 3600.0    # a fetched database nobody used, kept this long
+
+
+def lan_database(address: str, channel_id: str, library: lib.Library, progress=None, found=None) -> dict:
+    """Fetch a server's channel database into the library's work folder (or find it there, that
+    version); returns the channel, also given to ``found`` before the download. ``progress(received,
+    total)``. Raises :class:`LanProblem`."""
+    with _asking(address, library) as server:
+        try:
+            channel = server.lookup(channel_id)
+        except lib.PackNotFound:
+            if server.info() is None:  # not "no such channel": no Kolibri at all
+                raise LanProblem("not_kolibri") from None
+            raise
+        if found is not None:
+            found(channel)
+        folder = server.fetch_database(channel_id, channel["version"],
+                                       kolibri_remote.work_folder(library, channel_id), progress=progress)
+    # Used now: its time on the box counts from here.
+    os.utime(folder / "content" / "databases" / f"{channel_id}.sqlite3")
+    return channel
+
+
+def lan_fetch(jobs: JobRunner, library: lib.Library, address: str, channel_id: str, purpose: str,
+              owner: str, label: str = "") -> Job:
+    """Start fetching a channel's database for its topics or its update's changes, or join the
+    same fetch under way or just finished. ``owner`` (a coordinator) may follow it; ``label``
+    names the channel until the server's answer does."""
+    if purpose not in LAN_PURPOSES:
+        raise ValueError(purpose)
+    sweep_lan_databases(jobs, library)
+
+    def work(job: Job) -> dict:
+        def progress(received: int, total: int) -> None:
+            if job.cancelled:
+                raise TaskStopped
+            job.done, job.total = received, total
+
+        try:
+            job.step = "download"
+            lan_database(address, channel_id, library, progress=progress,
+                         found=lambda channel: setattr(job, "label", channel["name"]))
+            job.step = "read"
+            if purpose == "topics":
+                channel, topics = lan_topics(address, channel_id, library)
+                return {"channel": channel, "topics": topics}
+            return {"preview": lan_update_preview(address, channel_id, library)}
+        except LanProblem as problem:
+            raise TaskFailed(problem.reason) from None
+        except lib.VersionConflict as exc:  # the box holds a newer version than offered
+            raise TaskFailed(f"conflict: {exc.message}") from None
+
+    def still_there(job: Job) -> bool:
+        database = kolibri_remote.work_folder(library, channel_id) / "content" / "databases"
+        return time.time() - job.finished < LAN_FETCH_REUSE and (database / f"{channel_id}.sqlite3").is_file()
+
+    job = Job(id="", label=label or channel_id, source="", channel=channel_id, kind=purpose, owners=[owner])
+    return jobs.submit_task(f"{purpose} {channel_id} {address}", job, work, reuse=still_there)
+
+
+def lan_fetch_address(job: Job) -> str:
+    """The server a fetch task asks (its key is ``purpose channel address``)."""
+    return job.source.split(" ", 2)[2]
+
+
+def sweep_lan_databases(jobs: JobRunner, library: lib.Library, keep: float = LAN_DB_KEEP,
+                        now: float | None = None) -> list[str]:
+    """Remove the channel databases fetched from the LAN that nobody has used for ``keep`` seconds
+    (and what a stopped download left), and forget old fetch pages; returns the channels removed.
+
+    An import removes the database it used; this is for those chosen from and never imported."""
+    now = time.time() if now is None else now
+    jobs.forget_tasks(LAN_TASK_KEEP, now)
+    busy = jobs.busy_channels()
+    removed = []
+    for folder in kolibri_remote.work_folders(library):
+        if folder.name in busy:
+            continue
+        try:
+            last = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+        except OSError:
+            continue
+        if now - last > keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
 def _read_folder_manifest(folder: Path) -> dict | None:
     try:
         with open(folder / "manifest.json", "rb") as f:
@@ -573,4 +782,6 @@ def init_app(app: Flask) -> None:
     app.extensions["passerelle.jobs"] = JobRunner(
         app.extensions["passerelle.library"],
         on_error=lambda exc: app.logger.exception("import job failed", exc_info=exc))
+    # What an earlier run fetched and nobody imported, once it has waited long enough.
+    sweep_lan_databases(app.extensions["passerelle.jobs"], app.extensions["passerelle.library"])
     app.register_blueprint(bp)

@@ -7,6 +7,7 @@ import http.server
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,22 @@ def coordinator(box, tmp_path, monkeypatch):
     sign_in(client, box, "cora")
     yield app, client
     app.extensions["passerelle.db_pool"].close()
+
+
+def fetched(client, posted, deadline: float = 120) -> str:
+    """The page a fetch of a channel's database ends on: the POST sends the browser (303) to a
+    page that refreshes itself while the database comes; it is asked again, as the browser
+    would, until it no longer asks to be refreshed."""
+    assert posted.status_code == 303, posted.status_code
+    location = posted.headers["Location"]
+    assert "/manage/content/lan/fetch/" in location
+    end = time.monotonic() + deadline
+    while True:
+        page = client.get(location)
+        body = page.get_data(as_text=True)
+        if page.status_code != 200 or 'http-equiv="refresh"' not in body or time.monotonic() > end:
+            return body
+        time.sleep(0.1)
 
 
 def installed_version(app) -> int:
@@ -108,8 +125,8 @@ def test_a_kolibri_server_on_the_lan_is_listed_and_imported(coordinator, fake_ko
     body = listed.get_data(as_text=True)
     assert listed.status_code == 200 and "Channels on fake" in body
     assert "Test channel" in body and "Version 3" in body and "Français" in body
-    topics = client.post("/manage/content/lan/topics", data={"csrf_token": token, "server": url, "channel": CHANNEL})
-    body = topics.get_data(as_text=True)
+    body = fetched(client, client.post("/manage/content/lan/topics",
+                                       data={"csrf_token": token, "server": url, "channel": CHANNEL}))
     assert "Numbers" in body and "Other things" in body and 'name="server"' in body
     assert f'value="{ids["topic"]}" data-size=' in body
     client.post("/manage/content/lan/import", data={"csrf_token": token, "server": url, "channel": CHANNEL,
@@ -131,8 +148,8 @@ def test_a_newer_version_on_a_kolibri_server_shows_its_diff_then_updates(coordin
     token = csrf_token(client)
     body = client.post("/manage/content/lan", data={"csrf_token": token, "server": url}).get_data(as_text=True)
     assert "Installed: version 3" in body and "See what the update changes" in body
-    preview = client.post("/manage/content/lan/update", data={"csrf_token": token, "server": url,
-                                                               "channel": CHANNEL}).get_data(as_text=True)
+    preview = fetched(client, client.post("/manage/content/lan/update", data={"csrf_token": token, "server": url,
+                                                                              "channel": CHANNEL}))
     # The fake server's channel has a film more, which version 4 does not have.
     assert "From version 3 to version 4." in preview and "Removed (2)" in preview and "A booklet" in preview
     assert f'name="server" value="{url}"' in preview

@@ -221,6 +221,8 @@ KOLIBRI_ROUTES = [
     ("POST", "/manage/content/lan/topics", {"cora"}),
     ("POST", "/manage/content/lan/update", {"cora"}),
     ("POST", "/manage/content/lan/import", {"cora"}),
+    ("GET", "/manage/content/lan/fetch/" + "0" * 32, {"cora"}),
+    ("POST", "/manage/content/lan/fetch/" + "0" * 32 + "/cancel", {"cora"}),
 ]
 
 
