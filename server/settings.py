@@ -196,6 +196,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Index the articles of ZIM files that carry no full-text index of their own into "
             "the box's search, in the background while serving (off: only those started from "
             "the content page or `passerelle index zim`)."),
+    Setting("kolibri_video", str, "low",
+            "Which of a Kolibri video's resolutions the box imports when a channel has both: "
+            "low (about a third of the size, what a tablet's screen and a card hold best) or "
+            "high. The content page's imports and `content import` use it (`--video` wins).",
+            choices=("low", "high")),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -107,7 +107,7 @@ def manage_kolibri_topics():
     if channel is None:
         return redirect(url_for("kiosk.manage_content"))
     try:
-        topics = content_admin.kolibri_topics(path, channel_id)
+        topics = content_admin.kolibri_topics(path, channel_id, content_admin.runner().video)
     except lib.ContentError as exc:
         flash(exc.message)
         return redirect(url_for("kiosk.manage_content"))
@@ -159,7 +159,8 @@ def manage_kolibri_update():
     if _channel_on_drive(path, channel_id) is None:
         return redirect(url_for("kiosk.manage_content"))
     try:
-        preview = content_admin.kolibri_update_preview(library(), path, channel_id)
+        preview = content_admin.kolibri_update_preview(library(), path, channel_id,
+                                                       video=content_admin.runner().video)
     except lib.ContentError as exc:
         flash(exc.message)
         return redirect(url_for("kiosk.manage_content"))

@@ -111,8 +111,9 @@ def content() -> None:
 @click.option("--channel", metavar="ID", help="Kolibri export folder or server: the channel to import.")
 @click.option("--topic", "topics", multiple=True, metavar="NODE_ID",
               help="Kolibri: import only this topic's subtree; repeatable.")
-@click.option("--video", type=click.Choice(["low", "high"]), default="low", show_default=True,
-              help="Kolibri: which video resolution to take when a channel has both.")
+@click.option("--video", type=click.Choice(["low", "high"]), default=None,
+              help="Kolibri: which video resolution to take when a channel has both "
+                   "[default: the kolibri_video setting, low].")
 @click.option("--copy", is_flag=True,
               help="ZIM files: copy it into the data home instead of serving it where it is.")
 @click.option("--verify", is_flag=True,
@@ -124,7 +125,7 @@ def content() -> None:
 @pass_env
 def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, force: bool,
                    require_signature: bool, trusted: tuple[str, ...], channel: str | None,
-                   topics: tuple[str, ...], video: str, copy: bool, verify: bool,
+                   topics: tuple[str, ...], video: str | None, copy: bool, verify: bool,
                    no_index: bool, as_json: bool) -> None:
     """Install or update a pack from a zip, a folder (USB stick) or another box's URL,
     or add a Kiwix ZIM file (Wikipedia...), also split ones (.zimaa, .zimab...).
@@ -158,7 +159,8 @@ def content_import(env: Env, source: str | None, bundled: bool, dry_run: bool, f
             return
         progress = _Progress(as_json)
         try:
-            cli_kolibri.import_channel(open_library(env), source, channel, topics, video, dry_run, force,
+            cli_kolibri.import_channel(open_library(env), source, channel, topics,
+                                       video or env.settings()["kolibri_video"], dry_run, force,
                                        as_json, progress)
         finally:
             progress.close()

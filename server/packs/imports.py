@@ -73,8 +73,9 @@ class Job:
 class JobRunner:
     """One background thread importing packs in order; state kept for the pages."""
 
-    def __init__(self, library: lib.Library, on_error=None):
+    def __init__(self, library: lib.Library, on_error=None, video: str = "low"):
         self.library = library
+        self.video = video  # a Kolibri video's resolution (the ``kolibri_video`` setting)
         self.jobs: dict[str, Job] = {}
         self._queue: list[Job] = []
         self._lock = threading.Lock()
@@ -127,7 +128,7 @@ class JobRunner:
                 # An export folder on a drive, or a Kolibri server on the LAN (its address).
                 module = kolibri_remote if kolibri_remote.is_url(job.source) else kolibri
                 done = module.import_channel(self.library, job.source, job.channel, job.topics,
-                                             progress=progress)
+                                             video=self.video, progress=progress)
                 result = done.result
                 job.partial = [*done.report.missing, *done.report.damaged, *done.report.refused][:50]
             else:
@@ -475,16 +476,16 @@ def installed_topics(library: lib.Library, channel_id: str) -> list[str] | None:
 
 
 def kolibri_update_preview(library: lib.Library, source: str, channel_id: str,
-                           server: kolibri_remote.KolibriServer | None = None) -> dict:
+                           server: kolibri_remote.KolibriServer | None = None, video: str = "low") -> dict:
     """What updating an installed channel from ``source`` (a drive's export folder or a Kolibri
     server's address) would change: the dry run of ``passerelle content import --dry-run``,
     on the installed topics. Reads the channel's database only (fetched, for a server)."""
     topics = installed_topics(library, channel_id)
     if kolibri_remote.is_url(source):
         done = kolibri_remote.import_channel(library, source, channel_id, topics, dry_run=True,
-                                             server=server)
+                                             server=server, video=video)
     else:
-        done = kolibri.import_channel(library, source, channel_id, topics, dry_run=True)
+        done = kolibri.import_channel(library, source, channel_id, topics, dry_run=True, video=video)
     try:
         before = library.get(kolibri.PACK_PREFIX + channel_id).version
     except lib.PackNotFound:
@@ -584,20 +585,21 @@ def lan_channel(address: str, channel_id: str, library: lib.Library) -> dict:
         return server.lookup(channel_id)
 
 
-def lan_topics(address: str, channel_id: str, library: lib.Library) -> tuple[dict, list[dict]]:
+def lan_topics(address: str, channel_id: str, library: lib.Library,
+               video: str = "low") -> tuple[dict, list[dict]]:
     """A server's channel and its topics with their sizes (:func:`kolibri_topics`): its
     database is fetched into the library's work folder, where the import finds it again."""
     with _asking(address, library) as server:
         channel = server.lookup(channel_id)
         folder = server.fetch_database(channel_id, channel["version"],
                                        kolibri_remote.work_folder(library, channel_id))
-        return channel, kolibri_topics(str(folder), channel_id)
+        return channel, kolibri_topics(str(folder), channel_id, video)
 
 
-def lan_update_preview(address: str, channel_id: str, library: lib.Library) -> dict:
+def lan_update_preview(address: str, channel_id: str, library: lib.Library, video: str = "low") -> dict:
     """:func:`kolibri_update_preview` from a Kolibri server. Raises :class:`LanProblem`."""
     with _asking(address, library) as server:
-        return kolibri_update_preview(library, address, channel_id, server=server)
+        return kolibri_update_preview(library, address, channel_id, server=server, video=video)
 
 
 # --- A LAN channel's database, fetched in the background for the topics and update pages ---
@@ -656,9 +658,9 @@ def lan_fetch(jobs: JobRunner, library: lib.Library, address: str, channel_id: s
                          found=lambda channel: setattr(job, "label", channel["name"]))
             job.step = "read"
             if purpose == "topics":
-                channel, topics = lan_topics(address, channel_id, library)
+                channel, topics = lan_topics(address, channel_id, library, jobs.video)
                 return {"channel": channel, "topics": topics}
-            return {"preview": lan_update_preview(address, channel_id, library)}
+            return {"preview": lan_update_preview(address, channel_id, library, jobs.video)}
         except LanProblem as problem:
             raise TaskFailed(problem.reason) from None
         except lib.VersionConflict as exc:  # the box holds a newer version than offered
@@ -781,7 +783,8 @@ def pack_file(pack_id: str, sha256: str):
 def init_app(app: Flask) -> None:
     app.extensions["passerelle.jobs"] = JobRunner(
         app.extensions["passerelle.library"],
-        on_error=lambda exc: app.logger.exception("import job failed", exc_info=exc))
+        on_error=lambda exc: app.logger.exception("import job failed", exc_info=exc),
+        video=app.config["SETTINGS"]["kolibri_video"])
     # What an earlier run fetched and nobody imported, once it has waited long enough.
     sweep_lan_databases(app.extensions["passerelle.jobs"], app.extensions["passerelle.library"])
     app.register_blueprint(bp)

@@ -69,6 +69,28 @@ def test_a_coordinator_ticks_topics_and_imports_them(box, tmp_path, monkeypatch)
     assert "done" in page
 
 
+def test_the_box_setting_picks_the_video_resolution_of_the_pages_imports(box, tmp_path, monkeypatch):
+    ex, ids = drive_with_channel(tmp_path)
+    monkeypatch.setenv("PASSERELLE_USB_ROOTS", str(tmp_path / "media"))
+    app = create_app({"home": box.home, "TESTING": True, "kolibri_video": "high"})
+    client = english_client(app)
+    sign_in(client, box, "cora")
+    sizes = {t["id"]: t["size"] for t in imports.kolibri_topics(str(ex.root), CHANNEL, "high")}
+    low = {t["id"]: t["size"] for t in imports.kolibri_topics(str(ex.root), CHANNEL)}
+    assert sizes[ids["topic"]] > low[ids["topic"]]  # the high-resolution file is the larger one
+    body = client.get("/manage/content/kolibri", query_string={"path": str(ex.root), "channel": CHANNEL}
+                      ).get_data(as_text=True)
+    assert f'value="{ids["topic"]}" data-size="{sizes[ids["topic"]]}"' in body  # the size shown
+    client.post("/manage/content/kolibri", data={"csrf_token": csrf_token(client), "path": str(ex.root),
+                                                 "channel": CHANNEL, "topic": ids["topic"]})
+    (job,) = wait_for_jobs(app, timeout=120)
+    assert job.state == "done", job.message
+    video = next(n for n in app.extensions["passerelle.library"].manifest(PACK)["nodes"]
+                 if n["kind"] == "video")
+    main = next(f for f in video["files"] if f["role"] == "main")
+    assert main["size"] == 400  # b"HIGH" * 100, not the low-resolution file
+
+
 def test_a_big_channel_is_usable_at_once_and_its_documents_text_follows_in_the_background(
         box, tmp_path, monkeypatch, runner):
     import time
