@@ -10,6 +10,7 @@ from passerelle.kiosk.manage.common import (
     confirm_page,
 )
 from passerelle.server.db import get_db
+from passerelle.server.i18n import ltr
 from passerelle.server.packs import catalogue
 from passerelle.server.search import service as search
 from passerelle.server.web.auth import (
@@ -178,11 +179,13 @@ def _lan_address():
 
     address = content_admin.lan_address(request.form.get("server", ""))
     if address is None:
-        flash(_("That is not the address of a server. Type it like http://192.168.1.20:8080/"))
+        flash(_("That is not the address of a server. Type it like %(example)s",
+                example=ltr("http://192.168.1.20:8080/")))
     return address
 
 
 def _lan_problem_text(reason: str, address: str) -> str:
+    address = ltr(address)  # an address inside an Arabic sentence stays one
     if reason == "unreachable":
         return _("No answer from %(address)s. Is the Kolibri server on, and on the same Wi-Fi?",
                  address=address)

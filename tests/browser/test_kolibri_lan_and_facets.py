@@ -15,10 +15,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 from kolibri_channel import hexid, standard  # noqa: E402
 from test_kolibri_remote import FakeKolibri  # noqa: E402
 
+from tests.browser.conftest import ARTIFACTS  # noqa: E402
 from tests.conftest import PASSWORDS  # noqa: E402
 
 pytestmark = pytest.mark.browser
-SHOTS = Path("/tmp/web16-shots")
+SHOTS = ARTIFACTS / "kolibri-lan"
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 768, "height": 1024}
 

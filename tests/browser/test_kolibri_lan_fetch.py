@@ -18,10 +18,11 @@ from kolibri_channel import CHANNEL, standard  # noqa: E402
 from test_kolibri_lan_admin import newer_version  # noqa: E402
 from test_kolibri_lan_fetch import DATABASE, HeldKolibri  # noqa: E402
 
+from tests.browser.conftest import ARTIFACTS  # noqa: E402
 from tests.conftest import PASSWORDS  # noqa: E402
 
 pytestmark = pytest.mark.browser
-SHOTS = Path("/tmp/lan-shots")
+SHOTS = ARTIFACTS / "lan-fetch"
 PHONE = {"width": 360, "height": 740}
 TABLET = {"width": 800, "height": 1280}
 DESKTOP = {"width": 1366, "height": 768}

@@ -172,7 +172,7 @@ def test_wrong_addresses_and_servers_are_explained_in_words(coordinator, tmp_pat
         return response.get_data(as_text=True)
 
     assert "That is not the address of a server" in flash_after("file:///etc/passwd")
-    assert "No answer from http://127.0.0.1:" in flash_after(f"127.0.0.1:{free_port()}")
+    assert "No answer from \u2066http://127.0.0.1:" in flash_after(f"127.0.0.1:{free_port()}")
     # A web server, but not Kolibri.
     (tmp_path / "www").mkdir()
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
