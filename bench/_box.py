@@ -143,18 +143,23 @@ class Server:
     """
 
     def __init__(self, home: Path, threads: int = 8):
+        self._launch(home, lambda port: [
+            PASSERELLE, "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--threads", str(threads)])
+
+    def _launch(self, home: Path, command, wait_s: float = 30, settle_s: float = 0) -> None:
+        """Start ``command(port)`` and wait until the box answers on that port."""
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(home / "bench-server.log", "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PASSERELLE_DISCOVERY": "false", "PASSERELLE_SYNC_INTERVAL_MINUTES": "0"}
-        self.proc = subprocess.Popen(
-            [PASSERELLE, "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--threads", str(threads)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
+        self.proc = subprocess.Popen(command(self.port), stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
+                    time.sleep(settle_s)
                     return
             except OSError:
                 if self.proc.poll() is not None:
@@ -237,27 +242,8 @@ class SharedPortServers(Server):
     """``processes`` serving processes of one box on one port, as :class:`Server` is used."""
 
     def __init__(self, home: Path, threads: int = 8, processes: int = 2):
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(home / "bench-server.log", "ab")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "PASSERELLE_DISCOVERY": "false", "PASSERELLE_SYNC_INTERVAL_MINUTES": "0"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SHARED_PORT_PARENT, _SHARED_PORT_PROCESS, str(processes),
-             str(home), str(self.port), str(threads)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        # Every process up: each answers health once its app is built; wait until the
-        # kernel has had time to hand connections to all of them.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
-                    break
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"the servers exited during start; see {home}/bench-server.log"
-                                     ) from None
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"the servers did not start; see {home}/bench-server.log")
-        time.sleep(3)
+        # The first process to answer is not the last one up: a few seconds more, so the
+        # kernel hands connections to all of them.
+        self._launch(home, lambda port: [
+            sys.executable, "-c", _SHARED_PORT_PARENT, _SHARED_PORT_PROCESS, str(processes),
+            str(home), str(port), str(threads)], wait_s=60, settle_s=3)
