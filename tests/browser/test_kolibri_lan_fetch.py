@@ -14,43 +14,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "content"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
 
-from kolibri_channel import CHANNEL, standard  # noqa: E402
+import test_kolibri_lan_fetch as lan_fetch  # noqa: E402
+from kolibri_channel import CHANNEL  # noqa: E402
 from test_kolibri_lan_admin import newer_version  # noqa: E402
 from test_kolibri_lan_fetch import DATABASE, HeldKolibri  # noqa: E402
 
 from tests.browser.conftest import ARTIFACTS  # noqa: E402
-from tests.conftest import PASSWORDS  # noqa: E402
+from tests.browser.test_kolibri_lan_and_facets import sign_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
+# The fake Kolibri of the server tests, holding its database back until released.
+fake_kolibri, held_kolibri = lan_fetch.fake_kolibri, lan_fetch.held_kolibri
 SHOTS = ARTIFACTS / "lan-fetch"
 PHONE = {"width": 360, "height": 740}
 TABLET = {"width": 800, "height": 1280}
 DESKTOP = {"width": 1366, "height": 768}
 WAIT = 120_000  # ms: generous, for a busy machine
-
-
-@pytest.fixture
-def held_server(tmp_path):
-    import http.server
-
-    ex, ids = standard(tmp_path / "lan" / "KOLIBRI_DATA")
-    ex.save()
-    HeldKolibri.root, HeldKolibri.requests, HeldKolibri.cut = ex.root, [], {}
-    HeldKolibri.release = threading.Event()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HeldKolibri)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", ex, ids
-    HeldKolibri.release.set()
-    server.shutdown()
-    server.server_close()
-
-
-def sign_in(page):
-    page.goto("/signin/staff")
-    page.fill("input[name=username]", "cora")
-    page.fill("input[name=password]", PASSWORDS["cora"])
-    page.locator("main button[type=submit]").click()
-    page.wait_for_url("**/manage")
 
 
 def shot(page, name: str):
@@ -70,8 +49,8 @@ def database_requests() -> int:
 
 
 def test_topics_and_update_follow_a_download_from_a_lan_kolibri(server_factory, page_factory, tmp_path,
-                                                                   held_server):
-    url, ex, ids = held_server
+                                                                   held_kolibri):
+    url, ex, ids = held_kolibri
     (tmp_path / "media").mkdir()
     server = server_factory({"PASSERELLE_USB_ROOTS": str(tmp_path / "media")})
 

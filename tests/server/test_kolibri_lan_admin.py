@@ -161,7 +161,20 @@ def test_a_newer_version_on_a_kolibri_server_shows_its_diff_then_updates(coordin
     assert installed_version(app) == 4
 
 
-def test_wrong_addresses_and_servers_are_explained_in_words(coordinator, tmp_path):
+@pytest.fixture
+def not_kolibri(tmp_path):
+    """The address of a web server that is not Kolibri (an empty folder served)."""
+    (tmp_path / "www").mkdir()
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_wrong_addresses_and_servers_are_explained_in_words(coordinator, not_kolibri):
     app, client = coordinator
     token = csrf_token(client)
 
@@ -173,18 +186,7 @@ def test_wrong_addresses_and_servers_are_explained_in_words(coordinator, tmp_pat
 
     assert "That is not the address of a server" in flash_after("file:///etc/passwd")
     assert "No answer from \u2066http://127.0.0.1:" in flash_after(f"127.0.0.1:{free_port()}")
-    # A web server, but not Kolibri.
-    (tmp_path / "www").mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        page = flash_after(f"http://127.0.0.1:{server.server_address[1]}/")
-        assert "answered, but it is not a Kolibri server" in page
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert "answered, but it is not a Kolibri server" in flash_after(not_kolibri)  # a web server
     assert not app.extensions["passerelle.jobs"].recent()
 
 

@@ -28,12 +28,14 @@ from passerelle.server.people import accounts  # noqa: E402
 from test_kolibri_remote import FakeKolibri  # noqa: E402
 
 from tests.conftest import csrf_token, english_client, free_port, sign_in  # noqa: E402
+from tests.server import test_kolibri_lan_admin  # noqa: E402
 from tests.server.test_content_admin import wait_for_jobs  # noqa: E402
 from tests.server.test_kolibri_lan_admin import fetched  # noqa: E402
 
 DATABASE = f"/content/databases/{CHANNEL}.sqlite3"
 # The fake Kolibri server of the LAN import's tests, on 127.0.0.1.
 fake_kolibri = test_kolibri_remote.fake_kolibri
+not_kolibri = test_kolibri_lan_admin.not_kolibri
 DEADLINE = 120  # seconds: generous, for a busy machine; never a measure of speed
 
 
@@ -136,7 +138,7 @@ def test_the_topics_arrive_after_the_download_and_the_import_does_not_download_a
     assert not work_database(app).exists()  # and removed it once imported
 
 
-def test_unreachable_and_foreign_servers_are_said_in_words_with_a_way_back(coordinator, tmp_path):
+def test_unreachable_and_foreign_servers_are_said_in_words_with_a_way_back(coordinator, not_kolibri):
     app, client = coordinator
     token = csrf_token(client)
     nobody = f"http://127.0.0.1:{free_port()}/"
@@ -147,20 +149,10 @@ def test_unreachable_and_foreign_servers_are_said_in_words_with_a_way_back(coord
     assert "Try again" in body and 'href="/manage/content#lan-title"' in body
     assert 'action="/manage/content/lan/topics"' in body and 'name="csrf_token"' in body
     # A web server, but not Kolibri.
-    (tmp_path / "www").mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        other = f"http://127.0.0.1:{server.server_address[1]}/"
-        body = fetched(client, client.post("/manage/content/lan/update",
-                                           data={"csrf_token": token, "server": other, "channel": CHANNEL}))
-        assert "answered, but it is not a Kolibri server that shares its channels" in body
-        assert 'action="/manage/content/lan/update"' in body
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = fetched(client, client.post("/manage/content/lan/update",
+                                       data={"csrf_token": token, "server": not_kolibri, "channel": CHANNEL}))
+    assert "answered, but it is not a Kolibri server that shares its channels" in body
+    assert 'action="/manage/content/lan/update"' in body
     # A failed fetch is not joined: trying again asks the server again.
     retried = client.post("/manage/content/lan/topics", data={"csrf_token": token, "server": nobody,
                                                               "channel": CHANNEL})
