@@ -304,9 +304,14 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
         with records.write_tx(db):
             for op in checked:
                 # A placeholder may stand at this very seq (the last of a skipped run): the
-                # real op takes its place, and the vector stays the same.
-                db.execute("DELETE FROM ops WHERE origin = ? AND seq = ? AND entity = ?",
-                           [op.origin, op.seq, SKIP_ENTITY])
+                # real op takes its place, and the vector stays the same; the rest of the run
+                # keeps a placeholder of its own.
+                held = db.execute("SELECT payload FROM ops WHERE origin = ? AND seq = ? AND entity = ?",
+                                  [op.origin, op.seq, SKIP_ENTITY]).fetchone()
+                if held is not None:
+                    db.execute("DELETE FROM ops WHERE origin = ? AND seq = ? AND entity = ?",
+                               [op.origin, op.seq, SKIP_ENTITY])
+                    _still_skipped(db, op.origin, json.loads(held[0])["first"], op.seq)
                 if records.apply(db, op.op):
                     applied += 1
                     db.execute("INSERT INTO op_signatures (origin, seq, signature) VALUES (?, ?, ?)"
@@ -316,6 +321,19 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
                          skips=skips if from_anchor else None)
     result.applied += applied
     return result
+
+
+def _still_skipped(db, origin: str, first: int, taken: int) -> None:
+    """The skipped run ``first..taken`` lost its placeholder to the real op at ``taken``: the
+    seqs before it stay covered by a placeholder at the highest of them that holds no op
+    (those above it hold ops of learners who moved in), or by nothing if all hold one."""
+    from passerelle.server.sync.ops import record_skip
+
+    held = {r[0] for r in db.execute("SELECT seq FROM ops WHERE origin = ? AND seq >= ? AND seq < ?",
+                                     [origin, first, taken])}
+    free = next((seq for seq in range(taken - 1, first - 1, -1) if seq not in held), None)
+    if free is not None:
+        record_skip(db, origin, first, free)
 
 
 # --- Which site each device is at (kept on the hub, told to each box) -------------------
