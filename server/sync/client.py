@@ -549,7 +549,7 @@ def _push(db, home, peer: Peer, result: SyncResult, theirs: dict[str, int],
     if not syncmod.ops_waiting(syncmod.vector(db), theirs):
         return theirs
     held_origins: set[str] = set()
-    for batch in syncmod.changes_for(db, theirs, max_ops, home=home):
+    for batch in syncmod.changes_for_peer(db, theirs, max_ops, home=home):
         # Once the peer holds back an origin's ops (a clock far ahead), the rest would be too.
         ops = [op for op in batch.ops if op.origin not in held_origins]
         if not ops:

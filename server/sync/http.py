@@ -335,7 +335,11 @@ def changes():
         # One batch in memory at a time; Waitress holds the app back when the client is slow.
         db = dbmod.connect(path, busy_ms)
         try:
-            for batch in syncmod.changes_for_site(db, since, site, max_ops, home=home):
+            # A caller of a site (the hub's view) gets its site's ops; any other caller, a
+            # peer of this box's own site on the LAN, every op with moved learners' history.
+            batches = (syncmod.changes_for_site(db, since, site, max_ops, home=home) if site
+                       else syncmod.changes_for_peer(db, since, max_ops, home=home))
+            for batch in batches:
                 data = gzip.compress(batch.lines(), compresslevel=6, mtime=0)
                 yield struct.pack(">I", len(data)) + data
             yield struct.pack(">I", 0)
@@ -352,8 +356,10 @@ def batches():
     db = get_db()
     try:
         ops = parse_batch(request.get_data(cache=True))
-        result = syncmod.apply_batch(db, ops, syncmod.trusted_keys(db),
-                                     revoked=syncmod.revoked_devices(db))
+        # Ops below this box's vector that it lacks (a moved learner's history, sent before
+        # the put that brought them) are verified and applied too.
+        result = syncmod.apply_received(db, ops, [], syncmod.trusted_keys(db),
+                                        revoked=syncmod.revoked_devices(db))
     except syncmod.SyncRefused as exc:
         syncmod.log_attempt(db, "sync", g.sync_device, request.remote_addr, False,
                             f"refused a batch from {g.sync_device}: {exc.message}")

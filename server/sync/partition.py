@@ -21,7 +21,8 @@ per-origin contiguity of its vector with *skips*. See docs/sync.md, "Sites".
   completes the rest from the hub.
 - **Moves**: when the hub sends a box the put that brings a learner (or a class)
   into its site, it first sends every operation of that learner the box was
-  skipped before (below its vector). They travel as ordinary signed op lines;
+  skipped before (below its vector); so does a box sending to a peer of its site
+  (:func:`changes_for_peer`), which may hear of the move from it first. They travel as ordinary signed op lines;
   the receiver recognises them as below its vector and absent, and applies them
   without the contiguity check (:func:`apply_received`). The put that takes a
   learner away is sent to the old site's box too, so it knows the learner left.
@@ -260,6 +261,27 @@ def changes_for_site(db: sqlite_utils.Database, their_vector: Mapping[str, int] 
         flush(origin)
     if out.ops or out.skips:
         yield out
+
+
+def changes_for_peer(db: sqlite_utils.Database, their_vector: Mapping[str, int] | None,
+                     max_ops: int = DEFAULT_MAX_OPS, max_bytes: int = DEFAULT_MAX_BYTES, *,
+                     home=None) -> Iterator[Batch]:
+    """What a box of the same site lacks (:func:`changes_for`), from a box: the put that
+    brought a learner or a class into the site comes after what the peer may have been
+    skipped of it, as from the hub. A peer that heard of the move from this box first would
+    otherwise never receive the learner's history: its hub sends that history only with the
+    put, which the peer then already holds."""
+    since = dict(their_vector or {})
+    for batch in changes_for(db, their_vector, max_ops, max_bytes, home=home):
+        ops: list[SignedOp] = []
+        for op in batch.ops:
+            if op.kind == "put" and op.entity in ("user", "class") and op.payload.get("site"):
+                had, before = _previous_site(db, op.entity, op.subject, op.version)
+                if had and before != op.payload.get("site"):
+                    ops.extend(_backfill(db, op.entity, op.subject, since))
+            ops.append(op)
+        batch.ops = ops
+        yield batch
 
 
 # --- Receiving: skips from the anchor, ops the box was skipped before -------------------

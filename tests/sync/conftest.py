@@ -82,11 +82,12 @@ def dump(db) -> dict:
 
 
 def direct(src: Box, dst: Box, max_ops: int = 1000, **kw) -> syncmod.ApplyResult:
-    """One exchange src → dst over changes_for/apply_batch, as the HTTP transport will do."""
+    """One exchange src → dst as the HTTP transport's push does (changes_for_peer, then the
+    receiver's apply_received)."""
     total = syncmod.ApplyResult(vector=syncmod.vector(dst.db))
-    for batch in syncmod.changes_for(src.db, syncmod.vector(dst.db), max_ops, home=src.home):
-        total.add(syncmod.apply_batch(dst.db, batch.ops, syncmod.trusted_keys(dst.db),
-                                      revoked=syncmod.revoked_devices(dst.db), **kw))
+    for batch in syncmod.changes_for_peer(src.db, syncmod.vector(dst.db), max_ops, home=src.home):
+        total.add(syncmod.apply_received(dst.db, batch.ops, [], syncmod.trusted_keys(dst.db),
+                                         revoked=syncmod.revoked_devices(dst.db), **kw))
     return total
 
 

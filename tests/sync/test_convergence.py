@@ -220,6 +220,8 @@ site_step = st.one_of(
 # A learner's first op was the last of a run a box was skipped; the learner moved to its site:
 # the op took the placeholder's place, and the rest of the run was left uncovered.
 @example(homes=[0, 0, 1, 1], script=[("sync", 1, "full"), ("move", 3, 0)], seed=0)
+@example(homes=[1, 0, 0, 0], script=[("sync", 1, "full"), ("move", 0, 0), ("sync", 2, "full"), ("lan", False)],
+         seed=0)
 def test_boxes_of_two_sites_hold_their_site_and_lose_nothing(databases, template_db,
                                                              tmp_path_factory, kit, homes,
                                                              script, seed):
