@@ -296,6 +296,7 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
     with the skips if the batch comes from this box's hub (else a skip is ignored, and
     what follows it waits as a gap).
     """
+    revoked = set(revoked)
     earlier, rest = [], []
     tops: dict[str, int] = {}
     for op in ops:
@@ -314,7 +315,7 @@ def apply_received(db: sqlite_utils.Database, ops: list[SignedOp], skips: list[t
         checked = []
         for op in earlier:
             key = trusted_keys.get(op.origin)
-            if key is None:
+            if key is None or op.origin in revoked:  # as apply_batch: nothing of a revoked device
                 continue
             if op.origin not in verifiers:
                 verifiers[op.origin] = make_verifier(key)
