@@ -70,10 +70,9 @@ from .errors import (
 from .manifest import (
     DEFAULT_LIMITS,
     Limits,
-    blob_table,
+    ManifestFacts,
+    check_manifest,
     parse_manifest,
-    served_zips,
-    validate_manifest,
 )
 from .packio import (
     CHUNK,
@@ -478,30 +477,33 @@ class Library:
             finally:
                 session.close()
 
-    def _read_manifest(self, src: PackSource) -> tuple[bytes, dict]:
+    def _read_manifest(self, src: PackSource) -> tuple[bytes, dict, ManifestFacts]:
         data = src.manifest_bytes()
         # Nodes decoded as they are read: a big pack's manifest is never held as objects.
         manifest, problems = parse_manifest(data, self.limits, lazy_nodes=True)
+        facts = None
         if manifest is not None:
-            problems = validate_manifest(manifest, self.limits)
-        if problems:
+            # Its blob table, html5 zips and node ids too, in the same pass over the nodes.
+            problems, facts = check_manifest(manifest, self.limits)
+        if problems or facts is None:
             raise InvalidPack(problems, f"{src.description}: invalid pack")
-        return data, manifest
+        return data, manifest, facts
 
     def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None,
                 session: ImportSession | None = None) -> ImportResult:
-        data, manifest = self._read_manifest(src)
+        data, manifest, facts = self._read_manifest(src)
         release_memory()  # what validating every node freed
         signer = verify_signature(data, src.signature_bytes(), self.trusted_keys, self.require_signature)
         pack_id, version = manifest["id"], manifest["version"]
         manifest_sha = hashlib.sha256(data).hexdigest()
-        blobs = blob_table(manifest)
+        blobs = facts.blobs
         if dry_run:
             with self._db() as db:
-                return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True)
+                return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True,
+                                    ids=facts.ids)
         with nullcontext() if session is not None else self._lock():
             with self._db() as db:
-                result = self._decide(db, manifest, manifest_sha, blobs, force, signer)
+                result = self._decide(db, manifest, manifest_sha, blobs, force, signer, ids=facts.ids)
                 if result.status == "already installed":
                     return result
                 old_blobs = {r[0] for r in db.execute(
@@ -512,7 +514,7 @@ class Library:
             self._clean_work(keep=set(missing) | (set(session.fresh) if session is not None else set()))
             try:
                 self._preflight(src, missing)
-                staged = self._stage(src, manifest, missing, result, progress,
+                staged = self._stage(src, facts.served_zips, missing, result, progress,
                                      session.fresh if session is not None else {})
                 self._move_into_storage(staged, session._dirs if session is not None else frozenset())
                 staged = None
@@ -533,13 +535,13 @@ class Library:
             result.blobs_removed = self._gc(old_blobs - set(blobs))
         # A big pack's manifest is large: let it go before the listeners (the search
         # index) read the pack again from the catalogue.
-        data = manifest = blobs = missing = None  # noqa: F841
+        data = manifest = blobs = missing = facts = None  # noqa: F841
         release_memory()
         self._notify("pack_installed", pack_id, version)
         return result
 
     def _decide(self, db: Database, manifest: dict, manifest_sha: str, blobs: dict, force: bool,
-                signer: str | None, dry_run: bool = False) -> ImportResult:
+                signer: str | None, dry_run: bool = False, ids: list[str] | None = None) -> ImportResult:
         pack_id, version = manifest["id"], manifest["version"]
         installed = self._installed_row(db, pack_id)
         result = ImportResult(pack_id, version, "installed", signer=signer,
@@ -562,6 +564,8 @@ class Library:
             else:
                 result.status = "updated" if version > installed["version"] else "downgraded"
             result.diff = diff(old, manifest)
+        elif ids is not None:
+            result.diff = Diff(added=list(ids))  # a first install: every node is new
         else:
             result.diff = diff(None, manifest)
         missing = {s: n for s, n in blobs.items() if not self._has_blob(s, n)}
@@ -592,10 +596,10 @@ class Library:
         if needed > free:
             raise NotEnoughSpace(needed, free, str(self.storage))
 
-    def _stage(self, src: PackSource, manifest: dict, missing: dict[str, int], result: ImportResult,
+    def _stage(self, src: PackSource, html5: dict[str, str], missing: dict[str, int], result: ImportResult,
                progress: Progress | None, fresh: dict[str, int]) -> list[str]:
+        """``html5``: the zips served member by member, sha → the entry each must have (served_zips)."""
         self.staging.mkdir(parents=True, exist_ok=True)
-        html5 = served_zips(manifest)  # sha → the entry the zip must have
         total = sum(missing.values())
         done = 0
         buf = bytearray(CHUNK)
@@ -699,14 +703,22 @@ class Library:
         now = _now()
         nodes = manifest["nodes"]
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        # Rows are made as SQLite takes them: a big pack's rows, all at once, are large.
-        node_rows = ((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
-                      node.get("language"), position, node.get("order"), encode(node))
-                     for position, node in enumerate(nodes))
-        # The catalog keeps the normalised type: what the box serves is decided from it.
-        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]), f["role"],
-                      f.get("lang"))
-                     for node in nodes for j, f in enumerate(node.get("files", ())))
+
+        def rows() -> Iterator[tuple[list, list]]:
+            # A few hundred nodes' rows at a time, made as SQLite takes them (a big pack's
+            # rows, all at once, are large), each node decoded once for both tables.
+            node_rows: list = []
+            file_rows: list = []
+            for position, node in enumerate(nodes):
+                node_rows.append((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
+                                  node.get("language"), position, node.get("order"), encode(node)))
+                # The catalog keeps the normalised type: what the box serves is decided from it.
+                file_rows.extend((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]),
+                                  f["role"], f.get("lang")) for j, f in enumerate(node.get("files", ())))
+                if len(node_rows) == 500:
+                    yield node_rows, file_rows
+                    node_rows, file_rows = [], []
+            yield node_rows, file_rows
         with self._db() as db:
             conn: sqlite3.Connection = db.conn
             with db.atomic():
@@ -723,8 +735,9 @@ class Library:
                      manifest["publisher"], manifest["license"], manifest["created"], _manifest_to_store(data),
                      hashlib.sha256(data).hexdigest(), signature, signer, len(nodes),
                      sum(blobs.values()), installed_at[0] if installed_at else now, now])
-                conn.executemany("INSERT INTO content_nodes VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
-                conn.executemany("INSERT INTO content_node_files VALUES (?,?,?,?,?,?,?,?)", file_rows)
+                for node_rows, file_rows in rows():
+                    conn.executemany("INSERT INTO content_nodes VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
+                    conn.executemany("INSERT INTO content_node_files VALUES (?,?,?,?,?,?,?,?)", file_rows)
                 conn.executemany("INSERT OR IGNORE INTO content_blobs VALUES (?,?,?)",
                                  [(s, n, now) for s, n in blobs.items()])
                 if progress:
