@@ -1044,6 +1044,8 @@ def _convert(chosen: Plan, session, files, limits: Limits, known: dict, installe
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
     """The questions whose images fit in a node's file list (64 files at most), in order."""
+    if not ex.images:
+        return ex.questions[:500], []  # nothing to fit (most exercises)
     by_sha = {sha: member for member, (sha, _size, _mime) in ex.images.items()}
     taken: list[str] = []
     questions = []
