@@ -781,32 +781,77 @@ def _obtain(session, files, f: PlannedFile, known: dict, limits: Limits,
 STAGING_THREADS = min(os.cpu_count() or 1, 4)
 
 
-def _stage_all(session, files, nodes: list[PlannedNode], known: dict, limits: Limits,
-               on_read: Callable[[int], None]) -> dict[str, tuple[str, int] | str]:
-    """Stage every file of a disk's channel that the conversion will read, on all cores.
+class _Stager:
+    """Stage every file of a disk's channel that the conversion will read, on all cores,
+    while the conversion runs.
 
     Copying is reading, hashing (md5 and SHA-256) and writing: hashlib and file I/O release
-    the GIL, so a few threads keep every core busy where one kept one. The files of an
-    exercise from a disk are read in memory by the conversion instead (not staged). A file
-    under a topic the conversion later leaves out is staged for nothing, and cleaned up by
-    the import. From a server, files come one at a time over one connection: not here.
+    the GIL, so a few threads keep every core busy where one kept one. The files are staged
+    in the plan's order on a background thread and the conversion, which walks the same
+    order, takes each result when it comes to it: its own work (exercises read and
+    converted in memory, html5 zips checked, the manifest encoded) runs meanwhile instead
+    of after the last copy. A file under a topic the conversion later leaves out is staged
+    for nothing, and cleaned up by the import. From a server, files come one at a time over
+    one connection: not here.
     """
-    wanted: dict[str, PlannedFile] = {}
-    for planned in nodes:
-        for f in planned.files:
-            wanted.setdefault(f.md5, f)
-        if planned.main is not None and planned.kind != "exercise":
-            wanted.setdefault(planned.main.md5, planned.main)
-    todo = [f for f in wanted.values() if not (f.md5 in known and session.has(*known[f.md5]))]
-    del wanted
-    got: dict[str, tuple[str, int] | str] = {}
-    with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="kolibri-stage") as pool:
-        # A few hundred at a time: 20,000 futures queued at once would be 20 MB of bookkeeping.
-        for i in range(0, len(todo), 256):
-            part = todo[i:i + 256]
-            results = pool.map(lambda f: _obtain(session, files, f, known, limits, on_read), part)
-            got.update((f.md5, one) for f, one in zip(part, results, strict=True))
-    return got
+
+    def __init__(self, session, files, nodes: list[PlannedNode], known: dict, limits: Limits,
+                 on_read: Callable[[int], None]):
+        wanted: dict[str, PlannedFile] = {}
+        for planned in nodes:
+            for f in planned.files:
+                wanted.setdefault(f.md5, f)
+            if planned.main is not None and planned.kind != "exercise":
+                wanted.setdefault(planned.main.md5, planned.main)
+        self._todo = [f for f in wanted.values() if not (f.md5 in known and session.has(*known[f.md5]))]
+        self._pending = {f.md5 for f in self._todo}
+        self._got: dict[str, tuple[str, int] | str] = {}
+        self._ready = threading.Condition()
+        self._stop = False
+        self._error: BaseException | None = None
+        self._work = (session, files, known, limits, on_read)
+        self._thread = threading.Thread(target=self._run, name="kolibri-stager", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        session, files, known, limits, on_read = self._work
+        try:
+            with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="kolibri-stage") as pool:
+                # A few hundred at a time: 20,000 futures queued at once would be 20 MB of bookkeeping.
+                for i in range(0, len(self._todo), 256):
+                    if self._stop:
+                        return
+                    part = self._todo[i:i + 256]
+                    results = pool.map(lambda f: _obtain(session, files, f, known, limits, on_read), part)
+                    for f, one in zip(part, results, strict=True):
+                        with self._ready:
+                            self._got[f.md5] = one
+                            self._ready.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the conversion, which raises it
+            self._error = exc
+        finally:
+            self._todo = []
+            with self._ready:
+                self._stop = True
+                self._ready.notify_all()
+
+    def take(self, md5: str) -> tuple[str, int] | str | None:
+        """The staging's result for a file it stages (waiting for it); None for another file."""
+        if md5 not in self._pending:
+            return None
+        with self._ready:
+            while md5 not in self._got and not self._stop:
+                self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        self._pending.discard(md5)
+        return self._got.pop(md5, None)
+
+    def close(self) -> None:
+        """Stop staging (the conversion failed) or wait for its end; nothing is copied afterwards."""
+        with self._ready:
+            self._stop = True
+        self._thread.join()
 
 
 def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limits = DEFAULT_LIMITS,
@@ -834,8 +879,20 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
             if progress:
                 progress(min(done, total), total, "copy")
 
-    if getattr(files, "local", False):
-        hashed.update(_stage_all(session, files, chosen.nodes, known, limits, on_read))
+    stager = _Stager(session, files, chosen.nodes, known, limits, on_read) \
+        if getattr(files, "local", False) else None
+    try:
+        return _convert(chosen, session, files, limits, known, installed_exercises, report, hashed, blobs,
+                        on_read, stager)
+    finally:
+        if stager is not None:
+            stager.close()
+
+
+def _convert(chosen: Plan, session, files, limits: Limits, known: dict, installed_exercises: dict,
+             report: Report, hashed: dict, blobs: dict, on_read: Callable[[int], None],
+             stager: _Stager | None) -> KolibriSource:
+    channel = chosen.channel
 
     def fetch_failed(f: PlannedFile, title: str, why: str) -> None:
         line = f"{title}: {f.md5}.{f.ext} {why}"
@@ -847,7 +904,8 @@ def convert(db: ChannelDatabase, chosen: Plan, session, files=None, limits: Limi
 
     def fetch(f: PlannedFile, title: str) -> dict | None:
         if f.md5 not in hashed:
-            hashed[f.md5] = _obtain(session, files, f, known, limits, on_read)
+            got = stager.take(f.md5) if stager is not None else None
+            hashed[f.md5] = got if got is not None else _obtain(session, files, f, known, limits, on_read)
         got = hashed[f.md5]
         if isinstance(got, str):
             fetch_failed(f, title, got)
@@ -1049,6 +1107,8 @@ def slideshow_markdown(path: Path, images: list[dict]) -> bytes | str:
 
 def _fit_images(ex, budget: int) -> tuple[list[dict], list[str]]:
     """The questions whose images fit in a node's file list (64 files at most), in order."""
+    if not ex.images:
+        return ex.questions[:500], []  # nothing to fit (most exercises)
     by_sha = {sha: member for member, (sha, _size, _mime) in ex.images.items()}
     taken: list[str] = []
     questions = []

@@ -70,10 +70,9 @@ from .errors import (
 from .manifest import (
     DEFAULT_LIMITS,
     Limits,
-    blob_table,
+    ManifestFacts,
+    check_manifest,
     parse_manifest,
-    served_zips,
-    validate_manifest,
 )
 from .packio import (
     CHUNK,
@@ -472,33 +471,39 @@ class Library:
             session = ImportSession(self)
             try:
                 yield session
+            except BaseException:
+                session.drop_empty_dirs()
+                raise
             finally:
                 session.close()
 
-    def _read_manifest(self, src: PackSource) -> tuple[bytes, dict]:
+    def _read_manifest(self, src: PackSource) -> tuple[bytes, dict, ManifestFacts]:
         data = src.manifest_bytes()
         # Nodes decoded as they are read: a big pack's manifest is never held as objects.
         manifest, problems = parse_manifest(data, self.limits, lazy_nodes=True)
+        facts = None
         if manifest is not None:
-            problems = validate_manifest(manifest, self.limits)
-        if problems:
+            # Its blob table, html5 zips and node ids too, in the same pass over the nodes.
+            problems, facts = check_manifest(manifest, self.limits)
+        if problems or facts is None:
             raise InvalidPack(problems, f"{src.description}: invalid pack")
-        return data, manifest
+        return data, manifest, facts
 
     def _import(self, src: PackSource, force: bool, dry_run: bool, progress: Progress | None,
                 session: ImportSession | None = None) -> ImportResult:
-        data, manifest = self._read_manifest(src)
+        data, manifest, facts = self._read_manifest(src)
         release_memory()  # what validating every node freed
         signer = verify_signature(data, src.signature_bytes(), self.trusted_keys, self.require_signature)
         pack_id, version = manifest["id"], manifest["version"]
         manifest_sha = hashlib.sha256(data).hexdigest()
-        blobs = blob_table(manifest)
+        blobs = facts.blobs
         if dry_run:
             with self._db() as db:
-                return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True)
+                return self._decide(db, manifest, manifest_sha, blobs, force, signer, dry_run=True,
+                                    ids=facts.ids)
         with nullcontext() if session is not None else self._lock():
             with self._db() as db:
-                result = self._decide(db, manifest, manifest_sha, blobs, force, signer)
+                result = self._decide(db, manifest, manifest_sha, blobs, force, signer, ids=facts.ids)
                 if result.status == "already installed":
                     return result
                 old_blobs = {r[0] for r in db.execute(
@@ -509,9 +514,9 @@ class Library:
             self._clean_work(keep=set(missing) | (set(session.fresh) if session is not None else set()))
             try:
                 self._preflight(src, missing)
-                staged = self._stage(src, manifest, missing, result, progress,
+                staged = self._stage(src, facts.served_zips, missing, result, progress,
                                      session.fresh if session is not None else {})
-                self._move_into_storage(staged)
+                self._move_into_storage(staged, session._dirs if session is not None else frozenset())
                 staged = None
                 # SQLite copies the manifest twice while it writes it (its parameter, its
                 # row): what the staging freed is given back first.
@@ -530,13 +535,13 @@ class Library:
             result.blobs_removed = self._gc(old_blobs - set(blobs))
         # A big pack's manifest is large: let it go before the listeners (the search
         # index) read the pack again from the catalogue.
-        data = manifest = blobs = missing = None  # noqa: F841
+        data = manifest = blobs = missing = facts = None  # noqa: F841
         release_memory()
         self._notify("pack_installed", pack_id, version)
         return result
 
     def _decide(self, db: Database, manifest: dict, manifest_sha: str, blobs: dict, force: bool,
-                signer: str | None, dry_run: bool = False) -> ImportResult:
+                signer: str | None, dry_run: bool = False, ids: list[str] | None = None) -> ImportResult:
         pack_id, version = manifest["id"], manifest["version"]
         installed = self._installed_row(db, pack_id)
         result = ImportResult(pack_id, version, "installed", signer=signer,
@@ -559,6 +564,8 @@ class Library:
             else:
                 result.status = "updated" if version > installed["version"] else "downgraded"
             result.diff = diff(old, manifest)
+        elif ids is not None:
+            result.diff = Diff(added=list(ids))  # a first install: every node is new
         else:
             result.diff = diff(None, manifest)
         missing = {s: n for s, n in blobs.items() if not self._has_blob(s, n)}
@@ -589,10 +596,10 @@ class Library:
         if needed > free:
             raise NotEnoughSpace(needed, free, str(self.storage))
 
-    def _stage(self, src: PackSource, manifest: dict, missing: dict[str, int], result: ImportResult,
+    def _stage(self, src: PackSource, html5: dict[str, str], missing: dict[str, int], result: ImportResult,
                progress: Progress | None, fresh: dict[str, int]) -> list[str]:
+        """``html5``: the zips served member by member, sha → the entry each must have (served_zips)."""
         self.staging.mkdir(parents=True, exist_ok=True)
-        html5 = served_zips(manifest)  # sha → the entry the zip must have
         total = sum(missing.values())
         done = 0
         buf = bytearray(CHUNK)
@@ -660,17 +667,27 @@ class Library:
         if errors:
             raise UnsafePack(errors, "unsafe html5 app refused")
 
-    def _move_into_storage(self, staged: list[str]) -> None:
+    def _move_into_storage(self, staged: list[str], made: set[str] | frozenset = frozenset()) -> None:
+        """``made``: storage folders a session made (or found) while it staged, whose own
+        entries must be made durable too."""
         dirs: set[str] = set()
         staging = os.fspath(self.staging)
         for sha in staged:
             dest = self._blob_name(sha)
             parent = os.path.dirname(dest)
-            if parent not in dirs and not os.path.isdir(parent):
+            try:
+                os.replace(os.path.join(staging, sha), dest)
+            except FileNotFoundError:
+                # Its folder is new (a converter's session makes them while it stages): a
+                # mkdir only then, rather than a stat of every folder first.
                 os.makedirs(parent, exist_ok=True)
                 dirs.add(os.path.dirname(parent))
                 dirs.add(os.fspath(self.storage))
-            os.replace(os.path.join(staging, sha), dest)
+                os.replace(os.path.join(staging, sha), dest)
+            else:
+                if parent in made and parent not in dirs:
+                    dirs.add(os.path.dirname(parent))
+                    dirs.add(os.fspath(self.storage))
             dirs.add(parent)
         # Make the renames durable before the catalog can point at them: one sync
         # rather than an fsync per directory (a pack touches thousands of ab/cd/).
@@ -686,14 +703,22 @@ class Library:
         now = _now()
         nodes = manifest["nodes"]
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        # Rows are made as SQLite takes them: a big pack's rows, all at once, are large.
-        node_rows = ((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
-                      node.get("language"), position, node.get("order"), encode(node))
-                     for position, node in enumerate(nodes))
-        # The catalog keeps the normalised type: what the box serves is decided from it.
-        file_rows = ((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]), f["role"],
-                      f.get("lang"))
-                     for node in nodes for j, f in enumerate(node.get("files", ())))
+
+        def rows() -> Iterator[tuple[list, list]]:
+            # A few hundred nodes' rows at a time, made as SQLite takes them (a big pack's
+            # rows, all at once, are large), each node decoded once for both tables.
+            node_rows: list = []
+            file_rows: list = []
+            for position, node in enumerate(nodes):
+                node_rows.append((pack_id, node["id"], node.get("parent"), node["kind"], node["title"],
+                                  node.get("language"), position, node.get("order"), encode(node)))
+                # The catalog keeps the normalised type: what the box serves is decided from it.
+                file_rows.extend((pack_id, node["id"], j, f["sha256"], f["size"], media.normalise(f["mime"]),
+                                  f["role"], f.get("lang")) for j, f in enumerate(node.get("files", ())))
+                if len(node_rows) == 500:
+                    yield node_rows, file_rows
+                    node_rows, file_rows = [], []
+            yield node_rows, file_rows
         with self._db() as db:
             conn: sqlite3.Connection = db.conn
             with db.atomic():
@@ -710,8 +735,9 @@ class Library:
                      manifest["publisher"], manifest["license"], manifest["created"], _manifest_to_store(data),
                      hashlib.sha256(data).hexdigest(), signature, signer, len(nodes),
                      sum(blobs.values()), installed_at[0] if installed_at else now, now])
-                conn.executemany("INSERT INTO content_nodes VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
-                conn.executemany("INSERT INTO content_node_files VALUES (?,?,?,?,?,?,?,?)", file_rows)
+                for node_rows, file_rows in rows():
+                    conn.executemany("INSERT INTO content_nodes VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
+                    conn.executemany("INSERT INTO content_node_files VALUES (?,?,?,?,?,?,?,?)", file_rows)
                 conn.executemany("INSERT OR IGNORE INTO content_blobs VALUES (?,?,?)",
                                  [(s, n, now) for s, n in blobs.items()])
                 if progress:
@@ -893,6 +919,8 @@ class ImportSession:
         self._made = False
         # stage() may run in several threads at once (a converter copying on every core).
         self._book = threading.Lock()
+        self._local = threading.local()
+        self._dirs: set[str] = set()  # storage/ab/cd folders known to exist
 
     def has(self, sha256: str, size: int) -> bool:
         """Already in storage (nothing to read)."""
@@ -955,47 +983,91 @@ class ImportSession:
                 lib.staging.mkdir(parents=True, exist_ok=True)
                 self._made = True
             self._index()
-        part = lib.staging / f"{key}.part"
-        hashers = {"sha256": hashlib.sha256()}
-        for name in expect or {}:
-            hashers[name] = hashlib.new(name, usedforsecurity=False)
+        # Strings, not Paths, and one buffer per thread: a channel stages tens of thousands of
+        # small files, and a fresh 1 MB buffer (zeroed, then faulted in) per file cost more than
+        # hashing most of them.
+        staging = os.fspath(lib.staging)
+        part = os.path.join(staging, f"{key}.part")
+        hashers = [hashlib.sha256()]
+        names = list(expect or {})
+        for name in names:
+            hashers.append(hashlib.new(name, usedforsecurity=False))
         limit = lib.limits.max_blob_size if limit is None else limit
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+        view = self._buffer()
         size = 0
-        if part.exists():
-            with open(part, "rb") as f:
-                while n := f.readinto(buf):
-                    for h in hashers.values():
-                        h.update(view[:n])
-                    size += n
         try:
-            with open_at(size) as stream, open(part, "ab") as out:
-                while n := stream.readinto(buf):
-                    size += n
-                    if size > limit:
-                        out.close()
-                        _remove(part)
-                        raise BlobMismatch(key, f"larger than the limit of {limit} bytes")
-                    for h in hashers.values():
+            with open(part, "rb", buffering=0) as f:
+                while n := f.readinto(view):
+                    for h in hashers:
                         h.update(view[:n])
-                    out.write(view[:n])
+                    size += n
+        except FileNotFoundError:
+            pass
+        whole = False
+        try:
+            with open_at(size) as stream:
+                n = 0
+                try:
+                    while n < len(view) and (got := stream.readinto(view[n:])):
+                        n += got
+                except BaseException:
+                    if n:  # what came before a dropped connection is kept, to continue from
+                        with open(part, "ab", buffering=0) as out:
+                            _write_all(out, view[:n])
+                    raise
+                if size + n > limit:
+                    _remove(Path(part))
+                    raise BlobMismatch(key, f"larger than the limit of {limit} bytes")
+                if not size and n < len(view):
+                    # The whole file is in the buffer (most of a channel's files are): hashed,
+                    # checked, then written straight under its SHA-256, with no ``.part``
+                    # and no rename; nothing is written at all if it does not match.
+                    chunk = view[:n]
+                    for h in hashers:
+                        h.update(chunk)
+                    size, whole = n, True
                     if on_read:
                         on_read(n)
+                else:
+                    with open(part, "ab", buffering=0) as out:
+                        while n:
+                            size += n
+                            if size > limit:
+                                out.close()
+                                _remove(Path(part))
+                                raise BlobMismatch(key, f"larger than the limit of {limit} bytes")
+                            chunk = view[:n]
+                            for h in hashers:
+                                h.update(chunk)
+                            _write_all(out, chunk)
+                            if on_read:
+                                on_read(n)
+                            n = stream.readinto(view)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                _remove(part)
+                _remove(Path(part))
                 raise NotEnoughSpace(size + lib.space_margin, shutil.disk_usage(lib.work).free,
                                      str(lib.storage)) from None
             raise
-        digests = {name: h.hexdigest() for name, h in hashers.items()}
-        for name, want in (expect or {}).items():
-            if digests[name] != want:
-                _remove(part)
-                raise BlobMismatch(digests["sha256"], f"{name} is {digests[name]}, its name says {want}")
-        sha = digests["sha256"]
+        sha = hashers[0].hexdigest()
+        for name, h in zip(names, hashers[1:], strict=True):
+            if h.hexdigest() != expect[name]:
+                if not whole:
+                    _remove(Path(part))
+                raise BlobMismatch(sha, f"{name} is {h.hexdigest()}, its name says {expect[name]}")
+        final = os.path.join(staging, sha)
+        if whole:
+            self._write_new(final, part, view[:size], lib)
+        else:
+            os.replace(part, final)
+        # Its folder in storage made now, on the staging thread, rather than one mkdir after
+        # another when the blobs are moved in (an empty folder in storage is harmless: gc
+        # leaves them too; the blob itself enters storage only after the sync).
+        parent = os.path.dirname(lib._blob_name(sha))
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
         with self._book:
-            os.replace(part, lib.staging / sha)
             self.fresh[sha] = size
             self._index()[key] = (sha, size)
             if self._keys_file is None:
@@ -1003,6 +1075,51 @@ class ImportSession:
             self._keys_file.write(f"{key} {sha} {size}\n")
             self._keys_file.flush()  # a kill -9 loses no line (a power cut may: the blob is then read again)
         return sha, size
+
+    @staticmethod
+    def _write_new(final: str, part: str, data: memoryview, lib: Library) -> None:
+        """Write a verified blob under its name in staging. Created exclusively: a name that
+        exists already (the same blob staged by another thread a moment ago, or a leftover of
+        an interrupted run, possibly incomplete) is replaced whole, through a ``.part``, so
+        that it never shows a half-written file to a reader."""
+        try:
+            try:
+                fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                with open(part, "wb", buffering=0) as out:
+                    _write_all(out, data)
+                os.replace(part, final)
+                return
+            try:
+                with open(fd, "wb", buffering=0) as out:
+                    _write_all(out, data)
+            except BaseException:
+                _remove(Path(final))
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                _remove(Path(part))
+                raise NotEnoughSpace(len(data) + lib.space_margin, shutil.disk_usage(lib.work).free,
+                                     str(lib.storage)) from None
+            raise
+
+    def drop_empty_dirs(self) -> None:
+        """After a failed conversion or import: the storage folders made while staging that
+        received nothing, so that storage is left as it was (a kill -9 may leave some empty
+        folders, which nothing reads and the next import uses)."""
+        for parent in sorted(self._dirs):
+            for d in (parent, os.path.dirname(parent)):
+                try:
+                    os.rmdir(d)
+                except OSError:  # not empty (blobs of other packs), or gone already
+                    break
+        self._dirs.clear()
+
+    def _buffer(self) -> memoryview:
+        view = getattr(self._local, "view", None)
+        if view is None:
+            view = self._local.view = memoryview(bytearray(CHUNK))
+        return view
 
     def close(self) -> None:
         if self._keys_file is not None:
@@ -1062,6 +1179,11 @@ def release_memory(collect: bool = True) -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def _write_all(out: BinaryIO, data: memoryview) -> None:
+    while data:  # an unbuffered write may take less than asked
+        data = data[out.write(data):]
 
 
 def _file_sha256(path: Path) -> str:

@@ -40,6 +40,9 @@ ROLE_MIME = {
 SHA256_IMAGE_LINK = r"sha256:([0-9a-f]{64})"
 
 
+EPUB = media.EPUB
+
+
 @dataclass(frozen=True)
 class Limits:
     """How big a pack may be before it is treated as hostile; generous for real content."""
@@ -222,34 +225,55 @@ def _lazy_loads(text: str, data: bytes):
     return out
 
 
+@dataclass
+class ManifestFacts:
+    """What the library needs from a manifest besides its problems, gathered by the same
+    pass over its nodes (a big pack's nodes are decoded once per pass)."""
+    blobs: dict[str, int]        # sha256 → size of every blob referenced (see blob_table)
+    served_zips: dict[str, str]  # see served_zips
+    ids: list[str]               # node ids in order, each once
+
+
 def validate_manifest(manifest: dict, limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
     """Every problem of a parsed manifest: schema first, then structure and per-kind rules."""
+    return check_manifest(manifest, limits)[0]
+
+
+def check_manifest(manifest: dict, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Problem], ManifestFacts | None]:
+    """:func:`validate_manifest`, and the manifest's :class:`ManifestFacts` when it has no problem
+    (None otherwise), in one pass over the nodes of a manifest parsed with ``lazy_nodes``."""
     problems: list[Problem] = []
     if manifest.get("format") != FORMAT:
         return [Problem("format", f"unsupported pack format {manifest.get('format')!r}; "
-                                  f"this box reads format {FORMAT}")]
+                                  f"this box reads format {FORMAT}")], None
     nodes = manifest.get("nodes")
     if isinstance(nodes, (list, LazyNodes)) and len(nodes) > limits.max_nodes:
-        return [Problem("nodes", f"{len(nodes)} nodes; the limit is {limits.max_nodes}")]
+        return [Problem("nodes", f"{len(nodes)} nodes; the limit is {limits.max_nodes}")], None
     found: list = []
+    each = None
     if isinstance(nodes, LazyNodes):
         # The head with its first node, then every other node on its own (the same checks
-        # as for the whole document, without holding every node decoded at once).
+        # as for the whole document, without holding every node decoded at once), in the
+        # same pass as the tree checks.
         _validator()({**manifest, "nodes": nodes[:1]}, (), found)
         check_node = _node_validator()
-        for i, node in enumerate(nodes):
+
+        def each(i: int, node) -> None:
             if i:
                 check_node(node, ("nodes", i), found)
     else:
         _validator()(manifest, (), found)
+    facts = None
+    tree: list[Problem] = []
+    if isinstance(nodes, (list, LazyNodes)):
+        facts = ManifestFacts({}, {}, [])
+        tree = _check_tree(nodes, limits, each, facts)
     for path, message in found[:1000]:
         problems.append(Problem(location(path), message))
     if len(found) > 1000:
         problems.append(Problem("manifest.json", f"{len(found)} problems; only the first 1000 are listed"))
-    if not isinstance(nodes, (list, LazyNodes)):
-        return problems
-    problems.extend(_check_tree(nodes, limits))
-    return problems
+    problems.extend(tree)
+    return problems, (facts if not problems else None)
 
 
 @lru_cache(maxsize=1)
@@ -259,15 +283,30 @@ def _node_validator():
     return compile_schema({**{k: v for k, v in root.items() if k in ("$defs", "definitions")}, **items})
 
 
-def _check_tree(nodes: list, limits: Limits) -> list[Problem]:
+def _check_tree(nodes: list, limits: Limits, each=None, facts: ManifestFacts | None = None) -> list[Problem]:
+    """``each(i, node)`` is called for every node first (the per-node schema check of a lazy
+    manifest); ``facts`` is filled as the nodes go by."""
     problems: list[Problem] = []
     index: dict[str, int] = {}
     depth: dict[str, int] = {}
     kinds: dict[str, str] = {}
-    all_ids = {n.get("id"): i for i, n in enumerate(nodes) if isinstance(n, dict)}
+    ids: dict[str, int] | None = None
+
+    def all_ids() -> dict[str, int]:
+        # Every node's position: only for the message of a parent that comes later (a second
+        # pass over the nodes, on a manifest that is refused anyway).
+        nonlocal ids
+        if ids is None:
+            ids = {n.get("id"): i for i, n in enumerate(nodes) if isinstance(n, dict)}
+        return ids
+
     blob_sizes: dict[str, tuple[int, str]] = {}
+    html5: dict[str, str] = {}
+    books: dict[str, str] = {}
     roots = 0
     for i, node in enumerate(nodes):
+        if each is not None:
+            each(i, node)
         if not isinstance(node, dict):
             continue
         where = f"nodes[{i}]"
@@ -288,13 +327,13 @@ def _check_tree(nodes: list, limits: Limits) -> list[Problem]:
         elif parent == node_id:
             problems.append(Problem(f"{where}.parent", f"node {node_id!r} is its own parent (a cycle)"))
         elif parent not in index:
-            if parent in all_ids:
-                cycle = _find_cycle(nodes, all_ids, node_id)
+            if parent in all_ids():
+                cycle = _find_cycle(nodes, all_ids(), node_id)
                 if cycle:
                     problems.append(Problem(f"{where}.parent", "cycle: " + " → ".join(cycle)))
                 else:
                     problems.append(Problem(f"{where}.parent", f"parent {parent!r} is defined after "
-                                            f"this node (at nodes[{all_ids[parent]}]); parents come first"))
+                                            f"this node (at nodes[{all_ids()[parent]}]); parents come first"))
             else:
                 problems.append(Problem(f"{where}.parent", f"orphan: parent {parent!r} is not in the pack"))
         else:
@@ -306,11 +345,29 @@ def _check_tree(nodes: list, limits: Limits) -> list[Problem]:
         index[node_id] = i
         kinds[node_id] = node.get("kind")
         problems.extend(_check_node(node, where, limits, blob_sizes))
+        if facts is not None:
+            facts.ids.append(node_id)
+            kind = node.get("kind")
+            if kind in ("html5", "document"):
+                _note_served_zip(node, kind, html5, books)
     if roots == 0 and nodes:
         problems.append(Problem("nodes", "no root node (a topic with parent: null)"))
     elif roots > 1:
         problems.append(Problem("nodes", f"{roots} root nodes; a pack has exactly one"))
+    if facts is not None:
+        facts.blobs = {sha: size for sha, (size, _where) in blob_sizes.items()}
+        facts.served_zips = {**html5, **books}
     return problems
+
+
+def _note_served_zip(node: dict, kind: str, html5: dict, books: dict) -> None:
+    """One node's part of :func:`served_zips`."""
+    for f in node.get("files", ()) if isinstance(node.get("files"), list) else ():
+        if isinstance(f, dict) and f.get("role") == "main" and isinstance(f.get("sha256"), str):
+            if kind == "html5":
+                html5[f["sha256"]] = "index.html"
+            elif f.get("mime") == EPUB:
+                books[f["sha256"]] = "META-INF/container.xml"
 
 
 def _find_cycle(nodes: list, all_ids: dict, start: str) -> list[str] | None:
@@ -437,9 +494,6 @@ def blob_table(manifest: dict) -> dict[str, int]:
         for f in node.get("files", ()):
             out[f["sha256"]] = f["size"]
     return out
-
-
-EPUB = media.EPUB
 
 
 def served_zips(manifest: dict) -> dict[str, str]:

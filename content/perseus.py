@@ -182,7 +182,10 @@ def _attach_images(zf: zipfile.ZipFile, q: dict, images: dict, where: str) -> di
             images[member] = (h.hexdigest(), size, IMAGE_MIME[ext])
         return "sha256:" + images[member][0]
 
-    text = LOCALPATH.sub(repl, json.dumps(q, ensure_ascii=False))
+    text = json.dumps(q, ensure_ascii=False)
+    if "LOCALPATH" not in text:  # a plain search: the pattern's optional prefix makes it slow
+        return q  # no image: nothing to replace (most questions)
+    text = LOCALPATH.sub(repl, text)
     return None if missing else json.loads(text)
 
 

@@ -353,7 +353,8 @@ def _analyse_chunk(rows: list[tuple]) -> tuple[list[tuple], Counter, Counter]:
     for f in rows:
         values, doc_words = _prepare_doc(*f)
         delta.add(f[0], f[3], f[5], doc_words, staff_only=f[10])
-        out.append((values, zlib.compress(f[8].encode("utf-8"), ZLIB_LEVEL)))
+        # No body (a deferred document's comes later): nothing to compress; read back as "".
+        out.append((values, zlib.compress(f[8].encode("utf-8"), ZLIB_LEVEL) if f[8] else b""))
     return out, delta.vocab, delta.suggest
 
 
