@@ -42,7 +42,9 @@ def wiki(box, tmp_path):
 
 
 def test_a_script_in_a_zim_article_cannot_read_the_session_or_call_the_api(
-        live_server, page_factory, box, wiki):
+        box, wiki, live_server, page_factory):
+    # The ZIM is added before the server starts: a server lists ZIMs again only after its
+    # two-second cache, and a quick sign-in could show the library from before.
     page = page_factory(live_server.url, locale="fr-BE")
     sign_in_as_amina(page)
     # The library shows the ZIM; tapping it opens its main page inside the kiosk's frame.
